@@ -1,0 +1,54 @@
+/** `mupdated SUBCOMMAND ...`: the single entry point. */
+import { parseArgs } from 'node:util';
+import { runMaster } from './master.js';
+import { runUser } from './user.js';
+
+const USAGE = `usage: mupdated <command> [options]
+
+commands:
+  master     run the MUPDATE master   [--listen HOST:PORT] [--data DIR] [--servername NAME]
+                                      [--tls-cert FILE --tls-key FILE] [--config FILE]
+  user       manage logins            add NAME [--admin] | remove NAME | list   [--data DIR]
+             (the password is read from standard input)
+`;
+
+const SERVER_OPTIONS = {
+  listen: { type: 'string' },
+  data: { type: 'string' },
+  servername: { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  config: { type: 'string' },
+} as const;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'master': {
+      const { values } = parseArgs({ args: rest, options: SERVER_OPTIONS, strict: true });
+      await runMaster(values);
+      return -1; // keeps running
+    }
+    case 'user': {
+      const { values, positionals } = parseArgs({
+        args: rest, options: { data: { type: 'string' }, admin: { type: 'boolean' } }, allowPositionals: true,
+      });
+      await runUser(positionals[0], positionals[1], values);
+      return 0;
+    }
+    case undefined: case '-h': case '--help': case 'help':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`mupdated: unknown command '${command}'\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { if (code >= 0) process.exitCode = code; },
+  (err: Error) => {
+    process.stderr.write(`mupdated: ${err.message}\n`);
+    process.exitCode = 1;
+  },
+);

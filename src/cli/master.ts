@@ -1,0 +1,94 @@
+/** `mupdated master`: the authoritative directory. */
+import { readFileSync } from 'node:fs';
+import { createSecureContext, type SecureContext } from 'node:tls';
+import { applySettings, defaultConfig, parseHostPort, readConfigFile, type ServerConfig } from '../config.js';
+import { createLogger, type Logger } from '../log.js';
+import { MupdateServer } from '../mupdate/server.js';
+import type { Role, SessionSettings } from '../mupdate/session.js';
+import { Authenticator } from '../sasl/authenticator.js';
+import { UserDb } from '../sasl/user-db.js';
+import { LmdbDirectoryStore } from '../store/lmdb-store.js';
+import type { DirectoryStore } from '../store/types.js';
+
+export interface ServerFlags {
+  listen?: string | undefined;
+  data?: string | undefined;
+  servername?: string | undefined;
+  'tls-cert'?: string | undefined;
+  'tls-key'?: string | undefined;
+  config?: string | undefined;
+}
+
+/** Config from defaults, then the file, then flags. `ignore`: file keys another mode reads. */
+export function resolveConfig(flags: ServerFlags, ignore: readonly string[] = []): ServerConfig {
+  const config = defaultConfig();
+  if (flags.config) applySettings(config, readConfigFile(flags.config), ignore);
+  if (flags.listen) config.listen = parseHostPort(flags.listen);
+  if (flags.data) config.dataDir = flags.data;
+  if (flags.servername) config.servername = flags.servername;
+  if (flags['tls-cert']) config.tlsCert = flags['tls-cert'];
+  if (flags['tls-key']) config.tlsKey = flags['tls-key'];
+  if (!!config.tlsCert !== !!config.tlsKey) throw new Error('TLS needs both a certificate and a key');
+  return config;
+}
+
+export function sessionSettings(c: ServerConfig): SessionSettings {
+  return {
+    servername: c.servername, limits: c.limits, idleTimeoutMs: c.idleTimeoutMs, maxBadCommands: c.maxBadCommands,
+    failedLoginPauseMs: c.failedLoginPauseMs, maxFailedLogins: c.maxFailedLogins, allowPlaintext: c.allowPlaintext,
+    streamQueueLimit: c.streamQueueLimit, socketHighWater: c.socketHighWater,
+  };
+}
+
+export function loadTls(c: ServerConfig): SecureContext | undefined {
+  if (!c.tlsCert || !c.tlsKey) return undefined;
+  return createSecureContext({ cert: readFileSync(c.tlsCert), key: readFileSync(c.tlsKey) });
+}
+
+export interface RunningServer {
+  server: MupdateServer;
+  store: DirectoryStore;
+  users: UserDb;
+  stop(): Promise<void>;
+}
+
+/** Opens the store and users, starts listening, and installs SIGTERM/SIGINT handling. */
+export async function startServer(
+  config: ServerConfig, log: Logger, role: Role, store: DirectoryStore, users: UserDb,
+): Promise<RunningServer> {
+  const auth = new Authenticator(users, {
+    admins: config.admins, allowNonAdmins: config.allowNonAdmins, saslauthdSocket: config.saslauthdSocket,
+    saslService: 'mupdate', realm: config.servername, cacheTtlMs: config.authCacheTtlMs,
+  });
+  const server = new MupdateServer({
+    settings: sessionSettings(config), store, auth, log, role, tls: loadTls(config), maxConnections: config.maxConnections,
+  });
+  if (users.list().length === 0 && config.admins.length === 0) {
+    log.warn(`no users yet: create the first admin with 'mupdated user add NAME --admin --data ${config.dataDir}'`);
+  }
+  await server.listen(config.listen);
+  let stopping: Promise<void> | null = null;
+  const stop = () => {
+    stopping ??= (async () => {
+      log.info('shutting down');
+      await server.close();
+      await store.close();
+      await users.close();
+      log.info('stopped');
+    })();
+    return stopping;
+  };
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(sig, () => void stop().then(() => process.exit(0)));
+  }
+  return { server, store, users, stop };
+}
+
+export async function runMaster(flags: ServerFlags): Promise<void> {
+  const config = resolveConfig(flags);
+  const log = createLogger();
+  const store = LmdbDirectoryStore.open(config.dataDir, { order: config.order, changeLogRetention: config.changeLogRetention });
+  const users = UserDb.open(config.dataDir);
+  log.info({ data: config.dataDir, lastChange: store.lastSeq, order: config.order }, 'directory opened');
+  await startServer(config, log, { kind: 'master' }, store, users);
+}

@@ -1,0 +1,141 @@
+/**
+ * Server settings: defaults, an imapd.conf-style file (`key: value` lines,
+ * `#` comments) and command-line flags, in rising priority.
+ */
+import { readFileSync } from 'node:fs';
+import { DEFAULT_LIMITS, type WireLimits } from './mupdate/wire/limits.js';
+import type { DirectoryOrder } from './store/types.js';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface ServerConfig {
+  listen: HostPort;
+  dataDir: string;
+  servername: string;
+  tlsCert?: string | undefined;
+  tlsKey?: string | undefined;
+  limits: WireLimits;
+  maxConnections: number;
+  idleTimeoutMs: number;
+  /** BAD answers one connection may collect before it is closed. */
+  maxBadCommands: number;
+  failedLoginPauseMs: number;
+  /** Failed AUTHENTICATEs before the connection is closed. */
+  maxFailedLogins: number;
+  /** PLAIN over a connection that is neither TLS nor loopback. */
+  allowPlaintext: boolean;
+  allowNonAdmins: boolean;
+  admins: string[];
+  saslauthdSocket?: string | undefined;
+  order: DirectoryOrder;
+  changeLogRetention: number;
+  /** Most distinct pending names per UPDATE stream before it is dropped. */
+  streamQueueLimit: number;
+  /** Bytes buffered for a socket before we stop writing to it and queue instead. */
+  socketHighWater: number;
+  authCacheTtlMs: number;
+}
+
+export const DEFAULT_PORT = 3905;
+
+export function defaultConfig(): ServerConfig {
+  return {
+    listen: { host: '127.0.0.1', port: DEFAULT_PORT },
+    dataDir: './data',
+    servername: 'mupdated',
+    limits: { ...DEFAULT_LIMITS },
+    maxConnections: 4096,
+    idleTimeoutMs: 3 * 3600 * 1000,
+    maxBadCommands: 1000,
+    failedLoginPauseMs: 3000,
+    maxFailedLogins: 10,
+    allowPlaintext: false,
+    allowNonAdmins: false,
+    admins: [],
+    order: 'cyrus',
+    changeLogRetention: 1_000_000,
+    streamQueueLimit: 200_000,
+    socketHighWater: 4 * 1024 * 1024,
+    authCacheTtlMs: 10 * 60 * 1000,
+  };
+}
+
+export class ConfigError extends Error {}
+
+export function parseHostPort(value: string, defaultPort = DEFAULT_PORT): HostPort {
+  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(value) ?? /^([^:]+)(?::(\d+))?$/.exec(value);
+  if (!m) throw new ConfigError(`'${value}' is not HOST:PORT`);
+  const port = m[2] === undefined ? defaultPort : Number(m[2]);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`bad port in '${value}'`);
+  return { host: m[1]!, port };
+}
+
+/** Reads `key: value` lines into a map (keys lower-cased). */
+export function readConfigFile(path: string): Map<string, string> {
+  const out = new Map<string, string>();
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  text.split(/\r?\n/).forEach((line, i) => {
+    const t = line.trim();
+    if (t === '' || t.startsWith('#')) return;
+    const m = /^([A-Za-z0-9_.-]+)\s*:\s*(.*)$/.exec(t);
+    if (!m) throw new ConfigError(`${path}:${i + 1}: expected 'key: value'`);
+    out.set(m[1]!.toLowerCase(), m[2]!);
+  });
+  return out;
+}
+
+function bool(key: string, v: string): boolean {
+  if (/^(1|yes|on|true)$/i.test(v)) return true;
+  if (/^(0|no|off|false)$/i.test(v)) return false;
+  throw new ConfigError(`${key}: expected yes or no, got '${v}'`);
+}
+
+function int(key: string, v: string, min = 0): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new ConfigError(`${key}: expected a whole number >= ${min}, got '${v}'`);
+  return n;
+}
+
+/** Applies file settings onto a config. Unknown keys are errors, so typos never go unnoticed. */
+export function applySettings(config: ServerConfig, settings: Map<string, string>, ignore: readonly string[] = []): void {
+  for (const [key, v] of settings) {
+    switch (key) {
+      case 'listen': config.listen = parseHostPort(v); break;
+      case 'data': case 'data_dir': config.dataDir = v; break;
+      case 'servername': config.servername = v; break;
+      case 'tls_server_cert': case 'tls_cert': config.tlsCert = v; break;
+      case 'tls_server_key': case 'tls_key': config.tlsKey = v; break;
+      case 'admins': config.admins = v.split(/[\s,]+/).filter(Boolean); break;
+      case 'allowplaintext': config.allowPlaintext = bool(key, v); break;
+      case 'allow_non_admins': config.allowNonAdmins = bool(key, v); break;
+      case 'saslauthd_socket': config.saslauthdSocket = v; break;
+      case 'mupdate_connections_max': case 'max_connections': config.maxConnections = int(key, v, 1); break;
+      case 'idle_timeout': config.idleTimeoutMs = int(key, v, 900) * 1000; break;
+      case 'max_bad_commands': config.maxBadCommands = int(key, v, 1); break;
+      case 'failedloginpause': case 'failed_login_pause': config.failedLoginPauseMs = Math.round(Number(v) * 1000); break;
+      case 'max_failed_logins': config.maxFailedLogins = int(key, v, 1); break;
+      case 'directory_order':
+        if (v !== 'cyrus' && v !== 'bytes') throw new ConfigError(`${key}: expected cyrus or bytes`);
+        config.order = v;
+        break;
+      case 'improved_mboxlist_sort': config.order = bool(key, v) ? 'cyrus' : 'bytes'; break;
+      case 'change_log_retention': config.changeLogRetention = int(key, v, 1); break;
+      case 'stream_queue_limit': config.streamQueueLimit = int(key, v, 1); break;
+      case 'max_string': config.limits.maxString = int(key, v, 1024); break;
+      case 'max_command': config.limits.maxCommand = int(key, v, 4096); break;
+      default:
+        if (!ignore.includes(key)) throw new ConfigError(`unknown setting '${key}'`);
+    }
+  }
+  if (Number.isNaN(config.failedLoginPauseMs) || config.failedLoginPauseMs < 0) {
+    throw new ConfigError('failedloginpause: expected seconds >= 0');
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * The listening server: accepts connections up to the limit, hands each to a
+ * Session, and shuts down cleanly (in-flight commits finish first).
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import type { HostPort } from '../config.js';
+import { statusLine } from './wire/encoder.js';
+import { Session, type SessionContext } from './session.js';
+
+export type ServerContext = Omit<SessionContext, 'ended'> & { maxConnections: number };
+
+export class MupdateServer {
+  private readonly sessions = new Set<Session>();
+  private readonly server: Server;
+  private stopping = false;
+
+  constructor(private readonly ctx: ServerContext) {
+    this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
+    this.server.on('error', (err) => ctx.log.error({ err: err.message }, 'listener error'));
+  }
+
+  get connectionCount(): number {
+    return this.sessions.size;
+  }
+
+  listen(at: HostPort): Promise<HostPort> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen({ host: at.host, port: at.port, backlog: 1024 }, () => {
+        this.server.off('error', reject);
+        const addr = this.server.address();
+        const bound = typeof addr === 'object' && addr ? { host: addr.address, port: addr.port } : at;
+        this.ctx.log.info({ host: bound.host, port: bound.port, role: this.ctx.role.kind }, 'listening');
+        resolve(bound);
+      });
+    });
+  }
+
+  private accept(socket: Socket): void {
+    socket.on('error', () => socket.destroy());
+    if (this.stopping || this.sessions.size >= this.ctx.maxConnections) {
+      this.ctx.log.warn({ peer: socket.remoteAddress, limit: this.ctx.maxConnections }, 'connection refused: limit reached');
+      socket.end(statusLine(null, 'BYE', this.stopping ? 'Server shutting down' : 'Too many connections'));
+      setTimeout(() => socket.destroy(), 5000).unref();
+      return;
+    }
+    const session = new Session(socket, { ...this.ctx, ended: (s) => this.sessions.delete(s) });
+    this.sessions.add(session);
+    session.start();
+  }
+
+  /** Stops accepting, lets commands in progress finish (their commits too), then closes every connection. */
+  async close(graceMs = 10_000): Promise<void> {
+    this.stopping = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const inFlight = [...this.sessions].map((s) => s.inFlight).filter((p): p is Promise<void> => p !== null);
+    await Promise.race([Promise.allSettled(inFlight), new Promise((r) => setTimeout(r, graceMs).unref())]);
+    for (const s of [...this.sessions]) s.bye('Server shutting down');
+    await closed;
+  }
+}

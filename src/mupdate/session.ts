@@ -1,0 +1,481 @@
+/**
+ * One client connection: banner, the state machine of spec 3.0, and the
+ * commands. Commands run strictly one after another; the reader parses the
+ * next one only when the previous one has been answered.
+ */
+import type { Socket } from 'node:net';
+import { TLSSocket, type SecureContext } from 'node:tls';
+import type { Logger } from '../log.js';
+import type { Authenticator, Identity } from '../sasl/authenticator.js';
+import { decodeBase64Strict, parsePlainMessage } from '../sasl/plain.js';
+import { StorageError, type DirectoryStore } from '../store/types.js';
+import { MAX_NAME_BYTES } from '../store/order.js';
+import * as rules from './directory-rules.js';
+import { entryLine, UpdateStream, type StreamSink } from './update-stream.js';
+import { GO_AHEAD, statusLine, untaggedLine, type StatusKeyword } from './wire/encoder.js';
+import type { WireLimits } from './wire/limits.js';
+import { CommandReader, type ArgPolicy, type ReadResult } from './wire/reader.js';
+import { IMPLEMENTATION, VERSION } from '../version.js';
+
+export type Role =
+  | { kind: 'master' }
+  | {
+      kind: 'slave';
+      /** The configured master, shown in the banner as `mupdate://<master>`. */
+      master: string;
+      /** Resolves once the slave has flushed from its own master (NOOP fan-out, spec 3.10). */
+      syncWithMaster(): Promise<void>;
+    };
+
+export interface SessionSettings {
+  servername: string;
+  limits: WireLimits;
+  idleTimeoutMs: number;
+  maxBadCommands: number;
+  failedLoginPauseMs: number;
+  maxFailedLogins: number;
+  allowPlaintext: boolean;
+  streamQueueLimit: number;
+  socketHighWater: number;
+}
+
+export interface SessionContext {
+  settings: SessionSettings;
+  store: DirectoryStore;
+  auth: Authenticator;
+  log: Logger;
+  role: Role;
+  tls?: SecureContext | undefined;
+  /** Called once when the connection is gone. */
+  ended(session: Session): void;
+}
+
+type State = 'noauth' | 'auth' | 'streaming';
+
+interface CommandSpec {
+  min: number;
+  max: number;
+  hosts?: boolean;
+  needsLogin: boolean;
+}
+
+const COMMANDS: Record<string, CommandSpec> = {
+  AUTHENTICATE: { min: 1, max: 2, needsLogin: false },
+  LOGOUT: { min: 0, max: 0, needsLogin: false },
+  STARTTLS: { min: 0, max: 0, needsLogin: false },
+  NOOP: { min: 0, max: 0, needsLogin: true },
+  FIND: { min: 1, max: 1, needsLogin: true },
+  LIST: { min: 0, max: 1, needsLogin: true },
+  UPDATE: { min: 0, max: 30, hosts: true, needsLogin: true },
+  ACTIVATE: { min: 3, max: 3, needsLogin: true },
+  RESERVE: { min: 2, max: 2, needsLogin: true },
+  DEACTIVATE: { min: 2, max: 2, needsLogin: true },
+  DELETE: { min: 1, max: 1, needsLogin: true },
+};
+
+const WRITES = new Set(['ACTIVATE', 'RESERVE', 'DEACTIVATE', 'DELETE']);
+
+const T = {
+  unrecognized: 'Unrecognized command',
+  pleaseLogin: 'Please login first',
+  already: 'already authenticated',
+  streaming: 'not legal when streaming',
+  readOnly: 'read-only session',
+  authFailure: 'authentication failure',
+} as const;
+
+function isLoopback(address: string | undefined): boolean {
+  return !!address && (address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.'));
+}
+
+export class Session implements StreamSink {
+  private socket: Socket;
+  private readonly reader: CommandReader;
+  private state: State = 'noauth';
+  private identity: Identity | null = null;
+  private tlsActive = false;
+  private busy = false;
+  private isClosed = false;
+  private badCount = 0;
+  private failedLogins = 0;
+  private stream: UpdateStream | null = null;
+  /** Set while a command waits for more input (SASL lines). */
+  private inputWaiter: (() => void) | null = null;
+  private readonly drainWaiters: Array<() => void> = [];
+  /** The command being executed, so shutdown can let it finish. */
+  private current: Promise<void> | null = null;
+  readonly peer: string;
+
+  constructor(socket: Socket, private readonly ctx: SessionContext) {
+    this.socket = socket;
+    this.peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    this.reader = new CommandReader(ctx.settings.limits, {
+      classify: (word) => this.classify(word),
+      continuation: () => this.write(GO_AHEAD),
+    });
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  get backlog(): number {
+    return this.socket.writableLength;
+  }
+
+  get streaming(): boolean {
+    return this.state === 'streaming';
+  }
+
+  drained(): Promise<void> {
+    if (this.isClosed || this.socket.writableLength === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  write(bytes: Buffer): void {
+    if (!this.isClosed) this.socket.write(bytes);
+  }
+
+  start(): void {
+    this.attach(this.socket);
+    this.sendBanner();
+  }
+
+  private attach(socket: Socket): void {
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.onDrain());
+    socket.on('error', (err) => {
+      this.ctx.log.debug({ peer: this.peer, err: err.message }, 'connection error');
+      this.destroy();
+    });
+    socket.on('close', () => this.destroy());
+    socket.on('end', () => this.destroy());
+    socket.setTimeout(this.ctx.settings.idleTimeoutMs, () => this.idleTimeout());
+  }
+
+  private sendBanner(): void {
+    const { role, settings, tls } = this.ctx;
+    const plainAllowed = this.tlsActive || settings.allowPlaintext || isLoopback(this.socket.remoteAddress);
+    const lines: Buffer[] = [untaggedLine('AUTH', plainAllowed || !tls ? ['PLAIN'] : [])];
+    if (tls && !this.tlsActive) lines.push(untaggedLine('STARTTLS'));
+    lines.push(untaggedLine('PARTIAL-UPDATE'));
+    const roleText = role.kind === 'master' ? '(master)' : `mupdate://${role.master}`;
+    lines.push(untaggedLine('OK MUPDATE', [settings.servername, IMPLEMENTATION, VERSION, roleText]));
+    this.write(Buffer.concat(lines));
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.isClosed) return;
+    this.reader.push(chunk);
+    // Backpressure: a client that pipelines faster than we answer is paused.
+    if (this.reader.buffered > this.ctx.settings.limits.maxCommand * 2) this.socket.pause();
+    if (this.inputWaiter) {
+      const w = this.inputWaiter;
+      this.inputWaiter = null;
+      w();
+    } else {
+      void this.pump();
+    }
+  }
+
+  private onDrain(): void {
+    for (const w of this.drainWaiters.splice(0)) w();
+  }
+
+  private waitForInput(): Promise<void> {
+    return new Promise((resolve) => {
+      this.inputWaiter = resolve;
+    });
+  }
+
+  private async pump(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      while (!this.isClosed) {
+        const result = this.reader.next();
+        if (!result) break;
+        this.current = this.handle(result);
+        await this.current;
+        this.current = null;
+      }
+    } catch (err) {
+      this.ctx.log.error({ peer: this.peer, err: (err as Error).stack }, 'session failed');
+      this.destroy();
+    } finally {
+      this.busy = false;
+      if (!this.isClosed && this.socket.isPaused() && this.reader.buffered === 0) this.socket.resume();
+    }
+  }
+
+  /** Decides, once the command word is read, whether its arguments are parsed at all. */
+  private classify(word: string): ArgPolicy {
+    const spec = COMMANDS[word];
+    if (!spec || (word === 'STARTTLS' && !this.ctx.tls)) return { kind: 'reject', text: T.unrecognized };
+    if (spec.needsLogin && this.state === 'noauth') return { kind: 'reject', text: T.pleaseLogin };
+    return { kind: 'args', min: spec.min, max: spec.max, ...(spec.hosts ? { hosts: true } : {}) };
+  }
+
+  private reply(tag: Buffer | null, keyword: StatusKeyword, text: string): void {
+    this.write(statusLine(tag, keyword, text));
+  }
+
+  private bad(tag: Buffer | null, text: string): void {
+    this.reply(tag, 'BAD', text);
+    if (++this.badCount >= this.ctx.settings.maxBadCommands) {
+      this.ctx.log.warn({ peer: this.peer, bads: this.badCount }, 'too many bad commands, closing');
+      this.bye('Too many bad commands');
+    }
+  }
+
+  private async handle(r: ReadResult): Promise<void> {
+    if (r.kind === 'fatal') {
+      this.ctx.log.warn({ peer: this.peer, reason: r.text }, 'client input over a limit, closing');
+      this.bye(r.text);
+      return;
+    }
+    if (r.kind === 'bad') {
+      this.bad(r.tag, r.text);
+      return;
+    }
+    const { tag, word, args } = r;
+    if (word === 'AUTHENTICATE') {
+      if (this.state !== 'noauth') return this.bad(tag, T.already);
+      return this.authenticate(tag, args);
+    }
+    if (word === 'LOGOUT') {
+      this.reply(tag, 'OK', 'bye-bye');
+      return this.end();
+    }
+    if (word === 'STARTTLS') return this.startTls(tag);
+    if (word === 'NOOP') return this.noop(tag);
+    if (this.state === 'streaming') return this.bad(tag, T.streaming);
+    if (WRITES.has(word)) {
+      if (this.ctx.role.kind === 'slave') return this.bad(tag, T.readOnly);
+      return this.writeCommand(tag, word, args);
+    }
+    if (word === 'FIND') return this.find(tag, args[0]!);
+    if (word === 'LIST') return this.list(tag, args[0]);
+    if (word === 'UPDATE') return this.update(tag, args);
+  }
+
+  // ---- authentication (spec 3.2) ----
+
+  private async authenticate(tag: Buffer, args: Buffer[]): Promise<void> {
+    const mech = args[0]!.toString('latin1').toUpperCase();
+    const plainAllowed = this.tlsActive || this.ctx.settings.allowPlaintext || isLoopback(this.socket.remoteAddress);
+    if (mech !== 'PLAIN') return this.loginRefused(tag, 'no mechanism available', false);
+    if (!plainAllowed) return this.loginRefused(tag, 'PLAIN needs TLS on this connection', false);
+    let response = args[1];
+    if (response === undefined) {
+      this.write(Buffer.from('\r\n')); // empty challenge
+      const line = await this.readSaslLine();
+      if (line === null) return;
+      if (line[0] === 0x2a) return this.reply(tag, 'NO', 'Client canceled authentication');
+      response = line;
+    }
+    const message = decodeBase64Strict(response);
+    if (!message) return this.loginRefused(tag, 'invalid base64', true);
+    const creds = parsePlainMessage(message);
+    if (!creds) return this.loginRefused(tag, 'malformed response', true);
+    const identity = await this.ctx.auth.login(creds);
+    if (this.isClosed) return;
+    if (!identity) {
+      this.ctx.log.warn({ peer: this.peer, user: creds.authcid, authzid: creds.authzid }, 'login refused');
+      return this.loginRefused(tag, T.authFailure, true);
+    }
+    this.identity = identity;
+    this.state = 'auth';
+    this.ctx.log.info({ peer: this.peer, user: identity.name, authcid: identity.authcid, admin: identity.admin }, 'login');
+    this.reply(tag, 'OK', 'Authenticated');
+  }
+
+  /** Reads one SASL response line; null when the connection ended. */
+  private async readSaslLine(): Promise<Buffer | null> {
+    for (;;) {
+      if (this.isClosed) return null;
+      const r = this.reader.readSaslLine();
+      if (r?.kind === 'line') return r.line;
+      if (r?.kind === 'fatal') {
+        this.bye(r.text);
+        return null;
+      }
+      await this.waitForInput();
+    }
+  }
+
+  /** A failed login: NO after the pause (credential failures), closing after too many. */
+  private async loginRefused(tag: Buffer, text: string, pause: boolean): Promise<void> {
+    if (pause && this.ctx.settings.failedLoginPauseMs > 0) {
+      await new Promise((r) => setTimeout(r, this.ctx.settings.failedLoginPauseMs));
+    }
+    this.reply(tag, 'NO', text);
+    if (++this.failedLogins >= this.ctx.settings.maxFailedLogins) this.bye('Too many failed logins');
+  }
+
+  // ---- STARTTLS (spec 3.12) ----
+
+  private startTls(tag: Buffer): void {
+    if (this.state !== 'noauth') return this.bad(tag, "Can't Starttls after authentication");
+    if (this.tlsActive) return this.bad(tag, 'Already did a successful Starttls');
+    this.reply(tag, 'OK', 'Begin TLS negotiation now');
+    // Bytes pipelined after STARTTLS were sent in cleartext: never execute them.
+    this.reader.discardBuffered();
+    const raw = this.socket;
+    raw.removeAllListeners('data');
+    raw.removeAllListeners('drain');
+    raw.removeAllListeners('end');
+    raw.removeAllListeners('close');
+    raw.removeAllListeners('error');
+    raw.setTimeout(0);
+    raw.on('error', () => this.destroy());
+    raw.on('close', () => this.destroy());
+    const secure = new TLSSocket(raw, { isServer: true, secureContext: this.ctx.tls! });
+    this.socket = secure;
+    secure.once('secure', () => {
+      this.tlsActive = true;
+      this.ctx.log.info({ peer: this.peer }, 'TLS established');
+      this.attach(secure);
+      this.sendBanner();
+    });
+    secure.once('error', (err) => {
+      this.ctx.log.info({ peer: this.peer, err: err.message }, 'TLS handshake failed, closing');
+      this.destroy();
+    });
+    secure.setTimeout(180_000, () => this.destroy());
+  }
+
+  // ---- NOOP (spec 3.10, 5.4) ----
+
+  private async noop(tag: Buffer): Promise<void> {
+    if (this.state === 'streaming') {
+      if (this.ctx.role.kind === 'slave') await this.ctx.role.syncWithMaster();
+      this.stream?.flush();
+    }
+    this.reply(tag, 'OK', 'Noop done');
+  }
+
+  // ---- directory commands ----
+
+  private async writeCommand(tag: Buffer, word: string, args: Buffer[]): Promise<void> {
+    const identity = this.identity!;
+    if (!identity.admin) return this.reply(tag, 'NO', 'permission denied: read-only identity');
+    const name = args[0]!;
+    if (name.length > MAX_NAME_BYTES) return this.reply(tag, 'NO', 'mailbox name too long');
+    const decide = word === 'ACTIVATE' ? rules.activate(name, args[1]!, args[2]!)
+      : word === 'RESERVE' ? rules.reserve(name, args[1]!)
+        : word === 'DEACTIVATE' ? rules.deactivate(name, args[1]!)
+          : rules.remove();
+    try {
+      const outcome = await this.ctx.store.mutate(name, decide);
+      const logFields = { peer: this.peer, user: identity.name, cmd: word, name: name.toString('latin1'),
+        location: args[1]?.toString('latin1') };
+      if (outcome.ok) {
+        this.ctx.log.debug(logFields, 'directory change');
+        this.reply(tag, 'OK', rules.WRITE_TEXT.done);
+      } else {
+        this.ctx.log.info({ ...logFields, refused: outcome.text }, 'directory change refused');
+        this.reply(tag, 'NO', outcome.text);
+      }
+    } catch (err) {
+      if (!(err instanceof StorageError)) throw err;
+      this.ctx.log.error({ peer: this.peer, err: err.message }, 'storage failure');
+      this.reply(tag, 'NO', 'directory storage failure');
+    }
+  }
+
+  private find(tag: Buffer, name: Buffer): void {
+    const entry = this.ctx.store.find(name);
+    if (entry) this.write(entryLine(tag, entry));
+    this.reply(tag, 'OK', 'Search completed');
+  }
+
+  private async list(tag: Buffer, prefix: Buffer | undefined): Promise<void> {
+    const snapshot = this.ctx.store.snapshot();
+    try {
+      const parts: Buffer[] = [];
+      let n = 0;
+      for (const entry of snapshot.entries()) {
+        if (this.isClosed) return;
+        if (prefix && !entry.location.subarray(0, prefix.length).equals(prefix)) continue;
+        parts.push(entryLine(tag, entry));
+        if (++n % 2000 === 0) {
+          this.write(Buffer.concat(parts));
+          parts.length = 0;
+          if (this.backlog > this.ctx.settings.socketHighWater) await this.drained();
+          else await new Promise((r) => setImmediate(r));
+        }
+      }
+      if (parts.length) this.write(Buffer.concat(parts));
+    } finally {
+      snapshot.close();
+    }
+    this.reply(tag, 'OK', 'list complete');
+  }
+
+  private async update(tag: Buffer, hostArgs: Buffer[]): Promise<void> {
+    const hosts = hostArgs.length ? new Set(hostArgs.map((h) => h.toString('latin1'))) : null;
+    const stream = new UpdateStream(tag, hosts, this, {
+      queueLimit: this.ctx.settings.streamQueueLimit,
+      highWater: this.ctx.settings.socketHighWater,
+    }, () => this.streamOverflow());
+    this.stream = stream;
+    this.state = 'streaming';
+    this.ctx.log.info({ peer: this.peer, user: this.identity?.name, hosts: hosts ? [...hosts] : 'all' }, 'UPDATE stream starts');
+    await stream.run(this.ctx.store);
+    if (this.isClosed || stream.overflowed) return;
+    this.reply(tag, 'OK', 'streaming starts');
+    stream.goLive();
+  }
+
+  private streamOverflow(): void {
+    this.ctx.log.warn({ peer: this.peer, user: this.identity?.name }, 'UPDATE stream fell too far behind, closing');
+    this.bye('Stream backlog too large, please resync');
+  }
+
+  // ---- ending ----
+
+  private idleTimeout(): void {
+    this.ctx.log.info({ peer: this.peer }, 'idle timeout');
+    this.bye('idle for too long');
+  }
+
+  /**
+   * `* BYE "text"` and close. Never inside an UPDATE dump: a Cyrus slave would
+   * take the partial dump as the whole directory (spec 3.9), so there we close
+   * without a word.
+   */
+  bye(text: string): void {
+    if (this.isClosed) return;
+    if (this.stream && !this.stream.live) return this.destroy();
+    this.write(statusLine(null, 'BYE', text));
+    this.end();
+  }
+
+  private end(): void {
+    if (this.isClosed) return;
+    this.socket.end();
+    this.finish();
+    // A client that never reads must not keep the socket forever.
+    setTimeout(() => this.socket.destroy(), 10_000).unref();
+  }
+
+  destroy(): void {
+    if (!this.isClosed) this.finish();
+    this.socket.destroy();
+  }
+
+  private finish(): void {
+    this.isClosed = true;
+    this.stream?.stop();
+    this.inputWaiter?.();
+    this.inputWaiter = null;
+    this.onDrain();
+    this.ctx.ended(this);
+  }
+
+  /** For shutdown: the command in progress, if any. */
+  get inFlight(): Promise<void> | null {
+    return this.current;
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * One UPDATE stream (spec 3.9, 5.3-5.5): the initial dump from a snapshot,
+ * then every committed change pushed as soon as it is committed. Changes that
+ * arrive while the dump runs, or while the socket is backed up, wait in a
+ * queue coalesced per name (the newest state wins, the first position is
+ * kept); a queue past its bound ends the stream.
+ */
+import { dataLine } from './wire/encoder.js';
+import type { Change, DirectoryStore, Entry } from '../store/types.js';
+
+export interface StreamSink {
+  write(bytes: Buffer): void;
+  /** Bytes written but not yet sent. */
+  readonly backlog: number;
+  /** Resolves when the backlog has drained (or the connection is gone). */
+  drained(): Promise<void>;
+  readonly closed: boolean;
+}
+
+export interface StreamOptions {
+  queueLimit: number;
+  highWater: number;
+  /** Entries encoded per event-loop turn during a dump. */
+  dumpBatch?: number;
+}
+
+/** The server part of a location: the text before the first `!`, or all of it. */
+export function serverPart(location: Buffer): string {
+  const bang = location.indexOf(0x21);
+  return (bang < 0 ? location : location.subarray(0, bang)).toString('latin1');
+}
+
+export function entryLine(tag: Buffer, e: Entry): Buffer {
+  return e.state === 'active'
+    ? dataLine(tag, 'MAILBOX', [e.name, e.location, e.acl])
+    : dataLine(tag, 'RESERVE', [e.name, e.location]);
+}
+
+export function changeLine(tag: Buffer, name: Buffer, entry: Entry | null): Buffer {
+  return entry ? entryLine(tag, entry) : dataLine(tag, 'DELETE', [name]);
+}
+
+export class UpdateStream {
+  private readonly queue = new Map<string, Change>();
+  private dumping = true;
+  private scheduled = false;
+  private waitingForDrain = false;
+  private unsubscribe: (() => void) | null = null;
+  private snapshotSeq = 0;
+  /** Set when the queue overflowed; the session ends the connection. */
+  overflowed = false;
+
+  constructor(
+    private readonly tag: Buffer,
+    private readonly hosts: ReadonlySet<string> | null,
+    private readonly sink: StreamSink,
+    private readonly options: StreamOptions,
+    private readonly onOverflow: () => void,
+  ) {}
+
+  /** Whether the stream has got past its initial dump. */
+  get live(): boolean {
+    return !this.dumping;
+  }
+
+  private matches(entry: Entry | null): boolean {
+    return !!entry && (this.hosts === null || this.hosts.has(serverPart(entry.location)));
+  }
+
+  /** A change concerns a partial stream when its old or new server is listed (spec 5.3). */
+  private concerns(change: Change): boolean {
+    if (this.hosts === null) return true;
+    return this.matches(change.previous) || this.matches(change.entry);
+  }
+
+  /**
+   * Dumps the snapshot and subscribes, atomically: the subscription starts in
+   * the same turn the snapshot is taken, and changes the snapshot already
+   * holds are dropped by sequence number.
+   */
+  async run(store: DirectoryStore): Promise<void> {
+    const snapshot = store.snapshot();
+    this.snapshotSeq = snapshot.seq;
+    this.unsubscribe = store.subscribe((c) => this.enqueue(c));
+    try {
+      const batch = this.options.dumpBatch ?? 2000;
+      const parts: Buffer[] = [];
+      let n = 0;
+      for (const entry of snapshot.entries()) {
+        if (this.sink.closed || this.overflowed) return;
+        if (this.hosts !== null && !this.matches(entry)) continue;
+        parts.push(entryLine(this.tag, entry));
+        if (++n % batch === 0) {
+          this.sink.write(Buffer.concat(parts));
+          parts.length = 0;
+          if (this.sink.backlog > this.options.highWater) await this.sink.drained();
+          else await new Promise((r) => setImmediate(r));
+        }
+      }
+      if (parts.length) this.sink.write(Buffer.concat(parts));
+    } finally {
+      snapshot.close();
+    }
+  }
+
+  /** Called once the dump's OK has been written: start delivering queued changes. */
+  goLive(): void {
+    this.dumping = false;
+    this.schedule();
+  }
+
+  private enqueue(change: Change): void {
+    if (change.seq <= this.snapshotSeq || !this.concerns(change)) return;
+    const key = change.name.toString('latin1');
+    this.queue.set(key, change);
+    if (this.queue.size > this.options.queueLimit) {
+      this.overflowed = true;
+      this.stop();
+      this.onOverflow();
+      return;
+    }
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.dumping || this.queue.size === 0) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.deliver();
+    });
+  }
+
+  private async deliver(): Promise<void> {
+    if (this.dumping || this.sink.closed || this.waitingForDrain) return;
+    if (this.sink.backlog > this.options.highWater) {
+      this.waitingForDrain = true;
+      await this.sink.drained();
+      this.waitingForDrain = false;
+    }
+    this.flush();
+  }
+
+  /** Writes every queued change now (NOOP's guarantee, spec 5.4). */
+  flush(): void {
+    if (this.dumping || this.queue.size === 0 || this.sink.closed) return;
+    const parts: Buffer[] = [];
+    for (const change of this.queue.values()) parts.push(changeLine(this.tag, change.name, change.entry));
+    this.queue.clear();
+    this.sink.write(Buffer.concat(parts));
+  }
+
+  stop(): void {
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+    this.queue.clear();
+  }
+}

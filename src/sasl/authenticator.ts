@@ -1,0 +1,74 @@
+/**
+ * Decides who may log in (spec 3.2): credentials are checked against the
+ * user database (or saslauthd); only admins may log in unless non-admins are
+ * allowed, and then they are read-only. An authzid other than the authcid
+ * needs admin rights.
+ */
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { PlainCredentials } from './plain.js';
+import { verifyPassword } from './password-hash.js';
+import { saslauthdVerify } from './saslauthd.js';
+import type { UserDb } from './user-db.js';
+
+export interface Identity {
+  /** The identity the session runs as (the authzid when one was taken). */
+  name: string;
+  /** Who proved the password. */
+  authcid: string;
+  /** Admins may write; others, when allowed in at all, may only read. */
+  admin: boolean;
+}
+
+export interface AuthPolicy {
+  /** Extra admin names (e.g. for saslauthd users, who have no record here). */
+  admins: readonly string[];
+  allowNonAdmins: boolean;
+  saslauthdSocket?: string | undefined;
+  saslService: string;
+  realm: string;
+  /** How long a successful verification is remembered, so a backend's per-operation login is cheap. */
+  cacheTtlMs: number;
+}
+
+interface CachedLogin {
+  digest: Buffer;
+  expires: number;
+}
+
+const CACHE_LIMIT = 10_000;
+
+export class Authenticator {
+  /** Keyed digests of recently verified passwords; a process-local key, never stored. */
+  private readonly cacheKey = randomBytes(32);
+  private readonly cache = new Map<string, CachedLogin>();
+
+  constructor(private readonly users: UserDb, private readonly policy: AuthPolicy) {}
+
+  /** The identity to run the session as, or null (all refusals look the same to the client). */
+  async login(creds: PlainCredentials): Promise<Identity | null> {
+    const { authcid, authzid, password } = creds;
+    const record = this.users.get(authcid);
+    const admin = (record?.admin ?? false) || this.policy.admins.includes(authcid);
+    if (!admin && !this.policy.allowNonAdmins) return null;
+    if (!(await this.checkPassword(authcid, password, record?.hash))) return null;
+    if (authzid === '' || authzid === authcid) return { name: authcid, authcid, admin };
+    return admin ? { name: authzid, authcid, admin } : null;
+  }
+
+  private async checkPassword(user: string, password: Buffer, hash: string | undefined): Promise<boolean> {
+    const digest = createHmac('sha256', this.cacheKey).update(user).update('\0').update(hash ?? '')
+      .update('\0').update(password).digest();
+    const cached = this.cache.get(user);
+    if (cached && cached.expires > Date.now() && timingSafeEqual(cached.digest, digest)) return true;
+    let ok = false;
+    if (hash !== undefined) ok = await verifyPassword(password, hash);
+    else if (this.policy.saslauthdSocket) {
+      ok = await saslauthdVerify(this.policy.saslauthdSocket, user, password, this.policy.saslService, this.policy.realm);
+    }
+    if (ok) {
+      if (this.cache.size >= CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value!);
+      this.cache.set(user, { digest, expires: Date.now() + this.policy.cacheTtlMs });
+    }
+    return ok;
+  }
+}

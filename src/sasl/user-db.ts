@@ -1,0 +1,44 @@
+/**
+ * Login identities in the data folder (`users.mdb`), managed with
+ * `mupdated user add`. A separate LMDB environment, so the CLI can add users
+ * while the server runs.
+ */
+import { open, type RootDatabase } from 'lmdb';
+import { mkdirSync } from 'node:fs';
+import { hashPassword } from './password-hash.js';
+
+export interface UserRecord {
+  name: string;
+  admin: boolean;
+  hash: string;
+}
+
+export class UserDb {
+  private constructor(private readonly db: RootDatabase<UserRecord, string>) {}
+
+  static open(dataDir: string): UserDb {
+    mkdirSync(dataDir, { recursive: true });
+    return new UserDb(open<UserRecord, string>({ path: `${dataDir}/users.mdb`, overlappingSync: false }));
+  }
+
+  get(name: string): UserRecord | undefined {
+    return this.db.get(name);
+  }
+
+  async set(name: string, password: Buffer, admin: boolean): Promise<void> {
+    if (!/^[^\s\x00]{1,255}$/u.test(name)) throw new Error(`invalid user name '${name}'`);
+    await this.db.put(name, { name, admin, hash: await hashPassword(password) });
+  }
+
+  async remove(name: string): Promise<boolean> {
+    return this.db.remove(name);
+  }
+
+  list(): UserRecord[] {
+    return [...this.db.getRange()].map(({ value }) => value);
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * The directory on LMDB. Writes are group-committed by lmdb-js (all
+ * transactions queued in one event turn share one commit) and, with
+ * `overlappingSync: false`, a commit resolves only once it is on disk.
+ * Every change also appends to a change log, in the same transaction, under
+ * a monotonically increasing sequence number.
+ */
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { mkdirSync } from 'node:fs';
+import { decodeEntry, decodeRecord, encodeEntry, encodeLogRecord } from './codec.js';
+import { storageKey } from './order.js';
+import {
+  StorageError, type Change, type ChangeListener, type Decision, type DirectoryOrder,
+  type DirectoryStore, type Entry, type Snapshot,
+} from './types.js';
+
+export interface LmdbStoreOptions {
+  order: DirectoryOrder;
+  /** How many change-log records to keep (older ones are pruned as new ones arrive). */
+  changeLogRetention: number;
+}
+
+const FORMAT = 1;
+
+export class LmdbDirectoryStore implements DirectoryStore {
+  private readonly listeners = new Set<ChangeListener>();
+  /** Committed changes wait here until every earlier sequence number has been emitted. */
+  private readonly unemitted = new Map<number, Change>();
+  private nextEmit: number;
+  private closed = false;
+
+  private constructor(
+    private readonly root: RootDatabase,
+    private readonly entriesDb: Database<Buffer, Buffer>,
+    private readonly logDb: Database<Buffer, number>,
+    private readonly metaDb: Database<unknown, string>,
+    readonly order: DirectoryOrder,
+    private readonly retention: number,
+  ) {
+    this.nextEmit = this.lastSeq + 1;
+  }
+
+  static open(dir: string, options: LmdbStoreOptions): LmdbDirectoryStore {
+    mkdirSync(dir, { recursive: true });
+    const root = open({ path: `${dir}/directory.mdb`, overlappingSync: false, maxDbs: 8, compression: false });
+    const entriesDb = root.openDB<Buffer, Buffer>({ name: 'entries', keyEncoding: 'binary', encoding: 'binary' });
+    const logDb = root.openDB<Buffer, number>({ name: 'changes', encoding: 'binary' });
+    const metaDb = root.openDB<unknown, string>({ name: 'meta' });
+    const stored = metaDb.get('order') as DirectoryOrder | undefined;
+    if (stored === undefined) {
+      metaDb.putSync('order', options.order);
+      metaDb.putSync('format', FORMAT);
+    } else if (stored !== options.order) {
+      void root.close();
+      throw new StorageError(
+        `the data folder ${dir} keeps its directory in '${stored}' order, but '${options.order}' is configured; ` +
+        `export with 'mupdated dump' and load into a fresh folder to change it`);
+    }
+    return new LmdbDirectoryStore(root, entriesDb, logDb, metaDb, options.order, options.changeLogRetention);
+  }
+
+  get lastSeq(): number {
+    return (this.metaDb.get('seq') as number | undefined) ?? 0;
+  }
+
+  find(name: Buffer): Entry | undefined {
+    const raw = this.entriesDb.get(storageKey(name, this.order));
+    return raw ? decodeEntry(raw) : undefined;
+  }
+
+  async mutate<R>(name: Buffer, decide: (current: Entry | undefined) => Decision<R>): Promise<R> {
+    if (this.closed) throw new StorageError('the directory is closed');
+    const key = storageKey(name, this.order);
+    let change: Change | null = null;
+    let result: R;
+    try {
+      result = await this.root.transaction(() => {
+        change = null;
+        const raw = this.entriesDb.get(key);
+        const current = raw ? decodeEntry(raw) : undefined;
+        const decision = decide(current);
+        if (decision.kind === 'keep') return decision.result;
+        const seq = ((this.metaDb.get('seq') as number | undefined) ?? 0) + 1;
+        const next = decision.kind === 'put' ? decision.entry : null;
+        if (next) this.entriesDb.putSync(key, encodeEntry(next));
+        else this.entriesDb.removeSync(key);
+        this.logDb.putSync(seq, encodeLogRecord(name, next));
+        if (seq > this.retention) this.logDb.removeSync(seq - this.retention);
+        this.metaDb.putSync('seq', seq);
+        change = { seq, name, entry: next, previous: current ?? null };
+        return decision.result;
+      });
+    } catch (err) {
+      throw new StorageError(`could not store the change: ${(err as Error).message}`);
+    }
+    if (change) this.emitInOrder(change);
+    return result;
+  }
+
+  private emitInOrder(change: Change): void {
+    this.unemitted.set(change.seq, change);
+    for (let c = this.unemitted.get(this.nextEmit); c; c = this.unemitted.get(this.nextEmit)) {
+      this.unemitted.delete(this.nextEmit);
+      this.nextEmit++;
+      for (const listener of this.listeners) listener(c);
+    }
+  }
+
+  snapshot(): Snapshot {
+    const txn = this.root.useReadTransaction();
+    const seq = (this.metaDb.get('seq', { transaction: txn }) as number | undefined) ?? 0;
+    const { entriesDb, order } = this;
+    let open = true;
+    return {
+      seq,
+      *entries() {
+        for (const { value } of entriesDb.getRange({ transaction: txn })) yield decodeEntry(value);
+      },
+      find(name: Buffer) {
+        const raw = entriesDb.get(storageKey(name, order), { transaction: txn });
+        return raw ? decodeEntry(raw) : undefined;
+      },
+      close() {
+        if (open) txn.done();
+        open = false;
+      },
+    };
+  }
+
+  changesSince(after: number): IterableIterator<Change> | null {
+    let first: number | undefined;
+    for (const key of this.logDb.getKeys({ limit: 1 })) first = key;
+    const last = this.lastSeq;
+    if (after >= last) return [][Symbol.iterator]();
+    if (first === undefined || first > after + 1) return null;
+    const logDb = this.logDb;
+    return (function* () {
+      for (const { key, value } of logDb.getRange({ start: after + 1, end: last + 1 })) {
+        const { name, entry } = decodeRecord(value);
+        yield { seq: key, name, entry, previous: null };
+      }
+    })();
+  }
+
+  subscribe(listener: ChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.root.close();
+  }
+}
