@@ -1,0 +1,121 @@
+/**
+ * Starts a real `mupdated` in a child process on a free loopback port, with a
+ * fresh data folder in a temp dir, for tests.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The project root (tests run from dist/test/...). */
+export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+export const CLI = join(PROJECT_ROOT, 'dist/src/cli/main.js');
+
+export const PASSWORD = 'secret';
+
+export interface UserSpec {
+  name: string;
+  admin?: boolean;
+  password?: string;
+}
+
+export interface StartOptions {
+  /** Extra config-file lines (`key: value`). */
+  config?: Record<string, string | number | boolean>;
+  /** Users to create before start; default one admin `mupdateadmin`. */
+  users?: UserSpec[];
+  /** Reuse an existing data folder (restarts). */
+  dataDir?: string;
+  /** Extra command-line arguments. */
+  args?: string[];
+  mode?: 'master' | 'slave';
+  env?: Record<string, string>;
+}
+
+export interface RunningMupdated {
+  host: string;
+  port: number;
+  dataDir: string;
+  child: ChildProcess;
+  /** Everything the server logged (JSON lines on stderr). */
+  logs: string[];
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Waits for a log line whose msg matches. */
+  waitForLog(match: RegExp, timeoutMs?: number): Promise<string>;
+}
+
+export function tempDir(prefix = 'mupdated-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export function addUser(dataDir: string, user: UserSpec): void {
+  const args = [CLI, 'user', 'add', user.name, '--data', dataDir, ...(user.admin ? ['--admin'] : [])];
+  const r = spawnSync(process.execPath, args, { input: `${user.password ?? PASSWORD}\n`, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`user add failed: ${r.stderr}`);
+}
+
+function configText(config: Record<string, string | number | boolean>): string {
+  return Object.entries(config)
+    .map(([k, v]) => `${k}: ${typeof v === 'boolean' ? (v ? 'yes' : 'no') : v}`)
+    .join('\n') + '\n';
+}
+
+export async function startMupdated(options: StartOptions = {}): Promise<RunningMupdated> {
+  const dataDir = options.dataDir ?? tempDir();
+  const fresh = options.dataDir === undefined;
+  if (fresh) for (const u of options.users ?? [{ name: 'mupdateadmin', admin: true }]) addUser(dataDir, u);
+  const configPath = join(dataDir, 'test.conf');
+  writeFileSync(configPath, configText({ failedloginpause: 0.05, ...(options.config ?? {}) }));
+  const args = [CLI, options.mode ?? 'master', '--data', dataDir, '--listen', '127.0.0.1:0', '--config', configPath,
+    ...(options.args ?? [])];
+  const child = spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, MUPDATED_LOG_LEVEL: 'debug', ...(options.env ?? {}) },
+  });
+  const logs: string[] = [];
+  const waiters: Array<{ match: RegExp; resolve: (l: string) => void }> = [];
+  let partial = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (d: string) => {
+    partial += d;
+    const lines = partial.split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) {
+      logs.push(line);
+      for (const w of waiters.slice()) {
+        if (w.match.test(line)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(line);
+        }
+      }
+    }
+  });
+  child.stdout!.resume();
+  const exited = new Promise<number | null>((res) => child.once('exit', (code, sig) => res(code ?? (sig ? -1 : null))));
+  const waitForLog = (match: RegExp, timeoutMs = 20_000) => {
+    const seen = logs.find((l) => match.test(l));
+    if (seen) return Promise.resolve(seen);
+    return new Promise<string>((resolvePromise, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no log line matching ${match} within ${timeoutMs} ms; logs:\n${logs.join('\n')}`)), timeoutMs);
+      waiters.push({ match, resolve: (l) => { clearTimeout(timer); resolvePromise(l); } });
+      void exited.then((code) => {
+        clearTimeout(timer);
+        reject(new Error(`mupdated exited (${code}) before logging ${match}; logs:\n${logs.join('\n')}`));
+      });
+    });
+  };
+  const line = await waitForLog(/"msg":"listening"/);
+  const { host, port } = JSON.parse(line) as { host: string; port: number };
+  return {
+    host, port, dataDir, child, logs, waitForLog,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
