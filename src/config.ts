@@ -37,6 +37,20 @@ export interface ServerConfig {
   /** Bytes buffered for a socket before we stop writing to it and queue instead. */
   socketHighWater: number;
   authCacheTtlMs: number;
+  /** Slave mode: the master to follow and how to log in there (Cyrus's option names). */
+  upstream: UpstreamConfig;
+}
+
+export interface UpstreamConfig {
+  server?: string | undefined;
+  authname?: string | undefined;
+  username?: string | undefined;
+  password?: string | undefined;
+  retryDelaySeconds: number;
+  dumpTimeoutSeconds: number;
+  resume: boolean;
+  starttls: 'never' | 'if-offered' | 'required';
+  tlsInsecure: boolean;
 }
 
 export const DEFAULT_PORT = 3905;
@@ -60,6 +74,7 @@ export function defaultConfig(): ServerConfig {
     streamQueueLimit: 200_000,
     socketHighWater: 4 * 1024 * 1024,
     authCacheTtlMs: 10 * 60 * 1000,
+    upstream: { retryDelaySeconds: 20, dumpTimeoutSeconds: 120, resume: true, starttls: 'if-offered', tlsInsecure: false },
   };
 }
 
@@ -131,6 +146,18 @@ export function applySettings(config: ServerConfig, settings: Map<string, string
       case 'stream_queue_limit': config.streamQueueLimit = int(key, v, 1); break;
       case 'max_string': config.limits.maxString = int(key, v, 1024); break;
       case 'max_command': config.limits.maxCommand = int(key, v, 4096); break;
+      case 'mupdate_server': config.upstream.server = v; break;
+      case 'mupdate_authname': config.upstream.authname = v; break;
+      case 'mupdate_username': config.upstream.username = v; break;
+      case 'mupdate_password': config.upstream.password = v; break;
+      case 'mupdate_retry_delay': config.upstream.retryDelaySeconds = int(key, v, 0); break;
+      case 'slave_dump_timeout': config.upstream.dumpTimeoutSeconds = int(key, v, 1); break;
+      case 'slave_resume': config.upstream.resume = bool(key, v); break;
+      case 'slave_starttls':
+        if (v !== 'never' && v !== 'if-offered' && v !== 'required') throw new ConfigError(`${key}: expected never, if-offered or required`);
+        config.upstream.starttls = v;
+        break;
+      case 'slave_tls_insecure': config.upstream.tlsInsecure = bool(key, v); break;
       default:
         if (!ignore.includes(key)) throw new ConfigError(`unknown setting '${key}'`);
     }

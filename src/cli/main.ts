@@ -1,6 +1,7 @@
 /** `mupdated SUBCOMMAND ...`: the single entry point. */
 import { parseArgs } from 'node:util';
 import { runMaster } from './master.js';
+import { runSlave } from './slave.js';
 import { runUser } from './user.js';
 
 const USAGE = `usage: mupdated <command> [options]
@@ -8,6 +9,9 @@ const USAGE = `usage: mupdated <command> [options]
 commands:
   master     run the MUPDATE master   [--listen HOST:PORT] [--data DIR] [--servername NAME]
                                       [--tls-cert FILE --tls-key FILE] [--config FILE]
+  slave      follow a master, serve its copy read-only
+             --master HOST:PORT --user NAME --password-file FILE [--retry-delay SECONDS]
+             [--listen HOST:PORT] [--data DIR] [--config FILE]
   user       manage logins            add NAME [--admin] | remove NAME | list   [--data DIR]
              (the password is read from standard input)
 `;
@@ -28,6 +32,18 @@ export async function main(argv: string[]): Promise<number> {
       const { values } = parseArgs({ args: rest, options: SERVER_OPTIONS, strict: true });
       await runMaster(values);
       return -1; // keeps running
+    }
+    case 'slave': {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          ...SERVER_OPTIONS, master: { type: 'string' }, user: { type: 'string' },
+          'password-file': { type: 'string' }, 'retry-delay': { type: 'string' },
+        },
+        strict: true,
+      });
+      await runSlave(values);
+      return -1;
     }
     case 'user': {
       const { values, positionals } = parseArgs({

@@ -55,6 +55,7 @@ export interface RunningServer {
 /** Opens the store and users, starts listening, and installs SIGTERM/SIGINT handling. */
 export async function startServer(
   config: ServerConfig, log: Logger, role: Role, store: DirectoryStore, users: UserDb,
+  beforeClose: () => Promise<void> = async () => {},
 ): Promise<RunningServer> {
   const auth = new Authenticator(users, {
     admins: config.admins, allowNonAdmins: config.allowNonAdmins, saslauthdSocket: config.saslauthdSocket,
@@ -71,6 +72,7 @@ export async function startServer(
   const stop = () => {
     stopping ??= (async () => {
       log.info('shutting down');
+      await beforeClose();
       await server.close();
       await store.close();
       await users.close();

@@ -11,11 +11,11 @@ import { decodeBase64Strict, parsePlainMessage } from '../sasl/plain.js';
 import { StorageError, type DirectoryStore } from '../store/types.js';
 import { MAX_NAME_BYTES } from '../store/order.js';
 import * as rules from './directory-rules.js';
-import { entryLine, UpdateStream, type StreamSink } from './update-stream.js';
+import { entryLine, UpdateStream, type ResumeRequest, type StreamSink } from './update-stream.js';
 import { GO_AHEAD, statusLine, untaggedLine, type StatusKeyword } from './wire/encoder.js';
 import type { WireLimits } from './wire/limits.js';
 import { CommandReader, type ArgPolicy, type ReadResult } from './wire/reader.js';
-import { IMPLEMENTATION, VERSION } from '../version.js';
+import { EXTENSIONS, IMPLEMENTATION, VERSION } from '../version.js';
 
 export type Role =
   | { kind: 'master' }
@@ -25,6 +25,9 @@ export type Role =
       master: string;
       /** Resolves once the slave has flushed from its own master (NOOP fan-out, spec 3.10). */
       syncWithMaster(): Promise<void>;
+      /** Resolves once the copy is complete; until then clients get no banner (spec 6.6, C65). */
+      ready: Promise<void>;
+      isReady(): boolean;
     };
 
 export interface SessionSettings {
@@ -67,6 +70,7 @@ const COMMANDS: Record<string, CommandSpec> = {
   FIND: { min: 1, max: 1, needsLogin: true },
   LIST: { min: 0, max: 1, needsLogin: true },
   UPDATE: { min: 0, max: 30, hosts: true, needsLogin: true },
+  XRESUME: { min: 2, max: 2, needsLogin: true },
   ACTIVATE: { min: 3, max: 3, needsLogin: true },
   RESERVE: { min: 2, max: 2, needsLogin: true },
   DEACTIVATE: { min: 2, max: 2, needsLogin: true },
@@ -95,6 +99,8 @@ export class Session implements StreamSink {
   private identity: Identity | null = null;
   private tlsActive = false;
   private busy = false;
+  /** No banner and no answers yet (a slave without a complete copy). */
+  private gated = false;
   private isClosed = false;
   private badCount = 0;
   private failedLogins = 0;
@@ -138,6 +144,18 @@ export class Session implements StreamSink {
 
   start(): void {
     this.attach(this.socket);
+    const role = this.ctx.role;
+    if (role.kind === 'slave' && !role.isReady()) {
+      // Never serve a copy that has not completed a full sync: a chained Cyrus slave would take it as the directory.
+      this.gated = true;
+      void role.ready.then(() => {
+        if (this.isClosed) return;
+        this.gated = false;
+        this.sendBanner();
+        void this.pump();
+      });
+      return;
+    }
     this.sendBanner();
   }
 
@@ -160,7 +178,8 @@ export class Session implements StreamSink {
     if (tls && !this.tlsActive) lines.push(untaggedLine('STARTTLS'));
     lines.push(untaggedLine('PARTIAL-UPDATE'));
     const roleText = role.kind === 'master' ? '(master)' : `mupdate://${role.master}`;
-    lines.push(untaggedLine('OK MUPDATE', [settings.servername, IMPLEMENTATION, VERSION, roleText]));
+    // The version string names our extensions; nothing in Cyrus parses it (spec 2.1).
+    lines.push(untaggedLine('OK MUPDATE', [settings.servername, IMPLEMENTATION, `${VERSION} ${EXTENSIONS}`, roleText]));
     this.write(Buffer.concat(lines));
   }
 
@@ -169,6 +188,7 @@ export class Session implements StreamSink {
     this.reader.push(chunk);
     // Backpressure: a client that pipelines faster than we answer is paused.
     if (this.reader.buffered > this.ctx.settings.limits.maxCommand * 2) this.socket.pause();
+    if (this.gated) return;
     if (this.inputWaiter) {
       const w = this.inputWaiter;
       this.inputWaiter = null;
@@ -257,6 +277,7 @@ export class Session implements StreamSink {
     if (word === 'FIND') return this.find(tag, args[0]!);
     if (word === 'LIST') return this.list(tag, args[0]);
     if (word === 'UPDATE') return this.update(tag, args);
+    if (word === 'XRESUME') return this.resume(tag, args);
   }
 
   // ---- authentication (spec 3.2) ----
@@ -413,7 +434,14 @@ export class Session implements StreamSink {
     this.reply(tag, 'OK', 'list complete');
   }
 
-  private async update(tag: Buffer, hostArgs: Buffer[]): Promise<void> {
+  /** XRESUME "<dbid>" "<seq>": UPDATE that sends only what changed after seq (mupdated extension, README). */
+  private async resume(tag: Buffer, args: Buffer[]): Promise<void> {
+    const after = Number(args[1]!.toString('latin1'));
+    if (!Number.isSafeInteger(after) || after < 0) return this.bad(tag, 'Badly formed arguments');
+    return this.update(tag, [], { dbid: args[0]!.toString('latin1'), after });
+  }
+
+  private async update(tag: Buffer, hostArgs: Buffer[], resume?: ResumeRequest): Promise<void> {
     const hosts = hostArgs.length ? new Set(hostArgs.map((h) => h.toString('latin1'))) : null;
     const stream = new UpdateStream(tag, hosts, this, {
       queueLimit: this.ctx.settings.streamQueueLimit,
@@ -422,7 +450,7 @@ export class Session implements StreamSink {
     this.stream = stream;
     this.state = 'streaming';
     this.ctx.log.info({ peer: this.peer, user: this.identity?.name, hosts: hosts ? [...hosts] : 'all' }, 'UPDATE stream starts');
-    await stream.run(this.ctx.store);
+    await stream.run(this.ctx.store, resume);
     if (this.isClosed || stream.overflowed) return;
     this.reply(tag, 'OK', 'streaming starts');
     stream.goLive();

@@ -36,8 +36,18 @@ export function entryLine(tag: Buffer, e: Entry): Buffer {
     : dataLine(tag, 'RESERVE', [e.name, e.location]);
 }
 
-export function changeLine(tag: Buffer, name: Buffer, entry: Entry | null): Buffer {
-  return entry ? entryLine(tag, entry) : dataLine(tag, 'DELETE', [name]);
+export function changeLine(tag: Buffer, name: Buffer, entry: Entry | null, seq?: number): Buffer {
+  const extra = seq === undefined ? [] : [Buffer.from(String(seq))];
+  if (!entry) return dataLine(tag, 'DELETE', [name, ...extra]);
+  return entry.state === 'active'
+    ? dataLine(tag, 'MAILBOX', [entry.name, entry.location, entry.acl, ...extra])
+    : dataLine(tag, 'RESERVE', [entry.name, entry.location, ...extra]);
+}
+
+/** An XRESUME request (mupdated extension, README): the directory id and last change the client holds. */
+export interface ResumeRequest {
+  dbid: string;
+  after: number;
 }
 
 export class UpdateStream {
@@ -47,6 +57,8 @@ export class UpdateStream {
   private waitingForDrain = false;
   private unsubscribe: (() => void) | null = null;
   private snapshotSeq = 0;
+  /** XRESUME streams carry each change's sequence number as a last argument. */
+  private seqTagged = false;
   /** Set when the queue overflowed; the session ends the connection. */
   overflowed = false;
 
@@ -78,29 +90,49 @@ export class UpdateStream {
    * the same turn the snapshot is taken, and changes the snapshot already
    * holds are dropped by sequence number.
    */
-  async run(store: DirectoryStore): Promise<void> {
+  async run(store: DirectoryStore, resume?: ResumeRequest): Promise<void> {
     const snapshot = store.snapshot();
     this.snapshotSeq = snapshot.seq;
     this.unsubscribe = store.subscribe((c) => this.enqueue(c));
     try {
-      const batch = this.options.dumpBatch ?? 2000;
-      const parts: Buffer[] = [];
-      let n = 0;
-      for (const entry of snapshot.entries()) {
-        if (this.sink.closed || this.overflowed) return;
-        if (this.hosts !== null && !this.matches(entry)) continue;
-        parts.push(entryLine(this.tag, entry));
-        if (++n % batch === 0) {
-          this.sink.write(Buffer.concat(parts));
-          parts.length = 0;
-          if (this.sink.backlog > this.options.highWater) await this.sink.drained();
-          else await new Promise((r) => setImmediate(r));
-        }
-      }
-      if (parts.length) this.sink.write(Buffer.concat(parts));
+      if (!resume) return await this.send(this.dumpLines(snapshot.entries()));
+      this.seqTagged = true;
+      const log = resume.dbid === store.id && resume.after <= snapshot.seq ? store.changesSince(resume.after) : null;
+      const mode = log ? 'INCREMENTAL' : 'FULL';
+      const from = log ? resume.after : snapshot.seq;
+      this.sink.write(dataLine(this.tag, 'XSYNC', [Buffer.from(mode), Buffer.from(store.id), Buffer.from(String(from))]));
+      await this.send(log ? this.logLines(log, snapshot.seq) : this.dumpLines(snapshot.entries()));
     } finally {
       snapshot.close();
     }
+  }
+
+  private *dumpLines(entries: Iterable<Entry>): Generator<Buffer> {
+    for (const entry of entries) if (this.hosts === null || this.matches(entry)) yield entryLine(this.tag, entry);
+  }
+
+  private *logLines(changes: Iterable<Change>, upTo: number): Generator<Buffer> {
+    for (const c of changes) {
+      if (c.seq > upTo) return;
+      yield changeLine(this.tag, c.name, c.entry, c.seq);
+    }
+  }
+
+  /** Writes lines in batches, yielding to other clients between batches and waiting for slow readers. */
+  private async send(lines: Iterable<Buffer>): Promise<void> {
+    const batch = this.options.dumpBatch ?? 2000;
+    const parts: Buffer[] = [];
+    for (const line of lines) {
+      if (this.sink.closed || this.overflowed) return;
+      parts.push(line);
+      if (parts.length === batch) {
+        this.sink.write(Buffer.concat(parts));
+        parts.length = 0;
+        if (this.sink.backlog > this.options.highWater) await this.sink.drained();
+        else await new Promise((r) => setImmediate(r));
+      }
+    }
+    if (parts.length) this.sink.write(Buffer.concat(parts));
   }
 
   /** Called once the dump's OK has been written: start delivering queued changes. */
@@ -145,7 +177,9 @@ export class UpdateStream {
   flush(): void {
     if (this.dumping || this.queue.size === 0 || this.sink.closed) return;
     const parts: Buffer[] = [];
-    for (const change of this.queue.values()) parts.push(changeLine(this.tag, change.name, change.entry));
+    for (const c of this.queue.values()) {
+      parts.push(changeLine(this.tag, c.name, c.entry, this.seqTagged ? c.seq : undefined));
+    }
     this.queue.clear();
     this.sink.write(Buffer.concat(parts));
   }

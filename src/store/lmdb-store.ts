@@ -6,11 +6,12 @@
  * a monotonically increasing sequence number.
  */
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { decodeEntry, decodeRecord, encodeEntry, encodeLogRecord } from './codec.js';
+import { decodeEntry, decodeRecord, encodeEntry, encodeLogRecord, sameEntry } from './codec.js';
 import { storageKey } from './order.js';
 import {
-  StorageError, type Change, type ChangeListener, type Decision, type DirectoryOrder,
+  StorageError, type BatchItem, type Change, type ChangeListener, type Decision, type DirectoryOrder,
   type DirectoryStore, type Entry, type Snapshot,
 } from './types.js';
 
@@ -56,7 +57,16 @@ export class LmdbDirectoryStore implements DirectoryStore {
         `the data folder ${dir} keeps its directory in '${stored}' order, but '${options.order}' is configured; ` +
         `export with 'mupdated dump' and load into a fresh folder to change it`);
     }
+    if (metaDb.get('dbid') === undefined) metaDb.putSync('dbid', randomUUID());
     return new LmdbDirectoryStore(root, entriesDb, logDb, metaDb, options.order, options.changeLogRetention);
+  }
+
+  get id(): string {
+    return this.metaDb.get('dbid') as string;
+  }
+
+  getMeta(key: string): unknown {
+    return this.metaDb.get(`user:${key}`);
   }
 
   get lastSeq(): number {
@@ -80,14 +90,7 @@ export class LmdbDirectoryStore implements DirectoryStore {
         const current = raw ? decodeEntry(raw) : undefined;
         const decision = decide(current);
         if (decision.kind === 'keep') return decision.result;
-        const seq = ((this.metaDb.get('seq') as number | undefined) ?? 0) + 1;
-        const next = decision.kind === 'put' ? decision.entry : null;
-        if (next) this.entriesDb.putSync(key, encodeEntry(next));
-        else this.entriesDb.removeSync(key);
-        this.logDb.putSync(seq, encodeLogRecord(name, next));
-        if (seq > this.retention) this.logDb.removeSync(seq - this.retention);
-        this.metaDb.putSync('seq', seq);
-        change = { seq, name, entry: next, previous: current ?? null };
+        change = this.writeInTxn(key, name, current ?? null, decision.kind === 'put' ? decision.entry : null);
         return decision.result;
       });
     } catch (err) {
@@ -95,6 +98,39 @@ export class LmdbDirectoryStore implements DirectoryStore {
     }
     if (change) this.emitInOrder(change);
     return result;
+  }
+
+  /** Writes one change and its log record; must run inside a write transaction. */
+  private writeInTxn(key: Buffer, name: Buffer, previous: Entry | null, next: Entry | null): Change {
+    const seq = ((this.metaDb.get('seq') as number | undefined) ?? 0) + 1;
+    if (next) this.entriesDb.putSync(key, encodeEntry(next));
+    else this.entriesDb.removeSync(key);
+    this.logDb.putSync(seq, encodeLogRecord(name, next));
+    if (seq > this.retention) this.logDb.removeSync(seq - this.retention);
+    this.metaDb.putSync('seq', seq);
+    return { seq, name, entry: next, previous };
+  }
+
+  async applyMany(items: BatchItem[], meta: Record<string, unknown> = {}): Promise<number> {
+    if (this.closed) throw new StorageError('the directory is closed');
+    let changes: Change[] = [];
+    try {
+      await this.root.transaction(() => {
+        changes = [];
+        for (const { name, entry } of items) {
+          const key = storageKey(name, this.order);
+          const raw = this.entriesDb.get(key);
+          const current = raw ? decodeEntry(raw) : null;
+          if (sameEntry(current, entry)) continue;
+          changes.push(this.writeInTxn(key, name, current, entry));
+        }
+        for (const [k, v] of Object.entries(meta)) this.metaDb.putSync(`user:${k}`, v);
+      });
+    } catch (err) {
+      throw new StorageError(`could not store the changes: ${(err as Error).message}`);
+    }
+    for (const c of changes) this.emitInOrder(c);
+    return changes.length;
   }
 
   private emitInOrder(change: Change): void {

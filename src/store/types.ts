@@ -39,8 +39,16 @@ export type DirectoryOrder = 'cyrus' | 'bytes';
 
 export class StorageError extends Error {}
 
+/** One name's new state in a batch; null removes it. */
+export interface BatchItem {
+  name: Buffer;
+  entry: Entry | null;
+}
+
 export interface DirectoryStore {
   readonly order: DirectoryOrder;
+  /** Random id of this directory, fixed at creation: change-log sequence numbers are only meaningful with it. */
+  readonly id: string;
   /** Current entry of a name (latest committed state). */
   find(name: Buffer): Entry | undefined;
   /**
@@ -49,6 +57,13 @@ export interface DirectoryStore {
    * been told; rejects with StorageError when it could not be stored.
    */
   mutate<R>(name: Buffer, decide: (current: Entry | undefined) => Decision<R>): Promise<R>;
+  /**
+   * Applies many changes in one durable transaction (unchanged items are
+   * skipped) and sets `meta` keys in the same transaction. Resolves with the
+   * number of entries that changed.
+   */
+  applyMany(items: BatchItem[], meta?: Record<string, unknown>): Promise<number>;
+  getMeta(key: string): unknown;
   /** A consistent read view; its `seq` tells which changes it already holds. */
   snapshot(): Snapshot;
   /** Changes after the snapshot with seq > `after`, in commit order. */

@@ -4,7 +4,7 @@
  * as exactly one quoted string.
  */
 export type StatusKeyword = 'OK' | 'NO' | 'BAD' | 'BYE';
-export type DataKeyword = 'MAILBOX' | 'RESERVE' | 'DELETE';
+export type DataKeyword = 'MAILBOX' | 'RESERVE' | 'DELETE' | 'XSYNC';
 
 const CRLF = Buffer.from('\r\n');
 const UNTAGGED = Buffer.from('*');

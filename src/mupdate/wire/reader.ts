@@ -20,7 +20,9 @@ export type ArgPolicy =
   /** Parse min..max string arguments. `hosts`: UPDATE's host-list rules. */
   | { kind: 'args'; min: number; max: number; hosts?: boolean }
   /** Answer `tag BAD text` without parsing the arguments (rest of line skipped). */
-  | { kind: 'reject'; text: string };
+  | { kind: 'reject'; text: string }
+  /** Yield the command with no arguments, skipping the rest of its line (lenient reading of responses). */
+  | { kind: 'rest' };
 
 export type ReadResult =
   | { kind: 'command'; tag: Buffer; word: string; args: Buffer[] }
@@ -217,6 +219,9 @@ export class CommandReader {
         this.wordText = asciiUpper(wordBytes);
         this.policy = this.hooks.classify(this.wordText);
         if (this.policy.kind === 'reject') return this.skipWith(this.bad(this.policy.text));
+        if (this.policy.kind === 'rest') {
+          return this.skipWith({ kind: 'command', tag: this.tagBytes, word: this.wordText, args: [] });
+        }
         const d = this.buf[end]!;
         if (d === SP) {
           this.phase = 'argStart';

@@ -1,0 +1,57 @@
+/** `mupdated slave`: follows a master and serves its copy read-only. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseHostPort } from '../config.js';
+import { createLogger } from '../log.js';
+import { Follower } from '../resync/follower.js';
+import { UserDb } from '../sasl/user-db.js';
+import { LmdbDirectoryStore } from '../store/lmdb-store.js';
+import { resolveConfig, startServer, type ServerFlags } from './master.js';
+
+export interface SlaveFlags extends ServerFlags {
+  master?: string | undefined;
+  user?: string | undefined;
+  'password-file'?: string | undefined;
+  'retry-delay'?: string | undefined;
+}
+
+export async function runSlave(flags: SlaveFlags): Promise<void> {
+  const config = resolveConfig(flags);
+  const up = config.upstream;
+  if (flags.master) up.server = flags.master;
+  if (flags.user) up.authname = flags.user;
+  if (flags['password-file']) up.password = readFileSync(flags['password-file'], 'utf8').split(/\r?\n/)[0];
+  if (flags['retry-delay'] !== undefined) {
+    const n = Number(flags['retry-delay']);
+    if (!Number.isFinite(n) || n < 0) throw new Error('--retry-delay: expected seconds >= 0');
+    up.retryDelaySeconds = n;
+  }
+  if (!up.server) throw new Error('slave needs --master HOST:PORT (or mupdate_server in the config file)');
+  const user = up.authname ?? up.username;
+  if (!user) throw new Error('slave needs --user NAME (or mupdate_authname/mupdate_username)');
+  if (up.password === undefined) throw new Error('slave needs --password-file FILE (or mupdate_password)');
+  const master = parseHostPort(up.server.replace(/\/.*$/, ''));
+
+  const log = createLogger();
+  const store = LmdbDirectoryStore.open(config.dataDir, { order: config.order, changeLogRetention: config.changeLogRetention });
+  const users = UserDb.open(config.dataDir);
+  const follower = new Follower({
+    upstream: {
+      host: master.host, port: master.port, user, authzid: up.username ?? user, password: up.password,
+      starttls: up.starttls, tlsInsecure: up.tlsInsecure,
+    },
+    retryDelaySeconds: up.retryDelaySeconds,
+    dumpTimeoutMs: up.dumpTimeoutSeconds * 1000,
+    resume: up.resume,
+    store, log,
+    statusFile: join(config.dataDir, 'status.json'),
+  });
+  const running = await startServer(config, log, {
+    kind: 'slave', master: up.server,
+    syncWithMaster: () => follower.syncWithMaster(),
+    ready: follower.ready,
+    isReady: () => follower.isReady,
+  }, store, users, () => follower.stop());
+  follower.start();
+  void running;
+}

@@ -1,0 +1,333 @@
+/**
+ * The slave's link to its master (spec 6): log in, take a complete dump (or,
+ * from a mupdated master, only what changed: XRESUME), apply it in one
+ * durable transaction, then apply streamed changes as they arrive. A dump
+ * that does not end with its tagged OK changes nothing. Keep-alive NOOPs,
+ * reconnect with jittered backoff, status for operators.
+ */
+import { writeFile } from 'node:fs/promises';
+import type { Logger } from '../log.js';
+import type { BatchItem, DirectoryStore, Entry } from '../store/types.js';
+import { entryFromData, reconcile } from './reconcile.js';
+import { UpstreamConnection, UpstreamError, type Response, type UpstreamOptions } from './upstream.js';
+
+export interface FollowerOptions {
+  upstream: Omit<UpstreamOptions, 'timeoutMs'>;
+  /** Seconds of silence before a keep-alive NOOP, and the base reconnect delay (mupdate_retry_delay). */
+  retryDelaySeconds: number;
+  /** Longest wait for the next line of a dump before it is abandoned. */
+  dumpTimeoutMs: number;
+  /** Ask a mupdated master for changes only (XRESUME). */
+  resume: boolean;
+  store: DirectoryStore;
+  log: Logger;
+  /** Where status.json is written (the data folder). */
+  statusFile?: string | undefined;
+}
+
+export interface FollowerStatus {
+  state: 'starting' | 'connecting' | 'syncing' | 'streaming' | 'waiting' | 'stopped';
+  connected: boolean;
+  master: string;
+  masterKind: 'mupdated' | 'cyrus' | null;
+  lastFullSync: string | null;
+  lastSyncKind: 'full' | 'incremental' | null;
+  /** Records received by the last incremental resume (what the master sent, counted on the wire). */
+  lastResumeRecords: number | null;
+  lastAppliedChange: string | null;
+  upstreamSeq: number | null;
+  entries: number | null;
+  lastError: string | null;
+}
+
+const META_SYNCED = 'slave.synced';
+const META_DBID = 'slave.upstreamDbid';
+const META_SEQ = 'slave.upstreamSeq';
+
+function isData(r: Response): boolean {
+  return r.word === 'MAILBOX' || r.word === 'RESERVE' || r.word === 'DELETE';
+}
+
+/** The trailing sequence-number argument of an XRESUME data line. */
+function seqOf(r: Response): number | null {
+  const n = r.word === 'MAILBOX' ? 3 : r.word === 'RESERVE' ? 2 : 1;
+  const raw = r.args[n];
+  return raw === undefined ? null : Number(raw.toString('latin1'));
+}
+
+function itemOf(r: Response): BatchItem {
+  if (r.word === 'DELETE') return { name: r.args[0]!, entry: null };
+  return { name: r.args[0]!, entry: entryFromData(r.word, r.args)! };
+}
+
+export class Follower {
+  private conn: UpstreamConnection | null = null;
+  private stopped = false;
+  private wakeSleep: (() => void) | null = null;
+  private noopCounter = 0;
+  private readonly noopWaiters: Array<{ tag: number; resolve: () => void }> = [];
+  private readyResolve!: () => void;
+  /** Resolves once the local copy is complete (now or from an earlier run). */
+  readonly ready: Promise<void>;
+  private isReadyFlag = false;
+  private loop: Promise<void> | null = null;
+  private statusTimer: NodeJS.Timeout | null = null;
+  readonly status: FollowerStatus;
+
+  constructor(private readonly opts: FollowerOptions) {
+    this.ready = new Promise((resolve) => { this.readyResolve = resolve; });
+    this.status = {
+      state: 'starting', connected: false, master: `${opts.upstream.host}:${opts.upstream.port}`, masterKind: null,
+      lastFullSync: null, lastSyncKind: null, lastResumeRecords: null, lastAppliedChange: null,
+      upstreamSeq: (opts.store.getMeta(META_SEQ) as number | undefined) ?? null, entries: null, lastError: null,
+    };
+    if (opts.store.getMeta(META_SYNCED) === true) this.markReady('copy from an earlier complete sync');
+  }
+
+  get isReady(): boolean {
+    return this.isReadyFlag;
+  }
+
+  private markReady(why: string): void {
+    if (this.isReadyFlag) return;
+    this.isReadyFlag = true;
+    this.opts.log.info({ why }, 'slave copy is complete: serving clients');
+    this.readyResolve();
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.conn?.close();
+    this.wakeSleep?.();
+    this.releaseNoopWaiters();
+    await this.loop;
+    this.setState('stopped');
+    if (this.statusTimer) clearTimeout(this.statusTimer);
+    await this.writeStatus();
+  }
+
+  /**
+   * Resolves once everything the master had committed when this was called
+   * has been applied here: a NOOP upstream and its OK (spec 3.10, 6.4). When
+   * not connected there is nothing better to wait for, so it resolves at once.
+   */
+  syncWithMaster(): Promise<void> {
+    const conn = this.conn;
+    if (!conn || this.status.state !== 'streaming') return Promise.resolve();
+    const tag = this.noopCounter++;
+    return new Promise((resolve) => {
+      this.noopWaiters.push({ tag, resolve });
+      conn.send(`N${tag}`, 'NOOP');
+    });
+  }
+
+  private releaseNoopWaiters(upTo = Infinity): void {
+    for (let i = 0; i < this.noopWaiters.length;) {
+      const w = this.noopWaiters[i]!;
+      if (w.tag <= upTo) {
+        this.noopWaiters.splice(i, 1);
+        w.resolve();
+      } else i++;
+    }
+  }
+
+  private setState(state: FollowerStatus['state']): void {
+    if (this.status.state === state) return;
+    this.status.state = state;
+    this.status.connected = state === 'syncing' || state === 'streaming';
+    this.opts.log.info({ state, master: this.status.master }, 'slave state');
+    void this.writeStatus();
+  }
+
+  private async writeStatus(): Promise<void> {
+    if (!this.opts.statusFile) return;
+    try {
+      await writeFile(this.opts.statusFile, `${JSON.stringify(this.status, null, 2)}\n`);
+    } catch (err) {
+      this.opts.log.warn({ err: (err as Error).message }, 'cannot write status file');
+    }
+  }
+
+  /** Status writes during streaming are throttled to one a second. */
+  private statusSoon(): void {
+    if (this.statusTimer) return;
+    this.statusTimer = setTimeout(() => {
+      this.statusTimer = null;
+      void this.writeStatus();
+    }, 1000);
+    this.statusTimer.unref();
+  }
+
+  private async run(): Promise<void> {
+    const retryMs = Math.max(1, this.opts.retryDelaySeconds) * 1000;
+    while (!this.stopped) {
+      try {
+        await this.connectAndFollow(retryMs);
+      } catch (err) {
+        const message = (err as Error).message;
+        this.status.lastError = message;
+        if (!this.stopped) this.opts.log.warn({ err: message }, 'connection to the master lost');
+      }
+      this.conn?.close();
+      this.conn = null;
+      this.releaseNoopWaiters();
+      if (this.stopped) break;
+      this.setState('waiting');
+      // As Cyrus: the retry delay plus up to half of it again, never zero (no spinning).
+      const delay = retryMs + Math.floor(Math.random() * (retryMs / 2));
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, delay);
+        this.wakeSleep = () => { clearTimeout(t); resolve(); };
+      });
+      this.wakeSleep = null;
+    }
+  }
+
+  private async connectAndFollow(retryMs: number): Promise<void> {
+    this.setState('connecting');
+    const conn = await UpstreamConnection.open({ ...this.opts.upstream, timeoutMs: Math.max(10_000, retryMs) }, this.opts.log);
+    this.conn = conn;
+    this.noopCounter = 0;
+    if (this.stopped) return;
+    const canResume = /\bXRESUME\b/.test(conn.bannerText);
+    this.status.masterKind = /"mupdated"/.test(conn.bannerText) ? 'mupdated' : 'cyrus';
+    this.setState('syncing');
+    const seqTagged = canResume && this.opts.resume ? await this.resumeSync(conn) : await this.fullSync(conn);
+    this.markReady('first complete sync');
+    this.setState('streaming');
+    await this.stream(conn, retryMs, seqTagged);
+  }
+
+  /** Plain UPDATE, as a Cyrus slave does it; only a dump that ends with `U01 OK` is applied. */
+  private async fullSync(conn: UpstreamConnection): Promise<false> {
+    conn.send('U01', 'UPDATE');
+    const remote = await this.readDump(conn, null);
+    await this.applyFullDump(remote, null, null);
+    return false;
+  }
+
+  /** Collects a dump's MAILBOX/RESERVE lines until the tagged OK. `first`: a line already read. */
+  private async readDump(conn: UpstreamConnection, first: Response | null): Promise<Map<string, Entry>> {
+    const remote = new Map<string, Entry>();
+    for (let r = first ?? (await this.nextDumpLine(conn)); ; r = await this.nextDumpLine(conn)) {
+      const entry = entryFromData(r.word, r.args);
+      if (entry) {
+        remote.set(entry.name.toString('latin1'), entry);
+        continue;
+      }
+      if (r.word === 'OK' && r.tag === 'U01') return remote;
+      throw new UpstreamError(`dump abandoned: the master sent ${r.tag} ${r.word} before the end of the dump`);
+    }
+  }
+
+  private async nextDumpLine(conn: UpstreamConnection): Promise<Response> {
+    const r = await conn.next(this.opts.dumpTimeoutMs);
+    if (!r) throw new UpstreamError('dump abandoned: the master closed the connection');
+    return r;
+  }
+
+  private async applyFullDump(remote: Map<string, Entry>, dbid: string | null, seq: number | null): Promise<void> {
+    const snapshot = this.opts.store.snapshot();
+    let items: BatchItem[];
+    try {
+      items = reconcile(snapshot.entries(), remote);
+    } finally {
+      snapshot.close();
+    }
+    await this.opts.store.applyMany(items, { [META_SYNCED]: true, [META_DBID]: dbid, [META_SEQ]: seq });
+    this.status.lastFullSync = new Date().toISOString();
+    this.status.lastSyncKind = 'full';
+    this.status.entries = remote.size;
+    this.status.upstreamSeq = seq;
+    this.opts.log.info({ entries: remote.size, changed: items.length }, 'full sync applied');
+  }
+
+  /** XRESUME against a mupdated master: changes after our last one, or a full dump when that is not possible. */
+  private async resumeSync(conn: UpstreamConnection): Promise<boolean> {
+    const store = this.opts.store;
+    const synced = store.getMeta(META_SYNCED) === true;
+    const dbid = synced ? ((store.getMeta(META_DBID) as string | null) ?? '') : '';
+    const after = synced ? ((store.getMeta(META_SEQ) as number | null) ?? 0) : 0;
+    conn.send('U01', 'XRESUME', [Buffer.from(dbid), Buffer.from(String(after))]);
+    const head = await this.nextDumpLine(conn);
+    if (head.word !== 'XSYNC') {
+      if (head.word === 'BAD' || head.word === 'NO') {
+        this.opts.log.info('the master does not resume; falling back to a full UPDATE');
+        await this.fullSync(conn);
+        return false;
+      }
+      throw new UpstreamError(`unexpected answer to XRESUME: ${head.word}`);
+    }
+    const [mode, masterId, fromRaw] = head.args.map((a) => a.toString('latin1')) as [string, string, string];
+    const from = Number(fromRaw);
+    if (mode === 'FULL') {
+      const remote = await this.readDump(conn, null);
+      await this.applyFullDump(remote, masterId, from);
+      return true;
+    }
+    const items: BatchItem[] = [];
+    let last = from;
+    for (let r = await this.nextDumpLine(conn); !(r.word === 'OK' && r.tag === 'U01'); r = await this.nextDumpLine(conn)) {
+      if (!isData(r)) throw new UpstreamError(`resume abandoned: the master sent ${r.tag} ${r.word}`);
+      items.push(itemOf(r));
+      last = seqOf(r) ?? last;
+    }
+    const changed = await store.applyMany(items, { [META_SYNCED]: true, [META_DBID]: masterId, [META_SEQ]: last });
+    this.status.lastSyncKind = 'incremental';
+    this.status.lastResumeRecords = items.length;
+    this.status.upstreamSeq = last;
+    this.opts.log.info({ records: items.length, changed, from, to: last }, 'incremental resume applied');
+    return true;
+  }
+
+  /** Applies streamed changes in arrival order; consecutive lines already received share one commit. */
+  private async stream(conn: UpstreamConnection, retryMs: number, seqTagged: boolean): Promise<void> {
+    let noopOutstanding = false;
+    for (;;) {
+      let r: Response | null;
+      try {
+        r = await conn.next(retryMs);
+      } catch (err) {
+        if (!(err instanceof UpstreamError) || !/timed out/.test(err.message)) throw err;
+        if (noopOutstanding) throw new UpstreamError('the master did not answer a NOOP in time');
+        noopOutstanding = true;
+        conn.send(`N${this.noopCounter++}`, 'NOOP');
+        continue;
+      }
+      if (!r) throw new UpstreamError('the master closed the connection');
+      if (isData(r)) {
+        const batch = [r];
+        while (conn.hasQueued()) {
+          const peek = conn.peek();
+          if (!peek || !isData(peek)) break;
+          batch.push((await conn.next())!);
+        }
+        await this.applyStreamed(batch, seqTagged);
+        continue;
+      }
+      if (r.word === 'OK' && r.tag.startsWith('N')) {
+        noopOutstanding = false;
+        this.releaseNoopWaiters(Number(r.tag.slice(1)));
+        continue;
+      }
+      throw new UpstreamError(`the master sent ${r.tag} ${r.word} on the stream`);
+    }
+  }
+
+  private async applyStreamed(batch: Response[], seqTagged: boolean): Promise<void> {
+    const items = batch.map(itemOf);
+    const meta: Record<string, unknown> = {};
+    if (seqTagged) {
+      const seq = seqOf(batch[batch.length - 1]!);
+      if (seq !== null) meta[META_SEQ] = seq;
+      this.status.upstreamSeq = seq;
+    }
+    await this.opts.store.applyMany(items, meta);
+    this.status.lastAppliedChange = new Date().toISOString();
+    this.statusSoon();
+  }
+}

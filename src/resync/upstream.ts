@@ -1,0 +1,237 @@
+/**
+ * Client side of a MUPDATE connection, as the slave and the tools use it:
+ * connect, read the banner, log in with PLAIN, send commands and read
+ * responses. It reads responses leniently (Cyrus masters send a few bare-word
+ * texts) but data lines strictly.
+ */
+import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import type { Logger } from '../log.js';
+import { buildPlainMessage } from '../sasl/plain.js';
+import { clientCommand } from '../mupdate/wire/encoder.js';
+import { CommandReader, type ArgPolicy, type ReadResult } from '../mupdate/wire/reader.js';
+
+export interface UpstreamOptions {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  /** Authorization id; defaults to the user, as Cyrus clients send it. */
+  authzid?: string | undefined;
+  /** Timeout for connect, banner and login. */
+  timeoutMs: number;
+  /** Use STARTTLS when the server offers it (certificates are checked unless insecure). */
+  starttls?: 'never' | 'if-offered' | 'required';
+  tlsInsecure?: boolean;
+}
+
+export interface Response {
+  tag: string;
+  word: string;
+  args: Buffer[];
+}
+
+const RESPONSE_SHAPES: Record<string, ArgPolicy> = {
+  MAILBOX: { kind: 'args', min: 3, max: 4 },
+  RESERVE: { kind: 'args', min: 2, max: 3 },
+  DELETE: { kind: 'args', min: 1, max: 2 },
+  XSYNC: { kind: 'args', min: 3, max: 3 },
+  XRESUME: { kind: 'args', min: 1, max: 1 },
+};
+
+const RESPONSE_LIMITS = { maxTag: 256, maxWord: 256, maxString: 1 << 20, maxCommand: 4 << 20, maxSaslLine: 1 << 16 };
+
+export class UpstreamError extends Error {}
+
+export class UpstreamConnection {
+  private socket: Socket;
+  private reader = this.newReader();
+  private queue: Array<ReadResult | null> = [];
+  private waiter: (() => void) | null = null;
+  private ended = false;
+  /** Capability lines of the (last) banner: name -> its arguments. */
+  capabilities = new Map<string, Buffer[]>();
+  /** The banner as received (its `* OK MUPDATE` strings name the implementation and extensions). */
+  bannerText = '';
+  private bannerDone = false;
+
+  private constructor(socket: Socket, private readonly log?: Logger) {
+    this.socket = socket;
+    this.attach(socket);
+  }
+
+  private newReader(): CommandReader {
+    return new CommandReader(RESPONSE_LIMITS, {
+      classify: (word) => RESPONSE_SHAPES[word] ?? { kind: 'rest' },
+      continuation: () => {},
+    });
+  }
+
+  private attach(socket: Socket): void {
+    socket.on('data', (d: Buffer) => {
+      if (!this.bannerDone) {
+        this.bannerText = (this.bannerText + d.toString('latin1')).slice(0, 65536);
+        if (/^\* OK/m.test(this.bannerText)) this.bannerDone = true;
+      }
+      this.reader.push(d);
+      for (let r = this.reader.next(); r; r = this.reader.next()) {
+        this.queue.push(r);
+        if (r.kind === 'fatal') break;
+      }
+      this.wake();
+    });
+    const end = () => {
+      if (this.ended) return;
+      this.ended = true;
+      this.queue.push(null);
+      this.wake();
+    };
+    socket.on('end', end);
+    socket.on('close', end);
+    socket.on('error', (err) => {
+      this.log?.debug({ err: err.message }, 'upstream socket error');
+      end();
+    });
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = null;
+    w?.();
+  }
+
+  static async open(opts: UpstreamOptions, log?: Logger): Promise<UpstreamConnection> {
+    const socket = await new Promise<Socket>((resolve, reject) => {
+      const s = connect({ host: opts.host, port: opts.port });
+      const timer = setTimeout(() => { s.destroy(); reject(new UpstreamError(`connect to ${opts.host}:${opts.port} timed out`)); }, opts.timeoutMs);
+      s.once('connect', () => { clearTimeout(timer); s.setNoDelay(true); resolve(s); });
+      s.once('error', (err) => { clearTimeout(timer); reject(new UpstreamError(`cannot connect to ${opts.host}:${opts.port}: ${err.message}`)); });
+    });
+    const conn = new UpstreamConnection(socket, log);
+    try {
+      await conn.readBanner(opts.timeoutMs);
+      const mode = opts.starttls ?? 'if-offered';
+      if (mode !== 'never' && conn.capabilities.has('STARTTLS')) await conn.startTls(opts);
+      else if (mode === 'required') throw new UpstreamError('the server does not offer STARTTLS');
+      await conn.login(opts);
+    } catch (err) {
+      conn.close();
+      throw err;
+    }
+    return conn;
+  }
+
+  private async readBanner(timeoutMs: number): Promise<void> {
+    this.capabilities.clear();
+    for (;;) {
+      const r = await this.next(timeoutMs);
+      if (!r) throw new UpstreamError('the server closed the connection before its banner');
+      if (r.tag !== '*') throw new UpstreamError(`unexpected banner line from the server (${r.tag} ${r.word})`);
+      if (r.word === 'OK') return;
+      if (r.word === 'BYE') throw new UpstreamError('the server refused the connection (BYE)');
+      this.capabilities.set(r.word, r.args);
+    }
+  }
+
+  private async startTls(opts: UpstreamOptions): Promise<void> {
+    this.socket.write('S01 STARTTLS\r\n');
+    const r = await this.next(opts.timeoutMs);
+    if (!r || r.word !== 'OK') throw new UpstreamError('STARTTLS was refused');
+    const raw = this.socket;
+    raw.removeAllListeners('data');
+    raw.removeAllListeners('end');
+    raw.removeAllListeners('close');
+    raw.removeAllListeners('error');
+    const secure = tlsConnect({ socket: raw, servername: opts.host, rejectUnauthorized: !opts.tlsInsecure });
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secureConnect', () => resolve());
+      secure.once('error', (err) => reject(new UpstreamError(`TLS failed: ${err.message}`)));
+    });
+    this.socket = secure;
+    this.bannerText = '';
+    this.bannerDone = false;
+    this.reader = this.newReader();
+    this.queue = [];
+    this.ended = false;
+    this.attach(secure);
+    await this.readBanner(opts.timeoutMs);
+  }
+
+  private async login(opts: UpstreamOptions): Promise<void> {
+    const message = buildPlainMessage(opts.authzid ?? opts.user, opts.user, opts.password);
+    const ir = Buffer.from(message.toString('base64'));
+    this.socket.write(Buffer.concat([Buffer.from(`A01 AUTHENTICATE "PLAIN" {${ir.length}+}\r\n`), ir, Buffer.from('\r\n')]));
+    const r = await this.next(opts.timeoutMs);
+    if (!r) throw new UpstreamError('the server closed the connection during login');
+    if (r.word !== 'OK') throw new UpstreamError(`login as ${opts.user} refused by the server`);
+  }
+
+  send(tag: string, word: string, args: Buffer[] = []): void {
+    if (!this.ended) this.socket.write(clientCommand(tag, word, args));
+  }
+
+  /** Next response; null at end of stream. Throws on timeout or unparseable input. */
+  async next(timeoutMs?: number): Promise<Response | null> {
+    const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
+    while (this.queue.length === 0) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new UpstreamError('timed out waiting for the server');
+      await new Promise<void>((resolve) => {
+        const timer = Number.isFinite(left) ? setTimeout(() => { this.waiter = null; resolve(); }, left) : null;
+        this.waiter = () => { if (timer) clearTimeout(timer); resolve(); };
+      });
+    }
+    const r = this.queue.shift()!;
+    if (r === null) {
+      this.queue.unshift(null); // stays at end of stream
+      return null;
+    }
+    if (r.kind === 'fatal') throw new UpstreamError(`unreadable response from the server: ${r.text}`);
+    if (r.kind === 'bad') {
+      throw new UpstreamError(`malformed response from the server: ${r.text}${r.tag ? ` (tag ${r.tag.toString('latin1')})` : ''}`);
+    }
+    return { tag: r.tag.toString('latin1'), word: r.word, args: r.args };
+  }
+
+  /** Whether a response has already arrived and waits to be read. */
+  hasQueued(): boolean {
+    return this.queue.length > 0 && this.queue[0] !== null;
+  }
+
+  /** The next waiting response without taking it (undefined if none or unparseable). */
+  peek(): Response | undefined {
+    const r = this.queue[0];
+    if (!r || r.kind !== 'command') return undefined;
+    return { tag: r.tag.toString('latin1'), word: r.word, args: r.args };
+  }
+
+  /** Sends a command and collects its data lines until the tagged (or any) OK/NO/BAD/BYE. */
+  async command(tag: string, word: string, args: Buffer[], timeoutMs?: number): Promise<{ status: string; data: Response[] }> {
+    this.send(tag, word, args);
+    const data: Response[] = [];
+    for (;;) {
+      const r = await this.next(timeoutMs);
+      if (!r) throw new UpstreamError(`the server closed the connection during ${word}`);
+      if (['OK', 'NO', 'BAD', 'BYE'].includes(r.word)) return { status: r.word, data };
+      data.push(r);
+    }
+  }
+
+  /** Sends LOGOUT without waiting long, then closes. */
+  async logout(): Promise<void> {
+    if (this.ended) return;
+    this.send('Q01', 'LOGOUT');
+    try {
+      await this.next(2000);
+    } catch { /* closing anyway */ }
+    this.close();
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  get isEnded(): boolean {
+    return this.ended;
+  }
+}
