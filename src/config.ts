@@ -37,6 +37,8 @@ export interface ServerConfig {
   /** Bytes buffered for a socket before we stop writing to it and queue instead. */
   socketHighWater: number;
   authCacheTtlMs: number;
+  /** Duplicate-mailbox claims: `queue` for an operator (default) or `cyrus` (last writer wins). */
+  conflictPolicy: 'queue' | 'cyrus';
   /** Slave mode: the master to follow and how to log in there (Cyrus's option names). */
   upstream: UpstreamConfig;
 }
@@ -74,6 +76,7 @@ export function defaultConfig(): ServerConfig {
     streamQueueLimit: 200_000,
     socketHighWater: 4 * 1024 * 1024,
     authCacheTtlMs: 10 * 60 * 1000,
+    conflictPolicy: 'queue',
     upstream: { retryDelaySeconds: 20, dumpTimeoutSeconds: 120, resume: true, starttls: 'if-offered', tlsInsecure: false },
   };
 }
@@ -146,6 +149,10 @@ export function applySettings(config: ServerConfig, settings: Map<string, string
       case 'stream_queue_limit': config.streamQueueLimit = int(key, v, 1); break;
       case 'max_string': config.limits.maxString = int(key, v, 1024); break;
       case 'max_command': config.limits.maxCommand = int(key, v, 4096); break;
+      case 'conflict_policy':
+        if (v !== 'queue' && v !== 'cyrus') throw new ConfigError(`${key}: expected queue or cyrus`);
+        config.conflictPolicy = v;
+        break;
       case 'mupdate_server': config.upstream.server = v; break;
       case 'mupdate_authname': config.upstream.authname = v; break;
       case 'mupdate_username': config.upstream.username = v; break;

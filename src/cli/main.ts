@@ -1,6 +1,7 @@
 /** `mupdated SUBCOMMAND ...`: the single entry point. */
 import { parseArgs } from 'node:util';
 import { runMaster } from './master.js';
+import { runConflicts } from './conflicts.js';
 import { runSlave } from './slave.js';
 import { runUser } from './user.js';
 
@@ -12,6 +13,9 @@ commands:
   slave      follow a master, serve its copy read-only
              --master HOST:PORT --user NAME --password-file FILE [--retry-delay SECONDS]
              [--listen HOST:PORT] [--data DIR] [--config FILE]
+  conflicts  the operator queue of duplicate-mailbox claims
+             list [--all] [--json] | show ID [--json] | resolve ID --keep current|claimant | dismiss ID
+             [--data DIR]
   user       manage logins            add NAME [--admin] | remove NAME | list   [--data DIR]
              (the password is read from standard input)
 `;
@@ -51,6 +55,16 @@ export async function main(argv: string[]): Promise<number> {
       });
       await runUser(positionals[0], positionals[1], values);
       return 0;
+    }
+    case 'conflicts': {
+      const { values, positionals } = parseArgs({
+        args: rest, allowPositionals: true,
+        options: {
+          data: { type: 'string' }, json: { type: 'boolean' }, keep: { type: 'string' },
+          all: { type: 'boolean' }, status: { type: 'string' },
+        },
+      });
+      return runConflicts(positionals, values);
     }
     case undefined: case '-h': case '--help': case 'help':
       process.stdout.write(USAGE);

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { applySettings, defaultConfig, parseHostPort, readConfigFile, type ServerConfig } from '../config.js';
 import { createLogger, type Logger } from '../log.js';
+import { startAdminSocket } from '../admin/socket-server.js';
 import { MupdateServer } from '../mupdate/server.js';
 import type { Role, SessionSettings } from '../mupdate/session.js';
 import { Authenticator } from '../sasl/authenticator.js';
@@ -36,7 +37,7 @@ export function sessionSettings(c: ServerConfig): SessionSettings {
   return {
     servername: c.servername, limits: c.limits, idleTimeoutMs: c.idleTimeoutMs, maxBadCommands: c.maxBadCommands,
     failedLoginPauseMs: c.failedLoginPauseMs, maxFailedLogins: c.maxFailedLogins, allowPlaintext: c.allowPlaintext,
-    streamQueueLimit: c.streamQueueLimit, socketHighWater: c.socketHighWater,
+    streamQueueLimit: c.streamQueueLimit, socketHighWater: c.socketHighWater, conflictPolicy: c.conflictPolicy,
   };
 }
 
@@ -68,12 +69,14 @@ export async function startServer(
     log.warn(`no users yet: create the first admin with 'mupdated user add NAME --admin --data ${config.dataDir}'`);
   }
   await server.listen(config.listen);
+  const admin = await startAdminSocket(config.dataDir, store, log);
   let stopping: Promise<void> | null = null;
   const stop = () => {
     stopping ??= (async () => {
       log.info('shutting down');
       await beforeClose();
       await server.close();
+      await new Promise((resolve) => admin.close(resolve));
       await store.close();
       await users.close();
       log.info('stopped');

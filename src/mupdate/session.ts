@@ -8,7 +8,8 @@ import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Logger } from '../log.js';
 import type { Authenticator, Identity } from '../sasl/authenticator.js';
 import { decodeBase64Strict, parsePlainMessage } from '../sasl/plain.js';
-import { StorageError, type DirectoryStore } from '../store/types.js';
+import { StorageError, type DirectoryStore, type Entry } from '../store/types.js';
+import { serverPart } from './location.js';
 import { MAX_NAME_BYTES } from '../store/order.js';
 import * as rules from './directory-rules.js';
 import { entryLine, UpdateStream, type ResumeRequest, type StreamSink } from './update-stream.js';
@@ -40,6 +41,7 @@ export interface SessionSettings {
   allowPlaintext: boolean;
   streamQueueLimit: number;
   socketHighWater: number;
+  conflictPolicy: rules.ConflictPolicy;
 }
 
 export interface SessionContext {
@@ -104,7 +106,11 @@ export class Session implements StreamSink {
   private isClosed = false;
   private badCount = 0;
   private failedLogins = 0;
+  private loginStarted = 0;
   private stream: UpdateStream | null = null;
+  private commandsSinceLogin = 0;
+  /** Set when this session is a backend's startup push (`ctl_mboxlist -m`): that backend's server name. */
+  private pushServer: string | null = null;
   /** Set while a command waits for more input (SASL lines). */
   private inputWaiter: (() => void) | null = null;
   private readonly drainWaiters: Array<() => void> = [];
@@ -259,6 +265,7 @@ export class Session implements StreamSink {
       return;
     }
     const { tag, word, args } = r;
+    if (this.state !== 'noauth') this.commandsSinceLogin++;
     if (word === 'AUTHENTICATE') {
       if (this.state !== 'noauth') return this.bad(tag, T.already);
       return this.authenticate(tag, args);
@@ -283,6 +290,9 @@ export class Session implements StreamSink {
   // ---- authentication (spec 3.2) ----
 
   private async authenticate(tag: Buffer, args: Buffer[]): Promise<void> {
+    // The failure pause runs from here, so the time to the answer does not tell
+    // an unknown user (no hash computed) from a wrong password.
+    this.loginStarted = Date.now();
     const mech = args[0]!.toString('latin1').toUpperCase();
     const plainAllowed = this.tlsActive || this.ctx.settings.allowPlaintext || isLoopback(this.socket.remoteAddress);
     if (mech !== 'PLAIN') return this.loginRefused(tag, 'no mechanism available', false);
@@ -327,9 +337,8 @@ export class Session implements StreamSink {
 
   /** A failed login: NO after the pause (credential failures), closing after too many. */
   private async loginRefused(tag: Buffer, text: string, pause: boolean): Promise<void> {
-    if (pause && this.ctx.settings.failedLoginPauseMs > 0) {
-      await new Promise((r) => setTimeout(r, this.ctx.settings.failedLoginPauseMs));
-    }
+    const wait = this.loginStarted + this.ctx.settings.failedLoginPauseMs - Date.now();
+    if (pause && wait > 0) await new Promise((r) => setTimeout(r, wait));
     this.reply(tag, 'NO', text);
     if (++this.failedLogins >= this.ctx.settings.maxFailedLogins) this.bye('Too many failed logins');
   }
@@ -383,7 +392,8 @@ export class Session implements StreamSink {
     if (!identity.admin) return this.reply(tag, 'NO', 'permission denied: read-only identity');
     const name = args[0]!;
     if (name.length > MAX_NAME_BYTES) return this.reply(tag, 'NO', 'mailbox name too long');
-    const decide = word === 'ACTIVATE' ? rules.activate(name, args[1]!, args[2]!)
+    const writer: rules.Writer = { policy: this.ctx.settings.conflictPolicy, user: identity.name, peer: this.peer };
+    const decide = word === 'ACTIVATE' ? rules.activate(name, args[1]!, args[2]!, writer)
       : word === 'RESERVE' ? rules.reserve(name, args[1]!)
         : word === 'DEACTIVATE' ? rules.deactivate(name, args[1]!)
           : rules.remove();
@@ -395,7 +405,11 @@ export class Session implements StreamSink {
         this.ctx.log.debug(logFields, 'directory change');
         this.reply(tag, 'OK', rules.WRITE_TEXT.done);
       } else {
-        this.ctx.log.info({ ...logFields, refused: outcome.text }, 'directory change refused');
+        if (outcome.conflictId !== undefined) {
+          this.ctx.log.warn({ ...logFields, conflict: outcome.conflictId, pushFrom: this.pushServer }, 'duplicate mailbox claim queued as a conflict');
+        } else {
+          this.ctx.log.info({ ...logFields, refused: outcome.text }, 'directory change refused');
+        }
         this.reply(tag, 'NO', outcome.text);
       }
     } catch (err) {
@@ -407,11 +421,29 @@ export class Session implements StreamSink {
 
   private find(tag: Buffer, name: Buffer): void {
     const entry = this.ctx.store.find(name);
-    if (entry) this.write(entryLine(tag, entry));
+    if (entry && this.hidesFromPush(entry)) {
+      // ctl_mboxlist -m would delete its local copy on seeing another server here (spec 7.3);
+      // with no data it sends ACTIVATE instead, which is then queued as a conflict.
+      this.ctx.log.info({ peer: this.peer, name: name.toString('latin1'), pushFrom: this.pushServer,
+        holder: entry.location.toString('latin1') }, 'FIND in a backend push: entry held by another server not shown');
+    } else if (entry) {
+      this.write(entryLine(tag, entry));
+    }
     this.reply(tag, 'OK', 'Search completed');
   }
 
+  /** In a push session under the queue policy, an entry held by another server is not shown to FIND. */
+  private hidesFromPush(entry: Entry): boolean {
+    return this.pushServer !== null && this.ctx.settings.conflictPolicy === 'queue' &&
+      serverPart(entry.location) !== this.pushServer;
+  }
+
   private async list(tag: Buffer, prefix: Buffer | undefined): Promise<void> {
+    // A backend push (ctl_mboxlist -m) starts with LIST "<servername>!" (spec 7.3).
+    if (this.commandsSinceLogin === 1 && prefix && prefix.length > 1 && prefix[prefix.length - 1] === 0x21) {
+      this.pushServer = prefix.subarray(0, prefix.length - 1).toString('latin1');
+      this.ctx.log.info({ peer: this.peer, server: this.pushServer }, 'backend push session');
+    }
     const snapshot = this.ctx.store.snapshot();
     try {
       const parts: Buffer[] = [];

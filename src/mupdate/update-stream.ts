@@ -6,6 +6,7 @@
  * kept); a queue past its bound ends the stream.
  */
 import { dataLine } from './wire/encoder.js';
+import { serverPart } from './location.js';
 import type { Change, DirectoryStore, Entry } from '../store/types.js';
 
 export interface StreamSink {
@@ -24,11 +25,6 @@ export interface StreamOptions {
   dumpBatch?: number;
 }
 
-/** The server part of a location: the text before the first `!`, or all of it. */
-export function serverPart(location: Buffer): string {
-  const bang = location.indexOf(0x21);
-  return (bang < 0 ? location : location.subarray(0, bang)).toString('latin1');
-}
 
 export function entryLine(tag: Buffer, e: Entry): Buffer {
   return e.state === 'active'

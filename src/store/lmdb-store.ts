@@ -11,14 +11,15 @@ import { mkdirSync } from 'node:fs';
 import { decodeEntry, decodeRecord, encodeEntry, encodeLogRecord, sameEntry } from './codec.js';
 import { storageKey } from './order.js';
 import {
-  StorageError, type BatchItem, type Change, type ChangeListener, type Decision, type DirectoryOrder,
+  ConflictRefusal, StorageError, type BatchItem, type Change, type ConflictClaim, type ConflictRecord, type ConflictStatus, type TxnTools, type ChangeListener, type Decision, type DirectoryOrder,
   type DirectoryStore, type Entry, type Snapshot,
 } from './types.js';
 
 export interface LmdbStoreOptions {
-  order: DirectoryOrder;
+  /** Required order; undefined accepts whatever the folder was created with (tools). */
+  order?: DirectoryOrder | undefined;
   /** How many change-log records to keep (older ones are pruned as new ones arrive). */
-  changeLogRetention: number;
+  changeLogRetention?: number | undefined;
 }
 
 const FORMAT = 1;
@@ -35,6 +36,9 @@ export class LmdbDirectoryStore implements DirectoryStore {
     private readonly entriesDb: Database<Buffer, Buffer>,
     private readonly logDb: Database<Buffer, number>,
     private readonly metaDb: Database<unknown, string>,
+    private readonly conflictsDb: Database<ConflictRecord, number>,
+    /** Open conflicts by claim (name + claimed location), so a repeated claim updates one record. */
+    private readonly openClaimsDb: Database<number, Buffer>,
     readonly order: DirectoryOrder,
     private readonly retention: number,
   ) {
@@ -47,18 +51,21 @@ export class LmdbDirectoryStore implements DirectoryStore {
     const entriesDb = root.openDB<Buffer, Buffer>({ name: 'entries', keyEncoding: 'binary', encoding: 'binary' });
     const logDb = root.openDB<Buffer, number>({ name: 'changes', encoding: 'binary' });
     const metaDb = root.openDB<unknown, string>({ name: 'meta' });
+    const conflictsDb = root.openDB<ConflictRecord, number>({ name: 'conflicts' });
+    const openClaimsDb = root.openDB<number, Buffer>({ name: 'open-claims', keyEncoding: 'binary' });
     const stored = metaDb.get('order') as DirectoryOrder | undefined;
+    const order = options.order ?? stored ?? 'cyrus';
     if (stored === undefined) {
-      metaDb.putSync('order', options.order);
+      metaDb.putSync('order', order);
       metaDb.putSync('format', FORMAT);
-    } else if (stored !== options.order) {
+    } else if (stored !== order) {
       void root.close();
       throw new StorageError(
-        `the data folder ${dir} keeps its directory in '${stored}' order, but '${options.order}' is configured; ` +
+        `the data folder ${dir} keeps its directory in '${stored}' order, but '${order}' is configured; ` +
         `export with 'mupdated dump' and load into a fresh folder to change it`);
     }
     if (metaDb.get('dbid') === undefined) metaDb.putSync('dbid', randomUUID());
-    return new LmdbDirectoryStore(root, entriesDb, logDb, metaDb, options.order, options.changeLogRetention);
+    return new LmdbDirectoryStore(root, entriesDb, logDb, metaDb, conflictsDb, openClaimsDb, order, options.changeLogRetention ?? 1_000_000);
   }
 
   get id(): string {
@@ -78,7 +85,7 @@ export class LmdbDirectoryStore implements DirectoryStore {
     return raw ? decodeEntry(raw) : undefined;
   }
 
-  async mutate<R>(name: Buffer, decide: (current: Entry | undefined) => Decision<R>): Promise<R> {
+  async mutate<R>(name: Buffer, decide: (current: Entry | undefined, txn: TxnTools) => Decision<R>): Promise<R> {
     if (this.closed) throw new StorageError('the directory is closed');
     const key = storageKey(name, this.order);
     let change: Change | null = null;
@@ -88,7 +95,7 @@ export class LmdbDirectoryStore implements DirectoryStore {
         change = null;
         const raw = this.entriesDb.get(key);
         const current = raw ? decodeEntry(raw) : undefined;
-        const decision = decide(current);
+        const decision = decide(current, { recordConflict: (claim) => this.recordConflictInTxn(claim) });
         if (decision.kind === 'keep') return decision.result;
         change = this.writeInTxn(key, name, current ?? null, decision.kind === 'put' ? decision.entry : null);
         return decision.result;
@@ -98,6 +105,74 @@ export class LmdbDirectoryStore implements DirectoryStore {
     }
     if (change) this.emitInOrder(change);
     return result;
+  }
+
+  private static claimKey(name: Buffer, location: Buffer): Buffer {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(name.length);
+    return Buffer.concat([len, name, location]);
+  }
+
+  private recordConflictInTxn(claim: ConflictClaim): ConflictRecord {
+    const now = new Date().toISOString();
+    const claimKey = LmdbDirectoryStore.claimKey(claim.name, claim.claimed.location);
+    const existingId = this.openClaimsDb.get(claimKey);
+    const existing = existingId === undefined ? undefined : this.conflictsDb.get(existingId);
+    let record: ConflictRecord;
+    if (existing && existing.status === 'open') {
+      record = { ...existing, ...claim, id: existing.id, status: 'open', firstSeen: existing.firstSeen, lastSeen: now, count: existing.count + 1 };
+    } else {
+      const id = ((this.metaDb.get('conflictSeq') as number | undefined) ?? 0) + 1;
+      this.metaDb.putSync('conflictSeq', id);
+      record = { ...claim, id, status: 'open', firstSeen: now, lastSeen: now, count: 1 };
+      this.openClaimsDb.putSync(claimKey, id);
+    }
+    this.conflictsDb.putSync(record.id, record);
+    return record;
+  }
+
+  listConflicts(status?: ConflictStatus): ConflictRecord[] {
+    const out: ConflictRecord[] = [];
+    for (const { value } of this.conflictsDb.getRange()) if (!status || value.status === status) out.push(value);
+    return out;
+  }
+
+  getConflict(id: number): ConflictRecord | undefined {
+    return this.conflictsDb.get(id);
+  }
+
+  async closeConflict(id: number, keep: 'current' | 'claimant' | 'none', by: string): Promise<ConflictRecord> {
+    let change: Change | null = null;
+    let closed: ConflictRecord | undefined;
+    let refusal: string | null = null;
+    try {
+      // Never throw inside the callback: it shares its commit with other writers.
+      await this.root.transaction(() => {
+        change = null;
+        refusal = null;
+        const record = this.conflictsDb.get(id);
+        if (!record) return void (refusal = `no conflict #${id}`);
+        if (record.status !== 'open') return void (refusal = `conflict #${id} is already ${record.status}`);
+        if (keep === 'claimant') {
+          const key = storageKey(record.name, this.order);
+          const raw = this.entriesDb.get(key);
+          const current = raw ? decodeEntry(raw) : null;
+          const next: Entry = { name: record.name, ...record.claimed };
+          if (!sameEntry(current, next)) change = this.writeInTxn(key, record.name, current, next);
+        }
+        closed = {
+          ...record, status: keep === 'none' ? 'dismissed' : 'resolved',
+          resolution: { keep, at: new Date().toISOString(), by },
+        };
+        this.conflictsDb.putSync(id, closed);
+        this.openClaimsDb.removeSync(LmdbDirectoryStore.claimKey(record.name, record.claimed.location));
+      });
+    } catch (err) {
+      throw new StorageError(`could not close conflict #${id}: ${(err as Error).message}`);
+    }
+    if (refusal) throw new ConflictRefusal(refusal);
+    if (change) this.emitInOrder(change);
+    return closed!;
   }
 
   /** Writes one change and its log record; must run inside a write transaction. */

@@ -17,6 +17,34 @@ export interface Change {
   previous: Entry | null;
 }
 
+/** A write that would take a name from the server that holds it (issue: operator queue). */
+export interface ConflictClaim {
+  name: Buffer;
+  current: Entry;
+  claimed: { state: EntryState; location: Buffer; acl: Buffer };
+  command: string;
+  user: string;
+  peer: string;
+}
+
+export type ConflictStatus = 'open' | 'resolved' | 'dismissed';
+
+export interface ConflictRecord extends ConflictClaim {
+  id: number;
+  status: ConflictStatus;
+  firstSeen: string;
+  lastSeen: string;
+  /** How many times the same claim was made. */
+  count: number;
+  resolution?: { keep: 'current' | 'claimant' | 'none'; at: string; by: string };
+}
+
+/** Writes a decision may make inside the same transaction. */
+export interface TxnTools {
+  /** Records (or, for a repeat of the same claim, updates) an open conflict. */
+  recordConflict(claim: ConflictClaim): ConflictRecord;
+}
+
 /** What a write decides, given the entry's current state, inside the write transaction. */
 export type Decision<R> =
   | { kind: 'put'; entry: Entry; result: R }
@@ -39,6 +67,9 @@ export type DirectoryOrder = 'cyrus' | 'bytes';
 
 export class StorageError extends Error {}
 
+/** An operator request on a conflict that does not apply (unknown id, already closed). */
+export class ConflictRefusal extends Error {}
+
 /** One name's new state in a batch; null removes it. */
 export interface BatchItem {
   name: Buffer;
@@ -56,7 +87,15 @@ export interface DirectoryStore {
    * decision. Resolves only after the commit is durable and listeners have
    * been told; rejects with StorageError when it could not be stored.
    */
-  mutate<R>(name: Buffer, decide: (current: Entry | undefined) => Decision<R>): Promise<R>;
+  mutate<R>(name: Buffer, decide: (current: Entry | undefined, txn: TxnTools) => Decision<R>): Promise<R>;
+  listConflicts(status?: ConflictStatus): ConflictRecord[];
+  getConflict(id: number): ConflictRecord | undefined;
+  /**
+   * Closes an open conflict in one transaction with its directory change:
+   * `claimant` puts the claimed entry, `current` keeps the directory as it is,
+   * `none` (dismiss) changes nothing. Listeners see the change.
+   */
+  closeConflict(id: number, keep: 'current' | 'claimant' | 'none', by: string): Promise<ConflictRecord>;
   /**
    * Applies many changes in one durable transaction (unchanged items are
    * skipped) and sets `meta` keys in the same transaction. Resolves with the
