@@ -290,8 +290,6 @@ export class Session implements StreamSink {
   // ---- authentication (spec 3.2) ----
 
   private async authenticate(tag: Buffer, args: Buffer[]): Promise<void> {
-    // The failure pause runs from here, so the time to the answer does not tell
-    // an unknown user (no hash computed) from a wrong password.
     this.loginStarted = Date.now();
     const mech = args[0]!.toString('latin1').toUpperCase();
     const plainAllowed = this.tlsActive || this.ctx.settings.allowPlaintext || isLoopback(this.socket.remoteAddress);
@@ -305,6 +303,9 @@ export class Session implements StreamSink {
       if (line[0] === 0x2a) return this.reply(tag, 'NO', 'Client canceled authentication');
       response = line;
     }
+    // The failure pause runs from here, so the time to the answer does not tell
+    // an unknown user (no hash computed) from a wrong password.
+    this.loginStarted = Date.now();
     const message = decodeBase64Strict(response);
     if (!message) return this.loginRefused(tag, 'invalid base64', true);
     const creds = parsePlainMessage(message);
