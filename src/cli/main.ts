@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { runMaster } from './master.js';
 import { runConflicts } from './conflicts.js';
+import { runDump, runLoad } from './dump-load.js';
 import { runSlave } from './slave.js';
 import { runUser } from './user.js';
 
@@ -16,6 +17,8 @@ commands:
   conflicts  the operator queue of duplicate-mailbox claims
              list [--all] [--json] | show ID [--json] | resolve ID --keep current|claimant | dismiss ID
              [--data DIR]
+  dump       write the directory as ctl_mboxlist -d JSON to stdout   [--data DIR]
+  load       read ctl_mboxlist -d JSON (a file or -) into the directory   [--data DIR]
   user       manage logins            add NAME [--admin] | remove NAME | list   [--data DIR]
              (the password is read from standard input)
 `;
@@ -65,6 +68,14 @@ export async function main(argv: string[]): Promise<number> {
         },
       });
       return runConflicts(positionals, values);
+    }
+    case 'dump': {
+      const { values } = parseArgs({ args: rest, options: { data: { type: 'string' } } });
+      return runDump(values);
+    }
+    case 'load': {
+      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { data: { type: 'string' } } });
+      return runLoad(positionals[0], values);
     }
     case undefined: case '-h': case '--help': case 'help':
       process.stdout.write(USAGE);

@@ -1,0 +1,72 @@
+/** `mupdated dump` and `mupdated load FILE`: the directory as Cyrus 3.6 `ctl_mboxlist -d` JSON. */
+import { createReadStream } from 'node:fs';
+import { connect } from 'node:net';
+import { createInterface } from 'node:readline';
+import { adminSocketPath } from '../admin/socket-server.js';
+import { LmdbDirectoryStore } from '../store/lmdb-store.js';
+import type { BatchItem } from '../store/types.js';
+import { parseDump, writeDump } from '../tools/cyrus-dump.js';
+
+function writeStdout(chunk: string): Promise<void> | void {
+  if (process.stdout.write(chunk)) return;
+  return new Promise((resolve) => process.stdout.once('drain', () => resolve()));
+}
+
+export async function runDump(flags: { data?: string | undefined }): Promise<number> {
+  const store = LmdbDirectoryStore.open(flags.data ?? './data', {});
+  const snapshot = store.snapshot();
+  try {
+    const n = await writeDump(snapshot.entries(), writeStdout);
+    process.stderr.write(`dumped ${n} entries\n`);
+  } finally {
+    snapshot.close();
+    await store.close();
+  }
+  return 0;
+}
+
+/** True when a server is running on the data folder (its admin socket answers). */
+function serverRunning(dataDir: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect(adminSocketPath(dataDir));
+    sock.on('connect', () => { sock.destroy(); resolve(true); });
+    sock.on('error', () => resolve(false));
+  });
+}
+
+const BATCH = 10_000;
+
+export async function runLoad(file: string | undefined, flags: { data?: string | undefined }): Promise<number> {
+  if (!file) throw new Error('usage: mupdated load FILE|- [--data DIR]');
+  const dataDir = flags.data ?? './data';
+  if (await serverRunning(dataDir)) {
+    throw new Error(`a server is running on ${dataDir}; stop it before loading (its clients would not see the loaded entries)`);
+  }
+  const input = file === '-' ? process.stdin : createReadStream(file);
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  const store = LmdbDirectoryStore.open(dataDir, {});
+  let batch: BatchItem[] = [];
+  let loaded = 0;
+  let skipped = 0;
+  let changed = 0;
+  try {
+    for await (const record of parseDump(lines)) {
+      if (!record.entry) {
+        skipped++;
+        continue;
+      }
+      batch.push({ name: record.name, entry: record.entry });
+      if (batch.length >= BATCH) {
+        changed += await store.applyMany(batch);
+        loaded += batch.length;
+        batch = [];
+      }
+    }
+    changed += await store.applyMany(batch);
+    loaded += batch.length;
+  } finally {
+    await store.close();
+  }
+  process.stderr.write(`loaded ${loaded} entries (${changed} new or changed, ${skipped} deleted/intermediate skipped)\n`);
+  return 0;
+}

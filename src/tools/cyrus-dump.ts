@@ -1,0 +1,195 @@
+/**
+ * The Cyrus 3.6 `ctl_mboxlist -d` JSON format (spec 7.4), streamed both ways:
+ * one `"name": {...}` line per mailbox, so a million entries never sit in
+ * memory at once. Bytes that are not UTF-8, and ACLs that are not
+ * `id TAB rights TAB` pairs, travel in an extra `x_raw` object (base64),
+ * which Cyrus ignores; mupdated reads it back exactly.
+ */
+import type { Entry } from '../store/types.js';
+
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+function utf8(b: Buffer): string | null {
+  try {
+    return decoder.decode(b);
+  } catch {
+    return null;
+  }
+}
+
+/** ACL bytes as Cyrus's object, or null when the bytes would not come back the same from it. */
+function aclObject(acl: Buffer): Record<string, string> | null {
+  const text = utf8(acl);
+  if (text === null) return null;
+  if (text === '') return {};
+  if (!text.endsWith('\t')) return null;
+  const parts = text.slice(0, -1).split('\t');
+  if (parts.length % 2 !== 0) return null;
+  const out: Record<string, string> = {};
+  for (let i = 0; i < parts.length; i += 2) {
+    const id = parts[i]!;
+    if (id === '' || Object.hasOwn(out, id) || id === '__proto__') return null;
+    out[id] = parts[i + 1]!;
+  }
+  return out;
+}
+
+export function aclFromObject(acl: Record<string, unknown> | undefined): Buffer {
+  if (!acl) return Buffer.alloc(0);
+  let s = '';
+  for (const [id, rights] of Object.entries(acl)) s += `${id}\t${String(rights)}\t`;
+  return Buffer.from(s, 'utf8');
+}
+
+/** One dump line (without the separating comma). */
+export function dumpLine(e: Entry, mtime: number): string {
+  const raw: Record<string, string> = {};
+  const name = utf8(e.name);
+  if (name === null) raw.name = e.name.toString('base64');
+  const bang = e.location.indexOf(0x21);
+  const serverBytes = bang < 0 ? e.location : e.location.subarray(0, bang);
+  const server = utf8(serverBytes);
+  const partition = bang < 0 ? undefined : utf8(e.location.subarray(bang + 1));
+  if (server === null || partition === null) raw.location = e.location.toString('base64');
+  const acl = aclObject(e.acl);
+  if (acl === null) raw.acl = e.acl.toString('base64');
+  const shownName = name ?? e.name.toString('latin1');
+  const obj: Record<string, unknown> = {
+    name: shownName, mtime: String(mtime), uidvalidity: '0', createdmodseq: '0', foldermodseq: '0',
+    mbtype: e.state === 'reserved' ? 'erz' : 'er',
+  };
+  if (partition !== undefined) obj.partition = partition ?? '';
+  obj.server = server ?? serverBytes.toString('latin1');
+  obj.acl = acl ?? {};
+  obj.name_history = [];
+  if (Object.keys(raw).length) obj.x_raw = raw;
+  return `${JSON.stringify(shownName)}: ${janssonJson(obj)}`;
+}
+
+/** JSON with jansson's separators (", " and ": "), as ctl_mboxlist writes it. */
+function janssonJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(janssonJson).join(', ')}]`;
+  if (value && typeof value === 'object') {
+    return `{${Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}: ${janssonJson(v)}`).join(', ')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** Writes a whole dump through `write` (which may apply backpressure). */
+export async function writeDump(entries: Iterable<Entry>, write: (chunk: string) => Promise<void> | void): Promise<number> {
+  const mtime = Math.floor(Date.now() / 1000);
+  await write('{\n');
+  let n = 0;
+  let pending = '';
+  for (const e of entries) {
+    pending += (n++ ? ',\n' : '') + dumpLine(e, mtime);
+    if (pending.length > 1 << 16) {
+      await write(pending);
+      pending = '';
+    }
+  }
+  await write(`${pending}\n}\n`);
+  return n;
+}
+
+export interface DumpRecord {
+  name: Buffer;
+  /** null: an entry the directory does not hold (deleted, intermediate). */
+  entry: Entry | null;
+  /** Whether the record named a server (backends' own mailboxes do not). */
+  hasServer: boolean;
+  partition: string | undefined;
+}
+
+interface DumpObject {
+  name?: string;
+  mbtype?: string | number;
+  server?: string;
+  partition?: string;
+  acl?: Record<string, unknown>;
+  x_raw?: { name?: string; location?: string; acl?: string };
+}
+
+/** One mailbox of a dump as a directory entry (spec 7.4 mapping). */
+export function recordFromDump(key: string, obj: DumpObject): DumpRecord {
+  const name = obj.x_raw?.name ? Buffer.from(obj.x_raw.name, 'base64') : Buffer.from(obj.name ?? key, 'utf8');
+  const mbtype = String(obj.mbtype ?? 'e');
+  const hasServer = typeof obj.server === 'string';
+  let location: Buffer;
+  if (obj.x_raw?.location) location = Buffer.from(obj.x_raw.location, 'base64');
+  else if (hasServer && obj.partition !== undefined) location = Buffer.from(`${obj.server}!${obj.partition}`, 'utf8');
+  else location = Buffer.from(obj.server ?? obj.partition ?? '', 'utf8');
+  const acl = obj.x_raw?.acl ? Buffer.from(obj.x_raw.acl, 'base64') : aclFromObject(obj.acl);
+  const skip = /[di]/.test(mbtype);
+  const reserved = mbtype.includes('z');
+  const entry: Entry | null = skip ? null : {
+    name, state: reserved ? 'reserved' : 'active', location, acl: reserved ? Buffer.alloc(0) : acl,
+  };
+  return { name, entry, hasServer, partition: obj.partition };
+}
+
+export class DumpFormatError extends Error {}
+
+const MAX_RECORD_TEXT = 4 << 20;
+
+/**
+ * Parses a dump from lines, yielding records as they complete. Accepts
+ * Cyrus's one-line-per-mailbox form and pretty-printed JSON alike.
+ */
+export async function* parseDump(lines: AsyncIterable<string>): AsyncGenerator<DumpRecord> {
+  let started = false;
+  let ended = false;
+  let pending = '';
+  let lineNo = 0;
+  for await (const rawLine of lines) {
+    lineNo++;
+    const line = rawLine.trim();
+    if (!started) {
+      if (line === '') continue;
+      if (!line.startsWith('{')) throw new DumpFormatError(`line ${lineNo}: a dump starts with '{'`);
+      started = true;
+      const rest = line.slice(1).trim();
+      if (rest === '' ) continue;
+      if (rest === '}') { ended = true; continue; }
+      pending = rest;
+    } else if (ended) {
+      if (line !== '') throw new DumpFormatError(`line ${lineNo}: text after the end of the dump`);
+      continue;
+    } else if (pending === '' && line === '}') {
+      ended = true;
+      continue;
+    } else {
+      pending += (pending ? '\n' : '') + line;
+    }
+    if (pending.endsWith('}') && pending.length > 1 && pending.replace(/\s/g, '') !== '}') {
+      // The last member may be followed by the closing brace on its own line, or on the same line.
+      let text = pending.replace(/,\s*$/, '');
+      let closesDump = false;
+      let parsed: Record<string, DumpObject> | null = null;
+      try {
+        parsed = JSON.parse(`{${text}}`) as Record<string, DumpObject>;
+      } catch {
+        try {
+          parsed = JSON.parse(`{${text}`) as Record<string, DumpObject>;
+          closesDump = true;
+        } catch { /* not complete yet */ }
+      }
+      if (parsed) {
+        for (const [key, obj] of Object.entries(parsed)) yield recordFromDump(key, obj);
+        pending = '';
+        if (closesDump) ended = true;
+        text = '';
+      }
+    } else if (pending.endsWith(',')) {
+      try {
+        const parsed = JSON.parse(`{${pending.slice(0, -1)}}`) as Record<string, DumpObject>;
+        for (const [key, obj] of Object.entries(parsed)) yield recordFromDump(key, obj);
+        pending = '';
+      } catch { /* not complete yet */ }
+    }
+    if (pending.length > MAX_RECORD_TEXT) throw new DumpFormatError(`line ${lineNo}: a record longer than ${MAX_RECORD_TEXT} bytes`);
+  }
+  if (!started) throw new DumpFormatError('empty input: a dump starts with {');
+  if (pending.trim() !== '') throw new DumpFormatError('the dump ends in the middle of a record');
+  if (!ended) throw new DumpFormatError("the dump does not end with '}'");
+}
