@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { runMaster } from './master.js';
 import { runConflicts } from './conflicts.js';
 import { runDump, runLoad } from './dump-load.js';
+import { runPush } from './push.js';
 import { runSlave } from './slave.js';
 import { runUser } from './user.js';
 
@@ -17,6 +18,9 @@ commands:
   conflicts  the operator queue of duplicate-mailbox claims
              list [--all] [--json] | show ID [--json] | resolve ID --keep current|claimant | dismiss ID
              [--data DIR]
+  push       a backend's startup push from its ctl_mboxlist -d dump, never deleting anything local
+             --master HOST:PORT --user NAME --password-file FILE --server BACKEND [--dry-run] DUMP|-
+             exit 0 in sync, 1 cannot connect/log in/LIST, 2 usage or bad dump, 3 some mailboxes need review
   dump       write the directory as ctl_mboxlist -d JSON to stdout   [--data DIR]
   load       read ctl_mboxlist -d JSON (a file or -) into the directory   [--data DIR]
   user       manage logins            add NAME [--admin] | remove NAME | list   [--data DIR]
@@ -68,6 +72,16 @@ export async function main(argv: string[]): Promise<number> {
         },
       });
       return runConflicts(positionals, values);
+    }
+    case 'push': {
+      const { values, positionals } = parseArgs({
+        args: rest, allowPositionals: true,
+        options: {
+          master: { type: 'string' }, user: { type: 'string' }, 'password-file': { type: 'string' },
+          server: { type: 'string' }, 'dry-run': { type: 'boolean' }, window: { type: 'string' },
+        },
+      });
+      return runPush(positionals[0], values);
     }
     case 'dump': {
       const { values } = parseArgs({ args: rest, options: { data: { type: 'string' } } });

@@ -1,0 +1,169 @@
+/**
+ * `mupdated push`: a backend's startup push from a `ctl_mboxlist -d` dump,
+ * like `ctl_mboxlist -m` but pipelined and never deleting anything local.
+ *
+ * Exit codes: 0 the master now matches the dump; 1 could not connect, log in
+ * or LIST; 2 bad usage or unreadable dump; 3 done, but some mailboxes need
+ * review (held by another server on the master, or a write was refused).
+ */
+import { createReadStream, readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { parseHostPort } from '../config.js';
+import { entryFromData } from '../resync/reconcile.js';
+import { UpstreamConnection, UpstreamError, type Response } from '../resync/upstream.js';
+import type { Entry } from '../store/types.js';
+import { showBytes } from '../admin/conflict-view.js';
+import { parseDump } from '../tools/cyrus-dump.js';
+import { judgeLookUp, planPush, type LocalMailbox } from '../tools/push-plan.js';
+
+export interface PushFlags {
+  master?: string | undefined;
+  user?: string | undefined;
+  'password-file'?: string | undefined;
+  server?: string | undefined;
+  'dry-run'?: boolean | undefined;
+  window?: string | undefined;
+}
+
+const USAGE = 'usage: mupdated push --master HOST:PORT --user NAME --password-file FILE --server BACKEND [--dry-run] DUMP|-';
+
+interface Command {
+  word: string;
+  args: Buffer[];
+  label: string;
+}
+
+interface Result {
+  status: string;
+  data: Response[];
+}
+
+class UsageError extends Error {}
+
+async function readLocal(file: string, backend: string): Promise<LocalMailbox[]> {
+  const input = file === '-' ? process.stdin : createReadStream(file);
+  const out: LocalMailbox[] = [];
+  for await (const r of parseDump(createInterface({ input, crlfDelay: Infinity }))) {
+    if (!r.entry || r.entry.state !== 'active') continue;
+    // A backend's own mailboxes carry no server; entries of other servers are not ours to push.
+    if (r.hasServer && !r.entry.location.toString('latin1').startsWith(`${backend}!`)) continue;
+    const location = r.hasServer ? r.entry.location : Buffer.from(`${backend}!${r.partition ?? 'default'}`);
+    out.push({ name: r.name, location, acl: r.entry.acl });
+  }
+  return out;
+}
+
+/** Runs commands with up to `window` in flight; responses come back in order. */
+async function pipeline(conn: UpstreamConnection, commands: Command[], window: number,
+  progress: (done: number) => void): Promise<Result[]> {
+  const results: Result[] = [];
+  let sent = 0;
+  let data: Response[] = [];
+  const sendMore = () => {
+    while (sent < commands.length && sent - results.length < window) {
+      const c = commands[sent]!;
+      conn.send(`P${sent}`, c.word, c.args);
+      sent++;
+    }
+  };
+  sendMore();
+  while (results.length < commands.length) {
+    const r = await conn.next(120_000);
+    if (!r) throw new UpstreamError('the master closed the connection');
+    if (['OK', 'NO', 'BAD', 'BYE'].includes(r.word)) {
+      if (r.word === 'BYE') throw new UpstreamError('the master ended the session (BYE)');
+      results.push({ status: r.word, data });
+      data = [];
+      progress(results.length);
+      sendMore();
+    } else {
+      data.push(r);
+    }
+  }
+  return results;
+}
+
+function progressBar(label: string, total: number): (done: number) => void {
+  if (!process.stderr.isTTY || total === 0) return () => {};
+  let last = -1;
+  return (done) => {
+    const pct = Math.floor((done / total) * 100);
+    if (pct === last && done !== total) return;
+    last = pct;
+    const width = 30;
+    const filled = Math.round((done / total) * width);
+    process.stderr.write(`\r${label} [${'#'.repeat(filled)}${' '.repeat(width - filled)}] ${done}/${total}${done === total ? '\n' : ''}`);
+  };
+}
+
+export async function runPush(dump: string | undefined, flags: PushFlags): Promise<number> {
+  try {
+    if (!dump || !flags.master || !flags.user || !flags['password-file'] || !flags.server) throw new UsageError(USAGE);
+    return await push(dump, flags as Required<PushFlags>);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`${err.message}\n`);
+      return 2;
+    }
+    if (err instanceof UpstreamError) {
+      process.stderr.write(`mupdated push: ${err.message}\n`);
+      return 1;
+    }
+    if (err instanceof Error && err.name === 'DumpFormatError') {
+      process.stderr.write(`mupdated push: cannot read the dump: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+async function push(dump: string, flags: Required<PushFlags>): Promise<number> {
+  const backend = flags.server;
+  const window = flags.window ? Number(flags.window) : 64;
+  if (!Number.isInteger(window) || window < 1) throw new UsageError('--window: a whole number >= 1');
+  const password = readFileSync(flags['password-file'], 'utf8').split(/\r?\n/)[0] ?? '';
+  const local = await readLocal(dump, backend);
+  const at = parseHostPort(flags.master);
+  const conn = await UpstreamConnection.open({ host: at.host, port: at.port, user: flags.user, password, timeoutMs: 15_000 });
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  let review = 0;
+  try {
+    const list = await conn.command('X0', 'LIST', [Buffer.from(`${backend}!`)], 120_000);
+    if (list.status !== 'OK') throw new UpstreamError(`the master refused LIST (${list.status})`);
+    const listed = list.data.map((r) => entryFromData(r.word, r.args)).filter((e): e is Entry => e !== null);
+    const plan = planPush(local, listed);
+
+    const finds = await pipeline(conn, plan.lookUp.map((m) => ({ word: 'FIND', args: [m.name], label: showBytes(m.name) })),
+      window, progressBar('looking up', plan.lookUp.length));
+    const toActivate = [...plan.reactivate];
+    plan.lookUp.forEach((m, i) => {
+      const found = finds[i]!.data.map((r) => entryFromData(r.word, r.args)).find((e) => e !== null) ?? null;
+      if (judgeLookUp(backend, found) === 'activate') toActivate.push(m);
+      else {
+        review++;
+        out(`Review (held by ${showBytes(found!.location)} on the master; local copy kept): ${showBytes(m.name)}`);
+      }
+    });
+    for (const name of plan.removeFromMaster) out(`Remove from MUPDATE: ${showBytes(name)}`);
+    for (const m of toActivate) out(`Force Activate: ${showBytes(m.name)}`);
+    if (flags['dry-run']) {
+      out(`# dry run: ${plan.inSync} in sync, ${plan.removeFromMaster.length} to remove, ${toActivate.length} to activate, ${review} to review`);
+      return review ? 3 : 0;
+    }
+    const commands: Command[] = [
+      ...plan.removeFromMaster.map((n) => ({ word: 'DELETE', args: [n], label: showBytes(n) })),
+      ...toActivate.map((m) => ({ word: 'ACTIVATE', args: [m.name, m.location, m.acl], label: showBytes(m.name) })),
+    ];
+    const results = await pipeline(conn, commands, window, progressBar('pushing', commands.length));
+    let refused = 0;
+    results.forEach((r, i) => {
+      if (r.status === 'OK') return;
+      refused++;
+      out(`Refused (${commands[i]!.word} got ${r.status}): ${commands[i]!.label}`);
+    });
+    out(`# ${plan.inSync} in sync, ${plan.removeFromMaster.length} removed, ${toActivate.length} activated, ${review} to review, ${refused} refused`);
+    return review || refused ? 3 : 0;
+  } finally {
+    await conn.logout();
+  }
+}
