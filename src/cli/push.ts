@@ -10,7 +10,7 @@ import { createReadStream, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { parseHostPort } from '../config.js';
 import { entryFromData } from '../resync/reconcile.js';
-import { UpstreamConnection, UpstreamError, type Response } from '../resync/upstream.js';
+import { statusText, UpstreamConnection, UpstreamError, type Response } from '../resync/upstream.js';
 import type { Entry } from '../store/types.js';
 import { showBytes } from '../admin/conflict-view.js';
 import { parseDump } from '../tools/cyrus-dump.js';
@@ -35,6 +35,7 @@ interface Command {
 
 interface Result {
   status: string;
+  text: string;
   data: Response[];
 }
 
@@ -72,7 +73,7 @@ async function pipeline(conn: UpstreamConnection, commands: Command[], window: n
     if (!r) throw new UpstreamError('the master closed the connection');
     if (['OK', 'NO', 'BAD', 'BYE'].includes(r.word)) {
       if (r.word === 'BYE') throw new UpstreamError('the master ended the session (BYE)');
-      results.push({ status: r.word, data });
+      results.push({ status: r.word, text: statusText(r), data });
       data = [];
       progress(results.length);
       sendMore();
@@ -159,7 +160,7 @@ async function push(dump: string, flags: Required<PushFlags>): Promise<number> {
     results.forEach((r, i) => {
       if (r.status === 'OK') return;
       refused++;
-      out(`Refused (${commands[i]!.word} got ${r.status}): ${commands[i]!.label}`);
+      out(`Refused (${commands[i]!.word}: ${r.status} ${r.text}): ${commands[i]!.label}`);
     });
     out(`# ${plan.inSync} in sync, ${plan.removeFromMaster.length} removed, ${toActivate.length} activated, ${review} to review, ${refused} refused`);
     return review || refused ? 3 : 0;

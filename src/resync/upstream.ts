@@ -23,6 +23,10 @@ export interface UpstreamOptions {
   /** Use STARTTLS when the server offers it (certificates are checked unless insecure). */
   starttls?: 'never' | 'if-offered' | 'required';
   tlsInsecure?: boolean;
+  /** Skip AUTHENTICATE (a client that only looks at the banner). */
+  noLogin?: boolean;
+  /** Sees every byte sent (`C`) and received (`S`), for a raw wire view. */
+  onWire?: (direction: 'C' | 'S', bytes: Buffer) => void;
 }
 
 export interface Response {
@@ -43,6 +47,25 @@ const RESPONSE_LIMITS = { maxTag: 256, maxWord: 256, maxString: 1 << 20, maxComm
 
 export class UpstreamError extends Error {}
 
+/** The server refused the credentials. */
+export class LoginRefused extends UpstreamError {}
+
+export const STATUS_WORDS = new Set(['OK', 'NO', 'BAD', 'BYE']);
+
+export interface CommandResult {
+  status: string;
+  text: string;
+  tag: string;
+  data: Response[];
+}
+
+/** The text of a status line's raw rest: a quoted string unquoted, bare words as they are. */
+export function statusText(r: Response): string {
+  const raw = r.args[0]?.toString('utf8') ?? '';
+  const m = /^"((?:[^"\\]|\\.)*)"$/s.exec(raw);
+  return m ? m[1]!.replace(/\\(.)/gs, '$1') : raw;
+}
+
 export class UpstreamConnection {
   private socket: Socket;
   private reader = this.newReader();
@@ -55,7 +78,7 @@ export class UpstreamConnection {
   bannerText = '';
   private bannerDone = false;
 
-  private constructor(socket: Socket, private readonly log?: Logger) {
+  private constructor(socket: Socket, private readonly log?: Logger, private readonly onWire?: UpstreamOptions['onWire']) {
     this.socket = socket;
     this.attach(socket);
   }
@@ -69,6 +92,7 @@ export class UpstreamConnection {
 
   private attach(socket: Socket): void {
     socket.on('data', (d: Buffer) => {
+      this.onWire?.('S', d);
       if (!this.bannerDone) {
         this.bannerText = (this.bannerText + d.toString('latin1')).slice(0, 65536);
         if (/^\* OK/m.test(this.bannerText)) this.bannerDone = true;
@@ -107,13 +131,13 @@ export class UpstreamConnection {
       s.once('connect', () => { clearTimeout(timer); s.setNoDelay(true); resolve(s); });
       s.once('error', (err) => { clearTimeout(timer); reject(new UpstreamError(`cannot connect to ${opts.host}:${opts.port}: ${err.message}`)); });
     });
-    const conn = new UpstreamConnection(socket, log);
+    const conn = new UpstreamConnection(socket, log, opts.onWire);
     try {
       await conn.readBanner(opts.timeoutMs);
       const mode = opts.starttls ?? 'if-offered';
       if (mode !== 'never' && conn.capabilities.has('STARTTLS')) await conn.startTls(opts);
       else if (mode === 'required') throw new UpstreamError('the server does not offer STARTTLS');
-      await conn.login(opts);
+      if (!opts.noLogin) await conn.login(opts);
     } catch (err) {
       conn.close();
       throw err;
@@ -134,7 +158,7 @@ export class UpstreamConnection {
   }
 
   private async startTls(opts: UpstreamOptions): Promise<void> {
-    this.socket.write('S01 STARTTLS\r\n');
+    this.write(Buffer.from('S01 STARTTLS\r\n'));
     const r = await this.next(opts.timeoutMs);
     if (!r || r.word !== 'OK') throw new UpstreamError('STARTTLS was refused');
     const raw = this.socket;
@@ -160,14 +184,30 @@ export class UpstreamConnection {
   private async login(opts: UpstreamOptions): Promise<void> {
     const message = buildPlainMessage(opts.authzid ?? opts.user, opts.user, opts.password);
     const ir = Buffer.from(message.toString('base64'));
-    this.socket.write(Buffer.concat([Buffer.from(`A01 AUTHENTICATE "PLAIN" {${ir.length}+}\r\n`), ir, Buffer.from('\r\n')]));
+    this.write(Buffer.concat([Buffer.from(`A01 AUTHENTICATE "PLAIN" {${ir.length}+}\r\n`), ir, Buffer.from('\r\n')]));
     const r = await this.next(opts.timeoutMs);
     if (!r) throw new UpstreamError('the server closed the connection during login');
-    if (r.word !== 'OK') throw new UpstreamError(`login as ${opts.user} refused by the server`);
+    if (r.word !== 'OK') throw new LoginRefused(`login as ${opts.user} refused by the server: ${statusText(r)}`);
+  }
+
+  /** Public for `mupdated client`: logs in on a connection opened with noLogin. */
+  async authenticate(opts: UpstreamOptions): Promise<void> {
+    await this.login(opts);
+  }
+
+  private write(bytes: Buffer): void {
+    if (this.ended) return;
+    this.onWire?.('C', bytes);
+    this.socket.write(bytes);
+  }
+
+  /** Sends bytes exactly as given (a raw protocol line). */
+  sendRaw(bytes: Buffer): void {
+    this.write(bytes);
   }
 
   send(tag: string, word: string, args: Buffer[] = []): void {
-    if (!this.ended) this.socket.write(clientCommand(tag, word, args));
+    this.write(clientCommand(tag, word, args));
   }
 
   /** Next response; null at end of stream. Throws on timeout or unparseable input. */
@@ -206,13 +246,18 @@ export class UpstreamConnection {
   }
 
   /** Sends a command and collects its data lines until the tagged (or any) OK/NO/BAD/BYE. */
-  async command(tag: string, word: string, args: Buffer[], timeoutMs?: number): Promise<{ status: string; data: Response[] }> {
+  async command(tag: string, word: string, args: Buffer[], timeoutMs?: number): Promise<CommandResult> {
     this.send(tag, word, args);
+    return this.collect(word, timeoutMs);
+  }
+
+  /** Reads data lines until a status line; the answer to a command already sent. */
+  async collect(what: string, timeoutMs?: number): Promise<CommandResult> {
     const data: Response[] = [];
     for (;;) {
       const r = await this.next(timeoutMs);
-      if (!r) throw new UpstreamError(`the server closed the connection during ${word}`);
-      if (['OK', 'NO', 'BAD', 'BYE'].includes(r.word)) return { status: r.word, data };
+      if (!r) throw new UpstreamError(`the server closed the connection during ${what}`);
+      if (STATUS_WORDS.has(r.word)) return { status: r.word, text: statusText(r), tag: r.tag, data };
       data.push(r);
     }
   }

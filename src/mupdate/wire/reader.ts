@@ -21,7 +21,7 @@ export type ArgPolicy =
   | { kind: 'args'; min: number; max: number; hosts?: boolean }
   /** Answer `tag BAD text` without parsing the arguments (rest of line skipped). */
   | { kind: 'reject'; text: string }
-  /** Yield the command with no arguments, skipping the rest of its line (lenient reading of responses). */
+  /** Yield the command with the raw rest of its line as one argument (lenient reading of responses). */
   | { kind: 'rest' };
 
 export type ReadResult =
@@ -53,6 +53,8 @@ type Phase =
   | 'skip' | 'skipCount' | 'skipClose' | 'skipCR' | 'skipLF' | 'skipBody';
 
 const MAX_COUNT = 2 ** 31 - 1;
+/** Most bytes of a line's rest kept for the 'rest' policy. */
+const REST_CAPTURE = 8192;
 
 export class CommandReader {
   private buf: Buffer = Buffer.alloc(0);
@@ -74,6 +76,8 @@ export class CommandReader {
   private commandBytes = 0;
   /** The answer to give once the rest of the line has been skipped. */
   private pending: ReadResult | null = null;
+  /** Collects the skipped rest of a line for the 'rest' policy. */
+  private capture: ByteAccumulator | null = null;
 
   constructor(private readonly limits: WireLimits, private readonly hooks: ReaderHooks) {}
 
@@ -127,6 +131,7 @@ export class CommandReader {
   }
 
   private reset(): void {
+    this.capture = null;
     this.phase = 'tag';
     this.tag.clear();
     this.word.clear();
@@ -139,6 +144,7 @@ export class CommandReader {
 
   /** Consumes n bytes of the current command, enforcing the per-command cap. */
   private consume(n: number): ReadResult | null {
+    if (this.capture && this.capture.length < REST_CAPTURE) this.capture.append(Buffer.from(this.buf.subarray(this.pos, this.pos + n)));
     this.pos += n;
     this.commandBytes += n;
     return this.commandBytes > this.limits.maxCommand ? { kind: 'fatal', text: 'Command too long' } : null;
@@ -220,6 +226,7 @@ export class CommandReader {
         this.policy = this.hooks.classify(this.wordText);
         if (this.policy.kind === 'reject') return this.skipWith(this.bad(this.policy.text));
         if (this.policy.kind === 'rest') {
+          this.capture = new ByteAccumulator();
           return this.skipWith({ kind: 'command', tag: this.tagBytes, word: this.wordText, args: [] });
         }
         const d = this.buf[end]!;
@@ -371,7 +378,7 @@ export class CommandReader {
         if (end >= this.buf.length) return null;
         const fatal2 = this.consume(1);
         if (fatal2) return fatal2;
-        if (this.buf[end] === LF) return this.pending ?? this.bad(TEXT.extra);
+        if (this.buf[end] === LF) return this.finishSkip();
         this.phase = 'skipCount';
         this.litCount = 0;
         this.litDigits = 0;
@@ -421,6 +428,21 @@ export class CommandReader {
         return this.consume(n);
       }
     }
+  }
+
+  private finishSkip(): ReadResult {
+    const answer = this.pending ?? this.bad(TEXT.extra);
+    if (this.capture && answer.kind === 'command') {
+      let rest = this.capture.take();
+      let start = 0;
+      let end = rest.length;
+      while (start < end && rest[start] === SP) start++;
+      while (end > start && (rest[end - 1] === LF || rest[end - 1] === CR)) end--;
+      rest = rest.subarray(start, end);
+      answer.args = rest.length ? [rest] : [];
+    }
+    this.capture = null;
+    return answer;
   }
 
   private finishString(): ReadResult | null {
