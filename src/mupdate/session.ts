@@ -392,7 +392,11 @@ export class Session implements StreamSink {
     const identity = this.identity!;
     if (!identity.admin) return this.reply(tag, 'NO', 'permission denied: read-only identity');
     const name = args[0]!;
-    if (name.length > MAX_NAME_BYTES) return this.reply(tag, 'NO', 'mailbox name too long');
+    if (name.length > MAX_NAME_BYTES) {
+      // Such a name cannot be stored, so it cannot exist either.
+      const creates = word === 'ACTIVATE' || word === 'RESERVE';
+      return this.reply(tag, 'NO', creates ? `mailbox name longer than ${MAX_NAME_BYTES} bytes` : rules.WRITE_TEXT.missing);
+    }
     const writer: rules.Writer = { policy: this.ctx.settings.conflictPolicy, user: identity.name, peer: this.peer };
     const decide = word === 'ACTIVATE' ? rules.activate(name, args[1]!, args[2]!, writer)
       : word === 'RESERVE' ? rules.reserve(name, args[1]!)

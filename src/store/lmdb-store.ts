@@ -9,7 +9,7 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { decodeEntry, decodeRecord, encodeEntry, encodeLogRecord, sameEntry } from './codec.js';
-import { storageKey } from './order.js';
+import { MAX_NAME_BYTES, storageKey } from './order.js';
 import {
   ConflictRefusal, StorageError, type BatchItem, type Change, type ConflictClaim, type ConflictRecord, type ConflictStatus, type TxnTools, type ChangeListener, type Decision, type DirectoryOrder,
   type DirectoryStore, type Entry, type Snapshot,
@@ -81,6 +81,8 @@ export class LmdbDirectoryStore implements DirectoryStore {
   }
 
   find(name: Buffer): Entry | undefined {
+    // A name too long to be a key cannot be in the directory.
+    if (name.length > MAX_NAME_BYTES) return undefined;
     const raw = this.entriesDb.get(storageKey(name, this.order));
     return raw ? decodeEntry(raw) : undefined;
   }
@@ -228,6 +230,7 @@ export class LmdbDirectoryStore implements DirectoryStore {
         for (const { value } of entriesDb.getRange({ transaction: txn })) yield decodeEntry(value);
       },
       find(name: Buffer) {
+        if (name.length > MAX_NAME_BYTES) return undefined;
         const raw = entriesDb.get(storageKey(name, order), { transaction: txn });
         return raw ? decodeEntry(raw) : undefined;
       },
