@@ -80,6 +80,8 @@ const COMMANDS: Record<string, CommandSpec> = {
 };
 
 const WRITES = new Set(['ACTIVATE', 'RESERVE', 'DEACTIVATE', 'DELETE']);
+/** Writes one connection may have committing at once before its reader waits. */
+const MAX_PIPELINED_WRITES = 64;
 
 const T = {
   unrecognized: 'Unrecognized command',
@@ -109,6 +111,9 @@ export class Session implements StreamSink {
   private loginStarted = 0;
   private stream: UpdateStream | null = null;
   private commandsSinceLogin = 0;
+  /** Answers of pipelined writes, in command order. */
+  private writeChain: Promise<void> = Promise.resolve();
+  private writesInFlight = 0;
   /** Set when this session is a backend's startup push (`ctl_mboxlist -m`): that backend's server name. */
   private pushServer: string | null = null;
   /** Set while a command waits for more input (SASL lines). */
@@ -221,6 +226,18 @@ export class Session implements StreamSink {
       while (!this.isClosed) {
         const result = this.reader.next();
         if (!result) break;
+        if (this.canPipeline(result)) {
+          // Writes commit together (group commit); their answers keep command order.
+          const answer = this.beginWrite(result.tag, result.word, result.args);
+          this.writesInFlight++;
+          this.writeChain = this.writeChain.then(async () => {
+            (await answer)();
+            this.writesInFlight--;
+          });
+          if (this.writesInFlight >= MAX_PIPELINED_WRITES) await this.writeChain;
+          continue;
+        }
+        await this.writeChain;
         this.current = this.handle(result);
         await this.current;
         this.current = null;
@@ -389,39 +406,55 @@ export class Session implements StreamSink {
   // ---- directory commands ----
 
   private async writeCommand(tag: Buffer, word: string, args: Buffer[]): Promise<void> {
+    (await this.beginWrite(tag, word, args))();
+  }
+
+  /** Whether a parsed command is a write that may run while earlier writes still commit. */
+  private canPipeline(r: ReadResult): r is Extract<ReadResult, { kind: 'command' }> {
+    return r.kind === 'command' && WRITES.has(r.word) && this.state === 'auth' && this.ctx.role.kind === 'master' &&
+      !!this.identity?.admin;
+  }
+
+  /**
+   * Starts a write. Resolves, once it is durably committed (or refused), to
+   * the function that writes its answer; answers are written in command order.
+   */
+  private beginWrite(tag: Buffer, word: string, args: Buffer[]): Promise<() => void> {
     const identity = this.identity!;
-    if (!identity.admin) return this.reply(tag, 'NO', 'permission denied: read-only identity');
+    if (!identity.admin) return Promise.resolve(() => this.reply(tag, 'NO', 'permission denied: read-only identity'));
     const name = args[0]!;
     if (name.length > MAX_NAME_BYTES) {
       // Such a name cannot be stored, so it cannot exist either.
       const creates = word === 'ACTIVATE' || word === 'RESERVE';
-      return this.reply(tag, 'NO', creates ? `mailbox name longer than ${MAX_NAME_BYTES} bytes` : rules.WRITE_TEXT.missing);
+      const text = creates ? `mailbox name longer than ${MAX_NAME_BYTES} bytes` : rules.WRITE_TEXT.missing;
+      return Promise.resolve(() => this.reply(tag, 'NO', text));
     }
     const writer: rules.Writer = { policy: this.ctx.settings.conflictPolicy, user: identity.name, peer: this.peer };
     const decide = word === 'ACTIVATE' ? rules.activate(name, args[1]!, args[2]!, writer)
       : word === 'RESERVE' ? rules.reserve(name, args[1]!)
         : word === 'DEACTIVATE' ? rules.deactivate(name, args[1]!)
           : rules.remove();
-    try {
-      const outcome = await this.ctx.store.mutate(name, decide);
-      const logFields = { peer: this.peer, user: identity.name, cmd: word, name: name.toString('latin1'),
-        location: args[1]?.toString('latin1') };
-      if (outcome.ok) {
-        this.ctx.log.debug(logFields, 'directory change');
-        this.reply(tag, 'OK', rules.WRITE_TEXT.done);
-      } else {
+    const logFields = () => ({ peer: this.peer, user: identity.name, cmd: word, name: name.toString('latin1'),
+      location: args[1]?.toString('latin1') });
+    return this.ctx.store.mutate(name, decide).then(
+      (outcome) => () => {
+        if (outcome.ok) {
+          this.ctx.log.debug(logFields(), 'directory change');
+          return this.reply(tag, 'OK', rules.WRITE_TEXT.done);
+        }
         if (outcome.conflictId !== undefined) {
-          this.ctx.log.warn({ ...logFields, conflict: outcome.conflictId, pushFrom: this.pushServer }, 'duplicate mailbox claim queued as a conflict');
+          this.ctx.log.warn({ ...logFields(), conflict: outcome.conflictId, pushFrom: this.pushServer },
+            'duplicate mailbox claim queued as a conflict');
         } else {
-          this.ctx.log.info({ ...logFields, refused: outcome.text }, 'directory change refused');
+          this.ctx.log.info({ ...logFields(), refused: outcome.text }, 'directory change refused');
         }
         this.reply(tag, 'NO', outcome.text);
-      }
-    } catch (err) {
-      if (!(err instanceof StorageError)) throw err;
-      this.ctx.log.error({ peer: this.peer, err: err.message }, 'storage failure');
-      this.reply(tag, 'NO', 'directory storage failure');
-    }
+      },
+      (err: Error) => () => {
+        this.ctx.log.error({ ...logFields(), err: err.message, storage: err instanceof StorageError }, 'write failed');
+        this.reply(tag, 'NO', 'directory storage failure');
+      },
+    );
   }
 
   private find(tag: Buffer, name: Buffer): void {
@@ -541,6 +574,7 @@ export class Session implements StreamSink {
 
   /** For shutdown: the command in progress, if any. */
   get inFlight(): Promise<void> | null {
-    return this.current;
+    const current = this.current;
+    return current ? Promise.all([this.writeChain, current]).then(() => {}) : this.writeChain;
   }
 }
