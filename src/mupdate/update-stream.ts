@@ -93,7 +93,7 @@ export class UpdateStream {
     try {
       if (!resume) return await this.send(this.dumpLines(snapshot.entries()));
       this.seqTagged = true;
-      const log = resume.dbid === store.id && resume.after <= snapshot.seq ? store.changesSince(resume.after) : null;
+      const log = resume.dbid === store.id && resume.after <= snapshot.seq ? snapshot.changesSince(resume.after) : null;
       const mode = log ? 'INCREMENTAL' : 'FULL';
       const from = log ? resume.after : snapshot.seq;
       this.sink.write(dataLine(this.tag, 'XSYNC', [Buffer.from(mode), Buffer.from(store.id), Buffer.from(String(from))]));

@@ -222,10 +222,23 @@ export class LmdbDirectoryStore implements DirectoryStore {
   snapshot(): Snapshot {
     const txn = this.root.useReadTransaction();
     const seq = (this.metaDb.get('seq', { transaction: txn }) as number | undefined) ?? 0;
-    const { entriesDb, order } = this;
+    const { entriesDb, logDb, order } = this;
     let open = true;
     return {
       seq,
+      changesSince(after: number) {
+        if (after >= seq) return [][Symbol.iterator]();
+        let first: number | undefined;
+        for (const key of logDb.getKeys({ limit: 1, transaction: txn })) first = key;
+        // The log no longer reaches back far enough (pruned, or a copy loaded without history).
+        if (first === undefined || first > after + 1) return null;
+        return (function* () {
+          for (const { key, value } of logDb.getRange({ start: after + 1, end: seq + 1, transaction: txn })) {
+            const { name, entry } = decodeRecord(value);
+            yield { seq: key, name, entry, previous: null };
+          }
+        })();
+      },
       *entries() {
         for (const { value } of entriesDb.getRange({ transaction: txn })) yield decodeEntry(value);
       },
@@ -239,21 +252,6 @@ export class LmdbDirectoryStore implements DirectoryStore {
         open = false;
       },
     };
-  }
-
-  changesSince(after: number): IterableIterator<Change> | null {
-    let first: number | undefined;
-    for (const key of this.logDb.getKeys({ limit: 1 })) first = key;
-    const last = this.lastSeq;
-    if (after >= last) return [][Symbol.iterator]();
-    if (first === undefined || first > after + 1) return null;
-    const logDb = this.logDb;
-    return (function* () {
-      for (const { key, value } of logDb.getRange({ start: after + 1, end: last + 1 })) {
-        const { name, entry } = decodeRecord(value);
-        yield { seq: key, name, entry, previous: null };
-      }
-    })();
   }
 
   subscribe(listener: ChangeListener): () => void {

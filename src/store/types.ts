@@ -57,6 +57,8 @@ export interface Snapshot {
   /** Entries in directory order. */
   entries(): IterableIterator<Entry>;
   find(name: Buffer): Entry | undefined;
+  /** Changes with seq in (after, snapshot seq], in commit order; null when the change log no longer holds them all. */
+  changesSince(after: number): IterableIterator<Change> | null;
   close(): void;
 }
 
@@ -105,8 +107,6 @@ export interface DirectoryStore {
   getMeta(key: string): unknown;
   /** A consistent read view; its `seq` tells which changes it already holds. */
   snapshot(): Snapshot;
-  /** Changes after the snapshot with seq > `after`, in commit order. */
-  changesSince(after: number): IterableIterator<Change> | null;
   subscribe(listener: ChangeListener): () => void;
   readonly lastSeq: number;
   close(): Promise<void>;
