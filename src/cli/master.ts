@@ -1,5 +1,6 @@
 /** `mupdated master`: the authoritative directory. */
 import { readFileSync } from 'node:fs';
+import type { Server } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { applySettings, defaultConfig, parseHostPort, readConfigFile, type ServerConfig } from '../config.js';
 import { createLogger, type Logger } from '../log.js';
@@ -68,24 +69,26 @@ export async function startServer(
   if (users.list().length === 0 && config.admins.length === 0) {
     log.warn(`no users yet: create the first admin with 'mupdated user add NAME --admin --data ${config.dataDir}'`);
   }
-  await server.listen(config.listen);
-  const admin = await startAdminSocket(config.dataDir, store, log);
+  let admin: Server | null = null;
   let stopping: Promise<void> | null = null;
   const stop = () => {
     stopping ??= (async () => {
       log.info('shutting down');
       await beforeClose();
       await server.close();
-      await new Promise((resolve) => admin.close(resolve));
+      if (admin) await new Promise((resolve) => admin!.close(resolve));
       await store.close();
       await users.close();
       log.info('stopped');
     })();
     return stopping;
   };
+  // Handlers first: a SIGTERM right after start still shuts down cleanly.
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.once(sig, () => void stop().then(() => process.exit(0)));
   }
+  await server.listen(config.listen);
+  admin = await startAdminSocket(config.dataDir, store, log);
   return { server, store, users, stop };
 }
 
