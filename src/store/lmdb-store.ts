@@ -6,7 +6,7 @@
  * a monotonically increasing sequence number.
  */
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { decodeEntry, decodeRecord, encodeEntry, encodeLogRecord, sameEntry } from './codec.js';
 import { MAX_NAME_BYTES, storageKey } from './order.js';
@@ -109,10 +109,9 @@ export class LmdbDirectoryStore implements DirectoryStore {
     return result;
   }
 
+  /** Name plus a digest of the claimed location: any location fits in a key. */
   private static claimKey(name: Buffer, location: Buffer): Buffer {
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(name.length);
-    return Buffer.concat([len, name, location]);
+    return Buffer.concat([name, Buffer.of(0), createHash('sha256').update(location).digest()]);
   }
 
   private recordConflictInTxn(claim: ConflictClaim): ConflictRecord {

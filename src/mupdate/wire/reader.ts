@@ -150,11 +150,16 @@ export class CommandReader {
     return this.commandBytes > this.limits.maxCommand ? { kind: 'fatal', text: 'Command too long' } : null;
   }
 
-  /** Index of the first byte from pos on that matches, or buf.length. */
-  private scan(stop: (b: number) => boolean): number {
+  /**
+   * Index of the first byte from pos on that matches, or the end of the
+   * buffer; never more than `room` + 1 bytes on, so a limit is noticed at the
+   * byte that crosses it whatever the chunking.
+   */
+  private scan(stop: (b: number) => boolean, room = Infinity): number {
     let i = this.pos;
     const buf = this.buf;
-    while (i < buf.length && !stop(buf[i]!)) i++;
+    const end = Math.min(buf.length, this.pos + room + 1);
+    while (i < end && !stop(buf[i]!)) i++;
     return i;
   }
 
@@ -268,13 +273,15 @@ export class CommandReader {
         return this.skipWith(this.notAStringError());
       }
       case 'quoted': {
-        const end = this.scan((c) => c === DQUOTE || c === BACKSLASH || c === CR || c === LF || c === 0);
+        const room = Math.min(this.limits.maxString - this.str.length, this.limits.maxCommand - this.commandBytes);
+        const end = this.scan((c) => c === DQUOTE || c === BACKSLASH || c === CR || c === LF || c === 0, room);
         this.str.append(this.buf.subarray(this.pos, end));
         const fatal = this.consume(end - this.pos);
         if (fatal) return fatal;
         if (this.str.length > this.limits.maxString) return { kind: 'fatal', text: 'Quoted string too long' };
         if (end >= this.buf.length) return null;
         const c = this.buf[end]!;
+        if (!(c === DQUOTE || c === BACKSLASH || c === CR || c === LF || c === 0)) return null; // stopped at a cap
         if (c === DQUOTE) {
           this.consume(1);
           return this.finishString();
