@@ -6,6 +6,7 @@ import { runDump, runLoad } from './dump-load.js';
 import { runPush } from './push.js';
 import { runSlave } from './slave.js';
 import { runUser } from './user.js';
+import { CLIENT_USAGE, runClient } from './client.js';
 
 const USAGE = `usage: mupdated <command> [options]
 
@@ -25,6 +26,8 @@ commands:
   load       read ctl_mboxlist -d JSON (a file or -) into the directory   [--data DIR]
   user       manage logins            add NAME [--admin] | remove NAME | list   [--data DIR]
              (the password is read from standard input)
+  client     talk MUPDATE to a server: a prompt on a terminal, else commands from stdin (see: client --help)
+             [HOST:PORT] [--user NAME] [--password-file FILE] [--starttls] [--raw] [--json]
 `;
 
 const SERVER_OPTIONS = {
@@ -90,6 +93,21 @@ export async function main(argv: string[]): Promise<number> {
     case 'load': {
       const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { data: { type: 'string' } } });
       return runLoad(positionals[0], values);
+    }
+    case 'client': {
+      const { values, positionals } = parseArgs({
+        args: rest, allowPositionals: true,
+        options: {
+          user: { type: 'string' }, 'password-file': { type: 'string' }, starttls: { type: 'boolean' },
+          'tls-insecure': { type: 'boolean' }, raw: { type: 'boolean' }, json: { type: 'boolean' },
+          timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        },
+      });
+      if (values.help) {
+        process.stdout.write(CLIENT_USAGE);
+        return 0;
+      }
+      return runClient(positionals, values);
     }
     case undefined: case '-h': case '--help': case 'help':
       process.stdout.write(USAGE);

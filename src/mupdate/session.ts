@@ -1,7 +1,9 @@
 /**
  * One client connection: banner, the state machine of spec 3.0, and the
- * commands. Commands run strictly one after another; the reader parses the
- * next one only when the previous one has been answered.
+ * commands. Answers go out in command order. Consecutive writes are
+ * pipelined (they commit together); any other command first waits for the
+ * writes before it, and the reader parses a command only once the state it
+ * depends on (login, STARTTLS, streaming) is settled.
  */
 import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
