@@ -36,7 +36,7 @@ async function run(dataDir: string, req: AdminRequest): Promise<AdminResponse> {
   const viaServer = await askServer(dataDir, req);
   if (viaServer) return viaServer;
   // No server running: work on the data folder directly.
-  const store = LmdbDirectoryStore.open(dataDir, {});
+  const store = LmdbDirectoryStore.open(dataDir, { mustExist: true });
   try {
     return await handleAdminRequest(req, store, dataDir);
   } finally {

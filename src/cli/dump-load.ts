@@ -13,7 +13,7 @@ function writeStdout(chunk: string): Promise<void> | void {
 }
 
 export async function runDump(flags: { data?: string | undefined }): Promise<number> {
-  const store = LmdbDirectoryStore.open(flags.data ?? './data', {});
+  const store = LmdbDirectoryStore.open(flags.data ?? './data', { mustExist: true });
   const snapshot = store.snapshot();
   try {
     const n = await writeDump(snapshot.entries(), writeStdout);

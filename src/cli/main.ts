@@ -120,8 +120,14 @@ export async function main(argv: string[]): Promise<number> {
 
 main(process.argv.slice(2)).then(
   (code) => { if (code >= 0) process.exitCode = code; },
-  (err: Error) => {
+  (err: Error & { code?: string }) => {
     process.stderr.write(`mupdated: ${err.message}\n`);
-    process.exitCode = 1;
+    // Bad flags are a usage error, like every other one.
+    if (err.code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(USAGE);
+      process.exitCode = 2;
+    } else {
+      process.exitCode = 1;
+    }
   },
 );

@@ -123,12 +123,25 @@ async function push(dump: string, flags: Required<PushFlags>): Promise<number> {
   const window = flags.window ? Number(flags.window) : 64;
   if (!Number.isInteger(window) || window < 1) throw new UsageError('--window: a whole number >= 1');
   const password = readFileSync(flags['password-file'], 'utf8').split(/\r?\n/)[0] ?? '';
-  const local = await readLocal(dump, backend);
+  let local: LocalMailbox[];
+  try {
+    local = await readLocal(dump, backend);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'EISDIR') {
+      throw new UsageError(`mupdated push: cannot read ${dump}: ${(err as Error).message}`);
+    }
+    throw err;
+  }
   const at = parseHostPort(flags.master);
   const conn = await UpstreamConnection.open({ host: at.host, port: at.port, user: flags.user, password, timeoutMs: 15_000 });
   const out = (line: string) => process.stdout.write(`${line}\n`);
   let review = 0;
+  // On a mupdated master a claim on a mailbox active elsewhere is queued for an operator (never applied);
+  // on Cyrus it would overwrite, so there it is only reported.
+  const queuesConflicts = /"mupdated"/.test(conn.bannerText);
   try {
+    // A NOOP first: this is not ctl_mboxlist, so the master need not hide other servers' entries from FIND.
+    await conn.command('X00', 'NOOP', [], 30_000);
     const list = await conn.command('X0', 'LIST', [Buffer.from(`${backend}!`)], 120_000);
     if (list.status !== 'OK') throw new UpstreamError(`the master refused LIST (${list.status})`);
     const listed = list.data.map((r) => entryFromData(r.word, r.args)).filter((e): e is Entry => e !== null);
@@ -137,32 +150,37 @@ async function push(dump: string, flags: Required<PushFlags>): Promise<number> {
     const finds = await pipeline(conn, plan.lookUp.map((m) => ({ word: 'FIND', args: [m.name], label: showBytes(m.name) })),
       window, progressBar('looking up', plan.lookUp.length));
     const toActivate = [...plan.reactivate];
+    const toQueue: LocalMailbox[] = [];
     plan.lookUp.forEach((m, i) => {
       const found = finds[i]!.data.map((r) => entryFromData(r.word, r.args)).find((e) => e !== null) ?? null;
-      if (judgeLookUp(backend, found) === 'activate') toActivate.push(m);
-      else {
-        review++;
-        out(`Review (held by ${showBytes(found!.location)} on the master; local copy kept): ${showBytes(m.name)}`);
-      }
+      if (judgeLookUp(backend, found) === 'activate') return void toActivate.push(m);
+      review++;
+      out(`Review (held by ${showBytes(found!.location)} on the master; local copy kept): ${showBytes(m.name)}`);
+      if (queuesConflicts && found!.state === 'active') toQueue.push(m);
     });
     for (const name of plan.removeFromMaster) out(`Remove from MUPDATE: ${showBytes(name)}`);
     for (const m of toActivate) out(`Force Activate: ${showBytes(m.name)}`);
     if (flags['dry-run']) {
-      out(`# dry run: ${plan.inSync} in sync, ${plan.removeFromMaster.length} to remove, ${toActivate.length} to activate, ${review} to review`);
+      out(`# dry run: ${plan.inSync} in sync, ${plan.removeFromMaster.length} to remove, ${toActivate.length} to activate, ` +
+        `${review} to review${toQueue.length ? ` (${toQueue.length} to be queued as conflicts)` : ''}`);
       return review ? 3 : 0;
     }
     const commands: Command[] = [
       ...plan.removeFromMaster.map((n) => ({ word: 'DELETE', args: [n], label: showBytes(n) })),
       ...toActivate.map((m) => ({ word: 'ACTIVATE', args: [m.name, m.location, m.acl], label: showBytes(m.name) })),
+      // Refused by the master's conflict rule; the claim lands in its operator queue.
+      ...toQueue.map((m) => ({ word: 'ACTIVATE', args: [m.name, m.location, m.acl], label: showBytes(m.name) })),
     ];
     const results = await pipeline(conn, commands, window, progressBar('pushing', commands.length));
     let refused = 0;
+    const removedOk = results.slice(0, plan.removeFromMaster.length).filter((r) => r.status === 'OK').length;
+    const activatedOk = results.slice(plan.removeFromMaster.length).filter((r) => r.status === 'OK').length;
     results.forEach((r, i) => {
       if (r.status === 'OK') return;
       refused++;
       out(`Refused (${commands[i]!.word}: ${r.status} ${r.text}): ${commands[i]!.label}`);
     });
-    out(`# ${plan.inSync} in sync, ${plan.removeFromMaster.length} removed, ${toActivate.length} activated, ${review} to review, ${refused} refused`);
+    out(`# ${plan.inSync} in sync, ${removedOk} removed, ${activatedOk} activated, ${review} to review, ${refused} refused`);
     return review || refused ? 3 : 0;
   } finally {
     await conn.logout();

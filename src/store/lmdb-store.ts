@@ -7,7 +7,7 @@
  */
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { decodeEntry, decodeRecord, encodeEntry, encodeLogRecord, sameEntry } from './codec.js';
 import { MAX_NAME_BYTES, storageKey } from './order.js';
 import {
@@ -18,6 +18,8 @@ import {
 export interface LmdbStoreOptions {
   /** Required order; undefined accepts whatever the folder was created with (tools). */
   order?: DirectoryOrder | undefined;
+  /** Refuse to create a new directory (tools that should only read or change an existing one). */
+  mustExist?: boolean;
   /** How many change-log records to keep (older ones are pruned as new ones arrive). */
   changeLogRetention?: number | undefined;
 }
@@ -46,6 +48,9 @@ export class LmdbDirectoryStore implements DirectoryStore {
   }
 
   static open(dir: string, options: LmdbStoreOptions): LmdbDirectoryStore {
+    if (options.mustExist && !existsSync(`${dir}/directory.mdb`)) {
+      throw new StorageError(`no directory in ${dir} (is --data right?)`);
+    }
     mkdirSync(dir, { recursive: true });
     const root = open({ path: `${dir}/directory.mdb`, overlappingSync: false, maxDbs: 8, compression: false });
     const entriesDb = root.openDB<Buffer, Buffer>({ name: 'entries', keyEncoding: 'binary', encoding: 'binary' });

@@ -6,6 +6,7 @@
  * which Cyrus ignores; mupdated reads it back exactly.
  */
 import type { Entry } from '../store/types.js';
+import { JsonSyntaxError, OrderedObject, parseOrderedJson, type OrderedJson } from './ordered-json.js';
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
@@ -17,27 +18,29 @@ function utf8(b: Buffer): string | null {
   }
 }
 
-/** ACL bytes as Cyrus's object, or null when the bytes would not come back the same from it. */
-function aclObject(acl: Buffer): Record<string, string> | null {
+/** ACL bytes as Cyrus's object (in order), or null when the bytes would not come back the same from it. */
+function aclObject(acl: Buffer): OrderedObject | null {
   const text = utf8(acl);
   if (text === null) return null;
-  if (text === '') return {};
+  if (text === '') return new OrderedObject([]);
   if (!text.endsWith('\t')) return null;
   const parts = text.slice(0, -1).split('\t');
   if (parts.length % 2 !== 0) return null;
-  const out: Record<string, string> = {};
+  const pairs: Array<[string, string]> = [];
+  const seen = new Set<string>();
   for (let i = 0; i < parts.length; i += 2) {
     const id = parts[i]!;
-    if (id === '' || Object.hasOwn(out, id) || id === '__proto__') return null;
-    out[id] = parts[i + 1]!;
+    if (id === '' || seen.has(id)) return null;
+    seen.add(id);
+    pairs.push([id, parts[i + 1]!]);
   }
-  return out;
+  return new OrderedObject(pairs);
 }
 
-export function aclFromObject(acl: Record<string, unknown> | undefined): Buffer {
-  if (!acl) return Buffer.alloc(0);
+export function aclFromObject(acl: OrderedJson | undefined): Buffer {
+  if (!(acl instanceof OrderedObject)) return Buffer.alloc(0);
   let s = '';
-  for (const [id, rights] of Object.entries(acl)) s += `${id}\t${String(rights)}\t`;
+  for (const [id, rights] of acl.pairs) s += `${id}\t${String(rights)}\t`;
   return Buffer.from(s, 'utf8');
 }
 
@@ -60,7 +63,7 @@ export function dumpLine(e: Entry, mtime: number): string {
   };
   if (partition !== undefined) obj.partition = partition ?? '';
   obj.server = server ?? serverBytes.toString('latin1');
-  obj.acl = acl ?? {};
+  obj.acl = acl ?? new OrderedObject([]);
   obj.name_history = [];
   if (Object.keys(raw).length) obj.x_raw = raw;
   return `${JSON.stringify(shownName)}: ${janssonJson(obj)}`;
@@ -69,6 +72,9 @@ export function dumpLine(e: Entry, mtime: number): string {
 /** JSON with jansson's separators (", " and ": "), as ctl_mboxlist writes it. */
 function janssonJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(janssonJson).join(', ')}]`;
+  if (value instanceof OrderedObject) {
+    return `{${value.pairs.map(([k, v]) => `${JSON.stringify(k)}: ${janssonJson(v)}`).join(', ')}}`;
+  }
   if (value && typeof value === 'object') {
     return `{${Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}: ${janssonJson(v)}`).join(', ')}}`;
   }
@@ -101,34 +107,53 @@ export interface DumpRecord {
   partition: string | undefined;
 }
 
-interface DumpObject {
-  name?: string;
-  mbtype?: string | number;
-  server?: string;
-  partition?: string;
-  acl?: Record<string, unknown>;
-  x_raw?: { name?: string; location?: string; acl?: string };
-}
-
 /** One mailbox of a dump as a directory entry (spec 7.4 mapping). */
-export function recordFromDump(key: string, obj: DumpObject): DumpRecord {
-  const name = obj.x_raw?.name ? Buffer.from(obj.x_raw.name, 'base64') : Buffer.from(obj.name ?? key, 'utf8');
-  const mbtype = String(obj.mbtype ?? 'e');
-  const hasServer = typeof obj.server === 'string';
+export function recordFromDump(key: string, record: OrderedJson): DumpRecord {
+  const obj = record instanceof OrderedObject ? record : new OrderedObject([]);
+  const text = (k: string): string | undefined => {
+    const v = obj.get(k);
+    return typeof v === 'string' ? v : undefined;
+  };
+  const rawObj = obj.get('x_raw');
+  const raw = (k: string): string | undefined => {
+    const v = rawObj instanceof OrderedObject ? rawObj.get(k) : undefined;
+    return typeof v === 'string' ? v : undefined;
+  };
+  const server = text('server');
+  const partition = text('partition');
+  const rawName = raw('name');
+  const name = rawName ? Buffer.from(rawName, 'base64') : Buffer.from(text('name') ?? key, 'utf8');
+  const mbtype = String(obj.get('mbtype') ?? 'e');
+  const hasServer = server !== undefined;
   let location: Buffer;
-  if (obj.x_raw?.location) location = Buffer.from(obj.x_raw.location, 'base64');
-  else if (hasServer && obj.partition !== undefined) location = Buffer.from(`${obj.server}!${obj.partition}`, 'utf8');
-  else location = Buffer.from(obj.server ?? obj.partition ?? '', 'utf8');
-  const acl = obj.x_raw?.acl ? Buffer.from(obj.x_raw.acl, 'base64') : aclFromObject(obj.acl);
+  const rawLocation = raw('location');
+  if (rawLocation) location = Buffer.from(rawLocation, 'base64');
+  else if (hasServer && partition !== undefined) location = Buffer.from(`${server}!${partition}`, 'utf8');
+  else location = Buffer.from(server ?? partition ?? '', 'utf8');
+  const rawAcl = raw('acl');
+  const acl = rawAcl ? Buffer.from(rawAcl, 'base64') : aclFromObject(obj.get('acl'));
   const skip = /[di]/.test(mbtype);
   const reserved = mbtype.includes('z');
   const entry: Entry | null = skip ? null : {
     name, state: reserved ? 'reserved' : 'active', location, acl: reserved ? Buffer.alloc(0) : acl,
   };
-  return { name, entry, hasServer, partition: obj.partition };
+  return { name, entry, hasServer, partition };
 }
 
-export class DumpFormatError extends Error {}
+export class DumpFormatError extends Error {
+  override name = 'DumpFormatError';
+}
+
+/** The members parsed so far, or null while the text is not a complete object yet. */
+function tryParse(text: string): OrderedObject | null {
+  try {
+    const v = parseOrderedJson(text);
+    return v instanceof OrderedObject ? v : null;
+  } catch (err) {
+    if (err instanceof JsonSyntaxError) return null;
+    throw err;
+  }
+}
 
 const MAX_RECORD_TEXT = 4 << 20;
 
@@ -165,27 +190,24 @@ export async function* parseDump(lines: AsyncIterable<string>): AsyncGenerator<D
       // The last member may be followed by the closing brace on its own line, or on the same line.
       let text = pending.replace(/,\s*$/, '');
       let closesDump = false;
-      let parsed: Record<string, DumpObject> | null = null;
-      try {
-        parsed = JSON.parse(`{${text}}`) as Record<string, DumpObject>;
-      } catch {
-        try {
-          parsed = JSON.parse(`{${text}`) as Record<string, DumpObject>;
-          closesDump = true;
-        } catch { /* not complete yet */ }
+      let parsed: OrderedObject | null = null;
+      parsed = tryParse(`{${text}}`);
+      if (!parsed) {
+        parsed = tryParse(`{${text}`);
+        closesDump = parsed !== null;
       }
       if (parsed) {
-        for (const [key, obj] of Object.entries(parsed)) yield recordFromDump(key, obj);
+        for (const [key, obj] of parsed.pairs) yield recordFromDump(key, obj);
         pending = '';
         if (closesDump) ended = true;
         text = '';
       }
     } else if (pending.endsWith(',')) {
-      try {
-        const parsed = JSON.parse(`{${pending.slice(0, -1)}}`) as Record<string, DumpObject>;
-        for (const [key, obj] of Object.entries(parsed)) yield recordFromDump(key, obj);
+      const parsed = tryParse(`{${pending.slice(0, -1)}}`);
+      if (parsed) {
+        for (const [key, obj] of parsed.pairs) yield recordFromDump(key, obj);
         pending = '';
-      } catch { /* not complete yet */ }
+      }
     }
     if (pending.length > MAX_RECORD_TEXT) throw new DumpFormatError(`line ${lineNo}: a record longer than ${MAX_RECORD_TEXT} bytes`);
   }

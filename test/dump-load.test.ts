@@ -1,0 +1,270 @@
+/**
+ * `mupdated dump` and `mupdated load` (README "Commands", spec 7.4): the
+ * directory as Cyrus 3.6 `ctl_mboxlist -d` JSON, both ways.
+ *
+ * - dump, then load into a fresh data folder, reproduces LIST byte for byte
+ *   and in order, for every kind of entry the protocol allows: 8-bit names
+ *   that are not UTF-8, malformed and empty ACLs, locations without `!`,
+ *   `server!` with an empty partition, reservations;
+ * - a dump written by a real Cyrus master (`ctl_mboxlist -C <its imapd.conf>
+ *   -d`) loads, and mupdated's LIST then equals the Cyrus master's LIST;
+ * - `load` refuses while a server runs on the folder, and a broken dump
+ *   loads nothing.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { interopTest, listDirectory, startCyrusMaster, type CyrusServer } from './helpers/cyrus.js';
+import { literalCommand, runCli, showRun } from './helpers/operator-tools.js';
+import { RawClient } from './helpers/raw-client.js';
+import { addUser, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
+
+const interop = interopTest('serial');
+const scratch = tempDir('dump-load-');
+const servers: RunningMupdated[] = [];
+const dirs: string[] = [scratch];
+let cyrusStarting: Promise<CyrusServer> | undefined;
+
+test.after.always(async () => {
+  for (const s of servers) await s.stop();
+  for (const d of dirs) removeDir(d);
+  const cyrus = await cyrusStarting?.catch(() => undefined);
+  await cyrus?.cleanup();
+});
+
+function cyrusMaster(): Promise<CyrusServer> {
+  cyrusStarting ??= startCyrusMaster();
+  return cyrusStarting;
+}
+
+async function start(dataDir?: string): Promise<RunningMupdated> {
+  const s = await startMupdated(dataDir ? { dataDir } : {});
+  servers.push(s);
+  if (!dataDir) dirs.push(s.dataDir);
+  return s;
+}
+
+/** A fresh data folder with the default admin (mupdateadmin / secret), no directory yet. */
+function freshFolder(): string {
+  const dir = tempDir('dump-load-data-');
+  dirs.push(dir);
+  addUser(dir, { name: 'mupdateadmin', admin: true });
+  return dir;
+}
+
+type Write = [verb: 'ACTIVATE' | 'RESERVE', name: string, location: string, acl?: string];
+
+/** Sends the writes pipelined on one connection (all arguments as literals), each must be OK. */
+async function apply(port: number, writes: Write[]): Promise<void> {
+  const c = await RawClient.login(port);
+  try {
+    c.send(writes.map(([verb, name, location, acl], i) =>
+      (verb === 'ACTIVATE' ? literalCommand(`W${i}`, verb, name, location, acl ?? '') : literalCommand(`W${i}`, verb, name, location))).join(''));
+    for (let i = 0; i < writes.length; i++) {
+      const lines = await c.readUntilTagged(`W${i}`, 20_000);
+      if (lines.join('|') !== `W${i} OK "done"`) throw new Error(`${writes[i]!.join(' ')}: ${lines.join('|')}`);
+    }
+  } finally {
+    c.close();
+  }
+}
+
+/** LIST exactly as the server sends it (every line, in order). */
+async function rawList(port: number): Promise<string[]> {
+  const c = await RawClient.login(port);
+  try {
+    c.send('L1 LIST\r\n');
+    return await c.readUntilTagged('L1', 30_000);
+  } finally {
+    c.close();
+  }
+}
+
+/** Every entry shape the protocol carries (bytes as latin1). */
+const SEED: Write[] = [
+  ['ACTIVATE', 'user.plain', 'backend1!default', 'plain\tlrswipkxtecdan\t'],
+  ['ACTIVATE', 'user.plain.Sent', 'backend1!default', 'plain\tlrswipkxtecdan\tanyone\tlrs\tgroup:staff\tlr\t-bob\tw\t'],
+  ['ACTIVATE', 'user.plain-x', 'backend1!default', 'plain-x\tlrs\t'],
+  // 8-bit names: valid UTF-8, not UTF-8, overlong, a surrogate, a 4-byte sequence, controls
+  ['ACTIVATE', 'user.\xc3\xa4nne', 'backend1!default', '\xc3\xa4nne\tlrswipkxtecdan\t'],
+  ['ACTIVATE', 'user.\xe4\xff', 'backend1!default', 'anyone\tlr\t'],
+  ['ACTIVATE', 'user.over\xc0\xaflong', 'backend2!default', ''],
+  ['ACTIVATE', 'user.sur\xed\xa0\x80', 'backend2!default', 'x\tlr\t'],
+  ['ACTIVATE', 'user.smile\xf0\x9f\x98\x80', 'backend2!default', 'smile\tlrs\t'],
+  ['ACTIVATE', 'user.ctl\x01\x7f', 'backend2!default', ''],
+  ['ACTIVATE', 'user.tab\there', 'backend2!default', 'tab\tlr\t'],
+  ['ACTIVATE', 'user.nl\nhere', 'backend2!default', ''],
+  ['ACTIVATE', 'user.q"uote\\back', 'backend1!default', 'q"uote\tlrs\t'],
+  ['ACTIVATE', '__proto__', 'backend1!default', '__proto__\tlrs\t'],
+  ['ACTIVATE', 'example.com!user.carol', 'backend1!ssd', 'carol@example.com\tlrswipkxtecdan\t'],
+  // malformed ACLs (stored as sent, spec 4.4 / C36), empty ACLs
+  ['ACTIVATE', 'user.acl.notrail', 'backend1!default', 'notrail\tlrs'],
+  ['ACTIVATE', 'user.acl.odd', 'backend1!default', 'one\ttwo\tthree\t'],
+  ['ACTIVATE', 'user.acl.dup', 'backend1!default', 'dup\tlr\tdup\tlrs\t'],
+  ['ACTIVATE', 'user.acl.space', 'backend1!default', 'bob lrs'],
+  ['ACTIVATE', 'user.acl.tabs', 'backend1!default', '\t\t'],
+  ['ACTIVATE', 'user.acl.emptyid', 'backend1!default', '\tlrs\t'],
+  ['ACTIVATE', 'user.acl.8bit', 'backend1!default', 'j\xfcrgen\tlrs\t'],
+  ['ACTIVATE', 'user.acl.proto', 'backend1!default', '__proto__\tlrs\tconstructor\tlr\t'],
+  ['ACTIVATE', 'user.acl.empty', 'backend1!default', ''],
+  // locations: no "!", "server!" (empty partition, spec 7.0), "!partition", empty, 8-bit
+  ['ACTIVATE', 'user.loc.nobang', 'backend9', ''],
+  ['ACTIVATE', 'user.loc.emptypart', 'backend1!', 'x\tlrs\t'],
+  ['ACTIVATE', 'user.loc.noserver', '!part', 'x\tlr\t'],
+  ['ACTIVATE', 'user.loc.empty', '', ''],
+  ['ACTIVATE', 'user.loc.8bit', 'backend\xe9!p\xe4rt', 'x\tlr\t'],
+  ['ACTIVATE', 'user.loc.twobangs', 'backend1!a!b', 'x\tlr\t'],
+  // reservations
+  ['RESERVE', 'user.res', 'backend2!default'],
+  ['RESERVE', 'user.res.\xe4', 'backend2!'],
+  ['RESERVE', 'user.res.nobang', 'backend7'],
+  ...Array.from({ length: 25 }, (_, i): Write => ['ACTIVATE', `user.gen${i}`, `backend${i % 3}!default`, `gen${i}\tlrswipkxtecdan\t`]),
+];
+
+/** The dump with its mtime values blanked (they are the time of the dump). */
+function withoutMtime(dump: string): string {
+  return dump.replace(/"mtime": "\d+"/g, '"mtime": "T"');
+}
+
+test('dump, then load into a fresh data folder, reproduces LIST byte for byte (8-bit and non-UTF-8 names, malformed and empty ACLs, locations without "!", "server!", reservations); dumping again gives the same file', async (t) => {
+  const a = await start();
+  await apply(a.port, SEED);
+  const before = await rawList(a.port);
+  t.is(before.filter((l) => / (MAILBOX|RESERVE) \{\d+\+\}$/.test(l) && l.startsWith('L1 ')).length, SEED.length);
+
+  const dump = await runCli(['dump', '--data', a.dataDir]);
+  t.is(dump.code, 0, showRun(dump));
+  t.is(dump.stderr, `dumped ${SEED.length} entries\n`);
+  t.true(dump.stdout.startsWith('{\n') && dump.stdout.endsWith('\n}\n'), 'ctl_mboxlist -d framing');
+  t.is(dump.stdout.split('\n').length, SEED.length + 3, 'one line per entry');
+  // every line is JSON Cyrus could read: "name": {...} with jansson's separators
+  for (const line of dump.stdout.split('\n').slice(1, -2)) {
+    t.notThrows(() => JSON.parse(`{${line.replace(/,$/, '')}}`) as unknown, line);
+    t.regex(line, /^"(?:[^"\\]|\\.)*": \{"name": /, line);
+  }
+  const file = join(scratch, 'roundtrip.json');
+  writeFileSync(file, dump.stdout, 'latin1');
+
+  const folder = freshFolder();
+  const load = await runCli(['load', file, '--data', folder]);
+  t.is(load.code, 0, showRun(load));
+  t.is(load.stderr, `loaded ${SEED.length} entries (${SEED.length} new or changed, 0 deleted/intermediate skipped)\n`);
+  const b = await start(folder);
+  t.deepEqual(await rawList(b.port), before, 'LIST is identical, byte for byte and in order');
+
+  const again = await runCli(['dump', '--data', folder]);
+  t.is(again.code, 0, showRun(again));
+  t.is(withoutMtime(again.stdout), withoutMtime(dump.stdout), 'a dump of the loaded folder is the same');
+});
+
+test('dump/load keeps ACL identifiers that look like numbers in their order (a JSON object would put them first)', async (t) => {
+  const a = await start();
+  const writes: Write[] = [
+    ['ACTIVATE', 'user.num', 'backend1!default', 'alice\tlrs\t1000\tlr\t'],
+    ['ACTIVATE', 'user.num.2', 'backend1!default', 'bob\tlrswipkxtecdan\t7\tl\t0\tr\t'],
+  ];
+  await apply(a.port, writes);
+  const before = await rawList(a.port);
+  const dump = await runCli(['dump', '--data', a.dataDir]);
+  t.is(dump.code, 0, showRun(dump));
+  const file = join(scratch, 'numeric.json');
+  writeFileSync(file, dump.stdout, 'latin1');
+  const folder = freshFolder();
+  const load = await runCli(['load', file, '--data', folder]);
+  t.is(load.code, 0, showRun(load));
+  const b = await start(folder);
+  t.deepEqual(await listDirectory(b.port), await listDirectory(a.port));
+  t.deepEqual(await rawList(b.port), before);
+});
+
+test('load refuses while a server runs on the folder, and a broken dump loads nothing', async (t) => {
+  const s = await start();
+  await apply(s.port, [['ACTIVATE', 'user.kept', 'backend1!default', 'kept\tlrs\t']]);
+  const before = await rawList(s.port);
+  const file = join(scratch, 'refused.json');
+  writeFileSync(file, '{\n"user.new": {"name": "user.new", "mbtype": "er", "partition": "default", "server": "backend1", "acl": {}}\n}\n');
+  const r = await runCli(['load', file, '--data', s.dataDir]);
+  t.is(r.code, 1, showRun(r));
+  t.regex(r.stderr, /a server is running on .*; stop it before loading/);
+  t.deepEqual(await rawList(s.port), before, 'nothing was loaded');
+
+  // a dump that breaks off after a good record loads nothing at all
+  const folder = freshFolder();
+  const broken = join(scratch, 'broken.json');
+  writeFileSync(broken, '{\n"user.a": {"name": "user.a", "mbtype": "er", "partition": "default", "server": "backend1", "acl": {}},\n"user.b": {"name": "user.b", "mbt');
+  const bad = await runCli(['load', broken, '--data', folder]);
+  t.not(bad.code, 0, showRun(bad));
+  t.regex(bad.stderr, /middle of a record/);
+  const after = await start(folder);
+  t.deepEqual(await rawList(after.port), ['L1 OK "list complete"']);
+  // an empty directory dumps as Cyrus prints an empty mailboxes.db, and that loads
+  const empty = await runCli(['dump', '--data', folder]);
+  t.is(empty.code, 0, showRun(empty));
+  t.is(empty.stdout, '{\n\n}\n');
+  const emptyFile = join(scratch, 'empty.json');
+  writeFileSync(emptyFile, empty.stdout);
+  const loadEmpty = await runCli(['load', emptyFile, '--data', freshFolder()]);
+  t.is(loadEmpty.code, 0, showRun(loadEmpty));
+  t.is(loadEmpty.stderr, 'loaded 0 entries (0 new or changed, 0 deleted/intermediate skipped)\n');
+});
+
+// ---------------------------------------------------------------------------
+// a real Cyrus master's dump
+
+/** What a Cyrus master stores as sent and dumps faithfully (UTF-8 only: jansson cannot write other bytes). */
+const CYRUS_SEED: Write[] = [
+  ['ACTIVATE', 'user.alice', 'backend1!default', 'alice\tlrswipkxtecdan\tbob\tlr\t'],
+  ['ACTIVATE', 'user.alice.Sent', 'backend1!default', 'alice\tlrswipkxtecdan\t'],
+  ['ACTIVATE', 'user.alice-x', 'backend2!default', 'alice-x\tlrs\tanyone\tp\t-bob\tw\tgroup:staff\tlrs\t'],
+  ['ACTIVATE', 'user.alice x', 'backend2!ssd', ''],
+  ['ACTIVATE', 'user.\xc3\xa4nne', 'backend1!default', '\xc3\xa4nne\tlrswipkxtecdan\t'],
+  ['ACTIVATE', 'user.smile\xf0\x9f\x98\x80', 'backend1!default', 'smile\tlrs\t'],
+  ['ACTIVATE', 'user.q"uote\\back', 'backend1!default', 'q"uote\tlrs\t'],
+  ['ACTIVATE', 'example.com!user.carol', 'backend1!ssd', 'carol@example.com\tlrswipkxtecdan\t'],
+  ['ACTIVATE', 'user.nobang', 'backend9', ''],
+  ['ACTIVATE', 'user.emptypart', 'backend1!', 'x\tlrs\t'],
+  ['ACTIVATE', 'user.noserver', '!part', 'x\tlr\t'],
+  ['ACTIVATE', 'user.emptyloc', '', 'x\tlr\t'],
+  ['ACTIVATE', 'shared.news', 'backend2!default', 'anyone\tlrs\t'],
+  ['RESERVE', 'user.bob', 'backend1!default'],
+  ['RESERVE', 'user.bob.Sent', 'backend2!'],
+  ...Array.from({ length: 20 }, (_, i): Write => ['ACTIVATE', `user.gen${i}`, `backend${i % 3}!default`, `gen${i}\tlrswipkxtecdan\t`]),
+];
+
+async function loadCyrusDump(t: ExecutionContext, cyrus: CyrusServer, name: string): Promise<RunningMupdated> {
+  const text = await cyrus.dumpRaw();
+  t.true(text.startsWith('{\n'), text.slice(0, 200));
+  const file = join(scratch, name);
+  writeFileSync(file, text, 'utf8');
+  const folder = freshFolder();
+  const load = await runCli(['load', file, '--data', folder]);
+  t.is(load.code, 0, showRun(load));
+  t.regex(load.stderr, /^loaded \d+ entries/);
+  return start(folder);
+}
+
+interop('a real Cyrus master\'s ctl_mboxlist -d file loads, and LIST then equals the Cyrus master\'s LIST (same bytes, same order)', async (t) => {
+  const cyrus = await cyrusMaster();
+  await apply(cyrus.port, CYRUS_SEED);
+  const theirs = await rawList(cyrus.port);
+  t.is(theirs.length, CYRUS_SEED.reduce((n, [verb]) => n + (verb === 'ACTIVATE' ? 4 : 3), 1), 'the Cyrus master lists every entry');
+  const ours = await loadCyrusDump(t, cyrus, 'cyrus.json');
+  t.deepEqual(await rawList(ours.port), theirs);
+  // and a dump of it loads back into Cyrus's shape again
+  const redump = await runCli(['dump', '--data', ours.dataDir]);
+  t.is(redump.code, 0, showRun(redump));
+  t.is(withoutMtime(redump.stdout), withoutMtime(readFileSync(join(scratch, 'cyrus.json'), 'latin1')), 'mupdated writes what Cyrus wrote');
+});
+
+interop('a Cyrus dump with ACL identifiers that look like numbers loads with the ACL in Cyrus\'s order', async (t) => {
+  const cyrus = await cyrusMaster();
+  await apply(cyrus.port, [
+    ['ACTIVATE', 'user.numeric', 'backend1!default', 'alice\tlrs\t1000\tlr\t'],
+    ['ACTIVATE', 'user.numeric.2', 'backend1!default', 'bob\tlrswipkxtecdan\t7\tl\t'],
+  ]);
+  const ours = await loadCyrusDump(t, cyrus, 'cyrus-numeric.json');
+  const mine = (await listDirectory(ours.port)).filter((e) => e.name.startsWith('user.numeric'));
+  const theirs = (await listDirectory(cyrus.port)).filter((e) => e.name.startsWith('user.numeric'));
+  t.is(theirs.length, 2);
+  t.deepEqual(mine, theirs);
+});
