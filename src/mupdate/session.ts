@@ -74,7 +74,7 @@ const COMMANDS: Record<string, CommandSpec> = {
   FIND: { min: 1, max: 1, needsLogin: true },
   LIST: { min: 0, max: 1, needsLogin: true },
   UPDATE: { min: 0, max: 30, hosts: true, needsLogin: true },
-  XRESUME: { min: 2, max: 2, needsLogin: true },
+  XRESUME: { min: 2, max: 3, needsLogin: true },
   ACTIVATE: { min: 3, max: 3, needsLogin: true },
   RESERVE: { min: 2, max: 2, needsLogin: true },
   DEACTIVATE: { min: 2, max: 2, needsLogin: true },
@@ -506,11 +506,11 @@ export class Session implements StreamSink {
     this.reply(tag, 'OK', 'list complete');
   }
 
-  /** XRESUME "<dbid>" "<seq>": UPDATE that sends only what changed after seq (mupdated extension, README). */
+  /** XRESUME "<dbid>" "<seq>" ["<digest>"]: UPDATE that sends only what changed after seq (mupdated extension, README). */
   private async resume(tag: Buffer, args: Buffer[]): Promise<void> {
     const after = Number(args[1]!.toString('latin1'));
     if (!Number.isSafeInteger(after) || after < 0) return this.bad(tag, 'Badly formed arguments');
-    return this.update(tag, [], { dbid: args[0]!.toString('latin1'), after });
+    return this.update(tag, [], { dbid: args[0]!.toString('latin1'), after, digest: args[2]?.toString('latin1') });
   }
 
   private async update(tag: Buffer, hostArgs: Buffer[], resume?: ResumeRequest): Promise<void> {

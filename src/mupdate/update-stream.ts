@@ -2,8 +2,8 @@
  * One UPDATE stream (spec 3.9, 5.3-5.5): the initial dump from a snapshot,
  * then every committed change pushed as soon as it is committed. Changes that
  * arrive while the dump runs, or while the socket is backed up, wait in a
- * queue coalesced per name (the newest state wins, the first position is
- * kept); a queue past its bound ends the stream.
+ * queue coalesced per name (the newest state wins and moves to the end,
+ * keeping commit order); a queue past its bound ends the stream.
  */
 import { dataLine } from './wire/encoder.js';
 import { serverPart } from './location.js';
@@ -44,6 +44,8 @@ export function changeLine(tag: Buffer, name: Buffer, entry: Entry | null, seq?:
 export interface ResumeRequest {
   dbid: string;
   after: number;
+  /** Digest of the change the client holds as `after`; a different one means another history. */
+  digest?: string | undefined;
 }
 
 export class UpdateStream {
@@ -93,10 +95,13 @@ export class UpdateStream {
     try {
       if (!resume) return await this.send(this.dumpLines(snapshot.entries()));
       this.seqTagged = true;
-      const log = resume.dbid === store.id && resume.after <= snapshot.seq ? snapshot.changesSince(resume.after) : null;
+      const sameHistory = resume.dbid === store.id && resume.after <= snapshot.seq &&
+        (resume.digest === undefined || resume.after === 0 || snapshot.changeDigest(resume.after) === resume.digest);
+      const log = sameHistory ? snapshot.changesSince(resume.after) : null;
       const mode = log ? 'INCREMENTAL' : 'FULL';
       const from = log ? resume.after : snapshot.seq;
-      this.sink.write(dataLine(this.tag, 'XSYNC', [Buffer.from(mode), Buffer.from(store.id), Buffer.from(String(from))]));
+      const digest = snapshot.changeDigest(from) ?? '';
+      this.sink.write(dataLine(this.tag, 'XSYNC', [Buffer.from(mode), Buffer.from(store.id), Buffer.from(String(from)), Buffer.from(digest)]));
       await this.send(log ? this.logLines(log, snapshot.seq) : this.dumpLines(snapshot.entries()));
     } finally {
       snapshot.close();
@@ -140,6 +145,10 @@ export class UpdateStream {
   private enqueue(change: Change): void {
     if (change.seq <= this.snapshotSeq || !this.concerns(change)) return;
     const key = change.name.toString('latin1');
+    // A newer change of a queued name replaces it at the end of the queue, so the
+    // stream stays in commit order (XRESUME clients resume after the last sequence
+    // number they saw: an older change must never follow a newer one).
+    this.queue.delete(key);
     this.queue.set(key, change);
     if (this.queue.size > this.options.queueLimit) {
       this.overflowed = true;

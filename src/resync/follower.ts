@@ -7,6 +7,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import type { Logger } from '../log.js';
+import { changeDigest, encodeLogRecord } from '../store/codec.js';
 import type { BatchItem, DirectoryStore, Entry } from '../store/types.js';
 import { entryFromData, reconcile } from './reconcile.js';
 import { UpstreamConnection, UpstreamError, type Response, type UpstreamOptions } from './upstream.js';
@@ -43,6 +44,13 @@ export interface FollowerStatus {
 const META_SYNCED = 'slave.synced';
 const META_DBID = 'slave.upstreamDbid';
 const META_SEQ = 'slave.upstreamSeq';
+const META_DIGEST = 'slave.upstreamDigest';
+
+/** Digest of the change a seq-tagged data line carries, as the master computes it from its log. */
+function lineDigest(r: Response): string {
+  const { name, entry } = itemOf(r);
+  return changeDigest(encodeLogRecord(name, entry));
+}
 
 function isData(r: Response): boolean {
   return r.word === 'MAILBOX' || r.word === 'RESERVE' || r.word === 'DELETE';
@@ -230,7 +238,7 @@ export class Follower {
     return r;
   }
 
-  private async applyFullDump(remote: Map<string, Entry>, dbid: string | null, seq: number | null): Promise<void> {
+  private async applyFullDump(remote: Map<string, Entry>, dbid: string | null, seq: number | null, digest: string | null = null): Promise<void> {
     const snapshot = this.opts.store.snapshot();
     let items: BatchItem[];
     try {
@@ -238,7 +246,7 @@ export class Follower {
     } finally {
       snapshot.close();
     }
-    await this.opts.store.applyMany(items, { [META_SYNCED]: true, [META_DBID]: dbid, [META_SEQ]: seq });
+    await this.opts.store.applyMany(items, { [META_SYNCED]: true, [META_DBID]: dbid, [META_SEQ]: seq, [META_DIGEST]: digest });
     this.status.lastFullSync = new Date().toISOString();
     this.status.lastSyncKind = 'full';
     this.status.entries = remote.size;
@@ -252,7 +260,8 @@ export class Follower {
     const synced = store.getMeta(META_SYNCED) === true;
     const dbid = synced ? ((store.getMeta(META_DBID) as string | null) ?? '') : '';
     const after = synced ? ((store.getMeta(META_SEQ) as number | null) ?? 0) : 0;
-    conn.send('U01', 'XRESUME', [Buffer.from(dbid), Buffer.from(String(after))]);
+    const digest = synced ? ((store.getMeta(META_DIGEST) as string | null) ?? '') : '';
+    conn.send('U01', 'XRESUME', [Buffer.from(dbid), Buffer.from(String(after)), Buffer.from(digest)]);
     const head = await this.nextDumpLine(conn);
     if (head.word !== 'XSYNC') {
       if (head.word === 'BAD' || head.word === 'NO') {
@@ -262,21 +271,24 @@ export class Follower {
       }
       throw new UpstreamError(`unexpected answer to XRESUME: ${head.word}`);
     }
-    const [mode, masterId, fromRaw] = head.args.map((a) => a.toString('latin1')) as [string, string, string];
+    const [mode, masterId, fromRaw, fromDigest] = head.args.map((a) => a.toString('latin1')) as [string, string, string, string?];
     const from = Number(fromRaw);
     if (mode === 'FULL') {
       const remote = await this.readDump(conn, null);
-      await this.applyFullDump(remote, masterId, from);
+      await this.applyFullDump(remote, masterId, from, fromDigest ?? '');
       return true;
     }
     const items: BatchItem[] = [];
     let last = from;
+    let lastDigest = digest;
     for (let r = await this.nextDumpLine(conn); !(r.word === 'OK' && r.tag === 'U01'); r = await this.nextDumpLine(conn)) {
       if (!isData(r)) throw new UpstreamError(`resume abandoned: the master sent ${r.tag} ${r.word}`);
       items.push(itemOf(r));
       last = seqOf(r) ?? last;
+      lastDigest = lineDigest(r);
     }
-    const changed = await store.applyMany(items, { [META_SYNCED]: true, [META_DBID]: masterId, [META_SEQ]: last });
+    const changed = await store.applyMany(items,
+      { [META_SYNCED]: true, [META_DBID]: masterId, [META_SEQ]: last, [META_DIGEST]: lastDigest });
     this.status.lastSyncKind = 'incremental';
     this.status.lastResumeRecords = items.length;
     this.status.upstreamSeq = last;
@@ -322,8 +334,12 @@ export class Follower {
     const items = batch.map(itemOf);
     const meta: Record<string, unknown> = {};
     if (seqTagged) {
-      const seq = seqOf(batch[batch.length - 1]!);
-      if (seq !== null) meta[META_SEQ] = seq;
+      const lastLine = batch[batch.length - 1]!;
+      const seq = seqOf(lastLine);
+      if (seq !== null) {
+        meta[META_SEQ] = seq;
+        meta[META_DIGEST] = lineDigest(lastLine);
+      }
       this.status.upstreamSeq = seq;
     }
     await this.opts.store.applyMany(items, meta);

@@ -39,7 +39,7 @@ const RESPONSE_SHAPES: Record<string, ArgPolicy> = {
   MAILBOX: { kind: 'args', min: 3, max: 4 },
   RESERVE: { kind: 'args', min: 2, max: 3 },
   DELETE: { kind: 'args', min: 1, max: 2 },
-  XSYNC: { kind: 'args', min: 3, max: 3 },
+  XSYNC: { kind: 'args', min: 3, max: 4 },
   XRESUME: { kind: 'args', min: 1, max: 1 },
 };
 

@@ -1,4 +1,5 @@
 /** Binary records for entries and change-log items (compact, no JSON on the hot path). */
+import { createHash } from 'node:crypto';
 import type { Entry, EntryState } from './types.js';
 
 const STATE_CODE: Record<EntryState, number> = { active: 1, reserved: 2 };
@@ -57,4 +58,13 @@ export function decodeEntry(raw: Uint8Array): Entry {
 export function sameEntry(a: Entry | undefined | null, b: Entry | undefined | null): boolean {
   if (!a || !b) return !a && !b;
   return a.state === b.state && a.name.equals(b.name) && a.location.equals(b.location) && a.acl.equals(b.acl);
+}
+
+/**
+ * A short digest of one change (its log record). Master and slave compute it
+ * from the same bytes, so a resuming slave can prove it holds the master's
+ * change at that sequence number, not one of a restored older copy.
+ */
+export function changeDigest(record: Uint8Array): string {
+  return createHash('sha256').update(record).digest('base64url').slice(0, 22);
 }

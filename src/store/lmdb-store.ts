@@ -8,7 +8,7 @@
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
-import { decodeEntry, decodeRecord, encodeEntry, encodeLogRecord, sameEntry } from './codec.js';
+import { changeDigest, decodeEntry, decodeRecord, encodeEntry, encodeLogRecord, sameEntry } from './codec.js';
 import { MAX_NAME_BYTES, storageKey } from './order.js';
 import {
   ConflictRefusal, StorageError, type BatchItem, type Change, type ConflictClaim, type ConflictRecord, type ConflictStatus, type TxnTools, type ChangeListener, type Decision, type DirectoryOrder,
@@ -230,6 +230,10 @@ export class LmdbDirectoryStore implements DirectoryStore {
     let open = true;
     return {
       seq,
+      changeDigest(at: number) {
+        const raw = logDb.get(at, { transaction: txn });
+        return raw ? changeDigest(raw) : null;
+      },
       changesSince(after: number) {
         if (after >= seq) return [][Symbol.iterator]();
         let first: number | undefined;

@@ -59,6 +59,8 @@ export interface Snapshot {
   find(name: Buffer): Entry | undefined;
   /** Changes with seq in (after, snapshot seq], in commit order; null when the change log no longer holds them all. */
   changesSince(after: number): IterableIterator<Change> | null;
+  /** Digest of the logged change `seq` (see changeDigest in codec.ts); null when not in the log. */
+  changeDigest(seq: number): string | null;
   close(): void;
 }
 
