@@ -4,7 +4,7 @@
  * responses. It reads responses leniently (Cyrus masters send a few bare-word
  * texts) but data lines strictly.
  */
-import { connect, type Socket } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { Logger } from '../log.js';
 import { buildPlainMessage } from '../sasl/plain.js';
@@ -166,7 +166,10 @@ export class UpstreamConnection {
     raw.removeAllListeners('end');
     raw.removeAllListeners('close');
     raw.removeAllListeners('error');
-    const secure = tlsConnect({ socket: raw, servername: opts.host, rejectUnauthorized: !opts.tlsInsecure });
+    // SNI takes host names only (an IP address there is deprecated).
+    const secure = tlsConnect({
+      socket: raw, rejectUnauthorized: !opts.tlsInsecure, ...(isIP(opts.host) === 0 ? { servername: opts.host } : {}),
+    });
     await new Promise<void>((resolve, reject) => {
       secure.once('secureConnect', () => resolve());
       secure.once('error', (err) => reject(new UpstreamError(`TLS failed: ${err.message}`)));
