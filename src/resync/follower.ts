@@ -90,6 +90,19 @@ export class Follower {
       upstreamSeq: (opts.store.getMeta(META_SEQ) as number | undefined) ?? null, entries: null, lastError: null,
     };
     if (opts.store.getMeta(META_SYNCED) === true) this.markReady('copy from an earlier complete sync');
+    // Entry count for status: counted once, then kept up to date from every applied change.
+    const snapshot = opts.store.snapshot();
+    let entries = 0;
+    try {
+      for (const _ of snapshot.entries()) entries++;
+    } finally {
+      snapshot.close();
+    }
+    this.status.entries = entries;
+    opts.store.subscribe((c) => {
+      if (!c.previous && c.entry) this.status.entries = (this.status.entries ?? 0) + 1;
+      else if (c.previous && !c.entry) this.status.entries = (this.status.entries ?? 0) - 1;
+    });
   }
 
   get isReady(): boolean {
@@ -249,7 +262,6 @@ export class Follower {
     await this.opts.store.applyMany(items, { [META_SYNCED]: true, [META_DBID]: dbid, [META_SEQ]: seq, [META_DIGEST]: digest });
     this.status.lastFullSync = new Date().toISOString();
     this.status.lastSyncKind = 'full';
-    this.status.entries = remote.size;
     this.status.upstreamSeq = seq;
     this.opts.log.info({ entries: remote.size, changed: items.length }, 'full sync applied');
   }
