@@ -225,6 +225,8 @@ test.serial('C47 with slave_resume: no it logs in and sends U01 UPDATE on start 
   t.true(mine.includes('"user.x" => MAILBOX "backend1!default" "x\\tlr\\tanyone\\tp\\t"'));
   t.true(mine.includes('"user.x-y" => RESERVE "backend2!default" ""'));
   t.true(mine.includes('"user.c47.res" => RESERVE "backend1!default" ""'));
+  // status.json is written just after the sync is applied; wait (bounded) for that write.
+  await waitUntil(() => readStatus(s.dataDir)?.state === 'streaming', 10_000, 'status.json says streaming');
   t.is(readStatus(s.dataDir)?.lastSyncKind, 'full');
 });
 

@@ -5,7 +5,7 @@
  * that does not end with its tagged OK changes nothing. Keep-alive NOOPs,
  * reconnect with jittered backoff, status for operators.
  */
-import { writeFile } from 'node:fs/promises';
+import { rename, writeFile } from 'node:fs/promises';
 import type { Logger } from '../log.js';
 import { changeDigest, encodeLogRecord } from '../store/codec.js';
 import type { BatchItem, DirectoryStore, Entry } from '../store/types.js';
@@ -80,6 +80,7 @@ export class Follower {
   private isReadyFlag = false;
   private loop: Promise<void> | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
+  private statusWrite: Promise<void> = Promise.resolve();
   readonly status: FollowerStatus;
 
   constructor(private readonly opts: FollowerOptions) {
@@ -164,13 +165,19 @@ export class Follower {
     void this.writeStatus();
   }
 
-  private async writeStatus(): Promise<void> {
-    if (!this.opts.statusFile) return;
-    try {
-      await writeFile(this.opts.statusFile, `${JSON.stringify(this.status, null, 2)}\n`);
-    } catch (err) {
-      this.opts.log.warn({ err: (err as Error).message }, 'cannot write status file');
-    }
+  /** Writes status.json atomically (temp file, then rename), one write at a time: readers never see half a file. */
+  private writeStatus(): Promise<void> {
+    const file = this.opts.statusFile;
+    if (!file) return Promise.resolve();
+    this.statusWrite = this.statusWrite.then(async () => {
+      try {
+        await writeFile(`${file}.tmp`, `${JSON.stringify(this.status, null, 2)}\n`);
+        await rename(`${file}.tmp`, file);
+      } catch (err) {
+        this.opts.log.warn({ err: (err as Error).message }, 'cannot write status file');
+      }
+    });
+    return this.statusWrite;
   }
 
   /** Status writes during streaming are throttled to one a second. */
