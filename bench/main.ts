@@ -19,7 +19,7 @@ import { WrongAnswer } from './measure.js';
 import { PASSWORD, startCyrusUnderTest, startMupdatedUnderTest, type ServerKind, type ServerUnderTest } from './servers.js';
 import {
   activate16x8, activate1x1, activateDuringDumps, churn, dumpAll, find16x8, idleConnections, listAll, memory, mixed,
-  propagation, pushWithCtlMboxlist, pushWithMupdated, type Context, type Measurement, type PushSetup, type Sizes,
+  propagation, pushWithCtlMboxlist, pushWithMupdated, settle, type Context, type Measurement, type PushSetup, type Sizes,
 } from './workloads.js';
 
 const args = process.argv.slice(2);
@@ -90,6 +90,7 @@ type Results = Map<WorkloadId, Measurement>;
 
 async function runOne(ctx: Context, id: WorkloadId, fn: () => Promise<Measurement>, results: Results): Promise<void> {
   if (only && !only.has(id)) return;
+  const settled = await settle(ctx);
   const t0 = performance.now();
   let m: Measurement;
   try {
@@ -103,6 +104,7 @@ async function runOne(ctx: Context, id: WorkloadId, fn: () => Promise<Measuremen
     } else m = { value: null, correct: false, error: `harness error: ${err.stack ?? err.message}`, details: {} };
   }
   m.details.wallSeconds = Math.round(performance.now() - t0) / 1000;
+  if (settled > 1) m.details.waitedForIdleSeconds = Math.round(settled * 10) / 10;
   results.set(id, m);
   log(`${ctx.server.kind} ${id}: ${m.value === null ? 'no value' : m.value.toFixed(3)}${m.correct ? '' : ' WRONG'}${m.error ? ` (${m.error.split('\n')[0]})` : ''}`);
 }

@@ -491,3 +491,29 @@ export async function pushWithMupdated(ctx: Context, setup: PushSetup): Promise<
   await checkSample(ctx, setup);
   return { value: r.ms / 1000, correct: true, details: { mailboxes: setup.mailboxes, exit: r.code, summary: r.stdout.trim() } };
 }
+
+/**
+ * Waits until the server answers a FIND within 20 ms three times in a row
+ * (at most 120 s). A Cyrus master keeps scanning a dump under its global lock
+ * after its client has gone, which would otherwise be billed to the next
+ * workload. Returns the seconds waited.
+ */
+export async function settle(ctx: Context): Promise<number> {
+  const t0 = performance.now();
+  let conn: MupdateConn | null = null;
+  try {
+    conn = await MupdateConn.login(ctx.server.port, ADMIN, PASSWORD);
+    let fast = 0;
+    while (fast < 3 && performance.now() - t0 < 120_000) {
+      const t = performance.now();
+      await conn.find(entryAt(0).name);
+      fast = performance.now() - t < 20 ? fast + 1 : 0;
+      if (!fast) await sleep(100);
+    }
+  } catch {
+    // a server that cannot answer shows that in the next workload
+  } finally {
+    conn?.destroy();
+  }
+  return (performance.now() - t0) / 1000;
+}
