@@ -4,7 +4,9 @@
  * order, spec 5.1), and a parser that only splits responses into the tag, the
  * keyword and the string arguments (`{n+}` literals or quoted strings). It
  * shares the machine's cores with the server under test, so it allocates
- * little: one callback per command, strings only for what is checked.
+ * little: one callback per command, strings only for what is checked, and
+ * for big listings a fast path that hands each data response of the usual
+ * three-literal shape over as raw byte ranges (RawTripleHandler).
  */
 import { connect, type Socket } from 'node:net';
 
@@ -32,12 +34,32 @@ export interface StatusResponse {
 
 export class ProtocolError extends Error {}
 
+/**
+ * The fast path for big listings: a data response of exactly the shape both
+ * servers send MAILBOX in, `TAG KIND {a+}` CRLF `<s1> {b+}` CRLF `<s2> {c+}`
+ * CRLF `<s3>` CRLF (three literals, nothing else), handed over as the raw
+ * bytes and the offsets of the keyword and of each string (`[start, end)` in
+ * `buf`), so nothing is decoded or allocated for it. `buf` is never reused
+ * by the connection, but only the bytes inside the given ranges are the
+ * response's. Any other data response of the command goes to its onData.
+ */
+export type RawTripleHandler = (buf: Buffer, kindStart: number, kindEnd: number,
+  s1: number, e1: number, s2: number, e2: number, s3: number, e3: number) => void;
+
 interface Pending {
   tag: string;
   onData: ((d: DataResponse) => void) | null;
+  onRaw: RawTripleHandler | null;
   resolve: (s: StatusResponse) => void;
   reject: (e: Error) => void;
 }
+
+/** parseTriple: the bytes are not a three-literal data response of the command (parse them generically). */
+const NOT_TRIPLE = -2;
+/** Literal lengths the fast path reads (more digits: generic parser). */
+const MAX_LITERAL_DIGITS = 9;
+/** How much of a new chunk is first joined to the leftover of the previous one (see feed). */
+const JOIN_PREFIX = 1024;
 
 const STATUS = new Set(['OK', 'NO', 'BAD', 'BYE']);
 
@@ -141,16 +163,18 @@ export class MupdateConn {
 
   /**
    * Sends `<tag> <text>` CRLF (text may contain `{n+}` literals) and resolves
-   * with the tagged status line; data responses with that tag go to onData.
+   * with the tagged status line; data responses with that tag go to onData,
+   * or, when onRaw is given, those of the three-literal shape to onRaw (see
+   * RawTripleHandler) and only the others to onData.
    */
-  command(text: string, onData: ((d: DataResponse) => void) | null = null): Promise<StatusResponse> {
+  command(text: string, onData: ((d: DataResponse) => void) | null = null, onRaw: RawTripleHandler | null = null): Promise<StatusResponse> {
     const tag = `T${++this.tagSeq}`;
     return new Promise((resolve, reject) => {
       if (this.closedFlag) {
         reject(this.error ?? new ProtocolError('connection closed'));
         return;
       }
-      this.pending.push({ tag, onData, resolve, reject });
+      this.pending.push({ tag, onData: onData ?? (onRaw ? rawOnly : null), onRaw, resolve, reject });
       this.queueOut(`${tag} ${text}\r\n`);
     });
   }
@@ -214,11 +238,36 @@ export class MupdateConn {
 
   private feed(chunk: Buffer): void {
     let buf = chunk;
-    if (this.rest) {
-      buf = Buffer.concat([this.rest, chunk]);
-      this.rest = null;
-    }
     let pos = 0;
+    if (this.rest) {
+      // The leftover is the start of one response cut by the chunk boundary:
+      // finish it from the leftover and the first bytes of the chunk (a
+      // response is ~100 bytes), then parse the chunk in place, instead of
+      // copying every chunk behind its leftover.
+      const rest = this.rest;
+      this.rest = null;
+      // (a long leftover is a long response: join all at once rather than copy it again and again)
+      const first = rest.length > 4 * JOIN_PREFIX ? chunk.length : Math.min(JOIN_PREFIX, chunk.length);
+      for (let take = first; ; take = Math.min(take * 4, chunk.length)) {
+        const joined = Buffer.concat([rest, chunk.subarray(0, take)]);
+        const next = this.parseOne(joined, 0);
+        if (next >= rest.length) {
+          // the leftover alone was incomplete, so the response ends inside the chunk
+          pos = next - rest.length;
+          break;
+        }
+        if (next >= 0) {
+          // (cannot happen, see above; stay correct anyway) parse the whole join
+          buf = Buffer.concat([rest, chunk]);
+          pos = next;
+          break;
+        }
+        if (take === chunk.length) {
+          this.rest = joined;
+          return;
+        }
+      }
+    }
     const len = buf.length;
     while (pos < len) {
       const next = this.parseOne(buf, pos);
@@ -234,6 +283,11 @@ export class MupdateConn {
 
   /** Parses one response starting at pos; returns the offset after it, or -1 if incomplete. */
   private parseOne(buf: Buffer, pos: number): number {
+    const p = this.pending[this.head];
+    if (p !== undefined && p.onRaw !== null && this.bannerWaiter === null) {
+      const q = this.parseTriple(buf, pos, p);
+      if (q !== NOT_TRIPLE) return q;
+    }
     const lf = buf.indexOf(LF, pos);
     if (lf < 0) return -1;
     let end = lf;
@@ -320,6 +374,86 @@ export class MupdateConn {
     return lf + 1;
   }
 
+  /**
+   * The fast path of parseOne for a command with onRaw: a three-literal data
+   * response with its tag (see RawTripleHandler) is handed to onRaw. Returns
+   * the offset after it, -1 if the bytes so far fit the shape but end too
+   * soon (no LF has been passed outside a literal, so the generic parser
+   * could not finish the response either), or NOT_TRIPLE.
+   */
+  private parseTriple(buf: Buffer, pos: number, p: Pending): number {
+    const len = buf.length;
+    const tag = p.tag;
+    let i = pos;
+    for (let j = 0; j < tag.length; j++, i++) {
+      if (i >= len) return -1;
+      if (buf[i] !== tag.charCodeAt(j)) return NOT_TRIPLE;
+    }
+    if (i >= len) return -1;
+    if (buf[i++] !== SPACE) return NOT_TRIPLE;
+    const kindStart = i;
+    for (;;) {
+      if (i >= len) return -1;
+      const c = buf[i]!;
+      if (c === SPACE) break;
+      if (c < 0x41 || c > 0x5a) return NOT_TRIPLE;
+      i++;
+    }
+    const kindEnd = i;
+    if (kindEnd === kindStart) return NOT_TRIPLE;
+    let q = this.literalMarker(buf, i + 1);
+    if (q < 0) return q;
+    const s1 = q;
+    const e1 = s1 + this.markerLength;
+    if (e1 >= len) return -1;
+    if (buf[e1] !== SPACE) return NOT_TRIPLE;
+    q = this.literalMarker(buf, e1 + 1);
+    if (q < 0) return q;
+    const s2 = q;
+    const e2 = s2 + this.markerLength;
+    if (e2 >= len) return -1;
+    if (buf[e2] !== SPACE) return NOT_TRIPLE;
+    q = this.literalMarker(buf, e2 + 1);
+    if (q < 0) return q;
+    const s3 = q;
+    const e3 = s3 + this.markerLength;
+    if (e3 >= len) return -1;
+    if (buf[e3] !== CR) return NOT_TRIPLE;
+    if (e3 + 1 >= len) return -1;
+    if (buf[e3 + 1] !== LF) return NOT_TRIPLE;
+    p.onRaw!(buf, kindStart, kindEnd, s1, e1, s2, e2, s3, e3);
+    return e3 + 2;
+  }
+
+  /** The length parseTriple's last literalMarker read. */
+  private markerLength = 0;
+
+  /** `{n+}` CRLF at i: the offset after it (n in markerLength), -1 if it ends too soon, or NOT_TRIPLE. */
+  private literalMarker(buf: Buffer, i: number): number {
+    const len = buf.length;
+    if (i >= len) return -1;
+    if (buf[i++] !== OPEN_BRACE) return NOT_TRIPLE;
+    let n = 0;
+    const start = i;
+    for (;;) {
+      if (i >= len) return -1;
+      const c = buf[i]!;
+      if (c === PLUS) break;
+      if (c < 0x30 || c > 0x39 || i - start >= MAX_LITERAL_DIGITS) return NOT_TRIPLE;
+      n = n * 10 + (c - 0x30);
+      i++;
+    }
+    if (i === start) return NOT_TRIPLE;
+    if (i + 1 >= len) return -1;
+    if (buf[i + 1] !== CLOSE_BRACE) return NOT_TRIPLE;
+    if (i + 2 >= len) return -1;
+    if (buf[i + 2] !== CR) return NOT_TRIPLE;
+    if (i + 3 >= len) return -1;
+    if (buf[i + 3] !== LF) return NOT_TRIPLE;
+    this.markerLength = n;
+    return i + 4;
+  }
+
   private deliverData(d: DataResponse): void {
     const p = this.pending[this.head];
     if (p && p.tag === d.tag) {
@@ -333,6 +467,11 @@ export class MupdateConn {
     }
     throw new ProtocolError(`data response ${d.tag} ${d.kind} matches no command`);
   }
+}
+
+/** The onData of a command given only onRaw: a data response of another shape is an error. */
+function rawOnly(d: DataResponse): void {
+  throw new ProtocolError(`unexpected ${d.kind} response ${JSON.stringify(d.args)}`);
 }
 
 /** Splits quoted strings and atoms (for lines that do not use literals). */

@@ -36,6 +36,79 @@ export function entryAt(k: number): BenchEntry {
   return { name: `user.${id}${FOLDERS[k % PER_USER]}`, location: `${backendOf(u)}!default`, acl: `${id}\t${RIGHTS}\t` };
 }
 
+/**
+ * Entries k, k+1, ... as latin1 bytes, built incrementally (a folder suffix
+ * per entry, a carry through the user id's digits per user) so that a big
+ * listing can be checked byte for byte without building strings: the same
+ * bytes as entryAt(k), which checkers should still compare now and then.
+ */
+export class EntryBytes {
+  k = 0;
+  /** The name's bytes are name[0, nameLength). */
+  readonly name = Buffer.alloc(64);
+  nameLength = 0;
+  /** One shared buffer per backend: all of it is the location. */
+  location: Buffer = LOCATIONS[0]!;
+  /** The ACL's bytes are acl[0, aclLength). */
+  readonly acl = Buffer.alloc(64);
+  aclLength = 0;
+  /** Where the user id's last digit and the folder suffix are in name, and the last digit in acl. */
+  private nameDigitsEnd = 0;
+  private aclDigitsEnd = 0;
+
+  constructor(k = 0) {
+    this.seek(k);
+  }
+
+  /** Makes entry k the current one (from entryAt's strings). */
+  seek(k: number): void {
+    const u = Math.floor(k / PER_USER);
+    const id = userId(u);
+    const e = entryAt(k);
+    this.k = k;
+    this.nameLength = this.name.write(e.name, 0, 'latin1');
+    this.nameDigitsEnd = e.name.indexOf(id) + id.length;
+    this.location = LOCATIONS[u % BACKENDS]!;
+    this.aclLength = this.acl.write(e.acl, 0, 'latin1');
+    this.aclDigitsEnd = e.acl.indexOf(id) + id.length;
+  }
+
+  /** Makes entry k + 1 the current one. */
+  next(): void {
+    const k = this.k + 1;
+    const f = k % PER_USER;
+    if (f !== 0) {
+      const suffix = FOLDER_BYTES[f]!;
+      const at = this.nameDigitsEnd;
+      for (let i = 0; i < suffix.length; i++) this.name[at + i] = suffix[i]!;
+      this.nameLength = at + suffix.length;
+      this.k = k;
+      return;
+    }
+    // the next user: his id is the last one plus 1 in the same number of digits, else start over from the strings
+    const name = this.name;
+    const acl = this.acl;
+    let i = this.nameDigitsEnd - 1;
+    let j = this.aclDigitsEnd - 1;
+    while (name[i] === 0x39) {
+      name[i--] = 0x30;
+      acl[j--] = 0x30;
+    }
+    if (name[i]! < 0x30 || name[i]! > 0x39) {
+      this.seek(k);
+      return;
+    }
+    name[i] = name[i]! + 1;
+    acl[j] = acl[j]! + 1;
+    this.nameLength = this.nameDigitsEnd;
+    this.location = LOCATIONS[(k / PER_USER) % BACKENDS]!;
+    this.k = k;
+  }
+}
+
+const FOLDER_BYTES = FOLDERS.map((f) => Buffer.from(f, 'latin1'));
+const LOCATIONS = Array.from({ length: BACKENDS }, (_, b) => Buffer.from(entryAt(b * PER_USER).location, 'latin1'));
+
 /** Index of a preloaded name, or -1. */
 export function indexOfName(name: string): number {
   const m = /^user\.u(\d{7})(\.[A-Za-z]+)?$/.exec(name);

@@ -33,6 +33,8 @@ const fdLimit = Number(process.env.BENCH_FD_LIMIT ?? 0);
 const sizes: Sizes = quick
   ? { entries: 20_000, throughputMs: 600, dumpWriterMs: 1_500, propagationSamples: 20, propagationIntervalMs: 50, idleConnections: 500, maxOps: 200_000 }
   : { entries: 1_000_000, throughputMs: 8_000, dumpWriterMs: 20_000, propagationSamples: 200, propagationIntervalMs: 50, idleConnections: 10_000, maxOps: 2_000_000 };
+/** `--seconds N`: longer throughput loops (for profiling one workload). */
+if (args.includes('--seconds')) sizes.throughputMs = Number(args[args.indexOf('--seconds') + 1]) * 1000;
 if (fdLimit && fdLimit < sizes.idleConnections + 1000) sizes.idleConnections = Math.max(100, fdLimit - 1000);
 
 const log = (line: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
@@ -317,7 +319,7 @@ async function main(): Promise<number> {
   });
   const header = {
     run: runId, mode: quick ? 'quick' : 'standard', workload: 'run', date: started.toISOString(), machine: mach, loadAvg: { atStart: loadAtStart, atEnd: loadAvg() }, versions, preloadSeconds: preload,
-    sizes, cyrus: missing ?? 'ran', client: 'one Node process (bench/client.ts), sharing the cores with the server under test',
+    sizes, cyrus: missing ?? 'ran', client: 'one Node process (bench/client.ts; the dumpers of activate_during_dumps in a worker thread of it), sharing the cores with the server under test',
     correct: harnessError === null, ...(harnessError ? { error: harnessError } : {}),
   };
   mkdirSync(resultsDir, { recursive: true });

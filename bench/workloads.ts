@@ -7,9 +7,12 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
 import { CLI } from '../test/helpers/server.js';
-import { MupdateConn, statusText, type DataResponse } from './client.js';
-import { entryAt, rng } from './dataset.js';
+import { MupdateConn, statusText, type DataResponse, type RawTripleHandler } from './client.js';
+import { EntryBytes, entryAt, rng } from './dataset.js';
+import { deserializeError, DUMP_COUNTERS, type DumpsDone, type DumpWorkerData, type FromDumpWorker, type ToDumpWorker } from './dump-worker.js';
 import {
   closedLoop, cpuMs, expectOk, latencySummary, openMany, sleep, verifyWithFind, WrongAnswer, type Expected,
 } from './measure.js';
@@ -76,17 +79,72 @@ function checkNth(d: DataResponse, k: number, what: string): void {
   }
 }
 
+const MAILBOX_BYTES = Buffer.from('MAILBOX', 'latin1');
+
+/** buf[start, end) is exactly expected[0, length). */
+function sameBytes(buf: Buffer, start: number, end: number, expected: Buffer, length: number): boolean {
+  if (end - start !== length) return false;
+  for (let i = 0; i < length; i++) if (buf[start + i] !== expected[i]) return false;
+  return true;
+}
+
+/**
+ * Checks a full listing entry by entry, like checkNth: the k-th data
+ * response must be exactly MAILBOX entryAt(k). Responses in the usual
+ * three-literal shape arrive raw (onRaw) and are compared byte for byte with
+ * the expected bytes, built incrementally (EntryBytes, itself compared with
+ * entryAt every 4096 entries), so that the client decodes and builds no
+ * strings per entry; any other response goes through checkNth (onData).
+ */
+class ListingCheck {
+  count = 0;
+  private readonly expected = new EntryBytes(0);
+
+  constructor(private readonly what: string, private readonly onFirst: () => void) {}
+
+  readonly onData = (d: DataResponse): void => {
+    const k = this.count;
+    if (k === 0) this.onFirst();
+    checkNth(d, k, this.what);
+    this.count = k + 1;
+    this.expected.next();
+  };
+
+  readonly onRaw: RawTripleHandler = (buf, kindStart, kindEnd, s1, e1, s2, e2, s3, e3) => {
+    const k = this.count;
+    if (k === 0) this.onFirst();
+    const x = this.expected;
+    if (!sameBytes(buf, kindStart, kindEnd, MAILBOX_BYTES, MAILBOX_BYTES.length) || !sameBytes(buf, s1, e1, x.name, x.nameLength)
+      || !sameBytes(buf, s2, e2, x.location, x.location.length) || !sameBytes(buf, s3, e3, x.acl, x.aclLength)) {
+      const args = [buf.toString('latin1', s1, e1), buf.toString('latin1', s2, e2), buf.toString('latin1', s3, e3)];
+      checkNth({ tag: '', kind: buf.toString('latin1', kindStart, kindEnd), args }, k, this.what);
+      throw new Error(`bench bug: the expected bytes of entry ${k} are not entryAt(${k})`);
+    }
+    if ((k & 4095) === 0) this.selfCheck(k);
+    this.count = k + 1;
+    x.next();
+  };
+
+  /** The incrementally built bytes are entryAt's. */
+  private selfCheck(k: number): void {
+    const x = this.expected;
+    const e = entryAt(k);
+    if (x.k !== k || x.name.toString('latin1', 0, x.nameLength) !== e.name || x.location.toString('latin1') !== e.location
+      || x.acl.toString('latin1', 0, x.aclLength) !== e.acl) {
+      throw new Error(`bench bug: EntryBytes at ${k} (${x.k}) differs from entryAt(${k})`);
+    }
+  }
+}
+
 async function fullListing(ctx: Context, command: 'LIST' | 'UPDATE'): Promise<Measurement> {
   const conn = await MupdateConn.login(ctx.server.port, ADMIN, PASSWORD);
   try {
-    let count = 0;
     let firstMs = 0;
     const t0 = performance.now();
-    const { result: status, serverCpuMs, clientCpuMs } = await withCpu(ctx, () => conn.command(command, (d) => {
-      if (count === 0) firstMs = performance.now() - t0;
-      checkNth(d, count++, command);
-    }));
+    const check = new ListingCheck(command, () => { firstMs = performance.now() - t0; });
+    const { result: status, serverCpuMs, clientCpuMs } = await withCpu(ctx, () => conn.command(command, check.onData, check.onRaw));
     const seconds = (performance.now() - t0) / 1000;
+    const count = check.count;
     expectOk(status, command === 'LIST' ? 'list complete' : 'streaming starts', command);
     if (count !== ctx.sizes.entries) throw new WrongAnswer(`${command} returned ${count} entries, expected ${ctx.sizes.entries}`);
     return { value: seconds, correct: true, details: { entries: count, firstEntryMs: Math.round(firstMs), serverCpuMs, clientCpuMs } };
@@ -287,87 +345,115 @@ export async function propagation(ctx: Context): Promise<Measurement> {
   }
 }
 
+const LOOP_DELAY_RESOLUTION_MS = 10;
+
+/** How late (ms) a monitorEventLoopDelay timer fired, from its histogram value (ns, which include the resolution). */
+function loopLagMs(ns: number): number {
+  return Math.max(0, Math.round((ns / 1e6 - LOOP_DELAY_RESOLUTION_MS) * 100) / 100);
+}
+
+/** The dumpers of activateDuringDumps, running in their worker thread (dump-worker.ts). */
+class DumpWorker {
+  readonly counters = new Int32Array(new SharedArrayBuffer(DUMP_COUNTERS.length * Int32Array.BYTES_PER_ELEMENT));
+  /** Resolves once the dumpers run; rejects if the worker fails first. */
+  readonly ready: Promise<void>;
+  /** The dumpers' report, once they have all stopped. */
+  readonly done: Promise<DumpsDone>;
+  private readonly worker: Worker;
+
+  constructor(data: Omit<DumpWorkerData, 'counters'>) {
+    const workerData: { role: 'dumpers'; data: DumpWorkerData } = { role: 'dumpers', data: { ...data, counters: this.counters.buffer as SharedArrayBuffer } };
+    this.worker = new Worker(new URL('./dump-worker.js', import.meta.url), { workerData });
+    let onReady: () => void = () => {};
+    let onFailure: (e: Error) => void = () => {};
+    this.ready = new Promise<void>((resolve, reject) => { onReady = resolve; onFailure = reject; });
+    this.done = new Promise<DumpsDone>((resolve, reject) => {
+      this.worker.on('message', (m: FromDumpWorker) => {
+        if (m.type === 'ready') onReady();
+        else resolve(m);
+      });
+      const fail = (e: Error) => {
+        onFailure(e);
+        reject(e);
+      };
+      this.worker.once('error', (e) => fail(e instanceof Error ? e : new Error(String(e))));
+      this.worker.once('exit', (code) => fail(new Error(`the dump worker exited (code ${code}) without reporting`)));
+    });
+    // looked at in turn below; a failure must not go unhandled meanwhile
+    this.ready.catch(() => {});
+    this.done.catch(() => {});
+  }
+
+  /** The dumpers stop (a dump cut off is no error) and report. */
+  stop(): Promise<DumpsDone> {
+    Atomics.store(this.counters, DUMP_COUNTERS.stop, 1);
+    this.worker.postMessage({ type: 'stop' } satisfies ToDumpWorker);
+    return this.done;
+  }
+
+  /** Ends the worker and its connections, whatever state it is in. */
+  async terminate(): Promise<void> {
+    Atomics.store(this.counters, DUMP_COUNTERS.stop, 1);
+    await this.worker.terminate();
+  }
+}
+
 /**
  * 4 clients take full UPDATE dumps in a loop (log in, UPDATE, read to
  * "streaming starts", disconnect: a slave resyncing), while one writer
- * ACTIVATEs one at a time; the value is the writer's p99 latency.
+ * ACTIVATEs one at a time; the value is the writer's p99 latency. The
+ * dumpers run in a worker thread (dump-worker.ts), so that the parsing of
+ * their dumps does not stall the event loop the writer's latency is
+ * measured on; the client's CPU time still counts both threads.
  */
 export async function activateDuringDumps(ctx: Context): Promise<Measurement> {
   const n = ctx.sizes.entries;
-  const last = entryAt(n - 1).name;
-  let stop = false;
+  const dumpers = new DumpWorker({
+    port: ctx.server.port, user: ADMIN, password: PASSWORD, entries: n, lastName: entryAt(n - 1).name,
+    writerPrefix: 'user.bdw.m', dumpers: 4, maxRounds: 10_000,
+  });
+  const { counters } = dumpers;
   let acked = 0;
   let issued = 0;
-  let dumps = 0;
-  const wrong: string[] = [];
-  const live = new Set<MupdateConn>();
-  const dumper = async () => {
-    for (let round = 0; round < 10_000 && !stop; round++) {
-      const conn = await MupdateConn.login(ctx.server.port, ADMIN, PASSWORD);
-      if (stop) {
-        conn.destroy();
-        break;
-      }
-      live.add(conn);
-      conn.nameOnly = true;
-      conn.onStream = () => { /* changes streamed after the dump: not this workload's concern */ };
-      const minWrites = acked;
-      let count = 0;
-      let writerEntries = 0;
-      let lastName = '';
-      try {
-        const r = await conn.command('UPDATE', (d) => {
-          count++;
-          lastName = d.args[0]!;
-          if (lastName.startsWith('user.bdw.m')) writerEntries++;
-        });
-        const maxWrites = issued;
-        expectOk(r, 'streaming starts', 'UPDATE');
-        if (count !== n + writerEntries || lastName !== last || writerEntries < minWrites || writerEntries > maxWrites) {
-          wrong.push(`dump of ${count} entries (${writerEntries} written during the run, expected ${minWrites}..${maxWrites}; last ${lastName})`);
-        }
-        dumps++;
-      } catch (e) {
-        if (!stop) throw e;
-      } finally {
-        live.delete(conn);
-        conn.destroy();
-      }
-    }
-  };
-  const dumpers = [dumper(), dumper(), dumper(), dumper()];
-  dumpers.forEach((d) => d.catch(() => { /* reported below */ }));
-  await sleep(200);
-  const writer = await MupdateConn.login(ctx.server.port, ADMIN, PASSWORD);
-  const latencies: number[] = [];
-  const expected = new Map<string, Expected | null>();
+  let writer: MupdateConn | null = null;
   try {
-    const { result, serverCpuMs, clientCpuMs } = await withCpu(ctx, () => closedLoop([writer], 1, ctx.sizes.dumpWriterMs, ctx.sizes.maxOps, async (conn, _c, seq) => {
+    await dumpers.ready;
+    await sleep(200);
+    const conn = await MupdateConn.login(ctx.server.port, ADMIN, PASSWORD);
+    writer = conn;
+    const latencies: number[] = [];
+    const expected = new Map<string, Expected | null>();
+    // how late this thread's event loop ran meanwhile (the client's own share of the writer's latency)
+    const loopDelay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
+    loopDelay.enable();
+    const { result, serverCpuMs, clientCpuMs } = await withCpu(ctx, () => closedLoop([conn], 1, ctx.sizes.dumpWriterMs, ctx.sizes.maxOps, async (w, _i, seq) => {
       const name = `user.bdw.m${seq}`;
       const e = { location: 'benchdw!default', acl: 'bdw\tlrswipkxtecdan\t' };
-      issued++;
+      Atomics.store(counters, DUMP_COUNTERS.issued, ++issued);
       const t = performance.now();
-      const r = await conn.activate(name, e.location, e.acl);
+      const r = await w.activate(name, e.location, e.acl);
       latencies.push(performance.now() - t);
       expectOk(r, 'done', `ACTIVATE ${name}`);
-      acked++;
+      Atomics.store(counters, DUMP_COUNTERS.acked, ++acked);
       expected.set(name, e);
     }));
-    stop = true;
-    for (const c of live) c.destroy();
-    const outcomes = await Promise.allSettled(dumpers);
-    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
-    if (failed) throw failed.reason as Error;
-    if (wrong.length) throw new WrongAnswer(wrong.slice(0, 3).join('; '));
+    loopDelay.disable();
+    const report = await dumpers.stop();
+    if (report.error) throw deserializeError(report.error);
+    if (report.wrongCount) throw new WrongAnswer(`${report.wrongCount} wrong dumps: ${report.wrong.slice(0, 3).join('; ')}`);
     const lat = latencySummary(latencies);
-    const details: Record<string, unknown> = { dumpers: 4, completedDumps: dumps, writes: result.ops, seconds: result.elapsedMs / 1000, ...lat, serverCpuMs, clientCpuMs };
-    await writer.logout();
+    const completedDumps = report.dumps.reduce((a, b) => a + b, 0);
+    const details: Record<string, unknown> = {
+      dumpers: 4, dumpersIn: 'worker thread', completedDumps, dumpsPerDumper: report.dumps, writes: result.ops, seconds: result.elapsedMs / 1000,
+      ...lat, serverCpuMs, clientCpuMs,
+      writerLoopLagMs: { p99: loopLagMs(loopDelay.percentile(99)), max: loopLagMs(loopDelay.max) },
+    };
+    await conn.logout();
     await checkWrites(ctx, expected, details);
     return { value: lat.p99, correct: true, details };
   } finally {
-    stop = true;
-    for (const c of live) c.destroy();
-    writer.destroy();
+    await dumpers.terminate();
+    writer?.destroy();
   }
 }
 

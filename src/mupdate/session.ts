@@ -121,6 +121,10 @@ export class Session implements StreamSink {
   /** Set while a command waits for more input (SASL lines). */
   private inputWaiter: (() => void) | null = null;
   private readonly drainWaiters: Array<() => void> = [];
+  /** Bytes written this turn, not yet handed to the socket. */
+  private out: Buffer[] = [];
+  private outBytes = 0;
+  private flushQueued = false;
   /** The command being executed, so shutdown can let it finish. */
   private current: Promise<void> | null = null;
   readonly peer: string;
@@ -139,7 +143,7 @@ export class Session implements StreamSink {
   }
 
   get backlog(): number {
-    return this.socket.writableLength;
+    return this.socket.writableLength + this.outBytes;
   }
 
   get streaming(): boolean {
@@ -147,12 +151,36 @@ export class Session implements StreamSink {
   }
 
   drained(): Promise<void> {
+    this.flushOut();
     if (this.isClosed || this.socket.writableLength === 0) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
+  /**
+   * Queues bytes for the client. Everything written in one turn (the answers
+   * to a chunk of pipelined commands, a group commit's OKs) leaves in one
+   * socket write: a syscall per answer line was a third of the server's time.
+   */
   write(bytes: Buffer): void {
-    if (!this.isClosed) this.socket.write(bytes);
+    if (this.isClosed) return;
+    this.out.push(bytes);
+    this.outBytes += bytes.length;
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      process.nextTick(this.flushOutBound);
+    }
+  }
+
+  private readonly flushOutBound = (): void => this.flushOut();
+
+  /** Hands the queued bytes to the socket now. */
+  private flushOut(): void {
+    this.flushQueued = false;
+    if (this.out.length === 0) return;
+    const data = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out, this.outBytes);
+    this.out = [];
+    this.outBytes = 0;
+    if (!this.isClosed) this.socket.write(data);
   }
 
   start(): void {
@@ -369,6 +397,8 @@ export class Session implements StreamSink {
     if (this.state !== 'noauth') return this.bad(tag, "Can't Starttls after authentication");
     if (this.tlsActive) return this.bad(tag, 'Already did a successful Starttls');
     this.reply(tag, 'OK', 'Begin TLS negotiation now');
+    // The OK must leave in cleartext, before the socket is wrapped.
+    this.flushOut();
     // Bytes pipelined after STARTTLS were sent in cleartext: never execute them.
     this.reader.discardBuffered();
     const raw = this.socket;
@@ -554,6 +584,8 @@ export class Session implements StreamSink {
 
   private end(): void {
     if (this.isClosed) return;
+    // The queued answer (LOGOUT's OK, a BYE) goes out before the FIN.
+    this.flushOut();
     this.socket.end();
     this.finish();
     // A client that never reads must not keep the socket forever.

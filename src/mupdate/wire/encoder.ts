@@ -27,9 +27,29 @@ export function quoted(text: string | Buffer): Buffer {
   return Buffer.from(out);
 }
 
+/** ` KEYWORD "text"` CRLF for the fixed texts, built once: most answers are one of a handful. */
+const statusTails = new Map<string, Buffer>();
+const MAX_CACHED_TAILS = 256;
+
+function statusTail(keyword: StatusKeyword, text: string): Buffer {
+  const key = `${keyword} ${text}`;
+  let tail = statusTails.get(key);
+  if (!tail) {
+    tail = Buffer.concat([Buffer.from(` ${keyword} `), quoted(text), CRLF]);
+    // Texts naming a mailbox or a conflict vary; only the first few hundred distinct ones are kept.
+    if (statusTails.size < MAX_CACHED_TAILS) statusTails.set(key, tail);
+  }
+  return tail;
+}
+
 /** `tag KEYWORD "text"` CRLF; tag null means untagged (`*`). */
 export function statusLine(tag: Buffer | null, keyword: StatusKeyword, text: string): Buffer {
-  return Buffer.concat([tag ?? UNTAGGED, Buffer.from(` ${keyword} `), quoted(text), CRLF]);
+  const head = tag ?? UNTAGGED;
+  const tail = statusTail(keyword, text);
+  const out = Buffer.allocUnsafe(head.length + tail.length);
+  head.copy(out, 0);
+  tail.copy(out, head.length);
+  return out;
 }
 
 /** Untagged `* NAME [args]` line for the banner; args are sent as quoted strings. */
