@@ -14,6 +14,8 @@ import { StorageError, type DirectoryStore, type Entry } from '../store/types.js
 import { serverPart } from './location.js';
 import { MAX_NAME_BYTES } from '../store/order.js';
 import * as rules from './directory-rules.js';
+import type { DumpPool } from './dump-pool.js';
+import { dumpChunks } from './dump-lines.js';
 import { entryLine, UpdateStream, type ResumeRequest, type StreamSink } from './update-stream.js';
 import { GO_AHEAD, statusLine, untaggedLine, type StatusKeyword } from './wire/encoder.js';
 import type { WireLimits } from './wire/limits.js';
@@ -53,6 +55,8 @@ export interface SessionContext {
   log: Logger;
   role: Role;
   tls?: SecureContext | undefined;
+  /** Worker threads for whole-directory dumps; without it dumps run in this thread. */
+  dumps?: DumpPool | undefined;
   /** Called once when the connection is gone. */
   ended(session: Session): void;
 }
@@ -514,25 +518,33 @@ export class Session implements StreamSink {
       this.pushServer = prefix.subarray(0, prefix.length - 1).toString('latin1');
       this.ctx.log.info({ peer: this.peer, server: this.pushServer }, 'backend push session');
     }
-    const snapshot = this.ctx.store.snapshot();
-    try {
-      const parts: Buffer[] = [];
-      let n = 0;
-      for (const entry of snapshot.entries()) {
-        if (this.isClosed) return;
-        if (prefix && !entry.location.subarray(0, prefix.length).equals(prefix)) continue;
-        parts.push(entryLine(tag, entry));
-        if (++n % 2000 === 0) {
-          this.write(Buffer.concat(parts));
-          parts.length = 0;
-          if (this.backlog > this.ctx.settings.socketHighWater) await this.drained();
-          else await new Promise((r) => setImmediate(r));
-        }
+    const filter = { locationPrefix: prefix };
+    const writeChunk = (chunk: Buffer): Promise<void> | void => {
+      this.write(chunk);
+      if (this.backlog > this.ctx.settings.socketHighWater) return this.drained();
+    };
+    if (this.ctx.dumps) {
+      // eslint-disable-next-line @typescript-eslint/no-this-alias -- read by the consumer's getter
+      const session = this;
+      try {
+        await this.ctx.dumps.dump(tag, filter, { begin: () => {}, chunk: writeChunk, get cancelled() { return session.isClosed; } });
+      } catch (err) {
+        this.ctx.log.error({ peer: this.peer, err: (err as Error).message }, 'LIST failed');
+        return this.destroy();
       }
-      if (parts.length) this.write(Buffer.concat(parts));
-    } finally {
-      snapshot.close();
+    } else {
+      const snapshot = this.ctx.store.snapshot();
+      try {
+        for (const chunk of dumpChunks(snapshot, tag, filter)) {
+          if (this.isClosed) return;
+          await writeChunk(chunk);
+          await new Promise((r) => setImmediate(r));
+        }
+      } finally {
+        snapshot.close();
+      }
     }
+    if (this.isClosed) return;
     this.reply(tag, 'OK', 'list complete');
   }
 
@@ -552,7 +564,13 @@ export class Session implements StreamSink {
     this.stream = stream;
     this.state = 'streaming';
     this.ctx.log.info({ peer: this.peer, user: this.identity?.name, hosts: hosts ? [...hosts] : 'all' }, 'UPDATE stream starts');
-    await stream.run(this.ctx.store, resume);
+    try {
+      await stream.run(this.ctx.store, resume, this.ctx.dumps);
+    } catch (err) {
+      // A dump cut short must not end in OK: the client would take it as the whole directory.
+      this.ctx.log.error({ peer: this.peer, err: (err as Error).message }, 'UPDATE dump failed');
+      return this.destroy();
+    }
     if (this.isClosed || stream.overflowed) return;
     this.reply(tag, 'OK', 'streaming starts');
     stream.goLive();

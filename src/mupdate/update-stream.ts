@@ -8,6 +8,8 @@
 import { dataLine } from './wire/encoder.js';
 import { serverPart } from './location.js';
 import type { Change, DirectoryStore, Entry } from '../store/types.js';
+import type { DumpPool } from './dump-pool.js';
+import { dumpChunks } from './dump-lines.js';
 
 export interface StreamSink {
   write(bytes: Buffer): void;
@@ -88,12 +90,13 @@ export class UpdateStream {
    * the same turn the snapshot is taken, and changes the snapshot already
    * holds are dropped by sequence number.
    */
-  async run(store: DirectoryStore, resume?: ResumeRequest): Promise<void> {
+  async run(store: DirectoryStore, resume?: ResumeRequest, pool?: DumpPool): Promise<void> {
+    if (!resume && pool) return this.runInWorker(store, pool);
     const snapshot = store.snapshot();
     this.snapshotSeq = snapshot.seq;
     this.unsubscribe = store.subscribe((c) => this.enqueue(c));
     try {
-      if (!resume) return await this.send(this.dumpLines(snapshot.entries()));
+      if (!resume) return await this.sendChunks(dumpChunks(snapshot, this.tag, { servers: this.hosts ?? undefined }));
       this.seqTagged = true;
       const sameHistory = resume.dbid === store.id && resume.after <= snapshot.seq &&
         (resume.digest === undefined || resume.after === 0 || snapshot.changeDigest(resume.after) === resume.digest);
@@ -102,14 +105,38 @@ export class UpdateStream {
       const from = log ? resume.after : snapshot.seq;
       const digest = snapshot.changeDigest(from) ?? '';
       this.sink.write(dataLine(this.tag, 'XSYNC', [Buffer.from(mode), Buffer.from(store.id), Buffer.from(String(from)), Buffer.from(digest)]));
-      await this.send(log ? this.logLines(log, snapshot.seq) : this.dumpLines(snapshot.entries()));
+      if (log) await this.send(this.logLines(log, snapshot.seq));
+      else await this.sendChunks(dumpChunks(snapshot, this.tag, { servers: this.hosts ?? undefined }));
     } finally {
       snapshot.close();
     }
   }
 
-  private *dumpLines(entries: Iterable<Entry>): Generator<Buffer> {
-    for (const entry of entries) if (this.hosts === null || this.matches(entry)) yield entryLine(this.tag, entry);
+  /**
+   * The dump is read and encoded by a worker from its own snapshot. The
+   * subscription starts first, so every change after that snapshot is
+   * queued; once the worker says which change its snapshot ends with, the
+   * changes it already holds are dropped.
+   */
+  private async runInWorker(store: DirectoryStore, pool: DumpPool): Promise<void> {
+    this.snapshotSeq = 0;
+    this.unsubscribe = store.subscribe((c) => this.enqueue(c));
+    const sink = this.sink;
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- read by the consumer's getter
+    const stream = this;
+    await pool.dump(this.tag, { servers: this.hosts ?? undefined }, {
+      begin: (seq) => {
+        this.snapshotSeq = seq;
+        for (const [name, c] of this.queue) if (c.seq <= seq) this.queue.delete(name);
+      },
+      chunk: (data) => {
+        sink.write(data);
+        if (sink.backlog > this.options.highWater) return sink.drained();
+      },
+      get cancelled() {
+        return sink.closed || stream.overflowed;
+      },
+    });
   }
 
   private *logLines(changes: Iterable<Change>, upTo: number): Generator<Buffer> {
@@ -134,6 +161,16 @@ export class UpdateStream {
       }
     }
     if (parts.length) this.sink.write(Buffer.concat(parts));
+  }
+
+  /** Writes ready-made chunks, yielding to other clients between them and waiting for slow readers. */
+  private async sendChunks(chunks: Iterable<Buffer>): Promise<void> {
+    for (const chunk of chunks) {
+      if (this.sink.closed || this.overflowed) return;
+      this.sink.write(chunk);
+      if (this.sink.backlog > this.options.highWater) await this.sink.drained();
+      else await new Promise((r) => setImmediate(r));
+    }
   }
 
   /** Called once the dump's OK has been written: start delivering queued changes. */

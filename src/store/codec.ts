@@ -49,6 +49,21 @@ export function decodeRecord(raw: Uint8Array): DecodedRecord {
   return { name, entry: { name, state, location, acl } };
 }
 
+/** A reusable entry whose buffers point into one record (no copies): valid only as long as the record is. */
+export type EntryView = Entry;
+
+/** Fills `view` with subarrays of an entry record (deletion records never reach here). */
+export function viewRecord(raw: Buffer, view: EntryView): void {
+  const nameLen = raw.readUInt32BE(1);
+  let o = 5 + nameLen;
+  const locLen = raw.readUInt32BE(o);
+  o += 4;
+  view.state = raw[0] === STATE_CODE.reserved ? 'reserved' : 'active';
+  view.name = raw.subarray(5, 5 + nameLen);
+  view.location = raw.subarray(o, o + locLen);
+  view.acl = raw.subarray(o + locLen);
+}
+
 export function decodeEntry(raw: Uint8Array): Entry {
   const { name, entry } = decodeRecord(raw);
   if (!entry) throw new Error(`corrupt directory record for ${name.toString('latin1')}`);

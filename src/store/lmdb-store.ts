@@ -8,11 +8,11 @@
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
-import { changeDigest, decodeEntry, decodeRecord, encodeEntry, encodeLogRecord, sameEntry } from './codec.js';
+import { changeDigest, decodeEntry, decodeRecord, encodeEntry, encodeLogRecord, sameEntry, viewRecord, type EntryView } from './codec.js';
 import { MAX_NAME_BYTES, storageKey } from './order.js';
 import {
   ConflictRefusal, StorageError, type BatchItem, type Change, type ConflictClaim, type ConflictRecord, type ConflictStatus, type TxnTools, type ChangeListener, type Decision, type DirectoryOrder,
-  type DirectoryStore, type Entry, type Snapshot,
+  type DirectoryStore, type Entry, type ScanFilter, type Snapshot,
 } from './types.js';
 
 export interface LmdbStoreOptions {
@@ -25,6 +25,26 @@ export interface LmdbStoreOptions {
 }
 
 const FORMAT = 1;
+
+/** Views of the values of a range, filtered; one view object is reused for every entry. */
+function* scanEntries(range: Iterable<{ value: Buffer }>, filter: ScanFilter | undefined): Generator<Entry> {
+  const view: EntryView = { name: EMPTY, state: 'active', location: EMPTY, acl: EMPTY };
+  const prefix = filter?.locationPrefix;
+  const servers = filter?.servers;
+  for (const { value } of range) {
+    viewRecord(Buffer.isBuffer(value) ? value : Buffer.from((value as Uint8Array).buffer, (value as Uint8Array).byteOffset, (value as Uint8Array).byteLength), view);
+    if (prefix && (view.location.length < prefix.length || prefix.compare(view.location, 0, prefix.length) !== 0)) continue;
+    if (servers && !servers.has(serverOf(view.location))) continue;
+    yield view;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function serverOf(location: Buffer): string {
+  const bang = location.indexOf(0x21);
+  return location.toString('latin1', 0, bang < 0 ? location.length : bang);
+}
 
 export class LmdbDirectoryStore implements DirectoryStore {
   private readonly listeners = new Set<ChangeListener>();
@@ -249,6 +269,9 @@ export class LmdbDirectoryStore implements DirectoryStore {
       },
       *entries() {
         for (const { value } of entriesDb.getRange({ transaction: txn })) yield decodeEntry(value);
+      },
+      scan(filter?: ScanFilter) {
+        return scanEntries(entriesDb.getRange({ transaction: txn }), filter);
       },
       find(name: Buffer) {
         if (name.length > MAX_NAME_BYTES) return undefined;

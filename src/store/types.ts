@@ -51,11 +51,25 @@ export type Decision<R> =
   | { kind: 'delete'; result: R }
   | { kind: 'keep'; result: R };
 
+/** Which entries a scan yields. */
+export interface ScanFilter {
+  /** Only entries whose location starts with these bytes (LIST's prefix). */
+  locationPrefix?: Buffer | undefined;
+  /** Only entries whose server part (spec 4.3) is one of these (UPDATE's host list). */
+  servers?: ReadonlySet<string> | undefined;
+}
+
 export interface Snapshot {
   /** Sequence number of the last change the snapshot contains. */
   readonly seq: number;
   /** Entries in directory order. */
   entries(): IterableIterator<Entry>;
+  /**
+   * Entries in directory order as transient views: the buffers of a yielded
+   * entry are only valid until the next step (copy what must be kept). For
+   * dumps, which encode each entry at once and keep nothing.
+   */
+  scan(filter?: ScanFilter): IterableIterator<Entry>;
   find(name: Buffer): Entry | undefined;
   /** Changes with seq in (after, snapshot seq], in commit order; null when the change log no longer holds them all. */
   changesSince(after: number): IterableIterator<Change> | null;

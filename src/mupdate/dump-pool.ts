@@ -1,0 +1,136 @@
+/**
+ * Whole-directory dumps (LIST, UPDATE) in worker threads (dump-worker.ts):
+ * the server thread only writes finished chunks to sockets, so writers and
+ * FINDs are answered at once while slaves resync. Workers start on the first
+ * dump and are shared: each dump goes to the worker with the fewest.
+ */
+import { Worker } from 'node:worker_threads';
+import type { Logger } from '../log.js';
+import type { ScanFilter } from '../store/types.js';
+import type { FromWorker, ToWorker } from './dump-protocol.js';
+
+/** Chunks a dump may have on their way before the server has written the first. */
+const CREDIT = 2;
+
+/** What a dump's reader does with it. */
+export interface DumpConsumer {
+  /** The dump is of the snapshot that holds every change up to `seq`; called before the first chunk. */
+  begin(seq: number): void;
+  /** Writes a chunk; resolves when the next may come (the socket has room). */
+  chunk(data: Buffer): Promise<void> | void;
+  /** True once the reader is gone: the dump is stopped. */
+  readonly cancelled: boolean;
+}
+
+interface ActiveDump {
+  consumer: DumpConsumer;
+  /** Chunks are written in order, one after the other. */
+  chain: Promise<void>;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+class DumpWorker {
+  readonly dumps = new Map<number, ActiveDump>();
+  private readonly worker: Worker;
+  dead = false;
+
+  constructor(dataDir: string, private readonly log: Logger, onExit: (w: DumpWorker) => void) {
+    this.worker = new Worker(new URL('./dump-worker.js', import.meta.url), { workerData: { dataDir } });
+    this.worker.unref();
+    this.worker.on('message', (msg: FromWorker) => this.onMessage(msg));
+    this.worker.on('error', (err) => this.log.error({ err: err.message }, 'dump worker failed'));
+    this.worker.on('exit', (code) => {
+      this.dead = true;
+      for (const [, d] of this.dumps) d.reject(new Error(`dump worker exited (${code})`));
+      this.dumps.clear();
+      onExit(this);
+    });
+  }
+
+  send(msg: ToWorker): void {
+    if (!this.dead) this.worker.postMessage(msg);
+  }
+
+  private onMessage(msg: FromWorker): void {
+    const d = this.dumps.get(msg.id);
+    if (!d) return;
+    if (msg.type === 'begin') {
+      d.consumer.begin(msg.seq);
+    } else if (msg.type === 'chunk') {
+      const data = Buffer.from(msg.data, 0, msg.length);
+      d.chain = d.chain.then(async () => {
+        if (d.consumer.cancelled) return;
+        await d.consumer.chunk(data);
+        this.send({ type: 'ack', id: msg.id });
+      });
+      d.chain.catch(() => { /* reported through end */ });
+    } else if (msg.type === 'end') {
+      this.dumps.delete(msg.id);
+      d.chain.then(d.resolve, d.reject);
+    } else {
+      this.dumps.delete(msg.id);
+      d.reject(new Error(msg.message));
+    }
+  }
+
+  terminate(): Promise<void> {
+    this.send({ type: 'close' });
+    const exited = new Promise<void>((r) => this.worker.once('exit', () => r()));
+    const timer = setTimeout(() => void this.worker.terminate(), 5000);
+    timer.unref();
+    return exited.finally(() => clearTimeout(timer));
+  }
+}
+
+export class DumpPool {
+  private readonly workers: DumpWorker[] = [];
+  private nextId = 1;
+  private closed = false;
+
+  constructor(private readonly dataDir: string, private readonly size: number, private readonly log: Logger) {}
+
+  /** Streams one dump to `consumer`; resolves when the last chunk has been written (or the reader left). */
+  dump(tag: Buffer, filter: ScanFilter, consumer: DumpConsumer): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('the server is shutting down'));
+    const worker = this.pick();
+    const id = this.nextId++;
+    return new Promise<void>((resolve, reject) => {
+      const active: ActiveDump = { consumer, chain: Promise.resolve(), resolve, reject };
+      worker.dumps.set(id, active);
+      worker.send({
+        type: 'start', id, tag, credit: CREDIT,
+        locationPrefix: filter.locationPrefix, servers: filter.servers ? [...filter.servers] : undefined,
+      });
+      // A reader that leaves mid-dump stops the worker's scan (checked between chunks).
+      const poll = setInterval(() => {
+        if (!consumer.cancelled || !worker.dumps.has(id)) return;
+        clearInterval(poll);
+        worker.dumps.delete(id);
+        worker.send({ type: 'cancel', id });
+        resolve();
+      }, 200);
+      poll.unref();
+      const stopPoll = () => clearInterval(poll);
+      active.resolve = () => { stopPoll(); resolve(); };
+      active.reject = (err) => { stopPoll(); reject(err); };
+    });
+  }
+
+  private pick(): DumpWorker {
+    if (this.workers.length < this.size) {
+      const w = new DumpWorker(this.dataDir, this.log, (dead) => {
+        const i = this.workers.indexOf(dead);
+        if (i >= 0) this.workers.splice(i, 1);
+      });
+      this.workers.push(w);
+      return w;
+    }
+    return this.workers.reduce((a, b) => (b.dumps.size < a.dumps.size ? b : a));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
