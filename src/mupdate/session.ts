@@ -62,6 +62,7 @@ export interface SessionContext {
 }
 
 type State = 'noauth' | 'auth' | 'streaming';
+type Command = Extract<ReadResult, { kind: 'command' }>;
 
 interface CommandSpec {
   min: number;
@@ -120,6 +121,8 @@ export class Session implements StreamSink {
   /** Answers of pipelined writes, in command order. */
   private writeChain: Promise<void> = Promise.resolve();
   private writesInFlight = 0;
+  /** Names this connection's pipelined writes touch, with how many are pending for each. */
+  private readonly pendingWriteNames = new Map<string, number>();
   /** Set when this session is a backend's startup push (`ctl_mboxlist -m`): that backend's server name. */
   private pushServer: string | null = null;
   /** Set while a command waits for more input (SASL lines). */
@@ -260,21 +263,38 @@ export class Session implements StreamSink {
       while (!this.isClosed) {
         const result = this.reader.next();
         if (!result) break;
-        if (this.canPipeline(result)) {
+        if (result.kind === 'command' && this.canPipeline(result)) {
           // Writes commit together (group commit); their answers keep command order.
           const answer = this.beginWrite(result.tag, result.word, result.args);
+          const key = result.args[0]!.toString('latin1');
           this.writesInFlight++;
+          this.pendingWriteNames.set(key, (this.pendingWriteNames.get(key) ?? 0) + 1);
           this.writeChain = this.writeChain.then(async () => {
             (await answer)();
             this.writesInFlight--;
+            const left = this.pendingWriteNames.get(key)! - 1;
+            if (left) this.pendingWriteNames.set(key, left);
+            else this.pendingWriteNames.delete(key);
           });
           if (this.writesInFlight >= MAX_PIPELINED_WRITES) await this.writeChain;
           continue;
         }
-        await this.writeChain;
-        this.current = this.handle(result);
-        await this.current;
-        this.current = null;
+        if (result.kind === 'command' && this.writesInFlight > 0 && this.canFindAhead(result)) {
+          // A FIND of a name none of this connection's pending writes touches reads the
+          // same entry before their commit as after it: answer now, in command order.
+          this.commandsSinceLogin++;
+          const answer = this.findAnswer(result.tag, result.args[0]!);
+          this.writeChain = this.writeChain.then(() => this.write(answer));
+          continue;
+        }
+        if (this.writesInFlight > 0) await this.writeChain;
+        // Most commands (FIND, NOOP, a BAD) finish at once: no promise, no turn.
+        const running = this.handle(result);
+        if (running) {
+          this.current = running;
+          await running;
+          this.current = null;
+        }
       }
     } catch (err) {
       this.ctx.log.error({ peer: this.peer, err: (err as Error).stack }, 'session failed');
@@ -305,7 +325,7 @@ export class Session implements StreamSink {
     }
   }
 
-  private async handle(r: ReadResult): Promise<void> {
+  private handle(r: ReadResult): Promise<void> | void {
     if (r.kind === 'fatal') {
       this.ctx.log.warn({ peer: this.peer, reason: r.text }, 'client input over a limit, closing');
       this.bye(r.text);
@@ -446,8 +466,8 @@ export class Session implements StreamSink {
   }
 
   /** Whether a parsed command is a write that may run while earlier writes still commit. */
-  private canPipeline(r: ReadResult): r is Extract<ReadResult, { kind: 'command' }> {
-    return r.kind === 'command' && WRITES.has(r.word) && this.state === 'auth' && this.ctx.role.kind === 'master' &&
+  private canPipeline(r: Command): boolean {
+    return WRITES.has(r.word) && this.state === 'auth' && this.ctx.role.kind === 'master' &&
       !!this.identity?.admin;
   }
 
@@ -493,7 +513,18 @@ export class Session implements StreamSink {
     );
   }
 
+  /** Whether a command is a FIND that may be answered while this connection's writes commit. */
+  private canFindAhead(r: Command): boolean {
+    return r.word === 'FIND' && this.state === 'auth' &&
+      !this.pendingWriteNames.has(r.args[0]!.toString('latin1'));
+  }
+
   private find(tag: Buffer, name: Buffer): void {
+    this.write(this.findAnswer(tag, name));
+  }
+
+  /** FIND's whole answer: the entry's line (if shown) and the OK. */
+  private findAnswer(tag: Buffer, name: Buffer): Buffer {
     const entry = this.ctx.store.find(name);
     if (entry && this.hidesFromPush(entry)) {
       // ctl_mboxlist -m would delete its local copy on seeing another server here (spec 7.3);
@@ -501,9 +532,9 @@ export class Session implements StreamSink {
       this.ctx.log.info({ peer: this.peer, name: name.toString('latin1'), pushFrom: this.pushServer,
         holder: entry.location.toString('latin1') }, 'FIND in a backend push: entry held by another server not shown');
     } else if (entry) {
-      this.write(entryLine(tag, entry));
+      return Buffer.concat([entryLine(tag, entry), statusLine(tag, 'OK', 'Search completed')]);
     }
-    this.reply(tag, 'OK', 'Search completed');
+    return statusLine(tag, 'OK', 'Search completed');
   }
 
   /** In a push session under the queue policy, an entry held by another server is not shown to FIND. */
