@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import { CommandReader, type ArgPolicy, type ReadResult } from '../src/mupdate/wire/reader.js';
 import { clientCommand, dataLine, statusLine, type DataKeyword } from '../src/mupdate/wire/encoder.js';
 import { DEFAULT_LIMITS, type WireLimits } from '../src/mupdate/wire/limits.js';
+import { ChunkEncoder } from '../src/mupdate/wire/chunk-encoder.js';
 
 const RUNS = 300;
 fc.configureGlobal({ includeErrorInReport: true });
@@ -353,5 +354,27 @@ test('reader: over-limit tokens are fatal, a refused {n} is a BAD and the next l
     const ok = drive([Buffer.from(`A AUTHENTICATE {${limits.maxString}+}\r\n${'x'.repeat(limits.maxString)}\r\n`)], limits);
     assert.deepStrictEqual(ok.events.map((e) => e.kind), ['command']);
   }), { numRuns: 50 });
+  t.pass();
+});
+
+// ---- the dump encoder (chunk-encoder.ts) ----
+
+test('codec: ChunkEncoder writes exactly the bytes of dataLine, whatever the chunk size', (t) => {
+  const bytes = fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a));
+  const line = fc.record({
+    tag: fc.stringMatching(/^[A-Za-z0-9]{1,10}$/).map((s) => Buffer.from(s)),
+    keyword: fc.constantFrom<DataKeyword>('MAILBOX', 'RESERVE', 'DELETE'),
+    strings: fc.array(bytes, { minLength: 1, maxLength: 3 }),
+  });
+  fc.assert(fc.property(fc.array(line, { maxLength: 40 }), fc.integer({ min: 1, max: 2048 }), (lines, chunkSize) => {
+    const chunks: Buffer[] = [];
+    const encoder = new ChunkEncoder(chunkSize, (c) => chunks.push(Buffer.from(c)));
+    for (const l of lines) encoder.line(l.tag, l.keyword, l.strings[0]!, l.strings[1], l.strings[2]);
+    encoder.flush();
+    const expected = Buffer.concat(lines.map((l) => dataLine(l.tag, l.keyword, l.strings)));
+    assert.deepEqual(Buffer.concat(chunks), expected);
+    // every chunk but an oversized single line fits the chunk size
+    for (const c of chunks) assert.ok(c.length <= chunkSize || lines.some((l) => dataLine(l.tag, l.keyword, l.strings).length >= c.length));
+  }), { numRuns: RUNS });
   t.pass();
 });

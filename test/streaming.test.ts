@@ -280,8 +280,8 @@ function rnd(n: number): number {
 
 test.serial('C44 no change is lost or duplicated between the UPDATE snapshot and the stream, under concurrent writers', async (t) => {
   await withServer({ config: { conflict_policy: 'cyrus' } }, async (s) => {
-    // a directory big enough that a dump spans several batches
-    await populate(() => login(s.port), 4000, (i) => ({
+    // a directory big enough that a dump spans several chunks of a dump worker (256 KiB each)
+    await populate(() => login(s.port), 12_000, (i) => ({
       name: `user.c44.pre.${i}`, location: `backend${i % 2 + 1}!default`, acl: `p${i}\tlrs\t`,
     }));
     const names = [

@@ -199,7 +199,9 @@ export class UpdateStream {
   private schedule(): void {
     if (this.scheduled || this.dumping || this.queue.size === 0) return;
     this.scheduled = true;
-    setImmediate(() => {
+    // Still this turn, after every change of the commit has been queued: listeners get
+    // a change as soon as the writer gets its OK, and one commit's changes in one write.
+    process.nextTick(() => {
       this.scheduled = false;
       void this.deliver();
     });

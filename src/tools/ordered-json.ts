@@ -18,18 +18,27 @@ export class JsonSyntaxError extends Error {}
 export function parseOrderedJson(text: string): OrderedJson {
   let i = 0;
   const ws = () => {
-    while (i < text.length && ' \t\r\n'.includes(text[i]!)) i++;
+    for (let c = text.charCodeAt(i); c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d; c = text.charCodeAt(i)) i++;
   };
   const fail = (what: string): never => {
     throw new JsonSyntaxError(`${what} at offset ${i}`);
   };
   const str = (): string => {
     const start = i;
+    let end = text.indexOf('"', i + 1);
+    const slash = text.indexOf('\\', i + 1);
+    if (end >= 0 && (slash < 0 || slash > end)) {
+      // No escapes: the text between the quotes is the string (JSON.parse still checks control characters).
+      i = end + 1;
+      const plain = text.slice(start + 1, end);
+      return /[\u0000-\u001f]/.test(plain) ? (JSON.parse(text.slice(start, i)) as string) : plain;
+    }
     i++;
     while (i < text.length && text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
     if (i >= text.length) fail('unterminated string');
     i++;
-    return JSON.parse(text.slice(start, i)) as string;
+    end = i;
+    return JSON.parse(text.slice(start, end)) as string;
   };
   const value = (): OrderedJson => {
     ws();
