@@ -36,7 +36,10 @@ class DumpWorker {
   dead = false;
 
   constructor(dataDir: string, private readonly log: Logger, onExit: (w: DumpWorker) => void) {
-    this.worker = new Worker(new URL('./dump-worker.js', import.meta.url), { workerData: { dataDir } });
+    // A worker holds a read transaction and a few chunks: small heaps keep its memory small.
+    this.worker = new Worker(new URL('./dump-worker.js', import.meta.url), {
+      workerData: { dataDir }, resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 128 },
+    });
     this.worker.unref();
     this.worker.on('message', (msg: FromWorker) => this.onMessage(msg));
     this.worker.on('error', (err) => this.log.error({ err: err.message }, 'dump worker failed'));
