@@ -1,12 +1,7 @@
 /** `mupdated SUBCOMMAND ...`: the single entry point. */
 import { parseArgs } from 'node:util';
-import { runMaster } from './master.js';
-import { runConflicts } from './conflicts.js';
-import { runDump, runLoad } from './dump-load.js';
-import { runPush } from './push.js';
-import { runSlave } from './slave.js';
-import { runUser } from './user.js';
-import { CLIENT_USAGE, runClient } from './client.js';
+// Each subcommand's module is loaded only when it runs: a backend's `push` or an
+// operator's `client` starts without loading the server, LMDB or the logger.
 
 const USAGE = `usage: mupdated <command> [options]
 
@@ -44,7 +39,7 @@ export async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'master': {
       const { values } = parseArgs({ args: rest, options: SERVER_OPTIONS, strict: true });
-      await runMaster(values);
+      await (await import('./master.js')).runMaster(values);
       return -1; // keeps running
     }
     case 'slave': {
@@ -56,14 +51,14 @@ export async function main(argv: string[]): Promise<number> {
         },
         strict: true,
       });
-      await runSlave(values);
+      await (await import('./slave.js')).runSlave(values);
       return -1;
     }
     case 'user': {
       const { values, positionals } = parseArgs({
         args: rest, options: { data: { type: 'string' }, admin: { type: 'boolean' } }, allowPositionals: true,
       });
-      await runUser(positionals[0], positionals[1], values);
+      await (await import('./user.js')).runUser(positionals[0], positionals[1], values);
       return 0;
     }
     case 'conflicts': {
@@ -74,7 +69,7 @@ export async function main(argv: string[]): Promise<number> {
           all: { type: 'boolean' }, status: { type: 'string' },
         },
       });
-      return runConflicts(positionals, values);
+      return (await import('./conflicts.js')).runConflicts(positionals, values);
     }
     case 'push': {
       const { values, positionals } = parseArgs({
@@ -84,15 +79,15 @@ export async function main(argv: string[]): Promise<number> {
           server: { type: 'string' }, 'dry-run': { type: 'boolean' }, window: { type: 'string' },
         },
       });
-      return runPush(positionals[0], values);
+      return (await import('./push.js')).runPush(positionals[0], values);
     }
     case 'dump': {
       const { values } = parseArgs({ args: rest, options: { data: { type: 'string' } } });
-      return runDump(values);
+      return (await import('./dump-load.js')).runDump(values);
     }
     case 'load': {
       const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { data: { type: 'string' } } });
-      return runLoad(positionals[0], values);
+      return (await import('./dump-load.js')).runLoad(positionals[0], values);
     }
     case 'client': {
       const { values, positionals } = parseArgs({
@@ -104,10 +99,10 @@ export async function main(argv: string[]): Promise<number> {
         },
       });
       if (values.help) {
-        process.stdout.write(CLIENT_USAGE);
+        process.stdout.write((await import('./client.js')).CLIENT_USAGE);
         return 0;
       }
-      return runClient(positionals, values);
+      return (await import('./client.js')).runClient(positionals, values);
     }
     case undefined: case '-h': case '--help': case 'help':
       process.stdout.write(USAGE);
