@@ -123,27 +123,17 @@ async function push(dump: string, flags: Required<PushFlags>): Promise<number> {
   const window = flags.window ? Number(flags.window) : 64;
   if (!Number.isInteger(window) || window < 1) throw new UsageError('--window: a whole number >= 1');
   const password = readFileSync(flags['password-file'], 'utf8').split(/\r?\n/)[0] ?? '';
-  // The dump is read while the master lists: neither waits for the other.
-  const reading = readLocal(dump, backend);
-  reading.catch(() => { /* reported by readDump */ });
-  const readDump = async (): Promise<LocalMailbox[]> => {
-    try {
-      return await reading;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'EISDIR') {
-        throw new UsageError(`mupdated push: cannot read ${dump}: ${(err as Error).message}`);
-      }
-      throw err;
-    }
-  };
-  const at = parseHostPort(flags.master);
-  let conn: UpstreamConnection;
+  let local: LocalMailbox[];
   try {
-    conn = await UpstreamConnection.open({ host: at.host, port: at.port, user: flags.user, password, timeoutMs: 15_000 });
+    local = await readLocal(dump, backend);
   } catch (err) {
-    await readDump(); // an unreadable dump is reported before a connection failure
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'EISDIR') {
+      throw new UsageError(`mupdated push: cannot read ${dump}: ${(err as Error).message}`);
+    }
     throw err;
   }
+  const at = parseHostPort(flags.master);
+  const conn = await UpstreamConnection.open({ host: at.host, port: at.port, user: flags.user, password, timeoutMs: 15_000 });
   const out = (line: string) => process.stdout.write(`${line}\n`);
   let review = 0;
   // On a mupdated master a claim on a mailbox active elsewhere is queued for an operator (never applied);
@@ -152,10 +142,7 @@ async function push(dump: string, flags: Required<PushFlags>): Promise<number> {
   try {
     // A NOOP first: this is not ctl_mboxlist, so the master need not hide other servers' entries from FIND.
     await conn.command('X00', 'NOOP', [], 30_000);
-    const listing = conn.command('X0', 'LIST', [Buffer.from(`${backend}!`)], 120_000);
-    listing.catch(() => { /* awaited below */ });
-    const local = await readDump();
-    const list = await listing;
+    const list = await conn.command('X0', 'LIST', [Buffer.from(`${backend}!`)], 120_000);
     if (list.status !== 'OK') throw new UpstreamError(`the master refused LIST (${list.status})`);
     const listed = list.data.map((r) => entryFromData(r.word, r.args)).filter((e): e is Entry => e !== null);
     const plan = planPush(local, listed);
