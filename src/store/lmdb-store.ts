@@ -67,8 +67,8 @@ function serverBucket(server: Buffer): Buffer {
   return Buffer.concat([Buffer.of(0), createHash('sha256').update(server).digest()]);
 }
 
-/** The by-server key of an entry: its server part (spec 4.3), the bytes before the first `!` or all of the location. */
-function bucketOf(location: Buffer): Buffer {
+/** The by-server key of an entry: its server part (spec 4.3), the bytes before the first `!` or all of the location. Exported for tests. */
+export function bucketOf(location: Buffer): Buffer {
   const bang = location.indexOf(0x21);
   return serverBucket(bang < 0 ? location : location.subarray(0, bang));
 }
