@@ -45,6 +45,7 @@ export async function runLoad(file: string | undefined, flags: { data?: string |
   const input = file === '-' ? process.stdin : createReadStream(file);
   const lines = createInterface({ input, crlfDelay: Infinity });
   const store = LmdbDirectoryStore.open(dataDir, {});
+  if (store.converted) process.stderr.write(`directory converted to format 2: ${store.converted.entries} entries\n`);
   let batch: BatchItem[] = [];
   let loaded = 0;
   let skipped = 0;
@@ -57,12 +58,12 @@ export async function runLoad(file: string | undefined, flags: { data?: string |
       }
       batch.push({ name: record.name, entry: record.entry });
       if (batch.length >= BATCH) {
-        changed += await store.applyMany(batch);
+        changed += await store.loadMany(batch);
         loaded += batch.length;
         batch = [];
       }
     }
-    changed += await store.applyMany(batch);
+    changed += await store.loadMany(batch);
     loaded += batch.length;
   } finally {
     await store.close();

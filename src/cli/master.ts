@@ -100,6 +100,7 @@ export async function runMaster(flags: ServerFlags): Promise<void> {
   const log = createLogger();
   const store = LmdbDirectoryStore.open(config.dataDir, { order: config.order, changeLogRetention: config.changeLogRetention });
   const users = UserDb.open(config.dataDir);
+  if (store.converted) log.info(`directory converted to format 2: ${store.converted.entries} entries`);
   log.info({ data: config.dataDir, lastChange: store.lastSeq, order: config.order }, 'directory opened');
   await startServer(config, log, { kind: 'master' }, store, users);
 }

@@ -20,7 +20,7 @@ interface Job {
 
 const port = parentPort!;
 const { dataDir } = workerData as { dataDir: string };
-const store = LmdbDirectoryStore.open(dataDir, { mustExist: true });
+const store = LmdbDirectoryStore.open(dataDir, { readOnly: true });
 const jobs = new Map<number, Job>();
 let scheduled = false;
 

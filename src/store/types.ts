@@ -65,9 +65,12 @@ export interface Snapshot {
   /** Entries in directory order. */
   entries(): IterableIterator<Entry>;
   /**
-   * Entries in directory order as transient views: the buffers of a yielded
-   * entry are only valid until the next step (copy what must be kept). For
-   * dumps, which encode each entry at once and keep nothing.
+   * Entries in directory order as transient views: the entry object and its
+   * buffers are reused, valid only until the next step or any other read of
+   * the directory in the same thread, whichever comes first (copy what must
+   * be kept). For dumps, which encode each entry at once and keep nothing.
+   * A filter naming one server (one `servers` element, or a
+   * `locationPrefix` with a `!`) reads only that server's entries.
    */
   scan(filter?: ScanFilter): IterableIterator<Entry>;
   find(name: Buffer): Entry | undefined;
