@@ -5,13 +5,15 @@
  * thread or in a dump worker (dump-worker.ts); both give the same bytes.
  */
 import type { ScanFilter, Snapshot } from '../store/types.js';
-import { ChunkEncoder } from './wire/chunk-encoder.js';
+import { ChunkEncoder, type ChunkAllocator } from './wire/chunk-encoder.js';
 
 export const DUMP_CHUNK_BYTES = 256 * 1024;
 
-export function* dumpChunks(snapshot: Snapshot, tag: Buffer, filter: ScanFilter, chunkSize = DUMP_CHUNK_BYTES): Generator<Buffer> {
+export function* dumpChunks(
+  snapshot: Snapshot, tag: Buffer, filter: ScanFilter, allocate?: ChunkAllocator, chunkSize = DUMP_CHUNK_BYTES,
+): Generator<Buffer> {
   const ready: Buffer[] = [];
-  const encoder = new ChunkEncoder(chunkSize, (chunk) => ready.push(chunk));
+  const encoder = new ChunkEncoder(chunkSize, (chunk) => ready.push(chunk), allocate);
   for (const e of snapshot.scan(filter)) {
     if (e.state === 'active') encoder.line(tag, 'MAILBOX', e.name, e.location, e.acl);
     else encoder.line(tag, 'RESERVE', e.name, e.location);

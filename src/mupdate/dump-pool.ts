@@ -16,8 +16,11 @@ const CREDIT = 2;
 export interface DumpConsumer {
   /** The dump is of the snapshot that holds every change up to `seq`; called before the first chunk. */
   begin(seq: number): void;
-  /** Writes a chunk; resolves when the next may come (the socket has room). */
-  chunk(data: Buffer): Promise<void> | void;
+  /**
+   * Writes a chunk; resolves when the next may come (the socket has room).
+   * Calls `release` once the chunk's bytes have left (its memory is reused).
+   */
+  chunk(data: Buffer, release: () => void): Promise<void> | void;
   /** True once the reader is gone: the dump is stopped. */
   readonly cancelled: boolean;
 }
@@ -51,8 +54,8 @@ class DumpWorker {
     });
   }
 
-  send(msg: ToWorker): void {
-    if (!this.dead) this.worker.postMessage(msg);
+  send(msg: ToWorker, transfer?: ArrayBuffer[]): void {
+    if (!this.dead) this.worker.postMessage(msg, transfer);
   }
 
   private onMessage(msg: FromWorker): void {
@@ -61,10 +64,12 @@ class DumpWorker {
     if (msg.type === 'begin') {
       d.consumer.begin(msg.seq);
     } else if (msg.type === 'chunk') {
-      const data = Buffer.from(msg.data, 0, msg.length);
+      const memory = msg.data;
+      const data = Buffer.from(memory, 0, msg.length);
+      const release = () => this.send({ type: 'recycle', data: memory }, [memory]);
       d.chain = d.chain.then(async () => {
         if (d.consumer.cancelled) return;
-        await d.consumer.chunk(data);
+        await d.consumer.chunk(data, release);
         this.send({ type: 'ack', id: msg.id });
       });
       d.chain.catch(() => { /* reported through end */ });

@@ -2,6 +2,8 @@
 export type ToWorker =
   | { type: 'start'; id: number; tag: Uint8Array; locationPrefix?: Uint8Array | undefined; servers?: string[] | undefined; credit: number }
   | { type: 'ack'; id: number }
+  /** A chunk's memory, written out and free again: the worker reuses it instead of allocating. */
+  | { type: 'recycle'; data: ArrayBuffer }
   | { type: 'cancel'; id: number }
   | { type: 'close' };
 

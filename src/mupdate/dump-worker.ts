@@ -9,7 +9,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { LmdbDirectoryStore } from '../store/lmdb-store.js';
 import type { Snapshot } from '../store/types.js';
-import { dumpChunks } from './dump-lines.js';
+import { dumpChunks, DUMP_CHUNK_BYTES } from './dump-lines.js';
 import type { ToWorker, FromWorker } from './dump-protocol.js';
 
 interface Job {
@@ -22,6 +22,17 @@ const port = parentPort!;
 const { dataDir } = workerData as { dataDir: string };
 const store = LmdbDirectoryStore.open(dataDir, { readOnly: true });
 const jobs = new Map<number, Job>();
+/**
+ * Chunk memory handed back by the server thread. Without reuse every chunk is
+ * a fresh 256 KiB malloc freed by another thread, and glibc's arenas keep
+ * tens of MB per worker that the process never gets back.
+ */
+const spare: ArrayBuffer[] = [];
+const MAX_SPARE = 16;
+const allocate = (size: number): Buffer => {
+  if (size === DUMP_CHUNK_BYTES && spare.length) return Buffer.from(spare.pop()!);
+  return Buffer.allocUnsafeSlow(size);
+};
 let scheduled = false;
 
 const post = (msg: FromWorker, transfer?: ArrayBuffer[]) => port.postMessage(msg, transfer);
@@ -49,8 +60,10 @@ function step(): void {
       job.credit--;
       const chunk = next.value;
       // Chunks are fresh allocations of their own (never Node's shared pool), so their memory can move.
-      const data = chunk.byteOffset === 0 && chunk.buffer.byteLength >= chunk.length && chunk.buffer.byteLength <= 2 * chunk.length + 65536
-        ? chunk.buffer as ArrayBuffer : new Uint8Array(chunk).buffer;
+      // A nearly empty last chunk is copied out; its full-size memory stays here for the next dump.
+      const whole = chunk.byteOffset === 0 && chunk.length * 4 >= chunk.buffer.byteLength;
+      const data = whole ? chunk.buffer as ArrayBuffer : new Uint8Array(chunk).buffer;
+      if (!whole && chunk.buffer.byteLength === DUMP_CHUNK_BYTES && spare.length < MAX_SPARE) spare.push(chunk.buffer as ArrayBuffer);
       post({ type: 'chunk', id, data, length: chunk.length }, [data]);
     } catch (err) {
       finish(id);
@@ -79,7 +92,7 @@ port.on('message', (msg: ToWorker) => {
         locationPrefix: msg.locationPrefix ? Buffer.from(msg.locationPrefix) : undefined,
         servers: msg.servers ? new Set(msg.servers) : undefined,
       };
-      jobs.set(msg.id, { snapshot, chunks: dumpChunks(snapshot, Buffer.from(msg.tag), filter), credit: msg.credit });
+      jobs.set(msg.id, { snapshot, chunks: dumpChunks(snapshot, Buffer.from(msg.tag), filter, allocate), credit: msg.credit });
       post({ type: 'begin', id: msg.id, seq: snapshot.seq });
     } catch (err) {
       post({ type: 'error', id: msg.id, message: (err as Error).message });
@@ -87,6 +100,9 @@ port.on('message', (msg: ToWorker) => {
   } else if (msg.type === 'ack') {
     const job = jobs.get(msg.id);
     if (job) job.credit++;
+  } else if (msg.type === 'recycle') {
+    if (msg.data.byteLength === DUMP_CHUNK_BYTES && spare.length < MAX_SPARE) spare.push(msg.data);
+    return;
   } else if (msg.type === 'cancel') {
     finish(msg.id);
   } else if (msg.type === 'close') {

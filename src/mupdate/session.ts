@@ -178,6 +178,14 @@ export class Session implements StreamSink {
     }
   }
 
+  writeOwned(bytes: Buffer, release: () => void): void {
+    if (this.isClosed) return;
+    this.flushOut();
+    this.socket.write(bytes, (err) => {
+      if (!err) release();
+    });
+  }
+
   private readonly flushOutBound = (): void => this.flushOut();
 
   /** Hands the queued bytes to the socket now. */
@@ -550,8 +558,9 @@ export class Session implements StreamSink {
       this.ctx.log.info({ peer: this.peer, server: this.pushServer }, 'backend push session');
     }
     const filter = { locationPrefix: prefix };
-    const writeChunk = (chunk: Buffer): Promise<void> | void => {
-      this.write(chunk);
+    const writeChunk = (chunk: Buffer, release?: () => void): Promise<void> | void => {
+      if (release) this.writeOwned(chunk, release);
+      else this.write(chunk);
       if (this.backlog > this.ctx.settings.socketHighWater) return this.drained();
     };
     if (this.ctx.dumps) {

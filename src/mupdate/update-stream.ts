@@ -13,6 +13,8 @@ import { dumpChunks } from './dump-lines.js';
 
 export interface StreamSink {
   write(bytes: Buffer): void;
+  /** Writes bytes the caller wants back: `release` runs once they have left (not at all if the write failed). */
+  writeOwned(bytes: Buffer, release: () => void): void;
   /** Bytes written but not yet sent. */
   readonly backlog: number;
   /** Resolves when the backlog has drained (or the connection is gone). */
@@ -129,8 +131,8 @@ export class UpdateStream {
         this.snapshotSeq = seq;
         for (const [name, c] of this.queue) if (c.seq <= seq) this.queue.delete(name);
       },
-      chunk: (data) => {
-        sink.write(data);
+      chunk: (data, release) => {
+        sink.writeOwned(data, release);
         if (sink.backlog > this.options.highWater) return sink.drained();
       },
       get cancelled() {

@@ -16,14 +16,21 @@ const KEYWORD_BYTES: Record<DataKeyword, Buffer> = {
 /** Largest bytes one literal marker ` {4294967295+}` CRLF takes. */
 const MARKER_MAX = 16;
 
+/** Where chunk memory comes from (a dump worker recycles its chunks' memory). */
+export type ChunkAllocator = (size: number) => Buffer;
+
+const allocateFresh: ChunkAllocator = (size) => Buffer.allocUnsafe(size);
+
 export class ChunkEncoder {
-  private buf: Buffer;
+  private buf: Buffer | null = null;
   private pos = 0;
 
   /** `emit` receives each full chunk; it owns the buffer from then on. */
-  constructor(private readonly chunkSize: number, private readonly emit: (chunk: Buffer) => void) {
-    this.buf = Buffer.allocUnsafe(chunkSize);
-  }
+  constructor(
+    private readonly chunkSize: number,
+    private readonly emit: (chunk: Buffer) => void,
+    private readonly allocate: ChunkAllocator = allocateFresh,
+  ) {}
 
   /** Bytes encoded but not yet emitted. */
   get pending(): number {
@@ -34,10 +41,8 @@ export class ChunkEncoder {
   line(tag: Buffer, keyword: DataKeyword, a: Buffer, b?: Buffer, c?: Buffer): void {
     const kw = KEYWORD_BYTES[keyword];
     const need = tag.length + kw.length + 2 + (MARKER_MAX + a.length) + (b ? MARKER_MAX + b.length : 0) + (c ? MARKER_MAX + c.length : 0);
-    if (this.pos + need > this.buf.length) {
-      this.flush();
-      if (need > this.buf.length) this.buf = Buffer.allocUnsafe(need);
-    }
+    if (this.buf && this.pos + need > this.buf.length) this.flush();
+    this.buf ??= this.allocate(Math.max(need, this.chunkSize));
     const out = this.buf;
     let o = this.pos;
     o += tag.copy(out, o);
@@ -63,9 +68,9 @@ export class ChunkEncoder {
 
   /** Emits what is encoded so far (if anything) and starts a new chunk. */
   flush(): void {
-    if (this.pos === 0) return;
+    if (this.pos === 0 || !this.buf) return;
     const chunk = this.buf.subarray(0, this.pos);
-    this.buf = Buffer.allocUnsafe(this.chunkSize);
+    this.buf = null;
     this.pos = 0;
     this.emit(chunk);
   }
