@@ -167,12 +167,6 @@ export class ValueReader {
   }
 }
 
-export function decodeEntry(raw: Uint8Array): Entry {
-  const { name, entry } = decodeRecord(raw);
-  if (!entry) throw new Error(`corrupt directory record for ${name.toString('latin1')}`);
-  return entry;
-}
-
 export function sameEntry(a: Entry | undefined | null, b: Entry | undefined | null): boolean {
   if (!a || !b) return !a && !b;
   return a.state === b.state && a.name.equals(b.name) && a.location.equals(b.location) && a.acl.equals(b.acl);

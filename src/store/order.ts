@@ -113,8 +113,3 @@ export class KeyReader {
     return this.scratch.view(i);
   }
 }
-
-/** The name of a format-2 key, as a buffer of its own. */
-export function nameOfKey(key: Uint8Array, order: DirectoryOrder): Buffer {
-  return Buffer.from(new KeyReader(order).name(key));
-}
