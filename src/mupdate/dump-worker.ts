@@ -20,7 +20,7 @@ interface Job {
 
 const port = parentPort!;
 const { dataDir } = workerData as { dataDir: string };
-const store = LmdbDirectoryStore.open(dataDir, { readOnly: true });
+const store = LmdbDirectoryStore.open(dataDir, { mustExist: true, readOnly: true });
 const jobs = new Map<number, Job>();
 /**
  * Chunk memory handed back by the server thread. Without reuse every chunk is
