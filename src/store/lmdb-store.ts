@@ -356,19 +356,69 @@ export class LmdbDirectoryStore implements DirectoryStore {
    * others); locations it interned become known to the cache once the
    * commit succeeded.
    */
-  private async write<T>(body: () => T): Promise<T> {
-    let interned: Interned = new Map();
-    const result = await this.root.transaction(() => {
-      interned = new Map();
-      this.interned = interned;
-      try {
-        return body();
-      } finally {
-        this.interned = null;
-      }
+  /**
+   * Runs `body` in a durable write transaction. Writes asked for in one event
+   * turn are decided together at the end of it: a lone write, with no other
+   * commit under way, commits synchronously (one fdatasync, no hand-offs to
+   * lmdb-js's writer thread: a backend doing one change at a time waits
+   * least); several go to lmdb-js's batched commit, which shares one commit
+   * among them and keeps the event loop free during the flush.
+   */
+  private write<T>(body: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const run = (sync: boolean) => {
+        const done = sync ? this.commitSync(body) : this.commitBatched(body);
+        done.then(resolve, reject);
+      };
+      this.turnWrites.push(run);
+      if (this.turnWrites.length === 1) process.nextTick(() => this.startTurnWrites());
     });
-    this.locations.commit(interned);
-    return result;
+  }
+
+  /** Writes requested this turn, not yet handed to LMDB. */
+  private turnWrites: Array<(sync: boolean) => void> = [];
+  private batchedInFlight = 0;
+
+  private startTurnWrites(): void {
+    const writes = this.turnWrites;
+    this.turnWrites = [];
+    const sync = writes.length === 1 && this.batchedInFlight === 0;
+    for (const run of writes) run(sync);
+  }
+
+  private inTxn<T>(body: () => T, interned: Interned): T {
+    this.interned = interned;
+    try {
+      return body();
+    } finally {
+      this.interned = null;
+    }
+  }
+
+  private commitSync<T>(body: () => T): Promise<T> {
+    try {
+      const interned: Interned = new Map();
+      const result = this.root.transactionSync(() => this.inTxn(body, interned));
+      this.locations.commit(interned);
+      return Promise.resolve(result);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  private async commitBatched<T>(body: () => T): Promise<T> {
+    let interned: Interned = new Map();
+    this.batchedInFlight++;
+    try {
+      const result = await this.root.transaction(() => {
+        interned = new Map();
+        return this.inTxn(body, interned);
+      });
+      this.locations.commit(interned);
+      return result;
+    } finally {
+      this.batchedInFlight--;
+    }
   }
 
   async mutate<R>(name: Buffer, decide: (current: Entry | undefined, txn: TxnTools) => Decision<R>): Promise<R> {
@@ -654,6 +704,10 @@ export class LmdbDirectoryStore implements DirectoryStore {
   }
 
   snapshot(): Snapshot {
+    // lmdb-js keeps one read transaction current until the end of the event turn; a
+    // snapshot must hold every commit made before it was asked for, also commits of
+    // another thread (dump workers) or made synchronously in this turn.
+    this.root.resetReadTxn();
     const txn = this.root.useReadTransaction();
     const seq = (this.metaDb.get('seq', { transaction: txn }) as number | undefined) ?? 0;
     const { scanEntriesDb, logDb, order, locations } = this;
