@@ -357,68 +357,25 @@ export class LmdbDirectoryStore implements DirectoryStore {
    * commit succeeded.
    */
   /**
-   * Runs `body` in a durable write transaction. Writes asked for in one event
-   * turn are decided together at the end of it: a lone write, with no other
-   * commit under way, commits synchronously (one fdatasync, no hand-offs to
-   * lmdb-js's writer thread: a backend doing one change at a time waits
-   * least); several go to lmdb-js's batched commit, which shares one commit
-   * among them and keeps the event loop free during the flush.
+   * Runs `body` in a durable write transaction. lmdb-js batches every
+   * transaction queued in one event turn into one commit, and the commit runs
+   * on its writer thread, so the event loop stays free during the flush.
+   * (Committing a lone write synchronously was tried: it serialised the
+   * commits of backends that each send one write at a time, halving churn.)
    */
-  private write<T>(body: () => T): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const run = (sync: boolean) => {
-        const done = sync ? this.commitSync(body) : this.commitBatched(body);
-        done.then(resolve, reject);
-      };
-      this.turnWrites.push(run);
-      if (this.turnWrites.length === 1) process.nextTick(() => this.startTurnWrites());
-    });
-  }
-
-  /** Writes requested this turn, not yet handed to LMDB. */
-  private turnWrites: Array<(sync: boolean) => void> = [];
-  private batchedInFlight = 0;
-
-  private startTurnWrites(): void {
-    const writes = this.turnWrites;
-    this.turnWrites = [];
-    const sync = writes.length === 1 && this.batchedInFlight === 0;
-    for (const run of writes) run(sync);
-  }
-
-  private inTxn<T>(body: () => T, interned: Interned): T {
-    this.interned = interned;
-    try {
-      return body();
-    } finally {
-      this.interned = null;
-    }
-  }
-
-  private commitSync<T>(body: () => T): Promise<T> {
-    try {
-      const interned: Interned = new Map();
-      const result = this.root.transactionSync(() => this.inTxn(body, interned));
-      this.locations.commit(interned);
-      return Promise.resolve(result);
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
-  }
-
-  private async commitBatched<T>(body: () => T): Promise<T> {
+  private async write<T>(body: () => T): Promise<T> {
     let interned: Interned = new Map();
-    this.batchedInFlight++;
-    try {
-      const result = await this.root.transaction(() => {
-        interned = new Map();
-        return this.inTxn(body, interned);
-      });
-      this.locations.commit(interned);
-      return result;
-    } finally {
-      this.batchedInFlight--;
-    }
+    const result = await this.root.transaction(() => {
+      interned = new Map();
+      this.interned = interned;
+      try {
+        return body();
+      } finally {
+        this.interned = null;
+      }
+    });
+    this.locations.commit(interned);
+    return result;
   }
 
   async mutate<R>(name: Buffer, decide: (current: Entry | undefined, txn: TxnTools) => Decision<R>): Promise<R> {
