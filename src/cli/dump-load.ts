@@ -1,5 +1,6 @@
 /** `mupdated dump` and `mupdated load FILE`: the directory as Cyrus 3.6 `ctl_mboxlist -d` JSON. */
-import { createReadStream } from 'node:fs';
+import { closeSync, createReadStream, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { connect } from 'node:net';
 import { createInterface } from 'node:readline';
 import { adminSocketPath } from '../admin/socket-server.js';
@@ -45,6 +46,8 @@ export async function runLoad(file: string | undefined, flags: { data?: string |
   const input = file === '-' ? process.stdin : createReadStream(file);
   const lines = createInterface({ input, crlfDelay: Infinity });
   const store = LmdbDirectoryStore.open(dataDir, {});
+  const compacted = join(dataDir, 'directory.mdb.compact');
+  rmSync(compacted, { force: true });
   if (store.converted) process.stderr.write(`directory converted to format 2: ${store.converted.entries} entries\n`);
   let batch: BatchItem[] = [];
   let loaded = 0;
@@ -65,8 +68,20 @@ export async function runLoad(file: string | undefined, flags: { data?: string |
     }
     changed += await store.loadMany(batch);
     loaded += batch.length;
+    await store.compactCopy(compacted);
+  } catch (err) {
+    rmSync(compacted, { force: true });
+    throw err;
   } finally {
     await store.close();
+  }
+  // The compact copy replaces the loaded file: without the load's freed pages, commits stay fast.
+  renameSync(compacted, join(dataDir, 'directory.mdb'));
+  const dirFd = openSync(dataDir, 'r');
+  try {
+    fsyncSync(dirFd);
+  } finally {
+    closeSync(dirFd);
   }
   process.stderr.write(`loaded ${loaded} entries (${changed} new or changed, ${skipped} deleted/intermediate skipped)\n`);
   return 0;

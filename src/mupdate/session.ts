@@ -500,7 +500,7 @@ export class Session implements StreamSink {
           : rules.remove();
     const logFields = () => ({ peer: this.peer, user: identity.name, cmd: word, name: name.toString('latin1'),
       location: args[1]?.toString('latin1') });
-    return this.ctx.store.mutate(name, decide).then(
+    return this.ctx.store.mutate(name, decide, this).then(
       (outcome) => () => {
         if (outcome.ok) {
           this.ctx.log.debug(logFields(), 'directory change');

@@ -48,6 +48,8 @@ export interface LmdbStoreOptions {
 
 /** The storage format this code writes (meta `format`); older ones are converted at open, newer ones refused. */
 export const FORMAT = 2;
+/** A write after this long without any is committed at once, whoever sends it (see write()). */
+const QUIET_MS = 20;
 
 const EMPTY = Buffer.alloc(0);
 const APPEND = { append: true };
@@ -357,28 +359,79 @@ export class LmdbDirectoryStore implements DirectoryStore {
    * commit succeeded.
    */
   /**
-   * Runs `body` in a durable write transaction. lmdb-js batches every
-   * transaction queued in one event turn into one commit, and the commit runs
-   * on its writer thread, so the event loop stays free during the flush.
-   * (Committing a lone write synchronously was tried: it serialised the
-   * commits of backends that each send one write at a time, halving churn.)
+   * Runs `body` in a durable write transaction. Writes asked for in one event
+   * turn are decided together at its end. A lone write of the client that
+   * wrote last (or of anyone after a quiet spell), with no other commit under
+   * way, commits synchronously on this thread: one fdatasync and no hand-offs
+   * to lmdb-js's writer thread, each of which costs a thread wake-up. Anything
+   * else goes to lmdb-js's batched commit, which shares one commit among all
+   * writes queued meanwhile and keeps the event loop free during the flush,
+   * so many clients writing one change at a time still commit together.
    */
-  private async write<T>(body: () => T): Promise<T> {
-    let interned: Interned = new Map();
-    const result = await this.root.transaction(() => {
-      interned = new Map();
-      this.interned = interned;
-      try {
-        return body();
-      } finally {
-        this.interned = null;
-      }
+  private write<T>(body: () => T, writer?: object): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.turnWrites.push({
+        writer,
+        run: (sync) => (sync ? this.commitSync(body) : this.commitBatched(body)).then(resolve, reject),
+      });
+      if (this.turnWrites.length === 1) process.nextTick(() => this.startTurnWrites());
     });
-    this.locations.commit(interned);
-    return result;
   }
 
-  async mutate<R>(name: Buffer, decide: (current: Entry | undefined, txn: TxnTools) => Decision<R>): Promise<R> {
+  /** Writes requested this turn, not yet handed to LMDB. */
+  private turnWrites: Array<{ writer: object | undefined; run: (sync: boolean) => void }> = [];
+  private batchedInFlight = 0;
+  private lastWriter: object | undefined = undefined;
+  private lastWriteAt = 0;
+
+  private startTurnWrites(): void {
+    const writes = this.turnWrites;
+    this.turnWrites = [];
+    const now = performance.now();
+    const only = writes.length === 1 ? writes[0]! : null;
+    const sync = only !== null && this.batchedInFlight === 0 &&
+      ((only.writer !== undefined && only.writer === this.lastWriter) || now - this.lastWriteAt > QUIET_MS);
+    this.lastWriter = only?.writer;
+    this.lastWriteAt = now;
+    for (const w of writes) w.run(sync);
+  }
+
+  private inTxn<T>(body: () => T, interned: Interned): T {
+    this.interned = interned;
+    try {
+      return body();
+    } finally {
+      this.interned = null;
+    }
+  }
+
+  private commitSync<T>(body: () => T): Promise<T> {
+    try {
+      const interned: Interned = new Map();
+      const result = this.root.transactionSync(() => this.inTxn(body, interned));
+      this.locations.commit(interned);
+      return Promise.resolve(result);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  private async commitBatched<T>(body: () => T): Promise<T> {
+    let interned: Interned = new Map();
+    this.batchedInFlight++;
+    try {
+      const result = await this.root.transaction(() => {
+        interned = new Map();
+        return this.inTxn(body, interned);
+      });
+      this.locations.commit(interned);
+      return result;
+    } finally {
+      this.batchedInFlight--;
+    }
+  }
+
+  async mutate<R>(name: Buffer, decide: (current: Entry | undefined, txn: TxnTools) => Decision<R>, writer?: object): Promise<R> {
     this.writable();
     const key = entryKey(name, this.order);
     let change: Change | null = null;
@@ -391,7 +444,7 @@ export class LmdbDirectoryStore implements DirectoryStore {
         if (decision.kind === 'keep') return decision.result;
         change = this.writeInTxn(key, name, current, decision.kind === 'put' ? decision.entry : null);
         return decision.result;
-      });
+      }, writer);
     } catch (err) {
       throw new StorageError(`could not store the change: ${(err as Error).message}`);
     }
@@ -717,6 +770,15 @@ export class LmdbDirectoryStore implements DirectoryStore {
   subscribe(listener: ChangeListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Writes a compacted copy of the directory file to `path` (no free pages).
+   * A bulk load leaves thousands of freed pages behind, and LMDB then spends
+   * milliseconds of every later commit reclaiming them.
+   */
+  async compactCopy(path: string): Promise<void> {
+    await this.root.backup(path, true);
   }
 
   async close(): Promise<void> {

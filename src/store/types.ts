@@ -107,8 +107,10 @@ export interface DirectoryStore {
    * Atomically reads a name's entry, lets `decide` choose, and writes the
    * decision. Resolves only after the commit is durable and listeners have
    * been told; rejects with StorageError when it could not be stored.
+   * `writer` (any object standing for the client, e.g. its connection) lets
+   * the store commit a lone client's writes without batching delays.
    */
-  mutate<R>(name: Buffer, decide: (current: Entry | undefined, txn: TxnTools) => Decision<R>): Promise<R>;
+  mutate<R>(name: Buffer, decide: (current: Entry | undefined, txn: TxnTools) => Decision<R>, writer?: object): Promise<R>;
   listConflicts(status?: ConflictStatus): ConflictRecord[];
   getConflict(id: number): ConflictRecord | undefined;
   /**
