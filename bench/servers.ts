@@ -73,7 +73,8 @@ export async function startMupdatedUnderTest(dumpPath: string, users: string[]):
     if (load.code !== 0) throw new Error(`mupdated load failed (${load.code}): ${load.out}`);
     const preloadMs = performance.now() - t0;
     const configPath = join(dataDir, 'bench.conf');
-    writeFileSync(configPath, `max_connections: ${MAX_CONNECTIONS}\n`);
+    // BENCH_MUPDATED_CONFIG: extra config-file lines for experiments, e.g. "dump_workers: 1"
+    writeFileSync(configPath, `max_connections: ${MAX_CONNECTIONS}\n${(process.env.BENCH_MUPDATED_CONFIG ?? '').replace(/\\n/g, '\n')}\n`);
     const logPath = join(dataDir, 'server.log');
     const logFd = openSync(logPath, 'w');
     // Logs go to a file: the benchmark process must not spend its CPU reading them.

@@ -2,6 +2,7 @@
  * Server settings: defaults, an imapd.conf-style file (`key: value` lines,
  * `#` comments) and command-line flags, in rising priority.
  */
+import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { DEFAULT_LIMITS, type WireLimits } from './mupdate/wire/limits.js';
 import type { DirectoryOrder } from './store/types.js';
@@ -76,7 +77,8 @@ export function defaultConfig(): ServerConfig {
     order: 'cyrus',
     changeLogRetention: 1_000_000,
     streamQueueLimit: 200_000,
-    dumpWorkers: 2,
+    // One core stays free for the event loop: writers wait least while slaves resync.
+    dumpWorkers: Math.max(1, Math.min(4, availableParallelism() - 1)),
     socketHighWater: 4 * 1024 * 1024,
     authCacheTtlMs: 10 * 60 * 1000,
     conflictPolicy: 'queue',
