@@ -401,32 +401,28 @@ export class MupdateConn {
     }
     const kindEnd = i;
     if (kindEnd === kindStart) return NOT_TRIPLE;
-    let q = this.literalMarker(buf, i + 1);
-    if (q < 0) return q;
-    const s1 = q;
-    const e1 = s1 + this.markerLength;
-    if (e1 >= len) return -1;
-    if (buf[e1] !== SPACE) return NOT_TRIPLE;
-    q = this.literalMarker(buf, e1 + 1);
-    if (q < 0) return q;
-    const s2 = q;
-    const e2 = s2 + this.markerLength;
-    if (e2 >= len) return -1;
-    if (buf[e2] !== SPACE) return NOT_TRIPLE;
-    q = this.literalMarker(buf, e2 + 1);
-    if (q < 0) return q;
-    const s3 = q;
-    const e3 = s3 + this.markerLength;
-    if (e3 >= len) return -1;
-    if (buf[e3] !== CR) return NOT_TRIPLE;
-    if (e3 + 1 >= len) return -1;
-    if (buf[e3 + 1] !== LF) return NOT_TRIPLE;
-    p.onRaw!(buf, kindStart, kindEnd, s1, e1, s2, e2, s3, e3);
-    return e3 + 2;
+    // three literals: ` {n+}` CRLF bytes, each followed by SP, the last by CRLF
+    const at = this.tripleBounds;
+    let end = i;
+    for (let k = 0; k < 3; k++) {
+      const start = this.literalMarker(buf, end + 1);
+      if (start < 0) return start;
+      end = start + this.markerLength;
+      if (end >= len) return -1;
+      if (buf[end] !== (k < 2 ? SPACE : CR)) return NOT_TRIPLE;
+      at[2 * k] = start;
+      at[2 * k + 1] = end;
+    }
+    if (end + 1 >= len) return -1;
+    if (buf[end + 1] !== LF) return NOT_TRIPLE;
+    p.onRaw!(buf, kindStart, kindEnd, at[0]!, at[1]!, at[2]!, at[3]!, at[4]!, end);
+    return end + 2;
   }
 
   /** The length parseTriple's last literalMarker read. */
   private markerLength = 0;
+  /** Start and end of each of the three literals of the line being parsed (reused: no allocation per line). */
+  private readonly tripleBounds = new Int32Array(6);
 
   /** `{n+}` CRLF at i: the offset after it (n in markerLength), -1 if it ends too soon, or NOT_TRIPLE. */
   private literalMarker(buf: Buffer, i: number): number {

@@ -15,7 +15,7 @@ import test, { type ExecutionContext } from 'ava';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { interopTest, listDirectory, startCyrusMaster, type CyrusServer } from './helpers/cyrus.js';
-import { literalCommand, runCli, showRun } from './helpers/operator-tools.js';
+import { dumpThenLoad, literalCommand, runCli, showRun } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
 import { addUser, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
 
@@ -165,13 +165,8 @@ test('dump/load keeps ACL identifiers that look like numbers in their order (a J
   ];
   await apply(a.port, writes);
   const before = await rawList(a.port);
-  const dump = await runCli(['dump', '--data', a.dataDir]);
-  t.is(dump.code, 0, showRun(dump));
-  const file = join(scratch, 'numeric.json');
-  writeFileSync(file, dump.stdout, 'latin1');
   const folder = freshFolder();
-  const load = await runCli(['load', file, '--data', folder]);
-  t.is(load.code, 0, showRun(load));
+  await dumpThenLoad(t, a.dataDir, join(scratch, 'numeric.json'), folder);
   const b = await start(folder);
   t.deepEqual(await listDirectory(b.port), await listDirectory(a.port));
   t.deepEqual(await rawList(b.port), before);

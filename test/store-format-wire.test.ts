@@ -9,7 +9,6 @@
  */
 import test from 'ava';
 import { randomUUID } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { changeDigest, encodeLogRecord } from '../src/store/codec.js';
 import { LmdbDirectoryStore } from '../src/store/lmdb-store.js';
@@ -17,7 +16,7 @@ import { storageKey } from '../src/store/order.js';
 import type { Entry } from '../src/store/types.js';
 import { dataLines, readResponse, type Rec } from './helpers/directory.js';
 import { writeFormat1 } from './helpers/format1.js';
-import { runCli, showRun } from './helpers/operator-tools.js';
+import { dumpThenLoad } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
 import { addUser, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
 
@@ -139,14 +138,8 @@ test.serial('after mupdated load into an empty folder, XRESUME from before its e
   const store = LmdbDirectoryStore.open(source, {});
   await store.applyMany(all.map((e) => ({ name: e.name, entry: e })));
   await store.close();
-  const dump = await runCli(['dump', '--data', source]);
-  t.is(dump.code, 0, showRun(dump));
-  const file = join(source, 'dump.json');
-  writeFileSync(file, dump.stdout, 'latin1');
-
   const dir = freshFolder();
-  const load = await runCli(['load', file, '--data', dir]);
-  t.is(load.code, 0, showRun(load));
+  await dumpThenLoad(t, source, join(source, 'dump.json'), dir);
   const s = await start(dir);
   const first = await xresume(s.port, '', '0');
   t.is(first.mode, 'FULL');

@@ -5,6 +5,7 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import { applySettings, defaultConfig, parseHostPort, readConfigFile, type ServerConfig } from '../config.js';
 import { createLogger, type Logger } from '../log.js';
 import { startAdminSocket } from '../admin/socket-server.js';
+import { InThreadDumps } from '../mupdate/dump-lines.js';
 import { DumpPool } from '../mupdate/dump-pool.js';
 import { MupdateServer } from '../mupdate/server.js';
 import type { Role, SessionSettings } from '../mupdate/session.js';
@@ -64,7 +65,7 @@ export async function startServer(
     admins: config.admins, allowNonAdmins: config.allowNonAdmins, saslauthdSocket: config.saslauthdSocket,
     saslService: 'mupdate', realm: config.servername, cacheTtlMs: config.authCacheTtlMs,
   });
-  const dumps = config.dumpWorkers > 0 ? new DumpPool(config.dataDir, config.dumpWorkers, log) : undefined;
+  const dumps = config.dumpWorkers > 0 ? new DumpPool(config.dataDir, config.dumpWorkers, log) : new InThreadDumps(store);
   const server = new MupdateServer({
     settings: sessionSettings(config), store, auth, log, role, tls: loadTls(config), maxConnections: config.maxConnections, dumps,
   });
@@ -78,7 +79,7 @@ export async function startServer(
       log.info('shutting down');
       await beforeClose();
       await server.close();
-      await dumps?.close();
+      await dumps.close();
       if (admin) await new Promise((resolve) => admin!.close(resolve));
       await store.close();
       await users.close();

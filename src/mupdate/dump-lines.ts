@@ -4,7 +4,7 @@
  * straight into chunks of about `chunkSize` bytes. Runs in the server's
  * thread or in a dump worker (dump-worker.ts); both give the same bytes.
  */
-import type { ScanFilter, Snapshot } from '../store/types.js';
+import type { DirectoryStore, ScanFilter, Snapshot } from '../store/types.js';
 import { ChunkEncoder, type ChunkAllocator } from './wire/chunk-encoder.js';
 
 export const DUMP_CHUNK_BYTES = 256 * 1024;
@@ -21,4 +21,45 @@ export function* dumpChunks(
   }
   encoder.flush();
   while (ready.length) yield ready.shift()!;
+}
+
+/** What a dump's reader does with it. */
+export interface DumpConsumer {
+  /** The dump is of the snapshot that holds every change up to `seq`; called before the first chunk. */
+  begin(seq: number): void;
+  /**
+   * Writes a chunk; resolves when the next may come (the socket has room).
+   * Calls `release` once the chunk's bytes have left (its memory may be reused).
+   */
+  chunk(data: Buffer, release: () => void): Promise<void> | void;
+  /** True once the reader is gone: the dump is stopped. */
+  isCancelled(): boolean;
+}
+
+/** Where LIST and UPDATE dumps are made: worker threads (dump-pool.ts) or this thread. */
+export interface DumpSource {
+  /** Streams one dump to `consumer`; resolves when the last chunk has been written (or the reader left). */
+  dump(tag: Buffer, filter: ScanFilter, consumer: DumpConsumer): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Dumps in the server's own thread (`dump_workers: 0`), a chunk per event turn. */
+export class InThreadDumps implements DumpSource {
+  constructor(private readonly store: DirectoryStore) {}
+
+  async dump(tag: Buffer, filter: ScanFilter, consumer: DumpConsumer): Promise<void> {
+    const snapshot = this.store.snapshot();
+    try {
+      consumer.begin(snapshot.seq);
+      for (const chunk of dumpChunks(snapshot, tag, filter)) {
+        if (consumer.isCancelled()) return;
+        await consumer.chunk(chunk, () => {});
+        await new Promise((r) => setImmediate(r));
+      }
+    } finally {
+      snapshot.close();
+    }
+  }
+
+  async close(): Promise<void> {}
 }

@@ -7,23 +7,11 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log.js';
 import type { ScanFilter } from '../store/types.js';
+import type { DumpConsumer, DumpSource } from './dump-lines.js';
 import type { FromWorker, ToWorker } from './dump-protocol.js';
 
 /** Chunks a dump may have on their way before the server has written the first. */
 const CREDIT = 2;
-
-/** What a dump's reader does with it. */
-export interface DumpConsumer {
-  /** The dump is of the snapshot that holds every change up to `seq`; called before the first chunk. */
-  begin(seq: number): void;
-  /**
-   * Writes a chunk; resolves when the next may come (the socket has room).
-   * Calls `release` once the chunk's bytes have left (its memory is reused).
-   */
-  chunk(data: Buffer, release: () => void): Promise<void> | void;
-  /** True once the reader is gone: the dump is stopped. */
-  readonly cancelled: boolean;
-}
 
 interface ActiveDump {
   consumer: DumpConsumer;
@@ -68,7 +56,7 @@ class DumpWorker {
       const data = Buffer.from(memory, 0, msg.length);
       const release = () => this.send({ type: 'recycle', data: memory }, [memory]);
       d.chain = d.chain.then(async () => {
-        if (d.consumer.cancelled) return;
+        if (d.consumer.isCancelled()) return;
         await d.consumer.chunk(data, release);
         this.send({ type: 'ack', id: msg.id });
       });
@@ -91,7 +79,7 @@ class DumpWorker {
   }
 }
 
-export class DumpPool {
+export class DumpPool implements DumpSource {
   private readonly workers: DumpWorker[] = [];
   private nextId = 1;
   private closed = false;
@@ -112,7 +100,7 @@ export class DumpPool {
       });
       // A reader that leaves mid-dump stops the worker's scan (checked between chunks).
       const poll = setInterval(() => {
-        if (!consumer.cancelled || !worker.dumps.has(id)) return;
+        if (!consumer.isCancelled() || !worker.dumps.has(id)) return;
         clearInterval(poll);
         worker.dumps.delete(id);
         worker.send({ type: 'cancel', id });

@@ -14,8 +14,7 @@ import { StorageError, type DirectoryStore, type Entry } from '../store/types.js
 import { serverPart } from './location.js';
 import { MAX_NAME_BYTES } from '../store/order.js';
 import * as rules from './directory-rules.js';
-import type { DumpPool } from './dump-pool.js';
-import { dumpChunks } from './dump-lines.js';
+import type { DumpSource } from './dump-lines.js';
 import { entryLine, UpdateStream, type ResumeRequest, type StreamSink } from './update-stream.js';
 import { GO_AHEAD, statusLine, untaggedLine, type StatusKeyword } from './wire/encoder.js';
 import type { WireLimits } from './wire/limits.js';
@@ -55,8 +54,8 @@ export interface SessionContext {
   log: Logger;
   role: Role;
   tls?: SecureContext | undefined;
-  /** Worker threads for whole-directory dumps; without it dumps run in this thread. */
-  dumps?: DumpPool | undefined;
+  /** Where whole-directory dumps (LIST, UPDATE) are made: worker threads or this thread. */
+  dumps: DumpSource;
   /** Called once when the connection is gone. */
   ended(session: Session): void;
 }
@@ -557,32 +556,20 @@ export class Session implements StreamSink {
       this.pushServer = prefix.subarray(0, prefix.length - 1).toString('latin1');
       this.ctx.log.info({ peer: this.peer, server: this.pushServer }, 'backend push session');
     }
-    const filter = { locationPrefix: prefix };
-    const writeChunk = (chunk: Buffer, release?: () => void): Promise<void> | void => {
-      if (release) this.writeOwned(chunk, release);
-      else this.write(chunk);
-      if (this.backlog > this.ctx.settings.socketHighWater) return this.drained();
+    const consumer = {
+      begin: () => {},
+      chunk: (chunk: Buffer, release: () => void): Promise<void> | void => {
+        this.writeOwned(chunk, release);
+        if (this.backlog > this.ctx.settings.socketHighWater) return this.drained();
+      },
+      isCancelled: () => this.isClosed,
     };
-    if (this.ctx.dumps) {
-      // eslint-disable-next-line @typescript-eslint/no-this-alias -- read by the consumer's getter
-      const session = this;
-      try {
-        await this.ctx.dumps.dump(tag, filter, { begin: () => {}, chunk: writeChunk, get cancelled() { return session.isClosed; } });
-      } catch (err) {
-        this.ctx.log.error({ peer: this.peer, err: (err as Error).message }, 'LIST failed');
-        return this.destroy();
-      }
-    } else {
-      const snapshot = this.ctx.store.snapshot();
-      try {
-        for (const chunk of dumpChunks(snapshot, tag, filter)) {
-          if (this.isClosed) return;
-          await writeChunk(chunk);
-          await new Promise((r) => setImmediate(r));
-        }
-      } finally {
-        snapshot.close();
-      }
+    try {
+      await this.ctx.dumps.dump(tag, { locationPrefix: prefix }, consumer);
+    } catch (err) {
+      // A LIST cut short must not end in OK.
+      this.ctx.log.error({ peer: this.peer, err: (err as Error).message }, 'LIST failed');
+      return this.destroy();
     }
     if (this.isClosed) return;
     this.reply(tag, 'OK', 'list complete');
@@ -605,7 +592,7 @@ export class Session implements StreamSink {
     this.state = 'streaming';
     this.ctx.log.info({ peer: this.peer, user: this.identity?.name, hosts: hosts ? [...hosts] : 'all' }, 'UPDATE stream starts');
     try {
-      await stream.run(this.ctx.store, resume, this.ctx.dumps);
+      await stream.run(this.ctx.store, this.ctx.dumps, resume);
     } catch (err) {
       // A dump cut short must not end in OK: the client would take it as the whole directory.
       this.ctx.log.error({ peer: this.peer, err: (err as Error).message }, 'UPDATE dump failed');

@@ -8,8 +8,7 @@
 import { dataLine } from './wire/encoder.js';
 import { serverPart } from './location.js';
 import type { Change, DirectoryStore, Entry } from '../store/types.js';
-import type { DumpPool } from './dump-pool.js';
-import { dumpChunks } from './dump-lines.js';
+import { dumpChunks, type DumpSource } from './dump-lines.js';
 
 export interface StreamSink {
   write(bytes: Buffer): void;
@@ -88,17 +87,17 @@ export class UpdateStream {
   }
 
   /**
-   * Dumps the snapshot and subscribes, atomically: the subscription starts in
-   * the same turn the snapshot is taken, and changes the snapshot already
-   * holds are dropped by sequence number.
+   * The initial dump, subscribed so that no change is lost or sent twice. For
+   * XRESUME the snapshot is taken and the subscription starts in the same
+   * turn (the XSYNC line names that snapshot), and changes the snapshot
+   * already holds are dropped by sequence number.
    */
-  async run(store: DirectoryStore, resume?: ResumeRequest, pool?: DumpPool): Promise<void> {
-    if (!resume && pool) return this.runInWorker(store, pool);
+  async run(store: DirectoryStore, dumps: DumpSource, resume?: ResumeRequest): Promise<void> {
+    if (!resume) return this.runDump(store, dumps);
     const snapshot = store.snapshot();
     this.snapshotSeq = snapshot.seq;
     this.unsubscribe = store.subscribe((c) => this.enqueue(c));
     try {
-      if (!resume) return await this.sendChunks(dumpChunks(snapshot, this.tag, { servers: this.hosts ?? undefined }));
       this.seqTagged = true;
       const sameHistory = resume.dbid === store.id && resume.after <= snapshot.seq &&
         (resume.digest === undefined || resume.after === 0 || snapshot.changeDigest(resume.after) === resume.digest);
@@ -115,18 +114,16 @@ export class UpdateStream {
   }
 
   /**
-   * The dump is read and encoded by a worker from its own snapshot. The
-   * subscription starts first, so every change after that snapshot is
-   * queued; once the worker says which change its snapshot ends with, the
-   * changes it already holds are dropped.
+   * A plain UPDATE: the dump may be read from a snapshot of another thread (a
+   * dump worker). The subscription starts first, so every change after that
+   * snapshot is queued; once the dump says which change its snapshot ends
+   * with, the changes it already holds are dropped.
    */
-  private async runInWorker(store: DirectoryStore, pool: DumpPool): Promise<void> {
+  private async runDump(store: DirectoryStore, dumps: DumpSource): Promise<void> {
     this.snapshotSeq = 0;
     this.unsubscribe = store.subscribe((c) => this.enqueue(c));
     const sink = this.sink;
-    // eslint-disable-next-line @typescript-eslint/no-this-alias -- read by the consumer's getter
-    const stream = this;
-    await pool.dump(this.tag, { servers: this.hosts ?? undefined }, {
+    await dumps.dump(this.tag, { servers: this.hosts ?? undefined }, {
       begin: (seq) => {
         this.snapshotSeq = seq;
         for (const [name, c] of this.queue) if (c.seq <= seq) this.queue.delete(name);
@@ -135,9 +132,7 @@ export class UpdateStream {
         sink.writeOwned(data, release);
         if (sink.backlog > this.options.highWater) return sink.drained();
       },
-      get cancelled() {
-        return sink.closed || stream.overflowed;
-      },
+      isCancelled: () => sink.closed || this.overflowed,
     });
   }
 

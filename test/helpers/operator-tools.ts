@@ -5,6 +5,7 @@
  * streamed changes, and a loopback TCP proxy that records what a client sent
  * (to check which commands a push tool put on the wire).
  */
+import type { ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
@@ -43,6 +44,19 @@ export function runCli(args: string[], options: { input?: string | Buffer; timeo
 /** A readable summary of a CLI run for assertion messages. */
 export function showRun(r: CliResult): string {
   return `mupdated ${r.args.join(' ')} -> exit ${r.code ?? r.signal}\nstdout: ${JSON.stringify(r.stdout)}\nstderr: ${JSON.stringify(r.stderr)}`;
+}
+
+/**
+ * `mupdated dump` of folder `from` into `file`, then `mupdated load` of that
+ * file into folder `to`; both must exit 0 (the assertion says what they printed).
+ */
+export async function dumpThenLoad(t: ExecutionContext, from: string, file: string, to: string): Promise<CliResult> {
+  const dump = await runCli(['dump', '--data', from]);
+  t.is(dump.code, 0, showRun(dump));
+  writeFileSync(file, dump.stdout, 'latin1');
+  const load = await runCli(['load', file, '--data', to]);
+  t.is(load.code, 0, showRun(load));
+  return load;
 }
 
 /** A command with every argument as a `{n+}` literal (latin1 bytes), as the Cyrus client library sends it. */
