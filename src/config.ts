@@ -44,6 +44,8 @@ export interface ServerConfig {
   conflictPolicy: 'queue' | 'cyrus';
   /** Slave mode: the master to follow and how to log in there (Cyrus's option names). */
   upstream: UpstreamConfig;
+  /** Cluster mode: the directory in etcd (spec cluster.md); unset: LMDB alone. */
+  etcd: EtcdConfig;
 }
 
 export interface UpstreamConfig {
@@ -56,6 +58,15 @@ export interface UpstreamConfig {
   resume: boolean;
   starttls: 'never' | 'if-offered' | 'required';
   tlsInsecure: boolean;
+}
+
+export interface EtcdConfig {
+  endpoints: string[];
+  prefix: string;
+  ca?: string | undefined;
+  cert?: string | undefined;
+  key?: string | undefined;
+  writeTimeoutMs: number;
 }
 
 export const DEFAULT_PORT = 3905;
@@ -82,6 +93,7 @@ export function defaultConfig(): ServerConfig {
     socketHighWater: 4 * 1024 * 1024,
     authCacheTtlMs: 10 * 60 * 1000,
     conflictPolicy: 'queue',
+    etcd: { endpoints: [], prefix: '/mupdated/', writeTimeoutMs: 5_000 },
     upstream: { retryDelaySeconds: 20, dumpTimeoutSeconds: 120, resume: true, starttls: 'if-offered', tlsInsecure: false },
   };
 }
@@ -171,10 +183,17 @@ export function applySettings(config: ServerConfig, settings: Map<string, string
         config.upstream.starttls = v;
         break;
       case 'slave_tls_insecure': config.upstream.tlsInsecure = bool(key, v); break;
+      case 'etcd_endpoints': config.etcd.endpoints = v.split(/[\s,]+/).filter(Boolean); break;
+      case 'etcd_prefix': config.etcd.prefix = v; break;
+      case 'etcd_ca': config.etcd.ca = v; break;
+      case 'etcd_cert': config.etcd.cert = v; break;
+      case 'etcd_key': config.etcd.key = v; break;
+      case 'etcd_write_timeout': config.etcd.writeTimeoutMs = Math.round(Number(v) * 1000); break;
       default:
         if (!ignore.includes(key)) throw new ConfigError(`unknown setting '${key}'`);
     }
   }
+  if (!(config.etcd.writeTimeoutMs > 0)) throw new ConfigError('etcd_write_timeout: expected seconds > 0');
   if (Number.isNaN(config.failedLoginPauseMs) || config.failedLoginPauseMs < 0) {
     throw new ConfigError('failedloginpause: expected seconds >= 0');
   }

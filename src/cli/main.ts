@@ -8,6 +8,8 @@ const USAGE = `usage: mupdated <command> [options]
 commands:
   master     run the MUPDATE master   [--listen HOST:PORT] [--data DIR] [--servername NAME]
                                       [--tls-cert FILE --tls-key FILE] [--config FILE]
+                                      [--etcd URL[,URL...] [--etcd-prefix P] [--etcd-ca F --etcd-cert F --etcd-key F]]
+                                      (a cluster node: the directory in etcd, a view in --data)
   slave      follow a master, serve its copy read-only
              --master HOST:PORT --user NAME --password-file FILE [--retry-delay SECONDS]
              [--listen HOST:PORT] [--data DIR] [--config FILE]
@@ -32,6 +34,11 @@ const SERVER_OPTIONS = {
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
   config: { type: 'string' },
+  etcd: { type: 'string' },
+  'etcd-prefix': { type: 'string' },
+  'etcd-ca': { type: 'string' },
+  'etcd-cert': { type: 'string' },
+  'etcd-key': { type: 'string' },
 } as const;
 
 export async function main(argv: string[]): Promise<number> {

@@ -11,8 +11,8 @@ import { MupdateServer } from '../mupdate/server.js';
 import type { Role, SessionSettings } from '../mupdate/session.js';
 import { Authenticator } from '../sasl/authenticator.js';
 import { UserDb } from '../sasl/user-db.js';
-import { LmdbDirectoryStore } from '../store/lmdb-store.js';
 import type { DirectoryStore } from '../store/types.js';
+import { applyEtcdFlags, openDirectory } from './open-directory.js';
 
 export interface ServerFlags {
   listen?: string | undefined;
@@ -21,6 +21,11 @@ export interface ServerFlags {
   'tls-cert'?: string | undefined;
   'tls-key'?: string | undefined;
   config?: string | undefined;
+  etcd?: string | undefined;
+  'etcd-prefix'?: string | undefined;
+  'etcd-ca'?: string | undefined;
+  'etcd-cert'?: string | undefined;
+  'etcd-key'?: string | undefined;
 }
 
 /** Config from defaults, then the file, then flags. `ignore`: file keys another mode reads. */
@@ -32,6 +37,7 @@ export function resolveConfig(flags: ServerFlags, ignore: readonly string[] = []
   if (flags.servername) config.servername = flags.servername;
   if (flags['tls-cert']) config.tlsCert = flags['tls-cert'];
   if (flags['tls-key']) config.tlsKey = flags['tls-key'];
+  applyEtcdFlags(config, flags);
   if (!!config.tlsCert !== !!config.tlsKey) throw new Error('TLS needs both a certificate and a key');
   return config;
 }
@@ -99,9 +105,7 @@ export async function startServer(
 export async function runMaster(flags: ServerFlags): Promise<void> {
   const config = resolveConfig(flags);
   const log = createLogger();
-  const store = LmdbDirectoryStore.open(config.dataDir, { order: config.order, changeLogRetention: config.changeLogRetention });
+  const store = await openDirectory(config, log);
   const users = UserDb.open(config.dataDir);
-  if (store.converted) log.info(`directory converted to format 2: ${store.converted.entries} entries`);
-  log.info({ data: config.dataDir, lastChange: store.lastSeq, order: config.order }, 'directory opened');
   await startServer(config, log, { kind: 'master' }, store, users);
 }

@@ -461,6 +461,7 @@ export class Session implements StreamSink {
   private async noop(tag: Buffer): Promise<void> {
     if (this.state === 'streaming') {
       if (this.ctx.role.kind === 'slave') await this.ctx.role.syncWithMaster();
+      else await this.ctx.store.sync?.();
       this.stream?.flush();
     }
     this.reply(tag, 'OK', 'Noop done');
@@ -579,6 +580,8 @@ export class Session implements StreamSink {
   private async resume(tag: Buffer, args: Buffer[]): Promise<void> {
     const after = Number(args[1]!.toString('latin1'));
     if (!Number.isSafeInteger(after) || after < 0) return this.bad(tag, 'Badly formed arguments');
+    // A cluster node first catches up, so a slave that followed another node resumes here.
+    await this.ctx.store.sync?.();
     return this.update(tag, [], { dbid: args[0]!.toString('latin1'), after, digest: args[2]?.toString('latin1') });
   }
 

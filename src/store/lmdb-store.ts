@@ -159,6 +159,20 @@ interface Databases {
   locations: LocationTable;
 }
 
+/**
+ * A batch of a cluster view (store/etcd): the cluster numbers the changes,
+ * and the view's change log takes those numbers, with gaps between them.
+ */
+export interface ExternalBatch {
+  changes: Array<{ seq: number; name: Buffer; entry: Entry | null }>;
+  /** A rebuild from a whole copy of the cluster at this number: the log is cut there (XRESUME from before it gets FULL). */
+  rebuiltAt?: number;
+  conflicts?: ConflictRecord[];
+  /** The store's own meta keys (dbid, the view's revision). */
+  meta?: Record<string, unknown>;
+  userMeta?: Record<string, unknown>;
+}
+
 /** What open() converted: the format the folder was in and how many entries it held. */
 export interface Conversion {
   from: number;
@@ -720,7 +734,7 @@ export class LmdbDirectoryStore implements DirectoryStore {
     this.root.resetReadTxn();
     const txn = this.root.useReadTransaction();
     const seq = (this.metaDb.get('seq', { transaction: txn }) as number | undefined) ?? 0;
-    const { scanEntriesDb, logDb, order, locations } = this;
+    const { scanEntriesDb, logDb, metaDb, order, locations } = this;
     const fast = this.scanEntriesDb as unknown as FastGet;
     const locate = (id: number) => locations.committed(id, txn);
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- the snapshot's methods read through the store
@@ -737,7 +751,9 @@ export class LmdbDirectoryStore implements DirectoryStore {
         let first: number | undefined;
         for (const key of logDb.getKeys({ limit: 1, transaction: txn })) first = key;
         // The log no longer reaches back far enough (pruned, or a copy loaded without history).
-        if (first === undefined || first > after + 1) return null;
+        // A cluster view's log has gaps (see applyExternal): it says itself where it is complete.
+        const logFrom = metaDb.get('logFrom', { transaction: txn }) as number | undefined;
+        if (logFrom !== undefined ? after < logFrom : first === undefined || first > after + 1) return null;
         return (function* () {
           for (const { key, value } of logDb.getRange({ start: after + 1, end: seq + 1, transaction: txn })) {
             const { name, entry } = decodeRecord(value);
@@ -779,6 +795,69 @@ export class LmdbDirectoryStore implements DirectoryStore {
    */
   async compactCopy(path: string): Promise<void> {
     await this.root.backup(path, true);
+  }
+
+  /**
+   * A cluster view's write (see ExternalBatch): changes numbered by the
+   * cluster, conflict records and meta keys as the cluster holds them, in
+   * one durable transaction; listeners are told in batch order.
+   */
+  async applyExternal(batch: ExternalBatch): Promise<void> {
+    this.writable();
+    const changes: Change[] = [];
+    try {
+      await this.write(() => {
+        changes.length = 0;
+        for (const { seq, name, entry } of batch.changes) {
+          const key = entryKey(name, this.order);
+          const current = this.currentInTxn(key, name);
+          if (sameEntry(current, entry)) continue;
+          this.putInTxn(key, current, entry);
+          if (batch.rebuiltAt === undefined) this.logDb.putSync(seq, encodeLogRecord(name, entry));
+          changes.push({ seq, name, entry, previous: current });
+        }
+        if (batch.rebuiltAt !== undefined) this.cutLogInTxn(batch.rebuiltAt, changes[changes.length - 1]);
+        else if (changes.length) this.metaDb.putSync('seq', changes[changes.length - 1]!.seq);
+        for (const record of batch.conflicts ?? []) this.conflictsDb.putSync(record.id, record);
+        for (const [k, v] of Object.entries(batch.meta ?? {})) this.metaDb.putSync(k, v);
+        for (const [k, v] of Object.entries(batch.userMeta ?? {})) this.metaDb.putSync(`user:${k}`, v);
+        this.pruneGappedLogInTxn();
+      });
+    } catch (err) {
+      throw new StorageError(`could not store the changes: ${(err as Error).message}`);
+    }
+    for (const c of changes) {
+      this.nextEmit = c.seq;
+      this.emitInOrder(c);
+    }
+  }
+
+  /** After a rebuild at `seq`: the log holds only the last change (for its digest) and is complete from `seq` on. */
+  private cutLogInTxn(seq: number, last: Change | undefined): void {
+    const logged: number[] = [];
+    for (const k of this.logDb.getKeys()) logged.push(k);
+    for (const k of logged) this.logDb.removeSync(k);
+    if (last) this.logDb.putSync(seq, encodeLogRecord(last.name, last.entry));
+    this.metaDb.putSync('seq', Math.max(seq, this.lastSeq));
+    this.metaDb.putSync('logFrom', seq);
+  }
+
+  /** Keeps a gapped log (numbers not consecutive) to `retention` records, a few at a time. */
+  private pruneGappedLogInTxn(): void {
+    let count = this.logDb.getCount();
+    if (count <= this.retention) return;
+    let from: number | undefined;
+    for (const k of this.logDb.getKeys({ limit: Math.min(count - this.retention, 256) })) {
+      this.logDb.removeSync(k);
+      from = k;
+      count--;
+    }
+    if (from !== undefined) this.metaDb.putSync('logFrom', from);
+  }
+
+  /** A meta key of this store's own (not the user: space); for a cluster view's bookkeeping. */
+  getOwnMeta(key: string): unknown {
+    return this.metaDb.get(key);
   }
 
   async close(): Promise<void> {

@@ -129,6 +129,12 @@ export interface DirectoryStore {
   /** A consistent read view; its `seq` tells which changes it already holds. */
   snapshot(): Snapshot;
   subscribe(listener: ChangeListener): () => void;
+  /**
+   * Resolves once every change committed anywhere before the call has been
+   * applied here and told to listeners (a cluster node catching up with
+   * etcd: NOOP's promise across nodes). A single store has nothing to wait for.
+   */
+  sync?(): Promise<void>;
   readonly lastSeq: number;
   close(): Promise<void>;
 }

@@ -1,0 +1,49 @@
+/** Opens the directory a command works on: LMDB in --data, or with --etcd the cluster (through a view in --data). */
+import type { EtcdConfig, ServerConfig } from '../config.js';
+import type { Logger } from '../log.js';
+import { parseEndpoints } from '../store/etcd/connect.js';
+import { LmdbDirectoryStore } from '../store/lmdb-store.js';
+import type { DirectoryStore } from '../store/types.js';
+
+export interface EtcdFlags {
+  etcd?: string | undefined;
+  'etcd-prefix'?: string | undefined;
+  'etcd-ca'?: string | undefined;
+  'etcd-cert'?: string | undefined;
+  'etcd-key'?: string | undefined;
+}
+
+/** The flags every command that can work on a cluster takes (parseArgs options). */
+export const ETCD_OPTIONS = {
+  etcd: { type: 'string' },
+  'etcd-prefix': { type: 'string' },
+  'etcd-ca': { type: 'string' },
+  'etcd-cert': { type: 'string' },
+  'etcd-key': { type: 'string' },
+} as const;
+
+export function applyEtcdFlags(config: { etcd: EtcdConfig }, flags: EtcdFlags): void {
+  if (flags.etcd) config.etcd.endpoints = parseEndpoints(flags.etcd);
+  else config.etcd.endpoints = config.etcd.endpoints.length ? parseEndpoints(config.etcd.endpoints.join(',')) : [];
+  if (flags['etcd-prefix']) config.etcd.prefix = flags['etcd-prefix'];
+  if (flags['etcd-ca']) config.etcd.ca = flags['etcd-ca'];
+  if (flags['etcd-cert']) config.etcd.cert = flags['etcd-cert'];
+  if (flags['etcd-key']) config.etcd.key = flags['etcd-key'];
+  if (!config.etcd.prefix.endsWith('/')) config.etcd.prefix += '/';
+}
+
+export async function openDirectory(config: ServerConfig, log: Logger, o: { mustExist?: boolean } = {}): Promise<DirectoryStore> {
+  if (config.etcd.endpoints.length) {
+    const { EtcdDirectoryStore } = await import('../store/etcd/etcd-store.js');
+    const store = await EtcdDirectoryStore.open({
+      ...config.etcd, dataDir: config.dataDir, order: config.order, changeLogRetention: config.changeLogRetention, mustExist: o.mustExist,
+    }, log);
+    log.info({ etcd: config.etcd.endpoints, prefix: config.etcd.prefix, dbid: store.id, revision: store.viewRevision, order: config.order },
+      'cluster directory opened (etcd, local view in the data folder)');
+    return store;
+  }
+  const store = LmdbDirectoryStore.open(config.dataDir, { order: config.order, changeLogRetention: config.changeLogRetention, mustExist: o.mustExist });
+  if (store.converted) log.info(`directory converted to format 2: ${store.converted.entries} entries`);
+  log.info({ data: config.dataDir, lastChange: store.lastSeq, order: config.order }, 'directory opened');
+  return store;
+}

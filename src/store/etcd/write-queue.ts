@@ -1,0 +1,166 @@
+/**
+ * Turns directory decisions into etcd transactions. Each write is decided
+ * against the node's view at revision V and carries a compare "the keys it
+ * read were not modified after V", so two nodes racing for one name cannot
+ * both win: the loser's transaction fails, it waits for its view to reach
+ * the winner's revision, and decides again. Writes to distinct keys queued
+ * meanwhile share one transaction (etcd orders them all at one revision).
+ */
+import type { Etcd3, ICompare, IRequestOp } from 'etcd3';
+import type { Logger } from '../../log.js';
+import { StorageError } from '../types.js';
+import { DirectoryUnavailable } from './connect.js';
+import { MAX_TXN_OPS, type EtcdLayout } from './layout.js';
+import type { ViewFeed } from './view-feed.js';
+
+/** What one write does if the keys it read are still as the view saw them. */
+export interface Plan<R> {
+  /** etcd keys the decision read (compared: not modified after the view's revision). */
+  reads: Buffer[];
+  ops: IRequestOp[];
+  result: R;
+  /** An answer decided on the current directory that is not a change (thrown to the caller). */
+  refusal?: Error;
+}
+
+interface Job {
+  plan(): Plan<unknown>;
+  resolve(value: unknown): void;
+  reject(err: Error): void;
+  /** Not planned again before the view reaches this revision (after a lost race). */
+  notBefore: number;
+  attempts: number;
+  deadline: number;
+}
+
+/** How often one write may lose a race before it is answered NO. */
+const MAX_ATTEMPTS = 100;
+const MAX_WRITES_PER_TXN = 64;
+
+export class WriteQueue {
+  private queue: Job[] = [];
+  private sending = false;
+  private scheduled = false;
+  /** Keys written by transactions the view has not applied yet: planned again only after it has. */
+  private readonly unapplied = new Map<string, number>();
+
+  constructor(
+    private readonly client: Etcd3,
+    private readonly layout: EtcdLayout,
+    private readonly feed: ViewFeed,
+    private readonly timeoutMs: number,
+    private readonly log: Logger,
+  ) {
+    feed.onAdvance = () => {
+      for (const [k, rev] of this.unapplied) if (rev <= feed.revision) this.unapplied.delete(k);
+      this.schedule();
+    };
+  }
+
+  submit<R>(plan: () => Plan<R>): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.queue.push({
+        plan, resolve: resolve as (v: unknown) => void, reject, notBefore: 0, attempts: 0,
+        deadline: Date.now() + this.timeoutMs,
+      });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.sending) return;
+    this.scheduled = true;
+    process.nextTick(() => {
+      this.scheduled = false;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    if (this.sending || !this.queue.length) return;
+    const viewRevision = this.feed.revision;
+    const now = Date.now();
+    const taken: Array<{ job: Job; plan: Plan<unknown> }> = [];
+    const used = new Set<string>();
+    const compare: ICompare[] = [];
+    const success: IRequestOp[] = [];
+    const rest: Job[] = [];
+    for (const job of this.queue) {
+      if (now > job.deadline) {
+        job.reject(new DirectoryUnavailable(`directory unavailable: the change could not be decided within ${this.timeoutMs / 1000} s (the view did not catch up with etcd)`));
+        continue;
+      }
+      if (job.notBefore > viewRevision || taken.length >= MAX_WRITES_PER_TXN) {
+        rest.push(job);
+        continue;
+      }
+      let plan: Plan<unknown>;
+      try {
+        plan = job.plan();
+      } catch (err) {
+        job.reject(err as Error);
+        continue;
+      }
+      const keys = plan.reads.map((k) => k.toString('latin1'));
+      const busy = keys.some((k) => used.has(k) || this.unapplied.has(k));
+      if (busy || compare.length + plan.reads.length > MAX_TXN_OPS || success.length + plan.ops.length + 1 > MAX_TXN_OPS) {
+        rest.push(job);
+        continue;
+      }
+      for (const k of keys) used.add(k);
+      for (const key of plan.reads) compare.push({ key, target: 'Mod', result: 'Less', mod_revision: viewRevision + 1 });
+      success.push(...plan.ops);
+      taken.push({ job, plan });
+    }
+    this.queue = rest;
+    if (!taken.length) return;
+    const changes = success.length > 0;
+    if (changes) success.push({ request_put: { key: this.layout.meta('head'), value: Buffer.from(String(viewRevision)) } });
+    this.sending = true;
+    const started = Date.now();
+    const deadline = new Date(Math.min(...taken.map((t) => t.job.deadline), started + this.timeoutMs));
+    this.client.kv.txn({ compare, success }, { deadline }).then(
+      (res) => {
+        this.sending = false;
+        const revision = Number(res.header.revision);
+        if (!res.succeeded) {
+          // Lost a race: decide again once the view holds what won.
+          for (const { job } of taken) {
+            job.notBefore = revision;
+            if (++job.attempts >= MAX_ATTEMPTS) job.reject(new StorageError('the name is being changed by other writers too often; try again'));
+            else this.queue.unshift(job);
+          }
+          this.schedule();
+          return;
+        }
+        if (changes) for (const k of used) this.unapplied.set(k, revision);
+        this.schedule();
+        void this.answer(taken, changes ? revision : 0);
+      },
+      (err: Error) => {
+        this.sending = false;
+        this.log.warn({ err: err.message, writes: taken.length }, 'etcd transaction failed');
+        const text = `directory unavailable: etcd did not confirm the change (${err.message}); it may or may not have been stored`;
+        for (const { job } of taken) job.reject(new DirectoryUnavailable(text));
+        this.schedule();
+      },
+    );
+  }
+
+  /** Answers once the view holds the transaction (read your writes; listeners told). */
+  private async answer(taken: Array<{ job: Job; plan: Plan<unknown> }>, revision: number): Promise<void> {
+    if (revision && !(await this.feed.waitFor(revision, this.timeoutMs))) {
+      this.log.warn({ revision, view: this.feed.revision }, 'committed in etcd, but the view has not applied it yet: answering OK anyway');
+    }
+    for (const { job, plan } of taken) {
+      if (plan.refusal) job.reject(plan.refusal);
+      else job.resolve(plan.result);
+    }
+  }
+
+  /** Rejects everything still queued (shutdown). */
+  close(): void {
+    for (const job of this.queue) job.reject(new StorageError('the directory is closed'));
+    this.queue = [];
+  }
+}
