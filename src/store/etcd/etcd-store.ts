@@ -62,6 +62,13 @@ export class EtcdDirectoryStore implements DirectoryStore {
     try {
       let view = LmdbDirectoryStore.open(o.dataDir, { order: o.order, changeLogRetention: o.changeLogRetention });
       const viewDbid = view.getOwnMeta('viewRevision') === undefined ? null : view.id;
+      if (viewDbid === null && view.lastSeq > 0) {
+        // A single master's directory: rebuilding a view over it would delete every entry etcd lacks.
+        await view.close();
+        throw new ClusterMismatch(
+          `${o.dataDir} holds a single master's directory, not a cluster view; move it into the cluster with ` +
+          `'mupdated dump --data ${o.dataDir} | mupdated load - --etcd ...' and start the node on an empty --data folder`);
+      }
       let identity: ClusterIdentity;
       try {
         identity = await EtcdDirectoryStore.identify(client, layout, o);
