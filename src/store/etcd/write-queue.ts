@@ -36,10 +36,14 @@ interface Job {
 /** How often one write may lose a race before it is answered NO. */
 const MAX_ATTEMPTS = 100;
 const MAX_WRITES_PER_TXN = 64;
+/** Transactions of one node under way at once (their keys never overlap). */
+const MAX_TXNS_IN_FLIGHT = 4;
 
 export class WriteQueue {
   private queue: Job[] = [];
-  private sending = false;
+  private sending = 0;
+  /** Keys of transactions under way: not planned again until they are answered. */
+  private readonly inFlight = new Set<string>();
   private scheduled = false;
   /** Keys written by transactions the view has not applied yet: planned again only after it has. */
   private readonly unapplied = new Map<string, number>();
@@ -68,7 +72,7 @@ export class WriteQueue {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.sending) return;
+    if (this.scheduled || this.sending >= MAX_TXNS_IN_FLIGHT) return;
     this.scheduled = true;
     process.nextTick(() => {
       this.scheduled = false;
@@ -77,7 +81,7 @@ export class WriteQueue {
   }
 
   private pump(): void {
-    if (this.sending || !this.queue.length) return;
+    if (this.sending >= MAX_TXNS_IN_FLIGHT || !this.queue.length) return;
     const viewRevision = this.feed.revision;
     const now = Date.now();
     const taken: Array<{ job: Job; plan: Plan<unknown> }> = [];
@@ -102,7 +106,7 @@ export class WriteQueue {
         continue;
       }
       const keys = plan.reads.map((k) => k.toString('latin1'));
-      const busy = keys.some((k) => used.has(k) || this.unapplied.has(k));
+      const busy = keys.some((k) => used.has(k) || this.inFlight.has(k) || this.unapplied.has(k));
       if (busy || compare.length + plan.reads.length > MAX_TXN_OPS || success.length + plan.ops.length + 1 > MAX_TXN_OPS) {
         rest.push(job);
         continue;
@@ -116,12 +120,18 @@ export class WriteQueue {
     if (!taken.length) return;
     const changes = success.length > 0;
     if (changes) success.push({ request_put: { key: this.layout.meta('head'), value: Buffer.from(String(viewRevision)) } });
-    this.sending = true;
+    this.sending++;
+    for (const k of used) this.inFlight.add(k);
+    const settle = () => {
+      this.sending--;
+      for (const k of used) this.inFlight.delete(k);
+    };
     const started = Date.now();
     const deadline = new Date(Math.min(...taken.map((t) => t.job.deadline), started + this.timeoutMs));
+    this.schedule();
     this.client.kv.txn({ compare, success }, { deadline }).then(
       (res) => {
-        this.sending = false;
+        settle();
         const revision = Number(res.header.revision);
         if (!res.succeeded) {
           // Lost a race: decide again once the view holds what won.
@@ -138,7 +148,7 @@ export class WriteQueue {
         void this.answer(taken, changes ? revision : 0);
       },
       (err: Error) => {
-        this.sending = false;
+        settle();
         this.log.warn({ err: err.message, writes: taken.length }, 'etcd transaction failed');
         const text = `directory unavailable: etcd did not confirm the change (${err.message}); it may or may not have been stored`;
         for (const { job } of taken) job.reject(new DirectoryUnavailable(text));
