@@ -7,10 +7,9 @@ import { readFileSync } from 'node:fs';
 import { DEFAULT_LIMITS, type WireLimits } from './mupdate/wire/limits.js';
 import type { DirectoryOrder } from './store/types.js';
 
-export interface HostPort {
-  host: string;
-  port: number;
-}
+import type { HostPort } from './host-port.js';
+
+export type { HostPort };
 
 export interface ServerConfig {
   listen: HostPort;

@@ -3,7 +3,7 @@
  * Session, and shuts down cleanly (in-flight commits finish first).
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import type { HostPort } from '../config.js';
+import type { HostPort } from '../host-port.js';
 import { statusLine } from './wire/encoder.js';
 import { Session, type SessionContext } from './session.js';
 
