@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import { adminSocketPath } from '../admin/socket-server.js';
 import { LmdbDirectoryStore } from '../store/lmdb-store.js';
 import type { BatchItem } from '../store/types.js';
-import { parseDump, writeDump } from '../tools/cyrus-dump.js';
+import { parseDump, writeDump } from '../dump/cyrus-dump.js';
 
 function writeStdout(chunk: string): Promise<void> | void {
   if (process.stdout.write(chunk)) return;

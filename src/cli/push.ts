@@ -13,8 +13,8 @@ import { entryFromData } from '../resync/reconcile.js';
 import { statusText, UpstreamConnection, UpstreamError, type Response } from '../resync/upstream.js';
 import type { Entry } from '../store/types.js';
 import { showBytes } from '../admin/conflict-view.js';
-import { parseDump } from '../tools/cyrus-dump.js';
-import { judgeLookUp, planPush, type LocalMailbox } from '../tools/push-plan.js';
+import { parseDump } from '../dump/cyrus-dump.js';
+import { judgeLookUp, planPush, type LocalMailbox } from '../push/push-plan.js';
 
 export interface PushFlags {
   master?: string | undefined;
