@@ -2,6 +2,7 @@
 import type { EtcdConfig, ServerConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import { parseEndpoints } from '../store/etcd/connect.js';
+import type { ListenerFailure } from '../store/listeners.js';
 import { LmdbDirectoryStore } from '../store/lmdb-store.js';
 import type { DirectoryStore } from '../store/types.js';
 
@@ -32,6 +33,12 @@ export function applyEtcdFlags(config: { etcd: EtcdConfig }, flags: EtcdFlags): 
   if (!config.etcd.prefix.endsWith('/')) config.etcd.prefix += '/';
 }
 
+/** Reports a change listener's failure (the change itself is committed and still told to the other listeners). */
+export function listenerErrorLog(log: Logger): ListenerFailure {
+  return (err, change) => log.error({ err: err instanceof Error ? err.message : String(err), seq: change.seq,
+    name: change.name.toString('latin1') }, 'a directory change listener failed');
+}
+
 export async function openDirectory(config: ServerConfig, log: Logger, o: { mustExist?: boolean } = {}): Promise<DirectoryStore> {
   if (config.etcd.endpoints.length) {
     const { EtcdDirectoryStore } = await import('../store/etcd/etcd-store.js');
@@ -42,7 +49,9 @@ export async function openDirectory(config: ServerConfig, log: Logger, o: { must
       'cluster directory opened (etcd, local view in the data folder)');
     return store;
   }
-  const store = LmdbDirectoryStore.open(config.dataDir, { order: config.order, changeLogRetention: config.changeLogRetention, mustExist: o.mustExist });
+  const store = LmdbDirectoryStore.open(config.dataDir, {
+    order: config.order, changeLogRetention: config.changeLogRetention, mustExist: o.mustExist, onListenerError: listenerErrorLog(log),
+  });
   if (store.converted) log.info(`directory converted to format 2: ${store.converted.entries} entries`);
   log.info({ data: config.dataDir, lastChange: store.lastSeq, order: config.order }, 'directory opened');
   return store;

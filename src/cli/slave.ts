@@ -7,6 +7,7 @@ import { Follower } from '../resync/follower.js';
 import { UserDb } from '../sasl/user-db.js';
 import { LmdbDirectoryStore } from '../store/lmdb-store.js';
 import { resolveConfig, startServer, type ServerFlags } from './master.js';
+import { listenerErrorLog } from './open-directory.js';
 
 export interface SlaveFlags extends ServerFlags {
   master?: string | undefined;
@@ -33,7 +34,9 @@ export async function runSlave(flags: SlaveFlags): Promise<void> {
   const master = parseHostPort(up.server.replace(/\/.*$/, ''));
 
   const log = createLogger();
-  const store = LmdbDirectoryStore.open(config.dataDir, { order: config.order, changeLogRetention: config.changeLogRetention });
+  const store = LmdbDirectoryStore.open(config.dataDir, {
+    order: config.order, changeLogRetention: config.changeLogRetention, onListenerError: listenerErrorLog(log),
+  });
   const users = UserDb.open(config.dataDir);
   const follower = new Follower({
     upstream: {

@@ -9,6 +9,7 @@ import { rename, writeFile } from 'node:fs/promises';
 import type { Logger } from '../log.js';
 import { changeDigest, encodeLogRecord } from '../store/codec.js';
 import type { BatchItem, DirectoryStore, Entry } from '../store/types.js';
+import { entryProblem, shownName } from '../store/validate.js';
 import { entryFromData, reconcile } from './reconcile.js';
 import { UpstreamConnection, UpstreamError, type Response, type UpstreamOptions } from './upstream.js';
 
@@ -262,7 +263,7 @@ export class Follower {
     const snapshot = this.opts.store.snapshot();
     let items: BatchItem[];
     try {
-      items = reconcile(snapshot.entries(), remote);
+      items = this.storable(reconcile(snapshot.entries(), remote));
     } finally {
       snapshot.close();
     }
@@ -302,7 +303,7 @@ export class Follower {
     let lastDigest = digest;
     for (let r = await this.nextDumpLine(conn); !(r.word === 'OK' && r.tag === 'U01'); r = await this.nextDumpLine(conn)) {
       if (!isData(r)) throw new UpstreamError(`resume abandoned: the master sent ${r.tag} ${r.word}`);
-      items.push(itemOf(r));
+      items.push(...this.storable([itemOf(r)]));
       last = seqOf(r) ?? last;
       lastDigest = lineDigest(r);
     }
@@ -349,8 +350,24 @@ export class Follower {
     }
   }
 
+  /**
+   * The items this directory can hold (validate.ts). The master's others (a
+   * name too long for a key, a NUL) could never be stored here, so they are
+   * skipped with a warning instead of failing, and retrying, every sync.
+   */
+  private storable(items: BatchItem[]): BatchItem[] {
+    return items.filter(({ name, entry }) => {
+      const problem = entryProblem(name, entry);
+      if (problem) {
+        this.opts.log.warn({ name: shownName(name), problem, change: entry ? 'put' : 'delete' },
+          'change from the master skipped: this directory cannot hold it');
+      }
+      return problem === null;
+    });
+  }
+
   private async applyStreamed(batch: Response[], seqTagged: boolean): Promise<void> {
-    const items = batch.map(itemOf);
+    const items = this.storable(batch.map(itemOf));
     const meta: Record<string, unknown> = {};
     if (seqTagged) {
       const lastLine = batch[batch.length - 1]!;

@@ -23,12 +23,15 @@ import { open, type Database, type DatabaseOptions, type Key, type RootDatabase,
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { changeDigest, decodeRecord, decodeValue, encodeLogRecord, encodeValue, sameEntry, ValueReader, type EntryView } from './codec.js';
-import { LocationTable, type Interned } from './locations.js';
+import { Commits } from './commits.js';
+import { tellListeners, warnListenerFailure, type ListenerFailure } from './listeners.js';
+import { LocationTable } from './locations.js';
 import { KeyReader, MAX_NAME_BYTES, entryKey } from './order.js';
 import {
   ConflictRefusal, StorageError, type BatchItem, type Change, type ConflictClaim, type ConflictRecord, type ConflictStatus, type TxnTools, type ChangeListener, type Decision, type DirectoryOrder,
   type DirectoryStore, type Entry, type ScanFilter, type Snapshot,
 } from './types.js';
+import { InvalidWrite, checkBatch, checkEntry, nameProblem } from './validate.js';
 
 export interface LmdbStoreOptions {
   /** Required order; undefined accepts whatever the folder was created with (tools). */
@@ -44,13 +47,12 @@ export interface LmdbStoreOptions {
   readOnly?: boolean;
   /** How many change-log records to keep (older ones are pruned as new ones arrive). */
   changeLogRetention?: number | undefined;
+  /** Where a change listener's error is reported (default: a process warning); the change stays committed. */
+  onListenerError?: ListenerFailure | undefined;
 }
 
 /** The storage format this code writes (meta `format`); older ones are converted at open, newer ones refused. */
 export const FORMAT = 2;
-/** A write after this long without any is committed at once, whoever sends it (see write()). */
-const QUIET_MS = 20;
-
 const EMPTY = Buffer.alloc(0);
 const APPEND = { append: true };
 
@@ -195,8 +197,8 @@ export class LmdbDirectoryStore implements DirectoryStore {
   private readonly conflictsDb: Database<ConflictRecord, number>;
   private readonly openClaimsDb: Database<number, Buffer>;
   private readonly locations: LocationTable;
-  /** Set while one of this store's write transaction callbacks runs: the locations it interns. */
-  private interned: Interned | null = null;
+  /** Commit scheduling; `commits.interned` is set while one of this store's write bodies runs. */
+  private readonly commits: Commits;
   /**
    * A load into an empty directory (loadMany): undefined before the first
    * batch, then the seq the last batch ended with, null when not (or no
@@ -206,7 +208,10 @@ export class LmdbDirectoryStore implements DirectoryStore {
   /** Set when open() converted the folder from an older format (for the caller to log). */
   converted: Conversion | null = null;
 
-  private constructor(dbs: Databases, readonly order: DirectoryOrder, private readonly retention: number, private readonly readOnly: boolean) {
+  private constructor(
+    dbs: Databases, readonly order: DirectoryOrder, private readonly retention: number, private readonly readOnly: boolean,
+    private readonly listenerFailed: ListenerFailure,
+  ) {
     this.root = dbs.root;
     this.entriesDb = dbs.entries;
     this.byServerDb = dbs.byServer;
@@ -217,6 +222,7 @@ export class LmdbDirectoryStore implements DirectoryStore {
     this.conflictsDb = dbs.conflicts;
     this.openClaimsDb = dbs.openClaims;
     this.locations = dbs.locations;
+    this.commits = new Commits(dbs.root, dbs.locations);
     this.nextEmit = this.lastSeq + 1;
   }
 
@@ -289,7 +295,8 @@ export class LmdbDirectoryStore implements DirectoryStore {
       metaDb.putSync('dbid', randomUUID());
     }
     dbs.locations.load();
-    const store = new LmdbDirectoryStore(dbs, order, options.changeLogRetention ?? 1_000_000, readOnly);
+    const store = new LmdbDirectoryStore(dbs, order, options.changeLogRetention ?? 1_000_000, readOnly,
+      options.onListenerError ?? warnListenerFailure);
     if (format === 1) {
       try {
         store.converted = { from: 1, entries: store.convertFormat1() };
@@ -311,25 +318,18 @@ export class LmdbDirectoryStore implements DirectoryStore {
   private convertFormat1(): number {
     const old = this.root.openDB<Buffer, Buffer>(dbOptions('entries', { keyEncoding: 'binary', encoding: 'binary', create: false }));
     let n = 0;
-    const interned: Interned = new Map();
-    this.root.transactionSync(() => {
-      this.interned = interned;
-      try {
-        if (old) {
-          for (const { value } of old.getRange()) {
-            const { name, entry } = decodeRecord(asBuffer(value));
-            if (!entry) continue;
-            this.putInTxn(entryKey(name, this.order), null, entry, true);
-            n++;
-          }
-          old.dropSync();
+    this.commits.now(() => {
+      if (old) {
+        for (const { value } of old.getRange()) {
+          const { name, entry } = decodeRecord(asBuffer(value));
+          if (!entry) continue;
+          this.putInTxn(entryKey(name, this.order), null, entry, true);
+          n++;
         }
-        this.metaDb.putSync('format', FORMAT);
-      } finally {
-        this.interned = null;
+        old.dropSync();
       }
+      this.metaDb.putSync('format', FORMAT);
     });
-    this.locations.commit(interned);
     return n;
   }
 
@@ -347,7 +347,7 @@ export class LmdbDirectoryStore implements DirectoryStore {
 
   /** Resolves location ids: inside one of our write transactions without caching (it may not commit). */
   private readonly locate = (id: number): Buffer =>
-    this.interned ? this.locations.inWriteTxn(id) : this.locations.committed(id);
+    this.commits.interned ? this.locations.inWriteTxn(id) : this.locations.committed(id);
 
   find(name: Buffer): Entry | undefined {
     // A name too long to be a key cannot be in the directory.
@@ -367,86 +367,15 @@ export class LmdbDirectoryStore implements DirectoryStore {
     if (this.readOnly) throw new StorageError('the directory was opened read-only');
   }
 
-  /**
-   * Runs `body` in a write transaction (lmdb-js may share its commit with
-   * others); locations it interned become known to the cache once the
-   * commit succeeded.
-   */
-  /**
-   * Runs `body` in a durable write transaction. Writes asked for in one event
-   * turn are decided together at its end. A lone write of the client that
-   * wrote last (or of anyone after a quiet spell), with no other commit under
-   * way, commits synchronously on this thread: one fdatasync and no hand-offs
-   * to lmdb-js's writer thread, each of which costs a thread wake-up. Anything
-   * else goes to lmdb-js's batched commit, which shares one commit among all
-   * writes queued meanwhile and keeps the event loop free during the flush,
-   * so many clients writing one change at a time still commit together.
-   */
+  /** Runs `body` in a durable write transaction, all or nothing (commits.ts). */
   private write<T>(body: () => T, writer?: object): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.turnWrites.push({
-        writer,
-        run: (sync) => (sync ? this.commitSync(body) : this.commitBatched(body)).then(resolve, reject),
-      });
-      if (this.turnWrites.length === 1) process.nextTick(() => this.startTurnWrites());
-    });
-  }
-
-  /** Writes requested this turn, not yet handed to LMDB. */
-  private turnWrites: Array<{ writer: object | undefined; run: (sync: boolean) => void }> = [];
-  private batchedInFlight = 0;
-  private lastWriter: object | undefined = undefined;
-  private lastWriteAt = 0;
-
-  private startTurnWrites(): void {
-    const writes = this.turnWrites;
-    this.turnWrites = [];
-    const now = performance.now();
-    const only = writes.length === 1 ? writes[0]! : null;
-    const sync = only !== null && this.batchedInFlight === 0 &&
-      ((only.writer !== undefined && only.writer === this.lastWriter) || now - this.lastWriteAt > QUIET_MS);
-    this.lastWriter = only?.writer;
-    this.lastWriteAt = now;
-    for (const w of writes) w.run(sync);
-  }
-
-  private inTxn<T>(body: () => T, interned: Interned): T {
-    this.interned = interned;
-    try {
-      return body();
-    } finally {
-      this.interned = null;
-    }
-  }
-
-  private commitSync<T>(body: () => T): Promise<T> {
-    try {
-      const interned: Interned = new Map();
-      const result = this.root.transactionSync(() => this.inTxn(body, interned));
-      this.locations.commit(interned);
-      return Promise.resolve(result);
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
-  }
-
-  private async commitBatched<T>(body: () => T): Promise<T> {
-    let interned: Interned = new Map();
-    this.batchedInFlight++;
-    try {
-      const result = await this.root.transaction(() => {
-        interned = new Map();
-        return this.inTxn(body, interned);
-      });
-      this.locations.commit(interned);
-      return result;
-    } finally {
-      this.batchedInFlight--;
-    }
+    return this.commits.write(body, writer);
   }
 
   async mutate<R>(name: Buffer, decide: (current: Entry | undefined, txn: TxnTools) => Decision<R>, writer?: object): Promise<R> {
     this.writable();
+    const problem = nameProblem(name);
+    if (problem) throw new InvalidWrite(`cannot store this name: ${problem}`);
     const key = entryKey(name, this.order);
     let change: Change | null = null;
     let result: R;
@@ -456,10 +385,14 @@ export class LmdbDirectoryStore implements DirectoryStore {
         const current = this.currentInTxn(key, name);
         const decision = decide(current ?? undefined, { recordConflict: (claim) => this.recordConflictInTxn(claim) });
         if (decision.kind === 'keep') return decision.result;
-        change = this.writeInTxn(key, name, current, decision.kind === 'put' ? decision.entry : null);
+        const next = decision.kind === 'put' ? decision.entry : null;
+        // Refused here, the conflict a decision may have recorded is rolled back with the rest.
+        checkEntry(name, next);
+        change = this.writeInTxn(key, name, current, next);
         return decision.result;
       }, writer);
     } catch (err) {
+      if (err instanceof InvalidWrite) throw err;
       throw new StorageError(`could not store the change: ${(err as Error).message}`);
     }
     if (change) this.emitInOrder(change);
@@ -516,6 +449,7 @@ export class LmdbDirectoryStore implements DirectoryStore {
           const key = entryKey(record.name, this.order);
           const current = this.currentInTxn(key, record.name);
           const next: Entry = { name: record.name, ...record.claimed };
+          checkEntry(record.name, next);
           if (!sameEntry(current, next)) change = this.writeInTxn(key, record.name, current, next);
         }
         closed = {
@@ -541,7 +475,7 @@ export class LmdbDirectoryStore implements DirectoryStore {
    */
   private putInTxn(key: Buffer, previous: Entry | null, next: Entry | null, append = false): void {
     if (next) {
-      const id = this.locations.intern(next.location, this.interned!);
+      const id = this.locations.intern(next.location, this.commits.interned!);
       const value = encodeValue(next.state, id, next.location, next.acl);
       // putSync answers false when the key does not sort last (lmdb-js types it void).
       if (!append || !(this.entriesDb.putSync(key, value, APPEND) as unknown as boolean)) this.entriesDb.putSync(key, value);
@@ -579,6 +513,7 @@ export class LmdbDirectoryStore implements DirectoryStore {
 
   async applyMany(items: BatchItem[], meta: Record<string, unknown> = {}): Promise<number> {
     this.writable();
+    checkBatch(items, meta);
     let changes: Change[] = [];
     try {
       await this.write(() => {
@@ -610,6 +545,7 @@ export class LmdbDirectoryStore implements DirectoryStore {
   async loadMany(items: BatchItem[]): Promise<number> {
     if (this.loadSeq === null) return this.applyMany(items);
     this.writable();
+    checkBatch(items);
     let changes: Change[] = [];
     let loading = false;
     let endSeq = 0;
@@ -673,7 +609,7 @@ export class LmdbDirectoryStore implements DirectoryStore {
     for (let c = this.unemitted.get(this.nextEmit); c; c = this.unemitted.get(this.nextEmit)) {
       this.unemitted.delete(this.nextEmit);
       this.nextEmit++;
-      for (const listener of this.listeners) listener(c);
+      tellListeners(this.listeners, c, this.listenerFailed);
     }
   }
 

@@ -1,0 +1,108 @@
+/**
+ * When and how the store's write transactions commit. Writes asked for in
+ * one event turn are decided together at its end. A lone write of the client
+ * that wrote last (or of anyone after a quiet spell), with no other commit
+ * under way, commits synchronously on this thread: one fdatasync and no
+ * hand-offs to lmdb-js's writer thread, each of which costs a thread wake-up.
+ * Anything else goes to lmdb-js's batched commit, which shares one commit
+ * among all writes queued meanwhile and keeps the event loop free during the
+ * flush, so many clients writing one change at a time still commit together.
+ *
+ * All or nothing: a write whose body throws leaves nothing of itself. A
+ * synchronous transaction is aborted; in a batched commit each write runs in
+ * its own child transaction (lmdb-js's `transaction()` would commit whatever
+ * the body wrote before it threw, together with the rest of the batch), so a
+ * failing write is rolled back alone and the others of its batch still
+ * commit. Locations a write interned become known to the cache only once it
+ * has committed.
+ */
+import type { RootDatabase } from 'lmdb';
+import type { Interned, LocationTable } from './locations.js';
+
+/** A write after this long without any is committed at once, whoever sends it. */
+const QUIET_MS = 20;
+
+interface TurnWrite {
+  writer: object | undefined;
+  run: (sync: boolean) => void;
+}
+
+export class Commits {
+  /** Set while one of our write bodies runs: the locations it interns. */
+  interned: Interned | null = null;
+  /** Writes requested this turn, not yet handed to LMDB. */
+  private turnWrites: TurnWrite[] = [];
+  private batchedInFlight = 0;
+  private lastWriter: object | undefined = undefined;
+  private lastWriteAt = 0;
+
+  constructor(private readonly root: RootDatabase, private readonly locations: LocationTable) {}
+
+  /**
+   * Runs `body` in a durable write transaction; resolves with its result once
+   * committed, rejects (with nothing of it stored) when the body throws or the
+   * commit fails. `writer` stands for the client (see the module comment).
+   */
+  write<T>(body: () => T, writer?: object): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.turnWrites.push({
+        writer,
+        run: (sync) => (sync ? this.commitSync(body) : this.commitBatched(body)).then(resolve, reject),
+      });
+      if (this.turnWrites.length === 1) process.nextTick(() => this.startTurnWrites());
+    });
+  }
+
+  /** Runs `body` in its own synchronous transaction, now (at open, before any other write). */
+  now<T>(body: () => T): T {
+    const interned: Interned = new Map();
+    const result = this.root.transactionSync(() => this.inTxn(body, interned));
+    this.locations.commit(interned);
+    return result;
+  }
+
+  private startTurnWrites(): void {
+    const writes = this.turnWrites;
+    this.turnWrites = [];
+    const now = performance.now();
+    const only = writes.length === 1 ? writes[0]! : null;
+    const sync = only !== null && this.batchedInFlight === 0 &&
+      ((only.writer !== undefined && only.writer === this.lastWriter) || now - this.lastWriteAt > QUIET_MS);
+    this.lastWriter = only?.writer;
+    this.lastWriteAt = now;
+    for (const w of writes) w.run(sync);
+  }
+
+  private inTxn<T>(body: () => T, interned: Interned): T {
+    this.interned = interned;
+    try {
+      return body();
+    } finally {
+      this.interned = null;
+    }
+  }
+
+  private commitSync<T>(body: () => T): Promise<T> {
+    try {
+      return Promise.resolve(this.now(body));
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  private async commitBatched<T>(body: () => T): Promise<T> {
+    let interned: Interned = new Map();
+    this.batchedInFlight++;
+    try {
+      // A child transaction of the batch's shared one: aborted alone if the body throws.
+      const result = await this.root.childTransaction(() => {
+        interned = new Map();
+        return this.inTxn(body, interned);
+      });
+      this.locations.commit(interned);
+      return result;
+    } finally {
+      this.batchedInFlight--;
+    }
+  }
+}
