@@ -438,7 +438,7 @@ export class LmdbDirectoryStore implements DirectoryStore {
     let closed: ConflictRecord | undefined;
     let refusal: string | null = null;
     try {
-      // Never throw inside the callback: it shares its commit with other writers.
+      // A refusal is an answer, not a storage failure: returned before anything is written.
       await this.write(() => {
         change = null;
         refusal = null;
