@@ -39,10 +39,10 @@ function localUsers(dataDir: string): UserStore {
 
 async function clusterUsers(flags: ToolFlags): Promise<UserStore> {
   const config = toolConfig(flags);
-  const { etcdClient } = await import('../store/etcd/connect.js');
+  const { connectEtcd } = await import('../store/etcd/tls-check.js');
   const { EtcdLayout } = await import('../store/etcd/layout.js');
   const { putClusterUser, readClusterUsers, removeClusterUser } = await import('../store/etcd/cluster-users.js');
-  const client = etcdClient(config.etcd);
+  const client = await connectEtcd(config.etcd);
   const layout = new EtcdLayout(config.etcd.prefix);
   const ms = config.etcd.writeTimeoutMs;
   return {
