@@ -3,7 +3,7 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { noop } from 'cockatiel';
 import { ClientRuntimeError, Etcd3, EtcdError, GRPCGenericError, type IOptions } from 'etcd3';
-import { StorageError } from '../types.js';
+import { StorageError, StorageUnavailable } from '../types.js';
 
 export interface EtcdSettings {
   endpoints: string[];
@@ -16,7 +16,7 @@ export interface EtcdSettings {
 }
 
 /** etcd did not answer (no quorum, no member reachable, a timeout): the directory cannot be changed now. */
-export class DirectoryUnavailable extends StorageError {}
+export class DirectoryUnavailable extends StorageUnavailable {}
 
 /** What is stored under the prefix cannot be used by this version (a newer format, another order). */
 export class ClusterMismatch extends StorageError {}
