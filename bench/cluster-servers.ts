@@ -23,6 +23,8 @@ export interface ClusterNode extends ServerUnderTest {
   restart(): Promise<{ spawnedAt: number }>;
   /** SIGTERM, keeping the data folder (its view) for a restart. */
   stopKeepingData(): Promise<void>;
+  /** Everything the node logged so far (JSON lines). */
+  logText(): string;
 }
 
 export interface ClusterUnderTest {
@@ -81,6 +83,7 @@ function startNode(etcdFlag: string, name: string): ClusterNode {
     diagnostics: () => `node ${name}: exit ${proc?.exitCode ?? proc?.signalCode ?? 'none'}; log tail: ${log().slice(-2000)}`,
     restart: spawnNode,
     stopKeepingData: stopProcess,
+    logText: log,
     async stop() {
       await stopProcess();
       rmSync(dataDir, { recursive: true, force: true });

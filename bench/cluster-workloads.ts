@@ -158,7 +158,12 @@ export async function clusterLeaderKill(ctx: ClusterContext): Promise<Measuremen
   for (let i = 1; i < after.length; i++) longest = Math.max(longest, after[i]! - after[i - 1]!);
   etcd.restart(leader);
   await etcd.waitHealthy();
-  const details: Record<string, unknown> = { writers: clients.length, acknowledged: okAt.length, acknowledgedAfterKill: after.length, refused, killedMember: leader };
+  // Why a long stretch happened, from the nodes' own logs.
+  const count = (msg: string) => ctx.cluster.nodes.reduce((n, node) => n + node.logText().split(msg).length - 1, 0);
+  const details: Record<string, unknown> = {
+    writers: clients.length, acknowledged: okAt.length, acknowledgedAfterKill: after.length, refused, killedMember: leader,
+    failedTxns: count('etcd transaction failed'), watchLost: count('lost the etcd watch'), okBeforeViewApplied: count('the view has not applied it yet'),
+  };
   await verifyOn(b, expected, details);
   return { value: longest / 1000, correct: Number.isFinite(longest), details };
 }
@@ -189,7 +194,9 @@ export async function clusterRestartCatchUp(ctx: ClusterContext): Promise<Measur
   const listening = performance.now();
   await barrier(b);
   const caughtUp = performance.now();
-  const details: Record<string, unknown> = { changesWhileDown: written, listeningSeconds: (listening - spawnedAt) / 1000 };
+  const details: Record<string, unknown> = {
+    changesWhileDown: written, listeningSeconds: (listening - spawnedAt) / 1000, afterListeningSeconds: (caughtUp - listening) / 1000,
+  };
   await verifyOn(b, expected, details);
   return { value: (caughtUp - spawnedAt) / 1000, correct: true, details };
 }

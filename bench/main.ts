@@ -105,6 +105,7 @@ function clusterRows(): Row[] {
     cl({ id: 'cluster_propagation_p99', workload: 'clPropagation', label: 'propagation OK on A -> listener on B, p99', unit: 'ms', get: value, target: { max: 20 } }),
     cl({ id: 'cluster_leader_kill', workload: 'clLeaderKill', label: 'write unavailability after the etcd leader is killed', unit: 's', get: value, target: { max: 3 } }),
     cl({ id: 'cluster_catch_up', workload: 'clCatchUp', label: `node restart catch-up after ${human(clusterSizes.catchUp)} changes`, unit: 's', get: value, target: { max: 3 } }),
+    cl({ id: 'cluster_catch_up_after_listening', workload: 'clCatchUp', label: '  of which after the node listened', unit: 's', get: detail('afterListeningSeconds') }),
   ];
 }
 
