@@ -5,7 +5,8 @@
  *   refuses writes, and says so in its log;
  * - TLS material that is wrong (a missing file, a file that is no PEM
  *   certificate, an https member whose certificate the given CA did not
- *   sign): it refuses, naming the file or the endpoint, even with a view;
+ *   sign, no client certificate or one the member does not trust): it
+ *   refuses, naming the file or the endpoint, even with a view;
  * - a prefix written by a newer cluster format: it refuses, naming it.
  *
  * Real etcd processes on loopback (a 3-member cluster; one TLS member with
@@ -132,59 +133,73 @@ function openssl(args: string[]): void {
   if (r.status !== 0) throw new Error(`openssl ${args[0]} failed (${r.status}): ${r.stderr}`);
 }
 
-function memberCert(dir: string, ca: { cert: string; key: string }): { cert: string; key: string } {
-  const key = join(dir, 'member.key');
-  const csr = join(dir, 'member.csr');
-  const cert = join(dir, 'member.pem');
-  const ext = join(dir, 'member.ext');
+/** A certificate signed by `ca`: a member's (for 127.0.0.1) or a client's. */
+function signedCert(dir: string, ca: { cert: string; key: string }, name = 'member'): { cert: string; key: string } {
+  const key = join(dir, `${name}.key`);
+  const csr = join(dir, `${name}.csr`);
+  const cert = join(dir, `${name}.pem`);
+  const ext = join(dir, `${name}.ext`);
   writeFileSync(ext, 'subjectAltName=IP:127.0.0.1\n');
-  openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', key, '-out', csr]);
+  openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${name}`, '-keyout', key, '-out', csr]);
   openssl(['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial', '-days', '1', '-out', cert, '-extfile', ext]);
   return { cert, key };
 }
 
-/** One etcd member serving clients over TLS only; resolves with its https URL once it answers. */
-async function tlsMember(dir: string, ca: string, member: { cert: string; key: string }): Promise<string> {
-  const client = `https://127.0.0.1:${await freePort()}`;
+/** One etcd member serving clients over TLS only, requiring client certificates signed by `ca`; resolves with its https URL once it answers. */
+async function tlsMember(dir: string, ca: string, member: { cert: string; key: string }, client: { cert: string; key: string }): Promise<string> {
+  const url = `https://127.0.0.1:${await freePort()}`;
   const peer = `http://127.0.0.1:${await freePort()}`;
   const child = spawn(ETCD_BINARY, [
-    '--name', 't1', '--data-dir', join(dir, 'etcd'), '--listen-client-urls', client, '--advertise-client-urls', client,
+    '--name', 't1', '--data-dir', join(dir, 'etcd'), '--listen-client-urls', url, '--advertise-client-urls', url,
     '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `t1=${peer}`,
-    '--cert-file', member.cert, '--key-file', member.key, '--log-level', 'warn',
+    '--cert-file', member.cert, '--key-file', member.key, '--client-cert-auth', '--trusted-ca-file', ca, '--log-level', 'warn',
   ], { stdio: 'ignore' });
   children.push(child);
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
-    const probe = spawnSync('etcdctl', ['--endpoints', client, '--cacert', ca, 'endpoint', 'health'], { encoding: 'utf8', timeout: 5_000 });
-    if (probe.status === 0) return client;
+    const probe = spawnSync('etcdctl', ['--endpoints', url, '--cacert', ca, '--cert', client.cert, '--key', client.key, 'endpoint', 'health'],
+      { encoding: 'utf8', timeout: 5_000 });
+    if (probe.status === 0) return url;
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error('the TLS etcd member did not come up');
 }
 
-test.serial('an https member whose certificate the given CA did not sign: refused and named, with or without a view; the right CA works', async (t) => {
-  t.timeout(180_000);
+test.serial('TLS to etcd: a member certificate the CA did not sign, no client certificate, or one the member does not trust: refused and named, with or without a view; the right files work', async (t) => {
+  t.timeout(240_000);
   const dir = folder('mupdated-etcd-tls-');
   const ca = makeCa(dir, 'right-ca');
   const other = makeCa(dir, 'other-ca');
-  const endpoint = await tlsMember(dir, ca.cert, memberCert(dir, ca));
+  const client = signedCert(dir, ca, 'client');
+  const stranger = signedCert(dir, other, 'stranger');
+  const endpoint = await tlsMember(dir, ca.cert, signedCert(dir, ca), client);
+  const clientFlags = (c: { cert: string; key: string }) => ['--etcd-cert', c.cert, '--etcd-key', c.key];
 
   const data = folder('mupdated-tls-node-');
   addUser(data, { name: 'mupdateadmin', admin: true });
-  const wrong = await masterMustRefuse(data, ['--etcd', endpoint, '--etcd-ca', other.cert]);
-  t.is(wrong.code, 1, showRun(wrong));
-  t.true(wrong.stderr.includes(`TLS with etcd failed, so this is not an outage: ${endpoint}`), showRun(wrong));
-  t.regex(wrong.stderr, /other-ca\.pem/);
+  const wrongCa = await masterMustRefuse(data, ['--etcd', endpoint, '--etcd-ca', other.cert, ...clientFlags(client)]);
+  t.is(wrongCa.code, 1, showRun(wrongCa));
+  t.true(wrongCa.stderr.includes(`TLS with etcd failed, so this is not an outage: ${endpoint}: the member's certificate is not trusted`), showRun(wrongCa));
+  t.regex(wrongCa.stderr, /other-ca\.pem/);
 
-  const node = await startMupdated({ dataDir: data, args: ['--etcd', endpoint, '--etcd-ca', ca.cert] });
+  const noClientCert = await masterMustRefuse(data, ['--etcd', endpoint, '--etcd-ca', ca.cert]);
+  t.is(noClientCert.code, 1, showRun(noClientCert));
+  t.true(noClientCert.stderr.includes(`${endpoint}: the member refused this client's certificate`), showRun(noClientCert));
+
+  const strangerCert = await masterMustRefuse(data, ['--etcd', endpoint, '--etcd-ca', ca.cert, ...clientFlags(stranger)]);
+  t.is(strangerCert.code, 1, showRun(strangerCert));
+  t.true(strangerCert.stderr.includes(`${endpoint}: the member refused this client's certificate`), showRun(strangerCert));
+  t.regex(strangerCert.stderr, /stranger\.pem/);
+
+  const node = await startMupdated({ dataDir: data, args: ['--etcd', endpoint, '--etcd-ca', ca.cert, ...clientFlags(client)] });
   started.push(node);
   const c = await RawClient.login(node.port);
   t.is(await answer(c, 'A1', 'ACTIVATE', 'user.tls', 'srv1!p1', 'u\tlrs\t'), 'A1 OK "done"');
   c.close();
   await node.stop();
 
-  // A view from that run is no reason to start with a CA that does not fit.
-  const withView = await masterMustRefuse(data, ['--etcd', endpoint, '--etcd-ca', other.cert]);
+  // A view from that run is no reason to start with files that do not fit.
+  const withView = await masterMustRefuse(data, ['--etcd', endpoint, '--etcd-ca', ca.cert, ...clientFlags(stranger)]);
   t.is(withView.code, 1, showRun(withView));
   t.regex(withView.stderr, /TLS with etcd failed/);
 });
