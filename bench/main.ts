@@ -1,12 +1,13 @@
 /**
- * `npm run bench [-- --quick] [--results DIR] [--no-cyrus] [--only list,dump,...]`: runs the
+ * `npm run bench [-- --quick] [--cluster] [--results DIR] [--no-cyrus] [--only list,dump,...]`: runs the
  * same workloads against `mupdated master` and, when the Debian Cyrus
  * programs are installed, a real Cyrus `mupdate -m`, one server at a time on
  * the same machine; checks every answer; prints a table with both figures,
  * their ratio and the issue's target; appends JSON lines to
  * `bench/results/<timestamp>.jsonl`. Exit status 1 when any answer was wrong
  * (or the harness failed), 0 otherwise: a missed target is a result, not a
- * failure.
+ * failure. `--cluster` adds the cluster workloads (spec cluster.md 6: a
+ * 3-member etcd and two nodes, cluster-workloads.ts) after both servers.
  */
 import { chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, hostname, tmpdir, totalmem } from 'node:os';
@@ -17,6 +18,8 @@ import { PROJECT_ROOT } from '../test/helpers/server.js';
 import { entryAt, usersOf, writeBackendDump, writeBackendFlat, writeMasterDump, PER_USER } from './dataset.js';
 import { WrongAnswer } from './measure.js';
 import { PASSWORD, startCyrusUnderTest, startMupdatedUnderTest, type ServerKind, type ServerUnderTest } from './servers.js';
+import { startClusterUnderTest } from './cluster-servers.js';
+import { clusterActivate16x8, clusterActivateLatency, clusterLeaderKill, clusterRestartCatchUp, type ClusterContext } from './cluster-workloads.js';
 import {
   activate16x8, activate1x1, activateDuringDumps, churn, dumpAll, find16x8, idleConnections, listAll, memory, mixed,
   propagation, pushWithCtlMboxlist, pushWithMupdated, settle, type Context, type Measurement, type PushSetup, type Sizes,
@@ -25,6 +28,7 @@ import {
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const noCyrus = args.includes('--no-cyrus');
+const cluster = args.includes('--cluster');
 const resultsDir = args.includes('--results') ? args[args.indexOf('--results') + 1]! : join(PROJECT_ROOT, 'bench', 'results');
 /** `--only list,dump,...`: run just these workloads (for profiling one of them). */
 const only = args.includes('--only') ? new Set(args[args.indexOf('--only') + 1]!.split(',')) : null;
@@ -35,6 +39,8 @@ const sizes: Sizes = quick
   : { entries: 1_000_000, throughputMs: 8_000, dumpWriterMs: 20_000, propagationSamples: 200, propagationIntervalMs: 50, idleConnections: 10_000, maxOps: 2_000_000 };
 /** `--seconds N`: longer throughput loops (for profiling one workload). */
 if (args.includes('--seconds')) sizes.throughputMs = Number(args[args.indexOf('--seconds') + 1]) * 1000;
+/** The cluster's preloaded directory, and the changes a stopped node catches up on (spec: 100k). */
+const clusterSizes = quick ? { entries: 20_000, catchUp: 10_000 } : { entries: 100_000, catchUp: 100_000 };
 if (fdLimit && fdLimit < sizes.idleConnections + 1000) sizes.idleConnections = Math.max(100, fdLimit - 1000);
 
 const log = (line: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
@@ -44,7 +50,7 @@ const human = (n: number) => (n >= 1_000_000 ? `${n / 1_000_000}M` : n >= 1000 ?
 // what is run, and how rows are derived from it
 
 type WorkloadId = 'list' | 'dump' | 'memory' | 'dumpWriter' | 'act1' | 'act16' | 'churn' | 'find' | 'mixed' | 'propagation'
-  | 'push' | 'pushCtlToMupdated' | 'idle';
+  | 'push' | 'pushCtlToMupdated' | 'idle' | 'clAct16' | 'clLatency' | 'clFind' | 'clPropagation' | 'clLeaderKill' | 'clCatchUp';
 
 interface Row {
   id: string;
@@ -57,6 +63,8 @@ interface Row {
   target?: { ratio?: number; max?: number; min?: number };
   /** Only measured on one side. */
   only?: ServerKind;
+  /** Compared with Cyrus's figure of this workload (cluster rows). */
+  cyrus?: WorkloadId;
 }
 
 const value = (m: Measurement) => m.value;
@@ -82,8 +90,24 @@ const ROWS: Row[] = [
   { id: 'idle_connections', workload: 'idle', label: `idle authenticated connections held (of ${sizes.idleConnections.toLocaleString('en-US')})`, unit: '', better: 'higher', get: value, target: { min: sizes.idleConnections } },
   { id: 'rss', workload: 'memory', label: `RSS with ${N} entries`, unit: 'MiB', better: 'lower', get: value, target: { ratio: 1 } },
   { id: 'push', workload: 'push', label: `push of ${human(pushCount)} in-sync mailboxes (mupdated push / ctl_mboxlist -m)`, unit: 's', better: 'lower', get: value, target: { ratio: 20 } },
+  ...(cluster ? clusterRows() : []),
   { id: 'push_ctl_mboxlist_to_mupdated', workload: 'pushCtlToMupdated', label: `  same push by ctl_mboxlist -m against mupdated`, unit: 's', better: 'lower', get: value, only: 'mupdated' },
 ];
+
+function clusterRows(): Row[] {
+  const cl = (r: Omit<Row, 'better'> & { better?: Row['better'] }): Row => ({ better: 'lower', only: 'mupdated', ...r, label: `cluster: ${r.label}` });
+  return [
+    cl({ id: 'cluster_activate_16x8', workload: 'clAct16', label: 'durable ACTIVATE through 2 nodes, 16 conns x 8', unit: '/s', better: 'higher', get: value, target: { ratio: 5 }, cyrus: 'act16', only: undefined }),
+    cl({ id: 'cluster_activate_1x1_p50', workload: 'clLatency', label: 'durable ACTIVATE 1x1 through a node, p50', unit: 'ms', get: detail('activateP50') }),
+    cl({ id: 'cluster_etcd_txn_p50', workload: 'clLatency', label: '  bare one-key etcd txn, p50 (same run)', unit: 'ms', get: detail('txnP50') }),
+    cl({ id: 'cluster_activate_vs_txn', workload: 'clLatency', label: '  ACTIVATE p50 / etcd txn p50', unit: 'x', get: value, target: { max: 1.2 } }),
+    cl({ id: 'cluster_find_16x8', workload: 'clFind', label: 'FIND on a node, 16 conns x 8', unit: '/s', better: 'higher', get: value, target: { ratio: 2 }, cyrus: 'find', only: undefined }),
+    cl({ id: 'cluster_propagation_p99', workload: 'clPropagation', label: 'propagation OK on A -> listener on B, p99', unit: 'ms', get: value, target: { max: 20 } }),
+    cl({ id: 'cluster_leader_kill', workload: 'clLeaderKill', label: 'write unavailability after the etcd leader is killed', unit: 's', get: value, target: { max: 3 } }),
+    cl({ id: 'cluster_catch_up', workload: 'clCatchUp', label: `node restart catch-up after ${human(clusterSizes.catchUp)} changes`, unit: 's', get: value, target: { max: 3 } }),
+    cl({ id: 'cluster_catch_up_after_listening', workload: 'clCatchUp', label: '  of which after the node listened', unit: 's', get: detail('afterListeningSeconds') }),
+  ];
+}
 
 // ---------------------------------------------------------------------------
 // suites
@@ -137,6 +161,27 @@ async function runSuite(server: ServerUnderTest, push: PushSetup | null, pushDum
   return results;
 }
 
+/** The cluster workloads, on their own preloaded cluster, after both single servers. */
+async function runClusterSuite(work: string, results: Results): Promise<number> {
+  const dumpPath = join(work, 'cluster-directory.json');
+  await writeMasterDump(dumpPath, clusterSizes.entries);
+  log(`starting a 3-member etcd and 2 nodes with ${clusterSizes.entries.toLocaleString('en-US')} entries loaded into etcd`);
+  const c = await startClusterUnderTest(dumpPath, 'mupdateadmin');
+  try {
+    const [a, b] = c.nodes;
+    const ctx: ClusterContext = { server: a, sizes: { ...sizes, entries: clusterSizes.entries }, log, cluster: c, catchUpChanges: clusterSizes.catchUp };
+    await runOne(ctx, 'clAct16', () => clusterActivate16x8(ctx), results);
+    await runOne(ctx, 'clLatency', () => clusterActivateLatency(ctx), results);
+    await runOne(ctx, 'clFind', () => find16x8(ctx), results);
+    await runOne(ctx, 'clPropagation', () => propagation({ ...ctx, server: b }, { listeners: b.port, writer: a.port }), results);
+    await runOne(ctx, 'clLeaderKill', () => clusterLeaderKill(ctx), results);
+    await runOne(ctx, 'clCatchUp', () => clusterRestartCatchUp(ctx), results);
+  } finally {
+    await c.stop();
+  }
+  return c.preloadMs;
+}
+
 function pushSample(): PushSetup['sample'] {
   const users = usersOf(sizes.entries, 0);
   const out: PushSetup['sample'] = [];
@@ -184,6 +229,7 @@ function fmt(v: number | null, unit: string): string {
   if (unit === '/s' || unit === '') return Math.round(v).toLocaleString('en-US');
   if (unit === 'ms') return v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : Math.round(v).toLocaleString('en-US');
   if (unit === 's') return v < 10 ? v.toFixed(3) : v.toFixed(2);
+  if (unit === 'x') return v.toFixed(2);
   return v.toFixed(1);
 }
 
@@ -197,7 +243,7 @@ interface Judged {
 
 function judge(row: Row, m: Measurement | undefined, c: Measurement | undefined): Judged {
   const mv = m ? row.get(m) : null;
-  const cv = c && row.only !== 'mupdated' ? row.get(c) : null;
+  const cv = c && (row.only !== 'mupdated' || row.cyrus) ? row.get(c) : null;
   let ratio: number | null = null;
   if (mv !== null && cv !== null && mv > 0 && cv > 0) ratio = row.better === 'higher' ? mv / cv : cv / mv;
   else if (mv !== null && cv !== null && row.better === 'higher' && cv === 0 && mv > 0) ratio = Infinity;
@@ -291,6 +337,7 @@ async function main(): Promise<number> {
         await server.stop();
       }
     }
+    if (cluster) preload.cluster = Math.round(await runClusterSuite(work, all.get('mupdated') ?? new Map())) / 1000;
   } catch (e) {
     harnessError = (e as Error).stack ?? String(e);
     log(`harness error: ${harnessError}`);
@@ -302,12 +349,12 @@ async function main(): Promise<number> {
   const m = all.get('mupdated');
   const c = all.get('cyrus');
   const ran = (row: Row) => m?.has(row.workload) || c?.has(row.workload);
-  const judged = ROWS.filter((row) => harnessError !== null || ran(row)).map((row) => ({ row, j: judge(row, m?.get(row.workload), c?.get(row.workload)) }));
+  const judged = ROWS.filter((row) => harnessError !== null || ran(row)).map((row) => ({ row, j: judge(row, m?.get(row.workload), c?.get(row.cyrus ?? row.workload)) }));
   const mach = machine();
   const runId = started.toISOString().replace(/[:.]/g, '-');
   const records = judged.map(({ row, j }) => {
     const mm = m?.get(row.workload);
-    const cm = row.only === 'mupdated' ? undefined : c?.get(row.workload);
+    const cm = row.only === 'mupdated' ? undefined : c?.get(row.cyrus ?? row.workload);
     const primary = row.get === value;
     return {
       run: runId, mode: quick ? 'quick' : 'standard', workload: row.id, label: row.label, unit: row.unit, better: row.better,

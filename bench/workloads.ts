@@ -283,12 +283,12 @@ export async function mixed(ctx: Context): Promise<Measurement> {
  * 10 listeners stream (`UPDATE "benchprop"`: only that server's entries, so
  * each initial dump is empty); a writer ACTIVATEs one entry there every
  * interval; each listener's latency is from the writer's OK to the line's
- * arrival. Listeners never send NOOP (which would make Cyrus flush at once).
+ * arrival (`ports`: a cluster's writer and listeners on two nodes). No NOOPs (Cyrus would flush).
  */
-export async function propagation(ctx: Context): Promise<Measurement> {
+export async function propagation(ctx: Context, ports = { listeners: ctx.server.port, writer: ctx.server.port }): Promise<Measurement> {
   const { propagationSamples: samples, propagationIntervalMs: interval } = ctx.sizes;
-  const listeners = await openMany(ctx.server.port, 10, ADMIN, PASSWORD);
-  const writer = await MupdateConn.login(ctx.server.port, ADMIN, PASSWORD);
+  const listeners = await openMany(ports.listeners, 10, ADMIN, PASSWORD);
+  const writer = await MupdateConn.login(ports.writer, ADMIN, PASSWORD);
   const okAt = new Map<string, number>();
   const received = listeners.map(() => new Map<string, number>());
   const wrong: string[] = [];

@@ -6,9 +6,10 @@ import { handleAdminRequest, type AdminRequest, type AdminResponse } from '../ad
 import { adminSocketPath } from '../admin/socket-server.js';
 import { LmdbDirectoryStore } from '../store/lmdb-store.js';
 import type { ConflictStatus } from '../store/types.js';
+import { isCluster, openClusterDirectory, toolConfig, type ToolFlags } from './cluster-tool.js';
 
 const USAGE = 'usage: mupdated conflicts list [--all|--status open|resolved|dismissed] [--json] | show ID [--json] | ' +
-  'resolve ID --keep current|claimant | dismiss ID   [--data DIR]';
+  'resolve ID --keep current|claimant | dismiss ID   [--data DIR | --etcd URL[,URL...]]';
 
 /** Asks the running server; null when none is listening on the data folder's admin socket. */
 function askServer(dataDir: string, req: AdminRequest): Promise<AdminResponse | null> {
@@ -32,6 +33,20 @@ function askServer(dataDir: string, req: AdminRequest): Promise<AdminResponse | 
   });
 }
 
+/**
+ * With --etcd: straight on the cluster (every node's view sees the change);
+ * the audit line goes to --data's audit.log when one is given.
+ */
+async function runOnCluster(flags: ConflictFlags, req: AdminRequest): Promise<AdminResponse> {
+  const config = toolConfig(flags);
+  const dir = await openClusterDirectory(config, { mustExist: true });
+  try {
+    return await handleAdminRequest(req, dir.store, flags.data ?? dir.viewDir);
+  } finally {
+    await dir.close();
+  }
+}
+
 async function run(dataDir: string, req: AdminRequest): Promise<AdminResponse> {
   const viaServer = await askServer(dataDir, req);
   if (viaServer) return viaServer;
@@ -50,8 +65,7 @@ function parseId(raw: string | undefined): number {
   return id;
 }
 
-export interface ConflictFlags {
-  data?: string | undefined;
+export interface ConflictFlags extends ToolFlags {
   json?: boolean | undefined;
   keep?: string | undefined;
   all?: boolean | undefined;
@@ -60,7 +74,7 @@ export interface ConflictFlags {
 
 export async function runConflicts(args: string[], flags: ConflictFlags): Promise<number> {
   const [action, idArg] = args;
-  const dataDir = flags.data ?? './data';
+  const config = toolConfig(flags);
   const by = `${userInfo().username}@cli`;
   let req: AdminRequest;
   switch (action) {
@@ -78,7 +92,7 @@ export async function runConflicts(args: string[], flags: ConflictFlags): Promis
     case 'dismiss': req = { op: 'dismiss', id: parseId(idArg), by }; break;
     default: throw new Error(USAGE);
   }
-  const res = await run(dataDir, req);
+  const res = isCluster(config) ? await runOnCluster(flags, req) : await run(config.dataDir, req);
   if (!res.ok) {
     process.stderr.write(`mupdated conflicts: ${res.error}\n`);
     return 1;

@@ -7,21 +7,29 @@ import { adminSocketPath } from '../admin/socket-server.js';
 import { LmdbDirectoryStore } from '../store/lmdb-store.js';
 import type { BatchItem } from '../store/types.js';
 import { parseDump, writeDump } from '../dump/cyrus-dump.js';
+import { isCluster, openClusterDirectory, toolConfig, type ToolFlags } from './cluster-tool.js';
 
 function writeStdout(chunk: string): Promise<void> | void {
   if (process.stdout.write(chunk)) return;
   return new Promise((resolve) => process.stdout.once('drain', () => resolve()));
 }
 
-export async function runDump(flags: { data?: string | undefined }): Promise<number> {
-  const store = LmdbDirectoryStore.open(flags.data ?? './data', { mustExist: true });
-  const snapshot = store.snapshot();
+export async function runDump(flags: ToolFlags): Promise<number> {
+  const config = toolConfig(flags);
+  // A cluster's directory is read at one etcd revision into a view of the tool's own.
+  const dir = isCluster(config)
+    ? await openClusterDirectory(config, { mustExist: true })
+    : (() => {
+      const store = LmdbDirectoryStore.open(config.dataDir, { mustExist: true });
+      return { store, close: () => store.close() };
+    })();
+  const snapshot = dir.store.snapshot();
   try {
     const n = await writeDump(snapshot.entries(), writeStdout);
     process.stderr.write(`dumped ${n} entries\n`);
   } finally {
     snapshot.close();
-    await store.close();
+    await dir.close();
   }
   return 0;
 }
@@ -37,9 +45,47 @@ function serverRunning(dataDir: string): Promise<boolean> {
 
 const BATCH = 10_000;
 
-export async function runLoad(file: string | undefined, flags: { data?: string | undefined }): Promise<number> {
-  if (!file) throw new Error('usage: mupdated load FILE|- [--data DIR]');
-  const dataDir = flags.data ?? './data';
+/**
+ * Loads into the cluster: etcd transactions like any write, so running nodes
+ * and their listeners see the entries as they land. An empty prefix is
+ * set up, as the first node would.
+ */
+async function loadIntoCluster(file: string, flags: ToolFlags): Promise<number> {
+  const dir = await openClusterDirectory(toolConfig(flags), { mustExist: false });
+  // The reader is made only now: lines read while etcd was being reached would be lost.
+  const input = file === '-' ? process.stdin : createReadStream(file);
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  let batch: BatchItem[] = [];
+  let loaded = 0;
+  let skipped = 0;
+  let changed = 0;
+  try {
+    for await (const record of parseDump(lines)) {
+      if (!record.entry) {
+        skipped++;
+        continue;
+      }
+      batch.push({ name: record.name, entry: record.entry });
+      if (batch.length >= BATCH) {
+        changed += await dir.store.applyMany(batch);
+        loaded += batch.length;
+        batch = [];
+      }
+    }
+    changed += await dir.store.applyMany(batch);
+    loaded += batch.length;
+  } finally {
+    await dir.close();
+  }
+  process.stderr.write(`loaded ${loaded} entries into the cluster (${changed} new or changed, ${skipped} deleted/intermediate skipped)\n`);
+  return 0;
+}
+
+export async function runLoad(file: string | undefined, flags: ToolFlags): Promise<number> {
+  if (!file) throw new Error('usage: mupdated load FILE|- [--data DIR | --etcd URL[,URL...]]');
+  const config = toolConfig(flags);
+  if (isCluster(config)) return loadIntoCluster(file, flags);
+  const dataDir = config.dataDir;
   if (await serverRunning(dataDir)) {
     throw new Error(`a server is running on ${dataDir}; stop it before loading (its clients would not see the loaded entries)`);
   }

@@ -15,17 +15,30 @@ commands:
              [--listen HOST:PORT] [--data DIR] [--config FILE]
   conflicts  the operator queue of duplicate-mailbox claims
              list [--all] [--json] | show ID [--json] | resolve ID --keep current|claimant | dismiss ID
-             [--data DIR]
+             [--data DIR | --etcd URL[,URL...]]
   push       a backend's startup push from its ctl_mboxlist -d dump, never deleting anything local
              --master HOST:PORT --user NAME --password-file FILE --server BACKEND [--dry-run] DUMP|-
              exit 0 in sync, 1 cannot connect/log in/LIST, 2 usage or bad dump, 3 some mailboxes need review
-  dump       write the directory as ctl_mboxlist -d JSON to stdout   [--data DIR]
-  load       read ctl_mboxlist -d JSON (a file or -) into the directory   [--data DIR]
-  user       manage logins            add NAME [--admin] | remove NAME | list   [--data DIR]
+  dump       write the directory as ctl_mboxlist -d JSON to stdout   [--data DIR | --etcd URL[,URL...]]
+  load       read ctl_mboxlist -d JSON (a file or -) into the directory   [--data DIR | --etcd URL[,URL...]]
+  user       manage logins            add NAME [--admin] | remove NAME | list   [--data DIR | --etcd URL[,URL...]]
              (the password is read from standard input)
+  (the tools take --config FILE, and with --etcd also --etcd-prefix, --etcd-ca, --etcd-cert, --etcd-key:
+   they then act on the cluster, from any machine that reaches etcd)
   client     talk MUPDATE to a server: a prompt on a terminal, else commands from stdin (see: client --help)
              [HOST:PORT] [--user NAME] [--password-file FILE] [--starttls] [--raw] [--json]
 `;
+
+/** The directory tools: a data folder, or with --etcd the cluster (the etcd_* keys of --config too). */
+const TOOL_OPTIONS = {
+  data: { type: 'string' },
+  config: { type: 'string' },
+  etcd: { type: 'string' },
+  'etcd-prefix': { type: 'string' },
+  'etcd-ca': { type: 'string' },
+  'etcd-cert': { type: 'string' },
+  'etcd-key': { type: 'string' },
+} as const;
 
 const SERVER_OPTIONS = {
   listen: { type: 'string' },
@@ -63,7 +76,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'user': {
       const { values, positionals } = parseArgs({
-        args: rest, options: { data: { type: 'string' }, admin: { type: 'boolean' } }, allowPositionals: true,
+        args: rest, options: { ...TOOL_OPTIONS, admin: { type: 'boolean' } }, allowPositionals: true,
       });
       await (await import('./user.js')).runUser(positionals[0], positionals[1], values);
       return 0;
@@ -72,7 +85,7 @@ export async function main(argv: string[]): Promise<number> {
       const { values, positionals } = parseArgs({
         args: rest, allowPositionals: true,
         options: {
-          data: { type: 'string' }, json: { type: 'boolean' }, keep: { type: 'string' },
+          ...TOOL_OPTIONS, json: { type: 'boolean' }, keep: { type: 'string' },
           all: { type: 'boolean' }, status: { type: 'string' },
         },
       });
@@ -89,11 +102,11 @@ export async function main(argv: string[]): Promise<number> {
       return (await import('./push.js')).runPush(positionals[0], values);
     }
     case 'dump': {
-      const { values } = parseArgs({ args: rest, options: { data: { type: 'string' } } });
+      const { values } = parseArgs({ args: rest, options: TOOL_OPTIONS });
       return (await import('./dump-load.js')).runDump(values);
     }
     case 'load': {
-      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { data: { type: 'string' } } });
+      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: TOOL_OPTIONS });
       return (await import('./dump-load.js')).runLoad(positionals[0], values);
     }
     case 'client': {

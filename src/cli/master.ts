@@ -12,7 +12,7 @@ import type { Role, SessionSettings } from '../mupdate/session.js';
 import { Authenticator } from '../sasl/authenticator.js';
 import { UserDb } from '../sasl/user-db.js';
 import type { DirectoryStore } from '../store/types.js';
-import { applyEtcdFlags, openDirectory } from './open-directory.js';
+import { applyEtcdFlags, mirrorClusterUsers, openDirectory } from './open-directory.js';
 
 export interface ServerFlags {
   listen?: string | undefined;
@@ -107,5 +107,6 @@ export async function runMaster(flags: ServerFlags): Promise<void> {
   const log = createLogger();
   const store = await openDirectory(config, log);
   const users = UserDb.open(config.dataDir);
-  await startServer(config, log, { kind: 'master' }, store, users);
+  const mirror = config.etcd.endpoints.length ? await mirrorClusterUsers(config, users, log) : null;
+  await startServer(config, log, { kind: 'master' }, store, users, async () => { await mirror?.close(); });
 }

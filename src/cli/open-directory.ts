@@ -5,6 +5,7 @@ import { parseEndpoints } from '../store/etcd/connect.js';
 import type { ListenerFailure } from '../store/listeners.js';
 import { LmdbDirectoryStore } from '../store/lmdb-store.js';
 import type { DirectoryStore } from '../store/types.js';
+import type { UserMirror, LocalUsers } from '../store/etcd/user-mirror.js';
 
 export interface EtcdFlags {
   etcd?: string | undefined;
@@ -55,4 +56,21 @@ export async function openDirectory(config: ServerConfig, log: Logger, o: { must
   if (store.converted) log.info(`directory converted to format 2: ${store.converted.entries} entries`);
   log.info({ data: config.dataDir, lastChange: store.lastSeq, order: config.order }, 'directory opened');
   return store;
+}
+
+/**
+ * A cluster node's users.mdb follows the cluster's login records in etcd.
+ * Waits for the first full read at most the write timeout: with etcd away
+ * the node starts on the users it has.
+ */
+export async function mirrorClusterUsers(config: ServerConfig, users: LocalUsers, log: Logger): Promise<UserMirror> {
+  const { etcdClient } = await import('../store/etcd/connect.js');
+  const { EtcdLayout } = await import('../store/etcd/layout.js');
+  const { UserMirror } = await import('../store/etcd/user-mirror.js');
+  const client = etcdClient(config.etcd);
+  const mirror = new UserMirror(client, new EtcdLayout(config.etcd.prefix), users, config.dataDir, log, config.etcd.writeTimeoutMs, () => client.close());
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([mirror.ready, new Promise((r) => { timer = setTimeout(r, config.etcd.writeTimeoutMs); })]);
+  clearTimeout(timer);
+  return mirror;
 }

@@ -10,7 +10,7 @@ import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Logger } from '../log.js';
 import type { Authenticator, Identity } from '../sasl/authenticator.js';
 import { decodeBase64Strict, parsePlainMessage } from '../sasl/plain.js';
-import { StorageError, type DirectoryStore, type Entry } from '../store/types.js';
+import { StorageError, StorageUnavailable, type DirectoryStore, type Entry } from '../store/types.js';
 import { serverPart } from './location.js';
 import { MAX_NAME_BYTES } from '../store/order.js';
 import * as rules from './directory-rules.js';
@@ -516,7 +516,8 @@ export class Session implements StreamSink {
       },
       (err: Error) => () => {
         this.ctx.log.error({ ...logFields(), err: err.message, storage: err instanceof StorageError }, 'write failed');
-        this.reply(tag, 'NO', 'directory storage failure');
+        // "directory unavailable: ..." (spec cluster.md 2) tells the operator what to look at.
+        this.reply(tag, 'NO', err instanceof StorageUnavailable ? err.message : 'directory storage failure');
       },
     );
   }

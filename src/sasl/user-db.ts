@@ -30,6 +30,12 @@ export class UserDb {
     await this.db.put(name, { name, admin, hash: await hashPassword(password) });
   }
 
+  /** Stores a record as another node's database made it (cluster users mirrored from etcd). */
+  async putRaw(record: { name: string } & Record<string, unknown>): Promise<void> {
+    if (!/^[^\s\x00]{1,255}$/u.test(record.name)) throw new Error(`invalid user name '${record.name}'`);
+    await this.db.put(record.name, record as unknown as UserRecord);
+  }
+
   async remove(name: string): Promise<boolean> {
     return this.db.remove(name);
   }

@@ -88,6 +88,12 @@ export type DirectoryOrder = 'cyrus' | 'bytes';
 
 export class StorageError extends Error {}
 
+/**
+ * The directory cannot be changed now (a cluster's etcd has no quorum or
+ * does not answer); the message says so and is meant for the client's NO.
+ */
+export class StorageUnavailable extends StorageError {}
+
 /** An operator request on a conflict that does not apply (unknown id, already closed). */
 export class ConflictRefusal extends Error {}
 

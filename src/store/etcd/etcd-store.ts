@@ -17,7 +17,8 @@ import {
   ConflictRefusal, StorageError, type BatchItem, type ChangeListener, type ConflictClaim, type ConflictRecord, type ConflictStatus,
   type Decision, type DirectoryOrder, type DirectoryStore, type Entry, type Snapshot, type TxnTools,
 } from '../types.js';
-import { ClusterMismatch, DirectoryUnavailable, etcdClient, withDeadline, type EtcdSettings } from './connect.js';
+import { ClusterMismatch, DirectoryUnavailable, withDeadline, type EtcdSettings } from './connect.js';
+import { connectEtcd } from './tls-check.js';
 import { CLUSTER_FORMAT, EtcdLayout, encodeConflict, encodeEntryValue, encodeJson } from './layout.js';
 import { ViewFeed } from './view-feed.js';
 import { WriteQueue, type Plan } from './write-queue.js';
@@ -58,7 +59,7 @@ export class EtcdDirectoryStore implements DirectoryStore {
    */
   static async open(o: EtcdStoreOptions, log: Logger): Promise<EtcdDirectoryStore> {
     const layout = new EtcdLayout(o.prefix);
-    const client = etcdClient(o);
+    const client = await connectEtcd(o);
     try {
       let view = LmdbDirectoryStore.open(o.dataDir, { order: o.order, changeLogRetention: o.changeLogRetention });
       const viewDbid = view.getOwnMeta('viewRevision') === undefined ? null : view.id;
