@@ -36,7 +36,7 @@ export async function handleAdminRequest(
         const audit = { at: closed.resolution!.at, by: req.by, op: req.op, keep, conflict: closed.id, mailbox: closed.name,
           heldBy: closed.current.location, claimedBy: closed.claimed.location };
         log?.warn({ audit }, `conflict #${closed.id} ${req.op === 'dismiss' ? 'dismissed' : `resolved: kept ${keep}`}`);
-        await appendFile(join(dataDir, 'audit.log'), `${JSON.stringify(audit)}\n`);
+        await appendFile(join(dataDir, 'audit.log'), `${JSON.stringify(audit)}\n`, { mode: 0o600 });
         return { ok: true, conflicts: [closed] };
       }
     }

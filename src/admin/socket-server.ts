@@ -4,10 +4,11 @@
  * listeners like any other change. Local only; file permissions are the
  * access control.
  */
-import { chmodSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
+import { createPrivately, PRIVATE_SOCKET_UMASK } from '../store/private-files.js';
 import type { DirectoryStore } from '../store/types.js';
 import { handleAdminRequest, type AdminRequest } from './operations.js';
 
@@ -45,8 +46,8 @@ export async function startAdminSocket(dataDir: string, store: DirectoryStore, l
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(path, () => resolve());
+    // The socket file is created by listen() itself: born 0600, never briefly open to others.
+    createPrivately(() => server.listen(path, () => resolve()), PRIVATE_SOCKET_UMASK);
   });
-  chmodSync(path, 0o600);
   return server;
 }

@@ -11,6 +11,7 @@ import { MupdateServer } from '../mupdate/server.js';
 import type { Role, SessionSettings } from '../mupdate/session.js';
 import { Authenticator } from '../sasl/authenticator.js';
 import { UserDb } from '../sasl/user-db.js';
+import { describeNarrowed, securePrivateFolder, type Narrowed } from '../store/private-files.js';
 import type { DirectoryStore } from '../store/types.js';
 import { applyEtcdFlags, openDirectory } from './open-directory.js';
 
@@ -102,9 +103,15 @@ export async function startServer(
   return { server, store, users, stop };
 }
 
+/** Says which modes of the data folder were found wider than private and narrowed. */
+export function logNarrowed(log: Logger, narrowed: Narrowed[]): void {
+  for (const n of narrowed) log.warn({ path: n.path }, describeNarrowed(n));
+}
+
 export async function runMaster(flags: ServerFlags): Promise<void> {
   const config = resolveConfig(flags);
   const log = createLogger();
+  logNarrowed(log, securePrivateFolder(config.dataDir));
   const store = await openDirectory(config, log);
   const users = UserDb.open(config.dataDir);
   await startServer(config, log, { kind: 'master' }, store, users);

@@ -6,7 +6,8 @@ import { createLogger } from '../log.js';
 import { Follower } from '../resync/follower.js';
 import { UserDb } from '../sasl/user-db.js';
 import { LmdbDirectoryStore } from '../store/lmdb-store.js';
-import { resolveConfig, startServer, type ServerFlags } from './master.js';
+import { securePrivateFolder } from '../store/private-files.js';
+import { logNarrowed, resolveConfig, startServer, type ServerFlags } from './master.js';
 import { listenerErrorLog } from './open-directory.js';
 
 export interface SlaveFlags extends ServerFlags {
@@ -34,6 +35,7 @@ export async function runSlave(flags: SlaveFlags): Promise<void> {
   const master = parseHostPort(up.server.replace(/\/.*$/, ''));
 
   const log = createLogger();
+  logNarrowed(log, securePrivateFolder(config.dataDir));
   const store = LmdbDirectoryStore.open(config.dataDir, {
     order: config.order, changeLogRetention: config.changeLogRetention, onListenerError: listenerErrorLog(log),
   });

@@ -172,7 +172,7 @@ export class Follower {
     if (!file) return Promise.resolve();
     this.statusWrite = this.statusWrite.then(async () => {
       try {
-        await writeFile(`${file}.tmp`, `${JSON.stringify(this.status, null, 2)}\n`);
+        await writeFile(`${file}.tmp`, `${JSON.stringify(this.status, null, 2)}\n`, { mode: 0o600 });
         await rename(`${file}.tmp`, file);
       } catch (err) {
         this.opts.log.warn({ err: (err as Error).message }, 'cannot write status file');

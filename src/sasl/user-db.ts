@@ -4,7 +4,7 @@
  * while the server runs.
  */
 import { open, type RootDatabase } from 'lmdb';
-import { mkdirSync } from 'node:fs';
+import { createPrivately, makePrivateFolder } from '../store/private-files.js';
 import { hashPassword } from './password-hash.js';
 
 export interface UserRecord {
@@ -17,8 +17,8 @@ export class UserDb {
   private constructor(private readonly db: RootDatabase<UserRecord, string>) {}
 
   static open(dataDir: string): UserDb {
-    mkdirSync(dataDir, { recursive: true });
-    return new UserDb(open<UserRecord, string>({ path: `${dataDir}/users.mdb`, overlappingSync: false }));
+    makePrivateFolder(dataDir);
+    return new UserDb(createPrivately(() => open<UserRecord, string>({ path: `${dataDir}/users.mdb`, overlappingSync: false })));
   }
 
   get(name: string): UserRecord | undefined {

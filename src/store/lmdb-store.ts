@@ -21,7 +21,8 @@
  */
 import { open, type Database, type DatabaseOptions, type Key, type RootDatabase, type Transaction } from 'lmdb';
 import { createHash, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { createPrivately, makePrivateFolder } from './private-files.js';
 import { changeDigest, decodeRecord, decodeValue, encodeLogRecord, encodeValue, sameEntry, ValueReader, type EntryView } from './codec.js';
 import { Commits } from './commits.js';
 import { tellListeners, warnListenerFailure, type ListenerFailure } from './listeners.js';
@@ -231,8 +232,8 @@ export class LmdbDirectoryStore implements DirectoryStore {
     if ((options.mustExist || readOnly) && !existsSync(`${dir}/directory.mdb`)) {
       throw new StorageError(`no directory in ${dir} (is --data right?)`);
     }
-    mkdirSync(dir, { recursive: true });
-    const root = open({ path: `${dir}/directory.mdb`, overlappingSync: false, maxDbs: 12, compression: false });
+    if (!readOnly) makePrivateFolder(dir);
+    const root = createPrivately(() => open({ path: `${dir}/directory.mdb`, overlappingSync: false, maxDbs: 12, compression: false }));
     try {
       return LmdbDirectoryStore.setUp(root, dir, options, readOnly);
     } catch (err) {
