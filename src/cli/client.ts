@@ -14,7 +14,7 @@ import tty from 'node:tty';
 import { showBytes } from '../admin/conflict-view.js';
 import { ConfigError, DEFAULT_PORT, parseHostPort, type HostPort } from '../config.js';
 import {
-  LoginRefused, STATUS_WORDS, UpstreamConnection, UpstreamError, statusText,
+  LoginRefused, STATUS_WORDS, UpstreamConnection, UpstreamError, UpstreamTimeout, statusText,
   type CommandResult, type Response, type UpstreamOptions,
 } from '../resync/upstream.js';
 import {
@@ -83,7 +83,7 @@ function describe(err: unknown, where: string, user: string): string {
   if (/ECONNREFUSED/.test(msg)) return `cannot connect to ${where}: connection refused (is a MUPDATE server listening there?)`;
   if (/ENOTFOUND|EAI_AGAIN/.test(msg)) return `cannot connect to ${where}: unknown host`;
   if (/EHOSTUNREACH|ENETUNREACH|EADDRNOTAVAIL/.test(msg)) return `cannot connect to ${where}: no route to that address`;
-  if (/^connect to .* timed out/.test(msg)) return `cannot connect to ${where}: no answer (timed out)`;
+  if (err instanceof UpstreamTimeout && err.phase === 'connect') return `cannot connect to ${where}: no answer (timed out)`;
   if (msg.startsWith('TLS failed: ')) {
     const why = msg.slice('TLS failed: '.length);
     const hint = /certificate|self[- ]signed|verify|altnames/i.test(why)
@@ -94,7 +94,7 @@ function describe(err: unknown, where: string, user: string): string {
   if (/STARTTLS was refused/.test(msg)) return `${where} refused STARTTLS`;
   if (/refused the connection \(BYE\)/.test(msg)) return `${where} refused the connection (BYE in its banner)`;
   if (/closed the connection/.test(msg)) return `${where} ${msg.replace(/^the server /, '')}`;
-  if (/timed out waiting/.test(msg)) return `no answer from ${where} (timed out)`;
+  if (err instanceof UpstreamTimeout) return `no answer from ${where} (timed out)`;
   return `${where}: ${msg}`;
 }
 
@@ -402,7 +402,7 @@ class ClientSession {
     }
     if (err instanceof ConnectionProblem) return err;
     const msg = err instanceof Error ? err.message : String(err);
-    if (/timed out waiting/.test(msg)) {
+    if (err instanceof UpstreamTimeout) {
       return new ConnectionProblem(`no answer from ${this.where} to ${what} within ${this.timeoutMs / 1000} s; connection closed`);
     }
     if (/closed the connection/.test(msg)) return new ConnectionProblem(`${this.where} closed the connection (during ${what})`);
@@ -474,7 +474,7 @@ class ClientSession {
         try {
           r = await conn.next(this.timeoutMs);
         } catch (err) {
-          if (/timed out waiting/.test((err as Error).message)) {
+          if (err instanceof UpstreamTimeout) {
             this.showResponses('raw', rows);
             this.out.note(`(no answer tagged ${tag || '*'} within ${this.timeoutMs / 1000} s; later lines show before the next command)`);
             return 'failed';

@@ -122,10 +122,10 @@ export async function main(argv: string[]): Promise<number> {
 
 main(process.argv.slice(2)).then(
   (code) => { if (code >= 0) process.exitCode = code; },
-  (err: Error & { code?: string }) => {
+  (err: Error & { code?: unknown }) => {
     process.stderr.write(`mupdated: ${err.message}\n`);
-    // Bad flags are a usage error, like every other one.
-    if (err.code?.startsWith('ERR_PARSE_ARGS')) {
+    // Bad flags are a usage error, like every other one (other libraries' codes may be numbers).
+    if (typeof err.code === 'string' && err.code.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(USAGE);
       process.exitCode = 2;
     } else {

@@ -15,7 +15,8 @@ export class MupdateServer {
   private stopping = false;
 
   constructor(private readonly ctx: ServerContext) {
-    this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
+    // Half-open: a client that shuts its side after its commands still gets their answers.
+    this.server = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
     this.server.on('error', (err) => ctx.log.error({ err: err.message }, 'listener error'));
   }
 

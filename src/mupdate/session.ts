@@ -112,6 +112,8 @@ export class Session implements StreamSink {
   /** No banner and no answers yet (a slave without a complete copy). */
   private gated = false;
   private isClosed = false;
+  /** The client shut its sending side; the connection closes once what it sent is answered. */
+  private inputEnded = false;
   private badCount = 0;
   private failedLogins = 0;
   private loginStarted = 0;
@@ -222,7 +224,8 @@ export class Session implements StreamSink {
       this.destroy();
     });
     socket.on('close', () => this.destroy());
-    socket.on('end', () => this.destroy());
+    // The client sent its last command (`printf ... | nc`): answer what it sent, then close.
+    socket.on('end', () => { this.inputEnded = true; this.onData(Buffer.alloc(0)); });
     socket.setTimeout(this.ctx.settings.idleTimeoutMs, () => this.idleTimeout());
   }
 
@@ -309,6 +312,7 @@ export class Session implements StreamSink {
     } finally {
       this.busy = false;
       if (!this.isClosed && this.socket.isPaused() && this.reader.buffered === 0) this.socket.resume();
+      if (this.inputEnded && !this.gated) void this.writeChain.then(() => this.end());
     }
   }
 
@@ -410,6 +414,7 @@ export class Session implements StreamSink {
         this.bye(r.text);
         return null;
       }
+      if (this.inputEnded) return null;
       await this.waitForInput();
     }
   }

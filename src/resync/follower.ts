@@ -11,7 +11,7 @@ import { changeDigest, encodeLogRecord } from '../store/codec.js';
 import type { BatchItem, DirectoryStore, Entry } from '../store/types.js';
 import { entryProblem, shownName } from '../store/validate.js';
 import { entryFromData, reconcile } from './reconcile.js';
-import { UpstreamConnection, UpstreamError, type Response, type UpstreamOptions } from './upstream.js';
+import { UpstreamConnection, UpstreamError, UpstreamTimeout, type Response, type UpstreamOptions } from './upstream.js';
 
 export interface FollowerOptions {
   upstream: Omit<UpstreamOptions, 'timeoutMs'>;
@@ -324,7 +324,7 @@ export class Follower {
       try {
         r = await conn.next(retryMs);
       } catch (err) {
-        if (!(err instanceof UpstreamError) || !/timed out/.test(err.message)) throw err;
+        if (!(err instanceof UpstreamTimeout)) throw err;
         if (noopOutstanding) throw new UpstreamError('the master did not answer a NOOP in time');
         noopOutstanding = true;
         conn.send(`N${this.noopCounter++}`, 'NOOP');

@@ -47,6 +47,13 @@ const RESPONSE_LIMITS = { maxTag: 256, maxWord: 256, maxString: 1 << 20, maxComm
 
 export class UpstreamError extends Error {}
 
+/** No answer in time: while connecting, or while waiting for a response. */
+export class UpstreamTimeout extends UpstreamError {
+  constructor(readonly phase: 'connect' | 'response', message: string) {
+    super(message);
+  }
+}
+
 /** The server refused the credentials. */
 export class LoginRefused extends UpstreamError {}
 
@@ -127,7 +134,7 @@ export class UpstreamConnection {
   static async open(opts: UpstreamOptions, log?: Logger): Promise<UpstreamConnection> {
     const socket = await new Promise<Socket>((resolve, reject) => {
       const s = connect({ host: opts.host, port: opts.port });
-      const timer = setTimeout(() => { s.destroy(); reject(new UpstreamError(`connect to ${opts.host}:${opts.port} timed out`)); }, opts.timeoutMs);
+      const timer = setTimeout(() => { s.destroy(); reject(new UpstreamTimeout('connect', `connect to ${opts.host}:${opts.port} timed out`)); }, opts.timeoutMs);
       s.once('connect', () => { clearTimeout(timer); s.setNoDelay(true); resolve(s); });
       s.once('error', (err) => { clearTimeout(timer); reject(new UpstreamError(`cannot connect to ${opts.host}:${opts.port}: ${err.message}`)); });
     });
@@ -218,7 +225,7 @@ export class UpstreamConnection {
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
     while (this.queue.length === 0) {
       const left = deadline - Date.now();
-      if (left <= 0) throw new UpstreamError('timed out waiting for the server');
+      if (left <= 0) throw new UpstreamTimeout('response', 'timed out waiting for the server');
       await new Promise<void>((resolve) => {
         const timer = Number.isFinite(left) ? setTimeout(() => { this.waiter = null; resolve(); }, left) : null;
         this.waiter = () => { if (timer) clearTimeout(timer); resolve(); };

@@ -3,8 +3,9 @@
  * `mupdated user add`. A separate LMDB environment, so the CLI can add users
  * while the server runs.
  */
-import { open, type RootDatabase } from 'lmdb';
-import { createPrivately, makePrivateFolder } from '../store/private-files.js';
+import type { RootDatabase } from 'lmdb';
+import { openLmdb } from '../store/lmdb-open.js';
+import { makePrivateFolder } from '../store/private-files.js';
 import { hashPassword } from './password-hash.js';
 
 export interface UserRecord {
@@ -18,7 +19,7 @@ export class UserDb {
 
   static open(dataDir: string): UserDb {
     makePrivateFolder(dataDir);
-    return new UserDb(createPrivately(() => open<UserRecord, string>({ path: `${dataDir}/users.mdb`, overlappingSync: false })));
+    return new UserDb(openLmdb<UserRecord, string>(`${dataDir}/users.mdb`, { overlappingSync: false }));
   }
 
   get(name: string): UserRecord | undefined {
