@@ -38,6 +38,7 @@ export interface ServerConfig {
   dumpWorkers: number;
   /** Bytes buffered for a socket before we stop writing to it and queue instead. */
   socketHighWater: number;
+  /** How long a verified password is remembered (`auth_cache_seconds`); 0 verifies every login. */
   authCacheTtlMs: number;
   /** Duplicate-mailbox claims: `queue` for an operator (default) or `cyrus` (last writer wins). */
   conflictPolicy: 'queue' | 'cyrus';
@@ -166,6 +167,7 @@ export function applySettings(config: ServerConfig, settings: Map<string, string
       case 'dump_workers': config.dumpWorkers = Math.min(int(key, v, 0), 16); break;
       case 'max_string': config.limits.maxString = int(key, v, 1024); break;
       case 'max_command': config.limits.maxCommand = int(key, v, 4096); break;
+      case 'auth_cache_seconds': config.authCacheTtlMs = int(key, v, 0) * 1000; break;
       case 'conflict_policy':
         if (v !== 'queue' && v !== 'cyrus') throw new ConfigError(`${key}: expected queue or cyrus`);
         config.conflictPolicy = v;

@@ -71,6 +71,10 @@ export async function startServer(
   const auth = new Authenticator(users, {
     admins: config.admins, allowNonAdmins: config.allowNonAdmins, saslauthdSocket: config.saslauthdSocket,
     saslService: 'mupdate', realm: config.servername, cacheTtlMs: config.authCacheTtlMs,
+    onRehash: (user, err) => {
+      if (err) log.warn({ user, err: err.message }, 'could not replace an old password hash');
+      else log.info({ user }, 'password hash replaced by one at the current scrypt cost');
+    },
   });
   const dumps = config.dumpWorkers > 0 ? new DumpPool(config.dataDir, config.dumpWorkers, log) : new InThreadDumps(store);
   const server = new MupdateServer({

@@ -498,12 +498,12 @@ export class Session implements StreamSink {
       const text = creates ? `mailbox name longer than ${MAX_NAME_BYTES} bytes` : rules.WRITE_TEXT.missing;
       return Promise.resolve(() => this.reply(tag, 'NO', text));
     }
-    const writer: rules.Writer = { policy: this.ctx.settings.conflictPolicy, user: identity.name, peer: this.peer };
+    const writer: rules.Writer = { policy: this.ctx.settings.conflictPolicy, user: identity.name, authcid: identity.authcid, peer: this.peer };
     const decide = word === 'ACTIVATE' ? rules.activate(name, args[1]!, args[2]!, writer)
       : word === 'RESERVE' ? rules.reserve(name, args[1]!)
         : word === 'DEACTIVATE' ? rules.deactivate(name, args[1]!)
           : rules.remove();
-    const logFields = () => ({ peer: this.peer, user: identity.name, cmd: word, name: name.toString('latin1'),
+    const logFields = () => ({ peer: this.peer, user: identity.name, authcid: identity.authcid, cmd: word, name: name.toString('latin1'),
       location: args[1]?.toString('latin1') });
     return this.ctx.store.mutate(name, decide, this).then(
       (outcome) => () => {

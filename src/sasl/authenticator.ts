@@ -6,7 +6,7 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { PlainCredentials } from './plain.js';
-import { verifyPassword } from './password-hash.js';
+import { needsRehash, verifyPassword } from './password-hash.js';
 import { saslauthdVerify } from './saslauthd.js';
 import type { UserDb } from './user-db.js';
 
@@ -26,8 +26,10 @@ export interface AuthPolicy {
   saslauthdSocket?: string | undefined;
   saslService: string;
   realm: string;
-  /** How long a successful verification is remembered, so a backend's per-operation login is cheap. */
+  /** How long a successful verification is remembered, so a backend's per-operation login is cheap; 0 never. */
   cacheTtlMs: number;
+  /** Told when a stored hash of an older cost was replaced after a good login (or why it could not be). */
+  onRehash?: ((user: string, err?: Error) => void) | undefined;
 }
 
 interface CachedLogin {
@@ -51,8 +53,18 @@ export class Authenticator {
     const admin = (record?.admin ?? false) || this.policy.admins.includes(authcid);
     if (!admin && !this.policy.allowNonAdmins) return null;
     if (!(await this.checkPassword(authcid, password, record?.hash))) return null;
+    if (record && needsRehash(record.hash)) this.rehash(authcid, password, record.hash);
     if (authzid === '' || authzid === authcid) return { name: authcid, authcid, admin };
     return admin ? { name: authzid, authcid, admin } : null;
+  }
+
+  /** Replaces an old-cost hash in the background: the login is not kept waiting for a second hash. */
+  private rehash(user: string, password: Buffer, oldHash: string): void {
+    const copy = Buffer.from(password);
+    this.users.upgradeHash(user, copy, oldHash).then(
+      (replaced) => { if (replaced) this.policy.onRehash?.(user); },
+      (err: Error) => this.policy.onRehash?.(user, err),
+    ).finally(() => copy.fill(0));
   }
 
   private async checkPassword(user: string, password: Buffer, hash: string | undefined): Promise<boolean> {
@@ -65,7 +77,7 @@ export class Authenticator {
     else if (this.policy.saslauthdSocket) {
       ok = await saslauthdVerify(this.policy.saslauthdSocket, user, password, this.policy.saslService, this.policy.realm);
     }
-    if (ok) {
+    if (ok && this.policy.cacheTtlMs > 0) {
       if (this.cache.size >= CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value!);
       this.cache.set(user, { digest, expires: Date.now() + this.policy.cacheTtlMs });
     }

@@ -31,6 +31,20 @@ export class UserDb {
     await this.db.put(name, { name, admin, hash: await hashPassword(password) });
   }
 
+  /**
+   * Replaces `name`'s hash, made at an older cost, by one at today's cost, unless
+   * the record changed meanwhile (a password set since then wins). True when replaced.
+   */
+  async upgradeHash(name: string, password: Buffer, oldHash: string): Promise<boolean> {
+    const hash = await hashPassword(password);
+    return this.db.transaction(() => {
+      const current = this.db.get(name);
+      if (!current || current.hash !== oldHash) return false;
+      this.db.putSync(name, { ...current, hash });
+      return true;
+    });
+  }
+
   async remove(name: string): Promise<boolean> {
     return this.db.remove(name);
   }
