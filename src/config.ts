@@ -34,6 +34,8 @@ export interface ServerConfig {
   changeLogRetention: number;
   /** Most distinct pending names per UPDATE stream before it is dropped. */
   streamQueueLimit: number;
+  /** A LIST or UPDATE dump whose reader takes nothing for this long is ended (`dump_stall_timeout`, seconds). */
+  dumpStallTimeoutMs: number;
   /** Worker threads for whole-directory dumps (LIST, UPDATE); 0 dumps in the server thread. */
   dumpWorkers: number;
   /** Bytes buffered for a socket before we stop writing to it and queue instead. */
@@ -88,6 +90,7 @@ export function defaultConfig(): ServerConfig {
     order: 'cyrus',
     changeLogRetention: 1_000_000,
     streamQueueLimit: 200_000,
+    dumpStallTimeoutMs: 60_000,
     // One core stays free for the event loop: writers wait least while slaves resync.
     dumpWorkers: Math.max(1, Math.min(4, availableParallelism() - 1)),
     socketHighWater: 4 * 1024 * 1024,
@@ -164,6 +167,7 @@ export function applySettings(config: ServerConfig, settings: Map<string, string
       case 'improved_mboxlist_sort': config.order = bool(key, v) ? 'cyrus' : 'bytes'; break;
       case 'change_log_retention': config.changeLogRetention = int(key, v, 1); break;
       case 'stream_queue_limit': config.streamQueueLimit = int(key, v, 1); break;
+      case 'dump_stall_timeout': config.dumpStallTimeoutMs = int(key, v, 1) * 1000; break;
       case 'dump_workers': config.dumpWorkers = Math.min(int(key, v, 0), 16); break;
       case 'max_string': config.limits.maxString = int(key, v, 1024); break;
       case 'max_command': config.limits.maxCommand = int(key, v, 4096); break;

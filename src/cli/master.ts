@@ -48,6 +48,7 @@ export function sessionSettings(c: ServerConfig): SessionSettings {
     servername: c.servername, limits: c.limits, idleTimeoutMs: c.idleTimeoutMs, maxBadCommands: c.maxBadCommands,
     failedLoginPauseMs: c.failedLoginPauseMs, maxFailedLogins: c.maxFailedLogins, allowPlaintext: c.allowPlaintext,
     streamQueueLimit: c.streamQueueLimit, socketHighWater: c.socketHighWater, conflictPolicy: c.conflictPolicy,
+    dumpStallTimeoutMs: c.dumpStallTimeoutMs,
   };
 }
 

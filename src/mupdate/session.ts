@@ -15,6 +15,7 @@ import { serverPart } from './location.js';
 import { MAX_NAME_BYTES } from '../store/order.js';
 import * as rules from './directory-rules.js';
 import type { DumpSource } from './dump-lines.js';
+import { StallWatch } from './dump-stall.js';
 import { entryLine, UpdateStream, type ResumeRequest, type StreamSink } from './update-stream.js';
 import { GO_AHEAD, statusLine, untaggedLine, type StatusKeyword } from './wire/encoder.js';
 import type { WireLimits } from './wire/limits.js';
@@ -44,6 +45,8 @@ export interface SessionSettings {
   allowPlaintext: boolean;
   streamQueueLimit: number;
   socketHighWater: number;
+  /** A LIST or UPDATE dump whose reader takes nothing for this long is ended. */
+  dumpStallTimeoutMs: number;
   conflictPolicy: rules.ConflictPolicy;
 }
 
@@ -135,6 +138,8 @@ export class Session implements StreamSink {
   private flushQueued = false;
   /** The command being executed, so shutdown can let it finish. */
   private current: Promise<void> | null = null;
+  /** Set while a LIST or UPDATE dump runs. */
+  private dumpWatch: StallWatch | null = null;
   readonly peer: string;
 
   constructor(socket: Socket, private readonly ctx: SessionContext) {
@@ -152,6 +157,11 @@ export class Session implements StreamSink {
 
   get backlog(): number {
     return this.socket.writableLength + this.outBytes;
+  }
+
+  /** A LIST or UPDATE dump is running. */
+  get dumping(): boolean {
+    return this.dumpWatch !== null;
   }
 
   get streaming(): boolean {
@@ -181,6 +191,7 @@ export class Session implements StreamSink {
 
   writeOwned(bytes: Buffer, release: () => void): void {
     if (this.isClosed) return;
+    this.dumpWatch?.progress();
     this.flushOut();
     this.socket.write(bytes, (err) => {
       if (!err) release();
@@ -196,6 +207,7 @@ export class Session implements StreamSink {
     const data = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out, this.outBytes);
     this.out = [];
     this.outBytes = 0;
+    this.dumpWatch?.progress();
     if (!this.isClosed) this.socket.write(data);
   }
 
@@ -257,6 +269,7 @@ export class Session implements StreamSink {
   }
 
   private onDrain(): void {
+    this.dumpWatch?.progress();
     for (const w of this.drainWaiters.splice(0)) w();
   }
 
@@ -571,7 +584,7 @@ export class Session implements StreamSink {
       isCancelled: () => this.isClosed,
     };
     try {
-      await this.ctx.dumps.dump(tag, { locationPrefix: prefix }, consumer);
+      await this.watchingDump('LIST', () => this.ctx.dumps.dump(tag, { locationPrefix: prefix }, consumer));
     } catch (err) {
       // A LIST cut short must not end in OK.
       this.ctx.log.error({ peer: this.peer, err: (err as Error).message }, 'LIST failed');
@@ -600,7 +613,7 @@ export class Session implements StreamSink {
     this.state = 'streaming';
     this.ctx.log.info({ peer: this.peer, user: this.identity?.name, hosts: hosts ? [...hosts] : 'all' }, 'UPDATE stream starts');
     try {
-      await stream.run(this.ctx.store, this.ctx.dumps, resume);
+      await this.watchingDump('UPDATE', () => stream.run(this.ctx.store, this.ctx.dumps, resume));
     } catch (err) {
       // A dump cut short must not end in OK: the client would take it as the whole directory.
       this.ctx.log.error({ peer: this.peer, err: (err as Error).message }, 'UPDATE dump failed');
@@ -609,6 +622,24 @@ export class Session implements StreamSink {
     if (this.isClosed || stream.overflowed) return;
     this.reply(tag, 'OK', 'streaming starts');
     stream.goLive();
+  }
+
+  /**
+   * Runs a dump under a StallWatch. A reader that takes nothing for
+   * dump_stall_timeout is ended: LIST with `* BYE`, an UPDATE dump silently (spec 3.9).
+   */
+  private async watchingDump(what: 'LIST' | 'UPDATE', dump: () => Promise<void>): Promise<void> {
+    const seconds = this.ctx.settings.dumpStallTimeoutMs / 1000;
+    this.dumpWatch = new StallWatch(this.ctx.settings.dumpStallTimeoutMs, () => {
+      this.ctx.log.warn({ peer: this.peer, user: this.identity?.name, command: what, seconds }, 'dump stalled: the client read nothing, closing');
+      this.bye(`${what} stalled: nothing read for ${seconds} s`);
+    });
+    try {
+      await dump();
+    } finally {
+      this.dumpWatch.stop();
+      this.dumpWatch = null;
+    }
   }
 
   private streamOverflow(): void {
