@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { DEFAULT_LIMITS, type WireLimits } from './mupdate/wire/limits.js';
 import type { DirectoryOrder } from './store/types.js';
+import type { StartTlsMode } from './resync/tls-policy.js';
 
 import type { HostPort } from './host-port.js';
 
@@ -58,8 +59,11 @@ export interface UpstreamConfig {
   retryDelaySeconds: number;
   dumpTimeoutSeconds: number;
   resume: boolean;
-  starttls: 'never' | 'if-offered' | 'required';
+  /** Unset: required toward a master not on loopback, if-offered on loopback. */
+  starttls?: StartTlsMode | undefined;
   tlsInsecure: boolean;
+  /** PEM file of the CA(s) to trust for the master's certificate instead of the system's. */
+  tlsCa?: string | undefined;
 }
 
 export interface EtcdConfig {
@@ -97,7 +101,7 @@ export function defaultConfig(): ServerConfig {
     authCacheTtlMs: 10 * 60 * 1000,
     conflictPolicy: 'queue',
     etcd: { endpoints: [], prefix: '/mupdated/', writeTimeoutMs: 5_000 },
-    upstream: { retryDelaySeconds: 20, dumpTimeoutSeconds: 120, resume: true, starttls: 'if-offered', tlsInsecure: false },
+    upstream: { retryDelaySeconds: 20, dumpTimeoutSeconds: 120, resume: true, tlsInsecure: false },
   };
 }
 
@@ -194,6 +198,7 @@ export function applySettings(config: ServerConfig, settings: Map<string, string
       case 'etcd_cert': config.etcd.cert = v; break;
       case 'etcd_key': config.etcd.key = v; break;
       case 'etcd_write_timeout': config.etcd.writeTimeoutMs = Math.round(Number(v) * 1000); break;
+      case 'slave_tls_ca': config.upstream.tlsCa = v; break;
       default:
         if (!ignore.includes(key)) throw new ConfigError(`unknown setting '${key}'`);
     }

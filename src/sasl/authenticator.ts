@@ -43,6 +43,8 @@ export class Authenticator {
   /** Keyed digests of recently verified passwords; a process-local key, never stored. */
   private readonly cacheKey = randomBytes(32);
   private readonly cache = new Map<string, CachedLogin>();
+  /** Verifications in progress, by credential digest. */
+  private readonly verifying = new Map<string, Promise<boolean>>();
 
   constructor(private readonly users: UserDb, private readonly policy: AuthPolicy) {}
 
@@ -72,15 +74,25 @@ export class Authenticator {
       .update('\0').update(password).digest();
     const cached = this.cache.get(user);
     if (cached && cached.expires > Date.now() && timingSafeEqual(cached.digest, digest)) return true;
-    let ok = false;
-    if (hash !== undefined) ok = await verifyPassword(password, hash);
-    else if (this.policy.saslauthdSocket) {
-      ok = await saslauthdVerify(this.policy.saslauthdSocket, user, password, this.policy.saslService, this.policy.realm);
+    // Logins with the same credentials at the same moment (backends reconnecting after a restart)
+    // share one verification: each scrypt hash holds 128 MiB while it runs.
+    const key = digest.toString('base64');
+    let pending = this.verifying.get(key);
+    if (!pending) {
+      pending = this.verify(user, password, hash).finally(() => this.verifying.delete(key));
+      this.verifying.set(key, pending);
     }
+    const ok = await pending;
     if (ok && this.policy.cacheTtlMs > 0) {
       if (this.cache.size >= CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value!);
       this.cache.set(user, { digest, expires: Date.now() + this.policy.cacheTtlMs });
     }
     return ok;
+  }
+
+  private async verify(user: string, password: Buffer, hash: string | undefined): Promise<boolean> {
+    if (hash !== undefined) return verifyPassword(password, hash);
+    if (!this.policy.saslauthdSocket) return false;
+    return saslauthdVerify(this.policy.saslauthdSocket, user, password, this.policy.saslService, this.policy.realm);
   }
 }
