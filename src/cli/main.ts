@@ -27,7 +27,7 @@ commands:
   user       manage logins            add NAME [--admin] | remove NAME | list   [--data DIR]
              (the password is read from standard input)
   client     talk MUPDATE to a server: a prompt on a terminal, else commands from stdin (see: client --help)
-             [HOST:PORT] [--user NAME] [--password-file FILE] [--starttls] [--raw] [--json]
+             [HOST:PORT] [--user NAME] [--password-file FILE] [--starttls | --plaintext] [--tls-ca FILE] [--raw] [--json]
 `;
 
 const SERVER_OPTIONS = {

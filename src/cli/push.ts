@@ -26,7 +26,8 @@ export interface PushFlags extends TlsFlags {
   window?: string | undefined;
 }
 
-const USAGE = 'usage: mupdated push --master HOST:PORT --user NAME --password-file FILE --server BACKEND [--dry-run] DUMP|-';
+const USAGE = 'usage: mupdated push --master HOST:PORT --user NAME --password-file FILE --server BACKEND [--dry-run]\n' +
+  '                     [--starttls | --plaintext] [--tls-ca FILE] [--tls-insecure] DUMP|-';
 
 interface Command {
   word: string;

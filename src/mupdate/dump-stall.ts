@@ -22,3 +22,21 @@ export class StallWatch {
     clearTimeout(this.timer);
   }
 }
+
+/**
+ * Runs `dump` with a StallWatch of `periodMs` that `track` hands to the
+ * caller (null again afterwards), so its I/O can report progress.
+ * `onStall` gets the period in seconds.
+ */
+export async function underStallWatch(
+  periodMs: number, track: (watch: StallWatch | null) => void, dump: () => Promise<void>, onStall: (seconds: number) => void,
+): Promise<void> {
+  const watch = new StallWatch(periodMs, () => onStall(periodMs / 1000));
+  track(watch);
+  try {
+    await dump();
+  } finally {
+    watch.stop();
+    track(null);
+  }
+}

@@ -15,7 +15,7 @@ import { serverPart } from './location.js';
 import { MAX_NAME_BYTES } from '../store/order.js';
 import * as rules from './directory-rules.js';
 import type { DumpSource } from './dump-lines.js';
-import { StallWatch } from './dump-stall.js';
+import { StallWatch, underStallWatch } from './dump-stall.js';
 import { entryLine, UpdateStream, type ResumeRequest, type StreamSink } from './update-stream.js';
 import { GO_AHEAD, statusLine, untaggedLine, type StatusKeyword } from './wire/encoder.js';
 import type { WireLimits } from './wire/limits.js';
@@ -160,9 +160,7 @@ export class Session implements StreamSink {
   }
 
   /** A LIST or UPDATE dump is running. */
-  get dumping(): boolean {
-    return this.dumpWatch !== null;
-  }
+  get dumping(): boolean { return this.dumpWatch !== null; }
 
   get streaming(): boolean {
     return this.state === 'streaming';
@@ -624,22 +622,13 @@ export class Session implements StreamSink {
     stream.goLive();
   }
 
-  /**
-   * Runs a dump under a StallWatch. A reader that takes nothing for
-   * dump_stall_timeout is ended: LIST with `* BYE`, an UPDATE dump silently (spec 3.9).
-   */
-  private async watchingDump(what: 'LIST' | 'UPDATE', dump: () => Promise<void>): Promise<void> {
-    const seconds = this.ctx.settings.dumpStallTimeoutMs / 1000;
-    this.dumpWatch = new StallWatch(this.ctx.settings.dumpStallTimeoutMs, () => {
+  /** Runs a LIST or UPDATE dump under a StallWatch (dump-stall.ts). */
+  private watchingDump(what: 'LIST' | 'UPDATE', dump: () => Promise<void>): Promise<void> {
+    return underStallWatch(this.ctx.settings.dumpStallTimeoutMs, (w) => { this.dumpWatch = w; }, dump, (seconds) => {
       this.ctx.log.warn({ peer: this.peer, user: this.identity?.name, command: what, seconds }, 'dump stalled: the client read nothing, closing');
+      // LIST gets * BYE; an UPDATE dump is closed without a word (spec 3.9, see bye()).
       this.bye(`${what} stalled: nothing read for ${seconds} s`);
     });
-    try {
-      await dump();
-    } finally {
-      this.dumpWatch.stop();
-      this.dumpWatch = null;
-    }
   }
 
   private streamOverflow(): void {
