@@ -1,12 +1,14 @@
 /**
  * Password storage and checks (issue 11, finding 8): new hashes use scrypt
- * N=2^17, r=8, p=1; a hash of the older cost still verifies and is replaced
+ * N=2^17, r=8, p=1 (the production cost: the other tests run their servers at
+ * N=2^14, see helpers/server.ts); a hash of the older cost still verifies and is replaced
  * at the next good login (never at a bad one); `auth_cache_seconds` sets how
  * long a verification is remembered (0: every login is checked); conflict
  * records and the audit log name both the authenticated and the authorized
  * identity.
  */
 import test from 'ava';
+import { spawnSync } from 'node:child_process';
 import { randomBytes, scrypt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
@@ -15,7 +17,7 @@ import { open } from 'lmdb';
 import { verifyPassword } from '../src/sasl/password-hash.js';
 import { literalCommand, runCli, showRun } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
-import { addUser, PASSWORD, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
+import { addUser, CLI, PASSWORD, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
 
 const dirs: string[] = [];
 const servers: RunningMupdated[] = [];
@@ -55,10 +57,19 @@ async function tryLogin(port: number, user: string, password: string, authzid = 
   }
 }
 
+/** The environment without the test suite's cheaper scrypt cost: what a production install runs with. */
+function productionEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.MUPDATED_SCRYPT_LOG2N;
+  return env;
+}
+
 test('user add stores a scrypt hash of cost N=2^17, r=8, p=1 that verifies', async (t) => {
   const data = tempDir('passwords-new-');
   dirs.push(data);
-  addUser(data, { name: 'fresh', admin: true });
+  const r = spawnSync(process.execPath, [CLI, 'user', 'add', 'fresh', '--admin', '--data', data],
+    { input: `${PASSWORD}\n`, encoding: 'utf8', env: productionEnv(), timeout: 120_000 });
+  t.is(r.status, 0, r.stderr);
   const hash = (await storedUser(data, 'fresh'))!.hash;
   t.regex(hash, /^scrypt\$131072\$8\$1\$[A-Za-z0-9+/]{22}==\$[A-Za-z0-9+/]{43}=$/);
   t.true(await verifyPassword(Buffer.from(PASSWORD), hash));
@@ -74,12 +85,13 @@ test('a hash of the old cost still verifies; a bad login leaves it, the next goo
   await db.put('veteran', { name: 'veteran', admin: true, hash: old });
   await db.close();
 
-  let server = await startMupdated({ dataDir: data });
+  const production = { MUPDATED_SCRYPT_LOG2N: '17' };
+  let server = await startMupdated({ dataDir: data, env: production });
   t.is(await tryLogin(server.port, 'veteran', 'not-it'), 'A01 NO "authentication failure"');
   await server.stop();
   t.is((await storedUser(data, 'veteran'))!.hash, old, 'a failed login changes nothing');
 
-  server = await startMupdated({ dataDir: data });
+  server = await startMupdated({ dataDir: data, env: production });
   servers.push(server);
   t.is(await tryLogin(server.port, 'veteran', 'old-secret'), 'A01 OK "Authenticated"');
   await server.waitForLog(/password hash replaced by one at the current scrypt cost/, 60_000);
@@ -88,7 +100,7 @@ test('a hash of the old cost still verifies; a bad login leaves it, the next goo
   t.regex(now.hash, /^scrypt\$131072\$8\$1\$/);
   t.true(await verifyPassword(Buffer.from('old-secret'), now.hash));
   t.true(now.admin, 'the rest of the record is kept');
-  server = await startMupdated({ dataDir: data });
+  server = await startMupdated({ dataDir: data, env: production });
   servers.push(server);
   t.is(await tryLogin(server.port, 'veteran', 'old-secret'), 'A01 OK "Authenticated"', 'the new hash logs in');
 });

@@ -1,8 +1,20 @@
 /** scrypt password hashes: `scrypt$N$r$p$salt$hash` (base64 salt and hash). */
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 
-/** Today's cost (current guidance: N=2^17, r=8, p=1): about 128 MiB and a few hundred ms per hash. */
-export const SCRYPT_COST = { N: 2 ** 17, r: 8, p: 1 } as const;
+/**
+ * Today's cost (current guidance: N=2^17, r=8, p=1): about 128 MiB and a few
+ * hundred ms per hash. MUPDATED_SCRYPT_LOG2N (14 to 20) changes N for new
+ * hashes, for test suites and very small machines; hashes below the cost in
+ * force are replaced at the next good login.
+ */
+export const SCRYPT_COST = { N: 2 ** costLog2N(process.env.MUPDATED_SCRYPT_LOG2N), r: 8, p: 1 } as const;
+
+function costLog2N(setting: string | undefined): number {
+  if (setting === undefined || setting === '') return 17;
+  const n = Number(setting);
+  if (!Number.isInteger(n) || n < 14 || n > 20) throw new Error(`MUPDATED_SCRYPT_LOG2N: expected 14 to 20, got '${setting}'`);
+  return n;
+}
 const KEYLEN = 32;
 /** Stored parameters beyond these are refused rather than allowed to claim gigabytes. */
 const MAX_N = 2 ** 20;
