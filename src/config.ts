@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { DEFAULT_LIMITS, type WireLimits } from './mupdate/wire/limits.js';
 import type { DirectoryOrder } from './store/types.js';
+import type { StartTlsMode } from './resync/tls-policy.js';
 
 import type { HostPort } from './host-port.js';
 
@@ -34,10 +35,13 @@ export interface ServerConfig {
   changeLogRetention: number;
   /** Most distinct pending names per UPDATE stream before it is dropped. */
   streamQueueLimit: number;
+  /** A LIST or UPDATE dump whose reader takes nothing for this long is ended (`dump_stall_timeout`, seconds). */
+  dumpStallTimeoutMs: number;
   /** Worker threads for whole-directory dumps (LIST, UPDATE); 0 dumps in the server thread. */
   dumpWorkers: number;
   /** Bytes buffered for a socket before we stop writing to it and queue instead. */
   socketHighWater: number;
+  /** How long a verified password is remembered (`auth_cache_seconds`); 0 verifies every login. */
   authCacheTtlMs: number;
   /** Duplicate-mailbox claims: `queue` for an operator (default) or `cyrus` (last writer wins). */
   conflictPolicy: 'queue' | 'cyrus';
@@ -55,8 +59,11 @@ export interface UpstreamConfig {
   retryDelaySeconds: number;
   dumpTimeoutSeconds: number;
   resume: boolean;
-  starttls: 'never' | 'if-offered' | 'required';
+  /** Unset: required toward a master not on loopback, if-offered on loopback. */
+  starttls?: StartTlsMode | undefined;
   tlsInsecure: boolean;
+  /** PEM file of the CA(s) to trust for the master's certificate instead of the system's. */
+  tlsCa?: string | undefined;
 }
 
 export interface EtcdConfig {
@@ -87,13 +94,14 @@ export function defaultConfig(): ServerConfig {
     order: 'cyrus',
     changeLogRetention: 1_000_000,
     streamQueueLimit: 200_000,
+    dumpStallTimeoutMs: 60_000,
     // One core stays free for the event loop: writers wait least while slaves resync.
     dumpWorkers: Math.max(1, Math.min(4, availableParallelism() - 1)),
     socketHighWater: 4 * 1024 * 1024,
     authCacheTtlMs: 10 * 60 * 1000,
     conflictPolicy: 'queue',
     etcd: { endpoints: [], prefix: '/mupdated/', writeTimeoutMs: 5_000 },
-    upstream: { retryDelaySeconds: 20, dumpTimeoutSeconds: 120, resume: true, starttls: 'if-offered', tlsInsecure: false },
+    upstream: { retryDelaySeconds: 20, dumpTimeoutSeconds: 120, resume: true, tlsInsecure: false },
   };
 }
 
@@ -163,9 +171,11 @@ export function applySettings(config: ServerConfig, settings: Map<string, string
       case 'improved_mboxlist_sort': config.order = bool(key, v) ? 'cyrus' : 'bytes'; break;
       case 'change_log_retention': config.changeLogRetention = int(key, v, 1); break;
       case 'stream_queue_limit': config.streamQueueLimit = int(key, v, 1); break;
+      case 'dump_stall_timeout': config.dumpStallTimeoutMs = int(key, v, 1) * 1000; break;
       case 'dump_workers': config.dumpWorkers = Math.min(int(key, v, 0), 16); break;
       case 'max_string': config.limits.maxString = int(key, v, 1024); break;
       case 'max_command': config.limits.maxCommand = int(key, v, 4096); break;
+      case 'auth_cache_seconds': config.authCacheTtlMs = int(key, v, 0) * 1000; break;
       case 'conflict_policy':
         if (v !== 'queue' && v !== 'cyrus') throw new ConfigError(`${key}: expected queue or cyrus`);
         config.conflictPolicy = v;
@@ -188,6 +198,7 @@ export function applySettings(config: ServerConfig, settings: Map<string, string
       case 'etcd_cert': config.etcd.cert = v; break;
       case 'etcd_key': config.etcd.key = v; break;
       case 'etcd_write_timeout': config.etcd.writeTimeoutMs = Math.round(Number(v) * 1000); break;
+      case 'slave_tls_ca': config.upstream.tlsCa = v; break;
       default:
         if (!ignore.includes(key)) throw new ConfigError(`unknown setting '${key}'`);
     }

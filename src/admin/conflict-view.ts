@@ -21,6 +21,7 @@ export interface ConflictJson {
   claimed: { state: string; location: string; acl: string };
   command: string;
   user: string;
+  authcid: string;
   peer: string;
   firstSeen: string;
   lastSeen: string;
@@ -35,7 +36,7 @@ function entryJson(e: Pick<Entry, 'state' | 'location' | 'acl'>) {
 export function conflictJson(r: ConflictRecord): ConflictJson {
   return {
     id: r.id, status: r.status, name: showBytes(r.name), current: entryJson(r.current), claimed: entryJson(r.claimed),
-    command: r.command, user: r.user, peer: r.peer, firstSeen: r.firstSeen, lastSeen: r.lastSeen, count: r.count,
+    command: r.command, user: r.user, authcid: r.authcid ?? r.user, peer: r.peer, firstSeen: r.firstSeen, lastSeen: r.lastSeen, count: r.count,
     resolution: r.resolution,
   };
 }
@@ -60,7 +61,7 @@ export function conflictDetail(r: ConflictJson): string {
     `  mailbox:     ${r.name}`,
     `  held by:     ${r.current.location} (${r.current.state}), acl ${r.current.acl || '(empty)'}`,
     `  claimed by:  ${r.claimed.location} (${r.command}), acl ${r.claimed.acl || '(empty)'}`,
-    `  claimant:    ${r.user} from ${r.peer}`,
+    `  claimant:    ${r.user}${r.authcid !== r.user ? ` (authenticated as ${r.authcid})` : ''} from ${r.peer}`,
     `  seen:        ${r.count} time(s), first ${r.firstSeen}, last ${r.lastSeen}`,
   ];
   if (r.resolution) lines.push(`  resolution:  keep ${r.resolution.keep}, by ${r.resolution.by} at ${r.resolution.at}`);

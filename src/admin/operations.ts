@@ -34,9 +34,10 @@ export async function handleAdminRequest(
         const keep = req.op === 'dismiss' ? 'none' : req.keep;
         const closed = conflictJson(await store.closeConflict(req.id, keep, req.by));
         const audit = { at: closed.resolution!.at, by: req.by, op: req.op, keep, conflict: closed.id, mailbox: closed.name,
-          heldBy: closed.current.location, claimedBy: closed.claimed.location };
+          heldBy: closed.current.location, claimedBy: closed.claimed.location,
+          claimant: { user: closed.user, authcid: closed.authcid } };
         log?.warn({ audit }, `conflict #${closed.id} ${req.op === 'dismiss' ? 'dismissed' : `resolved: kept ${keep}`}`);
-        await appendFile(join(dataDir, 'audit.log'), `${JSON.stringify(audit)}\n`);
+        await appendFile(join(dataDir, 'audit.log'), `${JSON.stringify(audit)}\n`, { mode: 0o600 });
         return { ok: true, conflicts: [closed] };
       }
     }

@@ -4,12 +4,14 @@
  * listeners like any other change. Local only; file permissions are the
  * access control.
  */
-import { chmodSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
+import { createPrivately, PRIVATE_SOCKET_UMASK } from '../store/private-files.js';
 import type { DirectoryStore } from '../store/types.js';
 import { handleAdminRequest, type AdminRequest } from './operations.js';
+import { AdminRequestInvalid, parseAdminRequest } from './request.js';
 
 const MAX_REQUEST = 64 * 1024;
 
@@ -20,33 +22,49 @@ export function adminSocketPath(dataDir: string): string {
 export async function startAdminSocket(dataDir: string, store: DirectoryStore, log: Logger): Promise<Server> {
   const path = adminSocketPath(dataDir);
   rmSync(path, { force: true });
-  const server = createServer((sock) => {
+  // allowHalfOpen: a client that sends its request and shuts its side (`printf ... | nc -U`) still gets the answer.
+  const server = createServer({ allowHalfOpen: true }, (sock) => {
     let buf = '';
+    /** The connection's one request has been read (its answer may still be on its way). */
+    let taken = false;
+    const answer = (line: string) => void sock.end(`${line}\n`);
+    const handle = (text: string) => {
+      taken = true;
+      let req: AdminRequest;
+      try {
+        req = parseAdminRequest(JSON.parse(text));
+      } catch (err) {
+        const why = err instanceof AdminRequestInvalid ? `bad request: ${err.message}` : 'bad request';
+        return answer(JSON.stringify({ ok: false, error: why }));
+      }
+      handleAdminRequest(req, store, dataDir, log).then(
+        (res) => answer(JSON.stringify(res)),
+        (err: Error) => answer(JSON.stringify({ ok: false, error: err.message })),
+      );
+    };
     sock.setEncoding('utf8');
     sock.on('error', () => sock.destroy());
     sock.on('data', (d: string) => {
+      if (taken) return;
       buf += d;
       if (buf.length > MAX_REQUEST) return void sock.destroy();
       const nl = buf.indexOf('\n');
       if (nl < 0) return;
       const line = buf.slice(0, nl);
       buf = '';
-      let req: AdminRequest;
-      try {
-        req = JSON.parse(line) as AdminRequest;
-      } catch {
-        return void sock.end(`${JSON.stringify({ ok: false, error: 'bad request' })}\n`);
-      }
-      handleAdminRequest(req, store, dataDir, log).then(
-        (res) => sock.end(`${JSON.stringify(res)}\n`),
-        (err: Error) => sock.end(`${JSON.stringify({ ok: false, error: err.message })}\n`),
-      );
+      handle(line);
+    });
+    // One request per connection: an unterminated last line counts when the client shuts its side.
+    sock.on('end', () => {
+      if (taken) return;
+      if (buf.trim() !== '') handle(buf);
+      else sock.end();
     });
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(path, () => resolve());
+    // The socket file is created by listen() itself: born 0600, never briefly open to others.
+    createPrivately(() => server.listen(path, () => resolve()), PRIVATE_SOCKET_UMASK);
   });
-  chmodSync(path, 0o600);
   return server;
 }

@@ -13,8 +13,11 @@ import { clearLine, createInterface, cursorTo, type Interface } from 'node:readl
 import tty from 'node:tty';
 import { showBytes } from '../admin/conflict-view.js';
 import { ConfigError, DEFAULT_PORT, parseHostPort, type HostPort } from '../config.js';
+import { isLoopbackHost } from '../resync/tls-policy.js';
+import { describeProblem } from './client-problems.js';
+import { tlsOptions, TlsFlagsError, type TlsFlags } from './tls-flags.js';
 import {
-  LoginRefused, STATUS_WORDS, UpstreamConnection, UpstreamError, statusText,
+  STATUS_WORDS, UpstreamConnection, UpstreamError, UpstreamTimeout, statusText,
   type CommandResult, type Response, type UpstreamOptions,
 } from '../resync/upstream.js';
 import {
@@ -25,18 +28,16 @@ import {
   statsFromList, statsJson, timestamp, type JsonObject, type Style,
 } from '../client/render.js';
 
-export interface ClientFlags {
+export interface ClientFlags extends TlsFlags {
   user?: string | undefined;
   'password-file'?: string | undefined;
-  starttls?: boolean | undefined;
-  'tls-insecure'?: boolean | undefined;
   raw?: boolean | undefined;
   json?: boolean | undefined;
   timeout?: string | undefined;
 }
 
 export const CLIENT_USAGE = `usage: mupdated client [HOST[:PORT]] [--user NAME] [--password-file FILE] [--starttls [--tls-insecure]]
-                       [--raw] [--json] [--timeout SECONDS]
+                       [--tls-ca FILE] [--plaintext] [--raw] [--json] [--timeout SECONDS]
   Talks MUPDATE to a master or slave (default 127.0.0.1:${DEFAULT_PORT}), logging in with PLAIN as NAME
   (default: your login name). Without --password-file it asks for the password (not echoed).
   On a terminal: a prompt with history (~/.mupdated_history, or $MUPDATED_HISTORY), Tab completion,
@@ -45,8 +46,11 @@ export const CLIENT_USAGE = `usage: mupdated client [HOST[:PORT]] [--user NAME] 
     reserve NAME LOCATION | deactivate NAME LOCATION | delete NAME | noop |
     watch [--dump] [--count N] [HOST ...] | raw TAG COMMAND ... | help | quit
   Otherwise it reads the same commands from standard input, one per line.
-  --starttls     require STARTTLS (the certificate is checked; NODE_EXTRA_CA_CERTS=FILE adds a CA)
+  --starttls     require STARTTLS (the certificate and its name are checked); toward a server not on
+                 loopback it is required anyway
+  --tls-ca FILE  trust the CA certificate(s) in FILE (PEM) instead of the system's
   --tls-insecure do not check the server's certificate
+  --plaintext    no TLS, even toward a server not on loopback (the password crosses in clear)
   --raw          also show every protocol line sent (C:) and received (S:)
   --json         one JSON object per response (byte strings escaped as \\t \\\\ \\xNN)
   --timeout S    how long to wait for the server (connect, login, each response line; default 30)
@@ -69,33 +73,6 @@ interface Output {
   line(text: string): void;
   /** A line for people about a problem or a state (stderr when scripted). */
   note(text: string): void;
-}
-
-// ---------------------------------------------------------------------------
-// Error texts a person can act on
-
-function describe(err: unknown, where: string, user: string): string {
-  const msg = err instanceof Error ? err.message : String(err);
-  if (err instanceof LoginRefused) {
-    const reason = msg.replace(/^login as .* refused by the server: /s, '');
-    return `login as ${user} refused by ${where}: ${reason || 'no reason given'}`;
-  }
-  if (/ECONNREFUSED/.test(msg)) return `cannot connect to ${where}: connection refused (is a MUPDATE server listening there?)`;
-  if (/ENOTFOUND|EAI_AGAIN/.test(msg)) return `cannot connect to ${where}: unknown host`;
-  if (/EHOSTUNREACH|ENETUNREACH|EADDRNOTAVAIL/.test(msg)) return `cannot connect to ${where}: no route to that address`;
-  if (/^connect to .* timed out/.test(msg)) return `cannot connect to ${where}: no answer (timed out)`;
-  if (msg.startsWith('TLS failed: ')) {
-    const why = msg.slice('TLS failed: '.length);
-    const hint = /certificate|self[- ]signed|verify|altnames/i.test(why)
-      ? ' (to trust it: NODE_EXTRA_CA_CERTS=CA.pem, or --tls-insecure to skip the check)' : '';
-    return `TLS with ${where} failed: ${why}${hint}`;
-  }
-  if (/does not offer STARTTLS/.test(msg)) return `${where} does not offer STARTTLS (leave out --starttls to talk in plain text)`;
-  if (/STARTTLS was refused/.test(msg)) return `${where} refused STARTTLS`;
-  if (/refused the connection \(BYE\)/.test(msg)) return `${where} refused the connection (BYE in its banner)`;
-  if (/closed the connection/.test(msg)) return `${where} ${msg.replace(/^the server /, '')}`;
-  if (/timed out waiting/.test(msg)) return `no answer from ${where} (timed out)`;
-  return `${where}: ${msg}`;
 }
 
 // ---------------------------------------------------------------------------
@@ -267,8 +244,7 @@ class ClientSession {
     return {
       host: this.target.host, port: this.target.port, user: this.user, password: '',
       timeoutMs: this.timeoutMs,
-      starttls: this.flags.starttls ? 'required' : 'never',
-      tlsInsecure: !!this.flags['tls-insecure'],
+      ...tlsOptions(this.flags, this.target.host, 'never'),
       onWire: this.wireLogger(suffix),
     };
   }
@@ -280,7 +256,7 @@ class ClientSession {
     try {
       conn = await UpstreamConnection.open({ ...opts, noLogin: true });
     } catch (err) {
-      throw new ConnectionProblem(describe(err, this.where, this.user));
+      throw new ConnectionProblem(describeProblem(err, this.where, this.user));
     }
     try {
       const auth = conn.capabilities.get('AUTH')?.map((a) => a.toString('latin1')).join(' ') ?? '';
@@ -294,7 +270,7 @@ class ClientSession {
     } catch (err) {
       conn.close();
       if (err instanceof UsageError || err instanceof Interrupted || err instanceof ConnectionProblem) throw err;
-      throw new ConnectionProblem(describe(err, this.where, this.user));
+      throw new ConnectionProblem(describeProblem(err, this.where, this.user));
     }
     return conn;
   }
@@ -310,7 +286,7 @@ class ClientSession {
     this.conn = conn;
     if (this.interactive) {
       const again = this.everConnected ? 're' : '';
-      this.out.note(paint(this.style, 'dim', `${again}connected to ${this.where}${this.flags.starttls ? ' (TLS)' : ''}: ` +
+      this.out.note(paint(this.style, 'dim', `${again}connected to ${this.where}${conn.secure ? ' (TLS)' : ''}: ` +
         `${this.bannerSummary(conn)}; logged in as ${this.user}`));
     }
     this.everConnected = true;
@@ -338,7 +314,7 @@ class ClientSession {
         r = await conn.next(0);
       } catch (err) {
         conn.close();
-        this.out.note(describe(err, this.where, this.user));
+        this.out.note(describeProblem(err, this.where, this.user));
         return;
       }
       if (!r) break;
@@ -402,11 +378,11 @@ class ClientSession {
     }
     if (err instanceof ConnectionProblem) return err;
     const msg = err instanceof Error ? err.message : String(err);
-    if (/timed out waiting/.test(msg)) {
+    if (err instanceof UpstreamTimeout) {
       return new ConnectionProblem(`no answer from ${this.where} to ${what} within ${this.timeoutMs / 1000} s; connection closed`);
     }
     if (/closed the connection/.test(msg)) return new ConnectionProblem(`${this.where} closed the connection (during ${what})`);
-    return new ConnectionProblem(describe(err, this.where, this.user));
+    return new ConnectionProblem(describeProblem(err, this.where, this.user));
   }
 
   /** Ctrl-C while a command waits: give up on it (closing the connection, as its answer would come later). */
@@ -474,7 +450,7 @@ class ClientSession {
         try {
           r = await conn.next(this.timeoutMs);
         } catch (err) {
-          if (/timed out waiting/.test((err as Error).message)) {
+          if (err instanceof UpstreamTimeout) {
             this.showResponses('raw', rows);
             this.out.note(`(no answer tagged ${tag || '*'} within ${this.timeoutMs / 1000} s; later lines show before the next command)`);
             return 'failed';
@@ -532,7 +508,7 @@ class ClientSession {
         res = first;
       } catch (err) {
         const closed = err instanceof Error && /closed the connection/.test(err.message);
-        throw new ConnectionProblem(closed ? `${this.where} closed the connection (during UPDATE)` : describe(err, this.where, this.user));
+        throw new ConnectionProblem(closed ? `${this.where} closed the connection (during UPDATE)` : describeProblem(err, this.where, this.user));
       }
       if (cmd.dump || res.status !== 'OK') this.showResponses('watch', res.data);
       if (res.status !== 'OK') return this.showResult('watch', { ...res, data: [] });
@@ -547,7 +523,7 @@ class ClientSession {
       for (;;) {
         const r = await Promise.race([pending, stopped]).catch((err: Error) => err);
         if (r === STOP) break;
-        if (r instanceof Error) throw new ConnectionProblem(describe(r, this.where, this.user));
+        if (r instanceof Error) throw new ConnectionProblem(describeProblem(r, this.where, this.user));
         if (r === null) throw new ConnectionProblem(`${this.where} closed the UPDATE stream`);
         const now = new Date();
         this.remember([r]);
@@ -806,7 +782,15 @@ export async function runClient(positionals: string[], flags: ClientFlags): Prom
     }
     const timeout = flags.timeout === undefined ? 30 : Number(flags.timeout);
     if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError('--timeout: a number of seconds > 0');
-    if (flags['tls-insecure'] && !flags.starttls) throw new UsageError('--tls-insecure goes with --starttls');
+    if (flags['tls-insecure'] && !flags.starttls && isLoopbackHost(target.host)) {
+      throw new UsageError('--tls-insecure goes with --starttls');
+    }
+    try {
+      tlsOptions(flags, target.host, 'never');
+    } catch (err) {
+      if (err instanceof TlsFlagsError) throw new UsageError(err.message);
+      throw err;
+    }
     const file = flags['password-file'];
     const fixed = file !== undefined ? readPasswordFile(file) : null;
     const user = flags.user ?? userInfo().username;

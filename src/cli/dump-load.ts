@@ -1,9 +1,10 @@
 /** `mupdated dump` and `mupdated load FILE`: the directory as Cyrus 3.6 `ctl_mboxlist -d` JSON. */
-import { closeSync, createReadStream, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
+import { createReadStream, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:net';
 import { createInterface } from 'node:readline';
 import { adminSocketPath } from '../admin/socket-server.js';
+import { replaceDurably } from '../store/durable-replace.js';
 import { LmdbDirectoryStore } from '../store/lmdb-store.js';
 import type { BatchItem } from '../store/types.js';
 import { parseDump, writeDump } from '../dump/cyrus-dump.js';
@@ -122,13 +123,7 @@ export async function runLoad(file: string | undefined, flags: ToolFlags): Promi
     await store.close();
   }
   // The compact copy replaces the loaded file: without the load's freed pages, commits stay fast.
-  renameSync(compacted, join(dataDir, 'directory.mdb'));
-  const dirFd = openSync(dataDir, 'r');
-  try {
-    fsyncSync(dirFd);
-  } finally {
-    closeSync(dirFd);
-  }
+  replaceDurably(compacted, join(dataDir, 'directory.mdb'));
   process.stderr.write(`loaded ${loaded} entries (${changed} new or changed, ${skipped} deleted/intermediate skipped)\n`);
   return 0;
 }

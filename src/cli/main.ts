@@ -12,12 +12,15 @@ commands:
                                       (a cluster node: the directory in etcd, a view in --data)
   slave      follow a master, serve its copy read-only
              --master HOST:PORT --user NAME --password-file FILE [--retry-delay SECONDS]
-             [--listen HOST:PORT] [--data DIR] [--config FILE]
+             [--tls-ca FILE] [--listen HOST:PORT] [--data DIR] [--config FILE]
+             (STARTTLS is required toward a master not on loopback unless slave_starttls says otherwise)
   conflicts  the operator queue of duplicate-mailbox claims
              list [--all] [--json] | show ID [--json] | resolve ID --keep current|claimant | dismiss ID
              [--data DIR | --etcd URL[,URL...]]
   push       a backend's startup push from its ctl_mboxlist -d dump, never deleting anything local
              --master HOST:PORT --user NAME --password-file FILE --server BACKEND [--dry-run] DUMP|-
+             [--starttls | --plaintext] [--tls-ca FILE] [--tls-insecure]
+             (TLS is required toward a master not on loopback; --plaintext sends the password in clear)
              exit 0 in sync, 1 cannot connect/log in/LIST, 2 usage or bad dump, 3 some mailboxes need review
   dump       write the directory as ctl_mboxlist -d JSON to stdout   [--data DIR | --etcd URL[,URL...]]
   load       read ctl_mboxlist -d JSON (a file or -) into the directory   [--data DIR | --etcd URL[,URL...]]
@@ -26,7 +29,7 @@ commands:
   (the tools take --config FILE, and with --etcd also --etcd-prefix, --etcd-ca, --etcd-cert, --etcd-key:
    they then act on the cluster, from any machine that reaches etcd)
   client     talk MUPDATE to a server: a prompt on a terminal, else commands from stdin (see: client --help)
-             [HOST:PORT] [--user NAME] [--password-file FILE] [--starttls] [--raw] [--json]
+             [HOST:PORT] [--user NAME] [--password-file FILE] [--starttls | --plaintext] [--tls-ca FILE] [--raw] [--json]
 `;
 
 /** The directory tools: a data folder, or with --etcd the cluster (the etcd_* keys of --config too). */
@@ -67,7 +70,7 @@ export async function main(argv: string[]): Promise<number> {
         args: rest,
         options: {
           ...SERVER_OPTIONS, master: { type: 'string' }, user: { type: 'string' },
-          'password-file': { type: 'string' }, 'retry-delay': { type: 'string' },
+          'password-file': { type: 'string' }, 'retry-delay': { type: 'string' }, 'tls-ca': { type: 'string' },
         },
         strict: true,
       });
@@ -97,6 +100,8 @@ export async function main(argv: string[]): Promise<number> {
         options: {
           master: { type: 'string' }, user: { type: 'string' }, 'password-file': { type: 'string' },
           server: { type: 'string' }, 'dry-run': { type: 'boolean' }, window: { type: 'string' },
+          starttls: { type: 'boolean' }, plaintext: { type: 'boolean' }, 'tls-ca': { type: 'string' },
+          'tls-insecure': { type: 'boolean' },
         },
       });
       return (await import('./push.js')).runPush(positionals[0], values);
@@ -114,7 +119,8 @@ export async function main(argv: string[]): Promise<number> {
         args: rest, allowPositionals: true,
         options: {
           user: { type: 'string' }, 'password-file': { type: 'string' }, starttls: { type: 'boolean' },
-          'tls-insecure': { type: 'boolean' }, raw: { type: 'boolean' }, json: { type: 'boolean' },
+          'tls-insecure': { type: 'boolean' }, 'tls-ca': { type: 'string' }, plaintext: { type: 'boolean' },
+          raw: { type: 'boolean' }, json: { type: 'boolean' },
           timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' },
         },
       });
@@ -135,10 +141,10 @@ export async function main(argv: string[]): Promise<number> {
 
 main(process.argv.slice(2)).then(
   (code) => { if (code >= 0) process.exitCode = code; },
-  (err: Error & { code?: string }) => {
+  (err: Error & { code?: unknown }) => {
     process.stderr.write(`mupdated: ${err.message}\n`);
-    // Bad flags are a usage error, like every other one.
-    if (err.code?.startsWith('ERR_PARSE_ARGS')) {
+    // Bad flags are a usage error, like every other one (other libraries' codes may be numbers).
+    if (typeof err.code === 'string' && err.code.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(USAGE);
       process.exitCode = 2;
     } else {

@@ -11,6 +11,7 @@ import { MupdateServer } from '../mupdate/server.js';
 import type { Role, SessionSettings } from '../mupdate/session.js';
 import { Authenticator } from '../sasl/authenticator.js';
 import { UserDb } from '../sasl/user-db.js';
+import { describeNarrowed, securePrivateFolder, type Narrowed } from '../store/private-files.js';
 import type { DirectoryStore } from '../store/types.js';
 import { applyEtcdFlags, mirrorClusterUsers, openDirectory } from './open-directory.js';
 
@@ -47,6 +48,7 @@ export function sessionSettings(c: ServerConfig): SessionSettings {
     servername: c.servername, limits: c.limits, idleTimeoutMs: c.idleTimeoutMs, maxBadCommands: c.maxBadCommands,
     failedLoginPauseMs: c.failedLoginPauseMs, maxFailedLogins: c.maxFailedLogins, allowPlaintext: c.allowPlaintext,
     streamQueueLimit: c.streamQueueLimit, socketHighWater: c.socketHighWater, conflictPolicy: c.conflictPolicy,
+    dumpStallTimeoutMs: c.dumpStallTimeoutMs,
   };
 }
 
@@ -70,6 +72,10 @@ export async function startServer(
   const auth = new Authenticator(users, {
     admins: config.admins, allowNonAdmins: config.allowNonAdmins, saslauthdSocket: config.saslauthdSocket,
     saslService: 'mupdate', realm: config.servername, cacheTtlMs: config.authCacheTtlMs,
+    onRehash: (user, err) => {
+      if (err) log.warn({ user, err: err.message }, 'could not replace an old password hash');
+      else log.info({ user }, 'password hash replaced by one at the current scrypt cost');
+    },
   });
   const dumps = config.dumpWorkers > 0 ? new DumpPool(config.dataDir, config.dumpWorkers, log) : new InThreadDumps(store);
   const server = new MupdateServer({
@@ -102,9 +108,15 @@ export async function startServer(
   return { server, store, users, stop };
 }
 
+/** Says which modes of the data folder were found wider than private and narrowed. */
+export function logNarrowed(log: Logger, narrowed: Narrowed[]): void {
+  for (const n of narrowed) log.warn({ path: n.path }, describeNarrowed(n));
+}
+
 export async function runMaster(flags: ServerFlags): Promise<void> {
   const config = resolveConfig(flags);
   const log = createLogger();
+  logNarrowed(log, securePrivateFolder(config.dataDir));
   const store = await openDirectory(config, log);
   const users = UserDb.open(config.dataDir);
   const mirror = config.etcd.endpoints.length ? await mirrorClusterUsers(config, users, log) : null;

@@ -15,8 +15,9 @@ import type { Entry } from '../store/types.js';
 import { showBytes } from '../admin/conflict-view.js';
 import { parseDump } from '../dump/cyrus-dump.js';
 import { judgeLookUp, planPush, type LocalMailbox } from '../push/push-plan.js';
+import { tlsOptions, TlsFlagsError, type TlsFlags } from './tls-flags.js';
 
-export interface PushFlags {
+export interface PushFlags extends TlsFlags {
   master?: string | undefined;
   user?: string | undefined;
   'password-file'?: string | undefined;
@@ -25,7 +26,8 @@ export interface PushFlags {
   window?: string | undefined;
 }
 
-const USAGE = 'usage: mupdated push --master HOST:PORT --user NAME --password-file FILE --server BACKEND [--dry-run] DUMP|-';
+const USAGE = 'usage: mupdated push --master HOST:PORT --user NAME --password-file FILE --server BACKEND [--dry-run]\n' +
+  '                     [--starttls | --plaintext] [--tls-ca FILE] [--tls-insecure] DUMP|-';
 
 interface Command {
   word: string;
@@ -133,7 +135,14 @@ async function push(dump: string, flags: Required<PushFlags>): Promise<number> {
     throw err;
   }
   const at = parseHostPort(flags.master);
-  const conn = await UpstreamConnection.open({ host: at.host, port: at.port, user: flags.user, password, timeoutMs: 15_000 });
+  let tls: ReturnType<typeof tlsOptions>;
+  try {
+    tls = tlsOptions(flags, at.host, 'if-offered');
+  } catch (err) {
+    if (err instanceof TlsFlagsError) throw new UsageError(`mupdated push: ${err.message}`);
+    throw err;
+  }
+  const conn = await UpstreamConnection.open({ host: at.host, port: at.port, user: flags.user, password, timeoutMs: 15_000, ...tls });
   const out = (line: string) => process.stdout.write(`${line}\n`);
   let review = 0;
   // On a mupdated master a claim on a mailbox active elsewhere is queued for an operator (never applied);

@@ -4,9 +4,11 @@ import { join } from 'node:path';
 import { parseHostPort } from '../config.js';
 import { createLogger } from '../log.js';
 import { Follower } from '../resync/follower.js';
+import { defaultStartTls } from '../resync/tls-policy.js';
 import { UserDb } from '../sasl/user-db.js';
 import { LmdbDirectoryStore } from '../store/lmdb-store.js';
-import { resolveConfig, startServer, type ServerFlags } from './master.js';
+import { securePrivateFolder } from '../store/private-files.js';
+import { logNarrowed, resolveConfig, startServer, type ServerFlags } from './master.js';
 import { listenerErrorLog } from './open-directory.js';
 
 export interface SlaveFlags extends ServerFlags {
@@ -14,6 +16,7 @@ export interface SlaveFlags extends ServerFlags {
   user?: string | undefined;
   'password-file'?: string | undefined;
   'retry-delay'?: string | undefined;
+  'tls-ca'?: string | undefined;
 }
 
 export async function runSlave(flags: SlaveFlags): Promise<void> {
@@ -21,6 +24,7 @@ export async function runSlave(flags: SlaveFlags): Promise<void> {
   const up = config.upstream;
   if (flags.master) up.server = flags.master;
   if (flags.user) up.authname = flags.user;
+  if (flags['tls-ca']) up.tlsCa = flags['tls-ca'];
   if (flags['password-file']) up.password = readFileSync(flags['password-file'], 'utf8').split(/\r?\n/)[0];
   if (flags['retry-delay'] !== undefined) {
     const n = Number(flags['retry-delay']);
@@ -34,6 +38,7 @@ export async function runSlave(flags: SlaveFlags): Promise<void> {
   const master = parseHostPort(up.server.replace(/\/.*$/, ''));
 
   const log = createLogger();
+  logNarrowed(log, securePrivateFolder(config.dataDir));
   const store = LmdbDirectoryStore.open(config.dataDir, {
     order: config.order, changeLogRetention: config.changeLogRetention, onListenerError: listenerErrorLog(log),
   });
@@ -41,7 +46,8 @@ export async function runSlave(flags: SlaveFlags): Promise<void> {
   const follower = new Follower({
     upstream: {
       host: master.host, port: master.port, user, authzid: up.username ?? user, password: up.password,
-      starttls: up.starttls, tlsInsecure: up.tlsInsecure,
+      starttls: up.starttls ?? defaultStartTls(master.host), tlsInsecure: up.tlsInsecure,
+      tlsCa: up.tlsCa === undefined ? undefined : readFileSync(up.tlsCa),
     },
     retryDelaySeconds: up.retryDelaySeconds,
     dumpTimeoutMs: up.dumpTimeoutSeconds * 1000,

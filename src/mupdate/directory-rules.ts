@@ -23,7 +23,10 @@ export type ConflictPolicy = 'queue' | 'cyrus';
 /** Who is writing, for conflict records. */
 export interface Writer {
   policy: ConflictPolicy;
+  /** The authorized identity the session runs as. */
   user: string;
+  /** The identity that proved the password (differs from `user` when an admin logged in for another). */
+  authcid: string;
   peer: string;
 }
 
@@ -58,7 +61,9 @@ function queueConflict(
   current: Entry, claimed: { state: 'active'; location: Buffer; acl: Buffer }, command: string,
   writer: Writer, txn: TxnTools,
 ): Decision<WriteOutcome> {
-  const record = txn.recordConflict({ name: current.name, current, claimed, command, user: writer.user, peer: writer.peer });
+  const record = txn.recordConflict({
+    name: current.name, current, claimed, command, user: writer.user, authcid: writer.authcid, peer: writer.peer,
+  });
   const holder = serverPart(current.location);
   return {
     kind: 'keep',

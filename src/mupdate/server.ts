@@ -15,7 +15,8 @@ export class MupdateServer {
   private stopping = false;
 
   constructor(private readonly ctx: ServerContext) {
-    this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
+    // Half-open: a client that shuts its side after its commands still gets their answers.
+    this.server = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
     this.server.on('error', (err) => ctx.log.error({ err: err.message }, 'listener error'));
   }
 
@@ -49,10 +50,12 @@ export class MupdateServer {
     session.start();
   }
 
-  /** Stops accepting, lets commands in progress finish (their commits too), then closes every connection. */
+  /** Stops accepting, ends dumps, lets other commands in progress finish (their commits too), then closes every connection. */
   async close(graceMs = 10_000): Promise<void> {
     this.stopping = true;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // A dump is only a read: it ends now rather than hold the shutdown for a reader that may have stalled.
+    for (const s of [...this.sessions]) if (s.dumping) s.bye('Server shutting down');
     const inFlight = [...this.sessions].map((s) => s.inFlight).filter((p): p is Promise<void> => p !== null);
     await Promise.race([Promise.allSettled(inFlight), new Promise((r) => setTimeout(r, graceMs).unref())]);
     for (const s of [...this.sessions]) s.bye('Server shutting down');

@@ -15,6 +15,7 @@ import { serverPart } from './location.js';
 import { MAX_NAME_BYTES } from '../store/order.js';
 import * as rules from './directory-rules.js';
 import type { DumpSource } from './dump-lines.js';
+import { StallWatch, underStallWatch } from './dump-stall.js';
 import { entryLine, UpdateStream, type ResumeRequest, type StreamSink } from './update-stream.js';
 import { GO_AHEAD, statusLine, untaggedLine, type StatusKeyword } from './wire/encoder.js';
 import type { WireLimits } from './wire/limits.js';
@@ -44,6 +45,8 @@ export interface SessionSettings {
   allowPlaintext: boolean;
   streamQueueLimit: number;
   socketHighWater: number;
+  /** A LIST or UPDATE dump whose reader takes nothing for this long is ended. */
+  dumpStallTimeoutMs: number;
   conflictPolicy: rules.ConflictPolicy;
 }
 
@@ -112,6 +115,8 @@ export class Session implements StreamSink {
   /** No banner and no answers yet (a slave without a complete copy). */
   private gated = false;
   private isClosed = false;
+  /** The client shut its sending side; the connection closes once what it sent is answered. */
+  private inputEnded = false;
   private badCount = 0;
   private failedLogins = 0;
   private loginStarted = 0;
@@ -133,6 +138,8 @@ export class Session implements StreamSink {
   private flushQueued = false;
   /** The command being executed, so shutdown can let it finish. */
   private current: Promise<void> | null = null;
+  /** Set while a LIST or UPDATE dump runs. */
+  private dumpWatch: StallWatch | null = null;
   readonly peer: string;
 
   constructor(socket: Socket, private readonly ctx: SessionContext) {
@@ -151,6 +158,9 @@ export class Session implements StreamSink {
   get backlog(): number {
     return this.socket.writableLength + this.outBytes;
   }
+
+  /** A LIST or UPDATE dump is running. */
+  get dumping(): boolean { return this.dumpWatch !== null; }
 
   get streaming(): boolean {
     return this.state === 'streaming';
@@ -179,6 +189,7 @@ export class Session implements StreamSink {
 
   writeOwned(bytes: Buffer, release: () => void): void {
     if (this.isClosed) return;
+    this.dumpWatch?.progress();
     this.flushOut();
     this.socket.write(bytes, (err) => {
       if (!err) release();
@@ -194,6 +205,7 @@ export class Session implements StreamSink {
     const data = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out, this.outBytes);
     this.out = [];
     this.outBytes = 0;
+    this.dumpWatch?.progress();
     if (!this.isClosed) this.socket.write(data);
   }
 
@@ -222,7 +234,8 @@ export class Session implements StreamSink {
       this.destroy();
     });
     socket.on('close', () => this.destroy());
-    socket.on('end', () => this.destroy());
+    // The client sent its last command (`printf ... | nc`): answer what it sent, then close.
+    socket.on('end', () => { this.inputEnded = true; this.onData(Buffer.alloc(0)); });
     socket.setTimeout(this.ctx.settings.idleTimeoutMs, () => this.idleTimeout());
   }
 
@@ -254,6 +267,7 @@ export class Session implements StreamSink {
   }
 
   private onDrain(): void {
+    this.dumpWatch?.progress();
     for (const w of this.drainWaiters.splice(0)) w();
   }
 
@@ -309,6 +323,7 @@ export class Session implements StreamSink {
     } finally {
       this.busy = false;
       if (!this.isClosed && this.socket.isPaused() && this.reader.buffered === 0) this.socket.resume();
+      if (this.inputEnded && !this.gated) void this.writeChain.then(() => this.end());
     }
   }
 
@@ -410,6 +425,7 @@ export class Session implements StreamSink {
         this.bye(r.text);
         return null;
       }
+      if (this.inputEnded) return null;
       await this.waitForInput();
     }
   }
@@ -493,12 +509,12 @@ export class Session implements StreamSink {
       const text = creates ? `mailbox name longer than ${MAX_NAME_BYTES} bytes` : rules.WRITE_TEXT.missing;
       return Promise.resolve(() => this.reply(tag, 'NO', text));
     }
-    const writer: rules.Writer = { policy: this.ctx.settings.conflictPolicy, user: identity.name, peer: this.peer };
+    const writer: rules.Writer = { policy: this.ctx.settings.conflictPolicy, user: identity.name, authcid: identity.authcid, peer: this.peer };
     const decide = word === 'ACTIVATE' ? rules.activate(name, args[1]!, args[2]!, writer)
       : word === 'RESERVE' ? rules.reserve(name, args[1]!)
         : word === 'DEACTIVATE' ? rules.deactivate(name, args[1]!)
           : rules.remove();
-    const logFields = () => ({ peer: this.peer, user: identity.name, cmd: word, name: name.toString('latin1'),
+    const logFields = () => ({ peer: this.peer, user: identity.name, authcid: identity.authcid, cmd: word, name: name.toString('latin1'),
       location: args[1]?.toString('latin1') });
     return this.ctx.store.mutate(name, decide, this).then(
       (outcome) => () => {
@@ -567,7 +583,7 @@ export class Session implements StreamSink {
       isCancelled: () => this.isClosed,
     };
     try {
-      await this.ctx.dumps.dump(tag, { locationPrefix: prefix }, consumer);
+      await this.watchingDump('LIST', () => this.ctx.dumps.dump(tag, { locationPrefix: prefix }, consumer));
     } catch (err) {
       // A LIST cut short must not end in OK.
       this.ctx.log.error({ peer: this.peer, err: (err as Error).message }, 'LIST failed');
@@ -596,7 +612,7 @@ export class Session implements StreamSink {
     this.state = 'streaming';
     this.ctx.log.info({ peer: this.peer, user: this.identity?.name, hosts: hosts ? [...hosts] : 'all' }, 'UPDATE stream starts');
     try {
-      await stream.run(this.ctx.store, this.ctx.dumps, resume);
+      await this.watchingDump('UPDATE', () => stream.run(this.ctx.store, this.ctx.dumps, resume));
     } catch (err) {
       // A dump cut short must not end in OK: the client would take it as the whole directory.
       this.ctx.log.error({ peer: this.peer, err: (err as Error).message }, 'UPDATE dump failed');
@@ -605,6 +621,15 @@ export class Session implements StreamSink {
     if (this.isClosed || stream.overflowed) return;
     this.reply(tag, 'OK', 'streaming starts');
     stream.goLive();
+  }
+
+  /** Runs a LIST or UPDATE dump under a StallWatch (dump-stall.ts). */
+  private watchingDump(what: 'LIST' | 'UPDATE', dump: () => Promise<void>): Promise<void> {
+    return underStallWatch(this.ctx.settings.dumpStallTimeoutMs, (w) => { this.dumpWatch = w; }, dump, (seconds) => {
+      this.ctx.log.warn({ peer: this.peer, user: this.identity?.name, command: what, seconds }, 'dump stalled: the client read nothing, closing');
+      // LIST gets * BYE; an UPDATE dump is closed without a word (spec 3.9, see bye()).
+      this.bye(`${what} stalled: nothing read for ${seconds} s`);
+    });
   }
 
   private streamOverflow(): void {

@@ -11,7 +11,7 @@ import { changeDigest, encodeLogRecord } from '../store/codec.js';
 import type { BatchItem, DirectoryStore, Entry } from '../store/types.js';
 import { entryProblem, shownName } from '../store/validate.js';
 import { entryFromData, reconcile } from './reconcile.js';
-import { UpstreamConnection, UpstreamError, type Response, type UpstreamOptions } from './upstream.js';
+import { UpstreamConnection, UpstreamError, UpstreamTimeout, type Response, type UpstreamOptions } from './upstream.js';
 
 export interface FollowerOptions {
   upstream: Omit<UpstreamOptions, 'timeoutMs'>;
@@ -172,7 +172,7 @@ export class Follower {
     if (!file) return Promise.resolve();
     this.statusWrite = this.statusWrite.then(async () => {
       try {
-        await writeFile(`${file}.tmp`, `${JSON.stringify(this.status, null, 2)}\n`);
+        await writeFile(`${file}.tmp`, `${JSON.stringify(this.status, null, 2)}\n`, { mode: 0o600 });
         await rename(`${file}.tmp`, file);
       } catch (err) {
         this.opts.log.warn({ err: (err as Error).message }, 'cannot write status file');
@@ -324,7 +324,7 @@ export class Follower {
       try {
         r = await conn.next(retryMs);
       } catch (err) {
-        if (!(err instanceof UpstreamError) || !/timed out/.test(err.message)) throw err;
+        if (!(err instanceof UpstreamTimeout)) throw err;
         if (noopOutstanding) throw new UpstreamError('the master did not answer a NOOP in time');
         noopOutstanding = true;
         conn.send(`N${this.noopCounter++}`, 'NOOP');

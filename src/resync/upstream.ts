@@ -5,11 +5,12 @@
  * texts) but data lines strictly.
  */
 import { connect, isIP, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { connect as tlsConnect, TLSSocket } from 'node:tls';
 import type { Logger } from '../log.js';
 import { buildPlainMessage } from '../sasl/plain.js';
 import { clientCommand } from '../mupdate/wire/encoder.js';
 import { CommandReader, type ArgPolicy, type ReadResult } from '../mupdate/wire/reader.js';
+import { defaultStartTls, type StartTlsMode } from './tls-policy.js';
 
 export interface UpstreamOptions {
   host: string;
@@ -20,9 +21,14 @@ export interface UpstreamOptions {
   authzid?: string | undefined;
   /** Timeout for connect, banner and login. */
   timeoutMs: number;
-  /** Use STARTTLS when the server offers it (certificates are checked unless insecure). */
-  starttls?: 'never' | 'if-offered' | 'required';
-  tlsInsecure?: boolean;
+  /**
+   * STARTTLS: `required`, `if-offered` or `never` (certificate and name checked unless insecure).
+   * Unset: required toward a server not on loopback, if-offered on loopback (tls-policy.ts).
+   */
+  starttls?: StartTlsMode | undefined;
+  tlsInsecure?: boolean | undefined;
+  /** PEM certificates to trust instead of the system's (`--tls-ca`). */
+  tlsCa?: Buffer | undefined;
   /** Skip AUTHENTICATE (a client that only looks at the banner). */
   noLogin?: boolean;
   /** Sees every byte sent (`C`) and received (`S`), for a raw wire view. */
@@ -46,6 +52,16 @@ const RESPONSE_SHAPES: Record<string, ArgPolicy> = {
 const RESPONSE_LIMITS = { maxTag: 256, maxWord: 256, maxString: 1 << 20, maxCommand: 4 << 20, maxSaslLine: 1 << 16 };
 
 export class UpstreamError extends Error {}
+
+/** No answer in time: while connecting, or while waiting for a response. */
+export class UpstreamTimeout extends UpstreamError {
+  constructor(readonly phase: 'connect' | 'response', message: string) {
+    super(message);
+  }
+}
+
+/** TLS is required but the server's banner does not offer STARTTLS. */
+export class StartTlsUnavailable extends UpstreamError {}
 
 /** The server refused the credentials. */
 export class LoginRefused extends UpstreamError {}
@@ -127,16 +143,16 @@ export class UpstreamConnection {
   static async open(opts: UpstreamOptions, log?: Logger): Promise<UpstreamConnection> {
     const socket = await new Promise<Socket>((resolve, reject) => {
       const s = connect({ host: opts.host, port: opts.port });
-      const timer = setTimeout(() => { s.destroy(); reject(new UpstreamError(`connect to ${opts.host}:${opts.port} timed out`)); }, opts.timeoutMs);
+      const timer = setTimeout(() => { s.destroy(); reject(new UpstreamTimeout('connect', `connect to ${opts.host}:${opts.port} timed out`)); }, opts.timeoutMs);
       s.once('connect', () => { clearTimeout(timer); s.setNoDelay(true); resolve(s); });
       s.once('error', (err) => { clearTimeout(timer); reject(new UpstreamError(`cannot connect to ${opts.host}:${opts.port}: ${err.message}`)); });
     });
     const conn = new UpstreamConnection(socket, log, opts.onWire);
     try {
       await conn.readBanner(opts.timeoutMs);
-      const mode = opts.starttls ?? 'if-offered';
+      const mode = opts.starttls ?? defaultStartTls(opts.host);
       if (mode !== 'never' && conn.capabilities.has('STARTTLS')) await conn.startTls(opts);
-      else if (mode === 'required') throw new UpstreamError('the server does not offer STARTTLS');
+      else if (mode === 'required') throw new StartTlsUnavailable('the server does not offer STARTTLS');
       if (!opts.noLogin) await conn.login(opts);
     } catch (err) {
       conn.close();
@@ -167,8 +183,10 @@ export class UpstreamConnection {
     raw.removeAllListeners('close');
     raw.removeAllListeners('error');
     // SNI takes host names only (an IP address there is deprecated).
+    // `host` is the name the certificate must carry (a DNS name or an IP address in its altnames).
     const secure = tlsConnect({
-      socket: raw, rejectUnauthorized: !opts.tlsInsecure, ...(isIP(opts.host) === 0 ? { servername: opts.host } : {}),
+      socket: raw, host: opts.host, rejectUnauthorized: !opts.tlsInsecure, ...(opts.tlsCa ? { ca: opts.tlsCa } : {}),
+      ...(isIP(opts.host) === 0 ? { servername: opts.host } : {}),
     });
     await new Promise<void>((resolve, reject) => {
       secure.once('secureConnect', () => resolve());
@@ -218,7 +236,7 @@ export class UpstreamConnection {
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
     while (this.queue.length === 0) {
       const left = deadline - Date.now();
-      if (left <= 0) throw new UpstreamError('timed out waiting for the server');
+      if (left <= 0) throw new UpstreamTimeout('response', 'timed out waiting for the server');
       await new Promise<void>((resolve) => {
         const timer = Number.isFinite(left) ? setTimeout(() => { this.waiter = null; resolve(); }, left) : null;
         this.waiter = () => { if (timer) clearTimeout(timer); resolve(); };
@@ -277,6 +295,11 @@ export class UpstreamConnection {
 
   close(): void {
     this.socket.destroy();
+  }
+
+  /** Whether the connection runs over TLS. */
+  get secure(): boolean {
+    return this.socket instanceof TLSSocket;
   }
 
   get isEnded(): boolean {

@@ -6,7 +6,7 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { PlainCredentials } from './plain.js';
-import { verifyPassword } from './password-hash.js';
+import { needsRehash, verifyPassword } from './password-hash.js';
 import { saslauthdVerify } from './saslauthd.js';
 import type { UserDb } from './user-db.js';
 
@@ -26,8 +26,10 @@ export interface AuthPolicy {
   saslauthdSocket?: string | undefined;
   saslService: string;
   realm: string;
-  /** How long a successful verification is remembered, so a backend's per-operation login is cheap. */
+  /** How long a successful verification is remembered, so a backend's per-operation login is cheap; 0 never. */
   cacheTtlMs: number;
+  /** Told when a stored hash of an older cost was replaced after a good login (or why it could not be). */
+  onRehash?: ((user: string, err?: Error) => void) | undefined;
 }
 
 interface CachedLogin {
@@ -41,6 +43,8 @@ export class Authenticator {
   /** Keyed digests of recently verified passwords; a process-local key, never stored. */
   private readonly cacheKey = randomBytes(32);
   private readonly cache = new Map<string, CachedLogin>();
+  /** Verifications in progress, by credential digest. */
+  private readonly verifying = new Map<string, Promise<boolean>>();
 
   constructor(private readonly users: UserDb, private readonly policy: AuthPolicy) {}
 
@@ -51,8 +55,18 @@ export class Authenticator {
     const admin = (record?.admin ?? false) || this.policy.admins.includes(authcid);
     if (!admin && !this.policy.allowNonAdmins) return null;
     if (!(await this.checkPassword(authcid, password, record?.hash))) return null;
+    if (record && needsRehash(record.hash)) this.rehash(authcid, password, record.hash);
     if (authzid === '' || authzid === authcid) return { name: authcid, authcid, admin };
     return admin ? { name: authzid, authcid, admin } : null;
+  }
+
+  /** Replaces an old-cost hash in the background: the login is not kept waiting for a second hash. */
+  private rehash(user: string, password: Buffer, oldHash: string): void {
+    const copy = Buffer.from(password);
+    this.users.upgradeHash(user, copy, oldHash).then(
+      (replaced) => { if (replaced) this.policy.onRehash?.(user); },
+      (err: Error) => this.policy.onRehash?.(user, err),
+    ).finally(() => copy.fill(0));
   }
 
   private async checkPassword(user: string, password: Buffer, hash: string | undefined): Promise<boolean> {
@@ -60,15 +74,25 @@ export class Authenticator {
       .update('\0').update(password).digest();
     const cached = this.cache.get(user);
     if (cached && cached.expires > Date.now() && timingSafeEqual(cached.digest, digest)) return true;
-    let ok = false;
-    if (hash !== undefined) ok = await verifyPassword(password, hash);
-    else if (this.policy.saslauthdSocket) {
-      ok = await saslauthdVerify(this.policy.saslauthdSocket, user, password, this.policy.saslService, this.policy.realm);
+    // Logins with the same credentials at the same moment (backends reconnecting after a restart)
+    // share one verification: each scrypt hash holds 128 MiB while it runs.
+    const key = digest.toString('base64');
+    let pending = this.verifying.get(key);
+    if (!pending) {
+      pending = this.verify(user, password, hash).finally(() => this.verifying.delete(key));
+      this.verifying.set(key, pending);
     }
-    if (ok) {
+    const ok = await pending;
+    if (ok && this.policy.cacheTtlMs > 0) {
       if (this.cache.size >= CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value!);
       this.cache.set(user, { digest, expires: Date.now() + this.policy.cacheTtlMs });
     }
     return ok;
+  }
+
+  private async verify(user: string, password: Buffer, hash: string | undefined): Promise<boolean> {
+    if (hash !== undefined) return verifyPassword(password, hash);
+    if (!this.policy.saslauthdSocket) return false;
+    return saslauthdVerify(this.policy.saslauthdSocket, user, password, this.policy.saslService, this.policy.realm);
   }
 }

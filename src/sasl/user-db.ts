@@ -3,8 +3,9 @@
  * `mupdated user add`. A separate LMDB environment, so the CLI can add users
  * while the server runs.
  */
-import { open, type RootDatabase } from 'lmdb';
-import { mkdirSync } from 'node:fs';
+import type { RootDatabase } from 'lmdb';
+import { openLmdb } from '../store/lmdb-open.js';
+import { makePrivateFolder } from '../store/private-files.js';
 import { hashPassword } from './password-hash.js';
 
 export interface UserRecord {
@@ -17,8 +18,8 @@ export class UserDb {
   private constructor(private readonly db: RootDatabase<UserRecord, string>) {}
 
   static open(dataDir: string): UserDb {
-    mkdirSync(dataDir, { recursive: true });
-    return new UserDb(open<UserRecord, string>({ path: `${dataDir}/users.mdb`, overlappingSync: false }));
+    makePrivateFolder(dataDir);
+    return new UserDb(openLmdb<UserRecord, string>(`${dataDir}/users.mdb`, { overlappingSync: false }));
   }
 
   get(name: string): UserRecord | undefined {
@@ -34,6 +35,20 @@ export class UserDb {
   async putRaw(record: { name: string } & Record<string, unknown>): Promise<void> {
     if (!/^[^\s\x00]{1,255}$/u.test(record.name)) throw new Error(`invalid user name '${record.name}'`);
     await this.db.put(record.name, record as unknown as UserRecord);
+  }
+
+  /**
+   * Replaces `name`'s hash, made at an older cost, by one at today's cost, unless
+   * the record changed meanwhile (a password set since then wins). True when replaced.
+   */
+  async upgradeHash(name: string, password: Buffer, oldHash: string): Promise<boolean> {
+    const hash = await hashPassword(password);
+    return this.db.transaction(() => {
+      const current = this.db.get(name);
+      if (!current || current.hash !== oldHash) return false;
+      this.db.putSync(name, { ...current, hash });
+      return true;
+    });
   }
 
   async remove(name: string): Promise<boolean> {

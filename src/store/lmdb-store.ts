@@ -19,9 +19,10 @@
  * Format 1 (`entries`: storageKey(name) -> encodeEntry) is converted when a
  * folder is opened for writing.
  */
-import { open, type Database, type DatabaseOptions, type Key, type RootDatabase, type Transaction } from 'lmdb';
+import type { Database, DatabaseOptions, Key, RootDatabase, Transaction } from 'lmdb';
 import { createHash, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { lmdbFileExists, openLmdb } from './lmdb-open.js';
+import { makePrivateFolder } from './private-files.js';
 import { changeDigest, decodeRecord, decodeValue, encodeLogRecord, encodeValue, sameEntry, ValueReader, type EntryView } from './codec.js';
 import { Commits } from './commits.js';
 import { tellListeners, warnListenerFailure, type ListenerFailure } from './listeners.js';
@@ -228,11 +229,11 @@ export class LmdbDirectoryStore implements DirectoryStore {
 
   static open(dir: string, options: LmdbStoreOptions): LmdbDirectoryStore {
     const readOnly = options.readOnly === true;
-    if ((options.mustExist || readOnly) && !existsSync(`${dir}/directory.mdb`)) {
+    if ((options.mustExist || readOnly) && !lmdbFileExists(`${dir}/directory.mdb`)) {
       throw new StorageError(`no directory in ${dir} (is --data right?)`);
     }
-    mkdirSync(dir, { recursive: true });
-    const root = open({ path: `${dir}/directory.mdb`, overlappingSync: false, maxDbs: 12, compression: false });
+    if (!readOnly) makePrivateFolder(dir);
+    const root = openLmdb<unknown, Key>(`${dir}/directory.mdb`, { overlappingSync: false, maxDbs: 12, compression: false });
     try {
       return LmdbDirectoryStore.setUp(root, dir, options, readOnly);
     } catch (err) {

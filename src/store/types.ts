@@ -23,7 +23,10 @@ export interface ConflictClaim {
   current: Entry;
   claimed: { state: EntryState; location: Buffer; acl: Buffer };
   command: string;
+  /** The authorized identity that made the claim. */
   user: string;
+  /** The identity that authenticated (records made before it was kept have none: then it was `user`). */
+  authcid?: string | undefined;
   peer: string;
 }
 

@@ -44,7 +44,8 @@ export class RawClient {
     await c.readBanner();
     const ir = Buffer.from(`${authzid}\0${user}\0${password}`).toString('base64');
     c.send(`A01 AUTHENTICATE "PLAIN" {${ir.length}+}\r\n${ir}\r\n`);
-    const line = await c.readLine();
+    // A first login computes a scrypt hash (N=2^17, 128 MiB): seconds on a loaded machine.
+    const line = await c.readLine(30_000);
     if (line !== 'A01 OK "Authenticated"') throw new Error(`login failed: ${line}`);
     return c;
   }

@@ -14,6 +14,10 @@ export const CLI = join(PROJECT_ROOT, 'dist/src/cli/main.js');
 
 export const PASSWORD = 'secret';
 
+// Test servers hash at scrypt N=2^14 (16 MiB): dozens of tests log in at once on a shared
+// machine. passwords.test.ts checks the production cost (N=2^17) explicitly.
+process.env.MUPDATED_SCRYPT_LOG2N ??= '14';
+
 export interface UserSpec {
   name: string;
   admin?: boolean;

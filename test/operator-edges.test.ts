@@ -1,0 +1,140 @@
+/**
+ * Smaller hardening (issue 11, finding 10): the admin socket checks what it
+ * is asked; a client that half-closes after its commands (`printf ... | nc`)
+ * still gets every answer, on the MUPDATE port and on the admin socket;
+ * `mupdated dump` by a user who may not open the folder says so in a line;
+ * a timeout is recognised by its error class.
+ */
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { join } from 'node:path';
+import { adminSocketPath } from '../src/admin/socket-server.js';
+import { UpstreamConnection, UpstreamTimeout } from '../src/resync/upstream.js';
+import { literalCommand, runCli, showRun } from './helpers/operator-tools.js';
+import { RawClient } from './helpers/raw-client.js';
+import { addUser, CLI, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
+
+const USERS = [{ name: 'mupdateadmin', admin: true }, { name: 'backend1', admin: true }, { name: 'backend2', admin: true }];
+let server: RunningMupdated;
+const dirs: string[] = [];
+
+test.before(async () => {
+  server = await startMupdated({ users: USERS });
+});
+
+test.after.always(async () => {
+  await server?.stop();
+  if (server) removeDir(server.dataDir);
+  for (const d of dirs) removeDir(d);
+});
+
+/** Sends `text` on the admin socket, shuts the sending side, and returns everything the server answered. */
+function adminAsk(dataDir: string, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(adminSocketPath(dataDir));
+    const got: Buffer[] = [];
+    const timer = setTimeout(() => { sock.destroy(); reject(new Error('no answer on the admin socket within 10 s')); }, 10_000);
+    sock.on('data', (d: Buffer) => got.push(d));
+    sock.on('error', (err) => { clearTimeout(timer); reject(err); });
+    sock.on('close', () => { clearTimeout(timer); resolve(Buffer.concat(got).toString('utf8')); });
+    sock.end(text);
+  });
+}
+
+async function writeAs(user: string, ...command: string[]): Promise<string> {
+  const c = await RawClient.login(server.port, user);
+  try {
+    c.send(literalCommand('X1', ...(command as [string, ...string[]])));
+    return (await c.readUntilTagged('X1')).at(-1)!;
+  } finally {
+    c.close();
+  }
+}
+
+test('the admin socket refuses keep "bogus" (and other malformed requests) and saves nothing; a half-closed request is answered', async (t) => {
+  t.is(await writeAs('backend1', 'ACTIVATE', 'user.edge', 'b1!default', 'a\tlrs\t'), 'X1 OK "done"');
+  const refused = await writeAs('backend2', 'ACTIVATE', 'user.edge', 'b2!default', 'a\tlrs\t');
+  const id = Number(/conflict #(\d+)/.exec(refused)?.[1]);
+  t.true(id > 0, refused);
+
+  const bogus = JSON.parse(await adminAsk(server.dataDir, `${JSON.stringify({ op: 'resolve', id, keep: 'bogus', by: 'x@cli' })}\n`));
+  t.deepEqual(bogus, { ok: false, error: 'bad request: keep: expected current or claimant' });
+  for (const [req, why] of [
+    [{ op: 'resolve', id: String(id), keep: 'current', by: 'x@cli' }, 'id: expected a conflict number'],
+    [{ op: 'dismiss', id, by: '' }, 'by: expected a name (1 to 256 printable characters)'],
+    [{ op: 'list', status: 'gone' }, 'status: expected open, resolved, dismissed or none'],
+    [{ op: 'drop' }, 'op: expected list, show, resolve or dismiss'],
+    [[1, 2], 'expected a JSON object'],
+  ] as const) {
+    t.deepEqual(JSON.parse(await adminAsk(server.dataDir, `${JSON.stringify(req)}\n`)), { ok: false, error: `bad request: ${why}` });
+  }
+  const shown = JSON.parse(await adminAsk(server.dataDir, JSON.stringify({ op: 'show', id }))) as { ok: boolean; conflicts: Array<{ status: string }> };
+  t.true(shown.ok, 'a request without its newline is taken when the client shuts its side');
+  t.is(shown.conflicts[0]!.status, 'open', 'the refused requests changed nothing');
+  t.false(existsSync(join(server.dataDir, 'audit.log')), 'and audited nothing');
+});
+
+test('a client that sends its commands and half-closes (printf ... | nc) gets every answer, then the server closes', async (t) => {
+  const c = await RawClient.connect(server.port);
+  await c.readBanner();
+  const ir = Buffer.from('\0mupdateadmin\0secret').toString('base64');
+  c.send(`A01 AUTHENTICATE "PLAIN" {${ir.length}+}\r\n${ir}\r\n` +
+    literalCommand('W1', 'ACTIVATE', 'user.halfclose', 'b1!default', 'a\tlrs\t') + 'F1 FIND "user.halfclose"\r\nN1 NOOP\r\n');
+  c.socket.end();
+  t.true(await c.waitClosed(10_000), 'the server closes once it has answered');
+  const text = c.takeBuffered().toString('latin1');
+  t.regex(text, /^A01 OK "Authenticated"\r\n/m);
+  t.regex(text, /^W1 OK "done"\r\n/m);
+  t.regex(text, /^F1 MAILBOX \{14\+\}\r\nuser\.halfclose /m);
+  t.regex(text, /^F1 OK "Search completed"\r\nN1 OK "Noop done"\r\n$/m);
+});
+
+test('a client that half-closes in the middle of a SASL exchange is closed without an answer', async (t) => {
+  const c = await RawClient.connect(server.port);
+  await c.readBanner();
+  c.send('A01 AUTHENTICATE "PLAIN"\r\n');
+  t.is(await c.readLine(), '', 'the empty challenge');
+  c.socket.end();
+  t.true(await c.waitClosed(10_000));
+  t.is(c.takeBuffered().length, 0);
+});
+
+test('mupdated dump run by a user who cannot open the folder says so in one line (no TypeError)', async (t) => {
+  if (process.getuid?.() !== 0) {
+    t.log('needs root to run the CLI as another user: not checked');
+    t.pass();
+    return;
+  }
+  const outer = tempDir('edges-perm-');
+  dirs.push(outer);
+  const data = join(outer, 'data');
+  addUser(data, { name: 'mupdateadmin', admin: true });
+  const load = await runCli(['load', '-', '--data', data], { input: '{\n}\n' });
+  t.is(load.code, 0, showRun(load));
+  // Others may look into the folders but not open the LMDB files (0600) to set up their locks.
+  chmodSync(outer, 0o755);
+  chmodSync(data, 0o755);
+  const r = spawnSync(process.execPath, [CLI, 'dump', '--data', data], { uid: 65534, gid: 65534, encoding: 'utf8', timeout: 60_000 });
+  t.is(r.status, 1, r.stderr);
+  t.is(r.stderr, `mupdated: cannot open ${data}/directory.mdb: permission denied (run mupdated as the user that owns the data folder ${data})\n`);
+  t.notRegex(r.stderr, /TypeError/);
+});
+
+test('a response that does not come in time is an UpstreamTimeout (the class says it, not the message)', async (t) => {
+  // A server that sends a banner and then never answers.
+  const silent = createServer((s) => s.write('* AUTH "PLAIN"\r\n* OK MUPDATE "silent" "test" "0" "(master)"\r\n'));
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  const port = (silent.address() as { port: number }).port;
+  try {
+    const conn = await UpstreamConnection.open({ host: '127.0.0.1', port, user: 'u', password: 'p', timeoutMs: 5000, noLogin: true });
+    conn.send('N1', 'NOOP');
+    const err = await t.throwsAsync(conn.next(100));
+    t.true(err instanceof UpstreamTimeout, String(err));
+    t.is((err as UpstreamTimeout).phase, 'response');
+    conn.close();
+  } finally {
+    silent.close();
+  }
+});
