@@ -101,7 +101,7 @@ export function defaultConfig(): ServerConfig {
     order: 'cyrus',
     changeLogRetention: 1_000_000,
     streamQueueLimit: 200_000,
-    streamQueueBytes: 16 * 1024 * 1024,
+    streamQueueBytes: 8 * 1024 * 1024,
     // One core stays free for the event loop: writers wait least while slaves resync.
     dumpWorkers: Math.max(1, Math.min(4, availableParallelism() - 1)),
     socketHighWater: 4 * 1024 * 1024,

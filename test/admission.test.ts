@@ -9,6 +9,7 @@ import { RawClient } from './helpers/raw-client.js';
 import { removeDir, startMupdated, type RunningMupdated } from './helpers/server.js';
 import { inBatches, login, status } from './helpers/directory.js';
 import { authPlainCommand } from './helpers/plain-auth.js';
+import { hostKey } from '../src/mupdate/admission.js';
 
 const STRANGER = '127.0.0.2';
 
@@ -149,4 +150,12 @@ test('max_failed_logins_per_host: the connections of one address together get th
     t.is(await loginFrom(other, 'A1', 'secret'), 'A1 OK "Authenticated"');
     other.close();
   });
+});
+
+test('addresses are counted per host: IPv4 as is (also mapped into IPv6), IPv6 by its /64', (t) => {
+  t.is(hostKey('192.0.2.7'), '192.0.2.7');
+  t.is(hostKey('::ffff:192.0.2.7'), '192.0.2.7');
+  t.is(hostKey('2001:db8:0:1::5'), hostKey('2001:0db8:0000:0001:ffff:1:2:3'));
+  t.not(hostKey('2001:db8:0:1::5'), hostKey('2001:db8:0:2::5'));
+  t.is(hostKey('::1'), hostKey('0:0:0:0:0:0:0:1'));
 });

@@ -36,10 +36,18 @@ export interface StreamOptions {
 /** Bytes of queued changes encoded and written at once. */
 const SLICE_BYTES = 64 * 1024;
 
-/** How much a pending change counts against the stream's byte bound: about its line on the wire. */
-export function pendingBytes(c: Change): number {
-  const entry = c.entry;
-  return 48 + c.name.length + (entry ? entry.location.length + (entry.state === 'active' ? entry.acl.length : 0) : 0);
+/** What a pending change costs beside its line: its queue slot, key and buffer header. */
+const PENDING_OVERHEAD_BYTES = 160;
+
+/** A change waiting to be sent: its line, encoded in a buffer of its own. */
+interface Pending {
+  seq: number;
+  line: Buffer;
+}
+
+/** How much a pending change counts against the stream's byte bound. */
+function pendingBytes(p: Pending): number {
+  return p.line.length + PENDING_OVERHEAD_BYTES;
 }
 
 export function entryLine(tag: Buffer, e: Entry): Buffer {
@@ -66,9 +74,9 @@ export interface ResumeRequest {
 
 export class UpdateStream {
   /** Changes not yet taken for writing, coalesced per name, in commit order. */
-  private queue = new Map<string, Change>();
+  private queue = new Map<string, Pending>();
   /** Changes taken from the queue in one round, written slice by slice. */
-  private round: Change[] = [];
+  private round: Pending[] = [];
   private roundPos = 0;
   /** Rounds taken so far, and rounds written to the end. */
   private roundsTaken = 0;
@@ -119,9 +127,10 @@ export class UpdateStream {
     if (!resume) return this.runDump(store, dumps);
     const snapshot = store.snapshot();
     this.snapshotSeq = snapshot.seq;
+    // Set before subscribing: queued changes are encoded with their sequence number.
+    this.seqTagged = true;
     this.unsubscribe = store.subscribe((c) => this.enqueue(c));
     try {
-      this.seqTagged = true;
       const sameHistory = resume.dbid === store.id && resume.after <= snapshot.seq &&
         (resume.digest === undefined || resume.after === 0 || snapshot.changeDigest(resume.after) === resume.digest);
       const log = sameHistory ? snapshot.changesSince(resume.after) : null;
@@ -149,7 +158,11 @@ export class UpdateStream {
     await dumps.dump(this.tag, { servers: this.hosts ?? undefined }, {
       begin: (seq) => {
         this.snapshotSeq = seq;
-        for (const [name, c] of this.queue) if (c.seq <= seq) this.queue.delete(name);
+        for (const [name, p] of this.queue) {
+          if (p.seq > seq) continue;
+          this.queue.delete(name);
+          this.queuedBytes -= pendingBytes(p);
+        }
       },
       chunk: (data, release) => {
         sink.writeOwned(data, release);
@@ -210,14 +223,20 @@ export class UpdateStream {
       this.queue.delete(key);
       this.queuedBytes -= pendingBytes(replaced);
     }
-    this.queue.set(key, change);
-    this.queuedBytes += pendingBytes(change);
+    // Encoded now into a buffer of its own: a line kept in the shared pool would keep the
+    // pool's whole 8 KiB slab alive, and the change's own buffers are let go.
+    const encoded = changeLine(this.tag, change.name, change.entry, this.seqTagged ? change.seq : undefined);
+    const line = Buffer.allocUnsafeSlow(encoded.length);
+    encoded.copy(line);
+    const pending = { seq: change.seq, line };
+    this.queue.set(key, pending);
+    this.queuedBytes += pendingBytes(pending);
     const names = this.queue.size + this.round.length - this.roundPos;
     if (names > this.options.queueLimit || this.queuedBytes > this.options.queueBytes) {
-      const pending = { names, bytes: this.queuedBytes };
+      const held = { names, bytes: this.queuedBytes };
       this.overflowed = true;
       this.stop();
-      this.onOverflow(pending);
+      this.onOverflow(held);
       return;
     }
     this.schedule();
@@ -267,10 +286,10 @@ export class UpdateStream {
     const parts: Buffer[] = [];
     let bytes = 0;
     while (this.roundPos < this.round.length && bytes < SLICE_BYTES) {
-      const c = this.round[this.roundPos++]!;
-      parts.push(changeLine(this.tag, c.name, c.entry, this.seqTagged ? c.seq : undefined));
-      bytes += parts[parts.length - 1]!.length;
-      this.queuedBytes -= pendingBytes(c);
+      const p = this.round[this.roundPos++]!;
+      parts.push(p.line);
+      bytes += p.line.length;
+      this.queuedBytes -= pendingBytes(p);
     }
     this.sink.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
   }
