@@ -3,13 +3,15 @@
  * the password guesses of everyone: how many connections it may hold before
  * they log in, and how many failed logins it may make per minute (a budget
  * shared by all its connections; the per-connection pause alone lets
- * guesses grow with the number of connections).
+ * guesses grow with the number of connections). A spent budget delays the
+ * address's password checks rather than refusing them, so a stranger's
+ * guesses slow a neighbour's logins down but never lock it out.
  */
 
 export interface AdmissionLimits {
   /** Connections one address may hold that have not logged in yet. */
   maxPendingPerHost: number;
-  /** Failed logins one address may make per minute; when spent, its logins are refused unchecked. */
+  /** Failed logins one address may make per minute; when spent, its password checks wait for it to refill. */
   failedLoginsPerMinute: number;
 }
 
@@ -18,6 +20,9 @@ interface Budget {
   /** When `tokens` was last brought up to date (ms). */
   at: number;
 }
+
+/** Longest wait between two looks at a spent budget. */
+const RESERVE_RETRY_MS = 250;
 
 /** Budgets kept before full ones are forgotten (a full budget says nothing). */
 const BUDGETS_BEFORE_SWEEP = 4096;
@@ -69,10 +74,11 @@ export class Admission {
 
   /**
    * Takes one failed login of the address's budget before a password is
-   * checked (so that concurrent checks cannot overdraw it); false when it is
-   * spent. A login that succeeds gives it back (`refund`).
+   * checked (so that concurrent checks cannot overdraw it): 0 when taken,
+   * else the time until the budget has one again (or a check in progress
+   * gives its back). A login that succeeds gives it back (`refund`).
    */
-  reserve(host: string): boolean {
+  reserve(host: string): number {
     let budget = this.budgets.get(host);
     if (!budget) {
       if (this.budgets.size >= this.sweepAt) {
@@ -82,9 +88,10 @@ export class Admission {
       budget = { tokens: this.limits.failedLoginsPerMinute, at: this.now() };
       this.budgets.set(host, budget);
     }
-    if (this.refill(budget) < 1) return false;
+    const tokens = this.refill(budget);
+    if (tokens < 1) return Math.ceil((1 - tokens) * 60_000 / this.limits.failedLoginsPerMinute);
     budget.tokens -= 1;
-    return true;
+    return 0;
   }
 
   /** Gives back a reserved failed login: the password was right (or never answered). */
@@ -123,10 +130,22 @@ export class LoginGate {
     if (this.holdsSlot && !this.clock) this.clock = setTimeout(expired, timeoutMs);
   }
 
-  /** Whether a password may be checked now: takes one failed login of the address's budget. */
-  reserveGuess(): boolean {
-    this.reserved = this.admission.reserve(this.host);
-    return this.reserved;
+  /**
+   * Waits until a password may be checked, taking one failed login of the
+   * address's budget: at once while it lasts, then as it refills. False if
+   * the connection ended meanwhile (the login deadline ends a long wait).
+   */
+  async waitForGuess(ended: () => boolean, waiting: () => void): Promise<boolean> {
+    for (let first = true; ; first = false) {
+      if (ended()) return false;
+      const wait = this.admission.reserve(this.host);
+      if (wait === 0) break;
+      if (first) waiting();
+      // Checks in progress give theirs back when the password was right: look again soon.
+      await new Promise((resolve) => setTimeout(resolve, Math.min(wait, RESERVE_RETRY_MS)));
+    }
+    this.reserved = true;
+    return true;
   }
 
   /** The password was wrong: the reserved failed login stays spent. */

@@ -106,7 +106,6 @@ const T = {
   streaming: 'not legal when streaming',
   readOnly: 'read-only session',
   authFailure: 'authentication failure',
-  budgetSpent: 'too many failed logins from this address, try again later',
 } as const;
 
 function isLoopback(address: string | undefined): boolean {
@@ -371,10 +370,8 @@ export class Session {
     if (!message) return this.loginRefused(tag, 'invalid base64', true);
     const creds = parsePlainMessage(message);
     if (!creds) return this.loginRefused(tag, 'malformed response', true);
-    if (!this.gate.reserveGuess()) {
-      this.ctx.log.warn({ peer: this.peer, user: creds.authcid }, 'login refused unchecked: failed-login budget of this address spent');
-      return this.loginRefused(tag, T.budgetSpent, true);
-    }
+    const budgetSpent = () => this.ctx.log.warn({ peer: this.peer, user: creds.authcid }, 'failed-login budget of this address spent, password check waits');
+    if (!(await this.gate.waitForGuess(() => this.isClosed, budgetSpent))) return;
     const identity = await this.ctx.auth.login(creds);
     if (this.isClosed) return;
     if (!identity) {
