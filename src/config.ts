@@ -94,7 +94,7 @@ export function defaultConfig(): ServerConfig {
     maxBadCommands: 1000,
     failedLoginPauseMs: 3000,
     maxFailedLogins: 10,
-    maxFailedLoginsPerHost: 30,
+    maxFailedLoginsPerHost: 60,
     allowPlaintext: false,
     allowNonAdmins: false,
     admins: [],
