@@ -21,11 +21,19 @@ export interface ServerConfig {
   limits: WireLimits;
   maxConnections: number;
   idleTimeoutMs: number;
+  /** Time from the banner to a successful login. */
+  loginTimeoutMs: number;
+  /** Connections one address may hold that have not logged in yet. */
+  maxConnectionsPerHost: number;
+  /** Largest command (and SASL line) before login, in bytes. */
+  maxCommandBeforeLogin: number;
   /** BAD answers one connection may collect before it is closed. */
   maxBadCommands: number;
   failedLoginPauseMs: number;
   /** Failed AUTHENTICATEs before the connection is closed. */
   maxFailedLogins: number;
+  /** Failed logins one address may make per minute, over all its connections. */
+  maxFailedLoginsPerHost: number;
   /** PLAIN over a connection that is neither TLS nor loopback. */
   allowPlaintext: boolean;
   allowNonAdmins: boolean;
@@ -37,6 +45,8 @@ export interface ServerConfig {
   streamQueueLimit: number;
   /** A LIST or UPDATE dump whose reader takes nothing for this long is ended (`dump_stall_timeout`, seconds). */
   dumpStallTimeoutMs: number;
+  /** Most bytes of pending changes per UPDATE stream before it is dropped. */
+  streamQueueBytes: number;
   /** Worker threads for whole-directory dumps (LIST, UPDATE); 0 dumps in the server thread. */
   dumpWorkers: number;
   /** Bytes buffered for a socket before we stop writing to it and queue instead. */
@@ -85,9 +95,13 @@ export function defaultConfig(): ServerConfig {
     limits: { ...DEFAULT_LIMITS },
     maxConnections: 4096,
     idleTimeoutMs: 3 * 3600 * 1000,
+    loginTimeoutMs: 60 * 1000,
+    maxConnectionsPerHost: 256,
+    maxCommandBeforeLogin: 4096,
     maxBadCommands: 1000,
     failedLoginPauseMs: 3000,
     maxFailedLogins: 10,
+    maxFailedLoginsPerHost: 60,
     allowPlaintext: false,
     allowNonAdmins: false,
     admins: [],
@@ -95,6 +109,7 @@ export function defaultConfig(): ServerConfig {
     changeLogRetention: 1_000_000,
     streamQueueLimit: 200_000,
     dumpStallTimeoutMs: 60_000,
+    streamQueueBytes: 8 * 1024 * 1024,
     // One core stays free for the event loop: writers wait least while slaves resync.
     dumpWorkers: Math.max(1, Math.min(4, availableParallelism() - 1)),
     socketHighWater: 4 * 1024 * 1024,
@@ -164,6 +179,10 @@ export function applySettings(config: ServerConfig, settings: Map<string, string
       case 'max_bad_commands': config.maxBadCommands = int(key, v, 1); break;
       case 'failedloginpause': case 'failed_login_pause': config.failedLoginPauseMs = Math.round(Number(v) * 1000); break;
       case 'max_failed_logins': config.maxFailedLogins = int(key, v, 1); break;
+      case 'max_failed_logins_per_host': config.maxFailedLoginsPerHost = int(key, v, 1); break;
+      case 'login_timeout': config.loginTimeoutMs = int(key, v, 1) * 1000; break;
+      case 'max_connections_per_host': config.maxConnectionsPerHost = int(key, v, 1); break;
+      case 'max_command_before_login': config.maxCommandBeforeLogin = int(key, v, 512); break;
       case 'directory_order':
         if (v !== 'cyrus' && v !== 'bytes') throw new ConfigError(`${key}: expected cyrus or bytes`);
         config.order = v;
@@ -172,6 +191,7 @@ export function applySettings(config: ServerConfig, settings: Map<string, string
       case 'change_log_retention': config.changeLogRetention = int(key, v, 1); break;
       case 'stream_queue_limit': config.streamQueueLimit = int(key, v, 1); break;
       case 'dump_stall_timeout': config.dumpStallTimeoutMs = int(key, v, 1) * 1000; break;
+      case 'stream_queue_bytes': config.streamQueueBytes = int(key, v, 4096); break;
       case 'dump_workers': config.dumpWorkers = Math.min(int(key, v, 0), 16); break;
       case 'max_string': config.limits.maxString = int(key, v, 1024); break;
       case 'max_command': config.limits.maxCommand = int(key, v, 4096); break;

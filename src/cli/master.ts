@@ -46,6 +46,8 @@ export function resolveConfig(flags: ServerFlags, ignore: readonly string[] = []
 export function sessionSettings(c: ServerConfig): SessionSettings {
   return {
     servername: c.servername, limits: c.limits, idleTimeoutMs: c.idleTimeoutMs, maxBadCommands: c.maxBadCommands,
+    loginTimeoutMs: c.loginTimeoutMs, maxCommandBeforeLogin: Math.min(c.maxCommandBeforeLogin, c.limits.maxCommand),
+    streamQueueBytes: c.streamQueueBytes,
     failedLoginPauseMs: c.failedLoginPauseMs, maxFailedLogins: c.maxFailedLogins, allowPlaintext: c.allowPlaintext,
     streamQueueLimit: c.streamQueueLimit, socketHighWater: c.socketHighWater, conflictPolicy: c.conflictPolicy,
     dumpStallTimeoutMs: c.dumpStallTimeoutMs,
@@ -80,6 +82,7 @@ export async function startServer(
   const dumps = config.dumpWorkers > 0 ? new DumpPool(config.dataDir, config.dumpWorkers, log) : new InThreadDumps(store);
   const server = new MupdateServer({
     settings: sessionSettings(config), store, auth, log, role, tls: loadTls(config), maxConnections: config.maxConnections, dumps,
+    admission: { maxPendingPerHost: config.maxConnectionsPerHost, failedLoginsPerMinute: config.maxFailedLoginsPerHost },
   });
   if (users.list().length === 0 && config.admins.length === 0) {
     log.warn(`no users yet: create the first admin with 'mupdated user add NAME --admin --data ${config.dataDir}'`);

@@ -1,20 +1,27 @@
 /**
- * The listening server: accepts connections up to the limit, hands each to a
+ * The listening server: accepts connections up to the limits (all
+ * connections, and those of one address not logged in yet), hands each to a
  * Session, and shuts down cleanly (in-flight commits finish first).
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { HostPort } from '../host-port.js';
 import { statusLine } from './wire/encoder.js';
 import { Session, type SessionContext } from './session.js';
+import { Admission, hostKey, type AdmissionLimits } from './admission.js';
 
-export type ServerContext = Omit<SessionContext, 'ended'> & { maxConnections: number };
+export type ServerContext = Omit<SessionContext, 'ended' | 'admission'> & {
+  maxConnections: number;
+  admission: AdmissionLimits;
+};
 
 export class MupdateServer {
   private readonly sessions = new Set<Session>();
   private readonly server: Server;
   private stopping = false;
+  private readonly admission: Admission;
 
   constructor(private readonly ctx: ServerContext) {
+    this.admission = new Admission(ctx.admission);
     // Half-open: a client that shuts its side after its commands still gets their answers.
     this.server = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
     this.server.on('error', (err) => ctx.log.error({ err: err.message }, 'listener error'));
@@ -41,13 +48,22 @@ export class MupdateServer {
     socket.on('error', () => socket.destroy());
     if (this.stopping || this.sessions.size >= this.ctx.maxConnections) {
       this.ctx.log.warn({ peer: socket.remoteAddress, limit: this.ctx.maxConnections }, 'connection refused: limit reached');
-      socket.end(statusLine(null, 'BYE', this.stopping ? 'Server shutting down' : 'Too many connections'));
-      setTimeout(() => socket.destroy(), 5000).unref();
-      return;
+      return this.refuse(socket, this.stopping ? 'Server shutting down' : 'Too many connections');
     }
-    const session = new Session(socket, { ...this.ctx, ended: (s) => this.sessions.delete(s) });
+    const host = hostKey(socket.remoteAddress);
+    if (!this.admission.admit(host)) {
+      this.ctx.log.warn({ peer: socket.remoteAddress, limit: this.ctx.admission.maxPendingPerHost },
+        'connection refused: this address holds the most connections not logged in');
+      return this.refuse(socket, 'Too many connections from your address');
+    }
+    const session = new Session(socket, { ...this.ctx, admission: this.admission, ended: (s) => this.sessions.delete(s) }, host);
     this.sessions.add(session);
     session.start();
+  }
+
+  private refuse(socket: Socket, text: string): void {
+    socket.end(statusLine(null, 'BYE', text));
+    setTimeout(() => socket.destroy(), 5000).unref();
   }
 
   /** Stops accepting, ends dumps, lets other commands in progress finish (their commits too), then closes every connection. */

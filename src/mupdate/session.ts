@@ -6,7 +6,7 @@
  * depends on (login, STARTTLS, streaming) is settled.
  */
 import type { Socket } from 'node:net';
-import { TLSSocket, type SecureContext } from 'node:tls';
+import type { SecureContext } from 'node:tls';
 import type { Logger } from '../log.js';
 import type { Authenticator, Identity } from '../sasl/authenticator.js';
 import { decodeBase64Strict, parsePlainMessage } from '../sasl/plain.js';
@@ -16,10 +16,13 @@ import { MAX_NAME_BYTES } from '../store/order.js';
 import * as rules from './directory-rules.js';
 import type { DumpSource } from './dump-lines.js';
 import { StallWatch, underStallWatch } from './dump-stall.js';
-import { entryLine, UpdateStream, type ResumeRequest, type StreamSink } from './update-stream.js';
+import { entryLine, UpdateStream, type ResumeRequest } from './update-stream.js';
 import { GO_AHEAD, statusLine, untaggedLine, type StatusKeyword } from './wire/encoder.js';
 import type { WireLimits } from './wire/limits.js';
 import { CommandReader, type ArgPolicy, type ReadResult } from './wire/reader.js';
+import { ANSWER_BACKLOG_BYTES, ConnectionOutput } from './output.js';
+import { LoginGate, type Admission } from './admission.js';
+import { upgradeToTls } from './tls-upgrade.js';
 import { EXTENSIONS, IMPLEMENTATION, VERSION } from '../version.js';
 
 export type Role =
@@ -39,11 +42,16 @@ export interface SessionSettings {
   servername: string;
   limits: WireLimits;
   idleTimeoutMs: number;
+  /** Time a connection has from its banner to a successful login. */
+  loginTimeoutMs: number;
+  /** Largest command (and SASL line) accepted before login, in bytes. */
+  maxCommandBeforeLogin: number;
   maxBadCommands: number;
   failedLoginPauseMs: number;
   maxFailedLogins: number;
   allowPlaintext: boolean;
   streamQueueLimit: number;
+  streamQueueBytes: number;
   socketHighWater: number;
   /** A LIST or UPDATE dump whose reader takes nothing for this long is ended. */
   dumpStallTimeoutMs: number;
@@ -59,6 +67,8 @@ export interface SessionContext {
   tls?: SecureContext | undefined;
   /** Where whole-directory dumps (LIST, UPDATE) are made: worker threads or this thread. */
   dumps: DumpSource;
+  /** Per-address limits; the server took a not-logged-in slot of `host` for this connection. */
+  admission: Admission;
   /** Called once when the connection is gone. */
   ended(session: Session): void;
 }
@@ -105,9 +115,14 @@ function isLoopback(address: string | undefined): boolean {
   return !!address && (address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.'));
 }
 
-export class Session implements StreamSink {
+export class Session {
   private socket: Socket;
   private readonly reader: CommandReader;
+  private readonly output: ConnectionOutput;
+  /** The reader's limits: smaller until login (the reader keeps this object). */
+  private readonly limits: WireLimits;
+  /** This connection's slot among its address's not-logged-in ones, and its login deadline. */
+  private readonly gate: LoginGate;
   private state: State = 'noauth';
   private identity: Identity | null = null;
   private tlsActive = false;
@@ -125,27 +140,29 @@ export class Session implements StreamSink {
   /** Answers of pipelined writes, in command order. */
   private writeChain: Promise<void> = Promise.resolve();
   private writesInFlight = 0;
+  /** Bytes of answers computed ahead (FINDs between pipelined writes), waiting for their turn. */
+  private heldAnswerBytes = 0;
   /** Names this connection's pipelined writes touch, with how many are pending for each. */
   private readonly pendingWriteNames = new Map<string, number>();
   /** Set when this session is a backend's startup push (`ctl_mboxlist -m`): that backend's server name. */
   private pushServer: string | null = null;
   /** Set while a command waits for more input (SASL lines). */
   private inputWaiter: (() => void) | null = null;
-  private readonly drainWaiters: Array<() => void> = [];
-  /** Bytes written this turn, not yet handed to the socket. */
-  private out: Buffer[] = [];
-  private outBytes = 0;
-  private flushQueued = false;
   /** The command being executed, so shutdown can let it finish. */
   private current: Promise<void> | null = null;
   /** Set while a LIST or UPDATE dump runs. */
   private dumpWatch: StallWatch | null = null;
   readonly peer: string;
 
-  constructor(socket: Socket, private readonly ctx: SessionContext) {
+  constructor(socket: Socket, private readonly ctx: SessionContext, host: string) {
     this.socket = socket;
     this.peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
-    this.reader = new CommandReader(ctx.settings.limits, {
+    this.output = new ConnectionOutput(socket);
+    this.output.onProgress = () => this.dumpWatch?.progress();
+    this.gate = new LoginGate(ctx.admission, host);
+    const before = ctx.settings.maxCommandBeforeLogin;
+    this.limits = { ...ctx.settings.limits, maxCommand: before, maxSaslLine: Math.min(before, ctx.settings.limits.maxSaslLine) };
+    this.reader = new CommandReader(this.limits, {
       classify: (word) => this.classify(word),
       continuation: () => this.write(GO_AHEAD),
     });
@@ -155,10 +172,6 @@ export class Session implements StreamSink {
     return this.isClosed;
   }
 
-  get backlog(): number {
-    return this.socket.writableLength + this.outBytes;
-  }
-
   /** A LIST or UPDATE dump is running. */
   get dumping(): boolean { return this.dumpWatch !== null; }
 
@@ -166,47 +179,8 @@ export class Session implements StreamSink {
     return this.state === 'streaming';
   }
 
-  drained(): Promise<void> {
-    this.flushOut();
-    if (this.isClosed || this.socket.writableLength === 0) return Promise.resolve();
-    return new Promise((resolve) => this.drainWaiters.push(resolve));
-  }
-
-  /**
-   * Queues bytes for the client. Everything written in one turn (the answers
-   * to a chunk of pipelined commands, a group commit's OKs) leaves in one
-   * socket write: a syscall per answer line was a third of the server's time.
-   */
   write(bytes: Buffer): void {
-    if (this.isClosed) return;
-    this.out.push(bytes);
-    this.outBytes += bytes.length;
-    if (!this.flushQueued) {
-      this.flushQueued = true;
-      process.nextTick(this.flushOutBound);
-    }
-  }
-
-  writeOwned(bytes: Buffer, release: () => void): void {
-    if (this.isClosed) return;
-    this.dumpWatch?.progress();
-    this.flushOut();
-    this.socket.write(bytes, (err) => {
-      if (!err) release();
-    });
-  }
-
-  private readonly flushOutBound = (): void => this.flushOut();
-
-  /** Hands the queued bytes to the socket now. */
-  private flushOut(): void {
-    this.flushQueued = false;
-    if (this.out.length === 0) return;
-    const data = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out, this.outBytes);
-    this.out = [];
-    this.outBytes = 0;
-    this.dumpWatch?.progress();
-    if (!this.isClosed) this.socket.write(data);
+    this.output.write(bytes);
   }
 
   start(): void {
@@ -228,7 +202,7 @@ export class Session implements StreamSink {
 
   private attach(socket: Socket): void {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('drain', () => this.onDrain());
+    this.output.useSocket(socket);
     socket.on('error', (err) => {
       this.ctx.log.debug({ peer: this.peer, err: err.message }, 'connection error');
       this.destroy();
@@ -249,13 +223,17 @@ export class Session implements StreamSink {
     // The version string names our extensions; nothing in Cyrus parses it (spec 2.1).
     lines.push(untaggedLine('OK MUPDATE', [settings.servername, IMPLEMENTATION, `${VERSION} ${EXTENSIONS}`, roleText]));
     this.write(Buffer.concat(lines));
+    this.gate.startClock(this.ctx.settings.loginTimeoutMs, () => {
+      this.ctx.log.info({ peer: this.peer }, 'login timeout');
+      this.bye('no login in time');
+    });
   }
 
   private onData(chunk: Buffer): void {
     if (this.isClosed) return;
     this.reader.push(chunk);
     // Backpressure: a client that pipelines faster than we answer is paused.
-    if (this.reader.buffered > this.ctx.settings.limits.maxCommand * 2) this.socket.pause();
+    if (this.reader.buffered > this.limits.maxCommand * 2) this.socket.pause();
     if (this.gated) return;
     if (this.inputWaiter) {
       const w = this.inputWaiter;
@@ -264,11 +242,6 @@ export class Session implements StreamSink {
     } else {
       void this.pump();
     }
-  }
-
-  private onDrain(): void {
-    this.dumpWatch?.progress();
-    for (const w of this.drainWaiters.splice(0)) w();
   }
 
   private waitForInput(): Promise<void> {
@@ -282,6 +255,9 @@ export class Session implements StreamSink {
     this.busy = true;
     try {
       while (!this.isClosed) {
+        // A client that does not read its answers gets no more of them: its input waits in the kernel.
+        if (this.heldAnswerBytes > ANSWER_BACKLOG_BYTES) await this.writeChain;
+        if (this.output.overBound) await this.output.drained();
         const result = this.reader.next();
         if (!result) break;
         if (result.kind === 'command' && this.canPipeline(result)) {
@@ -305,7 +281,11 @@ export class Session implements StreamSink {
           // same entry before their commit as after it: answer now, in command order.
           this.commandsSinceLogin++;
           const answer = this.findAnswer(result.tag, result.args[0]!);
-          this.writeChain = this.writeChain.then(() => this.write(answer));
+          this.heldAnswerBytes += answer.length;
+          this.writeChain = this.writeChain.then(() => {
+            this.heldAnswerBytes -= answer.length;
+            this.write(answer);
+          });
           continue;
         }
         if (this.writesInFlight > 0) await this.writeChain;
@@ -322,7 +302,7 @@ export class Session implements StreamSink {
       this.destroy();
     } finally {
       this.busy = false;
-      if (!this.isClosed && this.socket.isPaused() && this.reader.buffered === 0) this.socket.resume();
+      if (!this.isClosed && this.socket.isPaused() && this.reader.buffered <= this.limits.maxCommand * 2) this.socket.resume();
       if (this.inputEnded && !this.gated) void this.writeChain.then(() => this.end());
     }
   }
@@ -403,16 +383,26 @@ export class Session implements StreamSink {
     if (!message) return this.loginRefused(tag, 'invalid base64', true);
     const creds = parsePlainMessage(message);
     if (!creds) return this.loginRefused(tag, 'malformed response', true);
+    const budgetSpent = () => this.ctx.log.warn({ peer: this.peer, user: creds.authcid }, 'failed-login budget of this address spent, password check waits');
+    if (!(await this.gate.waitForGuess(() => this.isClosed, budgetSpent))) return;
     const identity = await this.ctx.auth.login(creds);
     if (this.isClosed) return;
     if (!identity) {
+      this.gate.failedLogin();
       this.ctx.log.warn({ peer: this.peer, user: creds.authcid, authzid: creds.authzid }, 'login refused');
       return this.loginRefused(tag, T.authFailure, true);
     }
-    this.identity = identity;
-    this.state = 'auth';
+    this.loggedIn(identity);
     this.ctx.log.info({ peer: this.peer, user: identity.name, authcid: identity.authcid, admin: identity.admin }, 'login');
     this.reply(tag, 'OK', 'Authenticated');
+  }
+
+  /** The connection leaves the not-logged-in limits: its slot, its deadline, its small input cap. */
+  private loggedIn(identity: Identity): void {
+    this.identity = identity;
+    this.state = 'auth';
+    this.gate.leave();
+    Object.assign(this.limits, this.ctx.settings.limits);
   }
 
   /** Reads one SASL response line; null when the connection ended. */
@@ -445,31 +435,24 @@ export class Session implements StreamSink {
     if (this.tlsActive) return this.bad(tag, 'Already did a successful Starttls');
     this.reply(tag, 'OK', 'Begin TLS negotiation now');
     // The OK must leave in cleartext, before the socket is wrapped.
-    this.flushOut();
+    this.output.flush();
     // Bytes pipelined after STARTTLS were sent in cleartext: never execute them.
     this.reader.discardBuffered();
-    const raw = this.socket;
-    raw.removeAllListeners('data');
-    raw.removeAllListeners('drain');
-    raw.removeAllListeners('end');
-    raw.removeAllListeners('close');
-    raw.removeAllListeners('error');
-    raw.setTimeout(0);
-    raw.on('error', () => this.destroy());
-    raw.on('close', () => this.destroy());
-    const secure = new TLSSocket(raw, { isServer: true, secureContext: this.ctx.tls! });
+    const secure = upgradeToTls(this.socket, this.ctx.tls!, {
+      secured: () => {
+        this.tlsActive = true;
+        this.ctx.log.info({ peer: this.peer }, 'TLS established');
+        this.attach(secure);
+        this.sendBanner();
+      },
+      failed: (err) => {
+        this.ctx.log.info({ peer: this.peer, err: err.message }, 'TLS handshake failed, closing');
+        this.destroy();
+      },
+      gone: () => this.destroy(),
+    });
     this.socket = secure;
-    secure.once('secure', () => {
-      this.tlsActive = true;
-      this.ctx.log.info({ peer: this.peer }, 'TLS established');
-      this.attach(secure);
-      this.sendBanner();
-    });
-    secure.once('error', (err) => {
-      this.ctx.log.info({ peer: this.peer, err: err.message }, 'TLS handshake failed, closing');
-      this.destroy();
-    });
-    secure.setTimeout(180_000, () => this.destroy());
+    this.output.useSocket(secure);
   }
 
   // ---- NOOP (spec 3.10, 5.4) ----
@@ -478,7 +461,8 @@ export class Session implements StreamSink {
     if (this.state === 'streaming') {
       if (this.ctx.role.kind === 'slave') await this.ctx.role.syncWithMaster();
       else await this.ctx.store.sync?.();
-      this.stream?.flush();
+      // Everything committed before this NOOP goes out before its OK, in slices that wait for the socket.
+      await this.stream?.flush();
     }
     this.reply(tag, 'OK', 'Noop done');
   }
@@ -577,8 +561,8 @@ export class Session implements StreamSink {
     const consumer = {
       begin: () => {},
       chunk: (chunk: Buffer, release: () => void): Promise<void> | void => {
-        this.writeOwned(chunk, release);
-        if (this.backlog > this.ctx.settings.socketHighWater) return this.drained();
+        this.output.writeOwned(chunk, release);
+        if (this.output.backlog > this.ctx.settings.socketHighWater) return this.output.drained();
       },
       isCancelled: () => this.isClosed,
     };
@@ -604,10 +588,11 @@ export class Session implements StreamSink {
 
   private async update(tag: Buffer, hostArgs: Buffer[], resume?: ResumeRequest): Promise<void> {
     const hosts = hostArgs.length ? new Set(hostArgs.map((h) => h.toString('latin1'))) : null;
-    const stream = new UpdateStream(tag, hosts, this, {
+    const stream = new UpdateStream(tag, hosts, this.output, {
       queueLimit: this.ctx.settings.streamQueueLimit,
+      queueBytes: this.ctx.settings.streamQueueBytes,
       highWater: this.ctx.settings.socketHighWater,
-    }, () => this.streamOverflow());
+    }, (pending) => this.streamOverflow(pending));
     this.stream = stream;
     this.state = 'streaming';
     this.ctx.log.info({ peer: this.peer, user: this.identity?.name, hosts: hosts ? [...hosts] : 'all' }, 'UPDATE stream starts');
@@ -632,8 +617,10 @@ export class Session implements StreamSink {
     });
   }
 
-  private streamOverflow(): void {
-    this.ctx.log.warn({ peer: this.peer, user: this.identity?.name }, 'UPDATE stream fell too far behind, closing');
+  private streamOverflow(pending: { names: number; bytes: number }): void {
+    this.ctx.log.warn({ peer: this.peer, user: this.identity?.name, pendingNames: pending.names, pendingBytes: pending.bytes,
+      limits: { names: this.ctx.settings.streamQueueLimit, bytes: this.ctx.settings.streamQueueBytes } },
+    'UPDATE stream fell too far behind, closing');
     this.bye('Stream backlog too large, please resync');
   }
 
@@ -659,7 +646,7 @@ export class Session implements StreamSink {
   private end(): void {
     if (this.isClosed) return;
     // The queued answer (LOGOUT's OK, a BYE) goes out before the FIN.
-    this.flushOut();
+    this.output.flush();
     this.socket.end();
     this.finish();
     // A client that never reads must not keep the socket forever.
@@ -673,10 +660,11 @@ export class Session implements StreamSink {
 
   private finish(): void {
     this.isClosed = true;
+    this.gate.leave();
     this.stream?.stop();
     this.inputWaiter?.();
     this.inputWaiter = null;
-    this.onDrain();
+    this.output.close();
     this.ctx.ended(this);
   }
 

@@ -3,7 +3,9 @@
  * then every committed change pushed as soon as it is committed. Changes that
  * arrive while the dump runs, or while the socket is backed up, wait in a
  * queue coalesced per name (the newest state wins and moves to the end,
- * keeping commit order); a queue past its bound ends the stream.
+ * keeping commit order); a queue past its bound (distinct names or bytes)
+ * ends the stream. Queued changes leave in slices, each written only once
+ * the socket has room, so a backlog never sits in memory twice.
  */
 import { dataLine } from './wire/encoder.js';
 import { serverPart } from './location.js';
@@ -22,12 +24,31 @@ export interface StreamSink {
 }
 
 export interface StreamOptions {
+  /** Most distinct names pending. */
   queueLimit: number;
+  /** Most bytes of changes pending (their lines as sent). */
+  queueBytes: number;
   highWater: number;
   /** Entries encoded per event-loop turn during a dump. */
   dumpBatch?: number;
 }
 
+/** Bytes of queued changes encoded and written at once. */
+const SLICE_BYTES = 64 * 1024;
+
+/** What a pending change costs beside its line: its queue slot, key and buffer header. */
+const PENDING_OVERHEAD_BYTES = 160;
+
+/** A change waiting to be sent: its line, encoded in a buffer of its own. */
+interface Pending {
+  seq: number;
+  line: Buffer;
+}
+
+/** How much a pending change counts against the stream's byte bound. */
+function pendingBytes(p: Pending): number {
+  return p.line.length + PENDING_OVERHEAD_BYTES;
+}
 
 export function entryLine(tag: Buffer, e: Entry): Buffer {
   return e.state === 'active'
@@ -52,10 +73,20 @@ export interface ResumeRequest {
 }
 
 export class UpdateStream {
-  private readonly queue = new Map<string, Change>();
+  /** Changes not yet taken for writing, coalesced per name, in commit order. */
+  private queue = new Map<string, Pending>();
+  /** Changes taken from the queue in one round, written slice by slice. */
+  private round: Pending[] = [];
+  private roundPos = 0;
+  /** Rounds taken so far, and rounds written to the end. */
+  private roundsTaken = 0;
+  private roundsWritten = 0;
+  private readonly flushWaiters: Array<{ round: number; resolve: () => void }> = [];
+  /** Bytes of the queue and of the unwritten rest of the round. */
+  private queuedBytes = 0;
   private dumping = true;
   private scheduled = false;
-  private waitingForDrain = false;
+  private writing = false;
   private unsubscribe: (() => void) | null = null;
   private snapshotSeq = 0;
   /** XRESUME streams carry each change's sequence number as a last argument. */
@@ -68,7 +99,7 @@ export class UpdateStream {
     private readonly hosts: ReadonlySet<string> | null,
     private readonly sink: StreamSink,
     private readonly options: StreamOptions,
-    private readonly onOverflow: () => void,
+    private readonly onOverflow: (pending: { names: number; bytes: number }) => void,
   ) {}
 
   /** Whether the stream has got past its initial dump. */
@@ -96,9 +127,10 @@ export class UpdateStream {
     if (!resume) return this.runDump(store, dumps);
     const snapshot = store.snapshot();
     this.snapshotSeq = snapshot.seq;
+    // Set before subscribing: queued changes are encoded with their sequence number.
+    this.seqTagged = true;
     this.unsubscribe = store.subscribe((c) => this.enqueue(c));
     try {
-      this.seqTagged = true;
       const sameHistory = resume.dbid === store.id && resume.after <= snapshot.seq &&
         (resume.digest === undefined || resume.after === 0 || snapshot.changeDigest(resume.after) === resume.digest);
       const log = sameHistory ? snapshot.changesSince(resume.after) : null;
@@ -126,7 +158,11 @@ export class UpdateStream {
     await dumps.dump(this.tag, { servers: this.hosts ?? undefined }, {
       begin: (seq) => {
         this.snapshotSeq = seq;
-        for (const [name, c] of this.queue) if (c.seq <= seq) this.queue.delete(name);
+        for (const [name, p] of this.queue) {
+          if (p.seq > seq) continue;
+          this.queue.delete(name);
+          this.queuedBytes -= pendingBytes(p);
+        }
       },
       chunk: (data, release) => {
         sink.writeOwned(data, release);
@@ -182,19 +218,32 @@ export class UpdateStream {
     // A newer change of a queued name replaces it at the end of the queue, so the
     // stream stays in commit order (XRESUME clients resume after the last sequence
     // number they saw: an older change must never follow a newer one).
-    this.queue.delete(key);
-    this.queue.set(key, change);
-    if (this.queue.size > this.options.queueLimit) {
+    const replaced = this.queue.get(key);
+    if (replaced) {
+      this.queue.delete(key);
+      this.queuedBytes -= pendingBytes(replaced);
+    }
+    // Encoded now into a buffer of its own: a line kept in the shared pool would keep the
+    // pool's whole 8 KiB slab alive, and the change's own buffers are let go.
+    const encoded = changeLine(this.tag, change.name, change.entry, this.seqTagged ? change.seq : undefined);
+    const line = Buffer.allocUnsafeSlow(encoded.length);
+    encoded.copy(line);
+    const pending = { seq: change.seq, line };
+    this.queue.set(key, pending);
+    this.queuedBytes += pendingBytes(pending);
+    const names = this.queue.size + this.round.length - this.roundPos;
+    if (names > this.options.queueLimit || this.queuedBytes > this.options.queueBytes) {
+      const held = { names, bytes: this.queuedBytes };
       this.overflowed = true;
       this.stop();
-      this.onOverflow();
+      this.onOverflow(held);
       return;
     }
     this.schedule();
   }
 
   private schedule(): void {
-    if (this.scheduled || this.dumping || this.queue.size === 0) return;
+    if (this.scheduled || this.writing || this.dumping || this.queue.size === 0) return;
     this.scheduled = true;
     // Still this turn, after every change of the commit has been queued: listeners get
     // a change as soon as the writer gets its OK, and one commit's changes in one write.
@@ -204,30 +253,83 @@ export class UpdateStream {
     });
   }
 
+  /**
+   * Writes queued changes until none are left: the queue is taken a round at
+   * a time (changes arriving meanwhile coalesce in the queue for the next
+   * round), and each slice of a round waits until the socket has room.
+   */
   private async deliver(): Promise<void> {
-    if (this.dumping || this.sink.closed || this.waitingForDrain) return;
-    if (this.sink.backlog > this.options.highWater) {
-      this.waitingForDrain = true;
-      await this.sink.drained();
-      this.waitingForDrain = false;
+    if (this.writing) return;
+    this.writing = true;
+    try {
+      while (!this.dumping && !this.sink.closed && !this.overflowed) {
+        if (this.roundPos === this.round.length) {
+          this.finishRound();
+          if (this.queue.size === 0) break;
+          this.round = [...this.queue.values()];
+          this.roundPos = 0;
+          this.roundsTaken++;
+          this.queue = new Map();
+        }
+        if (this.sink.backlog > this.options.highWater) await this.sink.drained();
+        else if (this.roundPos > 0) await new Promise((r) => setImmediate(r));
+        if (this.sink.closed || this.overflowed) break;
+        this.writeSlice();
+      }
+    } finally {
+      this.writing = false;
     }
-    this.flush();
+    if (this.sink.closed || this.overflowed) this.releaseFlushWaiters();
   }
 
-  /** Writes every queued change now (NOOP's guarantee, spec 5.4). */
-  flush(): void {
-    if (this.dumping || this.queue.size === 0 || this.sink.closed) return;
+  private writeSlice(): void {
     const parts: Buffer[] = [];
-    for (const c of this.queue.values()) {
-      parts.push(changeLine(this.tag, c.name, c.entry, this.seqTagged ? c.seq : undefined));
+    let bytes = 0;
+    while (this.roundPos < this.round.length && bytes < SLICE_BYTES) {
+      const p = this.round[this.roundPos++]!;
+      parts.push(p.line);
+      bytes += p.line.length;
+      this.queuedBytes -= pendingBytes(p);
     }
-    this.queue.clear();
-    this.sink.write(Buffer.concat(parts));
+    this.sink.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+  }
+
+  private finishRound(): void {
+    this.round = [];
+    this.roundPos = 0;
+    this.roundsWritten = this.roundsTaken;
+    for (let i = this.flushWaiters.length - 1; i >= 0; i--) {
+      const w = this.flushWaiters[i]!;
+      if (w.round > this.roundsWritten) continue;
+      this.flushWaiters.splice(i, 1);
+      w.resolve();
+    }
+  }
+
+  private releaseFlushWaiters(): void {
+    for (const w of this.flushWaiters.splice(0)) w.resolve();
+  }
+
+  /**
+   * Resolves once every change queued now has been handed to the connection
+   * (NOOP's guarantee, spec 5.4), written in slices that wait for the socket.
+   */
+  flush(): Promise<void> {
+    if (this.dumping || this.sink.closed) return Promise.resolve();
+    const round = this.queue.size > 0 ? this.roundsTaken + 1 : this.roundsTaken;
+    if (round <= this.roundsWritten) return Promise.resolve();
+    const done = new Promise<void>((resolve) => this.flushWaiters.push({ round, resolve }));
+    void this.deliver();
+    return done;
   }
 
   stop(): void {
     this.unsubscribe?.();
     this.unsubscribe = null;
     this.queue.clear();
+    this.round = [];
+    this.roundPos = 0;
+    this.queuedBytes = 0;
+    this.releaseFlushWaiters();
   }
 }
