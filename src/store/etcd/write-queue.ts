@@ -143,7 +143,8 @@ export class WriteQueue {
           this.schedule();
           return;
         }
-        if (changes) for (const k of used) this.unapplied.set(k, revision);
+        // The watch may have brought the revision before this answer: then nothing waits for it.
+        if (changes && revision > this.feed.revision) for (const k of used) this.unapplied.set(k, revision);
         this.schedule();
         void this.answer(taken, changes ? revision : 0);
       },

@@ -1,0 +1,68 @@
+/**
+ * One real 3-member etcd cluster per test file (started in test.before,
+ * stopped after), and what tests make on it: cluster stores and mupdated
+ * nodes, each fresh one on its own etcd prefix (its own directory), so
+ * tests of one file can share the cluster and still run concurrently.
+ */
+import test from 'ava';
+import { randomUUID } from 'node:crypto';
+import { createLogger } from '../../src/log.js';
+import { EtcdDirectoryStore } from '../../src/store/etcd/etcd-store.js';
+import type { DirectoryOrder } from '../../src/store/types.js';
+import { EtcdCluster } from './etcd-cluster.js';
+import { startMupdated, type RunningMupdated, type StartOptions } from './server.js';
+
+/** Starts a mupdated server: a single master, or a node of a cluster. */
+export type ServerFactory = (options?: StartOptions) => Promise<RunningMupdated>;
+
+export const singleMaster: ServerFactory = (options) => startMupdated(options);
+
+/** A fresh etcd prefix: a directory of its own on a shared cluster. */
+export function freshPrefix(): string {
+  return `/t-${randomUUID()}/`;
+}
+
+export interface SharedCluster {
+  /** The cluster (available once the test.before hook ran). */
+  readonly cluster: EtcdCluster;
+  /**
+   * Starts a node of the cluster. A fresh start (no dataDir) gets a directory
+   * of its own (a new prefix); a restart on a dataDir keeps that node's
+   * prefix; `prefix` joins an existing directory (another node of it).
+   */
+  node(options?: StartOptions & { prefix?: string }): Promise<RunningMupdated>;
+  /** The prefix of the node started on `dataDir`. */
+  prefixOf(dataDir: string): string;
+}
+
+/** Registers the hooks that start a 3-member etcd for this file and stop it afterwards. */
+export function useEtcdCluster(): SharedCluster {
+  let cluster: EtcdCluster | undefined;
+  const prefixes = new Map<string, string>();
+  test.before(async () => { cluster = await EtcdCluster.start(3); });
+  test.after.always(async () => { await cluster?.stop(); });
+  const shared: SharedCluster = {
+    get cluster() {
+      if (!cluster) throw new Error('the etcd cluster is not running (test.before has not run)');
+      return cluster;
+    },
+    async node(options = {}) {
+      const { prefix: joined, ...rest } = options;
+      const prefix = joined ?? (rest.dataDir !== undefined ? prefixes.get(rest.dataDir) : undefined) ?? freshPrefix();
+      const server = await startMupdated({ ...rest, args: [...(rest.args ?? []), '--etcd', shared.cluster.etcdFlag, '--etcd-prefix', prefix] });
+      prefixes.set(server.dataDir, prefix);
+      return server;
+    },
+    prefixOf(dataDir) {
+      const p = prefixes.get(dataDir);
+      if (p === undefined) throw new Error(`no node was started on ${dataDir}`);
+      return p;
+    },
+  };
+  return shared;
+}
+
+/** Opens a cluster store in-process (view in `dataDir`), as a node does. */
+export function openEtcdStore(cluster: EtcdCluster, prefix: string, dataDir: string, order: DirectoryOrder): Promise<EtcdDirectoryStore> {
+  return EtcdDirectoryStore.open({ endpoints: cluster.endpoints, prefix, writeTimeoutMs: 5_000, dataDir, order }, createLogger('silent'));
+}
