@@ -39,8 +39,14 @@ export interface SharedCluster {
 export function useEtcdCluster(): SharedCluster {
   let cluster: EtcdCluster | undefined;
   const prefixes = new Map<string, string>();
-  test.before(async () => { cluster = await EtcdCluster.start(3); });
-  test.after.always(async () => { await cluster?.stop(); });
+  const nodes: RunningMupdated[] = [];
+  // Serial: the file's other hooks and tests wait for the cluster.
+  test.serial.before(async () => { cluster = await EtcdCluster.start(3); });
+  test.after.always(async () => {
+    // Nodes first (stop() of a stopped node just returns): a node stopping while etcd goes away would wait for it.
+    await Promise.all(nodes.map((n) => n.stop()));
+    await cluster?.stop();
+  });
   const shared: SharedCluster = {
     get cluster() {
       if (!cluster) throw new Error('the etcd cluster is not running (test.before has not run)');
@@ -51,6 +57,9 @@ export function useEtcdCluster(): SharedCluster {
       const prefix = joined ?? (rest.dataDir !== undefined ? prefixes.get(rest.dataDir) : undefined) ?? freshPrefix();
       const server = await startMupdated({ ...rest, args: [...(rest.args ?? []), '--etcd', shared.cluster.etcdFlag, '--etcd-prefix', prefix] });
       prefixes.set(server.dataDir, prefix);
+      nodes.push(server);
+      // A node, not a single master: the directory it opened is the cluster's.
+      await server.waitForLog(/cluster directory opened/, 1_000);
       return server;
     },
     prefixOf(dataDir) {
