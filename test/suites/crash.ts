@@ -12,7 +12,10 @@ import { RawClient } from '../helpers/raw-client.js';
 import { CLI, removeDir, type RunningMupdated } from '../helpers/server.js';
 import type { ServerFactory } from '../helpers/cluster-nodes.js';
 
-const ROUNDS = Math.max(1, Number.parseInt(process.env.CRASH_ROUNDS ?? '20', 10) || 20);
+/** Storm rounds: CRASH_ROUNDS, else `defaultRounds` of the caller (20 for a single master). */
+function roundsOr(defaultRounds: number): number {
+  return Math.max(1, Number.parseInt(process.env.CRASH_ROUNDS ?? String(defaultRounds), 10) || defaultRounds);
+}
 const SEED = Number.parseInt(process.env.CRASH_SEED ?? '', 10) || (Date.now() % 2 ** 31);
 const CONNECTIONS = 8;
 
@@ -73,8 +76,12 @@ function command(tag: string, name: string, s: State): string {
   return `${tag} ACTIVATE ${q(name)} ${q(s.location)} ${q(s.acl)}\r\n`;
 }
 
-/** Registers the tests on servers made by `start` (a single master, or a cluster node). */
-export function crashTests(start: ServerFactory): void {
+/**
+ * Registers the tests on servers made by `start` (a single master, or a
+ * cluster node); the storm has CRASH_ROUNDS rounds, else `defaultRounds`.
+ */
+export function crashTests(start: ServerFactory, defaultRounds = 20): void {
+  const ROUNDS = roundsOr(defaultRounds);
   /** Commands each storm connection keeps in flight. */
   const WINDOW = 8;
 
