@@ -25,6 +25,7 @@ import { KeyReader, entryKey, storageKey } from '../src/store/order.js';
 import { StorageError, type BatchItem, type DirectoryOrder, type Entry, type ScanFilter, type Snapshot } from '../src/store/types.js';
 import { storedFormat, writeFormat1, type Format1Change } from './helpers/format1.js';
 import { removeDir, tempDir } from './helpers/server.js';
+import { active, B, plain, reserved } from './helpers/store-entries.js';
 
 fc.configureGlobal({ includeErrorInReport: true });
 
@@ -39,21 +40,7 @@ function folder(): string {
   return d;
 }
 
-const B = (s: string) => Buffer.from(s, 'latin1');
 const ORDERS: DirectoryOrder[] = ['cyrus', 'bytes'];
-
-function active(name: string, location: string, acl = ''): Entry {
-  return { name: B(name), state: 'active', location: B(location), acl: B(acl) };
-}
-
-function reserved(name: string, location: string): Entry {
-  return { name: B(name), state: 'reserved', location: B(location), acl: B('') };
-}
-
-/** An entry as plain strings, to compare with deepEqual. */
-function plain(e: Entry | null | undefined): [string, string, string, string] | null {
-  return e ? [e.name.toString('latin1'), e.state, e.location.toString('latin1'), e.acl.toString('latin1')] : null;
-}
 
 function byFormat1(order: DirectoryOrder) {
   return (a: Entry, b: Entry) => Buffer.compare(storageKey(a.name, order), storageKey(b.name, order));

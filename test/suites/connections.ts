@@ -5,9 +5,9 @@
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { RawClient } from '../helpers/raw-client.js';
-import { removeDir, tempDir, type RunningMupdated } from '../helpers/server.js';
+import { removeDir, tempDir } from '../helpers/server.js';
 import { inBatches, login, readResponse, status } from '../helpers/directory.js';
-import type { ServerFactory } from '../helpers/cluster-nodes.js';
+import { serverScope, type ServerFactory } from '../helpers/cluster-nodes.js';
 
 /** Connects and reads the banner (up to its `* OK` line). */
 async function connectWithBanner(port: number): Promise<RawClient> {
@@ -27,15 +27,7 @@ async function bytesUntilClose(c: RawClient, timeoutMs = 30_000): Promise<{ byte
 
 /** Registers the tests on servers made by `start` (a single master, or a cluster node). */
 export function connectionTests(start: ServerFactory): void {
-  async function withServer<T>(options: Parameters<ServerFactory>[0], fn: (s: RunningMupdated) => Promise<T>): Promise<T> {
-    const s = await start(options);
-    try {
-      return await fn(s);
-    } finally {
-      await s.stop();
-      removeDir(s.dataDir);
-    }
-  }
+  const withServer = serverScope(start);
 
   test('C64 with max_connections N, connection N+1 gets only * BYE "<text>" CRLF and is closed; the N others keep working', async (t) => {
     await withServer({ config: { max_connections: 5 } }, async (s) => {

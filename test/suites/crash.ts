@@ -10,6 +10,7 @@ import test, { type ExecutionContext } from 'ava';
 import { readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { RawClient } from '../helpers/raw-client.js';
 import { CLI, removeDir, type RunningMupdated } from '../helpers/server.js';
+import { prng } from '../helpers/wire-tools.js';
 import type { ServerFactory } from '../helpers/cluster-nodes.js';
 
 /** Storm rounds: CRASH_ROUNDS, else `defaultRounds` of the caller (20 for a single master). */
@@ -22,18 +23,6 @@ const CONNECTIONS = 8;
 /** Upper bound of commands per connection per round (keeps every loop bounded). */
 const MAX_OPS_PER_CONNECTION = 2000;
 const KILL_DELAY_MS: [number, number] = [50, 400];
-
-/** mulberry32: a small seeded PRNG so a failing run can be replayed with CRASH_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type State =
   | { kind: 'absent' }

@@ -11,6 +11,7 @@
  */
 import test from 'ava';
 import { storageKey } from '../../src/store/order.js';
+import { active, B, plain, reserved } from '../helpers/store-entries.js';
 import {
   ConflictRefusal, StorageError, type Change, type ConflictClaim, type DirectoryOrder, type DirectoryStore, type Entry,
 } from '../../src/store/types.js';
@@ -24,21 +25,6 @@ export interface StoreUnderTest {
 }
 
 export type StoreFactory = (order: DirectoryOrder) => Promise<StoreUnderTest>;
-
-const B = (s: string) => Buffer.from(s, 'latin1');
-
-function active(name: string, location: string, acl = ''): Entry {
-  return { name: B(name), state: 'active', location: B(location), acl: B(acl) };
-}
-
-function reserved(name: string, location: string): Entry {
-  return { name: B(name), state: 'reserved', location: B(location), acl: B('') };
-}
-
-/** An entry as plain strings, for deepEqual with readable diffs. */
-function plain(e: Entry | null | undefined): [string, string, string, string] | null {
-  return e ? [e.name.toString('latin1'), e.state, e.location.toString('latin1'), e.acl.toString('latin1')] : null;
-}
 
 function plainChange(c: Change): [string, ReturnType<typeof plain>] {
   return [c.name.toString('latin1'), plain(c.entry)];

@@ -7,12 +7,12 @@
  */
 import test from 'ava';
 import { RawClient } from '../helpers/raw-client.js';
-import { removeDir, type RunningMupdated } from '../helpers/server.js';
+import { type RunningMupdated } from '../helpers/server.js';
 import {
   login, apply, command, dataLines, drainToClose, inBatches, lit, modelOf, populate, q, readResponse, readUnit, sorted,
   status, type Model, type Rec,
 } from '../helpers/directory.js';
-import type { ServerFactory } from '../helpers/cluster-nodes.js';
+import { serverScope, type ServerFactory } from '../helpers/cluster-nodes.js';
 
 const DONE = (tag: string) => `${tag} OK "done"`;
 
@@ -56,15 +56,7 @@ export function streamingTests(start: ServerFactory): void {
   test.before(async () => { server = await start({ config: { conflict_policy: 'cyrus' } }); });
   test.after.always(async () => { await server?.stop(); });
 
-  async function withServer<T>(options: Parameters<ServerFactory>[0], fn: (s: RunningMupdated) => Promise<T>): Promise<T> {
-    const s = await start(options);
-    try {
-      return await fn(s);
-    } finally {
-      await s.stop();
-      removeDir(s.dataDir);
-    }
-  }
+  const withServer = serverScope(start);
 
   test('C38 UPDATE sends the whole directory with the UPDATE tag, then OK "streaming starts"', async (t) => {
     await withServer({}, async (s) => {
