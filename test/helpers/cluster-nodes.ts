@@ -10,25 +10,7 @@ import { createLogger } from '../../src/log.js';
 import { EtcdDirectoryStore } from '../../src/store/etcd/etcd-store.js';
 import type { DirectoryOrder } from '../../src/store/types.js';
 import { EtcdCluster } from './etcd-cluster.js';
-import { removeDir, startMupdated, type RunningMupdated, type StartOptions } from './server.js';
-
-/** Starts a mupdated server: a single master, or a node of a cluster. */
-export type ServerFactory = (options?: StartOptions) => Promise<RunningMupdated>;
-
-export const singleMaster: ServerFactory = (options) => startMupdated(options);
-
-/** `withServer(options, fn)`: runs `fn` on a server of its own from `start`, stopped and its folder removed afterwards. */
-export function serverScope(start: ServerFactory) {
-  return async <T>(options: StartOptions, fn: (s: RunningMupdated) => Promise<T>): Promise<T> => {
-    const s = await start(options);
-    try {
-      return await fn(s);
-    } finally {
-      await s.stop();
-      removeDir(s.dataDir);
-    }
-  };
-}
+import { startMupdated, type RunningMupdated, type StartOptions } from './server.js';
 
 /** A fresh etcd prefix: a directory of its own on a shared cluster. */
 export function freshPrefix(): string {

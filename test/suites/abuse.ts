@@ -12,7 +12,7 @@ import test, { type ExecutionContext } from 'ava';
 import { RawClient } from '../helpers/raw-client.js';
 import { removeDir, tempDir, type RunningMupdated } from '../helpers/server.js';
 import { BYE_LINE, RawCapture, STATUS_LINE, l1, prng, splitServerUnits } from '../helpers/wire-tools.js';
-import type { ServerFactory } from '../helpers/cluster-nodes.js';
+import type { ServerFactory } from '../helpers/server-factory.js';
 
 const PLAIN_IR = Buffer.from('mupdateadmin\0mupdateadmin\0secret').toString('base64');
 const CANARY = 'user.abuse-canary';

@@ -7,7 +7,7 @@ import test from 'ava';
 import { RawClient } from '../helpers/raw-client.js';
 import { removeDir, type RunningMupdated } from '../helpers/server.js';
 import { authPlainCommand, taggedNoOneString } from '../helpers/plain-auth.js';
-import type { ServerFactory } from '../helpers/cluster-nodes.js';
+import type { ServerFactory } from '../helpers/server-factory.js';
 
 const AUTH_FAILURE = 'A01 NO "authentication failure"';
 const PAUSE_S = 1;

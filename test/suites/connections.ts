@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { RawClient } from '../helpers/raw-client.js';
 import { removeDir, tempDir } from '../helpers/server.js';
 import { inBatches, login, readResponse, status } from '../helpers/directory.js';
-import { serverScope, type ServerFactory } from '../helpers/cluster-nodes.js';
+import { serverScope, type ServerFactory } from '../helpers/server-factory.js';
 
 /** Connects and reads the banner (up to its `* OK` line). */
 async function connectWithBanner(port: number): Promise<RawClient> {

@@ -11,7 +11,7 @@ import { readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { RawClient } from '../helpers/raw-client.js';
 import { CLI, removeDir, type RunningMupdated } from '../helpers/server.js';
 import { prng } from '../helpers/wire-tools.js';
-import type { ServerFactory } from '../helpers/cluster-nodes.js';
+import type { ServerFactory } from '../helpers/server-factory.js';
 
 /** Storm rounds: CRASH_ROUNDS, else `defaultRounds` of the caller (20 for a single master). */
 function roundsOr(defaultRounds: number): number {

@@ -11,7 +11,7 @@ import { removeDir, type RunningMupdated } from '../helpers/server.js';
 import {
   login, command, dataLines, lit, modelOf, q, readResponse, readUnit, sorted, status, type Rec,
 } from '../helpers/directory.js';
-import type { ServerFactory } from '../helpers/cluster-nodes.js';
+import type { ServerFactory } from '../helpers/server-factory.js';
 
 const DONE = (tag: string) => `${tag} OK "done"`;
 const FOUND = (tag: string) => `${tag} OK "Search completed"`;

@@ -9,7 +9,7 @@ import { type RunningMupdated } from '../helpers/server.js';
 import {
   BYE_LINE, RawCapture, STATUS_LINE, l1, openStream, parseDataUnit, splitServerUnits, waitStreamedMailbox,
 } from '../helpers/wire-tools.js';
-import type { ServerFactory } from '../helpers/cluster-nodes.js';
+import type { ServerFactory } from '../helpers/server-factory.js';
 
 const SERVERNAME = 'lexical-master';
 const PLAIN_IR = Buffer.from('mupdateadmin\0mupdateadmin\0secret').toString('base64'); // 44 bytes

@@ -12,7 +12,7 @@ import {
   login, apply, command, dataLines, drainToClose, inBatches, lit, modelOf, populate, q, readResponse, readUnit, sorted,
   status, type Model, type Rec,
 } from '../helpers/directory.js';
-import { serverScope, type ServerFactory } from '../helpers/cluster-nodes.js';
+import { serverScope, type ServerFactory } from '../helpers/server-factory.js';
 
 const DONE = (tag: string) => `${tag} OK "done"`;
 

@@ -9,7 +9,7 @@ import { RawClient } from '../helpers/raw-client.js';
 import { removeDir, type RunningMupdated } from '../helpers/server.js';
 import { authPlainCommand } from '../helpers/plain-auth.js';
 import { makeSelfSignedCert, type TestCert } from '../helpers/tls-cert.js';
-import type { ServerFactory } from '../helpers/cluster-nodes.js';
+import type { ServerFactory } from '../helpers/server-factory.js';
 
 const OK_BANNER = /^\* OK MUPDATE "[^"]*" "[^"]*" "[^"]*" "\(master\)"$/;
 

@@ -19,7 +19,7 @@ import {
   adaptBannersForMupdated, applyPatches, parseTranscript, QUOTED, replayTranscript, seedDirectory, splitLines,
   TranscriptMismatch, type ParseOptions, type Patch, type StateBlock, type Transcript,
 } from '../helpers/transcript.js';
-import type { ServerFactory } from '../helpers/cluster-nodes.js';
+import type { ServerFactory } from '../helpers/server-factory.js';
 
 const FIXTURES = join(PROJECT_ROOT, 'test/fixtures/transcripts');
 
