@@ -13,6 +13,7 @@ import type { Logger } from '../../log.js';
 import { sameEntry } from '../codec.js';
 import { LmdbDirectoryStore } from '../lmdb-store.js';
 import { MAX_NAME_BYTES } from '../order.js';
+import { checkBatch } from '../validate.js';
 import {
   ConflictRefusal, StorageError, type BatchItem, type ChangeListener, type ConflictClaim, type ConflictRecord, type ConflictStatus,
   type Decision, type DirectoryOrder, type DirectoryStore, type Entry, type Snapshot, type TxnTools,
@@ -270,6 +271,8 @@ export class EtcdDirectoryStore implements DirectoryStore {
    * Unchanged items are skipped. Resolves with the number changed.
    */
   async applyMany(items: BatchItem[], meta: Record<string, unknown> = {}): Promise<number> {
+    // Refused whole before any chunk is sent, like the LMDB store.
+    checkBatch(items, meta);
     const CHUNK = 100;
     let changed = 0;
     const metaOps: IRequestOp[] = Object.entries(meta).map(([k, v]) => ({ request_put: { key: this.layout.userMeta(k), value: encodeJson(v) } }));
