@@ -145,7 +145,7 @@ test.serial('C2 the slave\'s banner ends with "mupdate://<configured master>" in
   const c = await RawClient.connect(slave!.port);
   try {
     const banner = await c.readBanner();
-    t.deepEqual(banner.slice(0, -1), ['* AUTH "PLAIN"', '* PARTIAL-UPDATE']);
+    t.deepEqual(banner.slice(0, -1), ['* AUTH "SCRAM-SHA-256" "PLAIN"', '* PARTIAL-UPDATE']);
     t.regex(banner[banner.length - 1]!, new RegExp(`^\\* OK MUPDATE "mupdated" "mupdated" "[^"]*" "mupdate://127\\.0\\.0\\.1:${masterPort}"$`));
   } finally {
     c.close();
@@ -381,7 +381,7 @@ test.serial('C65 C2 a fresh slave whose master is unreachable accepts connection
       banner.push(l);
       if (l.startsWith('* OK')) break;
     }
-    t.deepEqual(banner.slice(0, -1), ['* AUTH "PLAIN"', '* PARTIAL-UPDATE']);
+    t.deepEqual(banner.slice(0, -1), ['* AUTH "SCRAM-SHA-256" "PLAIN"', '* PARTIAL-UPDATE']);
     t.regex(banner[banner.length - 1]!, new RegExp(`^\\* OK MUPDATE "[^"]*" "[^"]*" "[^"]*" "mupdate://127\\.0\\.0\\.1:${freshMasterPort}"$`));
     // The sync completed before the banner: the proxy saw the dump's OK.
     t.true(proxy.latest!.serverLines().some((l) => /^U01 OK /.test(l.text)));

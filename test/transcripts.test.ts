@@ -281,12 +281,16 @@ test('the fixtures are exactly the master-session transcripts 01-33', (t) => {
   t.deepEqual(files, CASES.map((c) => c.file).sort());
 });
 
-/** Runs `fn` against a fresh master (users copied from the template). */
+/**
+ * Runs `fn` against a fresh master (users copied from the template), with
+ * `sasl_mech_list: PLAIN` like the Cyrus master the transcripts were captured
+ * from, so its `* AUTH` line is comparable.
+ */
 async function withServer<T>(config: Record<string, string | number | boolean>, fn: (s: RunningMupdated) => Promise<T>): Promise<T> {
   return withSlot(async () => {
     const dataDir = tempDir();
     cpSync(template, dataDir, { recursive: true });
-    const server = await startMupdated({ dataDir, config: { servername: 'mupdate-master', ...config } });
+    const server = await startMupdated({ dataDir, config: { servername: 'mupdate-master', sasl_mech_list: 'PLAIN', ...config } });
     try {
       return await fn(server);
     } finally {
