@@ -142,22 +142,22 @@ test('PLAIN still works beside SCRAM (loopback)', async (t) => {
   c.close();
 });
 
-/** A data folder with an admin made by `user add` and `old`, a record from before SCRAM (a scrypt hash only). */
-async function folderWithOldUser(): Promise<string> {
+/** A data folder with an admin made by `user add`, and records from before SCRAM (a scrypt hash only). */
+async function folderWithOldUsers(names: string[]): Promise<string> {
   const dataDir = tempDir();
   addUser(dataDir, { name: 'mupdateadmin', admin: true });
   const db = open<Record<string, unknown>, string>({ path: join(dataDir, 'users.mdb') });
-  await db.put('old', { name: 'old', admin: true, hash: await hashPassword(Buffer.from('oldpass')) });
+  for (const name of names) await db.put(name, { name, admin: true, hash: await hashPassword(Buffer.from(`${name}pass`)) });
   await db.close();
   return dataDir;
 }
 
-test('SCRAM is not offered while a user has no SCRAM keys (the log says who); once the password is set again it is offered', async (t) => {
-  const dataDir = await folderWithOldUser();
+test('SCRAM is not offered while a user has no SCRAM keys (the log says who); a good PLAIN login or user add gives the keys, then it is offered', async (t) => {
+  const dataDir = await folderWithOldUsers(['old', 'older']);
   const s = await startMupdated({ dataDir });
   try {
     const warn = await s.waitForLog(/SCRAM-SHA-256 not offered/);
-    t.regex(warn, /users without SCRAM keys .*: old"/);
+    t.regex(warn, /users without SCRAM keys .*: old, older"/);
     const c = await RawClient.connect(s.port);
     t.is((await c.readBanner())[0], '* AUTH "PLAIN"');
     c.send('A01 AUTHENTICATE "SCRAM-SHA-256" "bixuPW11cGRhdGVhZG1pbixyPWFiYw=="\r\n');
@@ -165,11 +165,20 @@ test('SCRAM is not offered while a user has no SCRAM keys (the log says who); on
     c.send(authPlainCommand('A02', 'old', 'oldpass'));
     t.is(await c.readLine(), 'A02 OK "Authenticated"');
     c.close();
-    addUser(dataDir, { name: 'old', admin: true, password: 'oldpass' });
+    const users = UserDb.open(dataDir);
+    t.truthy(users.get('old')?.scram, 'the good PLAIN login stored the keys');
+    t.is(users.get('older')?.scram, undefined);
+    await users.close();
     const d = await RawClient.connect(s.port);
-    t.is((await d.readBanner())[0], SCRAM_BANNER);
-    t.is((await scramLogin(d, { user: 'old', password: 'oldpass' })).answer, 'A01 OK "Authenticated"');
+    t.is((await d.readBanner())[0], '* AUTH "PLAIN"', 'older still has none');
     d.close();
+    addUser(dataDir, { name: 'older', admin: true, password: 'olderpass' });
+    for (const user of ['old', 'older']) {
+      const e = await RawClient.connect(s.port);
+      t.is((await e.readBanner())[0], SCRAM_BANNER);
+      t.is((await scramLogin(e, { user, password: `${user}pass` })).answer, 'A01 OK "Authenticated"', user);
+      e.close();
+    }
   } finally {
     await s.stop();
     removeDir(dataDir);

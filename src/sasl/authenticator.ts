@@ -59,6 +59,8 @@ export class Authenticator {
     const record = this.users.get(authcid);
     if (!this.mayLogIn(authcid)) return null;
     if (!(await this.checkPassword(authcid, password, record?.hash))) return null;
+    // Users from before SCRAM support get their keys at their next good login, so SCRAM can be offered.
+    if (record && !record.scram) await this.users.addScramKeys(authcid, password, record.hash);
     if (record && needsRehash(record.hash)) this.rehash(authcid, password, record.hash);
     return this.authorize(authcid, authzid);
   }

@@ -54,6 +54,20 @@ export class UserDb {
     });
   }
 
+  /**
+   * Gives a record from before SCRAM support its SCRAM keys, from a password
+   * just verified against `hash`; nothing happens if the record changed since.
+   */
+  async addScramKeys(name: string, password: Buffer, hash: string): Promise<boolean> {
+    const scram = await newScramKeys(password);
+    return this.db.transaction(() => {
+      const current = this.db.get(name);
+      if (!current || current.scram || current.hash !== hash) return false;
+      void this.db.put(name, { ...current, scram });
+      return true;
+    });
+  }
+
   async remove(name: string): Promise<boolean> {
     return this.db.remove(name);
   }
