@@ -92,3 +92,14 @@ test('saslname escaping and SASLprep', (t) => {
   t.is(saslprep('a\u00a0b'), 'a b', 'non-ASCII space');
   t.is(saslprep('\u0007'), null, 'control characters are prohibited');
 });
+
+test('keys are derived from the SASLprep\'d password; bytes that are not UTF-8 are used as they are', async (t) => {
+  const salt = b('0123456789abcdef');
+  t.deepEqual(await deriveScramKeys(b('I\u00adX'), salt, 4096), await deriveScramKeys(b('IX'), salt, 4096));
+  const raw = Buffer.from([0x70, 0xff, 0x77]);
+  const keys = await deriveScramKeys(raw, salt, 4096);
+  t.notDeepEqual(keys, await deriveScramKeys(b('p\ufffdw'), salt, 4096));
+  const client = new ScramClient('user', raw, '', 'cn');
+  const server = new ScramServer(parseClientFirst(client.first()), keys, 'sn');
+  t.truthy(server.finish(await client.final(server.challenge())));
+});

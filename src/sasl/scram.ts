@@ -37,8 +37,8 @@ function xor(a: Buffer, b: Buffer): Buffer {
 
 /** The password as SCRAM hashes it: SASLprep'd when that is defined for it, else its bytes as given. */
 function normalizedPassword(password: Buffer): Buffer {
-  const text = new TextDecoder('utf-8', { fatal: false }).decode(password);
-  const prepped = saslprep(text);
+  const text = utf8(password);
+  const prepped = text === null ? null : saslprep(text);
   return prepped === null ? password : Buffer.from(prepped, 'utf8');
 }
 
