@@ -87,7 +87,7 @@ export async function startServer(
   }
   const scram = auth.scramAvailability();
   if (scram.offered) log.info('SCRAM-SHA-256 offered beside PLAIN');
-  else log.warn(`SCRAM-SHA-256 not offered (only PLAIN): ${scram.reason}`);
+  else log.warn(`SCRAM-SHA-256 not offered: ${scram.reason}`);
   let admin: Server | null = null;
   let stopping: Promise<void> | null = null;
   const stop = () => {

@@ -5,12 +5,11 @@
  * needs admin rights.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { PlainCredentials } from './plain.js';
+import { PLAIN_MECHANISM, type PlainCredentials } from './plain.js';
 import { needsRehash, verifyPassword } from './password-hash.js';
 import { saslauthdVerify } from './saslauthd.js';
 import { decoyScramKeys, scramKeysFromRecord } from './scram-keys.js';
 import { SCRAM_MECHANISM, type ScramKeys } from './scram.js';
-import { PLAIN_MECHANISM } from './plain.js';
 import type { UserDb } from './user-db.js';
 
 export interface Identity {
