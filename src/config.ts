@@ -36,6 +36,8 @@ export interface ServerConfig {
   maxFailedLoginsPerHost: number;
   /** PLAIN over a connection that is neither TLS nor loopback. */
   allowPlaintext: boolean;
+  /** SASL mechanisms that may be offered (`sasl_mech_list`, Cyrus's key), strongest first. */
+  saslMechanisms: SaslMechanism[];
   allowNonAdmins: boolean;
   admins: string[];
   saslauthdSocket?: string | undefined;
@@ -87,6 +89,18 @@ export interface EtcdConfig {
 
 export const DEFAULT_PORT = 3905;
 
+export const SASL_MECHANISMS = ['SCRAM-SHA-256', 'PLAIN'] as const;
+export type SaslMechanism = (typeof SASL_MECHANISMS)[number];
+
+function mechanismList(key: string, v: string): SaslMechanism[] {
+  const names = v.toUpperCase().split(/[\s,]+/).filter(Boolean);
+  const unknown = names.filter((n) => !(SASL_MECHANISMS as readonly string[]).includes(n));
+  if (unknown.length > 0 || names.length === 0) {
+    throw new ConfigError(`${key}: expected some of ${SASL_MECHANISMS.join(' ')}, got '${v}'`);
+  }
+  return SASL_MECHANISMS.filter((m) => names.includes(m));
+}
+
 export function defaultConfig(): ServerConfig {
   return {
     listen: { host: '127.0.0.1', port: DEFAULT_PORT },
@@ -103,6 +117,7 @@ export function defaultConfig(): ServerConfig {
     maxFailedLogins: 10,
     maxFailedLoginsPerHost: 60,
     allowPlaintext: false,
+    saslMechanisms: [...SASL_MECHANISMS],
     allowNonAdmins: false,
     admins: [],
     order: 'cyrus',
@@ -172,6 +187,7 @@ export function applySettings(config: ServerConfig, settings: Map<string, string
       case 'tls_server_key': case 'tls_key': config.tlsKey = v; break;
       case 'admins': config.admins = v.split(/[\s,]+/).filter(Boolean); break;
       case 'allowplaintext': config.allowPlaintext = bool(key, v); break;
+      case 'sasl_mech_list': config.saslMechanisms = mechanismList(key, v); break;
       case 'allow_non_admins': config.allowNonAdmins = bool(key, v); break;
       case 'saslauthd_socket': config.saslauthdSocket = v; break;
       case 'mupdate_connections_max': case 'max_connections': config.maxConnections = int(key, v, 1); break;

@@ -197,7 +197,7 @@ test.serial('interactive: colour on a terminal, none with NO_COLOR; --raw shows 
     coloured.press('Enter');
     const screen = await coloured.waitFor(/OK Search completed/);
     t.regex(screen, /C: C01 FIND "user\.seed"\nS: C01 MAILBOX \{9\+\}\nS: user\.seed \{15\+\}\nS: ptyseed!default \{5\+\}\nS: x\\tlr\\t\nS: C01 OK "Search completed"\nMAILBOX  user\.seed  ptyseed!default  x → lr/);
-    t.regex(screen, /C: <PLAIN credentials hidden>/);
+    t.regex(screen, /C: <SCRAM-SHA-256 credentials hidden>/);
     t.regex(coloured.screen(true), /\x1b\[32mOK/);
     coloured.press('C-d');
     await coloured.waitFor(/\[exit 0\]/);

@@ -178,9 +178,9 @@ test('round trip: names and ACLs with spaces, quotes, backslashes, 8-bit bytes a
 test('--raw shows each protocol line with its direction, credentials hidden', async (t) => {
   const r = await runClient(server.port, ['activate user.raw1 rawsrv!default ""', 'find user.raw1'], { args: ['--raw'] });
   t.is(r.code, 0, r.stderr);
-  t.deepEqual(r.lines.slice(0, 4), ['S: * AUTH "PLAIN"', 'S: * STARTTLS', 'S: * PARTIAL-UPDATE', r.lines[3]!]);
+  t.deepEqual(r.lines.slice(0, 4), ['S: * AUTH "SCRAM-SHA-256" "PLAIN"', 'S: * STARTTLS', 'S: * PARTIAL-UPDATE', r.lines[3]!]);
   t.regex(r.lines[3]!, /^S: \* OK MUPDATE "[^"]*" "mupdated" /);
-  t.true(r.lines.includes('C: <PLAIN credentials hidden>'));
+  t.true(r.lines.includes('C: <SCRAM-SHA-256 credentials hidden>'));
   t.false(r.stdout.includes(Buffer.from('mupdateadmin\0mupdateadmin\0secret').toString('base64')));
   const i = r.lines.indexOf('C: C02 FIND "user.raw1"');
   t.true(i > 0, r.stdout);

@@ -38,7 +38,7 @@ export interface ClientFlags extends TlsFlags {
 
 export const CLIENT_USAGE = `usage: mupdated client [HOST[:PORT]] [--user NAME] [--password-file FILE] [--starttls [--tls-insecure]]
                        [--tls-ca FILE] [--plaintext] [--raw] [--json] [--timeout SECONDS]
-  Talks MUPDATE to a master or slave (default 127.0.0.1:${DEFAULT_PORT}), logging in with PLAIN as NAME
+  Talks MUPDATE to a master or slave (default 127.0.0.1:${DEFAULT_PORT}), logging in as NAME (SCRAM-SHA-256 or PLAIN)
   (default: your login name). Without --password-file it asks for the password (not echoed).
   On a terminal: a prompt with history (~/.mupdated_history, or $MUPDATED_HISTORY), Tab completion,
   and these commands (arguments typed plainly, quoted when they contain spaces; type help):
@@ -220,19 +220,17 @@ class ClientSession {
   private wireLogger(suffix: string): UpstreamOptions['onWire'] {
     if (!this.flags.raw) return undefined;
     const partial: Record<'C' | 'S', Buffer> = { C: Buffer.alloc(0), S: Buffer.alloc(0) };
-    let hideNext = false;
+    let hiding: string | null = null; // the mechanism whose client lines are hidden until the server's answer
     return (dir, bytes) => {
       let buf = Buffer.concat([partial[dir], bytes]);
       for (let i = buf.indexOf(0x0a); i >= 0; i = buf.indexOf(0x0a)) {
         let line = buf.subarray(0, i);
         buf = buf.subarray(i + 1);
         if (line[line.length - 1] === 0x0d) line = line.subarray(0, -1);
-        if (dir === 'C' && hideNext) {
-          hideNext = false;
-          line = Buffer.from('<PLAIN credentials hidden>');
-        } else if (dir === 'C' && /^\S+ AUTHENTICATE .*\{\d+\+?\}$/i.test(line.toString('latin1'))) {
-          hideNext = true;
-        }
+        const auth = /^\S+ AUTHENTICATE "?([\w-]+)"? .*\{\d+\+?\}$/i.exec(line.toString('latin1'));
+        if (dir === 'C' && hiding) line = Buffer.from(`<${hiding} credentials hidden>`);
+        else if (dir === 'C' && auth) hiding = auth[1]!.toUpperCase();
+        else if (dir === 'S' && /^\S+ (OK|NO|BAD|BYE)\b/i.test(line.toString('latin1'))) hiding = null;
         if (this.flags.json) this.json({ wire: `${dir}${suffix}`, line: showBytes(line) });
         else this.out.line(renderWire(`${dir}${suffix}:`, line, this.style));
       }
@@ -259,11 +257,11 @@ class ClientSession {
       throw new ConnectionProblem(describeProblem(err, this.where, this.user));
     }
     try {
-      const auth = conn.capabilities.get('AUTH')?.map((a) => a.toString('latin1')).join(' ') ?? '';
-      if (!/\bPLAIN\b/i.test(auth)) {
+      const auth = conn.mechanisms.join(' ');
+      if (!conn.loginMechanism) {
         throw new ConnectionProblem(conn.capabilities.has('STARTTLS')
-          ? `${this.where} offers no PLAIN login without TLS: add --starttls`
-          : `${this.where} offers no PLAIN login (its mechanisms: ${auth || 'none'})`);
+          ? `${this.where} offers no login without TLS: add --starttls`
+          : `${this.where} offers no PLAIN or SCRAM-SHA-256 login (its mechanisms: ${auth || 'none'})`);
       }
       if (this.password === null) this.password = await this.passwordSource();
       await conn.authenticate({ ...opts, password: this.password });

@@ -78,6 +78,7 @@ export async function startServer(
       if (err) log.warn({ user, err: err.message }, 'could not replace an old password hash');
       else log.info({ user }, 'password hash replaced by one at the current scrypt cost');
     },
+    mechanisms: config.saslMechanisms,
   });
   const dumps = config.dumpWorkers > 0 ? new DumpPool(config.dataDir, config.dumpWorkers, log) : new InThreadDumps(store);
   const server = new MupdateServer({
@@ -87,6 +88,9 @@ export async function startServer(
   if (users.list().length === 0 && config.admins.length === 0) {
     log.warn(`no users yet: create the first admin with 'mupdated user add NAME --admin --data ${config.dataDir}'`);
   }
+  const scram = auth.scramAvailability();
+  if (scram.offered) log.info('SCRAM-SHA-256 offered beside PLAIN');
+  else log.warn(`SCRAM-SHA-256 not offered: ${scram.reason}`);
   let admin: Server | null = null;
   let stopping: Promise<void> | null = null;
   const stop = () => {

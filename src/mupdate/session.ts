@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import type { Logger } from '../log.js';
 import type { Authenticator, Identity } from '../sasl/authenticator.js';
-import { decodeBase64Strict, parsePlainMessage } from '../sasl/plain.js';
+import { bannerMechanisms, offeredMechanisms, runSaslExchange, type OfferedMechanisms, type SaslLineIo } from '../sasl/sasl-exchange.js';
 import { StorageError, StorageUnavailable, type DirectoryStore, type Entry } from '../store/types.js';
 import { serverPart } from './location.js';
 import { MAX_NAME_BYTES } from '../store/order.js';
@@ -108,7 +108,6 @@ const T = {
   already: 'already authenticated',
   streaming: 'not legal when streaming',
   readOnly: 'read-only session',
-  authFailure: 'authentication failure',
 } as const;
 
 function isLoopback(address: string | undefined): boolean {
@@ -134,7 +133,6 @@ export class Session {
   private inputEnded = false;
   private badCount = 0;
   private failedLogins = 0;
-  private loginStarted = 0;
   private stream: UpdateStream | null = null;
   private commandsSinceLogin = 0;
   /** Answers of pipelined writes, in command order. */
@@ -213,10 +211,14 @@ export class Session {
     socket.setTimeout(this.ctx.settings.idleTimeoutMs, () => this.idleTimeout());
   }
 
+  private offeredMechanisms(): OfferedMechanisms {
+    const plainSafeHere = this.tlsActive || this.ctx.settings.allowPlaintext || isLoopback(this.socket.remoteAddress);
+    return offeredMechanisms(this.ctx.auth, plainSafeHere, !!this.ctx.tls && !this.tlsActive);
+  }
+
   private sendBanner(): void {
     const { role, settings, tls } = this.ctx;
-    const plainAllowed = this.tlsActive || settings.allowPlaintext || isLoopback(this.socket.remoteAddress);
-    const lines: Buffer[] = [untaggedLine('AUTH', plainAllowed || !tls ? ['PLAIN'] : [])];
+    const lines: Buffer[] = [untaggedLine('AUTH', bannerMechanisms(this.offeredMechanisms()))];
     if (tls && !this.tlsActive) lines.push(untaggedLine('STARTTLS'));
     lines.push(untaggedLine('PARTIAL-UPDATE'));
     const roleText = role.kind === 'master' ? '(master)' : `mupdate://${role.master}`;
@@ -363,37 +365,23 @@ export class Session {
   // ---- authentication (spec 3.2) ----
 
   private async authenticate(tag: Buffer, args: Buffer[]): Promise<void> {
-    this.loginStarted = Date.now();
-    const mech = args[0]!.toString('latin1').toUpperCase();
-    const plainAllowed = this.tlsActive || this.ctx.settings.allowPlaintext || isLoopback(this.socket.remoteAddress);
-    if (mech !== 'PLAIN') return this.loginRefused(tag, 'no mechanism available', false);
-    if (!plainAllowed) return this.loginRefused(tag, 'PLAIN needs TLS on this connection', false);
-    let response = args[1];
-    if (response === undefined) {
-      this.write(Buffer.from('\r\n')); // empty challenge
-      const line = await this.readSaslLine();
-      if (line === null) return;
-      if (line[0] === 0x2a) return this.reply(tag, 'NO', 'Client canceled authentication');
-      response = line;
+    const io: SaslLineIo = {
+      challenge: (data: Buffer) => this.write(Buffer.from(`${data.toString('base64')}\r\n`)),
+      response: () => this.readSaslLine(),
+      beforeCheck: (user: string) => this.gate.waitForGuess(() => this.isClosed,
+        () => this.ctx.log.warn({ peer: this.peer, user }, 'failed-login budget of this address spent, password check waits')),
+      failedCheck: () => this.gate.failedLogin(),
+    };
+    const outcome = await runSaslExchange(args[0]!, args[1], io, this.ctx.auth, this.offeredMechanisms());
+    if (this.isClosed || outcome.kind === 'gone') return;
+    if (outcome.kind === 'canceled') return this.reply(tag, 'NO', 'Client canceled authentication');
+    if (outcome.kind === 'refused') {
+      if (outcome.user !== undefined) this.ctx.log.warn({ peer: this.peer, user: outcome.user, authzid: outcome.authzid }, 'login refused');
+      return this.loginRefused(tag, outcome.text, outcome.credentialsAt);
     }
-    // The failure pause runs from here, so the time to the answer does not tell
-    // an unknown user (no hash computed) from a wrong password.
-    this.loginStarted = Date.now();
-    const message = decodeBase64Strict(response);
-    if (!message) return this.loginRefused(tag, 'invalid base64', true);
-    const creds = parsePlainMessage(message);
-    if (!creds) return this.loginRefused(tag, 'malformed response', true);
-    const budgetSpent = () => this.ctx.log.warn({ peer: this.peer, user: creds.authcid }, 'failed-login budget of this address spent, password check waits');
-    if (!(await this.gate.waitForGuess(() => this.isClosed, budgetSpent))) return;
-    const identity = await this.ctx.auth.login(creds);
-    if (this.isClosed) return;
-    if (!identity) {
-      this.gate.failedLogin();
-      this.ctx.log.warn({ peer: this.peer, user: creds.authcid, authzid: creds.authzid }, 'login refused');
-      return this.loginRefused(tag, T.authFailure, true);
-    }
+    const { identity, mechanism } = outcome;
     this.loggedIn(identity);
-    this.ctx.log.info({ peer: this.peer, user: identity.name, authcid: identity.authcid, admin: identity.admin }, 'login');
+    this.ctx.log.info({ peer: this.peer, user: identity.name, authcid: identity.authcid, admin: identity.admin, mechanism }, 'login');
     this.reply(tag, 'OK', 'Authenticated');
   }
 
@@ -421,9 +409,9 @@ export class Session {
   }
 
   /** A failed login: NO after the pause (credential failures), closing after too many. */
-  private async loginRefused(tag: Buffer, text: string, pause: boolean): Promise<void> {
-    const wait = this.loginStarted + this.ctx.settings.failedLoginPauseMs - Date.now();
-    if (pause && wait > 0) await new Promise((r) => setTimeout(r, wait));
+  private async loginRefused(tag: Buffer, text: string, credentialsAt: number | null): Promise<void> {
+    const wait = credentialsAt === null ? 0 : credentialsAt + this.ctx.settings.failedLoginPauseMs - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     this.reply(tag, 'NO', text);
     if (++this.failedLogins >= this.ctx.settings.maxFailedLogins) this.bye('Too many failed logins');
   }

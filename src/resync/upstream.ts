@@ -1,15 +1,17 @@
 /**
  * Client side of a MUPDATE connection, as the slave and the tools use it:
- * connect, read the banner, log in with PLAIN, send commands and read
+ * connect, read the banner, log in (SCRAM-SHA-256 when offered, else PLAIN), send commands and read
  * responses. It reads responses leniently (Cyrus masters send a few bare-word
  * texts) but data lines strictly.
  */
 import { connect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, TLSSocket } from 'node:tls';
 import type { Logger } from '../log.js';
-import { buildPlainMessage } from '../sasl/plain.js';
+import { randomBytes } from 'node:crypto';
+import { buildPlainMessage, decodeBase64Strict } from '../sasl/plain.js';
+import { SCRAM_MECHANISM, ScramClient, ScramError } from '../sasl/scram.js';
 import { clientCommand } from '../mupdate/wire/encoder.js';
-import { CommandReader, type ArgPolicy, type ReadResult } from '../mupdate/wire/reader.js';
+import { CommandReader, type ArgPolicy, type ReadResult, type SaslLineResult } from '../mupdate/wire/reader.js';
 import { defaultStartTls, type StartTlsMode } from './tls-policy.js';
 
 export interface UpstreamOptions {
@@ -85,7 +87,9 @@ export function statusText(r: Response): string {
 export class UpstreamConnection {
   private socket: Socket;
   private reader = this.newReader();
-  private queue: Array<ReadResult | null> = [];
+  private queue: Array<ReadResult | SaslLineResult | null> = [];
+  /** While an AUTHENTICATE exchange runs, lines are raw SASL lines until a status line. */
+  private saslMode = false;
   private waiter: (() => void) | null = null;
   private ended = false;
   /** Capability lines of the (last) banner: name -> its arguments. */
@@ -114,10 +118,7 @@ export class UpstreamConnection {
         if (/^\* OK/m.test(this.bannerText)) this.bannerDone = true;
       }
       this.reader.push(d);
-      for (let r = this.reader.next(); r; r = this.reader.next()) {
-        this.queue.push(r);
-        if (r.kind === 'fatal') break;
-      }
+      this.parseBuffered();
       this.wake();
     });
     const end = () => {
@@ -132,6 +133,25 @@ export class UpstreamConnection {
       this.log?.debug({ err: err.message }, 'upstream socket error');
       end();
     });
+  }
+
+  private parseBuffered(): void {
+    for (;;) {
+      const r = this.saslMode ? this.readSaslItem() : this.reader.next();
+      if (!r) return;
+      this.queue.push(r);
+      if (r.kind === 'fatal') return;
+    }
+  }
+
+  /** A raw SASL line, or the status line that ends the exchange (then parsing goes back to normal). */
+  private readSaslItem(): ReadResult | SaslLineResult | null {
+    const r = this.reader.readSaslLine();
+    if (r?.kind !== 'line') return r;
+    const status = /^(\S+) (OK|NO|BAD|BYE)(?: (.*))?$/is.exec(r.line.toString('latin1'));
+    if (!status) return r;
+    this.saslMode = false;
+    return { kind: 'command', tag: Buffer.from(status[1]!, 'latin1'), word: status[2]!.toUpperCase(), args: [Buffer.from(status[3] ?? '', 'latin1')] };
   }
 
   private wake(): void {
@@ -202,13 +222,52 @@ export class UpstreamConnection {
     await this.readBanner(opts.timeoutMs);
   }
 
+  /** The mechanisms of the banner's `* AUTH` line, upper-cased. */
+  get mechanisms(): string[] {
+    const text = (this.capabilities.get('AUTH') ?? []).map((a) => a.toString('latin1')).join(' ');
+    return text.replace(/"/g, ' ').toUpperCase().split(/\s+/).filter(Boolean);
+  }
+
+  /** SCRAM-SHA-256 when the server offers it (the password never crosses the link), else PLAIN; null for neither. */
+  get loginMechanism(): string | null {
+    return [SCRAM_MECHANISM, 'PLAIN'].find((m) => this.mechanisms.includes(m)) ?? null;
+  }
+
   private async login(opts: UpstreamOptions): Promise<void> {
-    const message = buildPlainMessage(opts.authzid ?? opts.user, opts.user, opts.password);
+    const authzid = opts.authzid ?? opts.user;
+    if (this.loginMechanism === SCRAM_MECHANISM) return this.loginScram(opts, authzid);
+    const message = buildPlainMessage(authzid, opts.user, opts.password);
     const ir = Buffer.from(message.toString('base64'));
     this.write(Buffer.concat([Buffer.from(`A01 AUTHENTICATE "PLAIN" {${ir.length}+}\r\n`), ir, Buffer.from('\r\n')]));
     const r = await this.next(opts.timeoutMs);
     if (!r) throw new UpstreamError('the server closed the connection during login');
     if (r.word !== 'OK') throw new LoginRefused(`login as ${opts.user} refused by the server: ${statusText(r)}`);
+  }
+
+  private async loginScram(opts: UpstreamOptions, authzid: string): Promise<void> {
+    const client = new ScramClient(opts.user, Buffer.from(opts.password, 'utf8'), authzid, randomBytes(18).toString('base64'));
+    const line = (data: Buffer) => Buffer.from(`${data.toString('base64')}\r\n`);
+    const ir = client.first().toString('base64');
+    this.saslMode = true;
+    this.write(Buffer.from(`A01 AUTHENTICATE "${SCRAM_MECHANISM}" {${ir.length}+}\r\n${ir}\r\n`));
+    let step = 0;
+    for (;;) {
+      const challenge = await this.nextSaslLine(opts.timeoutMs);
+      if (challenge.kind === 'status') {
+        if (challenge.word === 'OK' && step === 2) return;
+        if (challenge.word === 'OK') throw new UpstreamError('the server ended SCRAM without proving it knows the password');
+        throw new LoginRefused(`login as ${opts.user} refused by the server: ${challenge.text}`);
+      }
+      try {
+        if (step === 0) this.write(line(await client.final(challenge.data)));
+        else if (step === 1 && client.verifyServer(challenge.data)) this.write(Buffer.from('\r\n'));
+        else throw new ScramError('the server could not prove it knows the password');
+      } catch (err) {
+        this.write(Buffer.from('*\r\n'));
+        throw err instanceof ScramError ? new UpstreamError(`SCRAM login failed: ${err.message}`) : err;
+      }
+      step++;
+    }
   }
 
   /** Public for `mupdated client`: logs in on a connection opened with noLogin. */
@@ -231,8 +290,8 @@ export class UpstreamConnection {
     this.write(clientCommand(tag, word, args));
   }
 
-  /** Next response; null at end of stream. Throws on timeout or unparseable input. */
-  async next(timeoutMs?: number): Promise<Response | null> {
+  /** The next queued item, waiting for it until the timeout. */
+  private async take(timeoutMs?: number): Promise<ReadResult | SaslLineResult | null> {
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
     while (this.queue.length === 0) {
       const left = deadline - Date.now();
@@ -243,15 +302,37 @@ export class UpstreamConnection {
       });
     }
     const r = this.queue.shift()!;
-    if (r === null) {
-      this.queue.unshift(null); // stays at end of stream
-      return null;
-    }
+    if (r === null) this.queue.unshift(null); // stays at end of stream
+    return r;
+  }
+
+  /** Next response; null at end of stream. Throws on timeout or unparseable input. */
+  async next(timeoutMs?: number): Promise<Response | null> {
+    return this.toResponse(await this.take(timeoutMs));
+  }
+
+  private toResponse(r: ReadResult | SaslLineResult | null): Response | null {
+    if (r === null) return null;
     if (r.kind === 'fatal') throw new UpstreamError(`unreadable response from the server: ${r.text}`);
+    if (r.kind === 'line') throw new UpstreamError('unexpected SASL line from the server');
     if (r.kind === 'bad') {
       throw new UpstreamError(`malformed response from the server: ${r.text}${r.tag ? ` (tag ${r.tag.toString('latin1')})` : ''}`);
     }
     return { tag: r.tag.toString('latin1'), word: r.word, args: r.args };
+  }
+
+  /** During AUTHENTICATE: a decoded challenge, or the status line that ends the exchange. */
+  private async nextSaslLine(timeoutMs: number): Promise<{ kind: 'challenge'; data: Buffer } | { kind: 'status'; word: string; text: string }> {
+    const r = await this.take(timeoutMs);
+    if (r?.kind === 'line') {
+      const data = decodeBase64Strict(r.line);
+      if (!data) throw new UpstreamError('the server sent a challenge that is not base64');
+      return { kind: 'challenge', data };
+    }
+    const response = this.toResponse(r);
+    if (!response) throw new UpstreamError('the server closed the connection during login');
+    if (!STATUS_WORDS.has(response.word)) throw new UpstreamError(`unexpected ${response.word} from the server during login`);
+    return { kind: 'status', word: response.word, text: statusText(response) };
   }
 
   /** Whether a response has already arrived and waits to be read. */

@@ -5,9 +5,11 @@
  * needs admin rights.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { PlainCredentials } from './plain.js';
+import { PLAIN_MECHANISM, type PlainCredentials } from './plain.js';
 import { needsRehash, verifyPassword } from './password-hash.js';
 import { saslauthdVerify } from './saslauthd.js';
+import { decoyScramKeys, scramKeysFromRecord } from './scram-keys.js';
+import { SCRAM_MECHANISM, type ScramKeys } from './scram.js';
 import type { UserDb } from './user-db.js';
 
 export interface Identity {
@@ -30,6 +32,8 @@ export interface AuthPolicy {
   cacheTtlMs: number;
   /** Told when a stored hash of an older cost was replaced after a good login (or why it could not be). */
   onRehash?: ((user: string, err?: Error) => void) | undefined;
+  /** Mechanisms the configuration allows (`sasl_mech_list`); both when not given. */
+  mechanisms?: readonly string[];
 }
 
 interface CachedLogin {
@@ -52,10 +56,26 @@ export class Authenticator {
   async login(creds: PlainCredentials): Promise<Identity | null> {
     const { authcid, authzid, password } = creds;
     const record = this.users.get(authcid);
-    const admin = (record?.admin ?? false) || this.policy.admins.includes(authcid);
-    if (!admin && !this.policy.allowNonAdmins) return null;
+    if (!this.mayLogIn(authcid)) return null;
     if (!(await this.checkPassword(authcid, password, record?.hash))) return null;
+    // Users from before SCRAM support get their keys at their next good login, so SCRAM can be offered.
+    if (record && !record.scram) await this.users.addScramKeys(authcid, password, record.hash);
     if (record && needsRehash(record.hash)) this.rehash(authcid, password, record.hash);
+    return this.authorize(authcid, authzid);
+  }
+
+  private mayLogIn(authcid: string): boolean {
+    return this.isAdmin(authcid) || this.policy.allowNonAdmins;
+  }
+
+  private isAdmin(authcid: string): boolean {
+    return (this.users.get(authcid)?.admin ?? false) || this.policy.admins.includes(authcid);
+  }
+
+  /** The identity for a proven authcid, or null when it may not log in or not take that authzid. */
+  authorize(authcid: string, authzid: string): Identity | null {
+    if (!this.mayLogIn(authcid)) return null;
+    const admin = this.isAdmin(authcid);
     if (authzid === '' || authzid === authcid) return { name: authcid, authcid, admin };
     return admin ? { name: authzid, authcid, admin } : null;
   }
@@ -67,6 +87,35 @@ export class Authenticator {
       (replaced) => { if (replaced) this.policy.onRehash?.(user); },
       (err: Error) => this.policy.onRehash?.(user, err),
     ).finally(() => copy.fill(0));
+  }
+
+  /**
+   * Whether SCRAM-SHA-256 can be offered: only when every password is checked
+   * here and every user has SCRAM keys; otherwise a Cyrus client would pick it
+   * and fail. The reason when not.
+   */
+  scramAvailability(): { offered: true } | { offered: false; reason: string } {
+    if (this.policy.mechanisms && !this.policy.mechanisms.includes(SCRAM_MECHANISM)) {
+      return { offered: false, reason: 'sasl_mech_list leaves it out' };
+    }
+    if (this.policy.saslauthdSocket) return { offered: false, reason: 'passwords are checked by saslauthd' };
+    const without = this.users.list().filter((u) => !u.scram).map((u) => u.name);
+    if (without.length > 0) {
+      const names = without.slice(0, 10).join(', ') + (without.length > 10 ? `, ... (${without.length} in all)` : '');
+      return { offered: false, reason: `users without SCRAM keys (set their passwords again with 'mupdated user add'): ${names}` };
+    }
+    return { offered: true };
+  }
+
+  /** Whether the configuration allows PLAIN at all (where it may be used is the session's business). */
+  get plainEnabled(): boolean {
+    return !this.policy.mechanisms || this.policy.mechanisms.includes(PLAIN_MECHANISM);
+  }
+
+  /** The user's SCRAM keys, or keys nothing matches for an unknown user (the exchange then fails at its end, like a wrong password). */
+  scramKeys(authcid: string): ScramKeys {
+    const stored = this.users.get(authcid)?.scram;
+    return stored ? scramKeysFromRecord(stored) : decoyScramKeys(this.cacheKey, authcid);
   }
 
   private async checkPassword(user: string, password: Buffer, hash: string | undefined): Promise<boolean> {

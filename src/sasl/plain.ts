@@ -1,4 +1,6 @@
 /** The PLAIN mechanism's message (RFC 4616): `authzid NUL authcid NUL password`. */
+export const PLAIN_MECHANISM = 'PLAIN';
+
 export interface PlainCredentials {
   authzid: string;
   authcid: string;

@@ -7,11 +7,14 @@ import type { RootDatabase } from 'lmdb';
 import { openLmdb } from '../store/lmdb-open.js';
 import { makePrivateFolder } from '../store/private-files.js';
 import { hashPassword } from './password-hash.js';
+import { newScramKeys, type StoredScramKeys } from './scram-keys.js';
 
 export interface UserRecord {
   name: string;
   admin: boolean;
   hash: string;
+  /** SCRAM-SHA-256 keys (records made before SCRAM support have none). */
+  scram?: StoredScramKeys;
 }
 
 export class UserDb {
@@ -28,7 +31,7 @@ export class UserDb {
 
   async set(name: string, password: Buffer, admin: boolean): Promise<void> {
     if (!/^[^\s\x00]{1,255}$/u.test(name)) throw new Error(`invalid user name '${name}'`);
-    await this.db.put(name, { name, admin, hash: await hashPassword(password) });
+    await this.db.put(name, { name, admin, hash: await hashPassword(password), scram: await newScramKeys(password) });
   }
 
   /** Stores a record as another node's database made it (cluster users mirrored from etcd). */
@@ -47,6 +50,20 @@ export class UserDb {
       const current = this.db.get(name);
       if (!current || current.hash !== oldHash) return false;
       this.db.putSync(name, { ...current, hash });
+      return true;
+    });
+  }
+
+  /**
+   * Gives a record from before SCRAM support its SCRAM keys, from a password
+   * just verified against `hash`; nothing happens if the record changed since.
+   */
+  async addScramKeys(name: string, password: Buffer, hash: string): Promise<boolean> {
+    const scram = await newScramKeys(password);
+    return this.db.transaction(() => {
+      const current = this.db.get(name);
+      if (!current || current.scram || current.hash !== hash) return false;
+      void this.db.put(name, { ...current, scram });
       return true;
     });
   }

@@ -731,6 +731,8 @@ export interface MupdatetestOptions {
   /** Authorization id (`-u`); default = user; null sends an empty one. */
   authzid?: string | null;
   extraArgs?: string[];
+  /** `-m`: the mechanism to force (default PLAIN); null lets mupdatetest pick from the banner. */
+  mechanism?: string | null;
   /** Wait for the login result before typing (default true). */
   waitForLogin?: boolean;
   /** Overall limit; the program is killed after it (default 30 s). */
@@ -750,14 +752,15 @@ export interface MupdatetestResult {
 }
 
 /**
- * Runs the real `mupdatetest -m PLAIN -a USER -u USER -w PASS -p PORT HOST`,
+ * Runs the real `mupdatetest -m PLAIN -a USER -u USER -w PASS -p PORT HOST` (`-m` as chosen),
  * typing the steps on its stdin, then closes stdin (it sends `Q01 LOGOUT`) and
  * waits for it to exit.
  */
 export async function runMupdatetest(port: number, steps: MupdatetestStep[], options: MupdatetestOptions = {}): Promise<MupdatetestResult> {
   const user = options.user ?? 'mupdateadmin';
   const authz = options.authzid === undefined ? user : options.authzid;
-  const args = ['-m', 'PLAIN', '-a', user, ...(authz === null ? [] : ['-u', authz]), '-w', options.password ?? CYRUS_PASSWORD,
+  const mechanism = options.mechanism === undefined ? 'PLAIN' : options.mechanism;
+  const args = [...(mechanism === null ? [] : ['-m', mechanism]), '-a', user, ...(authz === null ? [] : ['-u', authz]), '-w', options.password ?? CYRUS_PASSWORD,
     '-p', String(port), ...(options.extraArgs ?? []), options.host ?? '127.0.0.1'];
   const child = spawn(join(CYRUS_BIN, 'mupdatetest'), args, { stdio: ['pipe', 'pipe', 'pipe'] });
   if (child.pid) livePids.add(child.pid);

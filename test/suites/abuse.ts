@@ -204,7 +204,7 @@ export function abuseTests(start: ServerFactory): void {
     });
     t.true(closed, 'closed after LOGOUT');
     const text = l1(Buffer.concat(received));
-    t.regex(text, /^\* AUTH "PLAIN"\r\n\* STARTTLS\r\n(?:\* COMPRESS "DEFLATE"\r\n)?\* PARTIAL-UPDATE\r\n\* OK MUPDATE "[^"]*" "[^"]*" "[^"]*" "\(master\)"\r\n/);
+    t.regex(text, /^\* AUTH "SCRAM-SHA-256" "PLAIN"\r\n\* STARTTLS\r\n(?:\* COMPRESS "DEFLATE"\r\n)?\* PARTIAL-UPDATE\r\n\* OK MUPDATE "[^"]*" "[^"]*" "[^"]*" "\(master\)"\r\n/);
     const afterBanner = text.slice(text.indexOf('"(master)"\r\n') + '"(master)"\r\n'.length);
     t.is(afterBanner, [
       'E1 BAD "Please login first"', 'A01 OK "Authenticated"', 'E2 OK "Noop done"',
@@ -220,7 +220,7 @@ export function abuseTests(start: ServerFactory): void {
     const cap = new RawCapture(c);
     await c.readBanner();
     t.regex(l1(cap.take()),
-      /^\* AUTH "PLAIN"\r\n\* STARTTLS\r\n(?:\* COMPRESS "DEFLATE"\r\n)?\* PARTIAL-UPDATE\r\n\* OK MUPDATE "[^"\\]*" "[^"\\]*" "[^"\\]*" "\(master\)"\r\n$/,
+      /^\* AUTH "SCRAM-SHA-256" "PLAIN"\r\n\* STARTTLS\r\n(?:\* COMPRESS "DEFLATE"\r\n)?\* PARTIAL-UPDATE\r\n\* OK MUPDATE "[^"\\]*" "[^"\\]*" "[^"\\]*" "\(master\)"\r\n$/,
       'with TLS configured, * STARTTLS comes between * AUTH and the rest');
     c.send('S01 STARTTLS\r\nX1 LOGOUT\r\n');
     t.is(await c.readLine(), 'S01 OK "Begin TLS negotiation now"');
@@ -230,7 +230,7 @@ export function abuseTests(start: ServerFactory): void {
     await c.startTls();
     const banner = await c.readBanner();
     t.is(banner.length >= 3, true);
-    t.is(banner[0], '* AUTH "PLAIN"');
+    t.is(banner[0], '* AUTH "SCRAM-SHA-256" "PLAIN"');
     t.false(banner.includes('* STARTTLS'), 'no * STARTTLS under TLS');
     t.is(banner[banner.length - 2], '* PARTIAL-UPDATE');
     t.regex(banner[banner.length - 1]!, /^\* OK MUPDATE "[^"\\]*" "[^"\\]*" "[^"\\]*" "\(master\)"$/);

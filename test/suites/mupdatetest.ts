@@ -22,7 +22,7 @@ function responseLines(tag: string, e: DirEntry): string[] {
 }
 
 const BANNER_AND_LOGIN = [
-  'S: * AUTH "PLAIN"',
+  'S: * AUTH "SCRAM-SHA-256" "PLAIN"',
   'S: * PARTIAL-UPDATE',
   /^S: \* OK MUPDATE "[^"]*" "mupdated" "[^"]*" "\(master\)"$/,
   'C: A01 AUTHENTICATE "PLAIN" {44+}',

@@ -296,7 +296,7 @@ export function transcriptTests(start: ServerFactory): void {
     return withSlot(async () => {
       const dataDir = tempDir();
       cpSync(template, dataDir, { recursive: true });
-      const server = await start({ dataDir, config: { servername: 'mupdate-master', ...config } });
+      const server = await start({ dataDir, config: { servername: 'mupdate-master', sasl_mech_list: 'PLAIN', ...config } });
       try {
         return await fn(server);
       } finally {
