@@ -31,6 +31,8 @@ interface Job {
   notBefore: number;
   attempts: number;
   deadline: number;
+  /** The keys its last plan read: a later write of one of them must not overtake it. */
+  keys: string[];
 }
 
 /** How often one write may lose a race before it is answered NO. */
@@ -65,7 +67,7 @@ export class WriteQueue {
     return new Promise<R>((resolve, reject) => {
       this.queue.push({
         plan, resolve: resolve as (v: unknown) => void, reject, notBefore: 0, attempts: 0,
-        deadline: Date.now() + this.timeoutMs,
+        deadline: Date.now() + this.timeoutMs, keys: [],
       });
       this.schedule();
     });
@@ -89,13 +91,20 @@ export class WriteQueue {
     const compare: ICompare[] = [];
     const success: IRequestOp[] = [];
     const rest: Job[] = [];
+    // Keys of writes left waiting: later writes of the same keys wait behind them (a connection's
+    // pipelined RESERVE then ACTIVATE of one name keep their order, also after a lost race).
+    const waiting = new Set<string>();
+    const wait = (job: Job) => {
+      rest.push(job);
+      for (const k of job.keys) waiting.add(k);
+    };
     for (const job of this.queue) {
       if (now > job.deadline) {
         job.reject(new DirectoryUnavailable(`directory unavailable: the change could not be decided within ${this.timeoutMs / 1000} s (the view did not catch up with etcd)`));
         continue;
       }
-      if (job.notBefore > viewRevision || taken.length >= MAX_WRITES_PER_TXN) {
-        rest.push(job);
+      if (job.notBefore > viewRevision || taken.length >= MAX_WRITES_PER_TXN || job.keys.some((k) => waiting.has(k))) {
+        wait(job);
         continue;
       }
       let plan: Plan<unknown>;
@@ -106,9 +115,10 @@ export class WriteQueue {
         continue;
       }
       const keys = plan.reads.map((k) => k.toString('latin1'));
-      const busy = keys.some((k) => used.has(k) || this.inFlight.has(k) || this.unapplied.has(k));
+      job.keys = keys;
+      const busy = keys.some((k) => used.has(k) || waiting.has(k) || this.inFlight.has(k) || this.unapplied.has(k));
       if (busy || compare.length + plan.reads.length > MAX_TXN_OPS || success.length + plan.ops.length + 1 > MAX_TXN_OPS) {
-        rest.push(job);
+        wait(job);
         continue;
       }
       for (const k of keys) used.add(k);
@@ -143,7 +153,8 @@ export class WriteQueue {
           this.schedule();
           return;
         }
-        if (changes) for (const k of used) this.unapplied.set(k, revision);
+        // The view may have applied it already (the watch can beat the answer): then nothing waits.
+        if (changes && revision > this.feed.revision) for (const k of used) this.unapplied.set(k, revision);
         this.schedule();
         void this.answer(taken, changes ? revision : 0);
       },
