@@ -8,7 +8,7 @@
  * same name whose outcome is unknown (NO "may or may not", or no answer at
  * all) replaced it.
  */
-import { lit, login, modelOf, readResponse, sorted, command } from './directory.js';
+import { command, lit, login, modelOf, readResponse, sorted, type Rec } from './directory.js';
 import type { EtcdCluster } from './etcd-cluster.js';
 import type { RawClient } from './raw-client.js';
 import { sleep } from './slave-tools.js';
@@ -226,11 +226,11 @@ export async function writeUntilOk(port: number, name: string, attempts = 40): P
   throw new Error(`ACTIVATE ${name} through ${port} never answered OK in ${attempts} attempts`);
 }
 
-/** Opens an UPDATE stream and reads its dump; returns the client, streaming. */
-export async function openStream(port: number): Promise<RawClient> {
+/** Opens an UPDATE stream (tag U1) and reads its dump; returns the client, streaming, and the dump. */
+export async function openStream(port: number): Promise<{ client: RawClient; dump: Rec[] }> {
   const c = await login(port);
   c.send('U1 UPDATE\r\n');
   const dump = await readResponse(c, 'U1', 'U1', 60_000);
   if (dump.status !== 'U1 OK "streaming starts"') throw new Error(`UPDATE on ${port}: ${dump.status}`);
-  return c;
+  return { client: c, dump: dump.records };
 }
