@@ -208,7 +208,7 @@ test.serial('two nodes racing for the same names: exactly the outcomes a single 
   const { cluster, etcd, cleanup } = await startCluster(t);
   const nodes = (await Promise.all([startNode(cluster), startNode(cluster)])).map((n) => track(cleanup, n));
   const ROUNDS = 300;
-  const BATCH = 50;
+  const BATCH = 10;
   const allowed = allowedRaceOutcomes();
   const clients = await Promise.all(nodes.map((n) => login(n.port)));
   t.teardown(() => clients.forEach((c) => c.close()));
