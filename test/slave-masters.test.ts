@@ -6,7 +6,8 @@
  */
 import test from 'ava';
 import pino from 'pino';
-import { parseMasterList, connectFirst } from '../src/resync/masters.js';
+import { ConfigError, parseMasterList } from '../src/config.js';
+import { connectFirst } from '../src/resync/masters.js';
 import { UpstreamError } from '../src/resync/upstream.js';
 import { freePort } from './helpers/fault-proxy.js';
 import { login } from './helpers/directory.js';
@@ -20,8 +21,8 @@ test('parseMasterList: one or several HOST:PORT, a /suffix ignored, IPv6 in brac
   t.deepEqual(parseMasterList('a.example:1, b.example:2/x,[::1]:3'), [
     { host: 'a.example', port: 1 }, { host: 'b.example', port: 2 }, { host: '::1', port: 3 },
   ]);
-  t.throws(() => parseMasterList(' , '), { instanceOf: UpstreamError });
-  t.throws(() => parseMasterList('a:1,b:99999'));
+  t.throws(() => parseMasterList(' , '), { instanceOf: ConfigError });
+  t.throws(() => parseMasterList('a:1,b:99999'), { instanceOf: ConfigError });
 });
 
 test('connectFirst skips a master that does not answer and names every failure when none does', async (t) => {

@@ -1,9 +1,9 @@
 /** `mupdated slave`: follows a master and serves its copy read-only. */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseMasterList } from '../config.js';
 import { createLogger } from '../log.js';
 import { Follower } from '../resync/follower.js';
-import { parseMasterList } from '../resync/masters.js';
 import { UserDb } from '../sasl/user-db.js';
 import { LmdbDirectoryStore } from '../store/lmdb-store.js';
 import { securePrivateFolder } from '../store/private-files.js';

@@ -5,18 +5,12 @@
  * greets and accepts the login), as Cyrus's own clients walk the addresses of
  * one host name.
  */
-import { parseHostPort, type HostPort } from '../config.js';
+import type { HostPort } from '../host-port.js';
 import type { Logger } from '../log.js';
 import { defaultStartTls } from './tls-policy.js';
 import { UpstreamConnection, UpstreamError, type UpstreamOptions } from './upstream.js';
 
-/** Parses `HOST:PORT[,HOST:PORT...]` (a `/...` suffix, as Cyrus allows, is ignored on each). */
-export function parseMasterList(value: string): HostPort[] {
-  const list = value.split(',').map((s) => s.trim().replace(/\/.*$/, '')).filter(Boolean);
-  if (!list.length) throw new UpstreamError('no master given (expected HOST:PORT[,HOST:PORT...])');
-  return list.map((s) => parseHostPort(s));
-}
-
+/** `host:port` as an operator writes it (IPv6 in brackets). */
 export function masterText(m: HostPort): string {
   return m.host.includes(':') ? `[${m.host}]:${m.port}` : `${m.host}:${m.port}`;
 }
