@@ -145,6 +145,16 @@ export function parseHostPort(value: string, defaultPort = DEFAULT_PORT): HostPo
   return { host: m[1]!, port };
 }
 
+/**
+ * A slave's masters: `HOST:PORT[,HOST:PORT...]` (the nodes of a cluster),
+ * as --master or mupdate_server; a `/...` suffix, as Cyrus allows, is ignored on each.
+ */
+export function parseMasterList(value: string): HostPort[] {
+  const list = value.split(',').map((s) => s.trim().replace(/\/.*$/, '')).filter(Boolean);
+  if (!list.length) throw new ConfigError(`'${value}': expected HOST:PORT[,HOST:PORT...]`);
+  return list.map((s) => parseHostPort(s));
+}
+
 /** Reads `key: value` lines into a map (keys lower-cased). */
 export function readConfigFile(path: string): Map<string, string> {
   const out = new Map<string, string>();

@@ -11,9 +11,10 @@ commands:
                                       [--etcd URL[,URL...] [--etcd-prefix P] [--etcd-ca F --etcd-cert F --etcd-key F]]
                                       (a cluster node: the directory in etcd, a view in --data)
   slave      follow a master, serve its copy read-only
-             --master HOST:PORT --user NAME --password-file FILE [--retry-delay SECONDS]
+             --master HOST:PORT[,HOST:PORT...] --user NAME --password-file FILE [--retry-delay SECONDS]
              [--tls-ca FILE] [--listen HOST:PORT] [--data DIR] [--config FILE]
              (STARTTLS is required toward a master not on loopback unless slave_starttls says otherwise)
+             (several masters: cluster nodes, the first that answers is followed)
   conflicts  the operator queue of duplicate-mailbox claims
              list [--all] [--json] | show ID [--json] | resolve ID --keep current|claimant | dismiss ID
              [--data DIR | --etcd URL[,URL...]]

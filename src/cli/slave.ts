@@ -1,10 +1,9 @@
 /** `mupdated slave`: follows a master and serves its copy read-only. */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseHostPort } from '../config.js';
+import { parseMasterList } from '../config.js';
 import { createLogger } from '../log.js';
 import { Follower } from '../resync/follower.js';
-import { defaultStartTls } from '../resync/tls-policy.js';
 import { UserDb } from '../sasl/user-db.js';
 import { LmdbDirectoryStore } from '../store/lmdb-store.js';
 import { securePrivateFolder } from '../store/private-files.js';
@@ -31,11 +30,11 @@ export async function runSlave(flags: SlaveFlags): Promise<void> {
     if (!Number.isFinite(n) || n < 0) throw new Error('--retry-delay: expected seconds >= 0');
     up.retryDelaySeconds = n;
   }
-  if (!up.server) throw new Error('slave needs --master HOST:PORT (or mupdate_server in the config file)');
+  if (!up.server) throw new Error('slave needs --master HOST:PORT[,HOST:PORT...] (or mupdate_server in the config file)');
   const user = up.authname ?? up.username;
   if (!user) throw new Error('slave needs --user NAME (or mupdate_authname/mupdate_username)');
   if (up.password === undefined) throw new Error('slave needs --password-file FILE (or mupdate_password)');
-  const master = parseHostPort(up.server.replace(/\/.*$/, ''));
+  const masters = parseMasterList(up.server);
 
   const log = createLogger();
   logNarrowed(log, securePrivateFolder(config.dataDir));
@@ -44,9 +43,10 @@ export async function runSlave(flags: SlaveFlags): Promise<void> {
   });
   const users = UserDb.open(config.dataDir);
   const follower = new Follower({
+    masters,
     upstream: {
-      host: master.host, port: master.port, user, authzid: up.username ?? user, password: up.password,
-      starttls: up.starttls ?? defaultStartTls(master.host), tlsInsecure: up.tlsInsecure,
+      user, authzid: up.username ?? user, password: up.password,
+      starttls: up.starttls, tlsInsecure: up.tlsInsecure,
       tlsCa: up.tlsCa === undefined ? undefined : readFileSync(up.tlsCa),
     },
     retryDelaySeconds: up.retryDelaySeconds,

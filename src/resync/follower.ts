@@ -11,10 +11,14 @@ import { changeDigest, encodeLogRecord } from '../store/codec.js';
 import type { BatchItem, DirectoryStore, Entry } from '../store/types.js';
 import { entryProblem, shownName } from '../store/validate.js';
 import { entryFromData, reconcile } from './reconcile.js';
+import type { HostPort } from '../host-port.js';
+import { connectFirst, masterText } from './masters.js';
 import { UpstreamConnection, UpstreamError, UpstreamTimeout, type Response, type UpstreamOptions } from './upstream.js';
 
 export interface FollowerOptions {
-  upstream: Omit<UpstreamOptions, 'timeoutMs'>;
+  upstream: Omit<UpstreamOptions, 'timeoutMs' | 'host' | 'port'>;
+  /** The masters to follow, tried in this order at every connect (cluster nodes serving one directory). */
+  masters: HostPort[];
   /** Seconds of silence before a keep-alive NOOP, and the base reconnect delay (mupdate_retry_delay). */
   retryDelaySeconds: number;
   /** Longest wait for the next line of a dump before it is abandoned. */
@@ -30,6 +34,7 @@ export interface FollowerOptions {
 export interface FollowerStatus {
   state: 'starting' | 'connecting' | 'syncing' | 'streaming' | 'waiting' | 'stopped';
   connected: boolean;
+  /** The master connected to (or, before the first connect, the first of the list). */
   master: string;
   masterKind: 'mupdated' | 'cyrus' | null;
   lastFullSync: string | null;
@@ -87,7 +92,7 @@ export class Follower {
   constructor(private readonly opts: FollowerOptions) {
     this.ready = new Promise((resolve) => { this.readyResolve = resolve; });
     this.status = {
-      state: 'starting', connected: false, master: `${opts.upstream.host}:${opts.upstream.port}`, masterKind: null,
+      state: 'starting', connected: false, master: masterText(opts.masters[0]!), masterKind: null,
       lastFullSync: null, lastSyncKind: null, lastResumeRecords: null, lastAppliedChange: null,
       upstreamSeq: (opts.store.getMeta(META_SEQ) as number | undefined) ?? null, entries: null, lastError: null,
     };
@@ -218,8 +223,9 @@ export class Follower {
 
   private async connectAndFollow(retryMs: number): Promise<void> {
     this.setState('connecting');
-    const conn = await UpstreamConnection.open({ ...this.opts.upstream, timeoutMs: Math.max(10_000, retryMs) }, this.opts.log);
+    const { conn, master } = await connectFirst(this.opts.masters, { ...this.opts.upstream, timeoutMs: Math.max(10_000, retryMs) }, this.opts.log);
     this.conn = conn;
+    this.status.master = masterText(master);
     this.noopCounter = 0;
     if (this.stopped) return;
     const canResume = /\bXRESUME\b/.test(conn.bannerText);

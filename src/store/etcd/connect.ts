@@ -63,7 +63,8 @@ export function etcdClient(s: EtcdSettings): Etcd3 {
     hosts: s.endpoints,
     dialTimeout: Math.min(s.writeTimeoutMs, 5_000),
     // No automatic retries: a repeated transaction that had in fact committed would be
-    // decided again against its own result. The write queue retries what is safe to.
+    // decided again against its own result. The write queue repeats a failed transaction
+    // itself, unchanged, where its compares make the repeat safe (write-queue.ts, commit).
     faultHandling: { global: noop },
   };
   const files = readTlsFiles(s);

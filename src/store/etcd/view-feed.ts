@@ -63,28 +63,46 @@ export class ViewFeed {
     this.onAdvance();
   }
 
-  private async watchFrom(revision: number): Promise<void> {
-    const watcher = await this.client.watch().prefix(this.layout.all).startRevision(String(revision)).create();
+  /**
+   * Watches from `revision`; resolves once etcd has created the watch. The
+   * handlers go on before the watch is sent (not after create() resolves):
+   * etcd may answer the creation and, in the same read, the events that
+   * follow or a cancel (history compacted), and those must not pass unheard.
+   */
+  private watchFrom(revision: number): Promise<void> {
+    const watcher = this.client.watch().prefix(this.layout.all).startRevision(String(revision)).watcher();
     this.watcher = watcher;
-    watcher.on('data', (res: IWatchResponse) => {
-      this.applying = this.applying.then(() => this.applyResponse(res)).catch((err: unknown) => {
-        this.log.error({ err: (err as Error).message }, 'cluster view: could not apply changes from etcd; rebuilding the view');
-        void this.restart('apply failed');
+    let created = false;
+    return new Promise<void>((resolve) => {
+      watcher.on('data', (res: IWatchResponse) => {
+        this.applying = this.applying.then(() => this.applyResponse(res)).catch((err: unknown) => {
+          this.log.error({ err: (err as Error).message }, 'cluster view: could not apply changes from etcd; rebuilding the view');
+          void this.restart('apply failed');
+        });
       });
-    });
-    watcher.on('disconnected', (err: Error) => this.log.warn({ err: err.message }, 'cluster view: lost the etcd watch, reconnecting'));
-    watcher.on('connected', () => this.log.info({ revision: this.revision }, 'cluster view: etcd watch connected'));
-    watcher.on('error', (err: Error) => {
-      // A cancelled watch: etcd compacted the history it would resume from.
-      this.log.warn({ err: err.message, revision: this.revision }, 'cluster view: watch cancelled by etcd; rebuilding the view from a full read');
-      void this.restart('watch cancelled');
+      watcher.on('disconnected', (err: Error) => this.log.warn({ err: err.message }, 'cluster view: lost the etcd watch, reconnecting'));
+      watcher.on('connected', () => {
+        if (created) this.log.info({ revision: this.revision }, 'cluster view: etcd watch connected');
+        created = true;
+        resolve();
+      });
+      watcher.on('error', (err: Error) => {
+        // A cancelled watch: etcd compacted the history it would resume from.
+        this.log.warn({ err: err.message, revision: this.revision }, 'cluster view: watch cancelled by etcd; rebuilding the view from a full read');
+        // etcd has dropped this watch already: cancelling it again would wait for an answer that never comes.
+        if (this.watcher === watcher) {
+          this.watcher = null;
+          void this.restart('watch cancelled');
+        }
+        resolve();
+      });
     });
   }
 
   private async restart(why: string): Promise<void> {
     const old = this.watcher;
     this.watcher = null;
-    if (old) await old.cancel().catch(() => {});
+    if (old) await cancelWithin(old, this.timeoutMs);
     for (let attempt = 0; !this.closed; attempt++) {
       try {
         await this.applying;
@@ -193,11 +211,20 @@ export class ViewFeed {
     this.closed = true;
     const w = this.watcher;
     this.watcher = null;
-    if (w) await w.cancel().catch(() => {});
+    if (w) await cancelWithin(w, this.timeoutMs);
     await this.applying.catch(() => {});
     for (const w of this.waiters) w.resolve();
     this.waiters = [];
   }
+}
+
+/** Cancels a watch, waiting at most `ms` for etcd to confirm (a lost stream never does). */
+async function cancelWithin(watcher: Watcher, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    watcher.cancel().catch(() => {}),
+    new Promise<void>((resolve) => { timer = setTimeout(resolve, ms); }),
+  ]).finally(() => clearTimeout(timer));
 }
 
 /** Entries are stored with their names; the key's name is the one that counts. */

@@ -6,7 +6,7 @@
  * the winner's revision, and decides again. Writes to distinct keys queued
  * meanwhile share one transaction (etcd orders them all at one revision).
  */
-import type { Etcd3, ICompare, IRequestOp } from 'etcd3';
+import type { Etcd3, ICompare, IRequestOp, ITxnResponse } from 'etcd3';
 import type { Logger } from '../../log.js';
 import { StorageError } from '../types.js';
 import { DirectoryUnavailable } from './connect.js';
@@ -31,6 +31,8 @@ interface Job {
   notBefore: number;
   attempts: number;
   deadline: number;
+  /** The keys its last plan read: a later write of one of them must not overtake it. */
+  keys: string[];
 }
 
 /** How often one write may lose a race before it is answered NO. */
@@ -65,7 +67,7 @@ export class WriteQueue {
     return new Promise<R>((resolve, reject) => {
       this.queue.push({
         plan, resolve: resolve as (v: unknown) => void, reject, notBefore: 0, attempts: 0,
-        deadline: Date.now() + this.timeoutMs,
+        deadline: Date.now() + this.timeoutMs, keys: [],
       });
       this.schedule();
     });
@@ -89,13 +91,20 @@ export class WriteQueue {
     const compare: ICompare[] = [];
     const success: IRequestOp[] = [];
     const rest: Job[] = [];
+    // Keys of writes left waiting: later writes of the same keys wait behind them (a connection's
+    // pipelined RESERVE then ACTIVATE of one name keep their order, also after a lost race).
+    const waiting = new Set<string>();
+    const wait = (job: Job) => {
+      rest.push(job);
+      for (const k of job.keys) waiting.add(k);
+    };
     for (const job of this.queue) {
       if (now > job.deadline) {
         job.reject(new DirectoryUnavailable(`directory unavailable: the change could not be decided within ${this.timeoutMs / 1000} s (the view did not catch up with etcd)`));
         continue;
       }
-      if (job.notBefore > viewRevision || taken.length >= MAX_WRITES_PER_TXN) {
-        rest.push(job);
+      if (job.notBefore > viewRevision || taken.length >= MAX_WRITES_PER_TXN || job.keys.some((k) => waiting.has(k))) {
+        wait(job);
         continue;
       }
       let plan: Plan<unknown>;
@@ -106,9 +115,10 @@ export class WriteQueue {
         continue;
       }
       const keys = plan.reads.map((k) => k.toString('latin1'));
-      const busy = keys.some((k) => used.has(k) || this.inFlight.has(k) || this.unapplied.has(k));
+      job.keys = keys;
+      const busy = keys.some((k) => used.has(k) || waiting.has(k) || this.inFlight.has(k) || this.unapplied.has(k));
       if (busy || compare.length + plan.reads.length > MAX_TXN_OPS || success.length + plan.ops.length + 1 > MAX_TXN_OPS) {
-        rest.push(job);
+        wait(job);
         continue;
       }
       for (const k of keys) used.add(k);
@@ -129,10 +139,15 @@ export class WriteQueue {
     const started = Date.now();
     const deadline = new Date(Math.min(...taken.map((t) => t.job.deadline), started + this.timeoutMs));
     this.schedule();
-    this.client.kv.txn({ compare, success }, { deadline }).then(
-      (res) => {
+    void this.commit({ compare, success }, deadline).then(
+      ({ res, failedBefore }) => {
         settle();
         const revision = Number(res.header.revision);
+        if (!res.succeeded && failedBefore) {
+          // The repeat found the keys changed: by the first attempt, or by another writer.
+          this.unknownOutcome(taken, failedBefore);
+          return;
+        }
         if (!res.succeeded) {
           // Lost a race: decide again once the view holds what won.
           for (const { job } of taken) {
@@ -150,12 +165,38 @@ export class WriteQueue {
       },
       (err: Error) => {
         settle();
-        this.log.warn({ err: err.message, writes: taken.length }, 'etcd transaction failed');
-        const text = `directory unavailable: etcd did not confirm the change (${err.message}); it may or may not have been stored`;
-        for (const { job } of taken) job.reject(new DirectoryUnavailable(text));
-        this.schedule();
+        this.unknownOutcome(taken, err);
       },
     );
+  }
+
+  /**
+   * Sends a transaction; after an error (a dead member, a lost leader) sends
+   * the same one again until the deadline. That is safe because every
+   * transaction compares the keys it writes against the view's revision: if
+   * an earlier attempt did commit, the repeat fails its compare and changes
+   * nothing (and the caller answers that the outcome is unknown).
+   */
+  private async commit(txn: { compare: ICompare[]; success: IRequestOp[] }, deadline: Date): Promise<{ res: ITxnResponse; failedBefore: Error | null }> {
+    let failedBefore: Error | null = null;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return { res: await this.client.kv.txn(txn, { deadline }), failedBefore };
+      } catch (err) {
+        failedBefore = err as Error;
+        const pause = Math.min(500, 25 * 2 ** attempt);
+        if (Date.now() + pause >= deadline.getTime()) throw err;
+        this.log.debug({ err: failedBefore.message, attempt }, 'etcd transaction failed; sending it again');
+        await new Promise((r) => setTimeout(r, pause));
+      }
+    }
+  }
+
+  private unknownOutcome(taken: Array<{ job: Job }>, err: Error): void {
+    this.log.warn({ err: err.message, writes: taken.length }, 'etcd transaction failed');
+    const text = `directory unavailable: etcd did not confirm the change (${err.message}); it may or may not have been stored`;
+    for (const { job } of taken) job.reject(new DirectoryUnavailable(text));
+    this.schedule();
   }
 
   /** Answers once the view holds the transaction (read your writes; listeners told). */
