@@ -14,6 +14,8 @@ commands:
              --master HOST:PORT --user NAME --password-file FILE [--retry-delay SECONDS]
              [--tls-ca FILE] [--listen HOST:PORT] [--data DIR] [--config FILE]
              (STARTTLS is required toward a master not on loopback unless slave_starttls says otherwise)
+             [--frontend-db FILE] [--kick-socket PATH] [--imapd-conf FRONTEND-IMAPD.CONF]
+             (on a Cyrus frontend: keep its sqlite mailboxes database and answer its kicks)
   conflicts  the operator queue of duplicate-mailbox claims
              list [--all] [--json] | show ID [--json] | resolve ID --keep current|claimant | dismiss ID
              [--data DIR | --etcd URL[,URL...]]
@@ -71,6 +73,7 @@ export async function main(argv: string[]): Promise<number> {
         options: {
           ...SERVER_OPTIONS, master: { type: 'string' }, user: { type: 'string' },
           'password-file': { type: 'string' }, 'retry-delay': { type: 'string' }, 'tls-ca': { type: 'string' },
+          'frontend-db': { type: 'string' }, 'kick-socket': { type: 'string' }, 'imapd-conf': { type: 'string' },
         },
         strict: true,
       });
