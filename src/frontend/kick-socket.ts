@@ -74,6 +74,7 @@ export class KickSocket {
     socket.setTimeout(FLUSH_TIMEOUT_MS + SOCKET_IDLE_MS, () => socket.destroy());
     void this.kick().then(() => {
       if (!socket.destroyed) socket.end('ok');
+      this.opts.log.debug({ kicks: this.kicks, flushes: this.flushes }, 'kick answered');
     });
   }
 
