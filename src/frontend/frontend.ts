@@ -61,11 +61,12 @@ export interface RunningFrontend {
 
 /**
  * Opens the database, brings it to the local copy, and follows the store.
- * The kick socket opens once the copy is complete (`ready`), as Cyrus's
- * slave opens it only after its first sync.
+ * The kick socket opens once this run has synced with the master
+ * (`synced`), as Cyrus's slave opens it only after its first sync: until
+ * then a kick could only answer with a copy the master may have moved past.
  */
 export function startFrontend(
-  settings: FrontendSettings, store: DirectoryStore, follower: { ready: Promise<void>; syncWithMaster(): Promise<void> }, log: Logger,
+  settings: FrontendSettings, store: DirectoryStore, follower: { synced: Promise<void>; syncWithMaster(): Promise<void> }, log: Logger,
 ): RunningFrontend {
   if (!settings.db) throw new ConfigError('the frontend database needs a file (--frontend-db or frontend_db)');
   const mirror = SqliteMirror.open(settings.db, log);
@@ -75,7 +76,7 @@ export function startFrontend(
   let closing = false;
   const kickPath = settings.kickSocket;
   const opened = kickPath
-    ? follower.ready.then(async () => {
+    ? follower.synced.then(async () => {
       if (closing) return;
       kick = await KickSocket.listen({
         path: kickPath, log, syncWithMaster: () => follower.syncWithMaster(), flushFrontend: () => mirror.flushNow(),

@@ -68,6 +68,7 @@ export class KickSocket {
 
   private onConnection(socket: Socket): void {
     this.kicks++;
+    this.opts.log.debug({ kicks: this.kicks }, 'kick received');
     // The kicker sends nothing; anything it sends is ignored (never buffered).
     socket.on('data', () => {});
     socket.on('error', () => {});
