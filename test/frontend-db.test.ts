@@ -52,7 +52,8 @@ async function startOurSlave(): Promise<RunningMupdated> {
   const s = await startSlave({
     master: proxy!.port, dataDir: slaveData,
     // the config-file keys, not the flags
-    config: { frontend_db: db, kick_socket: sock },
+    // every reconnect a full UPDATE, as from a Cyrus master
+    config: { frontend_db: db, kick_socket: sock, slave_resume: false },
   });
   await s.waitForLog(/"msg":"kick socket listening"/);
   return s;
@@ -150,6 +151,44 @@ test.serial('a restart after SIGKILL brings the file back by difference: rows th
     [keyOf('user.u3'), keyOf('user.u4'), keyOf('user.added')].sort());
   t.is(untouched.length, 97);
   t.is([...rows.keys()].filter((k) => k.startsWith('N')).length, 100);
+});
+
+test.serial('a full resync after a reconnect rewrites only the rows that changed and never empties the file', async (t) => {
+  const w = new Database(db, { timeout: 5_000 });
+  try {
+    w.exec(`UPDATE mailboxes_db SET data = replace(data, ' M ', ' M 8') WHERE substr(dbkey, 1, 1) = 'N'`);
+  } finally {
+    w.close();
+  }
+  const fullSyncs = () => slave!.logs.filter((l) => l.includes('"msg":"full sync applied"')).length;
+  const before = fullSyncs();
+  proxy!.refusing = true;
+  proxy!.cutAll();
+  await applyChanges(master!.port, [['ACTIVATE', 'user.u5', 'backend1!default', acl('changed')], ['DELETE', 'user.u6']]);
+  // a reader, as the frontend's lookups, watches the row count all along
+  const reader = new Database(db, { readonly: true, timeout: 5_000 });
+  const count = reader.prepare("SELECT count(*) AS n FROM mailboxes_db WHERE substr(dbkey, 1, 1) = 'N'");
+  let least = Infinity;
+  let reads = 0;
+  const watch = setInterval(() => {
+    least = Math.min(least, (count.get() as { n: number }).n);
+    reads++;
+  }, 2);
+  try {
+    proxy!.refusing = false;
+    await waitUntil(() => fullSyncs() > before, 20_000, 'a full sync after the reconnect');
+    t.is(await kick(sock), 'ok');
+  } finally {
+    clearInterval(watch);
+    reader.close();
+  }
+  t.true(reads > 0);
+  t.true(least >= 99, `the file held only ${least} rows at one point`);
+  const rows = new Map(readRows(db).map((r) => [r.key, r.value]));
+  t.false(rows.has(keyOf('user.u6')));
+  t.regex(rows.get(keyOf('user.u5')) ?? '', / M [1-7]\d+ A %\(changed /);
+  const rewritten = [...rows].filter(([k, v]) => k.startsWith('N') && !/ M 8\d+ A /.test(v)).map(([k]) => k);
+  t.deepEqual(rewritten, [keyOf('user.u5')]);
 });
 
 test('dlist strings: atoms plain, specials quoted, 8-bit and long values as literals (Cyrus lib/dlist.c rules)', (t) => {
