@@ -8,14 +8,15 @@
  */
 import test from 'ava';
 import Database from 'better-sqlite3';
-import { statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { dlistString, rowKey } from '../src/frontend/cyrus-row.js';
 import { journalMode, readRows } from './helpers/cyrus-frontend.js';
 import { FaultProxy } from './helpers/fault-proxy.js';
-import { removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
-import { applyChanges, startSlave, waitUntil, type Cmd } from './helpers/slave-tools.js';
+import { CLI, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
+import { applyChanges, passwordFilePath, startSlave, waitUntil, type Cmd } from './helpers/slave-tools.js';
 
 const acl = (id: string) => `${id}\tlrswipkxtecdan\t`;
 
@@ -189,6 +190,24 @@ test.serial('a full resync after a reconnect rewrites only the rows that changed
   t.regex(rows.get(keyOf('user.u5')) ?? '', / M [1-7]\d+ A %\(changed /);
   const rewritten = [...rows].filter(([k, v]) => k.startsWith('N') && !/ M 8\d+ A /.test(v)).map(([k]) => k);
   t.deepEqual(rewritten, [keyOf('user.u5')]);
+});
+
+test('a frontend database that cannot be opened, or a frontend imapd.conf without sql_database, stops the slave with a clear message', (t) => {
+  const data = tempDir('mupdated-frontend-bad-');
+  try {
+    const run = (...extra: string[]) => spawnSync(process.execPath, [CLI, 'slave', '--master', '127.0.0.1:1', '--user', 'x',
+      '--password-file', passwordFilePath(), '--data', data, '--listen', '127.0.0.1:0', ...extra], { encoding: 'utf8', timeout: 30_000 });
+    const missing = run('--frontend-db', join(data, 'no-such-folder', 'mailboxes.sqlite'));
+    t.is(missing.status, 1);
+    t.regex(missing.stderr, /cannot create the frontend database .*no-such-folder/);
+    const conf = join(data, 'imapd.conf');
+    writeFileSync(conf, 'configdirectory: /var/lib/cyrus\n');
+    const noSql = run('--imapd-conf', conf);
+    t.is(noSql.status, 1);
+    t.regex(noSql.stderr, /has no sql_database: give --frontend-db FILE/);
+  } finally {
+    removeDir(data);
+  }
 });
 
 test('dlist strings: atoms plain, specials quoted, 8-bit and long values as literals (Cyrus lib/dlist.c rules)', (t) => {

@@ -35,7 +35,8 @@ export interface MirrorCounts {
 }
 
 export class SqliteMirror {
-  private readonly pending = new Map<string, { name: Buffer; entry: Entry | null }>();
+  /** Row key (latin1) -> the entry's latest state (null: remove the row), oldest change first. */
+  private readonly pending = new Map<string, Entry | null>();
   private scheduled: NodeJS.Immediate | NodeJS.Timeout | null = null;
   private closed = false;
   readonly counts: MirrorCounts = { written: 0, deleted: 0, transactions: 0 };
@@ -111,13 +112,13 @@ export class SqliteMirror {
         const have = stored.get(key);
         stored.delete(key);
         if (have && have.length === 1 && sameRowValue(have[0]!, rowValueParts(entry))) continue;
-        this.pending.set(key, { name: Buffer.from(entry.name), entry });
+        this.pending.set(key, entry);
       }
     } finally {
       snapshot.close();
     }
     // Rows of names the copy does not hold.
-    for (const key of stored.keys()) this.pending.set(key, { name: Buffer.alloc(0), entry: null });
+    for (const key of stored.keys()) this.pending.set(key, null);
     const changed = this.pending.size;
     this.flushNow();
     this.log.info({ rows, changed }, 'frontend database caught up with the local copy');
@@ -134,14 +135,22 @@ export class SqliteMirror {
     const key = rowKey(change.name).toString('latin1');
     // A later change of the same name replaces the earlier one: the batch writes final states.
     this.pending.delete(key);
-    this.pending.set(key, { name: change.name, entry: change.entry });
+    this.pending.set(key, change.entry);
     this.schedule(0);
   }
 
+  /**
+   * A background flush writes one transaction, then lets the event loop
+   * serve others before the next (a whole directory arriving at once does
+   * not stop the slave's own clients); a kick's flushNow writes all.
+   */
   private schedule(delayMs: number): void {
     if (this.scheduled || this.closed) return;
-    if (delayMs === 0) this.scheduled = setImmediate(() => { this.scheduled = null; this.flushNow(); });
-    else this.scheduled = setTimeout(() => { this.scheduled = null; this.flushNow(); }, delayMs);
+    const step = () => {
+      this.scheduled = null;
+      if (this.writeBatch() && this.pending.size > 0) this.schedule(0);
+    };
+    this.scheduled = delayMs === 0 ? setImmediate(step) : setTimeout(step, delayMs);
   }
 
   /** Number of queued changes not yet in the file. */
@@ -155,27 +164,31 @@ export class SqliteMirror {
    * written (the changes stay queued and are retried).
    */
   flushNow(): boolean {
+    while (this.pending.size > 0) if (!this.writeBatch()) return false;
+    return true;
+  }
+
+  /** Writes the oldest queued changes (at most ROWS_PER_TRANSACTION) in one transaction. */
+  private writeBatch(): boolean {
     if (this.closed) return false;
     const mtime = Math.floor(Date.now() / 1000);
-    while (this.pending.size > 0) {
-      const batch: Array<[string, Entry | null]> = [];
-      for (const [key, item] of this.pending) {
-        batch.push([key, item.entry]);
-        if (batch.length >= ROWS_PER_TRANSACTION) break;
-      }
-      try {
-        this.db.transaction(() => {
-          for (const [key, entry] of batch) this.writeRow(Buffer.from(key, 'latin1'), entry, mtime);
-        })();
-      } catch (err) {
-        this.log.error({ err: (err as Error).message, file: this.file, backlog: this.pending.size },
-          'cannot write the frontend database; retrying');
-        this.schedule(RETRY_DELAY_MS);
-        return false;
-      }
-      this.counts.transactions++;
-      for (const [key] of batch) this.pending.delete(key);
+    const batch: Array<[string, Entry | null]> = [];
+    for (const [key, entry] of this.pending) {
+      batch.push([key, entry]);
+      if (batch.length >= ROWS_PER_TRANSACTION) break;
     }
+    try {
+      this.db.transaction(() => {
+        for (const [key, entry] of batch) this.writeRow(Buffer.from(key, 'latin1'), entry, mtime);
+      })();
+    } catch (err) {
+      this.log.error({ err: (err as Error).message, file: this.file, backlog: this.pending.size },
+        'cannot write the frontend database; retrying');
+      this.schedule(RETRY_DELAY_MS);
+      return false;
+    }
+    this.counts.transactions++;
+    for (const [key] of batch) this.pending.delete(key);
     return true;
   }
 
