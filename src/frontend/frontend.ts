@@ -7,11 +7,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError } from '../config.js';
 import type { Logger } from '../log.js';
 import type { DirectoryStore } from '../store/types.js';
 import { KickSocket } from './kick-socket.js';
 import { SqliteMirror } from './sqlite-mirror.js';
+
+/** The frontend settings cannot be used (no database file named, an unreadable imapd.conf). */
+export class FrontendSettingsError extends Error {}
 
 export interface FrontendSettings {
   /** The sqlite file (`frontend_db`). */
@@ -28,7 +30,7 @@ export function readImapdConf(path: string): Map<string, string> {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ConfigError(`cannot read ${path}: ${(err as Error).message}`);
+    throw new FrontendSettingsError(`cannot read ${path}: ${(err as Error).message}`);
   }
   const keys = new Map<string, string>();
   for (const line of text.split(/\r?\n/)) {
@@ -49,7 +51,7 @@ export function resolveFrontend(settings: FrontendSettings, log: Logger): Fronte
   out.db ??= conf.get('sql_database');
   const configDirectory = conf.get('configdirectory');
   if (configDirectory) out.kickSocket ??= join(configDirectory, 'socket', 'mupdate.target');
-  if (!out.db) throw new ConfigError(`${settings.imapdConf} has no sql_database: give --frontend-db FILE`);
+  if (!out.db) throw new FrontendSettingsError(`${settings.imapdConf} has no sql_database: give --frontend-db FILE`);
   return out;
 }
 
@@ -68,7 +70,7 @@ export interface RunningFrontend {
 export function startFrontend(
   settings: FrontendSettings, store: DirectoryStore, follower: { synced: Promise<void>; syncWithMaster(): Promise<void> }, log: Logger,
 ): RunningFrontend {
-  if (!settings.db) throw new ConfigError('the frontend database needs a file (--frontend-db or frontend_db)');
+  if (!settings.db) throw new FrontendSettingsError('the frontend database needs a file (--frontend-db or frontend_db)');
   const mirror = SqliteMirror.open(settings.db, log);
   mirror.catchUp(store);
   const unsubscribe = mirror.follow(store);
