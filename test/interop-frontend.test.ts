@@ -51,7 +51,7 @@ function expectedRows(entries: MasterEntry[]): Array<[string, string]> {
         location: Buffer.from(e.location, 'latin1'), acl: Buffer.from(e.acl, 'latin1'),
       };
       const parts = rowValueParts(entry);
-      return [rowKey(entry.name).toString('latin1'), `${parts.head.toString('latin1')}_${parts.tail.toString('latin1')}`];
+      return [rowKey(entry.name).toString('latin1'), `${parts.head}_${parts.tail}`];
     })
     .sort((a, b) => Buffer.compare(Buffer.from(a[0], 'latin1'), Buffer.from(b[0], 'latin1')));
 }

@@ -13,7 +13,7 @@ import { chownSync, closeSync, existsSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from '../log.js';
 import type { Change, DirectoryStore, Entry } from '../store/types.js';
-import { rowKey, rowValue, rowValueParts, sameRowValue } from './cyrus-row.js';
+import { rowKeyText, rowValue, rowValueParts, sameRowValue } from './cyrus-row.js';
 
 /** Cyrus's table for `mailboxes.db`, as its sql backend creates it. */
 const TABLE = 'mailboxes_db';
@@ -95,20 +95,20 @@ export class SqliteMirror {
    * before the store changes (the slave not yet following).
    */
   catchUp(store: DirectoryStore): { changed: number; rows: number } {
-    const stored = new Map<string, Buffer[]>();
+    const stored = new Map<string, string[]>();
     for (const row of this.db.prepare(
       `SELECT CAST(dbkey AS BLOB) AS k, CAST(data AS BLOB) AS d FROM ${TABLE} WHERE substr(dbkey, 1, 1) = 'N'`,
     ).iterate() as IterableIterator<{ k: Buffer; d: Buffer | null }>) {
       const key = row.k.toString('latin1');
       const list = stored.get(key) ?? [];
-      list.push(row.d ?? Buffer.alloc(0));
+      list.push(row.d ? row.d.toString('latin1') : '');
       stored.set(key, list);
     }
     const rows = [...stored.values()].reduce((n, l) => n + l.length, 0);
     const snapshot = store.snapshot();
     try {
       for (const entry of snapshot.entries()) {
-        const key = rowKey(entry.name).toString('latin1');
+        const key = rowKeyText(entry.name.toString('latin1'));
         const have = stored.get(key);
         stored.delete(key);
         if (have && have.length === 1 && sameRowValue(have[0]!, rowValueParts(entry))) continue;
@@ -132,7 +132,7 @@ export class SqliteMirror {
 
   private enqueue(change: Change): void {
     if (this.closed) return;
-    const key = rowKey(change.name).toString('latin1');
+    const key = rowKeyText(change.name.toString('latin1'));
     // A later change of the same name replaces the earlier one: the batch writes final states.
     this.pending.delete(key);
     this.pending.set(key, change.entry);
@@ -172,9 +172,12 @@ export class SqliteMirror {
   private writeBatch(): boolean {
     if (this.closed) return false;
     const mtime = Math.floor(Date.now() / 1000);
+    // Taken off the queue as they are read: iterating past deleted slots of a
+    // Map again for every batch would make a million queued changes quadratic.
     const batch: Array<[string, Entry | null]> = [];
     for (const [key, entry] of this.pending) {
       batch.push([key, entry]);
+      this.pending.delete(key);
       if (batch.length >= ROWS_PER_TRANSACTION) break;
     }
     try {
@@ -182,13 +185,20 @@ export class SqliteMirror {
         for (const [key, entry] of batch) this.writeRow(Buffer.from(key, 'latin1'), entry, mtime);
       })();
     } catch (err) {
+      // Back to the front of the queue, before any later change of the same names.
+      const later = [...this.pending];
+      this.pending.clear();
+      for (const [key, entry] of batch) this.pending.set(key, entry);
+      for (const [key, entry] of later) {
+        this.pending.delete(key);
+        this.pending.set(key, entry);
+      }
       this.log.error({ err: (err as Error).message, file: this.file, backlog: this.pending.size },
         'cannot write the frontend database; retrying');
       this.schedule(RETRY_DELAY_MS);
       return false;
     }
     this.counts.transactions++;
-    for (const [key] of batch) this.pending.delete(key);
     return true;
   }
 
@@ -198,7 +208,7 @@ export class SqliteMirror {
       return;
     }
     const existing = this.selectKey.all(key);
-    if (existing.length === 1 && sameRowValue(existing[0]!.data ?? Buffer.alloc(0), rowValueParts(entry))) return;
+    if (existing.length === 1 && sameRowValue(existing[0]!.data?.toString('latin1') ?? '', rowValueParts(entry))) return;
     const value = rowValue(entry, mtime);
     if (existing.length > 1) this.remove.run(key);
     if (existing.length === 1) this.update.run(value, key);
