@@ -77,21 +77,24 @@ export function startFrontend(
   let kick: KickSocket | null = null;
   let closing = false;
   const kickPath = settings.kickSocket;
-  const opened = kickPath
-    ? follower.synced.then(async () => {
+  if (kickPath) {
+    void follower.synced.then(async () => {
       if (closing) return;
-      kick = await KickSocket.listen({
+      const listening = await KickSocket.listen({
         path: kickPath, log, syncWithMaster: () => follower.syncWithMaster(), flushFrontend: () => mirror.flushNow(),
       });
+      // Closed while it was opening: close it again.
+      if (closing) await listening.close();
+      else kick = listening;
     }).catch((err: Error) => {
       log.error({ err: err.message }, 'kick socket not opened: frontend writes will not be visible at once');
-    })
-    : Promise.resolve();
+    });
+  }
   return {
     mirror,
     async close() {
       closing = true;
-      await Promise.race([opened, Promise.resolve()]);
+      // (not waiting for the socket to open: that waits for a sync that may never come)
       await (kick as KickSocket | null)?.close();
       unsubscribe();
       mirror.close();
