@@ -61,6 +61,8 @@ export interface ServerConfig {
   upstream: UpstreamConfig;
   /** Cluster mode: the directory in etcd (spec cluster.md); unset: LMDB alone. */
   etcd: EtcdConfig;
+  /** Slave on a Cyrus frontend: the frontend's sqlite mailboxes database and kick socket. */
+  frontend: { db?: string | undefined; kickSocket?: string | undefined };
 }
 
 export interface UpstreamConfig {
@@ -131,6 +133,7 @@ export function defaultConfig(): ServerConfig {
     authCacheTtlMs: 10 * 60 * 1000,
     conflictPolicy: 'queue',
     etcd: { endpoints: [], prefix: '/mupdated/', writeTimeoutMs: 5_000 },
+    frontend: {},
     upstream: { retryDelaySeconds: 20, dumpTimeoutSeconds: 120, resume: true, tlsInsecure: false },
   };
 }
@@ -238,6 +241,8 @@ export function applySettings(config: ServerConfig, settings: Map<string, string
         config.upstream.starttls = v;
         break;
       case 'slave_tls_insecure': config.upstream.tlsInsecure = bool(key, v); break;
+      case 'frontend_db': config.frontend.db = v; break;
+      case 'kick_socket': config.frontend.kickSocket = v; break;
       case 'etcd_endpoints': config.etcd.endpoints = v.split(/[\s,]+/).filter(Boolean); break;
       case 'etcd_prefix': config.etcd.prefix = v; break;
       case 'etcd_ca': config.etcd.ca = v; break;

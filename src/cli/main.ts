@@ -15,6 +15,8 @@ commands:
              [--tls-ca FILE] [--listen HOST:PORT] [--data DIR] [--config FILE]
              (STARTTLS is required toward a master not on loopback unless slave_starttls says otherwise)
              (several masters: cluster nodes, the first that answers is followed)
+             [--frontend-db FILE] [--kick-socket PATH] [--imapd-conf FRONTEND-IMAPD.CONF]
+             (on a Cyrus frontend: keep its sqlite mailboxes database and answer its kicks)
   conflicts  the operator queue of duplicate-mailbox claims
              list [--all] [--json] | show ID [--json] | resolve ID --keep current|claimant | dismiss ID
              [--data DIR | --etcd URL[,URL...]]
@@ -72,6 +74,7 @@ export async function main(argv: string[]): Promise<number> {
         options: {
           ...SERVER_OPTIONS, master: { type: 'string' }, user: { type: 'string' },
           'password-file': { type: 'string' }, 'retry-delay': { type: 'string' }, 'tls-ca': { type: 'string' },
+          'frontend-db': { type: 'string' }, 'kick-socket': { type: 'string' }, 'imapd-conf': { type: 'string' },
         },
         strict: true,
       });

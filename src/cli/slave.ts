@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { parseMasterList } from '../config.js';
 import { createLogger } from '../log.js';
 import { Follower } from '../resync/follower.js';
+import { startFrontend, resolveFrontend } from '../frontend/frontend.js';
 import { UserDb } from '../sasl/user-db.js';
 import { LmdbDirectoryStore } from '../store/lmdb-store.js';
 import { securePrivateFolder } from '../store/private-files.js';
@@ -16,6 +17,9 @@ export interface SlaveFlags extends ServerFlags {
   'password-file'?: string | undefined;
   'retry-delay'?: string | undefined;
   'tls-ca'?: string | undefined;
+  'frontend-db'?: string | undefined;
+  'kick-socket'?: string | undefined;
+  'imapd-conf'?: string | undefined;
 }
 
 export async function runSlave(flags: SlaveFlags): Promise<void> {
@@ -55,12 +59,20 @@ export async function runSlave(flags: SlaveFlags): Promise<void> {
     store, log,
     statusFile: join(config.dataDir, 'status.json'),
   });
+  const frontendSettings = resolveFrontend({
+    db: flags['frontend-db'] ?? config.frontend.db, kickSocket: flags['kick-socket'] ?? config.frontend.kickSocket,
+    imapdConf: flags['imapd-conf'],
+  }, log);
+  const frontend = frontendSettings.db ? startFrontend(frontendSettings, store, follower, log) : null;
   const running = await startServer(config, log, {
     kind: 'slave', master: up.server,
     syncWithMaster: () => follower.syncWithMaster(),
     ready: follower.ready,
     isReady: () => follower.isReady,
-  }, store, users, () => follower.stop());
+  }, store, users, async () => {
+    await follower.stop();
+    await frontend?.close();
+  });
   follower.start();
   void running;
 }

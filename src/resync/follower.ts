@@ -84,6 +84,9 @@ export class Follower {
   /** Resolves once the local copy is complete (now or from an earlier run). */
   readonly ready: Promise<void>;
   private isReadyFlag = false;
+  private syncedResolve!: () => void;
+  /** Resolves once this run has completed a sync with the master (not an earlier run's copy). */
+  readonly synced: Promise<void>;
   private loop: Promise<void> | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
   private statusWrite: Promise<void> = Promise.resolve();
@@ -91,6 +94,7 @@ export class Follower {
 
   constructor(private readonly opts: FollowerOptions) {
     this.ready = new Promise((resolve) => { this.readyResolve = resolve; });
+    this.synced = new Promise((resolve) => { this.syncedResolve = resolve; });
     this.status = {
       state: 'starting', connected: false, master: masterText(opts.masters[0]!), masterKind: null,
       lastFullSync: null, lastSyncKind: null, lastResumeRecords: null, lastAppliedChange: null,
@@ -234,6 +238,7 @@ export class Follower {
     const seqTagged = canResume && this.opts.resume ? await this.resumeSync(conn) : await this.fullSync(conn);
     this.markReady('first complete sync');
     this.setState('streaming');
+    this.syncedResolve();
     await this.stream(conn, retryMs, seqTagged);
   }
 

@@ -87,12 +87,12 @@ export function cyrusAvailability(): Availability {
   return cachedAvailability;
 }
 
-function cyrusIds(): { uid: number; gid: number } {
+export function cyrusIds(): { uid: number; gid: number } {
   return { uid: lookupId('/etc/passwd', CYRUS_USER)!, gid: lookupId('/etc/group', CYRUS_GROUP)! };
 }
 
 /** chown -R cyrus:mail (only when we are root; as `cyrus` the files are ours already). */
-function chownTree(path: string): void {
+export function chownTree(path: string): void {
   if (process.getuid?.() !== 0) return;
   const { uid, gid } = cyrusIds();
   chownSync(path, uid, gid);
@@ -337,9 +337,13 @@ export class CyrusBackend {
   /**
    * Serves this backend with a real imapd under its own master(8) on a free
    * loopback port. IMAP login: `cyrus` / secret (an admin), PLAIN/LOGIN
-   * without TLS. `deleteMode` is imapd's `delete_mode`.
+   * without TLS. `deleteMode` is imapd's `delete_mode`. `port`: listen there
+   * instead of a free port of our choosing. `frontend`: a Murder frontend
+   * (no `proxyservers`).
    */
-  async startImapd(options: { deleteMode?: 'delayed' | 'immediate'; config?: Record<string, string> } = {}): Promise<CyrusImapd> {
+  async startImapd(options: {
+    deleteMode?: 'delayed' | 'immediate'; config?: Record<string, string>; port?: number; frontend?: boolean;
+  } = {}): Promise<CyrusImapd> {
     if (this.imapd) throw new Error('imapd already running for this backend');
     const sasldb = join(this.dir, 'sasldb2');
     const sp = spawnSync(findInPath('saslpasswd2')!, ['-p', '-c', '-f', sasldb, '-u', this.servername, CYRUS_USER], { input: PASSWORD });
@@ -348,7 +352,7 @@ export class CyrusBackend {
     this.writeConfig({
       admins: CYRUS_USER,
       // makes imapd a murder backend: without proxyservers it thinks it is a frontend
-      proxyservers: 'murder',
+      ...(options.frontend ? {} : { proxyservers: 'murder' }),
       allowplaintext: 'yes',
       sasl_pwcheck_method: 'auxprop',
       sasl_auxprop_plugin: 'sasldb',
@@ -357,7 +361,7 @@ export class CyrusBackend {
       delete_mode: options.deleteMode ?? 'delayed',
       ...(options.config ?? {}),
     });
-    const port = await freePort();
+    const port = options.port ?? await freePort();
     const cyrusConf = join(this.dir, 'cyrus.conf');
     writeFileSync(cyrusConf,
       `SERVICES {\n  imap cmd="imapd -C ${this.configPath}" listen="127.0.0.1:${port}" prefork=0 maxchild=10\n}\n`);

@@ -35,6 +35,8 @@ export interface StartOptions {
   args?: string[];
   mode?: 'master' | 'slave';
   env?: Record<string, string>;
+  /** Run as this user (the data folder must be theirs). */
+  runAs?: { uid: number; gid: number };
 }
 
 export interface RunningMupdated {
@@ -76,6 +78,7 @@ export async function startMupdated(options: StartOptions = {}): Promise<Running
   const child = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, MUPDATED_LOG_LEVEL: 'debug', ...(options.env ?? {}) },
+    ...(options.runAs ?? {}),
   });
   const logs: string[] = [];
   const waiters: Array<{ match: RegExp; resolve: (l: string) => void }> = [];

@@ -1,0 +1,103 @@
+/**
+ * `mupdated slave --frontend-db FILE [--kick-socket PATH]`: the slave keeps a
+ * Cyrus frontend's mailboxes database (sqlite) and answers its kicks, so the
+ * frontend needs no Cyrus `mupdate` slave. Defaults come from the frontend's
+ * own imapd.conf (`--imapd-conf`): `sql_database`, and the socket Cyrus's
+ * slave would listen on, `<configdirectory>/socket/mupdate.target`.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from '../log.js';
+import type { DirectoryStore } from '../store/types.js';
+import { KickSocket } from './kick-socket.js';
+import { SqliteMirror } from './sqlite-mirror.js';
+
+/** The frontend settings cannot be used (no database file named, an unreadable imapd.conf). */
+export class FrontendSettingsError extends Error {}
+
+export interface FrontendSettings {
+  /** The sqlite file (`frontend_db`). */
+  db?: string | undefined;
+  /** The kick socket (`kick_socket`). */
+  kickSocket?: string | undefined;
+  /** The frontend's imapd.conf, for defaults. */
+  imapdConf?: string | undefined;
+}
+
+/** The keys of a Cyrus imapd.conf (`key: value`; later lines win, as in Cyrus). */
+export function readImapdConf(path: string): Map<string, string> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new FrontendSettingsError(`cannot read ${path}: ${(err as Error).message}`);
+  }
+  const keys = new Map<string, string>();
+  for (const line of text.split(/\r?\n/)) {
+    const m = /^\s*([A-Za-z0-9_-]+)\s*:\s*(.*?)\s*$/.exec(line);
+    if (m && !line.trimStart().startsWith('#')) keys.set(m[1]!.toLowerCase(), m[2]!);
+  }
+  return keys;
+}
+
+/** Fills what the flags and config file left open from the frontend's imapd.conf. */
+export function resolveFrontend(settings: FrontendSettings, log: Logger): FrontendSettings {
+  if (!settings.imapdConf) return settings;
+  const conf = readImapdConf(settings.imapdConf);
+  const out = { ...settings };
+  if (conf.get('mboxlist_db') !== 'sql' || (conf.get('sql_engine') ?? 'sqlite') !== 'sqlite') {
+    log.warn({ file: settings.imapdConf }, "the frontend's imapd.conf does not say 'mboxlist_db: sql' and 'sql_engine: sqlite': Cyrus will not read the database we write");
+  }
+  out.db ??= conf.get('sql_database');
+  const configDirectory = conf.get('configdirectory');
+  if (configDirectory) out.kickSocket ??= join(configDirectory, 'socket', 'mupdate.target');
+  if (!out.db) throw new FrontendSettingsError(`${settings.imapdConf} has no sql_database: give --frontend-db FILE`);
+  return out;
+}
+
+export interface RunningFrontend {
+  mirror: SqliteMirror;
+  /** Stops following, closes the kick socket, writes what is queued and closes the file. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the database, brings it to the local copy, and follows the store.
+ * The kick socket opens once this run has synced with the master
+ * (`synced`), as Cyrus's slave opens it only after its first sync: until
+ * then a kick could only answer with a copy the master may have moved past.
+ */
+export function startFrontend(
+  settings: FrontendSettings, store: DirectoryStore, follower: { synced: Promise<void>; syncWithMaster(): Promise<void> }, log: Logger,
+): RunningFrontend {
+  if (!settings.db) throw new FrontendSettingsError('the frontend database needs a file (--frontend-db or frontend_db)');
+  const mirror = SqliteMirror.open(settings.db, log);
+  mirror.catchUp(store);
+  const unsubscribe = mirror.follow(store);
+  let kick: KickSocket | null = null;
+  let closing = false;
+  const kickPath = settings.kickSocket;
+  if (kickPath) {
+    void follower.synced.then(async () => {
+      if (closing) return;
+      const listening = await KickSocket.listen({
+        path: kickPath, log, syncWithMaster: () => follower.syncWithMaster(), flushFrontend: () => mirror.flushNow(),
+      });
+      // Closed while it was opening: close it again.
+      if (closing) await listening.close();
+      else kick = listening;
+    }).catch((err: Error) => {
+      log.error({ err: err.message }, 'kick socket not opened: frontend writes will not be visible at once');
+    });
+  }
+  return {
+    mirror,
+    async close() {
+      closing = true;
+      // (not waiting for the socket to open: that waits for a sync that may never come)
+      await (kick as KickSocket | null)?.close();
+      unsubscribe();
+      mirror.close();
+    },
+  };
+}
