@@ -214,7 +214,7 @@ export class EtcdDirectoryStore implements DirectoryStore {
       const decision = decide(current, conflicts);
       if (decision.kind === 'put') ops.push({ request_put: { key, value: encodeEntryValue({ ...decision.entry, name }) } });
       else if (decision.kind === 'delete' && current) ops.push({ request_delete_range: { key } });
-      return { reads, ops, result: decision.result };
+      return { reads, present: current ? [key] : [], ops, result: decision.result };
     });
   }
 
@@ -251,17 +251,20 @@ export class EtcdDirectoryStore implements DirectoryStore {
         return { reads, ops: [], result: record, refusal: new ConflictRefusal(`conflict #${id} is already ${record.status}`) };
       }
       const ops: IRequestOp[] = [];
+      const present: Buffer[] = [];
       if (keep === 'claimant') {
         const key = this.layout.entry(record.name);
         reads.push(key);
         const next: Entry = { name: record.name, ...record.claimed };
-        if (!sameEntry(this.view.find(record.name), next)) ops.push({ request_put: { key, value: encodeEntryValue(next) } });
+        const current = this.view.find(record.name);
+        if (current) present.push(key);
+        if (!sameEntry(current, next)) ops.push({ request_put: { key, value: encodeEntryValue(next) } });
       }
       const closed: ConflictRecord = {
         ...record, status: keep === 'none' ? 'dismissed' : 'resolved', resolution: { keep, at: new Date().toISOString(), by },
       };
       ops.push({ request_put: { key: conflictKey, value: encodeConflict(closed) } });
-      return { reads, ops, result: closed };
+      return { reads, present, ops, result: closed };
     });
   }
 

@@ -17,6 +17,11 @@ import type { ViewFeed } from './view-feed.js';
 export interface Plan<R> {
   /** etcd keys the decision read (compared: not modified after the view's revision). */
   reads: Buffer[];
+  /**
+   * Those of `reads` the decision saw existing: compared "still exists" too,
+   * since a key deleted after the view's revision compares like one never there.
+   */
+  present?: Buffer[];
   ops: IRequestOp[];
   result: R;
   /** An answer decided on the current directory that is not a change (thrown to the caller). */
@@ -49,6 +54,8 @@ export class WriteQueue {
   private scheduled = false;
   /** Keys written by transactions the view has not applied yet: planned again only after it has. */
   private readonly unapplied = new Map<string, number>();
+  /** Wakes the queue while writes wait, so each is answered NO by its deadline even if nothing else happens. */
+  private readonly sweeper: NodeJS.Timeout;
 
   constructor(
     private readonly client: Etcd3,
@@ -61,6 +68,10 @@ export class WriteQueue {
       for (const [k, rev] of this.unapplied) if (rev <= feed.revision) this.unapplied.delete(k);
       this.schedule();
     };
+    this.sweeper = setInterval(() => {
+      if (this.queue.length) this.schedule();
+    }, 250);
+    this.sweeper.unref();
   }
 
   submit<R>(plan: () => Plan<R>): Promise<R> {
@@ -117,12 +128,14 @@ export class WriteQueue {
       const keys = plan.reads.map((k) => k.toString('latin1'));
       job.keys = keys;
       const busy = keys.some((k) => used.has(k) || waiting.has(k) || this.inFlight.has(k) || this.unapplied.has(k));
-      if (busy || compare.length + plan.reads.length > MAX_TXN_OPS || success.length + plan.ops.length + 1 > MAX_TXN_OPS) {
+      const present = plan.present ?? [];
+      if (busy || compare.length + plan.reads.length + present.length > MAX_TXN_OPS || success.length + plan.ops.length + 1 > MAX_TXN_OPS) {
         wait(job);
         continue;
       }
       for (const k of keys) used.add(k);
       for (const key of plan.reads) compare.push({ key, target: 'Mod', result: 'Less', mod_revision: viewRevision + 1 });
+      for (const key of present) compare.push({ key, target: 'Create', result: 'Greater', create_revision: 0 });
       success.push(...plan.ops);
       taken.push({ job, plan });
     }
@@ -139,7 +152,10 @@ export class WriteQueue {
     const started = Date.now();
     const deadline = new Date(Math.min(...taken.map((t) => t.job.deadline), started + this.timeoutMs));
     this.schedule();
-    void this.commit({ compare, success }, deadline).then(
+    // A lost race reads m/head, which every write puts: the view must reach its revision before deciding again
+    // (the answer's own revision may belong to keys outside the prefix, which the view never sees).
+    const failure: IRequestOp[] = [{ request_range: { key: this.layout.meta('head') } }];
+    void this.commit({ compare, success, failure }, deadline).then(
       ({ res, failedBefore }) => {
         settle();
         const revision = Number(res.header.revision);
@@ -150,8 +166,9 @@ export class WriteQueue {
         }
         if (!res.succeeded) {
           // Lost a race: decide again once the view holds what won.
+          const head = Number(res.responses[0]?.response_range?.kvs[0]?.mod_revision ?? revision);
           for (const { job } of taken) {
-            job.notBefore = revision;
+            job.notBefore = head;
             if (++job.attempts >= MAX_ATTEMPTS) job.reject(new StorageError('the name is being changed by other writers too often; try again'));
             else this.queue.unshift(job);
           }
@@ -177,7 +194,7 @@ export class WriteQueue {
    * an earlier attempt did commit, the repeat fails its compare and changes
    * nothing (and the caller answers that the outcome is unknown).
    */
-  private async commit(txn: { compare: ICompare[]; success: IRequestOp[] }, deadline: Date): Promise<{ res: ITxnResponse; failedBefore: Error | null }> {
+  private async commit(txn: { compare: ICompare[]; success: IRequestOp[]; failure: IRequestOp[] }, deadline: Date): Promise<{ res: ITxnResponse; failedBefore: Error | null }> {
     let failedBefore: Error | null = null;
     for (let attempt = 0; ; attempt++) {
       try {
@@ -212,6 +229,7 @@ export class WriteQueue {
 
   /** Rejects everything still queued (shutdown). */
   close(): void {
+    clearInterval(this.sweeper);
     for (const job of this.queue) job.reject(new StorageError('the directory is closed'));
     this.queue = [];
   }
