@@ -207,7 +207,7 @@ function answerKind(line: string): { kind: string; conflict?: number } {
 test.serial('two nodes racing for the same names: exactly the outcomes a single master allows, every conflict recorded once', async (t) => {
   const { cluster, etcd, cleanup } = await startCluster(t);
   const nodes = (await Promise.all([startNode(cluster), startNode(cluster)])).map((n) => track(cleanup, n));
-  const ROUNDS = Number(process.env.RACE_ROUNDS ?? 1000);
+  const ROUNDS = Number(process.env.RACE_ROUNDS ?? 500);
   const BATCH = 10;
   const allowed = allowedRaceOutcomes();
   const clients = await Promise.all(nodes.map((n) => login(n.port)));
