@@ -51,6 +51,11 @@ export class RawClient {
     return c;
   }
 
+  /** Bytes received but not yet read as lines (a capture started now must begin with them). */
+  unread(): Buffer {
+    return Buffer.from(this.buf);
+  }
+
   send(data: string | Buffer): void {
     this.socket.write(typeof data === 'string' ? Buffer.from(data, 'latin1') : data);
   }

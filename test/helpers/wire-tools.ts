@@ -11,6 +11,9 @@ export class RawCapture {
   private mark = 0;
 
   constructor(client: RawClient) {
+    // Bytes already received (after the last line read) belong to the capture too,
+    // or it would start in the middle of a unit.
+    this.chunks.push(client.unread());
     client.socket.on('data', (d: Buffer) => this.chunks.push(Buffer.from(d)));
   }
 

@@ -1,7 +1,7 @@
 /** The etcd client of a cluster node or tool, and the errors that say what is wrong with etcd. */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { noop } from 'cockatiel';
+import { ExponentialBackoff, noop, type IBackoff } from 'cockatiel';
 import { ClientRuntimeError, Etcd3, EtcdError, GRPCGenericError, type IOptions } from 'etcd3';
 import { StorageError, StorageUnavailable } from '../types.js';
 
@@ -58,6 +58,9 @@ export function readTlsFiles(s: EtcdSettings): TlsFiles {
   };
 }
 
+// etcd3 calls next() on what it is given (as on its own default, a factory), though its type names the product.
+const WATCH_BACKOFF = new ExponentialBackoff({ initialDelay: 100, maxDelay: 1_000 }) as unknown as IBackoff<unknown>;
+
 export function etcdClient(s: EtcdSettings): Etcd3 {
   const options: IOptions = {
     hosts: s.endpoints,
@@ -65,7 +68,10 @@ export function etcdClient(s: EtcdSettings): Etcd3 {
     // No automatic retries: a repeated transaction that had in fact committed would be
     // decided again against its own result. The write queue repeats a failed transaction
     // itself, unchanged, where its compares make the repeat safe (write-queue.ts, commit).
-    faultHandling: { global: noop },
+    // No per-host circuit breaker either: after an outage it would keep refusing a member
+    // that is back for seconds. A lost watch reconnects within a second, not the library's
+    // 30 s, so a node's view (and read-your-writes) follows soon after etcd returns.
+    faultHandling: { global: noop, host: () => noop, watchBackoff: WATCH_BACKOFF },
   };
   const files = readTlsFiles(s);
   if (files.ca) {

@@ -194,7 +194,7 @@ export class EtcdDirectoryStore implements DirectoryStore {
     try {
       const res = await withDeadline(this.client.kv.range({ key: this.layout.meta('head') }), this.timeoutMs, 'a NOOP');
       const head = Number(res.kvs[0]?.mod_revision ?? 0);
-      await this.feed.waitFor(head, this.timeoutMs);
+      if (!(await this.feed.waitFor(head, this.timeoutMs))) this.feed.nudge(head);
     } catch {
       // Reads and streams go on from the view while etcd is away.
     }

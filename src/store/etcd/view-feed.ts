@@ -21,6 +21,7 @@ export class ViewFeed {
   private applying: Promise<void> = Promise.resolve();
   private waiters: Array<{ revision: number; resolve: () => void }> = [];
   private closed = false;
+  private restarting = false;
   /** Called after each advance of `revision` (the write queue plans what waited for it). */
   onAdvance: () => void = () => {};
 
@@ -99,7 +100,29 @@ export class ViewFeed {
     });
   }
 
+  /**
+   * Called when etcd is known to hold a revision the view did not reach in
+   * time (a committed write, a NOOP's head): the watch may be stalled on a
+   * stream that never errors, so it is replaced by a rebuild and a new watch.
+   */
+  nudge(revision: number): void {
+    if (this.closed || this.restarting || this.revision >= revision) return;
+    this.log.warn({ revision, view: this.revision },
+      'cluster view: etcd holds changes the view has not received in time; restarting the watch with a full read (no action needed unless this repeats)');
+    void this.restart('view fell behind etcd');
+  }
+
   private async restart(why: string): Promise<void> {
+    if (this.restarting) return;
+    this.restarting = true;
+    try {
+      await this.restartNow(why);
+    } finally {
+      this.restarting = false;
+    }
+  }
+
+  private async restartNow(why: string): Promise<void> {
     const old = this.watcher;
     this.watcher = null;
     if (old) await cancelWithin(old, this.timeoutMs);

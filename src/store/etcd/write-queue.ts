@@ -220,6 +220,7 @@ export class WriteQueue {
   private async answer(taken: Array<{ job: Job; plan: Plan<unknown> }>, revision: number): Promise<void> {
     if (revision && !(await this.feed.waitFor(revision, this.timeoutMs))) {
       this.log.warn({ revision, view: this.feed.revision }, 'committed in etcd, but the view has not applied it yet: answering OK anyway');
+      this.feed.nudge(revision);
     }
     for (const { job, plan } of taken) {
       if (plan.refusal) job.reject(plan.refusal);
