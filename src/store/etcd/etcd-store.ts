@@ -121,9 +121,14 @@ export class EtcdDirectoryStore implements DirectoryStore {
 
   /** Reads (or, for an empty prefix, creates) the cluster's format, id and order. */
   private static async identify(client: Etcd3, layout: EtcdLayout, o: EtcdStoreOptions): Promise<ClusterIdentity> {
-    const get = async (k: 'format' | 'dbid' | 'order') =>
-      (await withDeadline(client.kv.range({ key: layout.meta(k) }), o.writeTimeoutMs, 'at start')).kvs[0]?.value.toString();
-    const read = async () => ({ format: await get('format'), dbid: await get('dbid'), order: await get('order') });
+    // The three keys in one read-only transaction: one round trip, one revision.
+    const keys = ['format', 'dbid', 'order'] as const;
+    const read = async () => {
+      const res = await withDeadline(client.kv.txn({ compare: [], success: keys.map((k) => ({ request_range: { key: layout.meta(k) } })) }),
+        o.writeTimeoutMs, 'at start');
+      const value = (i: number) => res.responses[i]?.response_range?.kvs[0]?.value.toString();
+      return { format: value(0), dbid: value(1), order: value(2) };
+    };
     let found = await read();
     if (found.dbid === undefined) {
       if (o.mustExist) throw new StorageError(`no directory under the etcd prefix ${o.prefix} (is --etcd-prefix right?)`);
@@ -191,12 +196,19 @@ export class EtcdDirectoryStore implements DirectoryStore {
    * after the write timeout: the view is as current as it can be.
    */
   async sync(): Promise<void> {
-    try {
-      const res = await withDeadline(this.client.kv.range({ key: this.layout.meta('head') }), this.timeoutMs, 'a NOOP');
-      const head = Number(res.kvs[0]?.mod_revision ?? 0);
-      if (!(await this.feed.waitFor(head, this.timeoutMs))) this.feed.nudge(head);
-    } catch {
-      // Reads and streams go on from the view while etcd is away.
+    // A read sent to a dead member fails at once (no automatic retries): ask again,
+    // another member may answer, until the write timeout.
+    const deadline = Date.now() + this.timeoutMs;
+    for (let attempt = 0; Date.now() < deadline && !this.closed; attempt++) {
+      try {
+        const res = await withDeadline(this.client.kv.range({ key: this.layout.meta('head') }), Math.max(1, deadline - Date.now()), 'a NOOP');
+        const head = Number(res.kvs[0]?.mod_revision ?? 0);
+        if (!(await this.feed.waitFor(head, Math.max(1, deadline - Date.now())))) this.feed.nudge(head);
+        return;
+      } catch {
+        // Reads and streams go on from the view while etcd is away.
+        await new Promise((r) => setTimeout(r, Math.min(500, 50 * 2 ** attempt)));
+      }
     }
   }
 
