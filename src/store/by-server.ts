@@ -34,7 +34,8 @@ export function filterBucket(filter: ScanFilter | undefined): Buffer | null {
   return null;
 }
 
-function serverOf(location: Buffer): string {
+/** A location's server part as text (latin1). */
+export function serverOf(location: Buffer): string {
   const bang = location.indexOf(0x21);
   return location.toString('latin1', 0, bang < 0 ? location.length : bang);
 }

@@ -2,11 +2,15 @@
  * The operator's conflict queue: a claim that would take a name from the
  * server holding it is recorded (a repeat of the same open claim, same name
  * and claimed location, updates its record), listed, and closed by the
- * operator. `conflicts`: id -> record; `open-claims`: claim key -> id of
- * its open record; meta `conflictSeq`: the last id given out.
+ * operator; a claim already decided against is counted on its decision
+ * instead (decisions.ts). `conflicts`: id -> record; `open-claims`: claim
+ * key -> id of its open record, and decision key -> id of the decision that
+ * left that claim out; meta `conflictSeq`: the last id given out, meta
+ * `decisionsIndexed`: decisions made before that index existed are in it.
  */
 import type { Database } from 'lmdb';
 import { createHash } from 'node:crypto';
+import { countRefusal, decisionStands, keptLocation, staleCopy } from './decisions.js';
 import type { EntryTable } from './entry-table.js';
 import type { Change, ConflictClaim, ConflictRecord, ConflictStatus, Entry } from './types.js';
 import { checkEntry } from './validate.js';
@@ -21,6 +25,14 @@ function claimKey(name: Buffer, location: Buffer): Buffer {
   return Buffer.concat([name, Buffer.of(0), createHash('sha256').update(location).digest()]);
 }
 
+/**
+ * The decision key of a claim: like its claim key with a 0x01 before the
+ * digest (names hold no NUL, so the two kinds of key never meet).
+ */
+function decisionKey(name: Buffer, location: Buffer): Buffer {
+  return Buffer.concat([name, Buffer.of(0, 1), createHash('sha256').update(location).digest()]);
+}
+
 export class ConflictQueue {
   constructor(
     private readonly conflictsDb: Database<ConflictRecord, number>,
@@ -28,9 +40,15 @@ export class ConflictQueue {
     private readonly metaDb: Database<unknown, string>,
   ) {}
 
-  /** Records a claim, or counts a repeat on its open record; inside a write transaction. */
+  /** Records a claim, or counts a repeat on its open record or on the decision that settled it; inside a write transaction. */
   recordInTxn(claim: ConflictClaim): ConflictRecord {
     const now = new Date().toISOString();
+    const decision = this.decisionFor(claim);
+    if (decision) {
+      const counted = countRefusal(decision, now);
+      this.conflictsDb.putSync(counted.id, counted);
+      return counted;
+    }
     const key = claimKey(claim.name, claim.claimed.location);
     const existingId = this.openClaimsDb.get(key);
     const existing = existingId === undefined ? undefined : this.conflictsDb.get(existingId);
@@ -78,11 +96,44 @@ export class ConflictQueue {
     };
     this.conflictsDb.putSync(id, closed);
     this.openClaimsDb.removeSync(claimKey(record.name, record.claimed.location));
+    this.indexDecisionInTxn(closed);
     return { refusal: null, closed, change };
   }
 
   /** A record as a cluster holds it (a cluster view's write). */
   putInTxn(record: ConflictRecord): void {
     this.conflictsDb.putSync(record.id, record);
+    this.indexDecisionInTxn(record);
+  }
+
+  /** The decision that still settles `claim`, if any (decisions.ts). */
+  decisionFor(claim: ConflictClaim): ConflictRecord | undefined {
+    const id = this.openClaimsDb.get(decisionKey(claim.name, claim.claimed.location));
+    const decision = id === undefined ? undefined : this.conflictsDb.get(id);
+    return decision && decisionStands(decision, claim) ? decision : undefined;
+  }
+
+  /**
+   * Points the left-out copy's claim at a decision; the kept copy's claim
+   * is no longer decided against (an older decision that left it out no
+   * longer stands).
+   */
+  private indexDecisionInTxn(record: ConflictRecord): void {
+    const stale = staleCopy(record);
+    const kept = keptLocation(record);
+    if (!stale || !kept) return;
+    this.openClaimsDb.putSync(decisionKey(record.name, stale), record.id);
+    this.openClaimsDb.removeSync(decisionKey(record.name, kept));
+  }
+
+  /** Whether decisions made before the decision index existed still need indexing (indexOldDecisionsInTxn). */
+  get oldDecisionsUnindexed(): boolean {
+    return this.metaDb.get('decisionsIndexed') === undefined;
+  }
+
+  /** Indexes every decision, in the order they were numbered; once per folder, inside a write transaction. */
+  indexOldDecisionsInTxn(): void {
+    for (const { value } of this.conflictsDb.getRange()) this.indexDecisionInTxn(value);
+    this.metaDb.putSync('decisionsIndexed', true);
   }
 }

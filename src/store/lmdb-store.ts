@@ -26,7 +26,7 @@ import { OrderedEmitter, warnListenerFailure, type ListenerFailure } from './lis
 import { entryKey } from './order.js';
 import { makePrivateFolder } from './private-files.js';
 import {
-  ConflictRefusal, StorageError, type BatchItem, type Change, type ChangeListener, type ConflictRecord, type ConflictStatus,
+  ConflictRefusal, StorageError, type BatchItem, type Change, type ChangeListener, type ConflictClaim, type ConflictRecord, type ConflictStatus,
   type Decision, type DirectoryOrder, type DirectoryStore, type Entry, type Snapshot, type TxnTools,
 } from './types.js';
 import { InvalidWrite, checkBatch, checkEntry, nameProblem } from './validate.js';
@@ -112,6 +112,7 @@ export class LmdbDirectoryStore implements DirectoryStore {
       const store = new LmdbDirectoryStore(dbs, order, options.changeLogRetention ?? 1_000_000, readOnly,
         options.onListenerError ?? warnListenerFailure);
       if (format === 1) store.convertFormat1(dir);
+      if (!readOnly && store.conflicts.oldDecisionsUnindexed) store.commits.now(() => store.conflicts.indexOldDecisionsInTxn());
       return store;
     } catch (err) {
       void root.close();
@@ -291,6 +292,11 @@ export class LmdbDirectoryStore implements DirectoryStore {
       throw new StorageError(`could not store the changes: ${(err as Error).message}`);
     }
     for (const c of changes) this.emitter.emitNumbered(c);
+  }
+
+  /** The decision that still settles `claim` (decisions.ts); for a cluster store deciding on its view. */
+  findDecision(claim: ConflictClaim): ConflictRecord | undefined {
+    return this.conflicts.decisionFor(claim);
   }
 
   /** A meta key of this store's own (not the user: space); for a cluster view's bookkeeping. */
