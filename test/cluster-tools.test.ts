@@ -208,6 +208,39 @@ test.serial('conflicts list, resolve and dismiss with --etcd act on the cluster;
   t.regex(readFileSync(join(audit, 'audit.log'), 'utf8'), /"op":"resolve","keep":"claimant"/);
 });
 
+test.serial('a decided conflict stays decided on every node: the losing backend\'s same claim, sent to either node, is refused naming the decision and counted on it in etcd', async (t) => {
+  t.timeout(300_000);
+  const prefix = '/t-decided/';
+  const a = await node(prefix);
+  const b = await node(prefix);
+  t.is(await writeAs(a, 'backend1', 'ACTIVATE', 'user.dd', 'h1!default', 'u1\tlrs\t'), 'X1 OK "done"');
+  const first = await writeAs(b, 'backend2', 'ACTIVATE', 'user.dd', 'h2!default', 'u2\tlrs\t');
+  const m = /^X1 NO "mailbox is active on h1; conflict #(\d+) queued/.exec(first);
+  t.truthy(m, first);
+  const id = Number(m![1]);
+  mustSucceed(t, await cli(prefix, ['conflicts', 'resolve', String(id), '--keep', 'current']));
+
+  const decided = (n: number) =>
+    `X1 NO "mailbox is active on h1; conflict #${id} was decided (keep current), this copy is not used and the claim is not queued again (refused ${n} time(s) since)"`;
+  // each node sees the decision and the count the other one made
+  for (const [i, s] of [a, b, a].entries()) {
+    await barrier(s);
+    t.is(await writeAs(s, 'backend2', 'ACTIVATE', 'user.dd', 'h2!default', 'u2\tlrs\t'), decided(i + 1));
+  }
+  const all = await cli(prefix, ['conflicts', 'list', '--all', '--json']);
+  mustSucceed(t, all);
+  const records = JSON.parse(all.stdout) as Array<{ id: number; name: string; status: string; refused?: number; staleCopy?: string }>;
+  t.deepEqual(records.map((r) => [r.id, r.name, r.status, r.refused, r.staleCopy]), [[id, 'user.dd', 'resolved', 3, 'h2!default']], 'no new conflict');
+  const shown = await cli(prefix, ['conflicts', 'show', String(id)]);
+  mustSucceed(t, shown);
+  t.regex(shown.stdout, /\n {2}stale copy: {2}h2 still holds a copy \(h2!default\)/);
+  t.regex(shown.stdout, /\n {2}refused: {5}3 repeated claim\(s\) since the decision, last /);
+  for (const s of [a, b]) {
+    await barrier(s);
+    t.deepEqual(await find(s, 'user.dd'), ['F1 MAILBOX {7+}', 'user.dd {10+}', 'h1!default {7+}', 'u1\tlrs\t', 'F1 OK "Search completed"']);
+  }
+});
+
 const entryOf = (i: number) => ({ name: `user.d${String(i).padStart(4, '0')}`, location: `srv${i % 3}!p${i % 2}`, acl: `u${i}\tlrswipkxtecda\t` });
 
 test.serial('dump --etcd gives exactly the dump of a node\'s view', async (t) => {

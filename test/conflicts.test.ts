@@ -71,6 +71,9 @@ interface ConflictJson {
   lastSeen: string;
   count: number;
   resolution?: { keep: string; at: string; by: string };
+  staleCopy?: string;
+  refused?: number;
+  lastRefused?: string;
 }
 
 function conflictsCli(s: RunningMupdated, ...args: string[]): Promise<CliResult> {
@@ -116,6 +119,16 @@ async function streamFor(s: RunningMupdated, ...hosts: string[]): Promise<RawCli
   const dump = await c.readUntilTagged('U1', 30_000);
   if (dump[dump.length - 1] !== 'U1 OK "streaming starts"') throw new Error(`UPDATE: ${JSON.stringify(dump)}`);
   return c;
+}
+
+/** The NO for a claim decision `id` already settled (issue 13.7). */
+const decidedNo = (tag: string, holder: string, id: number, keep: string, refused: number) =>
+  `${tag} NO "mailbox is active on ${holder}; conflict #${id} was decided (keep ${keep}), this copy is not used and the claim is not queued again (refused ${refused} time(s) since)"`;
+
+async function showJson(t: ExecutionContext, s: RunningMupdated, id: number): Promise<ConflictJson> {
+  const r = await conflictsCli(s, 'show', String(id), '--json');
+  t.is(r.code, 0, showRun(r));
+  return JSON.parse(r.stdout) as ConflictJson;
 }
 
 const CLAIM_RE = (holder: string) => new RegExp(`^X1 NO "mailbox is active on ${holder}; conflict #(\\d+) queued for an operator"$`);
@@ -416,15 +429,15 @@ test('resolve --keep claimant while the server runs: the entry moves in one step
   t.is(again.stderr, `mupdated conflicts: conflict #${id} is already resolved\n`);
   t.deepEqual(await find(server, 'user.kc'), mailboxLines('F1', 'user.kc', 'srv-kc-b!default', claimed), 'a refused second decision changes nothing');
 
-  // the claimant now holds it; the former holder's claim is a new conflict
+  // the claimant now holds it; the former holder's claim was decided against (issue 13.7): refused naming the decision
   t.is(await writeAs(server, 'backend2', 'ACTIVATE', 'user.kc', 'srv-kc-b!default', claimed), 'X1 OK "done"');
   const reverse = await writeAs(server, 'backend1', 'ACTIVATE', 'user.kc', 'srv-kc-a!default', held);
-  const m = CLAIM_RE('srv-kc-b').exec(reverse);
-  t.truthy(m, reverse);
-  t.not(Number(m?.[1]), id);
+  t.is(reverse, decidedNo('X1', 'srv-kc-b', id, 'claimant', 1));
+  t.false((await listJson(t, server)).some((c) => c.name === 'user.kc'), 'no new conflict');
+  t.like(await showJson(t, server, id), { status: 'resolved', refused: 1, staleCopy: 'srv-kc-a!default' });
 });
 
-test('resolve --keep current closes the conflict keeping the entry (nothing streamed); the same claim later opens a new conflict', async (t) => {
+test('resolve --keep current closes the conflict keeping the entry (nothing streamed); the same claim later is refused naming the decision, not a new conflict', async (t) => {
   const held = aclOf(['kcur', 'lrswipkxtecdan']);
   const id = await makeConflict(t, server, 'user.kcur', 'srv-kcur-a', 'srv-kcur-b', { held, claimed: held });
   const stream = await streamFor(server, 'srv-kcur-a', 'srv-kcur-b');
@@ -439,11 +452,51 @@ test('resolve --keep current closes the conflict keeping the entry (nothing stre
   t.like((await listJson(t, server, '--all')).find((c) => c.id === id), { status: 'resolved', resolution: { keep: 'current' } });
 
   const again = await writeAs(server, 'backend2', 'ACTIVATE', 'user.kcur', 'srv-kcur-b!default', held);
-  const m = CLAIM_RE('srv-kcur-a').exec(again);
-  t.truthy(m, again);
-  const newId = Number(m?.[1]);
-  t.not(newId, id, 'a closed conflict is not reopened');
-  t.like((await listJson(t, server)).find((c) => c.id === newId), { name: 'user.kcur', count: 1, status: 'open' });
+  t.is(again, decidedNo('X1', 'srv-kcur-a', id, 'current', 1), 'a closed conflict is not reopened, and no new one is queued');
+  t.false((await listJson(t, server)).some((c) => c.name === 'user.kcur'));
+  t.like(await showJson(t, server, id), { status: 'resolved', refused: 1, count: 1 });
+});
+
+test('a decided conflict stays decided: the losing backend\'s same ACTIVATE gets NO naming the decision, counted on it, no new conflict, nothing streamed; show names the backend with the stale copy; a move since the decision ends it', async (t) => {
+  const held = aclOf(['stay', 'lrswipkxtecdan']);
+  const id = await makeConflict(t, server, 'user.stay', 'srv-stay-a', 'srv-stay-b', { held, claimed: held });
+  const before = await showJson(t, server, id);
+  t.is(before.staleCopy, undefined, 'an open conflict has no stale copy yet');
+  t.is(before.refused, undefined);
+  t.is((await conflictsCli(server, 'resolve', String(id), '--keep', 'current')).code, 0);
+  const stream = await streamFor(server, 'srv-stay-a', 'srv-stay-b');
+
+  // the losing backend restarts twice and pushes its copy again (another ACL too: same backend, same location)
+  const b2 = await RawClient.login(server.port, 'backend2');
+  t.is(await answer(b2, 'X1', 'ACTIVATE', 'user.stay', 'srv-stay-b!default', held), decidedNo('X1', 'srv-stay-a', id, 'current', 1));
+  t.is(await answer(b2, 'X2', 'ACTIVATE', 'user.stay', 'srv-stay-b!default', aclOf(['stay', 'lr'])), decidedNo('X2', 'srv-stay-a', id, 'current', 2));
+  b2.close();
+  t.deepEqual(await drainStream(stream, 'U1', 'N1'), [], 'a refused claim streams nothing');
+  t.deepEqual(await find(server, 'user.stay'), mailboxLines('F1', 'user.stay', 'srv-stay-a!default', held));
+  t.false((await listJson(t, server, '--all')).some((c) => c.name === 'user.stay' && c.id !== id), 'no new conflict, open or closed');
+  const after = await showJson(t, server, id);
+  t.like(after, { status: 'resolved', count: 1, refused: 2, staleCopy: 'srv-stay-b!default' });
+  t.regex(after.lastRefused ?? '', ISO);
+  const text = await conflictsCli(server, 'show', String(id));
+  t.is(text.code, 0, showRun(text));
+  t.true(text.stdout.includes('\n  stale copy:  srv-stay-b still holds a copy (srv-stay-b!default) the directory does not point to;'), text.stdout);
+  t.true(text.stdout.includes(`\n  refused:     2 repeated claim(s) since the decision, last ${after.lastRefused}\n`), text.stdout);
+
+  // another location of the same backend is another claim: queued as usual
+  const other = await writeAs(server, 'backend2', 'ACTIVATE', 'user.stay', 'srv-stay-c!default', held);
+  const m = CLAIM_RE('srv-stay-a').exec(other);
+  t.truthy(m, other);
+  t.not(Number(m?.[1]), id);
+  t.is((await conflictsCli(server, 'dismiss', m![1]!)).code, 0);
+
+  // the mailbox moves on (XFER to srv-stay-d): the decision no longer describes the directory, the old claim is a conflict again
+  t.is(await writeAs(server, 'backend1', 'DEACTIVATE', 'user.stay', 'srv-stay-a!default'), 'X1 OK "done"');
+  t.is(await writeAs(server, 'backend1', 'ACTIVATE', 'user.stay', 'srv-stay-d!default', held), 'X1 OK "done"');
+  const later = await writeAs(server, 'backend2', 'ACTIVATE', 'user.stay', 'srv-stay-b!default', held);
+  const n = CLAIM_RE('srv-stay-d').exec(later);
+  t.truthy(n, later);
+  t.like(await showJson(t, server, id), { refused: 2 }, 'not counted on the old decision');
+  stream.close();
 });
 
 test('dismiss closes a conflict without a decision: directory unchanged, listed only with --all or --status dismissed, audited', async (t) => {

@@ -1,4 +1,5 @@
 /** Conflict records as operators see them: text for people, JSON for scripts. */
+import { staleCopy } from '../store/decisions.js';
 import type { ConflictRecord, Entry } from '../store/types.js';
 
 /** Bytes as readable text: printable ASCII as is, TAB as \t, anything else as \xNN. */
@@ -27,6 +28,11 @@ export interface ConflictJson {
   lastSeen: string;
   count: number;
   resolution?: { keep: string; at: string; by: string } | undefined;
+  /** A decision's left-out copy: the location whose backend still holds a copy the directory does not point to. */
+  staleCopy?: string | undefined;
+  /** A decision's count of the same claim made again and refused, and when the last came. */
+  refused?: number | undefined;
+  lastRefused?: string | undefined;
 }
 
 function entryJson(e: Pick<Entry, 'state' | 'location' | 'acl'>) {
@@ -38,7 +44,20 @@ export function conflictJson(r: ConflictRecord): ConflictJson {
     id: r.id, status: r.status, name: showBytes(r.name), current: entryJson(r.current), claimed: entryJson(r.claimed),
     command: r.command, user: r.user, authcid: r.authcid ?? r.user, peer: r.peer, firstSeen: r.firstSeen, lastSeen: r.lastSeen, count: r.count,
     resolution: r.resolution,
+    ...decisionJson(r),
   };
+}
+
+function decisionJson(r: ConflictRecord): Pick<ConflictJson, 'staleCopy' | 'refused' | 'lastRefused'> {
+  const stale = staleCopy(r);
+  if (!stale) return {};
+  return { staleCopy: showBytes(stale), refused: r.refused ?? 0, ...(r.lastRefused ? { lastRefused: r.lastRefused } : {}) };
+}
+
+/** The server part of a location as shown (the text before the first `!`). */
+function serverShown(location: string): string {
+  const bang = location.indexOf('!');
+  return bang < 0 ? location : location.slice(0, bang);
 }
 
 function pad(s: string, n: number): string {
@@ -65,6 +84,11 @@ export function conflictDetail(r: ConflictJson): string {
     `  seen:        ${r.count} time(s), first ${r.firstSeen}, last ${r.lastSeen}`,
   ];
   if (r.resolution) lines.push(`  resolution:  keep ${r.resolution.keep}, by ${r.resolution.by} at ${r.resolution.at}`);
+  if (r.staleCopy !== undefined) {
+    lines.push(`  stale copy:  ${serverShown(r.staleCopy)} still holds a copy (${r.staleCopy}) the directory does not point to; ` +
+      'remove it there once nothing in it is needed');
+    lines.push(`  refused:     ${r.refused ?? 0} repeated claim(s) since the decision` + (r.lastRefused ? `, last ${r.lastRefused}` : ''));
+  }
   else lines.push(`  resolve with: mupdated conflicts resolve ${r.id} --keep current|claimant  (or dismiss ${r.id})`);
   return lines.join('\n') + '\n';
 }

@@ -5,13 +5,15 @@
  * Conflict rule (policy `queue`): an ACTIVATE naming server X for a mailbox
  * that is ACTIVE at another server Y would take Y's mailbox away; the entry
  * is kept, the claim is recorded for an operator and the writer gets a NO
- * naming the conflict. An entry that is RESERVED (by RESERVE or DEACTIVATE)
+ * naming the conflict; a claim an operator already decided against (the
+ * losing backend pushing its copy again) is refused naming that decision
+ * and counted on it (store/decisions.ts). An entry that is RESERVED (by RESERVE or DEACTIVATE)
  * is being created, renamed or moved: ACTIVATE completes it, whichever server
  * sends it. A RESERVE over another location is refused as in Cyrus
  * ("mailbox already exists", C27) and not queued: a refused RESERVE takes
  * nothing from anyone. Policy `cyrus` keeps Cyrus's last writer wins.
  */
-import type { Decision, Entry, TxnTools } from '../store/types.js';
+import type { ConflictRecord, Decision, Entry, TxnTools } from '../store/types.js';
 import { serverPart } from './location.js';
 
 export type WriteOutcome =
@@ -65,10 +67,19 @@ function queueConflict(
     name: current.name, current, claimed, command, user: writer.user, authcid: writer.authcid, peer: writer.peer,
   });
   const holder = serverPart(current.location);
+  if (record.status === 'resolved') {
+    return { kind: 'keep', result: { ok: false, text: decidedText(holder, record) } };
+  }
   return {
     kind: 'keep',
     result: { ok: false, conflictId: record.id, text: `mailbox is active on ${holder}; conflict #${record.id} queued for an operator` },
   };
+}
+
+/** The NO for a claim a decision already settled: which decision, and that it is not queued again. */
+function decidedText(holder: string, decision: ConflictRecord): string {
+  return `mailbox is active on ${holder}; conflict #${decision.id} was decided (keep ${decision.resolution?.keep ?? 'current'}), ` +
+    `this copy is not used and the claim is not queued again (refused ${decision.refused ?? 1} time(s) since)`;
 }
 
 /** ACTIVATE: create or overwrite; a duplicate claim is queued under policy `queue`. */

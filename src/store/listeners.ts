@@ -30,3 +30,37 @@ export function tellListeners(listeners: Iterable<ChangeListener>, change: Chang
     }
   }
 }
+
+/**
+ * The store's listeners, told each committed change in sequence order:
+ * commits of concurrent writes can finish out of order, so a change waits
+ * until every earlier sequence number has been told.
+ */
+export class OrderedEmitter {
+  private readonly listeners = new Set<ChangeListener>();
+  private readonly unemitted = new Map<number, Change>();
+
+  /** `nextSeq`: the first sequence number not yet told (the store's last one + 1). */
+  constructor(private nextSeq: number, private readonly failed: ListenerFailure) {}
+
+  subscribe(listener: ChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Tells `change` once every change before it was told. */
+  emit(change: Change): void {
+    this.unemitted.set(change.seq, change);
+    for (let c = this.unemitted.get(this.nextSeq); c; c = this.unemitted.get(this.nextSeq)) {
+      this.unemitted.delete(this.nextSeq);
+      this.nextSeq++;
+      tellListeners(this.listeners, c, this.failed);
+    }
+  }
+
+  /** Tells a change numbered by a cluster (gaps between numbers): at once, in the order given. */
+  emitNumbered(change: Change): void {
+    this.nextSeq = change.seq;
+    this.emit(change);
+  }
+}

@@ -40,11 +40,20 @@ export interface ConflictRecord extends ConflictClaim {
   /** How many times the same claim was made. */
   count: number;
   resolution?: { keep: 'current' | 'claimant' | 'none'; at: string; by: string };
+  /** On a decision (resolved): how many times the losing backend made its claim again and was refused (decisions.ts). */
+  refused?: number;
+  /** When the last of those claims came. */
+  lastRefused?: string;
 }
 
 /** Writes a decision may make inside the same transaction. */
 export interface TxnTools {
-  /** Records (or, for a repeat of the same claim, updates) an open conflict. */
+  /**
+   * Records (or, for a repeat of the same claim, updates) an open conflict.
+   * A claim an operator already decided against (decisions.ts) opens
+   * nothing: it is counted on that decision, which is returned (status
+   * `resolved`).
+   */
   recordConflict(claim: ConflictClaim): ConflictRecord;
 }
 

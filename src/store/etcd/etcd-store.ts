@@ -11,6 +11,7 @@ import { rmSync } from 'node:fs';
 import type { Etcd3, IRequestOp } from 'etcd3';
 import type { Logger } from '../../log.js';
 import { sameEntry } from '../codec.js';
+import { countRefusal } from '../decisions.js';
 import { LmdbDirectoryStore } from '../lmdb-store.js';
 import { MAX_NAME_BYTES } from '../order.js';
 import { checkBatch } from '../validate.js';
@@ -235,6 +236,14 @@ export class EtcdDirectoryStore implements DirectoryStore {
     return {
       recordConflict: (claim: ConflictClaim): ConflictRecord => {
         const now = new Date().toISOString();
+        // A claim already decided against is counted on its decision (decisions.ts), compared like any read.
+        const decision = this.view.findDecision(claim);
+        if (decision) {
+          const counted = countRefusal(decision, now);
+          reads.push(this.layout.conflict(decision.id));
+          ops.push({ request_put: { key: this.layout.conflict(decision.id), value: encodeConflict(counted) } });
+          return counted;
+        }
         const existing = this.view.listConflicts('open').find((c) => c.name.equals(claim.name) && c.claimed.location.equals(claim.claimed.location));
         const seqKey = this.layout.meta('conflict-seq');
         reads.push(seqKey);
