@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { DEFAULT_LIMITS, type WireLimits } from './mupdate/wire/limits.js';
 import type { DirectoryOrder } from './store/types.js';
-import type { StartTlsMode } from './resync/tls-policy.js';
+import type { StartTlsMode } from './mupdate/client/tls-policy.js';
 
 import type { HostPort } from './host-port.js';
 
