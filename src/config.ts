@@ -5,8 +5,9 @@
 import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { DEFAULT_LIMITS, type WireLimits } from './mupdate/wire/limits.js';
+import type { EtcdSettings } from './store/etcd/connect.js';
 import type { DirectoryOrder } from './store/types.js';
-import type { StartTlsMode } from './resync/tls-policy.js';
+import type { StartTlsMode } from './mupdate/client/tls-policy.js';
 
 import type { HostPort } from './host-port.js';
 
@@ -80,14 +81,8 @@ export interface UpstreamConfig {
   tlsCa?: string | undefined;
 }
 
-export interface EtcdConfig {
-  endpoints: string[];
-  prefix: string;
-  ca?: string | undefined;
-  cert?: string | undefined;
-  key?: string | undefined;
-  writeTimeoutMs: number;
-}
+/** The etcd_* keys: exactly what the etcd client takes. */
+export type EtcdConfig = EtcdSettings;
 
 export const DEFAULT_PORT = 3905;
 

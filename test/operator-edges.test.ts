@@ -11,7 +11,8 @@ import { chmodSync, existsSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { adminSocketPath } from '../src/admin/socket-server.js';
-import { UpstreamConnection, UpstreamTimeout } from '../src/resync/upstream.js';
+import { MupdateConnection } from '../src/mupdate/client/connection.js';
+import { TimeoutError } from '../src/mupdate/client/errors.js';
 import { literalCommand, runCli, showRun } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
 import { addUser, CLI, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
@@ -122,17 +123,17 @@ test('mupdated dump run by a user who cannot open the folder says so in one line
   t.notRegex(r.stderr, /TypeError/);
 });
 
-test('a response that does not come in time is an UpstreamTimeout (the class says it, not the message)', async (t) => {
+test('a response that does not come in time is an TimeoutError (the class says it, not the message)', async (t) => {
   // A server that sends a banner and then never answers.
   const silent = createServer((s) => s.write('* AUTH "PLAIN"\r\n* OK MUPDATE "silent" "test" "0" "(master)"\r\n'));
   await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
   const port = (silent.address() as { port: number }).port;
   try {
-    const conn = await UpstreamConnection.open({ host: '127.0.0.1', port, user: 'u', password: 'p', timeoutMs: 5000, noLogin: true });
+    const conn = await MupdateConnection.open({ host: '127.0.0.1', port, user: 'u', password: 'p', timeoutMs: 5000, noLogin: true });
     conn.send('N1', 'NOOP');
     const err = await t.throwsAsync(conn.next(100));
-    t.true(err instanceof UpstreamTimeout, String(err));
-    t.is((err as UpstreamTimeout).phase, 'response');
+    t.true(err instanceof TimeoutError, String(err));
+    t.is((err as TimeoutError).phase, 'response');
     conn.close();
   } finally {
     silent.close();

@@ -12,7 +12,8 @@ import { Authenticator } from '../src/sasl/authenticator.js';
 import { hashPassword } from '../src/sasl/password-hash.js';
 import { bannerMechanisms, offeredMechanisms } from '../src/sasl/sasl-exchange.js';
 import { UserDb } from '../src/sasl/user-db.js';
-import { UpstreamConnection, UpstreamError } from '../src/resync/upstream.js';
+import { MupdateConnection } from '../src/mupdate/client/connection.js';
+import { MupdateClientError } from '../src/mupdate/client/errors.js';
 import { runClient } from './helpers/client-run.js';
 import { backendDumpJson } from './helpers/cyrus-backend.js';
 import { FaultProxy } from './helpers/fault-proxy.js';
@@ -319,8 +320,8 @@ test('mupdated\'s client side refuses a server whose signature is wrong (SCRAM p
   await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r));
   try {
     const port = (fake.address() as AddressInfo).port;
-    const err = await t.throwsAsync(UpstreamConnection.open({ host: '127.0.0.1', port, user: 'u', password: 'p', timeoutMs: 5000, starttls: 'never' }));
-    t.true(err instanceof UpstreamError);
+    const err = await t.throwsAsync(MupdateConnection.open({ host: '127.0.0.1', port, user: 'u', password: 'p', timeoutMs: 5000, starttls: 'never' }));
+    t.true(err instanceof MupdateClientError);
     t.regex(err!.message, /could not prove it knows the password/);
   } finally {
     fake.close();

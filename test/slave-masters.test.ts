@@ -8,7 +8,7 @@ import test from 'ava';
 import pino from 'pino';
 import { ConfigError, parseMasterList } from '../src/config.js';
 import { connectFirst } from '../src/resync/masters.js';
-import { UpstreamError } from '../src/resync/upstream.js';
+import { MupdateClientError } from '../src/mupdate/client/errors.js';
 import { freePort } from './helpers/fault-proxy.js';
 import { login } from './helpers/directory.js';
 import { readStatus, waitUntil } from './helpers/slave-tools.js';
@@ -36,7 +36,7 @@ test('connectFirst skips a master that does not answer and names every failure w
   const { conn, master: used } = await connectFirst([{ host: '127.0.0.1', port: dead }, { host: '127.0.0.1', port: master.port }], login, quiet);
   conn.close();
   t.is(used.port, master.port);
-  const err = await t.throwsAsync(connectFirst([{ host: '127.0.0.1', port: dead }, { host: '127.0.0.1', port: dead }], login, quiet), { instanceOf: UpstreamError });
+  const err = await t.throwsAsync(connectFirst([{ host: '127.0.0.1', port: dead }, { host: '127.0.0.1', port: dead }], login, quiet), { instanceOf: MupdateClientError });
   t.regex(err!.message, new RegExp(`no master answered \\(127\\.0\\.0\\.1:${dead}: .*; 127\\.0\\.0\\.1:${dead}: `));
 });
 

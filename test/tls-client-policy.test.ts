@@ -10,8 +10,9 @@
  */
 import test from 'ava';
 import { defaultConfig } from '../src/config.js';
-import { defaultStartTls, isLoopbackHost } from '../src/resync/tls-policy.js';
-import { StartTlsUnavailable, UpstreamConnection, UpstreamError } from '../src/resync/upstream.js';
+import { defaultStartTls, isLoopbackHost } from '../src/mupdate/client/tls-policy.js';
+import { MupdateConnection } from '../src/mupdate/client/connection.js';
+import { MupdateClientError, StartTlsUnavailable } from '../src/mupdate/client/errors.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli, showRun } from './helpers/operator-tools.js';
@@ -48,7 +49,7 @@ test.after.always(async () => {
   for (const d of dirs) removeDir(d);
 });
 
-function opts(port: number, extra: Partial<Parameters<typeof UpstreamConnection.open>[0]> = {}): Parameters<typeof UpstreamConnection.open>[0] {
+function opts(port: number, extra: Partial<Parameters<typeof MupdateConnection.open>[0]> = {}): Parameters<typeof MupdateConnection.open>[0] {
   return { host: '127.0.0.1', port, user: 'mupdateadmin', password: PASSWORD, timeoutMs: 30_000, ...extra };
 }
 
@@ -65,7 +66,7 @@ test('the default: STARTTLS required toward any address or name not on loopback,
 });
 
 test('with --tls-ca the handshake succeeds when the certificate names 127.0.0.1, and the session is TLS', async (t) => {
-  const conn = await UpstreamConnection.open(opts(rightName.port, { starttls: 'required', tlsCa: readFileSync(ca.caCert) }));
+  const conn = await MupdateConnection.open(opts(rightName.port, { starttls: 'required', tlsCa: readFileSync(ca.caCert) }));
   t.true(conn.secure);
   const r = await conn.command('N1', 'NOOP', [], 10_000);
   t.is(r.status, 'OK');
@@ -73,17 +74,17 @@ test('with --tls-ca the handshake succeeds when the certificate names 127.0.0.1,
 });
 
 test('a certificate from the trusted CA for another name is refused (name checking), before any password is sent', async (t) => {
-  const err = await t.throwsAsync(UpstreamConnection.open(opts(wrongName.port, { starttls: 'required', tlsCa: readFileSync(ca.caCert) })));
-  t.true(err instanceof UpstreamError);
+  const err = await t.throwsAsync(MupdateConnection.open(opts(wrongName.port, { starttls: 'required', tlsCa: readFileSync(ca.caCert) })));
+  t.true(err instanceof MupdateClientError);
   t.regex(err!.message, /^TLS failed: .*(altnames|does not match)/);
   await wrongName.waitForLog(/TLS handshake failed|TLS established/).catch(() => undefined);
   t.false(wrongName.logs.some((l) => /"msg":"login/.test(l)), 'no login was attempted');
 });
 
 test('without the CA the same server is refused (untrusted issuer); required TLS toward a server without STARTTLS is StartTlsUnavailable', async (t) => {
-  const untrusted = await t.throwsAsync(UpstreamConnection.open(opts(rightName.port, { starttls: 'required' })));
+  const untrusted = await t.throwsAsync(MupdateConnection.open(opts(rightName.port, { starttls: 'required' })));
   t.regex(untrusted!.message, /^TLS failed: .*(certificate|issuer)/i);
-  const none = await t.throwsAsync(UpstreamConnection.open(opts(plain.port, { starttls: 'required' })));
+  const none = await t.throwsAsync(MupdateConnection.open(opts(plain.port, { starttls: 'required' })));
   t.true(none instanceof StartTlsUnavailable);
 });
 

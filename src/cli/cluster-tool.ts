@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { applySettings, defaultConfig, readConfigFile, type ServerConfig } from '../config.js';
 import { createLogger } from '../log.js';
 import type { DirectoryStore } from '../store/types.js';
-import { applyEtcdFlags, openDirectory, type EtcdFlags } from './open-directory.js';
+import type { EtcdFlags } from './etcd-flags.js';
+import { applyEtcdFlags, openDirectory } from './open-directory.js';
 
 export interface ToolFlags extends EtcdFlags {
   data?: string | undefined;

@@ -6,8 +6,8 @@ import { createInterface } from 'node:readline';
 import { adminSocketPath } from '../admin/socket-server.js';
 import { replaceDurably } from '../store/durable-replace.js';
 import { LmdbDirectoryStore } from '../store/lmdb-store.js';
-import type { BatchItem } from '../store/types.js';
-import { parseDump, writeDump } from '../dump/cyrus-dump.js';
+import { writeDump } from '../dump/cyrus-dump.js';
+import { loadInBatches, type LoadCounts } from '../dump/load-batches.js';
 import { isCluster, openClusterDirectory, toolConfig, type ToolFlags } from './cluster-tool.js';
 
 function writeStdout(chunk: string): Promise<void> | void {
@@ -44,8 +44,6 @@ function serverRunning(dataDir: string): Promise<boolean> {
   });
 }
 
-const BATCH = 10_000;
-
 /**
  * Loads into the cluster: etcd transactions like any write, so running nodes
  * and their listeners see the entries as they land. An empty prefix is
@@ -56,28 +54,13 @@ async function loadIntoCluster(file: string, flags: ToolFlags): Promise<number> 
   // The reader is made only now: lines read while etcd was being reached would be lost.
   const input = file === '-' ? process.stdin : createReadStream(file);
   const lines = createInterface({ input, crlfDelay: Infinity });
-  let batch: BatchItem[] = [];
-  let loaded = 0;
-  let skipped = 0;
-  let changed = 0;
+  let counts: LoadCounts;
   try {
-    for await (const record of parseDump(lines)) {
-      if (!record.entry) {
-        skipped++;
-        continue;
-      }
-      batch.push({ name: record.name, entry: record.entry });
-      if (batch.length >= BATCH) {
-        changed += await dir.store.applyMany(batch);
-        loaded += batch.length;
-        batch = [];
-      }
-    }
-    changed += await dir.store.applyMany(batch);
-    loaded += batch.length;
+    counts = await loadInBatches(lines, (batch) => dir.store.applyMany(batch));
   } finally {
     await dir.close();
   }
+  const { loaded, changed, skipped } = counts;
   process.stderr.write(`loaded ${loaded} entries into the cluster (${changed} new or changed, ${skipped} deleted/intermediate skipped)\n`);
   return 0;
 }
@@ -96,25 +79,9 @@ export async function runLoad(file: string | undefined, flags: ToolFlags): Promi
   const compacted = join(dataDir, 'directory.mdb.compact');
   rmSync(compacted, { force: true });
   if (store.converted) process.stderr.write(`directory converted to format 2: ${store.converted.entries} entries\n`);
-  let batch: BatchItem[] = [];
-  let loaded = 0;
-  let skipped = 0;
-  let changed = 0;
+  let counts: LoadCounts;
   try {
-    for await (const record of parseDump(lines)) {
-      if (!record.entry) {
-        skipped++;
-        continue;
-      }
-      batch.push({ name: record.name, entry: record.entry });
-      if (batch.length >= BATCH) {
-        changed += await store.loadMany(batch);
-        loaded += batch.length;
-        batch = [];
-      }
-    }
-    changed += await store.loadMany(batch);
-    loaded += batch.length;
+    counts = await loadInBatches(lines, (batch) => store.loadMany(batch));
     await store.compactCopy(compacted);
   } catch (err) {
     rmSync(compacted, { force: true });
@@ -124,6 +91,7 @@ export async function runLoad(file: string | undefined, flags: ToolFlags): Promi
   }
   // The compact copy replaces the loaded file: without the load's freed pages, commits stay fast.
   replaceDurably(compacted, join(dataDir, 'directory.mdb'));
+  const { loaded, changed, skipped } = counts;
   process.stderr.write(`loaded ${loaded} entries (${changed} new or changed, ${skipped} deleted/intermediate skipped)\n`);
   return 0;
 }

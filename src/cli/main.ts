@@ -1,5 +1,6 @@
 /** `mupdated SUBCOMMAND ...`: the single entry point. */
 import { parseArgs } from 'node:util';
+import { ETCD_OPTIONS } from './etcd-flags.js';
 // Each subcommand's module is loaded only when it runs: a backend's `push` or an
 // operator's `client` starts without loading the server, LMDB or the logger.
 
@@ -39,11 +40,7 @@ commands:
 const TOOL_OPTIONS = {
   data: { type: 'string' },
   config: { type: 'string' },
-  etcd: { type: 'string' },
-  'etcd-prefix': { type: 'string' },
-  'etcd-ca': { type: 'string' },
-  'etcd-cert': { type: 'string' },
-  'etcd-key': { type: 'string' },
+  ...ETCD_OPTIONS,
 } as const;
 
 const SERVER_OPTIONS = {
@@ -53,11 +50,7 @@ const SERVER_OPTIONS = {
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
   config: { type: 'string' },
-  etcd: { type: 'string' },
-  'etcd-prefix': { type: 'string' },
-  'etcd-ca': { type: 'string' },
-  'etcd-cert': { type: 'string' },
-  'etcd-key': { type: 'string' },
+  ...ETCD_OPTIONS,
 } as const;
 
 export async function main(argv: string[]): Promise<number> {

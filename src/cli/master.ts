@@ -13,20 +13,16 @@ import { Authenticator } from '../sasl/authenticator.js';
 import { UserDb } from '../sasl/user-db.js';
 import { describeNarrowed, securePrivateFolder, type Narrowed } from '../store/private-files.js';
 import type { DirectoryStore } from '../store/types.js';
+import type { EtcdFlags } from './etcd-flags.js';
 import { applyEtcdFlags, mirrorClusterUsers, openDirectory } from './open-directory.js';
 
-export interface ServerFlags {
+export interface ServerFlags extends EtcdFlags {
   listen?: string | undefined;
   data?: string | undefined;
   servername?: string | undefined;
   'tls-cert'?: string | undefined;
   'tls-key'?: string | undefined;
   config?: string | undefined;
-  etcd?: string | undefined;
-  'etcd-prefix'?: string | undefined;
-  'etcd-ca'?: string | undefined;
-  'etcd-cert'?: string | undefined;
-  'etcd-key'?: string | undefined;
 }
 
 /** Config from defaults, then the file, then flags. `ignore`: file keys another mode reads. */

@@ -6,23 +6,7 @@ import type { ListenerFailure } from '../store/listeners.js';
 import { LmdbDirectoryStore } from '../store/lmdb-store.js';
 import type { DirectoryStore } from '../store/types.js';
 import type { UserMirror, LocalUsers } from '../store/etcd/user-mirror.js';
-
-export interface EtcdFlags {
-  etcd?: string | undefined;
-  'etcd-prefix'?: string | undefined;
-  'etcd-ca'?: string | undefined;
-  'etcd-cert'?: string | undefined;
-  'etcd-key'?: string | undefined;
-}
-
-/** The flags every command that can work on a cluster takes (parseArgs options). */
-export const ETCD_OPTIONS = {
-  etcd: { type: 'string' },
-  'etcd-prefix': { type: 'string' },
-  'etcd-ca': { type: 'string' },
-  'etcd-cert': { type: 'string' },
-  'etcd-key': { type: 'string' },
-} as const;
+import type { EtcdFlags } from './etcd-flags.js';
 
 export function applyEtcdFlags(config: { etcd: EtcdConfig }, flags: EtcdFlags): void {
   if (flags.etcd) config.etcd.endpoints = parseEndpoints(flags.etcd);

@@ -6,16 +6,19 @@
  * or LIST; 2 bad usage or unreadable dump; 3 done, but some mailboxes need
  * review (held by another server on the master, or a write was refused).
  */
-import { createReadStream, readFileSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { parseHostPort } from '../config.js';
 import { entryFromData } from '../resync/reconcile.js';
-import { statusText, UpstreamConnection, UpstreamError, type Response } from '../resync/upstream.js';
+import { MupdateConnection } from '../mupdate/client/connection.js';
+import { MupdateClientError } from '../mupdate/client/errors.js';
+import { commandResult, isStatus, type CommandResult, type Response } from '../mupdate/client/responses.js';
 import type { Entry } from '../store/types.js';
 import { showBytes } from '../admin/conflict-view.js';
 import { parseDump } from '../dump/cyrus-dump.js';
 import { judgeLookUp, planPush, type LocalMailbox } from '../push/push-plan.js';
-import { tlsOptions, TlsFlagsError, type TlsFlags } from './tls-flags.js';
+import { readPasswordFile } from '../client/password.js';
+import { tlsOptions, TlsFlagsError, type TlsFlags } from '../client/tls-flags.js';
 
 export interface PushFlags extends TlsFlags {
   master?: string | undefined;
@@ -35,12 +38,6 @@ interface Command {
   label: string;
 }
 
-interface Result {
-  status: string;
-  text: string;
-  data: Response[];
-}
-
 class UsageError extends Error {}
 
 async function readLocal(file: string, backend: string): Promise<LocalMailbox[]> {
@@ -57,11 +54,10 @@ async function readLocal(file: string, backend: string): Promise<LocalMailbox[]>
 }
 
 /** Runs commands with up to `window` in flight; responses come back in order. */
-async function pipeline(conn: UpstreamConnection, commands: Command[], window: number,
-  progress: (done: number) => void): Promise<Result[]> {
-  const results: Result[] = [];
+async function pipeline(conn: MupdateConnection, commands: Command[], window: number,
+  progress: (done: number) => void): Promise<CommandResult[]> {
+  const results: CommandResult[] = [];
   let sent = 0;
-  let data: Response[] = [];
   const sendMore = () => {
     while (sent < commands.length && sent - results.length < window) {
       const c = commands[sent]!;
@@ -71,17 +67,12 @@ async function pipeline(conn: UpstreamConnection, commands: Command[], window: n
   };
   sendMore();
   while (results.length < commands.length) {
-    const r = await conn.next(120_000);
-    if (!r) throw new UpstreamError('the master closed the connection');
-    if (['OK', 'NO', 'BAD', 'BYE'].includes(r.word)) {
-      if (r.word === 'BYE') throw new UpstreamError('the master ended the session (BYE)');
-      results.push({ status: r.word, text: statusText(r), data });
-      data = [];
-      progress(results.length);
-      sendMore();
-    } else {
-      data.push(r);
-    }
+    const data: Response[] = [];
+    const status = await conn.collectUntil(data, isStatus, 'the master closed the connection', 120_000);
+    if (status.word === 'BYE') throw new MupdateClientError('the master ended the session (BYE)');
+    results.push(commandResult(status, data));
+    progress(results.length);
+    sendMore();
   }
   return results;
 }
@@ -108,7 +99,7 @@ export async function runPush(dump: string | undefined, flags: PushFlags): Promi
       process.stderr.write(`${err.message}\n`);
       return 2;
     }
-    if (err instanceof UpstreamError) {
+    if (err instanceof MupdateClientError) {
       process.stderr.write(`mupdated push: ${err.message}\n`);
       return 1;
     }
@@ -124,7 +115,7 @@ async function push(dump: string, flags: Required<PushFlags>): Promise<number> {
   const backend = flags.server;
   const window = flags.window ? Number(flags.window) : 64;
   if (!Number.isInteger(window) || window < 1) throw new UsageError('--window: a whole number >= 1');
-  const password = readFileSync(flags['password-file'], 'utf8').split(/\r?\n/)[0] ?? '';
+  const password = readPasswordFile(flags['password-file']);
   let local: LocalMailbox[];
   try {
     local = await readLocal(dump, backend);
@@ -142,7 +133,7 @@ async function push(dump: string, flags: Required<PushFlags>): Promise<number> {
     if (err instanceof TlsFlagsError) throw new UsageError(`mupdated push: ${err.message}`);
     throw err;
   }
-  const conn = await UpstreamConnection.open({ host: at.host, port: at.port, user: flags.user, password, timeoutMs: 15_000, ...tls });
+  const conn = await MupdateConnection.open({ host: at.host, port: at.port, user: flags.user, password, timeoutMs: 15_000, ...tls });
   const out = (line: string) => process.stdout.write(`${line}\n`);
   let review = 0;
   // On a mupdated master a claim on a mailbox active elsewhere is queued for an operator (never applied);
@@ -152,7 +143,7 @@ async function push(dump: string, flags: Required<PushFlags>): Promise<number> {
     // A NOOP first: this is not ctl_mboxlist, so the master need not hide other servers' entries from FIND.
     await conn.command('X00', 'NOOP', [], 30_000);
     const list = await conn.command('X0', 'LIST', [Buffer.from(`${backend}!`)], 120_000);
-    if (list.status !== 'OK') throw new UpstreamError(`the master refused LIST (${list.status})`);
+    if (list.status !== 'OK') throw new MupdateClientError(`the master refused LIST (${list.status})`);
     const listed = list.data.map((r) => entryFromData(r.word, r.args)).filter((e): e is Entry => e !== null);
     const plan = planPush(local, listed);
 

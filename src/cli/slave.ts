@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { parseMasterList } from '../config.js';
 import { createLogger } from '../log.js';
 import { Follower } from '../resync/follower.js';
+import { readPasswordFile } from '../client/password.js';
 import { startFrontend, resolveFrontend } from '../frontend/frontend.js';
 import { UserDb } from '../sasl/user-db.js';
 import { LmdbDirectoryStore } from '../store/lmdb-store.js';
@@ -28,7 +29,7 @@ export async function runSlave(flags: SlaveFlags): Promise<void> {
   if (flags.master) up.server = flags.master;
   if (flags.user) up.authname = flags.user;
   if (flags['tls-ca']) up.tlsCa = flags['tls-ca'];
-  if (flags['password-file']) up.password = readFileSync(flags['password-file'], 'utf8').split(/\r?\n/)[0];
+  if (flags['password-file']) up.password = readPasswordFile(flags['password-file']);
   if (flags['retry-delay'] !== undefined) {
     const n = Number(flags['retry-delay']);
     if (!Number.isFinite(n) || n < 0) throw new Error('--retry-delay: expected seconds >= 0');

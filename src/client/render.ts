@@ -4,8 +4,7 @@
  * when asked for) and one JSON object per response for scripts. Pure: no I/O.
  */
 import { showBytes } from '../admin/conflict-view.js';
-import type { Response } from '../resync/upstream.js';
-import { statusText, STATUS_WORDS } from '../resync/upstream.js';
+import { isStatus, statusText, type Response } from '../mupdate/client/responses.js';
 import { quoteArg } from './input.js';
 
 export interface Style {
@@ -111,7 +110,7 @@ export function renderRows(rows: Response[], style: Style): string[] {
   }
   return rows.map((r, k) => {
     const c = cols[k];
-    if (!c) return STATUS_WORDS.has(r.word) ? renderStatus(r.word, statusText(r), style) : renderOther(r, style);
+    if (!c) return isStatus(r) ? renderStatus(r.word, statusText(r), style) : renderOther(r, style);
     return c.map((v, i) => (i === c.length - 1 ? v : padTo(v, widths[i]!))).join('  ').trimEnd();
   });
 }
@@ -151,7 +150,7 @@ export function responseJson(r: Response): JsonObject {
     out.location = showBytes(r.args[1]!);
   } else if (r.word === 'DELETE' && r.args.length >= 1) {
     out.name = showBytes(r.args[0]!);
-  } else if (STATUS_WORDS.has(r.word)) {
+  } else if (isStatus(r)) {
     out.text = statusText(r);
   } else {
     out.text = r.args.map((a) => showBytes(a)).join(' ');

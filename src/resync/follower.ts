@@ -13,10 +13,12 @@ import { entryProblem, shownName } from '../store/validate.js';
 import { entryFromData, reconcile } from './reconcile.js';
 import type { HostPort } from '../host-port.js';
 import { connectFirst, masterText } from './masters.js';
-import { UpstreamConnection, UpstreamError, UpstreamTimeout, type Response, type UpstreamOptions } from './upstream.js';
+import type { ClientOptions, MupdateConnection } from '../mupdate/client/connection.js';
+import { ConnectionClosed, MupdateClientError, TimeoutError } from '../mupdate/client/errors.js';
+import type { Response } from '../mupdate/client/responses.js';
 
 export interface FollowerOptions {
-  upstream: Omit<UpstreamOptions, 'timeoutMs' | 'host' | 'port'>;
+  upstream: Omit<ClientOptions, 'timeoutMs' | 'host' | 'port'>;
   /** The masters to follow, tried in this order at every connect (cluster nodes serving one directory). */
   masters: HostPort[];
   /** Seconds of silence before a keep-alive NOOP, and the base reconnect delay (mupdate_retry_delay). */
@@ -75,7 +77,7 @@ function itemOf(r: Response): BatchItem {
 }
 
 export class Follower {
-  private conn: UpstreamConnection | null = null;
+  private conn: MupdateConnection | null = null;
   private stopped = false;
   private wakeSleep: (() => void) | null = null;
   private noopCounter = 0;
@@ -243,7 +245,7 @@ export class Follower {
   }
 
   /** Plain UPDATE, as a Cyrus slave does it; only a dump that ends with `U01 OK` is applied. */
-  private async fullSync(conn: UpstreamConnection): Promise<false> {
+  private async fullSync(conn: MupdateConnection): Promise<false> {
     conn.send('U01', 'UPDATE');
     const remote = await this.readDump(conn, null);
     await this.applyFullDump(remote, null, null);
@@ -251,7 +253,7 @@ export class Follower {
   }
 
   /** Collects a dump's MAILBOX/RESERVE lines until the tagged OK. `first`: a line already read. */
-  private async readDump(conn: UpstreamConnection, first: Response | null): Promise<Map<string, Entry>> {
+  private async readDump(conn: MupdateConnection, first: Response | null): Promise<Map<string, Entry>> {
     const remote = new Map<string, Entry>();
     for (let r = first ?? (await this.nextDumpLine(conn)); ; r = await this.nextDumpLine(conn)) {
       const entry = entryFromData(r.word, r.args);
@@ -260,13 +262,13 @@ export class Follower {
         continue;
       }
       if (r.word === 'OK' && r.tag === 'U01') return remote;
-      throw new UpstreamError(`dump abandoned: the master sent ${r.tag} ${r.word} before the end of the dump`);
+      throw new MupdateClientError(`dump abandoned: the master sent ${r.tag} ${r.word} before the end of the dump`);
     }
   }
 
-  private async nextDumpLine(conn: UpstreamConnection): Promise<Response> {
+  private async nextDumpLine(conn: MupdateConnection): Promise<Response> {
     const r = await conn.next(this.opts.dumpTimeoutMs);
-    if (!r) throw new UpstreamError('dump abandoned: the master closed the connection');
+    if (!r) throw new ConnectionClosed('dump abandoned: the master closed the connection');
     return r;
   }
 
@@ -286,7 +288,7 @@ export class Follower {
   }
 
   /** XRESUME against a mupdated master: changes after our last one, or a full dump when that is not possible. */
-  private async resumeSync(conn: UpstreamConnection): Promise<boolean> {
+  private async resumeSync(conn: MupdateConnection): Promise<boolean> {
     const store = this.opts.store;
     const synced = store.getMeta(META_SYNCED) === true;
     const dbid = synced ? ((store.getMeta(META_DBID) as string | null) ?? '') : '';
@@ -300,7 +302,7 @@ export class Follower {
         await this.fullSync(conn);
         return false;
       }
-      throw new UpstreamError(`unexpected answer to XRESUME: ${head.word}`);
+      throw new MupdateClientError(`unexpected answer to XRESUME: ${head.word}`);
     }
     const [mode, masterId, fromRaw, fromDigest] = head.args.map((a) => a.toString('latin1')) as [string, string, string, string?];
     const from = Number(fromRaw);
@@ -313,7 +315,7 @@ export class Follower {
     let last = from;
     let lastDigest = digest;
     for (let r = await this.nextDumpLine(conn); !(r.word === 'OK' && r.tag === 'U01'); r = await this.nextDumpLine(conn)) {
-      if (!isData(r)) throw new UpstreamError(`resume abandoned: the master sent ${r.tag} ${r.word}`);
+      if (!isData(r)) throw new MupdateClientError(`resume abandoned: the master sent ${r.tag} ${r.word}`);
       items.push(...this.storable([itemOf(r)]));
       last = seqOf(r) ?? last;
       lastDigest = lineDigest(r);
@@ -328,20 +330,20 @@ export class Follower {
   }
 
   /** Applies streamed changes in arrival order; consecutive lines already received share one commit. */
-  private async stream(conn: UpstreamConnection, retryMs: number, seqTagged: boolean): Promise<void> {
+  private async stream(conn: MupdateConnection, retryMs: number, seqTagged: boolean): Promise<void> {
     let noopOutstanding = false;
     for (;;) {
       let r: Response | null;
       try {
         r = await conn.next(retryMs);
       } catch (err) {
-        if (!(err instanceof UpstreamTimeout)) throw err;
-        if (noopOutstanding) throw new UpstreamError('the master did not answer a NOOP in time');
+        if (!(err instanceof TimeoutError)) throw err;
+        if (noopOutstanding) throw new MupdateClientError('the master did not answer a NOOP in time');
         noopOutstanding = true;
         conn.send(`N${this.noopCounter++}`, 'NOOP');
         continue;
       }
-      if (!r) throw new UpstreamError('the master closed the connection');
+      if (!r) throw new ConnectionClosed('the master closed the connection');
       if (isData(r)) {
         const batch = [r];
         while (conn.hasQueued()) {
@@ -357,7 +359,7 @@ export class Follower {
         this.releaseNoopWaiters(Number(r.tag.slice(1)));
         continue;
       }
-      throw new UpstreamError(`the master sent ${r.tag} ${r.word} on the stream`);
+      throw new MupdateClientError(`the master sent ${r.tag} ${r.word} on the stream`);
     }
   }
 

@@ -7,8 +7,9 @@
  */
 import type { HostPort } from '../host-port.js';
 import type { Logger } from '../log.js';
-import { defaultStartTls } from './tls-policy.js';
-import { UpstreamConnection, UpstreamError, type UpstreamOptions } from './upstream.js';
+import { MupdateConnection, type ClientOptions } from '../mupdate/client/connection.js';
+import { MupdateClientError } from '../mupdate/client/errors.js';
+import { defaultStartTls } from '../mupdate/client/tls-policy.js';
 
 /** `host:port` as an operator writes it (IPv6 in brackets). */
 export function masterText(m: HostPort): string {
@@ -17,20 +18,20 @@ export function masterText(m: HostPort): string {
 
 /** Opens a connection to the first master that answers; throws naming every failure when none does. */
 export async function connectFirst(
-  masters: HostPort[], options: Omit<UpstreamOptions, 'host' | 'port'>, log: Logger,
-): Promise<{ conn: UpstreamConnection; master: HostPort }> {
+  masters: HostPort[], options: Omit<ClientOptions, 'host' | 'port'>, log: Logger,
+): Promise<{ conn: MupdateConnection; master: HostPort }> {
   const failures: string[] = [];
   for (const master of masters) {
     try {
       // Unless configured, STARTTLS is required toward each master not on loopback (tls-policy.ts).
       const starttls = options.starttls ?? defaultStartTls(master.host);
-      const conn = await UpstreamConnection.open({ ...options, starttls, host: master.host, port: master.port }, log);
+      const conn = await MupdateConnection.open({ ...options, starttls, host: master.host, port: master.port }, log);
       return { conn, master };
     } catch (err) {
-      if (!(err instanceof UpstreamError) || masters.length === 1) throw err;
+      if (!(err instanceof MupdateClientError) || masters.length === 1) throw err;
       failures.push(`${masterText(master)}: ${err.message}`);
       log.warn({ master: masterText(master), err: err.message }, 'master does not answer; trying the next');
     }
   }
-  throw new UpstreamError(`no master answered (${failures.join('; ')})`);
+  throw new MupdateClientError(`no master answered (${failures.join('; ')})`);
 }

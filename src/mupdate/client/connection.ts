@@ -1,26 +1,25 @@
 /**
- * Client side of a MUPDATE connection, as the slave and the tools use it:
- * connect, read the banner, log in (SCRAM-SHA-256 when offered, else PLAIN), send commands and read
- * responses. It reads responses leniently (Cyrus masters send a few bare-word
- * texts) but data lines strictly.
+ * The client side of a MUPDATE connection, as the slave, `push` and `mupdated
+ * client` use it: connect, read the banner, STARTTLS, log in (login.ts), send
+ * commands and read responses. It reads responses leniently (Cyrus masters
+ * send a few bare-word texts) but data lines strictly.
  */
 import { connect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, TLSSocket } from 'node:tls';
-import type { Logger } from '../log.js';
-import { randomBytes } from 'node:crypto';
-import { buildPlainMessage, decodeBase64Strict } from '../sasl/plain.js';
-import { SCRAM_MECHANISM, ScramClient, ScramError } from '../sasl/scram.js';
-import { clientCommand } from '../mupdate/wire/encoder.js';
-import { CommandReader, type ArgPolicy, type ReadResult, type SaslLineResult } from '../mupdate/wire/reader.js';
+import type { Logger } from '../../log.js';
+import { decodeBase64Strict } from '../../sasl/plain.js';
+import { clientCommand } from '../wire/encoder.js';
+import { CommandReader, type ReadResult, type SaslLineResult } from '../wire/reader.js';
+import {
+  BannerRefused, ConnectFailed, ConnectionClosed, MupdateClientError, StartTlsRefused, StartTlsUnavailable, TimeoutError, TlsFailed,
+} from './errors.js';
+import { logIn, loginMechanism, type Credentials, type LoginChannel, type SaslStep } from './login.js';
+import { commandResult, isStatus, RESPONSE_LIMITS, RESPONSE_SHAPES, statusText, type CommandResult, type Response } from './responses.js';
 import { defaultStartTls, type StartTlsMode } from './tls-policy.js';
 
-export interface UpstreamOptions {
+export interface ClientOptions extends Credentials {
   host: string;
   port: number;
-  user: string;
-  password: string;
-  /** Authorization id; defaults to the user, as Cyrus clients send it. */
-  authzid?: string | undefined;
   /** Timeout for connect, banner and login. */
   timeoutMs: number;
   /**
@@ -37,54 +36,7 @@ export interface UpstreamOptions {
   onWire?: (direction: 'C' | 'S', bytes: Buffer) => void;
 }
 
-export interface Response {
-  tag: string;
-  word: string;
-  args: Buffer[];
-}
-
-const RESPONSE_SHAPES: Record<string, ArgPolicy> = {
-  MAILBOX: { kind: 'args', min: 3, max: 4 },
-  RESERVE: { kind: 'args', min: 2, max: 3 },
-  DELETE: { kind: 'args', min: 1, max: 2 },
-  XSYNC: { kind: 'args', min: 3, max: 4 },
-  XRESUME: { kind: 'args', min: 1, max: 1 },
-};
-
-const RESPONSE_LIMITS = { maxTag: 256, maxWord: 256, maxString: 1 << 20, maxCommand: 4 << 20, maxSaslLine: 1 << 16 };
-
-export class UpstreamError extends Error {}
-
-/** No answer in time: while connecting, or while waiting for a response. */
-export class UpstreamTimeout extends UpstreamError {
-  constructor(readonly phase: 'connect' | 'response', message: string) {
-    super(message);
-  }
-}
-
-/** TLS is required but the server's banner does not offer STARTTLS. */
-export class StartTlsUnavailable extends UpstreamError {}
-
-/** The server refused the credentials. */
-export class LoginRefused extends UpstreamError {}
-
-export const STATUS_WORDS = new Set(['OK', 'NO', 'BAD', 'BYE']);
-
-export interface CommandResult {
-  status: string;
-  text: string;
-  tag: string;
-  data: Response[];
-}
-
-/** The text of a status line's raw rest: a quoted string unquoted, bare words as they are. */
-export function statusText(r: Response): string {
-  const raw = r.args[0]?.toString('utf8') ?? '';
-  const m = /^"((?:[^"\\]|\\.)*)"$/s.exec(raw);
-  return m ? m[1]!.replace(/\\(.)/gs, '$1') : raw;
-}
-
-export class UpstreamConnection {
+export class MupdateConnection implements LoginChannel {
   private socket: Socket;
   private reader = this.newReader();
   private queue: Array<ReadResult | SaslLineResult | null> = [];
@@ -98,7 +50,7 @@ export class UpstreamConnection {
   bannerText = '';
   private bannerDone = false;
 
-  private constructor(socket: Socket, private readonly log?: Logger, private readonly onWire?: UpstreamOptions['onWire']) {
+  private constructor(socket: Socket, private readonly log?: Logger, private readonly onWire?: ClientOptions['onWire']) {
     this.socket = socket;
     this.attach(socket);
   }
@@ -160,20 +112,23 @@ export class UpstreamConnection {
     w?.();
   }
 
-  static async open(opts: UpstreamOptions, log?: Logger): Promise<UpstreamConnection> {
+  static async open(opts: ClientOptions, log?: Logger): Promise<MupdateConnection> {
     const socket = await new Promise<Socket>((resolve, reject) => {
       const s = connect({ host: opts.host, port: opts.port });
-      const timer = setTimeout(() => { s.destroy(); reject(new UpstreamTimeout('connect', `connect to ${opts.host}:${opts.port} timed out`)); }, opts.timeoutMs);
+      const timer = setTimeout(() => { s.destroy(); reject(new TimeoutError('connect', `connect to ${opts.host}:${opts.port} timed out`)); }, opts.timeoutMs);
       s.once('connect', () => { clearTimeout(timer); s.setNoDelay(true); resolve(s); });
-      s.once('error', (err) => { clearTimeout(timer); reject(new UpstreamError(`cannot connect to ${opts.host}:${opts.port}: ${err.message}`)); });
+      s.once('error', (err: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        reject(new ConnectFailed(err.code, `cannot connect to ${opts.host}:${opts.port}: ${err.message}`));
+      });
     });
-    const conn = new UpstreamConnection(socket, log, opts.onWire);
+    const conn = new MupdateConnection(socket, log, opts.onWire);
     try {
       await conn.readBanner(opts.timeoutMs);
       const mode = opts.starttls ?? defaultStartTls(opts.host);
       if (mode !== 'never' && conn.capabilities.has('STARTTLS')) await conn.startTls(opts);
       else if (mode === 'required') throw new StartTlsUnavailable('the server does not offer STARTTLS');
-      if (!opts.noLogin) await conn.login(opts);
+      if (!opts.noLogin) await logIn(conn, opts);
     } catch (err) {
       conn.close();
       throw err;
@@ -185,18 +140,18 @@ export class UpstreamConnection {
     this.capabilities.clear();
     for (;;) {
       const r = await this.next(timeoutMs);
-      if (!r) throw new UpstreamError('the server closed the connection before its banner');
-      if (r.tag !== '*') throw new UpstreamError(`unexpected banner line from the server (${r.tag} ${r.word})`);
+      if (!r) throw new ConnectionClosed('the server closed the connection before its banner');
+      if (r.tag !== '*') throw new MupdateClientError(`unexpected banner line from the server (${r.tag} ${r.word})`);
       if (r.word === 'OK') return;
-      if (r.word === 'BYE') throw new UpstreamError('the server refused the connection (BYE)');
+      if (r.word === 'BYE') throw new BannerRefused('the server refused the connection (BYE)');
       this.capabilities.set(r.word, r.args);
     }
   }
 
-  private async startTls(opts: UpstreamOptions): Promise<void> {
+  private async startTls(opts: ClientOptions): Promise<void> {
     this.write(Buffer.from('S01 STARTTLS\r\n'));
     const r = await this.next(opts.timeoutMs);
-    if (!r || r.word !== 'OK') throw new UpstreamError('STARTTLS was refused');
+    if (!r || r.word !== 'OK') throw new StartTlsRefused('STARTTLS was refused');
     const raw = this.socket;
     raw.removeAllListeners('data');
     raw.removeAllListeners('end');
@@ -210,7 +165,7 @@ export class UpstreamConnection {
     });
     await new Promise<void>((resolve, reject) => {
       secure.once('secureConnect', () => resolve());
-      secure.once('error', (err) => reject(new UpstreamError(`TLS failed: ${err.message}`)));
+      secure.once('error', (err) => reject(new TlsFailed(err.message)));
     });
     this.socket = secure;
     this.bannerText = '';
@@ -230,49 +185,12 @@ export class UpstreamConnection {
 
   /** SCRAM-SHA-256 when the server offers it (the password never crosses the link), else PLAIN; null for neither. */
   get loginMechanism(): string | null {
-    return [SCRAM_MECHANISM, 'PLAIN'].find((m) => this.mechanisms.includes(m)) ?? null;
+    return loginMechanism(this.mechanisms);
   }
 
-  private async login(opts: UpstreamOptions): Promise<void> {
-    const authzid = opts.authzid ?? opts.user;
-    if (this.loginMechanism === SCRAM_MECHANISM) return this.loginScram(opts, authzid);
-    const message = buildPlainMessage(authzid, opts.user, opts.password);
-    const ir = Buffer.from(message.toString('base64'));
-    this.write(Buffer.concat([Buffer.from(`A01 AUTHENTICATE "PLAIN" {${ir.length}+}\r\n`), ir, Buffer.from('\r\n')]));
-    const r = await this.next(opts.timeoutMs);
-    if (!r) throw new UpstreamError('the server closed the connection during login');
-    if (r.word !== 'OK') throw new LoginRefused(`login as ${opts.user} refused by the server: ${statusText(r)}`);
-  }
-
-  private async loginScram(opts: UpstreamOptions, authzid: string): Promise<void> {
-    const client = new ScramClient(opts.user, Buffer.from(opts.password, 'utf8'), authzid, randomBytes(18).toString('base64'));
-    const line = (data: Buffer) => Buffer.from(`${data.toString('base64')}\r\n`);
-    const ir = client.first().toString('base64');
-    this.saslMode = true;
-    this.write(Buffer.from(`A01 AUTHENTICATE "${SCRAM_MECHANISM}" {${ir.length}+}\r\n${ir}\r\n`));
-    let step = 0;
-    for (;;) {
-      const challenge = await this.nextSaslLine(opts.timeoutMs);
-      if (challenge.kind === 'status') {
-        if (challenge.word === 'OK' && step === 2) return;
-        if (challenge.word === 'OK') throw new UpstreamError('the server ended SCRAM without proving it knows the password');
-        throw new LoginRefused(`login as ${opts.user} refused by the server: ${challenge.text}`);
-      }
-      try {
-        if (step === 0) this.write(line(await client.final(challenge.data)));
-        else if (step === 1 && client.verifyServer(challenge.data)) this.write(Buffer.from('\r\n'));
-        else throw new ScramError('the server could not prove it knows the password');
-      } catch (err) {
-        this.write(Buffer.from('*\r\n'));
-        throw err instanceof ScramError ? new UpstreamError(`SCRAM login failed: ${err.message}`) : err;
-      }
-      step++;
-    }
-  }
-
-  /** Public for `mupdated client`: logs in on a connection opened with noLogin. */
-  async authenticate(opts: UpstreamOptions): Promise<void> {
-    await this.login(opts);
+  /** Logs in on a connection opened with noLogin (`mupdated client` asks for the password after the banner). */
+  async authenticate(creds: Credentials): Promise<void> {
+    await logIn(this, creds);
   }
 
   private write(bytes: Buffer): void {
@@ -295,7 +213,7 @@ export class UpstreamConnection {
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
     while (this.queue.length === 0) {
       const left = deadline - Date.now();
-      if (left <= 0) throw new UpstreamTimeout('response', 'timed out waiting for the server');
+      if (left <= 0) throw new TimeoutError('response', 'timed out waiting for the server');
       await new Promise<void>((resolve) => {
         const timer = Number.isFinite(left) ? setTimeout(() => { this.waiter = null; resolve(); }, left) : null;
         this.waiter = () => { if (timer) clearTimeout(timer); resolve(); };
@@ -313,25 +231,29 @@ export class UpstreamConnection {
 
   private toResponse(r: ReadResult | SaslLineResult | null): Response | null {
     if (r === null) return null;
-    if (r.kind === 'fatal') throw new UpstreamError(`unreadable response from the server: ${r.text}`);
-    if (r.kind === 'line') throw new UpstreamError('unexpected SASL line from the server');
+    if (r.kind === 'fatal') throw new MupdateClientError(`unreadable response from the server: ${r.text}`);
+    if (r.kind === 'line') throw new MupdateClientError('unexpected SASL line from the server');
     if (r.kind === 'bad') {
-      throw new UpstreamError(`malformed response from the server: ${r.text}${r.tag ? ` (tag ${r.tag.toString('latin1')})` : ''}`);
+      throw new MupdateClientError(`malformed response from the server: ${r.text}${r.tag ? ` (tag ${r.tag.toString('latin1')})` : ''}`);
     }
     return { tag: r.tag.toString('latin1'), word: r.word, args: r.args };
   }
 
+  startSasl(): void {
+    this.saslMode = true;
+  }
+
   /** During AUTHENTICATE: a decoded challenge, or the status line that ends the exchange. */
-  private async nextSaslLine(timeoutMs: number): Promise<{ kind: 'challenge'; data: Buffer } | { kind: 'status'; word: string; text: string }> {
+  async nextSaslStep(timeoutMs: number): Promise<SaslStep> {
     const r = await this.take(timeoutMs);
     if (r?.kind === 'line') {
       const data = decodeBase64Strict(r.line);
-      if (!data) throw new UpstreamError('the server sent a challenge that is not base64');
+      if (!data) throw new MupdateClientError('the server sent a challenge that is not base64');
       return { kind: 'challenge', data };
     }
     const response = this.toResponse(r);
-    if (!response) throw new UpstreamError('the server closed the connection during login');
-    if (!STATUS_WORDS.has(response.word)) throw new UpstreamError(`unexpected ${response.word} from the server during login`);
+    if (!response) throw new ConnectionClosed('the server closed the connection during login');
+    if (!isStatus(response)) throw new MupdateClientError(`unexpected ${response.word} from the server during login`);
     return { kind: 'status', word: response.word, text: statusText(response) };
   }
 
@@ -356,11 +278,21 @@ export class UpstreamConnection {
   /** Reads data lines until a status line; the answer to a command already sent. */
   async collect(what: string, timeoutMs?: number): Promise<CommandResult> {
     const data: Response[] = [];
+    const status = await this.collectUntil(data, isStatus, `the server closed the connection during ${what}`, timeoutMs);
+    return commandResult(status, data);
+  }
+
+  /**
+   * Reads responses into `rows` until `isLast` says one ends the answer, and returns that one
+   * (not put in `rows`). What was read stays in `rows` when a timeout or a closed connection
+   * (ConnectionClosed with the message `closed`) interrupts.
+   */
+  async collectUntil(rows: Response[], isLast: (r: Response) => boolean, closed: string, timeoutMs?: number): Promise<Response> {
     for (;;) {
       const r = await this.next(timeoutMs);
-      if (!r) throw new UpstreamError(`the server closed the connection during ${what}`);
-      if (STATUS_WORDS.has(r.word)) return { status: r.word, text: statusText(r), tag: r.tag, data };
-      data.push(r);
+      if (!r) throw new ConnectionClosed(closed);
+      if (isLast(r)) return r;
+      rows.push(r);
     }
   }
 

@@ -1,7 +1,7 @@
 /** The TLS flags `push` and `client` share: `--starttls`, `--plaintext`, `--tls-ca FILE`, `--tls-insecure`. */
 import { readFileSync } from 'node:fs';
-import { defaultStartTls, type StartTlsMode } from '../resync/tls-policy.js';
-import type { UpstreamOptions } from '../resync/upstream.js';
+import type { ClientOptions } from '../mupdate/client/connection.js';
+import { defaultStartTls, type StartTlsMode } from '../mupdate/client/tls-policy.js';
 
 export interface TlsFlags {
   starttls?: boolean | undefined;
@@ -18,7 +18,7 @@ export class TlsFlagsError extends Error {}
  * refuses it, neither means required toward a server not on loopback and
  * `onLoopback` on loopback.
  */
-export function tlsOptions(flags: TlsFlags, host: string, onLoopback: StartTlsMode): Pick<UpstreamOptions, 'starttls' | 'tlsCa' | 'tlsInsecure'> {
+export function tlsOptions(flags: TlsFlags, host: string, onLoopback: StartTlsMode): Pick<ClientOptions, 'starttls' | 'tlsCa' | 'tlsInsecure'> {
   if (flags.starttls && flags.plaintext) throw new TlsFlagsError('--starttls and --plaintext exclude each other');
   if (flags.plaintext && (flags['tls-ca'] || flags['tls-insecure'])) {
     throw new TlsFlagsError('--tls-ca and --tls-insecure do not go with --plaintext');
