@@ -19,7 +19,7 @@ const LAYERS = [
   ['mupdate/wire/', 0], ['mupdate/location.ts', 0], ['mupdate/dump-protocol.ts', 0],
   // The MUPDATE client (connection, login, responses) is protocol: the slave, push and the client's REPL sit on it.
   ['mupdate/client/', 1],
-  ['mupdate/', 1], ['resync/', 1], ['admin/', 1], ['dump/', 1], ['push/', 1],
+  ['mupdate/', 1], ['backup/', 1], ['resync/', 1], ['admin/', 1], ['dump/', 1], ['push/', 1],
   ['store/', 0], ['sasl/', 0], ['log.ts', 0], ['version.ts', 0], ['host-port.ts', 0],
 ];
 

@@ -28,6 +28,8 @@ commands:
              exit 0 in sync, 1 cannot connect/log in/LIST, 2 usage or bad dump, 3 some mailboxes need review
   dump       write the directory as ctl_mboxlist -d JSON to stdout   [--data DIR | --etcd URL[,URL...]]
   load       read ctl_mboxlist -d JSON (a file or -) into the directory   [--data DIR | --etcd URL[,URL...]]
+  backup     copy the data folder while the server runs into the new folder DEST   DEST [--data DIR]
+  verify     check a data folder or backup (format, index, change log, counts)   [--data DIR]
   user       manage logins            add NAME [--admin] | remove NAME | list   [--data DIR | --etcd URL[,URL...]]
              (the password is read from standard input)
   (the tools take --config FILE, and with --etcd also --etcd-prefix, --etcd-ca, --etcd-cert, --etcd-key:
@@ -110,6 +112,15 @@ export async function main(argv: string[]): Promise<number> {
     case 'load': {
       const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: TOOL_OPTIONS });
       return (await import('./dump-load.js')).runLoad(positionals[0], values);
+    }
+    case 'backup': case 'verify': {
+      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { ...TOOL_OPTIONS, help: { type: 'boolean', short: 'h' } } });
+      const backup = await import('./backup.js');
+      if (values.help) {
+        process.stdout.write(backup.BACKUP_USAGE);
+        return 0;
+      }
+      return command === 'backup' ? backup.runBackup(positionals, values) : backup.runVerify(positionals, values);
     }
     case 'client': {
       const { values, positionals } = parseArgs({
