@@ -141,7 +141,9 @@ test('a backup taken during a write storm is the directory at one change number,
   const copySnap = backedUp.snapshot();
   try {
     const at = copySnap.seq;
-    t.log(`backup at change #${at}; ${done.ackedBefore} writes acknowledged when it started, ${done.ackedAfter} when it ended, ${sourceSnap.seq} in all`);
+    t.log(
+      `backup at change #${at}; ${done.ackedBefore} writes acknowledged when it started, ${done.ackedAfter} when it ended, ${sourceSnap.seq} in all`,
+    );
     // Every acknowledged write is durable: the copy has at least those the server had acknowledged when it began.
     t.true(at >= done.ackedBefore, `copy at #${at}, ${done.ackedBefore} acknowledged before`);
     t.true(at < sourceSnap.seq, 'the copy is older than the directory after the storm');
@@ -203,10 +205,14 @@ async function makeSmallFolder(): Promise<string> {
   const s = await start();
   const c = await RawClient.login(s.port);
   const writes: string[][] = [
-    ['ACTIVATE', 'user.a', 'b1!p', 'anyone\tlr\t'], ['ACTIVATE', 'user.b', 'b1!p', 'anyone\tlr\t'],
-    ['ACTIVATE', 'user.c', 'b2!p', 'anyone\tlr\t'], ['RESERVE', 'user.d', 'b2!p'],
-    ['DELETE', 'user.b'], ['ACTIVATE', 'user.a', 'b1!p', 'anyone\tlrs\t'],
-    ['ACTIVATE', 'user.e', 'b3!p', 'anyone\tlr\t'], ['ACTIVATE', 'user.f', 'b3!p', 'anyone\tlr\t'],
+    ['ACTIVATE', 'user.a', 'b1!p', 'anyone\tlr\t'],
+    ['ACTIVATE', 'user.b', 'b1!p', 'anyone\tlr\t'],
+    ['ACTIVATE', 'user.c', 'b2!p', 'anyone\tlr\t'],
+    ['RESERVE', 'user.d', 'b2!p'],
+    ['DELETE', 'user.b'],
+    ['ACTIVATE', 'user.a', 'b1!p', 'anyone\tlrs\t'],
+    ['ACTIVATE', 'user.e', 'b3!p', 'anyone\tlr\t'],
+    ['ACTIVATE', 'user.f', 'b3!p', 'anyone\tlr\t'],
   ];
   for (const [i, [verb, ...args]] of writes.entries()) {
     const answer = (await exchange(c, `W${i}`, verb!, ...args)).pop();
@@ -269,7 +275,9 @@ test('verify fails on an entry missing from the by-server index', async (t) => {
 });
 
 test('verify fails on a gap in the change log', async (t) => {
-  const copy = await damagedCopy(t, await smallFolder(), (db) => { db.log.removeSync(4); });
+  const copy = await damagedCopy(t, await smallFolder(), (db) => {
+    db.log.removeSync(4);
+  });
   await verifyFails(t, copy, /PROBLEM: the change log has a gap: after change #3 comes #5 \(1 change missing\)/);
 });
 
@@ -283,7 +291,9 @@ test('verify fails on an entry the change log says exists but the directory lost
 });
 
 test('verify fails when the last change number and the change log disagree', async (t) => {
-  const copy = await damagedCopy(t, await smallFolder(), (db) => { db.meta.putSync('seq', 11); });
+  const copy = await damagedCopy(t, await smallFolder(), (db) => {
+    db.meta.putSync('seq', 11);
+  });
   await verifyFails(t, copy, /PROBLEM: the directory is at change #11 but its change log ends at #8/);
 });
 
@@ -306,7 +316,9 @@ test('backup refuses an existing DEST, a folder without a directory, and a clust
   t.regex(r.stderr, /in cluster mode the directory lives in etcd.*'mupdated dump --etcd URL > FILE'.*etcdctl snapshot save/s);
 
   // A cluster node's view folder (its meta has the view's etcd revision) is refused without --etcd too.
-  const view = await damagedCopy(t, folder, (db) => { db.meta.putSync('viewRevision', 42); });
+  const view = await damagedCopy(t, folder, (db) => {
+    db.meta.putSync('viewRevision', 42);
+  });
   r = await runCli(['backup', join(empty, 'copy'), '--data', view]);
   t.is(r.code, 1, showRun(r));
   t.regex(r.stderr, /is a cluster node's data folder: in cluster mode/);

@@ -65,7 +65,8 @@ export function openDirectoryDatabases(dir: string): DirectoryDatabases {
     throw new FolderRefused(`${path} holds no directory (no meta database)`);
   }
   return {
-    root, meta,
+    root,
+    meta,
     entries: existing(root, 'entries2', { keyEncoding: 'binary', encoding: 'binary' }),
     byServer: existing(root, 'by-server', { keyEncoding: 'binary', encoder: DUPLICATE_BYTES, dupSort: true }),
     formatOneEntries: existing(root, 'entries', { keyEncoding: 'binary', encoding: 'binary' }),

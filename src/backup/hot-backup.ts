@@ -8,10 +8,30 @@
  * folder are fsynced, it is verified, and only then renamed to DEST: DEST
  * either does not exist or holds a whole, durable copy.
  */
-import { closeSync, copyFileSync, constants, existsSync, fchmodSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  constants,
+  existsSync,
+  fchmodSync,
+  fsyncSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+} from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { PRIVATE_FILE_MODE, PRIVATE_FOLDER_MODE } from '../store/private-files.js';
-import { CLUSTER_VIEW_KEY, DIRECTORY_FILE, FolderRefused, USERS_FILE, openDirectoryDatabases, openUsersDatabase } from './folder-databases.js';
+import {
+  CLUSTER_VIEW_KEY,
+  DIRECTORY_FILE,
+  FolderRefused,
+  USERS_FILE,
+  openDirectoryDatabases,
+  openUsersDatabase,
+} from './folder-databases.js';
 import { verifyFolder, type FolderReport } from './verify-folder.js';
 
 /** Plain files of a data folder that belong in a backup besides the LMDB files (the operator audit trail). */
@@ -27,9 +47,11 @@ export interface BackupResult {
 
 /** Says how to back up a cluster instead of a node's folder. */
 export function clusterBackupAdvice(what: string): string {
-  return `${what}: in cluster mode the directory lives in etcd and a node's data folder is only its view, which the node ` +
+  return (
+    `${what}: in cluster mode the directory lives in etcd and a node's data folder is only its view, which the node ` +
     `rebuilds from etcd. Back up the cluster with 'mupdated dump --etcd URL > FILE' (restore: 'mupdated load FILE --etcd URL' ` +
-    `into an empty prefix) or with an etcd snapshot ('etcdctl snapshot save FILE')`;
+    `into an empty prefix) or with an etcd snapshot ('etcdctl snapshot save FILE')`
+  );
 }
 
 function exists(path: string): boolean {
@@ -66,7 +88,8 @@ function fsyncFolder(path: string): void {
 async function copyFiles(source: string, into: string): Promise<string[]> {
   const dbs = openDirectoryDatabases(source);
   try {
-    if (dbs.meta.get(CLUSTER_VIEW_KEY) !== undefined) throw new FolderRefused(clusterBackupAdvice(`${source} is a cluster node's data folder`));
+    if (dbs.meta.get(CLUSTER_VIEW_KEY) !== undefined)
+      throw new FolderRefused(clusterBackupAdvice(`${source} is a cluster node's data folder`));
     await dbs.root.backup(join(into, DIRECTORY_FILE), true);
   } finally {
     await dbs.root.close();
@@ -92,7 +115,8 @@ async function copyFiles(source: string, into: string): Promise<string[]> {
 /** Writes the backup of data folder `source` to the new folder `dest`. */
 export async function backupFolder(source: string, dest: string): Promise<BackupResult> {
   const target = resolve(dest);
-  if (exists(target)) throw new FolderRefused(`${dest} already exists: a backup goes into a new folder (pick another name, or remove it first)`);
+  if (exists(target))
+    throw new FolderRefused(`${dest} already exists: a backup goes into a new folder (pick another name, or remove it first)`);
   const parent = dirname(target);
   // Everything this process creates is private from birth (LMDB creates the copies itself, 0666 less the umask).
   const umask = process.umask(0o077);

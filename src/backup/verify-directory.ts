@@ -29,8 +29,10 @@ class UnknownLocation extends Error {}
 /** Reads one format-2 entry by name or key, resolving interned locations from a table read at the start. */
 export class EntryLookup {
   constructor(
-    private readonly dbs: DirectoryDatabases, private readonly txn: Transaction,
-    private readonly order: DirectoryOrder, private readonly locations: Map<number, Buffer>,
+    private readonly dbs: DirectoryDatabases,
+    private readonly txn: Transaction,
+    private readonly order: DirectoryOrder,
+    private readonly locations: Map<number, Buffer>,
   ) {}
 
   /** The entry stored under `key` (undefined: none); throws UnknownLocation for a dangling id. */
@@ -74,8 +76,14 @@ export function readLocations(dbs: DirectoryDatabases, txn: Transaction, problem
 }
 
 /** Every entry: key, value, location, and its pair in the by-server index. */
-function checkEntries(dbs: DirectoryDatabases, txn: Transaction, order: DirectoryOrder, lookup: EntryLookup,
-  problems: Problems, counts: EntryCounts): void {
+function checkEntries(
+  dbs: DirectoryDatabases,
+  txn: Transaction,
+  order: DirectoryOrder,
+  lookup: EntryLookup,
+  problems: Problems,
+  counts: EntryCounts,
+): void {
   const names = new KeyReader(order);
   for (const { key, value } of dbs.entries!.getRange({ transaction: txn })) {
     const k = Buffer.from(key);
@@ -106,8 +114,14 @@ function checkEntries(dbs: DirectoryDatabases, txn: Transaction, order: Director
 }
 
 /** Every by-server pair: an entry exists under the key, and its location's server is the pair's. */
-function checkIndex(dbs: DirectoryDatabases, txn: Transaction, order: DirectoryOrder, lookup: EntryLookup,
-  problems: Problems, counts: EntryCounts): void {
+function checkIndex(
+  dbs: DirectoryDatabases,
+  txn: Transaction,
+  order: DirectoryOrder,
+  lookup: EntryLookup,
+  problems: Problems,
+  counts: EntryCounts,
+): void {
   const names = new KeyReader(order);
   for (const { key: bucket, value } of dbs.byServer!.getRange({ transaction: txn })) {
     counts.indexPairs++;
@@ -128,8 +142,14 @@ function checkIndex(dbs: DirectoryDatabases, txn: Transaction, order: DirectoryO
 }
 
 /** Checks the entries, locations and by-server index of a format-2 directory; returns their counts. */
-export function checkDirectory(dbs: DirectoryDatabases, txn: Transaction, order: DirectoryOrder, problems: Problems): {
-  counts: EntryCounts; lookup: EntryLookup;
+export function checkDirectory(
+  dbs: DirectoryDatabases,
+  txn: Transaction,
+  order: DirectoryOrder,
+  problems: Problems,
+): {
+  counts: EntryCounts;
+  lookup: EntryLookup;
 } {
   const locations = readLocations(dbs, txn, problems);
   const lookup = new EntryLookup(dbs, txn, order, locations);

@@ -35,8 +35,16 @@ export interface FolderReport {
 const ORDERS = new Set<unknown>(['cyrus', 'bytes']);
 
 /** The meta keys verify relies on, each checked; null where unusable (the problem is recorded). */
-function readMeta(get: (key: string) => unknown, problems: Problems): {
-  format: number | null; order: DirectoryOrder | null; dbid: string | null; seq: number; clusterView: boolean; logFrom: unknown;
+function readMeta(
+  get: (key: string) => unknown,
+  problems: Problems,
+): {
+  format: number | null;
+  order: DirectoryOrder | null;
+  dbid: string | null;
+  seq: number;
+  clusterView: boolean;
+  logFrom: unknown;
 } {
   const order = get('order');
   const formatRaw = get('format') ?? (order === undefined ? undefined : 1);
@@ -51,8 +59,12 @@ function readMeta(get: (key: string) => unknown, problems: Problems): {
   const seq = typeof seqRaw === 'number' && Number.isSafeInteger(seqRaw) && seqRaw >= 0 ? seqRaw : 0;
   if (seq !== seqRaw) problems.add(`the directory's last change number is ${JSON.stringify(seqRaw)}, not a count`);
   return {
-    format, order: ORDERS.has(order) ? order as DirectoryOrder : null, dbid: typeof dbid === 'string' ? dbid : null, seq,
-    clusterView: get(CLUSTER_VIEW_KEY) !== undefined, logFrom: get('logFrom'),
+    format,
+    order: ORDERS.has(order) ? (order as DirectoryOrder) : null,
+    dbid: typeof dbid === 'string' ? dbid : null,
+    seq,
+    clusterView: get(CLUSTER_VIEW_KEY) !== undefined,
+    logFrom: get('logFrom'),
   };
 }
 
@@ -74,7 +86,7 @@ export async function verifyFolder(dir: string): Promise<FolderReport> {
       for (const _ of old?.getKeys({ transaction: txn }) ?? []) entries.entries++;
       current = (name) => {
         const raw = old?.get(storageKey(name, order), { transaction: txn });
-        return raw ? decodeRecord(Buffer.from(raw)).entry ?? undefined : undefined;
+        return raw ? (decodeRecord(Buffer.from(raw)).entry ?? undefined) : undefined;
       };
     } else if (meta.format !== null && meta.order !== null) {
       const checked = checkDirectory(dbs, txn, order, problems);
@@ -82,11 +94,21 @@ export async function verifyFolder(dir: string): Promise<FolderReport> {
       current = (name) => checked.lookup.byName(name);
     }
     const gapsAllowed = meta.clusterView || meta.logFrom !== undefined;
-    if (meta.clusterView) notes.push('a cluster node\'s view of etcd: its change log takes the cluster\'s numbers, with gaps');
+    if (meta.clusterView) notes.push("a cluster node's view of etcd: its change log takes the cluster's numbers, with gaps");
     const log = checkLog(dbs, txn, { seq: meta.seq, gapsAllowed }, problems);
     if (meta.order !== null) checkLogAgainstEntries(dbs, txn, current, problems);
     const conflicts = checkConflicts(dbs, txn, problems);
-    report = { dir, format: meta.format, order: meta.order, dbid: meta.dbid, seq: meta.seq, clusterView: meta.clusterView, entries, log, conflicts };
+    report = {
+      dir,
+      format: meta.format,
+      order: meta.order,
+      dbid: meta.dbid,
+      seq: meta.seq,
+      clusterView: meta.clusterView,
+      entries,
+      log,
+      conflicts,
+    };
   } finally {
     txn.done();
     await dbs.root.close();
@@ -103,7 +125,7 @@ export function describeReport(r: FolderReport): string[] {
     `  entries: ${e.entries} (${e.active} active, ${e.reserved} reserved); locations: ${e.locations}; by-server index: ${e.indexPairs} pairs`,
     `  change log: ${r.log.records} records` + (r.log.first === null ? '' : ` (#${r.log.first} to #${r.log.last})`),
     `  conflicts: ${r.conflicts.open} open, ${r.conflicts.resolved} resolved, ${r.conflicts.dismissed} dismissed`,
-    `  users: ${r.users ? `${r.users.users} (${r.users.admins} admin)` : 'none (no users.mdb: create one with \'mupdated user add\')'}`,
+    `  users: ${r.users ? `${r.users.users} (${r.users.admins} admin)` : "none (no users.mdb: create one with 'mupdated user add')"}`,
   ];
   for (const n of r.notes) lines.push(`  note: ${n}`);
   for (const p of r.problems) lines.push(`  PROBLEM: ${p}`);

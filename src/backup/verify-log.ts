@@ -59,8 +59,9 @@ export function checkLog(dbs: DirectoryDatabases, txn: Transaction, rules: LogRu
     if (!wellFormed(Buffer.from(value))) problems.add(`change #${key} in the change log is not a well-formed record`);
     if (counts.last !== null && key !== counts.last + 1 && !rules.gapsAllowed) {
       const missing = key - counts.last - 1;
-      problems.add(`the change log has a gap: after change #${counts.last} comes #${key} ` +
-        `(${missing} change${missing === 1 ? '' : 's'} missing)`);
+      problems.add(
+        `the change log has a gap: after change #${counts.last} comes #${key} ` + `(${missing} change${missing === 1 ? '' : 's'} missing)`,
+      );
     }
     if (key > rules.seq) problems.add(`change #${key} in the change log is past the directory's last change #${rules.seq}`);
     counts.first ??= key;
@@ -86,8 +87,12 @@ function describe(entry: Entry | null | undefined): string {
  * (read newest first; a name is compared once). `current` throws for an entry
  * that cannot be read (already reported by the entry checks).
  */
-export function checkLogAgainstEntries(dbs: DirectoryDatabases, txn: Transaction,
-  current: (name: Buffer) => Entry | undefined, problems: Problems): void {
+export function checkLogAgainstEntries(
+  dbs: DirectoryDatabases,
+  txn: Transaction,
+  current: (name: Buffer) => Entry | undefined,
+  problems: Problems,
+): void {
   if (!dbs.log) return;
   const seen = new Set<string>();
   for (const { key, value } of dbs.log.getRange({ reverse: true, transaction: txn })) {
@@ -103,10 +108,13 @@ export function checkLogAgainstEntries(dbs: DirectoryDatabases, txn: Transaction
       continue;
     }
     if (sameEntry(entry, record.entry)) continue;
-    const what = entry && record.entry && entry.state === record.entry.state && entry.location.equals(record.entry.location)
-      ? 'the same location with another ACL' : describe(entry);
-    problems.add(`change #${key} left ${show(record.name)} ${record.entry ? describe(record.entry) : 'deleted'}, ` +
-      `but the directory holds ${what}`);
+    const what =
+      entry && record.entry && entry.state === record.entry.state && entry.location.equals(record.entry.location)
+        ? 'the same location with another ACL'
+        : describe(entry);
+    problems.add(
+      `change #${key} left ${show(record.name)} ${record.entry ? describe(record.entry) : 'deleted'}, ` + `but the directory holds ${what}`,
+    );
   }
 }
 

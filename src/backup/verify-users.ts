@@ -20,7 +20,8 @@ export async function checkUsers(dir: string, problems: Problems): Promise<UserC
         problems.add(`user record ${show(Buffer.from(String(key), 'utf8'))} does not carry its own name`);
         continue;
       }
-      if (typeof record.hash !== 'string' || record.hash.length === 0) problems.add(`user ${show(Buffer.from(key, 'utf8'))} has no password hash`);
+      if (typeof record.hash !== 'string' || record.hash.length === 0)
+        problems.add(`user ${show(Buffer.from(key, 'utf8'))} has no password hash`);
       if (record.admin === true) counts.admins++;
     }
   } finally {

@@ -26,8 +26,10 @@ export async function runBackup(positionals: string[], flags: ToolFlags): Promis
   const result = await backupFolder(config.dataDir, dest);
   for (const line of describeReport(result.report)) process.stdout.write(`${line}\n`);
   if (result.report.problemCount) {
-    process.stderr.write(`mupdated: the backup in ${result.dest} was written but does not verify; the data folder ` +
-      `${config.dataDir} probably has the same problems ('mupdated verify --data ${config.dataDir}')\n`);
+    process.stderr.write(
+      `mupdated: the backup in ${result.dest} was written but does not verify; the data folder ` +
+        `${config.dataDir} probably has the same problems ('mupdated verify --data ${config.dataDir}')\n`,
+    );
     return 1;
   }
   process.stdout.write(`backup written to ${result.dest} (${result.files.join(', ')}), fsynced, at change #${result.report.seq}\n`);
@@ -38,14 +40,18 @@ export async function runVerify(positionals: string[], flags: ToolFlags): Promis
   if (positionals.length) return usage(`verify takes the folder as --data DIR, not ${positionals.join(' ')}`);
   const config = toolConfig(flags);
   if (isCluster(config)) {
-    throw new FolderRefused('mupdated verify checks a data folder; with --etcd the directory lives in etcd ' +
-      "(read it whole with 'mupdated dump --etcd URL', or check etcd with 'etcdctl endpoint status')");
+    throw new FolderRefused(
+      'mupdated verify checks a data folder; with --etcd the directory lives in etcd ' +
+        "(read it whole with 'mupdated dump --etcd URL', or check etcd with 'etcdctl endpoint status')",
+    );
   }
   const report = await verifyFolder(config.dataDir);
   for (const line of describeReport(report)) process.stdout.write(`${line}\n`);
   if (report.problemCount) {
-    process.stderr.write(`mupdated: ${config.dataDir} failed verification: ${report.problemCount} problem` +
-      `${report.problemCount === 1 ? '' : 's'} (listed above)\n`);
+    process.stderr.write(
+      `mupdated: ${config.dataDir} failed verification: ${report.problemCount} problem` +
+        `${report.problemCount === 1 ? '' : 's'} (listed above)\n`,
+    );
     return 1;
   }
   process.stdout.write('ok\n');
