@@ -7,7 +7,8 @@
  *   on it answers FIND;
  * - verify passes a sound folder (also one a server is writing) and fails,
  *   saying why, on a folder whose by-server index, change log, entries or
- *   last change number were damaged with a small LMDB script;
+ *   last change number were damaged with a small LMDB script, or whose
+ *   users.mdb has a record under another name or without a password hash;
  * - backup refuses an existing DEST, a folder without a directory, and a
  *   cluster (`--etcd`, or a cluster node's view folder), pointing to
  *   `mupdated dump --etcd` and etcd snapshots.
@@ -295,6 +296,17 @@ test('verify fails when the last change number and the change log disagree', asy
     db.meta.putSync('seq', 11);
   });
   await verifyFails(t, copy, /PROBLEM: the directory is at change #11 but its change log ends at #8/);
+});
+
+test('verify fails on a login record filed under another name or without a password hash', async (t) => {
+  const copy = await damagedCopy(t, await smallFolder(), () => {});
+  const users = open<Record<string, unknown>, string>({ path: join(copy, 'users.mdb'), overlappingSync: false });
+  const admin = users.get('mupdateadmin')!;
+  users.putSync('someone', admin);
+  users.putSync('mupdateadmin', { ...admin, hash: '' });
+  await users.close();
+  await verifyFails(t, copy, /PROBLEM: user record "someone" does not carry its own name/);
+  await verifyFails(t, copy, /PROBLEM: user "mupdateadmin" has no password hash/);
 });
 
 test('backup refuses an existing DEST, a folder without a directory, and a cluster', async (t) => {
