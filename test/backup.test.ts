@@ -9,6 +9,7 @@
  *   saying why, on a folder whose by-server index, change log, entries or
  *   last change number were damaged with a small LMDB script, or whose
  *   users.mdb has a record under another name or without a password hash;
+ * - verify reads a format-1 folder without converting it;
  * - backup refuses an existing DEST, a folder without a directory, and a
  *   cluster (`--etcd`, or a cluster node's view folder), pointing to
  *   `mupdated dump --etcd` and etcd snapshots.
@@ -18,6 +19,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Key } from 'lmdb';
 import { parseDataResponses, type DirEntry } from './helpers/cyrus.js';
+import { storedFormat, writeFormat1 } from './helpers/format1.js';
 import { exchange, literalCommand, runCli, showRun, type CliResult } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
 import { removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
@@ -307,6 +309,30 @@ test('verify fails on a login record filed under another name or without a passw
   await users.close();
   await verifyFails(t, copy, /PROBLEM: user record "someone" does not carry its own name/);
   await verifyFails(t, copy, /PROBLEM: user "mupdateadmin" has no password hash/);
+});
+
+test('verify reads a format-1 folder (converted when a server opens it) and compares its log with its entries', async (t) => {
+  const entry = (name: string, location: string): Entry => ({
+    name: Buffer.from(name),
+    state: 'active',
+    location: Buffer.from(location),
+    acl: Buffer.from('anyone\tlr\t'),
+  });
+  const a = entry('user.a', 'b1!p');
+  const sound = scratch();
+  const log = [{ seq: 1, name: a.name, entry: a }];
+  await writeFormat1(sound, { order: 'cyrus', dbid: 'format-one', entries: [a], log, seq: 1 });
+  let r = await runCli(['verify', '--data', sound]);
+  t.is(r.code, 0, showRun(r));
+  t.regex(r.stdout, /storage format 1, order cyrus, at change #1\n/);
+  t.regex(r.stdout, /note: storage format 1: converted to format 2 when a server opens the folder/);
+  t.is(await storedFormat(sound), 1, 'verify wrote nothing');
+
+  const damaged = scratch();
+  await writeFormat1(damaged, { order: 'cyrus', dbid: 'format-one', entries: [entry('user.a', 'b2!p')], log, seq: 1 });
+  r = await runCli(['verify', '--data', damaged]);
+  t.is(r.code, 1, showRun(r));
+  t.regex(r.stdout, /PROBLEM: change #1 left "user\.a" active at "b1!p", but the directory holds active at "b2!p"/);
 });
 
 test('backup refuses an existing DEST, a folder without a directory, and a cluster', async (t) => {
