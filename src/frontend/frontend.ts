@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import type { DirectoryStore } from '../store/types.js';
+import { CatchUpAborted } from './catch-up.js';
 import { KickSocket } from './kick-socket.js';
 import { SqliteMirror } from './sqlite-mirror.js';
 
@@ -57,12 +58,15 @@ export function resolveFrontend(settings: FrontendSettings, log: Logger): Fronte
 
 export interface RunningFrontend {
   mirror: SqliteMirror;
+  /** Settles when the start-up correction of the file has finished (rejects when it failed). */
+  caughtUp: Promise<void>;
   /** Stops following, closes the kick socket, writes what is queued and closes the file. */
   close(): Promise<void>;
 }
 
 /**
- * Opens the database, brings it to the local copy, and follows the store.
+ * Opens the database, follows the store, and brings the file to the local
+ * copy by difference while the slave already runs (catch-up.ts).
  * The kick socket opens once this run has synced with the master
  * (`synced`), as Cyrus's slave opens it only after its first sync: until
  * then a kick could only answer with a copy the master may have moved past.
@@ -72,13 +76,19 @@ export function startFrontend(
 ): RunningFrontend {
   if (!settings.db) throw new FrontendSettingsError('the frontend database needs a file (--frontend-db or frontend_db)');
   const mirror = SqliteMirror.open(settings.db, log);
-  mirror.catchUp(store);
+  // Following first: changes made while the correction runs are queued, and it leaves their names alone.
   const unsubscribe = mirror.follow(store);
+  const caughtUp = mirror.catchUp(store).then(() => undefined, (err: Error) => {
+    if (err instanceof CatchUpAborted) return;
+    log.error({ err: err.message, file: settings.db }, 'frontend database: the start-up correction failed');
+    throw err;
+  });
   let kick: KickSocket | null = null;
   let closing = false;
   const kickPath = settings.kickSocket;
   if (kickPath) {
-    void follower.synced.then(async () => {
+    // Opened once both hold: a kick's answer must mean "the file holds the master's state".
+    void Promise.all([follower.synced, caughtUp]).then(async () => {
       if (closing) return;
       const listening = await KickSocket.listen({
         path: kickPath, log, syncWithMaster: () => follower.syncWithMaster(), flushFrontend: () => mirror.flushNow(),
@@ -90,8 +100,9 @@ export function startFrontend(
       log.error({ err: err.message }, 'kick socket not opened: frontend writes will not be visible at once');
     });
   }
+  caughtUp.catch(() => { /* logged above */ });
   return {
-    mirror,
+    mirror, caughtUp,
     async close() {
       closing = true;
       // (not waiting for the socket to open: that waits for a sync that may never come)

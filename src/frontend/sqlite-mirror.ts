@@ -13,6 +13,7 @@ import { chownSync, closeSync, existsSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from '../log.js';
 import type { Change, DirectoryStore, Entry } from '../store/types.js';
+import { catchUpByDifference } from './catch-up.js';
 import { rowKeyText, rowValue, rowValueParts, sameRowValue } from './cyrus-row.js';
 
 /** Cyrus's table for `mailboxes.db`, as its sql backend creates it. */
@@ -39,6 +40,8 @@ export class SqliteMirror {
   private readonly pending = new Map<string, Entry | null>();
   private scheduled: NodeJS.Immediate | NodeJS.Timeout | null = null;
   private closed = false;
+  /** While the start-up correction runs: row keys changed since it began (it leaves them to the queue). */
+  private changedSinceCatchUp: Set<string> | null = null;
   readonly counts: MirrorCounts = { written: 0, deleted: 0, transactions: 0 };
   private readonly selectKey: Database.Statement<[Buffer], { data: Buffer }>;
   private readonly update: Database.Statement<[Buffer, Buffer]>;
@@ -89,40 +92,37 @@ export class SqliteMirror {
   }
 
   /**
-   * Brings the file to the store's copy by difference: rows of names the
-   * copy lacks are deleted, rows that differ (the mtime aside) rewritten,
-   * missing rows added; rows that are already right are not touched. Run
-   * before the store changes (the slave not yet following).
+   * Brings the file to the store's copy by difference (catch-up.ts): rows of
+   * names the copy lacks are deleted, rows that differ (the mtime aside)
+   * rewritten, missing rows added; rows that are already right are not
+   * touched. Runs alongside the slave: call follow() first, so that every
+   * change made meanwhile is queued and the correction leaves its name alone.
    */
-  catchUp(store: DirectoryStore): { changed: number; rows: number } {
-    const stored = new Map<string, string[]>();
-    for (const row of this.db.prepare(
-      `SELECT CAST(dbkey AS BLOB) AS k, CAST(data AS BLOB) AS d FROM ${TABLE} WHERE substr(dbkey, 1, 1) = 'N'`,
-    ).iterate() as IterableIterator<{ k: Buffer; d: Buffer | null }>) {
-      const key = row.k.toString('latin1');
-      const list = stored.get(key) ?? [];
-      list.push(row.d ? row.d.toString('latin1') : '');
-      stored.set(key, list);
-    }
-    const rows = [...stored.values()].reduce((n, l) => n + l.length, 0);
-    const snapshot = store.snapshot();
+  async catchUp(store: DirectoryStore): Promise<{ changed: number; rows: number }> {
+    const changedSince = new Set<string>();
+    this.changedSinceCatchUp = changedSince;
+    const t0 = performance.now();
     try {
-      for (const entry of snapshot.entries()) {
-        const key = rowKeyText(entry.name.toString('latin1'));
-        const have = stored.get(key);
-        stored.delete(key);
-        if (have && have.length === 1 && sameRowValue(have[0]!, rowValueParts(entry))) continue;
-        this.pending.set(key, entry);
-      }
+      const result = await catchUpByDifference({
+        db: this.db, table: TABLE,
+        changedSince: (key) => changedSince.has(key),
+        closed: () => this.closed,
+        requeue: (rows) => {
+          for (const [key, entry] of rows) if (!this.pending.has(key)) this.pending.set(key, entry);
+          this.log.error({ file: this.file, backlog: this.pending.size }, 'cannot write the frontend database; retrying');
+          this.schedule(RETRY_DELAY_MS);
+        },
+        counted: (written, deleted) => {
+          this.counts.written += written;
+          this.counts.deleted += deleted;
+          this.counts.transactions++;
+        },
+      }, store);
+      this.log.info({ ...result, ms: Math.round(performance.now() - t0) }, 'frontend database caught up with the local copy');
+      return result;
     } finally {
-      snapshot.close();
+      if (this.changedSinceCatchUp === changedSince) this.changedSinceCatchUp = null;
     }
-    // Rows of names the copy does not hold.
-    for (const key of stored.keys()) this.pending.set(key, null);
-    const changed = this.pending.size;
-    this.flushNow();
-    this.log.info({ rows, changed }, 'frontend database caught up with the local copy');
-    return { changed, rows };
   }
 
   /** Follows the store from now on: each reported change is queued, then written in the next batch. */
@@ -133,6 +133,7 @@ export class SqliteMirror {
   private enqueue(change: Change): void {
     if (this.closed) return;
     const key = rowKeyText(change.name.toString('latin1'));
+    this.changedSinceCatchUp?.add(key);
     // A later change of the same name replaces the earlier one: the batch writes final states.
     this.pending.delete(key);
     this.pending.set(key, change.entry);
