@@ -19,6 +19,7 @@ import { entryAt, usersOf, writeBackendDump, writeBackendFlat, writeMasterDump, 
 import { WrongAnswer } from './measure.js';
 import { PASSWORD, startCyrusUnderTest, startMupdatedUnderTest, type ServerKind, type ServerUnderTest } from './servers.js';
 import { startClusterUnderTest } from './cluster-servers.js';
+import { frontendSlave } from './frontend-workloads.js';
 import { clusterActivate16x8, clusterActivateLatency, clusterLeaderKill, clusterRestartCatchUp, type ClusterContext } from './cluster-workloads.js';
 import {
   activate16x8, activate1x1, activateDuringDumps, churn, dumpAll, find16x8, idleConnections, listAll, memory, mixed,
@@ -50,7 +51,7 @@ const human = (n: number) => (n >= 1_000_000 ? `${n / 1_000_000}M` : n >= 1000 ?
 // what is run, and how rows are derived from it
 
 type WorkloadId = 'list' | 'dump' | 'memory' | 'dumpWriter' | 'act1' | 'act16' | 'churn' | 'find' | 'mixed' | 'propagation'
-  | 'push' | 'pushCtlToMupdated' | 'idle' | 'clAct16' | 'clLatency' | 'clFind' | 'clPropagation' | 'clLeaderKill' | 'clCatchUp';
+  | 'push' | 'pushCtlToMupdated' | 'idle' | 'frontend' | 'clAct16' | 'clLatency' | 'clFind' | 'clPropagation' | 'clLeaderKill' | 'clCatchUp';
 
 interface Row {
   id: string;
@@ -90,6 +91,12 @@ const ROWS: Row[] = [
   { id: 'idle_connections', workload: 'idle', label: `idle authenticated connections held (of ${sizes.idleConnections.toLocaleString('en-US')})`, unit: '', better: 'higher', get: value, target: { min: sizes.idleConnections } },
   { id: 'rss', workload: 'memory', label: `RSS with ${N} entries`, unit: 'MiB', better: 'lower', get: value, target: { ratio: 1 } },
   { id: 'push', workload: 'push', label: `push of ${human(pushCount)} in-sync mailboxes (mupdated push / ctl_mboxlist -m)`, unit: 's', better: 'lower', get: value, target: { ratio: 20 } },
+  { id: 'frontend_visible_p50', workload: 'frontend', label: "frontend: master's OK -> new mailbox in the frontend's sqlite, p50", unit: 'ms', better: 'lower', get: detail('visibleP50') },
+  { id: 'frontend_visible_p99', workload: 'frontend', label: "frontend: master's OK -> new mailbox in the frontend's sqlite, p99", unit: 'ms', better: 'lower', get: detail('visibleP99'), target: { ratio: 1 } },
+  { id: 'frontend_resync', workload: 'frontend', label: `frontend: resync of ${N} into its sqlite after a reconnect`, unit: 's', better: 'lower', get: value, target: { ratio: 1 } },
+  { id: 'frontend_lookup_failures', workload: 'frontend', label: '  frontend lookups failed or not found meanwhile', unit: '', better: 'lower', get: detail('lookupFailures'), target: { max: 0 } },
+  { id: 'frontend_lookup_max', workload: 'frontend', label: '  slowest frontend lookup meanwhile', unit: 'ms', better: 'lower', get: detail('lookupMaxMs') },
+  { id: 'frontend_first_sync', workload: 'frontend', label: `  first sync of ${N} into an empty frontend sqlite`, unit: 's', better: 'lower', get: detail('firstSyncSeconds') },
   ...(cluster ? clusterRows() : []),
   { id: 'push_ctl_mboxlist_to_mupdated', workload: 'pushCtlToMupdated', label: `  same push by ctl_mboxlist -m against mupdated`, unit: 's', better: 'lower', get: value, only: 'mupdated' },
 ];
@@ -157,6 +164,7 @@ async function runSuite(server: ServerUnderTest, push: PushSetup | null, pushDum
   } else if (push) {
     await runOne(ctx, 'push', () => pushWithCtlMboxlist(ctx, push, readFile), results);
   }
+  await runOne(ctx, 'frontend', () => frontendSlave(ctx), results);
   await runOne(ctx, 'idle', () => idleConnections(ctx), results);
   return results;
 }
