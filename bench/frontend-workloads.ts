@@ -17,10 +17,10 @@
 import Database from 'better-sqlite3';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { rowKeyText } from '../src/frontend/cyrus-row.js';
 import { CYRUS_BIN, CyrusBackend, CyrusImapd, chownTree, freePort } from '../test/helpers/cyrus-backend.js';
-import { FaultProxy } from '../test/helpers/fault-proxy.js';
 import { removeDir, tempDir, type RunningMupdated } from '../test/helpers/server.js';
 import { startSlave } from '../test/helpers/slave-tools.js';
 import { MupdateConn } from './client.js';
@@ -33,6 +33,59 @@ const LOCATION = 'benchfe!default';
 const ACL = 'bfe\tlrswipkxtecdan\t';
 /** Both slaves' reconnect delay (below 2 s Cyrus's slave dies of SIGFPE in its jitter). */
 const RETRY_DELAY_SECONDS = 2;
+
+/**
+ * A plain TCP relay on loopback that can cut its links and refuse new ones
+ * (the master looks down to the slave); it looks at no byte, so relaying a
+ * million-entry dump costs the benchmark process little.
+ */
+class CutProxy {
+  refusing = false;
+  /** Links relayed (not refused) so far. */
+  relayed = 0;
+  private readonly sockets = new Set<Socket>();
+
+  private constructor(private readonly server: Server, readonly port: number) {}
+
+  static async start(targetPort: number): Promise<CutProxy> {
+    const server = createServer({ noDelay: true });
+    const port = await new Promise<number>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port));
+    });
+    const proxy = new CutProxy(server, port);
+    server.on('connection', (client) => proxy.relay(client, targetPort));
+    return proxy;
+  }
+
+  private relay(client: Socket, targetPort: number): void {
+    client.on('error', () => {});
+    if (this.refusing) {
+      client.destroy();
+      return;
+    }
+    this.relayed++;
+    const upstream = connect({ port: targetPort, host: '127.0.0.1', noDelay: true });
+    upstream.on('error', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+    for (const s of [client, upstream]) {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  }
+
+  cutAll(): void {
+    for (const s of this.sockets) s.destroy();
+  }
+
+  async close(): Promise<void> {
+    this.cutAll();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
 
 /** A frontend's lookups: one prepared statement on its own read-only connection, timed. */
 class FrontendReader {
@@ -166,7 +219,7 @@ export async function frontendSlave(ctx: Context): Promise<Measurement> {
   const samples = Math.min(100, ctx.sizes.propagationSamples);
   const changes = n >= 1_000_000 ? 10_000 : 1_000;
   const syncTimeoutMs = n >= 1_000_000 ? 30 * 60_000 : 5 * 60_000;
-  const proxy = await FaultProxy.start({ targetPort: ctx.server.port });
+  const proxy = await CutProxy.start(ctx.server.port);
   const dir = tempDir('mupdated-bench-frontend-');
   let slave: FrontendSlave | null = null;
   let reader: FrontendReader | null = null;
@@ -207,9 +260,12 @@ export async function frontendSlave(ctx: Context): Promise<Measurement> {
     const marker = 'user.zzbfe.marker';
     expectOk(await writer.activate(marker, LOCATION, ACL), 'done', `ACTIVATE ${marker}`);
     const timesBefore = reader.times.length;
+    const linksBefore = proxy.relayed;
+    proxy.refusing = false;
+    // Timed from the slave's reconnect: both wait out their retry delay (2 s + jitter) before it.
+    await waitFor(() => proxy.relayed > linksBefore, 60_000, 'the slave reconnecting');
     const r0 = performance.now();
     reader.awaited.set(rowKeyText(marker), r0);
-    proxy.refusing = false;
     await waitFor(() => reader!.awaited.size === 0, syncTimeoutMs, 'the last change after the reconnect');
     const resyncSeconds = (performance.now() - r0) / 1000;
     const expected = base + samples + changes + 1;
