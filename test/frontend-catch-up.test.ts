@@ -2,8 +2,9 @@
  * The start-up correction of a frontend's sqlite database (catch-up.ts) on a
  * real LMDB store and a real sqlite file: it runs alongside the slave (the
  * event loop turns while it works, and a change the store makes meanwhile is
- * not undone by the snapshot's older state), and it reads rows with 8-bit
- * bytes and duplicate keys exactly.
+ * not undone by the snapshot's older state), it reads rows with 8-bit
+ * bytes and duplicate keys exactly, and on a slave's first start it waits
+ * for the first sync rather than empty a file converted from Cyrus.
  */
 import test from 'ava';
 import Database from 'better-sqlite3';
@@ -13,7 +14,9 @@ import { SqliteMirror } from '../src/frontend/sqlite-mirror.js';
 import { createLogger } from '../src/log.js';
 import { LmdbDirectoryStore } from '../src/store/lmdb-store.js';
 import { readRows } from './helpers/cyrus-frontend.js';
-import { removeDir, tempDir } from './helpers/server.js';
+import { FaultProxy } from './helpers/fault-proxy.js';
+import { removeDir, startMupdated, tempDir } from './helpers/server.js';
+import { applyChanges, sleep, startSlave, waitUntil, type Cmd } from './helpers/slave-tools.js';
 import { active, B } from './helpers/store-entries.js';
 
 const ENTRIES = 20_000;
@@ -105,6 +108,44 @@ test('rows with 8-bit bytes are compared byte for byte, and a key with two rows 
   } finally {
     mirror.close();
     await store.close();
+    removeDir(dir);
+  }
+});
+
+test('a first start keeps the rows of a file converted from Cyrus until the first sync, then removes only what the master lacks', async (t) => {
+  const names = Array.from({ length: 10 }, (_, i) => `user.k${i}`);
+  const master = await startMupdated();
+  const proxy = await FaultProxy.start({ targetPort: master.port });
+  const dir = tempDir('mupdated-catch-up-');
+  const file = join(dir, 'mailboxes.sqlite');
+  let slave: Awaited<ReturnType<typeof startSlave>> | undefined;
+  try {
+    await applyChanges(master.port, names.map((n): Cmd => ['ACTIVATE', n, 'backend1!default', `${n.slice(5)}\tlrs\t`]));
+    SqliteMirror.open(file, log).close();
+    const w = new Database(file);
+    try {
+      const insert = w.prepare('INSERT INTO mailboxes_db (dbkey, data) VALUES (CAST(? AS TEXT), CAST(? AS TEXT))');
+      // as converted from Cyrus's slave's database: right rows (marker mtime 1), and one the master lacks
+      for (const n of [...names, 'user.gone']) insert.run(B(keyOf(n)), rowValue(active(n, 'backend1!default', `${n.slice(5)}\tlrs\t`), 1));
+    } finally {
+      w.close();
+    }
+    // the master cannot be reached yet: the slave's copy stays empty
+    proxy.refusing = true;
+    slave = await startSlave({ master: proxy.port, args: ['--frontend-db', file] });
+    await slave.waitForLog(/"msg":"frontend database open"/);
+    await sleep(500);
+    t.is(readRows(file).length, 11, 'the rows are kept while the copy is empty');
+    proxy.refusing = false;
+    await waitUntil(() => readRows(file).length === 10, 20_000, 'the row the master lacks removed');
+    const rows = readRows(file);
+    t.deepEqual(rows.map((r) => r.key).sort(), names.map(keyOf).sort());
+    t.true(rows.every((r) => / M 1 A /.test(r.value)), 'rows that were right are not rewritten');
+  } finally {
+    await slave?.stop();
+    await proxy.close();
+    await master.stop();
+    removeDir(master.dataDir);
     removeDir(dir);
   }
 });

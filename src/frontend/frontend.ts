@@ -78,13 +78,17 @@ export function startFrontend(
   const mirror = SqliteMirror.open(settings.db, log);
   // Following first: changes made while the correction runs are queued, and it leaves their names alone.
   const unsubscribe = mirror.follow(store);
-  const caughtUp = mirror.catchUp(store).then(() => undefined, (err: Error) => {
+  let closing = false;
+  // A copy that has never held a change (a first start) would have the correction delete
+  // every row of a file converted from Cyrus's slave: it waits for the first sync instead,
+  // so the frontend keeps finding its mailboxes meanwhile (the file is never emptied).
+  const ready = store.lastSeq === 0 ? follower.synced : Promise.resolve();
+  const caughtUp = ready.then(() => (closing ? undefined : mirror.catchUp(store))).then(() => undefined, (err: Error) => {
     if (err instanceof CatchUpAborted) return;
     log.error({ err: err.message, file: settings.db }, 'frontend database: the start-up correction failed');
     throw err;
   });
   let kick: KickSocket | null = null;
-  let closing = false;
   const kickPath = settings.kickSocket;
   if (kickPath) {
     // Opened once both hold: a kick's answer must mean "the file holds the master's state".
