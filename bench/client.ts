@@ -7,6 +7,9 @@
  * little: one callback per command, strings only for what is checked, and
  * for big listings a fast path that hands each data response of the usual
  * three-literal shape over as raw byte ranges (RawTripleHandler).
+ *
+ * It does not use src/mupdate/client on purpose: it measures the server's
+ * code, so it shares none of it (and costs the server's cores as little).
  */
 import { connect, type Socket } from 'node:net';
 
