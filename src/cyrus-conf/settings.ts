@@ -3,7 +3,7 @@
  * keys that mean something to a MUPDATE server are translated into our keys
  * and values; every other key is listed once, so the operator sees what was
  * left out. A `mupdate_KEY` line overrides `KEY`, as Cyrus's service-specific
- * options do for its mupdate service.
+ * options do for its mupdate service; `mupdate_admins` adds to `admins`.
  */
 import { hostname } from 'node:os';
 import { applySettings, ConfigError, SASL_MECHANISMS, type ServerConfig } from '../config.js';
@@ -94,6 +94,13 @@ export function applyImapdConf(config: ServerConfig, file: string, role: 'master
     const value = translate(v.value, where(v, name), notes);
     if (value !== null) settings.set(ourKey, value);
   }
+  // mupdate_admins adds to admins (imapd.conf(5)) rather than replacing them.
+  const extraAdmins = keys.get('mupdate_admins');
+  if (extraAdmins) {
+    used.add('admins');
+    const all = [keys.get('admins')?.value ?? '', extraAdmins.value].join(' ').split(/\s+/).filter(Boolean);
+    settings.set('admins', [...new Set(all)].join(' '));
+  }
   // Cyrus names the host when servername is not set.
   if (!settings.has('servername')) settings.set('servername', hostname());
   const pwcheck = pick('sasl_pwcheck_method');
@@ -109,7 +116,8 @@ export function applyImapdConf(config: ServerConfig, file: string, role: 'master
       notes.push(`${where(pwcheck[1], pwcheck[0])}: auxprop passwords (sasldb) are not read; logins are checked against mupdated's own users ('mupdated user add')`);
     }
   }
-  if (role === 'slave') for (const k of FRONTEND_KEYS) if (keys.has(k)) used.add(k);
+  const frontend = keys.has('sql_database') || keys.get('mboxlist_db')?.value === 'sql';
+  if (role === 'slave' && frontend) for (const k of FRONTEND_KEYS) if (keys.has(k)) used.add(k);
   for (const [key, value] of settings) {
     try {
       applySettings(config, new Map([[key, value]]));
