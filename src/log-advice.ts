@@ -54,6 +54,7 @@ const ADVICE: ReadonlyArray<readonly [string | RegExp, string]> = [
   ['cluster view: lost the etcd watch', CHECK_ETCD],
   ['cluster view: watch cancelled by etcd', 'etcd compacted past the revision this node had (after a long disconnect): nothing to do unless it repeats'],
   ['cluster view: rebuild failed', CHECK_ETCD],
+  ['cluster view: etcd holds changes the view has not received in time', `nothing to do unless it repeats; then ${CHECK_ETCD}`],
   ['cluster view: cannot follow etcd yet', CHECK_ETCD],
   ['cluster users: cannot read them from etcd yet', CHECK_ETCD],
   ['cluster users: could not apply a change from etcd', 'logins use the users read before; if this repeats, ' + CHECK_ETCD],
