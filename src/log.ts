@@ -53,10 +53,15 @@ export function createLogger(options: LogOptions | string = {}): Logger {
   };
   if (format === 'json') return pino(settings, pino.destination({ fd: 2, sync: true }));
   const pretty = PinoPretty({
-    destination: 2, sync: true, colorize: PinoPretty.isColorSupported && !!process.stderr.isTTY,
-    translateTime: 'SYS:yyyy-mm-dd HH:MM:ss', ignore: 'pid,hostname,advice', singleLine: true,
+    destination: 2,
+    sync: true,
+    colorize: PinoPretty.isColorSupported && !!process.stderr.isTTY,
+    translateTime: 'SYS:yyyy-mm-dd HH:MM:ss',
+    ignore: 'pid,hostname,advice',
+    singleLine: true,
     messageFormat: (log, messageKey) => {
-      const msg = String(log[messageKey] ?? '');
+      const value = log[messageKey];
+      const msg = typeof value === 'string' ? value : JSON.stringify(value ?? '');
       return typeof log.advice === 'string' ? `${msg} -- what to do: ${log.advice}` : msg;
     },
   });

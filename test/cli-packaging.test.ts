@@ -54,20 +54,30 @@ test('npm pack gives a tarball without tests or bench; installed globally into a
     t.is(pack.status, 0, pack.stderr);
     const tarball = readdirSync(out).find((f) => /^mupdated-.*\.tgz$/.test(f));
     t.truthy(tarball);
-    const list = spawnSync('tar', ['tzf', join(out, tarball!)], { encoding: 'utf8' }).stdout.trim().split('\n');
+    const list = spawnSync('tar', ['tzf', join(out, tarball!)], { encoding: 'utf8' })
+      .stdout.trim()
+      .split('\n');
     t.true(list.includes('package/bin/mupdated.js'));
     t.true(list.includes('package/dist/src/cli/main.js'));
-    t.deepEqual(list.filter((f) => /^package\/(dist\/)?(test|bench)\/|\.ts$|\.map$|^package\/src\//.test(f)), [], 'no tests, bench, sources or maps');
+    t.deepEqual(
+      list.filter((f) => /^package\/(dist\/)?(test|bench)\/|\.ts$|\.map$|^package\/src\//.test(f)),
+      [],
+      'no tests, bench, sources or maps',
+    );
     const prefix = join(out, 'prefix');
     // From npm's cache when it holds the dependencies; else from the registry (slow, so a long bound).
     let install = npm(['install', '-g', '--prefix', prefix, '--offline', '--ignore-scripts', join(out, tarball!)], out, 300_000);
-    if (install.status !== 0) install = npm(['install', '-g', '--prefix', prefix, '--prefer-offline', '--ignore-scripts', join(out, tarball!)], out, 840_000);
+    if (install.status !== 0)
+      install = npm(['install', '-g', '--prefix', prefix, '--prefer-offline', '--ignore-scripts', join(out, tarball!)], out, 840_000);
     t.is(install.status, 0, install.stderr);
     const installed = spawnSync(join(prefix, 'bin', 'mupdated'), ['--version'], { encoding: 'utf8', timeout: 30_000 });
     t.is(installed.status, 0, installed.stderr);
     t.is(installed.stdout, `mupdated ${PACKAGE.version}\n`);
     // The installed copy opens a data folder (LMDB): the dependencies are there.
-    const users = spawnSync(join(prefix, 'bin', 'mupdated'), ['user', 'list', '--data', join(out, 'data')], { encoding: 'utf8', timeout: 30_000 });
+    const users = spawnSync(join(prefix, 'bin', 'mupdated'), ['user', 'list', '--data', join(out, 'data')], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     t.is(users.status, 0, users.stderr);
   } finally {
     removeDir(out);

@@ -49,10 +49,20 @@ test("the reader follows Cyrus's rules: comments, continuations, lower-cased key
   try {
     mkdirSync(join(dir, 'sub'));
     write(join(dir, 'sub'), 'extra.conf', '# included\nServerName: from-include\n');
-    const main = write(dir, 'imapd.conf', [
-      '# a comment', '   # an indented comment', '', 'admins: a \\', 'b', '@include: sub/extra.conf',
-      'tls_ciphers: HIGH:!aNULL # not a comment: Cyrus keeps it', '  allowplaintext:   yes  ',
-    ].join('\n'));
+    const main = write(
+      dir,
+      'imapd.conf',
+      [
+        '# a comment',
+        '   # an indented comment',
+        '',
+        'admins: a \\',
+        'b',
+        '@include: sub/extra.conf',
+        'tls_ciphers: HIGH:!aNULL # not a comment: Cyrus keeps it',
+        '  allowplaintext:   yes  ',
+      ].join('\n'),
+    );
     const cwd = process.cwd();
     process.chdir(dir);
     let keys;
@@ -62,7 +72,10 @@ test("the reader follows Cyrus's rules: comments, continuations, lower-cased key
       process.chdir(cwd);
     }
     t.deepEqual(Object.fromEntries([...keys].map(([k, v]) => [k, v.value])), {
-      admins: 'a b', servername: 'from-include', tls_ciphers: 'HIGH:!aNULL # not a comment: Cyrus keeps it', allowplaintext: 'yes',
+      admins: 'a b',
+      servername: 'from-include',
+      tls_ciphers: 'HIGH:!aNULL # not a comment: Cyrus keeps it',
+      allowplaintext: 'yes',
     });
     t.is(keys.get('servername')!.file, 'sub/extra.conf');
     t.is(keys.get('allowplaintext')!.line, 8);
@@ -76,9 +89,13 @@ test('what Cyrus refuses is refused, naming the file and line: a key twice, an e
   try {
     const bad = (name: string, text: string, re: RegExp) => {
       const e = t.throws(() => readImapdConf(write(dir, name, text)), { instanceOf: ImapdConfError });
-      t.regex(e!.message, re);
+      t.regex(e.message, re);
     };
-    bad('twice.conf', 'servername: a\nadmins: x\nServername: b\n', /twice\.conf:3: option 'servername' given twice \(first at .*twice\.conf:1\)/);
+    bad(
+      'twice.conf',
+      'servername: a\nadmins: x\nServername: b\n',
+      /twice\.conf:3: option 'servername' given twice \(first at .*twice\.conf:1\)/,
+    );
     bad('empty.conf', 'servername:\n', /empty\.conf:1: empty value for servername/);
     bad('space.conf', 'servername : a\n', /space\.conf:1: invalid option name/);
     const loop = join(dir, 'loop.conf');
@@ -115,10 +132,20 @@ test("Debian's shipped /etc/imapd.conf means what our own config with its meanin
 
 /** A Murder frontend's imapd.conf: Debian's file, included, and the mupdate_* lines it documents (commented out there). */
 function murderConf(dir: string, debian: string, master: string): string {
-  return write(dir, 'murder.conf', [
-    `@include: ${debian}`, `mupdate_server: ${master}`, 'mupdate_username: mupdateadmin', 'mupdate_authname: mupdateadmin',
-    'mupdate_password: secret', 'mupdate_retry_delay: 2', 'mupdate_admins: backend1', '',
-  ].join('\n'));
+  return write(
+    dir,
+    'murder.conf',
+    [
+      `@include: ${debian}`,
+      `mupdate_server: ${master}`,
+      'mupdate_username: mupdateadmin',
+      'mupdate_authname: mupdateadmin',
+      'mupdate_password: secret',
+      'mupdate_retry_delay: 2',
+      'mupdate_admins: backend1',
+      '',
+    ].join('\n'),
+  );
 }
 
 test("Debian's shipped /etc/imapd.conf starts a master, and with the Murder lines it documents, a slave that follows it", async (t) => {
@@ -139,7 +166,10 @@ test("Debian's shipped /etc/imapd.conf starts a master, and with the Murder line
     await slave.waitForLog(/"msg":"full sync applied"/, 30_000);
     // backend1 has no admin flag in the slave's users: mupdate_admins makes it one.
     (await login(slave.port, 'backend1')).close();
-    t.true(slave.logs.some((l) => l.includes("the imapd.conf's mailboxes database is not sql")), 'the slave says the twoskip database is not kept');
+    t.true(
+      slave.logs.some((l) => l.includes("the imapd.conf's mailboxes database is not sql")),
+      'the slave says the twoskip database is not kept',
+    );
   } finally {
     await slave?.stop();
     await master?.stop();
@@ -153,20 +183,43 @@ test("a Cyrus master's and slave's imapd.conf resolve to the same settings as ou
   const dir = tempDir('mupdated-imapdconf-');
   try {
     const master = fixture('master-imapd.conf', dir, { DIR: dir });
-    const ownMaster = write(dir, 'own-master.conf',
-      'servername: mupdate-master\nadmins: mupdateadmin backend1 backend2\nallowplaintext: yes\nsasl_mech_list: PLAIN\n');
-    t.deepEqual(meaning(resolveServerConfig({ 'imapd-conf': master }, 'master').config), meaning(resolveServerConfig({ config: ownMaster }, 'master').config));
+    const ownMaster = write(
+      dir,
+      'own-master.conf',
+      'servername: mupdate-master\nadmins: mupdateadmin backend1 backend2\nallowplaintext: yes\nsasl_mech_list: PLAIN\n',
+    );
+    t.deepEqual(
+      meaning(resolveServerConfig({ 'imapd-conf': master }, 'master').config),
+      meaning(resolveServerConfig({ config: ownMaster }, 'master').config),
+    );
 
     const slave = fixture('slave-imapd.conf', dir, { DIR: dir, MASTER: '127.0.0.1:3905' });
-    const ownSlave = write(dir, 'own-slave.conf', [
-      'servername: mupdate-slave', 'admins: mupdateadmin backend1 backend2', 'allowplaintext: yes', 'sasl_mech_list: PLAIN',
-      'mupdate_server: 127.0.0.1:3905', 'mupdate_username: mupdateadmin', 'mupdate_authname: mupdateadmin',
-      'mupdate_password: secret', 'mupdate_retry_delay: 3', '',
-    ].join('\n'));
+    const ownSlave = write(
+      dir,
+      'own-slave.conf',
+      [
+        'servername: mupdate-slave',
+        'admins: mupdateadmin backend1 backend2',
+        'allowplaintext: yes',
+        'sasl_mech_list: PLAIN',
+        'mupdate_server: 127.0.0.1:3905',
+        'mupdate_username: mupdateadmin',
+        'mupdate_authname: mupdateadmin',
+        'mupdate_password: secret',
+        'mupdate_retry_delay: 3',
+        '',
+      ].join('\n'),
+    );
     const fromCyrus = resolveSlaveConfig({ 'imapd-conf': slave });
     t.deepEqual(meaning(fromCyrus.config), meaning(resolveSlaveConfig({ config: ownSlave }).config));
-    t.deepEqual(fromCyrus.imapd!.ignored,
-      ['configdirectory', 'mupdate_config', 'partition-default', 'sasl_auxprop_plugin', 'sasl_sasldb_path', 'syslog_prefix']);
+    t.deepEqual(fromCyrus.imapd!.ignored, [
+      'configdirectory',
+      'mupdate_config',
+      'partition-default',
+      'sasl_auxprop_plugin',
+      'sasl_sasldb_path',
+      'syslog_prefix',
+    ]);
 
     // Rising priority: imapd.conf < --config (also naming the imapd.conf) < flags.
     const layered = write(dir, 'layered.conf', `imapd_conf: ${slave}\nservername: from-config\nmupdate_retry_delay: 7\n`);
@@ -183,12 +236,29 @@ test("a Cyrus master's and slave's imapd.conf resolve to the same settings as ou
 test("mupdate_KEY overrides KEY as Cyrus's service-specific options do; switches, durations and TLS keys translate", (t) => {
   const dir = tempDir('mupdated-imapdconf-');
   try {
-    const conf = write(dir, 'imapd.conf', [
-      'mupdate_servername: the-mupdate-name', 'servername: the-imap-name', 'allowplaintext: off', 'mupdate_allowplaintext: t',
-      'mupdate_retry_delay: 1m', 'client_timeout: 30s', 'tls_versions: tls1_2 tls1_3', 'tls_ciphers: HIGH',
-      'tls_server_cert: /c.pem', 'tls_server_key: /k.pem', 'sasl_pwcheck_method: saslauthd', 'sasl_mech_list: DIGEST-MD5 PLAIN',
-      'failedloginpause: 2', 'mupdate_server: m.example:3905', 'mupdate_authname: u', 'mupdate_password: p', '',
-    ].join('\n'));
+    const conf = write(
+      dir,
+      'imapd.conf',
+      [
+        'mupdate_servername: the-mupdate-name',
+        'servername: the-imap-name',
+        'allowplaintext: off',
+        'mupdate_allowplaintext: t',
+        'mupdate_retry_delay: 1m',
+        'client_timeout: 30s',
+        'tls_versions: tls1_2 tls1_3',
+        'tls_ciphers: HIGH',
+        'tls_server_cert: /c.pem',
+        'tls_server_key: /k.pem',
+        'sasl_pwcheck_method: saslauthd',
+        'sasl_mech_list: DIGEST-MD5 PLAIN',
+        'failedloginpause: 2',
+        'mupdate_server: m.example:3905',
+        'mupdate_authname: u',
+        'mupdate_password: p',
+        '',
+      ].join('\n'),
+    );
     const { config, imapd } = resolveSlaveConfig({ 'imapd-conf': conf });
     t.is(config.servername, 'the-mupdate-name');
     t.true(config.allowPlaintext);
@@ -207,7 +277,10 @@ test("mupdate_KEY overrides KEY as Cyrus's service-specific options do; switches
     const gap = write(dir, 'gap.conf', 'tls_versions: tls1_0 tls1_2\n');
     t.throws(() => resolveServerConfig({ 'imapd-conf': gap }, 'master'), { instanceOf: ConfigError, message: /leaves a gap/ });
     const badSwitch = write(dir, 'switch.conf', 'allowplaintext: maybe\n');
-    t.throws(() => resolveServerConfig({ 'imapd-conf': badSwitch }, 'master'), { instanceOf: ConfigError, message: /switch\.conf:1: allowplaintext: expected a switch/ });
+    t.throws(() => resolveServerConfig({ 'imapd-conf': badSwitch }, 'master'), {
+      instanceOf: ConfigError,
+      message: /switch\.conf:1: allowplaintext: expected a switch/,
+    });
   } finally {
     removeDir(dir);
   }
@@ -217,7 +290,10 @@ test('our own --config stays strict: a Cyrus key there is an error, while the im
   const dir = tempDir('mupdated-imapdconf-');
   try {
     const own = write(dir, 'own.conf', 'configdirectory: /var/lib/cyrus\n');
-    const r = spawnSync(process.execPath, [CLI, 'master', '--config', own, '--data', dir, '--listen', '127.0.0.1:0'], { encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync(process.execPath, [CLI, 'master', '--config', own, '--data', dir, '--listen', '127.0.0.1:0'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     t.is(r.status, 1);
     t.regex(r.stderr, /unknown setting 'configdirectory'/);
     const cyrus = write(dir, 'imapd.conf', 'configdirectory: /var/lib/cyrus\n');
@@ -249,13 +325,16 @@ test("a master and a slave started from a Cyrus master's and slave's imapd.conf 
     });
     const lines = await banner(master.port);
     t.is(lines[0], '* AUTH "PLAIN"', 'sasl_mech_list: PLAIN');
-    t.regex(lines[lines.length - 1]!, /^\* OK MUPDATE "mupdate-master" /);
+    t.regex(lines[lines.length - 1], /^\* OK MUPDATE "mupdate-master" /);
     // backend1 is no admin in our user database, but `admins` of the imapd.conf names it.
     (await login(master.port, 'backend1')).close();
     await t.throwsAsync(() => login(master!.port, 'alice'), { message: /login failed: A01 NO/ });
     const read = master.logs.filter((l) => l.includes('"msg":"imapd.conf read;'));
     t.is(read.length, 1, 'the ignored keys are listed once');
-    t.regex(read[0]!, /"ignored":\["configdirectory","mupdate_config","partition-default","sasl_auxprop_plugin","sasl_sasldb_path","syslog_prefix"\]/);
+    t.regex(
+      read[0],
+      /"ignored":\["configdirectory","mupdate_config","partition-default","sasl_auxprop_plugin","sasl_sasldb_path","syslog_prefix"\]/,
+    );
 
     const slaveDir = tempDir('mupdated-imapdconf-slave-');
     const slaveConf = fixture('slave-imapd.conf', slaveDir, { DIR: slaveDir, MASTER: `127.0.0.1:${master.port}` });
@@ -264,16 +343,23 @@ test("a master and a slave started from a Cyrus master's and slave's imapd.conf 
     const r = await command(writer, 'W1', `ACTIVATE ${lit('user.imapdconf')} ${lit('backend1!default')} ${lit('backend1 lrswipkxtecda')}`);
     t.is(r.status, 'W1 OK "done"');
     writer.close();
-    await waitUntil(async () => {
-      const c = await login(slave!.port);
-      try {
-        return (await command(c, 'F1', `FIND ${lit('user.imapdconf')}`)).records.length === 1;
-      } finally {
-        c.close();
-      }
-    }, 30_000, 'the slave to have the mailbox');
+    await waitUntil(
+      async () => {
+        const c = await login(slave!.port);
+        try {
+          return (await command(c, 'F1', `FIND ${lit('user.imapdconf')}`)).records.length === 1;
+        } finally {
+          c.close();
+        }
+      },
+      30_000,
+      'the slave to have the mailbox',
+    );
     t.regex((await banner(slave.port)).at(-1)!, /^\* OK MUPDATE "mupdate-slave" /);
-    t.false(slave.logs.some((l) => /"level":50/.test(l)), 'no error logged');
+    t.false(
+      slave.logs.some((l) => /"level":50/.test(l)),
+      'no error logged',
+    );
     removeDir(slaveDir);
   } finally {
     await slave?.stop();

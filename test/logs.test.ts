@@ -23,7 +23,7 @@ function sourceFiles(dir: string, out: string[] = []): string[] {
 function callArguments(text: string, open: number): string {
   let depth = 1;
   for (let i = open; i < text.length; i++) {
-    const ch = text[i]!;
+    const ch = text[i];
     if (ch === "'" || ch === '"' || ch === '`') {
       for (i++; i < text.length && text[i] !== ch; i++) if (text[i] === '\\') i++;
     } else if (ch === '(' || ch === '{' || ch === '[') depth++;
@@ -39,7 +39,7 @@ function messageOf(args: string): string | null {
   let depth = 0;
   let lastStart = 0;
   for (let i = 0; i < args.length; i++) {
-    const ch = args[i]!;
+    const ch = args[i];
     if (ch === "'" || ch === '"' || ch === '`') {
       for (i++; i < args.length && args[i] !== ch; i++) if (args[i] === '\\') i++;
     } else if (ch === '(' || ch === '{' || ch === '[') depth++;
@@ -66,7 +66,7 @@ test('every log.warn and log.error in src/ has advice: what to do, in words (src
     const text = readFileSync(file, 'utf8');
     for (const m of text.matchAll(/\blog\??\.(warn|error|fatal)\(/g)) {
       calls++;
-      const msg = messageOf(callArguments(text, m.index! + m[0].length));
+      const msg = messageOf(callArguments(text, m.index + m[0].length));
       const where = `${relative(src, file)}:${text.slice(0, m.index).split('\n').length}`;
       // A message made entirely at run time (describeNarrowed) is checked through an example below.
       if (msg === null || msg === '') continue;
@@ -79,27 +79,37 @@ test('every log.warn and log.error in src/ has advice: what to do, in words (src
   t.is(adviceFor('listening'), undefined);
 });
 
-interface Run { stderr: string; code: number | null }
+interface Run {
+  stderr: string;
+  code: number | null;
+}
 
 /** Starts a master, waits for it to listen (or `until`), stops it with SIGTERM; `tty` runs it on a pseudo-terminal (script(1)). */
 function runMaster(args: string[], options: { tty?: boolean; env?: Record<string, string>; until?: RegExp } = {}): Promise<Run> {
   const until = options.until ?? /listening/;
   const argv = [process.execPath, CLI, 'master', '--listen', '127.0.0.1:0', ...args];
   const child = options.tty
-    ? spawn('script', ['-qefc', argv.map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' '), '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] })
-    : spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MUPDATED_LOG_LEVEL: '', ...options.env } });
+    ? spawn('script', ['-qefc', argv.map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' '), '/dev/null'], {
+        stdio: ['pipe', 'pipe', 'pipe'],
+      })
+    : spawn(argv[0], argv.slice(1), {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, MUPDATED_LOG_LEVEL: '', ...options.env },
+      });
   let out = '';
   const onData = (d: Buffer) => {
     out += d.toString('utf8');
     if (until.test(out)) child.kill('SIGTERM');
   };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
   const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  return new Promise((resolve) => child.once('close', (code) => {
-    clearTimeout(timer);
-    resolve({ stderr: out, code });
-  }));
+  return new Promise((resolve) =>
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ stderr: out, code });
+    }),
+  );
 }
 
 test('on a terminal the lines are readable (level word, message, advice after it); not on a terminal, or with --log-format json, JSON lines', async (t) => {
@@ -113,11 +123,17 @@ test('on a terminal the lines are readable (level word, message, advice after it
     const forced = await runMaster(['--data', join(dir, 'b'), '--log-format', 'json'], { tty: true });
     t.regex(forced.stderr, /^\{"level":30,.*"msg":"listening"\}\r?$/m);
     const piped = await runMaster(['--data', join(dir, 'c')]);
-    const lines = piped.stderr.trim().split('\n').map((l) => JSON.parse(l) as { level: number; msg: string; advice?: string });
+    const lines = piped.stderr
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { level: number; msg: string; advice?: string });
     const warning = lines.find((l) => l.msg.startsWith('no users yet'));
     t.is(warning?.level, 40);
     t.regex(warning?.advice ?? '', /nobody can log in/);
-    t.true(lines.every((l) => l.level < 40 || typeof l.advice === 'string'), 'every warning and error has advice');
+    t.true(
+      lines.every((l) => l.level < 40 || typeof l.advice === 'string'),
+      'every warning and error has advice',
+    );
     const bad = spawnSync(process.execPath, [CLI, 'master', '--data', dir, '--log-format', 'yaml'], { encoding: 'utf8', timeout: 30_000 });
     t.is(bad.status, 1);
     t.regex(bad.stderr, /--log-format: expected pretty or json, got 'yaml'/);

@@ -11,19 +11,30 @@ import { loadTls, sessionSettings } from './server-settings.js';
 
 /** Settings read only at start: a change to one of them is reported, not applied. */
 const RESTART_ONLY: ReadonlyArray<[string, (c: ServerConfig) => unknown]> = [
-  ['listen', (c) => c.listen], ['data', (c) => c.dataDir], ['admins', (c) => c.admins],
-  ['allow_non_admins', (c) => c.allowNonAdmins], ['saslauthd_socket', (c) => c.saslauthdSocket],
-  ['sasl_mech_list', (c) => c.saslMechanisms], ['auth_cache_seconds', (c) => c.authCacheTtlMs],
-  ['directory_order', (c) => c.order], ['change_log_retention', (c) => c.changeLogRetention],
-  ['dump_workers', (c) => c.dumpWorkers], ['etcd_*', (c) => c.etcd], ['mupdate_* and slave_*', (c) => c.upstream],
-  ['frontend_db, kick_socket', (c) => c.frontend], ['log_format', (c) => c.logFormat],
+  ['listen', (c) => c.listen],
+  ['data', (c) => c.dataDir],
+  ['admins', (c) => c.admins],
+  ['allow_non_admins', (c) => c.allowNonAdmins],
+  ['saslauthd_socket', (c) => c.saslauthdSocket],
+  ['sasl_mech_list', (c) => c.saslMechanisms],
+  ['auth_cache_seconds', (c) => c.authCacheTtlMs],
+  ['directory_order', (c) => c.order],
+  ['change_log_retention', (c) => c.changeLogRetention],
+  ['dump_workers', (c) => c.dumpWorkers],
+  ['etcd_*', (c) => c.etcd],
+  ['mupdate_* and slave_*', (c) => c.upstream],
+  ['frontend_db, kick_socket', (c) => c.frontend],
+  ['log_format', (c) => c.logFormat],
 ];
 
 export class Reloader {
   private server: MupdateServer | null = null;
   private current: ServerConfig | null = null;
 
-  constructor(private readonly log: Logger, private readonly resolve: () => ServerConfig) {
+  constructor(
+    private readonly log: Logger,
+    private readonly resolve: () => ServerConfig,
+  ) {
     // Installed before anything opens: SIGHUP's default action would end the process.
     process.on('SIGHUP', () => this.reload());
   }
@@ -50,7 +61,9 @@ export class Reloader {
     }
     const previous = this.current;
     this.server.reconfigure({
-      settings: sessionSettings(next), tls, maxConnections: next.maxConnections,
+      settings: sessionSettings(next),
+      tls,
+      maxConnections: next.maxConnections,
       admission: { maxPendingPerHost: next.maxConnectionsPerHost, failedLoginsPerMinute: next.maxFailedLoginsPerHost },
     });
     this.log.level = effectiveLevel(next.logLevel);
@@ -65,9 +78,20 @@ export class Reloader {
 /** `next`, with the restart-only settings as they run now. */
 function keepRestartOnly(running: ServerConfig, next: ServerConfig): ServerConfig {
   return {
-    ...next, listen: running.listen, dataDir: running.dataDir, admins: running.admins, allowNonAdmins: running.allowNonAdmins,
-    saslauthdSocket: running.saslauthdSocket, saslMechanisms: running.saslMechanisms, authCacheTtlMs: running.authCacheTtlMs,
-    order: running.order, changeLogRetention: running.changeLogRetention, dumpWorkers: running.dumpWorkers, etcd: running.etcd,
-    upstream: running.upstream, frontend: running.frontend, logFormat: running.logFormat,
+    ...next,
+    listen: running.listen,
+    dataDir: running.dataDir,
+    admins: running.admins,
+    allowNonAdmins: running.allowNonAdmins,
+    saslauthdSocket: running.saslauthdSocket,
+    saslMechanisms: running.saslMechanisms,
+    authCacheTtlMs: running.authCacheTtlMs,
+    order: running.order,
+    changeLogRetention: running.changeLogRetention,
+    dumpWorkers: running.dumpWorkers,
+    etcd: running.etcd,
+    upstream: running.upstream,
+    frontend: running.frontend,
+    logFormat: running.logFormat,
   };
 }

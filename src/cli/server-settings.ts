@@ -6,11 +6,19 @@ import type { SessionSettings } from '../mupdate/session.js';
 
 export function sessionSettings(c: ServerConfig): SessionSettings {
   return {
-    servername: c.servername, limits: c.limits, idleTimeoutMs: c.idleTimeoutMs, maxBadCommands: c.maxBadCommands,
-    loginTimeoutMs: c.loginTimeoutMs, maxCommandBeforeLogin: Math.min(c.maxCommandBeforeLogin, c.limits.maxCommand),
+    servername: c.servername,
+    limits: c.limits,
+    idleTimeoutMs: c.idleTimeoutMs,
+    maxBadCommands: c.maxBadCommands,
+    loginTimeoutMs: c.loginTimeoutMs,
+    maxCommandBeforeLogin: Math.min(c.maxCommandBeforeLogin, c.limits.maxCommand),
     streamQueueBytes: c.streamQueueBytes,
-    failedLoginPauseMs: c.failedLoginPauseMs, maxFailedLogins: c.maxFailedLogins, allowPlaintext: c.allowPlaintext,
-    streamQueueLimit: c.streamQueueLimit, socketHighWater: c.socketHighWater, conflictPolicy: c.conflictPolicy,
+    failedLoginPauseMs: c.failedLoginPauseMs,
+    maxFailedLogins: c.maxFailedLogins,
+    allowPlaintext: c.allowPlaintext,
+    streamQueueLimit: c.streamQueueLimit,
+    socketHighWater: c.socketHighWater,
+    conflictPolicy: c.conflictPolicy,
     dumpStallTimeoutMs: c.dumpStallTimeoutMs,
   };
 }
@@ -18,9 +26,10 @@ export function sessionSettings(c: ServerConfig): SessionSettings {
 export function loadTls(c: ServerConfig): SecureContext | undefined {
   if (!c.tlsCert || !c.tlsKey) return undefined;
   return createSecureContext({
-    cert: readFileSync(c.tlsCert), key: readFileSync(c.tlsKey),
-    minVersion: TLS_VERSIONS[c.tlsVersions.min], maxVersion: TLS_VERSIONS[c.tlsVersions.max],
+    cert: readFileSync(c.tlsCert),
+    key: readFileSync(c.tlsKey),
+    minVersion: TLS_VERSIONS[c.tlsVersions.min],
+    maxVersion: TLS_VERSIONS[c.tlsVersions.max],
     ...(c.tlsCiphers === undefined ? {} : { ciphers: c.tlsCiphers }),
   });
 }
-

@@ -36,15 +36,15 @@ function readInto(path: string, out: Map<string, ImapdConfValue>, seen: Set<stri
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const lineNo = i + 1;
-    let raw = lines[i]!.replace(/\r$/, '');
+    let raw = lines[i].replace(/\r$/, '');
     // Continuations join without a space, as Cyrus joins them.
-    while (raw.endsWith('\\') && i + 1 < lines.length) raw = raw.slice(0, -1) + lines[++i]!.replace(/\r$/, '');
+    while (raw.endsWith('\\') && i + 1 < lines.length) raw = raw.slice(0, -1) + lines[++i].replace(/\r$/, '');
     const text = raw.replace(/^\s+/, '');
     if (text === '' || text.startsWith('#')) continue;
     const m = /^(@?[A-Za-z0-9_-]*):(.*)$/.exec(text);
     if (!m || m[1] === '' || m[1] === '@') throw new ImapdConfError(`${path}:${lineNo}: invalid option name (expected 'key: value')`);
-    const key = m[1]!.toLowerCase();
-    const value = m[2]!.trim();
+    const key = m[1].toLowerCase();
+    const value = m[2].trim();
     if (value === '') throw new ImapdConfError(`${path}:${lineNo}: empty value for ${key}`);
     if (key.startsWith('@')) {
       if (key !== '@include') throw new ImapdConfError(`${path}:${lineNo}: unknown directive ${key}`);

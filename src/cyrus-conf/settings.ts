@@ -113,7 +113,9 @@ export function applyImapdConf(config: ServerConfig, file: string, role: 'master
       settings.set('saslauthd_socket', path?.[1].value ?? DEFAULT_SASLAUTHD_PATH);
     }
     if (methods.includes('auxprop')) {
-      notes.push(`${where(pwcheck[1], pwcheck[0])}: auxprop passwords (sasldb) are not read; logins are checked against mupdated's own users ('mupdated user add')`);
+      notes.push(
+        `${where(pwcheck[1], pwcheck[0])}: auxprop passwords (sasldb) are not read; logins are checked against mupdated's own users ('mupdated user add')`,
+      );
     }
   }
   const frontend = keys.has('sql_database') || keys.get('mboxlist_db')?.value === 'sql';
