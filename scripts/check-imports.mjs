@@ -14,13 +14,13 @@ const SRC = resolve(process.argv[2] ?? join(ROOT, 'src'));
 
 /** First matching rule wins: [path prefix under src/, layer]. */
 const LAYERS = [
-  ['cli/', 3], ['config.ts', 3],
+  ['cli/', 3], ['config.ts', 3], ['cyrus-conf/settings.ts', 3],
   ['mupdate/server.ts', 2], ['resync/follower.ts', 2], ['admin/socket-server.ts', 2], ['client/', 2], ['frontend/', 2],
   ['mupdate/wire/', 0], ['mupdate/location.ts', 0], ['mupdate/dump-protocol.ts', 0],
   // The MUPDATE client (connection, login, responses) is protocol: the slave, push and the client's REPL sit on it.
   ['mupdate/client/', 1],
   ['mupdate/', 1], ['backup/', 1], ['resync/', 1], ['admin/', 1], ['dump/', 1], ['push/', 1],
-  ['store/', 0], ['sasl/', 0], ['log.ts', 0], ['version.ts', 0], ['host-port.ts', 0],
+  ['store/', 0], ['sasl/', 0], ['log.ts', 0], ['log-advice.ts', 0], ['cyrus-conf/read.ts', 0], ['version.ts', 0], ['host-port.ts', 0],
 ];
 
 function layerOf(file) {

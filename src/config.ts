@@ -8,6 +8,7 @@ import { DEFAULT_LIMITS, type WireLimits } from './mupdate/wire/limits.js';
 import type { EtcdSettings } from './store/etcd/connect.js';
 import type { DirectoryOrder } from './store/types.js';
 import type { StartTlsMode } from './mupdate/client/tls-policy.js';
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat } from './log.js';
 
 import type { HostPort } from './host-port.js';
 
@@ -19,6 +20,16 @@ export interface ServerConfig {
   servername: string;
   tlsCert?: string | undefined;
   tlsKey?: string | undefined;
+  /** TLS versions offered to STARTTLS clients (`tls_versions`, Cyrus's key). */
+  tlsVersions: TlsVersionRange;
+  /** OpenSSL cipher list for TLS 1.2 and older (`tls_ciphers`, Cyrus's key); unset: Node's default. */
+  tlsCiphers?: string | undefined;
+  /** `log_level`: fatal, error, warn, info, debug, trace or silent. */
+  logLevel: string;
+  /** `log_format`; unset: pretty on a terminal, else json. */
+  logFormat?: LogFormat | undefined;
+  /** A Cyrus imapd.conf to read first (`imapd_conf`, `--imapd-conf`). */
+  imapdConf?: string | undefined;
   limits: WireLimits;
   maxConnections: number;
   idleTimeoutMs: number;
@@ -72,6 +83,8 @@ export interface UpstreamConfig {
   username?: string | undefined;
   password?: string | undefined;
   retryDelaySeconds: number;
+  /** Connect, banner and login toward the master (`client_timeout`, Cyrus's key; at least the retry delay). */
+  connectTimeoutSeconds: number;
   dumpTimeoutSeconds: number;
   resume: boolean;
   /** Unset: required toward a master not on loopback, if-offered on loopback. */
@@ -85,6 +98,23 @@ export interface UpstreamConfig {
 export type EtcdConfig = EtcdSettings;
 
 export const DEFAULT_PORT = 3905;
+
+/** `tls_versions` as Cyrus writes them, and the range Node can set. */
+export const TLS_VERSIONS = { tls1_0: 'TLSv1', tls1_1: 'TLSv1.1', tls1_2: 'TLSv1.2', tls1_3: 'TLSv1.3' } as const;
+export type TlsVersionName = keyof typeof TLS_VERSIONS;
+export interface TlsVersionRange { min: TlsVersionName; max: TlsVersionName }
+
+function tlsVersions(key: string, v: string): TlsVersionRange {
+  const order = Object.keys(TLS_VERSIONS) as TlsVersionName[];
+  const names = v.toLowerCase().split(/[\s,]+/).filter(Boolean);
+  const unknown = names.filter((n) => !(order as string[]).includes(n));
+  if (unknown.length > 0 || names.length === 0) throw new ConfigError(`${key}: expected some of ${order.join(' ')}, got '${v}'`);
+  const idx = names.map((n) => order.indexOf(n as TlsVersionName)).sort((a, b) => a - b);
+  const first = idx[0]!, last = idx[idx.length - 1]!;
+  // Node sets a range, not a set: a gap would silently enable the version left out.
+  if (last - first + 1 !== new Set(idx).size) throw new ConfigError(`${key}: '${v}' leaves a gap; only a range of versions can be offered`);
+  return { min: order[first]!, max: order[last]! };
+}
 
 export const SASL_MECHANISMS = ['SCRAM-SHA-256', 'PLAIN'] as const;
 export type SaslMechanism = (typeof SASL_MECHANISMS)[number];
@@ -103,6 +133,8 @@ export function defaultConfig(): ServerConfig {
     listen: { host: '127.0.0.1', port: DEFAULT_PORT },
     dataDir: './data',
     servername: 'mupdated',
+    tlsVersions: { min: 'tls1_2', max: 'tls1_3' },
+    logLevel: 'info',
     limits: { ...DEFAULT_LIMITS },
     maxConnections: 4096,
     idleTimeoutMs: 3 * 3600 * 1000,
@@ -129,7 +161,7 @@ export function defaultConfig(): ServerConfig {
     conflictPolicy: 'queue',
     etcd: { endpoints: [], prefix: '/mupdated/', writeTimeoutMs: 5_000 },
     frontend: {},
-    upstream: { retryDelaySeconds: 20, dumpTimeoutSeconds: 120, resume: true, tlsInsecure: false },
+    upstream: { retryDelaySeconds: 20, connectTimeoutSeconds: 10, dumpTimeoutSeconds: 120, resume: true, tlsInsecure: false },
   };
 }
 
@@ -172,6 +204,11 @@ export function readConfigFile(path: string): Map<string, string> {
   return out;
 }
 
+export function logFormat(key: string, v: string): LogFormat {
+  if (!(LOG_FORMATS as readonly string[]).includes(v)) throw new ConfigError(`${key}: expected ${LOG_FORMATS.join(' or ')}, got '${v}'`);
+  return v as LogFormat;
+}
+
 function bool(key: string, v: string): boolean {
   if (/^(1|yes|on|true)$/i.test(v)) return true;
   if (/^(0|no|off|false)$/i.test(v)) return false;
@@ -193,6 +230,15 @@ export function applySettings(config: ServerConfig, settings: Map<string, string
       case 'servername': config.servername = v; break;
       case 'tls_server_cert': case 'tls_cert': config.tlsCert = v; break;
       case 'tls_server_key': case 'tls_key': config.tlsKey = v; break;
+      case 'tls_versions': config.tlsVersions = tlsVersions(key, v); break;
+      case 'tls_ciphers': config.tlsCiphers = v; break;
+      case 'log_level':
+        if (!(LOG_LEVELS as readonly string[]).includes(v)) throw new ConfigError(`${key}: expected one of ${LOG_LEVELS.join(' ')}, got '${v}'`);
+        config.logLevel = v;
+        break;
+      case 'log_format': config.logFormat = logFormat(key, v); break;
+      case 'imapd_conf': config.imapdConf = v; break;
+      case 'client_timeout': config.upstream.connectTimeoutSeconds = int(key, v, 1); break;
       case 'admins': config.admins = v.split(/[\s,]+/).filter(Boolean); break;
       case 'allowplaintext': config.allowPlaintext = bool(key, v); break;
       case 'sasl_mech_list': config.saslMechanisms = mechanismList(key, v); break;

@@ -1,42 +1,10 @@
 /** `mupdated SUBCOMMAND ...`: the single entry point. */
 import { parseArgs } from 'node:util';
 import { ETCD_OPTIONS } from './etcd-flags.js';
+import { asksForHelp, COMMAND_USAGE, USAGE } from './usage.js';
+import { VERSION } from '../version.js';
 // Each subcommand's module is loaded only when it runs: a backend's `push` or an
 // operator's `client` starts without loading the server, LMDB or the logger.
-
-const USAGE = `usage: mupdated <command> [options]
-
-commands:
-  master     run the MUPDATE master   [--listen HOST:PORT] [--data DIR] [--servername NAME]
-                                      [--tls-cert FILE --tls-key FILE] [--config FILE]
-                                      [--etcd URL[,URL...] [--etcd-prefix P] [--etcd-ca F --etcd-cert F --etcd-key F]]
-                                      (a cluster node: the directory in etcd, a view in --data)
-  slave      follow a master, serve its copy read-only
-             --master HOST:PORT[,HOST:PORT...] --user NAME --password-file FILE [--retry-delay SECONDS]
-             [--tls-ca FILE] [--listen HOST:PORT] [--data DIR] [--config FILE]
-             (STARTTLS is required toward a master not on loopback unless slave_starttls says otherwise)
-             (several masters: cluster nodes, the first that answers is followed)
-             [--frontend-db FILE] [--kick-socket PATH] [--imapd-conf FRONTEND-IMAPD.CONF]
-             (on a Cyrus frontend: keep its sqlite mailboxes database and answer its kicks)
-  conflicts  the operator queue of duplicate-mailbox claims
-             list [--all] [--json] | show ID [--json] | resolve ID --keep current|claimant | dismiss ID
-             [--data DIR | --etcd URL[,URL...]]
-  push       a backend's startup push from its ctl_mboxlist -d dump, never deleting anything local
-             --master HOST:PORT --user NAME --password-file FILE --server BACKEND [--dry-run] DUMP|-
-             [--starttls | --plaintext] [--tls-ca FILE] [--tls-insecure]
-             (TLS is required toward a master not on loopback; --plaintext sends the password in clear)
-             exit 0 in sync, 1 cannot connect/log in/LIST, 2 usage or bad dump, 3 some mailboxes need review
-  dump       write the directory as ctl_mboxlist -d JSON to stdout   [--data DIR | --etcd URL[,URL...]]
-  load       read ctl_mboxlist -d JSON (a file or -) into the directory   [--data DIR | --etcd URL[,URL...]]
-  backup     copy the data folder while the server runs into the new folder DEST   DEST [--data DIR]
-  verify     check a data folder or backup (format, index, change log, counts)   [--data DIR]
-  user       manage logins            add NAME [--admin] | remove NAME | list   [--data DIR | --etcd URL[,URL...]]
-             (the password is read from standard input)
-  (the tools take --config FILE, and with --etcd also --etcd-prefix, --etcd-ca, --etcd-cert, --etcd-key:
-   they then act on the cluster, from any machine that reaches etcd)
-  client     talk MUPDATE to a server: a prompt on a terminal, else commands from stdin (see: client --help)
-             [HOST:PORT] [--user NAME] [--password-file FILE] [--starttls | --plaintext] [--tls-ca FILE] [--raw] [--json]
-`;
 
 /** The directory tools: a data folder, or with --etcd the cluster (the etcd_* keys of --config too). */
 const TOOL_OPTIONS = {
@@ -53,10 +21,17 @@ const SERVER_OPTIONS = {
   'tls-key': { type: 'string' },
   config: { type: 'string' },
   ...ETCD_OPTIONS,
+  'imapd-conf': { type: 'string' },
+  'log-format': { type: 'string' },
 } as const;
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  const usage = command === undefined ? undefined : COMMAND_USAGE[command];
+  if (usage !== undefined && asksForHelp(rest)) {
+    process.stdout.write(usage);
+    return 0;
+  }
   switch (command) {
     case 'master': {
       const { values } = parseArgs({ args: rest, options: SERVER_OPTIONS, strict: true });
@@ -69,7 +44,7 @@ export async function main(argv: string[]): Promise<number> {
         options: {
           ...SERVER_OPTIONS, master: { type: 'string' }, user: { type: 'string' },
           'password-file': { type: 'string' }, 'retry-delay': { type: 'string' }, 'tls-ca': { type: 'string' },
-          'frontend-db': { type: 'string' }, 'kick-socket': { type: 'string' }, 'imapd-conf': { type: 'string' },
+          'frontend-db': { type: 'string' }, 'kick-socket': { type: 'string' },
         },
         strict: true,
       });
@@ -138,6 +113,9 @@ export async function main(argv: string[]): Promise<number> {
       }
       return (await import('./client.js')).runClient(positionals, values);
     }
+    case '--version': case '-V': case 'version':
+      process.stdout.write(`mupdated ${VERSION}\n`);
+      return 0;
     case undefined: case '-h': case '--help': case 'help':
       process.stdout.write(USAGE);
       return command === undefined ? 2 : 0;

@@ -1,20 +1,21 @@
 /** `mupdated master`: the authoritative directory. */
-import { readFileSync } from 'node:fs';
 import type { Server } from 'node:net';
-import { createSecureContext, type SecureContext } from 'node:tls';
-import { applySettings, defaultConfig, parseHostPort, readConfigFile, type ServerConfig } from '../config.js';
+import { applySettings, defaultConfig, logFormat, parseHostPort, readConfigFile, type ServerConfig } from '../config.js';
+import { applyImapdConf, type ImapdConfReport } from '../cyrus-conf/settings.js';
 import { createLogger, type Logger } from '../log.js';
 import { startAdminSocket } from '../admin/socket-server.js';
 import { InThreadDumps } from '../mupdate/dump-lines.js';
 import { DumpPool } from '../mupdate/dump-pool.js';
 import { MupdateServer } from '../mupdate/server.js';
-import type { Role, SessionSettings } from '../mupdate/session.js';
+import type { Role } from '../mupdate/session.js';
 import { Authenticator } from '../sasl/authenticator.js';
 import { UserDb } from '../sasl/user-db.js';
 import { describeNarrowed, securePrivateFolder, type Narrowed } from '../store/private-files.js';
 import type { DirectoryStore } from '../store/types.js';
 import type { EtcdFlags } from './etcd-flags.js';
 import { applyEtcdFlags, mirrorClusterUsers, openDirectory } from './open-directory.js';
+import { Reloader } from './reload.js';
+import { loadTls, sessionSettings } from './server-settings.js';
 
 export interface ServerFlags extends EtcdFlags {
   listen?: string | undefined;
@@ -23,12 +24,28 @@ export interface ServerFlags extends EtcdFlags {
   'tls-cert'?: string | undefined;
   'tls-key'?: string | undefined;
   config?: string | undefined;
+  'imapd-conf'?: string | undefined;
+  'log-format'?: string | undefined;
 }
 
-/** Config from defaults, then the file, then flags. `ignore`: file keys another mode reads. */
-export function resolveConfig(flags: ServerFlags, ignore: readonly string[] = []): ServerConfig {
+export interface ResolvedConfig {
+  config: ServerConfig;
+  /** What the Cyrus imapd.conf gave and left out, when one was read. */
+  imapd: ImapdConfReport | null;
+}
+
+/**
+ * Config from defaults, then a Cyrus imapd.conf (`--imapd-conf`, or `imapd_conf`
+ * in --config), then --config, then flags. `ignore`: file keys another mode reads.
+ */
+export function resolveServerConfig(flags: ServerFlags, role: 'master' | 'slave', ignore: readonly string[] = []): ResolvedConfig {
   const config = defaultConfig();
-  if (flags.config) applySettings(config, readConfigFile(flags.config), ignore);
+  const own = flags.config ? readConfigFile(flags.config) : new Map<string, string>();
+  const imapdPath = flags['imapd-conf'] ?? own.get('imapd_conf');
+  const imapd = imapdPath ? applyImapdConf(config, imapdPath, role) : null;
+  applySettings(config, own, ignore);
+  if (imapdPath) config.imapdConf = imapdPath;
+  if (flags['log-format']) config.logFormat = logFormat('--log-format', flags['log-format']);
   if (flags.listen) config.listen = parseHostPort(flags.listen);
   if (flags.data) config.dataDir = flags.data;
   if (flags.servername) config.servername = flags.servername;
@@ -36,24 +53,28 @@ export function resolveConfig(flags: ServerFlags, ignore: readonly string[] = []
   if (flags['tls-key']) config.tlsKey = flags['tls-key'];
   applyEtcdFlags(config, flags);
   if (!!config.tlsCert !== !!config.tlsKey) throw new Error('TLS needs both a certificate and a key');
-  return config;
+  return { config, imapd };
 }
 
-export function sessionSettings(c: ServerConfig): SessionSettings {
-  return {
-    servername: c.servername, limits: c.limits, idleTimeoutMs: c.idleTimeoutMs, maxBadCommands: c.maxBadCommands,
-    loginTimeoutMs: c.loginTimeoutMs, maxCommandBeforeLogin: Math.min(c.maxCommandBeforeLogin, c.limits.maxCommand),
-    streamQueueBytes: c.streamQueueBytes,
-    failedLoginPauseMs: c.failedLoginPauseMs, maxFailedLogins: c.maxFailedLogins, allowPlaintext: c.allowPlaintext,
-    streamQueueLimit: c.streamQueueLimit, socketHighWater: c.socketHighWater, conflictPolicy: c.conflictPolicy,
-    dumpStallTimeoutMs: c.dumpStallTimeoutMs,
-  };
+/** Config from defaults, the files and the flags (see resolveServerConfig). */
+export function resolveConfig(flags: ServerFlags, ignore: readonly string[] = []): ServerConfig {
+  return resolveServerConfig(flags, 'master', ignore).config;
 }
 
-export function loadTls(c: ServerConfig): SecureContext | undefined {
-  if (!c.tlsCert || !c.tlsKey) return undefined;
-  return createSecureContext({ cert: readFileSync(c.tlsCert), key: readFileSync(c.tlsKey) });
+/** The logger the config asks for. */
+export function configuredLogger(config: ServerConfig): Logger {
+  return createLogger({ level: config.logLevel, format: config.logFormat });
 }
+
+/** Says once, at start, which Cyrus keys were left out and what was read differently. */
+export function logImapdConf(log: Logger, report: ImapdConfReport | null): void {
+  if (!report) return;
+  log.info({ file: report.file, ignored: report.ignored },
+    `imapd.conf read; ${report.ignored.length} of its keys mean nothing to mupdated and were ignored`);
+  for (const note of report.notes) log.warn({ file: report.file }, `imapd.conf: ${note}`);
+}
+
+export { loadTls, sessionSettings } from './server-settings.js';
 
 export interface RunningServer {
   server: MupdateServer;
@@ -117,11 +138,14 @@ export function logNarrowed(log: Logger, narrowed: Narrowed[]): void {
 }
 
 export async function runMaster(flags: ServerFlags): Promise<void> {
-  const config = resolveConfig(flags);
-  const log = createLogger();
+  const { config, imapd } = resolveServerConfig(flags, 'master');
+  const log = configuredLogger(config);
+  const reloader = new Reloader(log, () => resolveServerConfig(flags, 'master').config);
+  logImapdConf(log, imapd);
   logNarrowed(log, securePrivateFolder(config.dataDir));
   const store = await openDirectory(config, log);
   const users = UserDb.open(config.dataDir);
   const mirror = config.etcd.endpoints.length ? await mirrorClusterUsers(config, users, log) : null;
-  await startServer(config, log, { kind: 'master' }, store, users, async () => { await mirror?.close(); });
+  const running = await startServer(config, log, { kind: 'master' }, store, users, async () => { await mirror?.close(); });
+  reloader.attach(running.server, config);
 }

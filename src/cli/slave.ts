@@ -2,14 +2,14 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseMasterList } from '../config.js';
-import { createLogger } from '../log.js';
 import { Follower } from '../resync/follower.js';
 import { readPasswordFile } from '../client/password.js';
 import { startFrontend, resolveFrontend } from '../frontend/frontend.js';
 import { UserDb } from '../sasl/user-db.js';
 import { LmdbDirectoryStore } from '../store/lmdb-store.js';
 import { securePrivateFolder } from '../store/private-files.js';
-import { logNarrowed, resolveConfig, startServer, type ServerFlags } from './master.js';
+import { configuredLogger, logImapdConf, logNarrowed, resolveServerConfig, startServer, type ResolvedConfig, type ServerFlags } from './master.js';
+import { Reloader } from './reload.js';
 import { listenerErrorLog } from './open-directory.js';
 
 export interface SlaveFlags extends ServerFlags {
@@ -20,12 +20,12 @@ export interface SlaveFlags extends ServerFlags {
   'tls-ca'?: string | undefined;
   'frontend-db'?: string | undefined;
   'kick-socket'?: string | undefined;
-  'imapd-conf'?: string | undefined;
 }
 
-export async function runSlave(flags: SlaveFlags): Promise<void> {
-  const config = resolveConfig(flags);
-  const up = config.upstream;
+/** The slave's config: the files, then the server flags, then the slave's own flags. */
+export function resolveSlaveConfig(flags: SlaveFlags): ResolvedConfig {
+  const resolved = resolveServerConfig(flags, 'slave');
+  const up = resolved.config.upstream;
   if (flags.master) up.server = flags.master;
   if (flags.user) up.authname = flags.user;
   if (flags['tls-ca']) up.tlsCa = flags['tls-ca'];
@@ -39,9 +39,18 @@ export async function runSlave(flags: SlaveFlags): Promise<void> {
   const user = up.authname ?? up.username;
   if (!user) throw new Error('slave needs --user NAME (or mupdate_authname/mupdate_username)');
   if (up.password === undefined) throw new Error('slave needs --password-file FILE (or mupdate_password)');
-  const masters = parseMasterList(up.server);
+  parseMasterList(up.server);
+  return resolved;
+}
 
-  const log = createLogger();
+export async function runSlave(flags: SlaveFlags): Promise<void> {
+  const { config, imapd } = resolveSlaveConfig(flags);
+  const up = config.upstream;
+  const user = (up.authname ?? up.username)!;
+  const masters = parseMasterList(up.server!);
+  const log = configuredLogger(config);
+  const reloader = new Reloader(log, () => resolveSlaveConfig(flags).config);
+  logImapdConf(log, imapd);
   logNarrowed(log, securePrivateFolder(config.dataDir));
   const store = LmdbDirectoryStore.open(config.dataDir, {
     order: config.order, changeLogRetention: config.changeLogRetention, onListenerError: listenerErrorLog(log),
@@ -50,11 +59,12 @@ export async function runSlave(flags: SlaveFlags): Promise<void> {
   const follower = new Follower({
     masters,
     upstream: {
-      user, authzid: up.username ?? user, password: up.password,
+      user, authzid: up.username ?? user, password: up.password!,
       starttls: up.starttls, tlsInsecure: up.tlsInsecure,
       tlsCa: up.tlsCa === undefined ? undefined : readFileSync(up.tlsCa),
     },
     retryDelaySeconds: up.retryDelaySeconds,
+    connectTimeoutMs: up.connectTimeoutSeconds * 1000,
     dumpTimeoutMs: up.dumpTimeoutSeconds * 1000,
     resume: up.resume,
     store, log,
@@ -62,11 +72,10 @@ export async function runSlave(flags: SlaveFlags): Promise<void> {
   });
   const frontendSettings = resolveFrontend({
     db: flags['frontend-db'] ?? config.frontend.db, kickSocket: flags['kick-socket'] ?? config.frontend.kickSocket,
-    imapdConf: flags['imapd-conf'],
-  }, log);
+  }, imapd, log);
   const frontend = frontendSettings.db ? startFrontend(frontendSettings, store, follower, log) : null;
   const running = await startServer(config, log, {
-    kind: 'slave', master: up.server,
+    kind: 'slave', master: up.server!,
     syncWithMaster: () => follower.syncWithMaster(),
     ready: follower.ready,
     isReady: () => follower.isReady,
@@ -75,5 +84,5 @@ export async function runSlave(flags: SlaveFlags): Promise<void> {
     await frontend?.close();
   });
   follower.start();
-  void running;
+  reloader.attach(running.server, config);
 }

@@ -5,7 +5,6 @@
  * own imapd.conf (`--imapd-conf`): `sql_database`, and the socket Cyrus's
  * slave would listen on, `<configdirectory>/socket/mupdate.target`.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import type { DirectoryStore } from '../store/types.js';
@@ -13,7 +12,7 @@ import { CatchUpAborted } from './catch-up.js';
 import { KickSocket } from './kick-socket.js';
 import { SqliteMirror } from './sqlite-mirror.js';
 
-/** The frontend settings cannot be used (no database file named, an unreadable imapd.conf). */
+/** The frontend settings cannot be used (no database file named). */
 export class FrontendSettingsError extends Error {}
 
 export interface FrontendSettings {
@@ -21,38 +20,36 @@ export interface FrontendSettings {
   db?: string | undefined;
   /** The kick socket (`kick_socket`). */
   kickSocket?: string | undefined;
-  /** The frontend's imapd.conf, for defaults. */
-  imapdConf?: string | undefined;
 }
 
-/** The keys of a Cyrus imapd.conf (`key: value`; later lines win, as in Cyrus). */
-export function readImapdConf(path: string): Map<string, string> {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new FrontendSettingsError(`cannot read ${path}: ${(err as Error).message}`);
-  }
-  const keys = new Map<string, string>();
-  for (const line of text.split(/\r?\n/)) {
-    const m = /^\s*([A-Za-z0-9_-]+)\s*:\s*(.*?)\s*$/.exec(line);
-    if (m && !line.trimStart().startsWith('#')) keys.set(m[1]!.toLowerCase(), m[2]!);
-  }
-  return keys;
+/** The imapd.conf as read (cyrus-conf/settings.ts): its file and every key. */
+export interface ImapdConfKeys {
+  file: string;
+  raw: ReadonlyMap<string, string>;
 }
 
-/** Fills what the flags and config file left open from the frontend's imapd.conf. */
-export function resolveFrontend(settings: FrontendSettings, log: Logger): FrontendSettings {
-  if (!settings.imapdConf) return settings;
-  const conf = readImapdConf(settings.imapdConf);
+/**
+ * Fills what the flags and config file left open from the frontend's imapd.conf.
+ * An imapd.conf that names a master but keeps its mailboxes in Cyrus's own
+ * format is a plain Cyrus slave's: only the MUPDATE service is taken over.
+ */
+export function resolveFrontend(settings: FrontendSettings, imapd: ImapdConfKeys | null, log: Logger): FrontendSettings {
+  if (!imapd) return settings;
+  const conf = imapd.raw;
   const out = { ...settings };
-  if (conf.get('mboxlist_db') !== 'sql' || (conf.get('sql_engine') ?? 'sqlite') !== 'sqlite') {
-    log.warn({ file: settings.imapdConf }, "the frontend's imapd.conf does not say 'mboxlist_db: sql' and 'sql_engine: sqlite': Cyrus will not read the database we write");
-  }
+  const sql = conf.get('mboxlist_db') === 'sql';
   out.db ??= conf.get('sql_database');
+  if (!out.db && !sql && conf.has('mupdate_server')) {
+    log.warn({ file: imapd.file, mboxlist_db: conf.get('mboxlist_db') ?? 'twoskip' },
+      "the imapd.conf's mailboxes database is not sql, so it is not kept: only the MUPDATE service is taken over");
+    return out;
+  }
+  if (!sql || (conf.get('sql_engine') ?? 'sqlite') !== 'sqlite') {
+    log.warn({ file: imapd.file }, "the frontend's imapd.conf does not say 'mboxlist_db: sql' and 'sql_engine: sqlite': Cyrus will not read the database we write");
+  }
   const configDirectory = conf.get('configdirectory');
   if (configDirectory) out.kickSocket ??= join(configDirectory, 'socket', 'mupdate.target');
-  if (!out.db) throw new FrontendSettingsError(`${settings.imapdConf} has no sql_database: give --frontend-db FILE`);
+  if (!out.db) throw new FrontendSettingsError(`${imapd.file} has no sql_database: give --frontend-db FILE`);
   return out;
 }
 

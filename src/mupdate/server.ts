@@ -4,9 +4,10 @@
  * Session, and shuts down cleanly (in-flight commits finish first).
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import type { SecureContext } from 'node:tls';
 import type { HostPort } from '../host-port.js';
 import { statusLine } from './wire/encoder.js';
-import { Session, type SessionContext } from './session.js';
+import { Session, type SessionContext, type SessionSettings } from './session.js';
 import { Admission, hostKey, type AdmissionLimits } from './admission.js';
 
 export type ServerContext = Omit<SessionContext, 'ended' | 'admission'> & {
@@ -64,6 +65,19 @@ export class MupdateServer {
   private refuse(socket: Socket, text: string): void {
     socket.end(statusLine(null, 'BYE', text));
     setTimeout(() => socket.destroy(), 5000).unref();
+  }
+
+  /**
+   * Settings that change without a restart (SIGHUP): connections accepted from
+   * now on use the new TLS context; limits read as a connection goes (at its
+   * login, at each command) apply to open connections too. Nothing is dropped.
+   */
+  reconfigure(next: { settings: SessionSettings; tls: SecureContext | undefined; maxConnections: number; admission: AdmissionLimits }): void {
+    // Sessions share these objects with the server: changed in place, every one sees them.
+    Object.assign(this.ctx.settings, next.settings);
+    Object.assign(this.ctx.admission, next.admission);
+    this.ctx.maxConnections = next.maxConnections;
+    this.ctx.tls = next.tls;
   }
 
   /** Stops accepting, ends dumps, lets other commands in progress finish (their commits too), then closes every connection. */

@@ -25,6 +25,8 @@ export interface FollowerOptions {
   retryDelaySeconds: number;
   /** Longest wait for the next line of a dump before it is abandoned. */
   dumpTimeoutMs: number;
+  /** Connect, banner and login toward a master (`client_timeout`); the retry delay if that is longer. Default 10 s. */
+  connectTimeoutMs?: number | undefined;
   /** Ask a mupdated master for changes only (XRESUME). */
   resume: boolean;
   store: DirectoryStore;
@@ -229,7 +231,7 @@ export class Follower {
 
   private async connectAndFollow(retryMs: number): Promise<void> {
     this.setState('connecting');
-    const { conn, master } = await connectFirst(this.opts.masters, { ...this.opts.upstream, timeoutMs: Math.max(10_000, retryMs) }, this.opts.log);
+    const { conn, master } = await connectFirst(this.opts.masters, { ...this.opts.upstream, timeoutMs: Math.max(this.opts.connectTimeoutMs ?? 10_000, retryMs) }, this.opts.log);
     this.conn = conn;
     this.status.master = masterText(master);
     this.noopCounter = 0;
