@@ -296,19 +296,62 @@ interop('two backends hold user.bob: on a real Cyrus master backend2\'s plain pu
   const audit = readFileSync(join(m.dataDir, 'audit.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
   t.like(audit.find((a) => a.conflict === id), { op: 'resolve', keep: 'claimant', mailbox: 'user.bob', heldBy: 'backend1!default', claimedBy: 'backend2!default' });
 
-  // backend2 is now in sync; backend1's next push keeps its copy too and asks for a decision
+  // backend2 is now in sync; backend1's next push keeps its copy too, and its claim is refused naming the decision (issue 13.7)
   const synced = await b2.push();
   t.is(synced.code, 0, show(synced));
   t.is(synced.stderr, '', show(synced));
+  const backMark = m.logs.length;
   const back = await b1.push();
+  await logBarrier(m);
   t.is(back.code, 0, show(back));
   t.is(back.stderr.trim(), "temporary failure storing 'user.bob' (update continuing)", show(back));
   t.deepEqual((await b1.localList()).map((l) => l.name), ['user.bob', 'user.bob.Sent']);
-  const reverse = (JSON.parse((await runCli(['conflicts', 'list', '--json', '--data', m.dataDir])).stdout) as Array<{ id: number; name: string; user: string }>)
+  t.true(m.logs.slice(backMark).some((l) => l.includes(`conflict #${id} was decided (keep claimant)`) && l.includes('"name":"user.bob"')), 'the NO names the decision');
+  const bobs = (JSON.parse((await runCli(['conflicts', 'list', '--all', '--json', '--data', m.dataDir])).stdout) as Array<{ id: number; name: string }>)
     .filter((c) => c.name === 'user.bob');
-  t.is(reverse.length, 1);
-  t.like(reverse[0], { user: 'backend1' });
-  t.not(reverse[0]!.id, id);
+  t.deepEqual(bobs.map((c) => c.id), [id], 'no new conflict');
+  const decided = JSON.parse((await runCli(['conflicts', 'show', String(id), '--json', '--data', m.dataDir])).stdout) as Record<string, unknown>;
+  t.like(decided, { status: 'resolved', refused: 1, staleCopy: 'backend1!default' });
+});
+
+interop('a decided conflict stays decided: after resolve --keep current, the losing backend\'s ctl_mboxlist -m reruns are refused naming the decision and counted on it, no new conflict; conflicts show names the backend with the stale copy', async (t) => {
+  const m = mupdated();
+  const FAY: MailboxSpec[] = [{ name: 'user.fay' }, { name: 'user.fay.Sent' }];
+  const k1 = await backend(m.port, 'backend-k1', 'backend1');
+  const k2 = await backend(m.port, 'backend-k2', 'backend2');
+  await k1.load(FAY, { files: true });
+  await k2.load([FAY[0]!, { name: 'user.gus' }], { files: true });
+  t.is((await k1.push()).code, 0);
+  const claim = await k2.push();
+  t.is(claim.stderr.trim(), "temporary failure storing 'user.fay' (update continuing)", show(claim));
+  const listed = JSON.parse((await runCli(['conflicts', 'list', '--json', '--data', m.dataDir])).stdout) as Array<{ id: number; name: string }>;
+  const open = listed.filter((c) => c.name === 'user.fay');
+  t.is(open.length, 1);
+  const id = open[0]!.id;
+  const resolved = await runCli(['conflicts', 'resolve', String(id), '--keep', 'current', '--data', m.dataDir]);
+  t.is(resolved.code, 0, showRun(resolved));
+
+  // backend-k2 restarts twice: each ctl_mboxlist -m sends the same ACTIVATE
+  for (const n of [1, 2]) {
+    const mark = m.logs.length;
+    const rerun = await k2.push();
+    await logBarrier(m);
+    t.is(rerun.code, 0, show(rerun));
+    t.is(rerun.stderr.trim(), "temporary failure storing 'user.fay' (update continuing)", show(rerun));
+    t.deepEqual(directoryChanges(m.logs.slice(mark)), [], 'nothing changes');
+    t.true(m.logs.slice(mark).some((l) => l.includes(`conflict #${id} was decided (keep current), this copy is not used and the claim is not queued again (refused ${n} time(s) since)`)),
+      m.logs.slice(mark).join('\n'));
+  }
+  t.deepEqual((await k2.localList()).map((l) => l.name), ['user.fay', 'user.gus'], 'backend-k2 keeps its copy');
+  t.deepEqual(await masterFind(m.port, 'user.fay'), { kind: 'MAILBOX', name: 'user.fay', location: 'backend-k1!default', acl: acl(['fay', 'lrswipkxtecdan']) });
+  const all = JSON.parse((await runCli(['conflicts', 'list', '--all', '--json', '--data', m.dataDir])).stdout) as Array<{ id: number; name: string }>;
+  t.deepEqual(all.filter((c) => c.name === 'user.fay').map((c) => c.id), [id], 'no new conflict');
+  const json = JSON.parse((await runCli(['conflicts', 'show', String(id), '--json', '--data', m.dataDir])).stdout) as Record<string, unknown>;
+  t.like(json, { status: 'resolved', count: 1, refused: 2, staleCopy: 'backend-k2!default' });
+  const text = await runCli(['conflicts', 'show', String(id), '--data', m.dataDir]);
+  t.is(text.code, 0, showRun(text));
+  t.true(text.stdout.includes('\n  stale copy:  backend-k2 still holds a copy (backend-k2!default) the directory does not point to;'), text.stdout);
+  t.true(text.stdout.includes('\n  refused:     2 repeated claim(s) since the decision, last '), text.stdout);
 });
 
 interop('ctl_mboxlist -m -a: the ACTIVATE of a name active on another server is refused and queued, every other local mailbox is pushed, nothing local is deleted', async (t) => {

@@ -185,10 +185,51 @@ export function storeConformance(label: string, open: StoreFactory): void {
       t.is(store.getConflict(first)!.status, 'resolved', 'a refused close changes nothing');
       t.deepEqual(store.listConflicts('open').map((c) => c.id), [other]);
       t.is(store.listConflicts().length, 4);
-      // A claim after its record was closed opens a new record.
-      const again = await claim('user.k2', 'b2!p');
+      // A claim after its record was dismissed opens a new record (a decided one is counted on its decision: below).
+      const again = await claim('user.k3', 'b2!p');
       t.false([first, second, third, other].includes(again));
       t.is(store.getConflict(again)!.count, 1);
+    })();
+  });
+
+  test(`${label}: a decided conflict stays decided: the losing location's claim is counted on the decision (either keep), not recorded anew, while the directory points where the decision left it`, async (t) => {
+    await withStore('cyrus', async ({ store, peer }) => {
+      for (const n of ['user.d1', 'user.d2']) await store.mutate(B(n), put(active(n, 'b1!p', 'x\tlr\t')));
+      const claimOn = (s: DirectoryStore, n: string, location: string) => s.mutate(B(n), (_cur, txn) => {
+        const r = txn.recordConflict(claimOf(s, n, location));
+        return { kind: 'keep', result: r };
+      });
+      const keptCurrent = (await claimOn(store, 'user.d1', 'b2!p')).id;
+      const keptClaimant = (await claimOn(store, 'user.d2', 'b2!p')).id;
+      await store.closeConflict(keptCurrent, 'current', 'admin');
+      await store.closeConflict(keptClaimant, 'claimant', 'admin');
+      const seqBefore = store.lastSeq;
+
+      const r1 = await claimOn(store, 'user.d1', 'b2!p');
+      t.like(r1, { id: keptCurrent, status: 'resolved', count: 1, refused: 1 });
+      t.truthy(r1.lastRefused);
+      // keep claimant: the former holder (b1!p) lost
+      const r2 = await claimOn(store, 'user.d2', 'b1!p');
+      t.like(r2, { id: keptClaimant, status: 'resolved', refused: 1 });
+      // a second writer (another node) sees the decision and the count
+      const other = peer ?? store;
+      await other.sync?.();
+      t.true(await eventually(() => other.getConflict(keptCurrent)?.refused === 1));
+      t.like(await claimOn(other, 'user.d1', 'b2!p'), { id: keptCurrent, refused: 2 });
+      await store.sync?.();
+      t.true(await eventually(() => store.getConflict(keptCurrent)?.refused === 2));
+      t.is(store.getConflict(keptCurrent)!.status, 'resolved');
+      t.deepEqual(store.listConflicts('open'), [], 'nothing recorded anew');
+      t.is(store.lastSeq, seqBefore, 'a refused claim is not a directory change');
+
+      // another location is another claim; once the mailbox moved on, the decision no longer applies
+      const elsewhere = await claimOn(store, 'user.d1', 'b3!p');
+      t.like(elsewhere, { status: 'open', count: 1 });
+      await store.mutate(B('user.d1'), put(active('user.d1', 'b4!p', 'x\tlr\t')));
+      const moved = await claimOn(store, 'user.d1', 'b2!p');
+      t.like(moved, { status: 'open', count: 1 });
+      t.not(moved.id, keptCurrent);
+      t.is(store.getConflict(keptCurrent)!.refused, 2);
     })();
   });
 
