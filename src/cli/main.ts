@@ -11,6 +11,7 @@ commands:
                                       [--tls-cert FILE --tls-key FILE] [--config FILE]
                                       [--etcd URL[,URL...] [--etcd-prefix P] [--etcd-ca F --etcd-cert F --etcd-key F]]
                                       (a cluster node: the directory in etcd, a view in --data)
+                                      [--metrics-listen HOST:PORT]  (/metrics, /healthz, /readyz; also for slave)
   slave      follow a master, serve its copy read-only
              --master HOST:PORT[,HOST:PORT...] --user NAME --password-file FILE [--retry-delay SECONDS]
              [--tls-ca FILE] [--listen HOST:PORT] [--data DIR] [--config FILE]
@@ -53,6 +54,7 @@ const SERVER_OPTIONS = {
   'tls-key': { type: 'string' },
   config: { type: 'string' },
   ...ETCD_OPTIONS,
+  'metrics-listen': { type: 'string' },
 } as const;
 
 export async function main(argv: string[]): Promise<number> {

@@ -15,6 +15,9 @@ import { describeNarrowed, securePrivateFolder, type Narrowed } from '../store/p
 import type { DirectoryStore } from '../store/types.js';
 import type { EtcdFlags } from './etcd-flags.js';
 import { applyEtcdFlags, mirrorClusterUsers, openDirectory } from './open-directory.js';
+import { announceReadiness, startMetrics } from './observability.js';
+import type { Follower } from '../resync/follower.js';
+import type { MetricsListener } from '../metrics/http-server.js';
 
 export interface ServerFlags extends EtcdFlags {
   listen?: string | undefined;
@@ -23,6 +26,7 @@ export interface ServerFlags extends EtcdFlags {
   'tls-cert'?: string | undefined;
   'tls-key'?: string | undefined;
   config?: string | undefined;
+  'metrics-listen'?: string | undefined;
 }
 
 /** Config from defaults, then the file, then flags. `ignore`: file keys another mode reads. */
@@ -34,6 +38,7 @@ export function resolveConfig(flags: ServerFlags, ignore: readonly string[] = []
   if (flags.servername) config.servername = flags.servername;
   if (flags['tls-cert']) config.tlsCert = flags['tls-cert'];
   if (flags['tls-key']) config.tlsKey = flags['tls-key'];
+  if (flags['metrics-listen']) config.metricsListen = parseHostPort(flags['metrics-listen']);
   applyEtcdFlags(config, flags);
   if (!!config.tlsCert !== !!config.tlsKey) throw new Error('TLS needs both a certificate and a key');
   return config;
@@ -66,6 +71,7 @@ export interface RunningServer {
 export async function startServer(
   config: ServerConfig, log: Logger, role: Role, store: DirectoryStore, users: UserDb,
   beforeClose: () => Promise<void> = async () => {},
+  follower?: Follower,
 ): Promise<RunningServer> {
   const auth = new Authenticator(users, {
     admins: config.admins, allowNonAdmins: config.allowNonAdmins, saslauthdSocket: config.saslauthdSocket,
@@ -88,12 +94,14 @@ export async function startServer(
   if (scram.offered) log.info('SCRAM-SHA-256 offered beside PLAIN');
   else log.warn(`SCRAM-SHA-256 not offered: ${scram.reason}`);
   let admin: Server | null = null;
+  let metrics: MetricsListener | null = null;
   let stopping: Promise<void> | null = null;
   const stop = () => {
     stopping ??= (async () => {
       log.info('shutting down');
       await beforeClose();
       await server.close();
+      await metrics?.close();
       await dumps.close();
       if (admin) await new Promise((resolve) => admin!.close(resolve));
       await store.close();
@@ -108,6 +116,8 @@ export async function startServer(
   }
   await server.listen(config.listen);
   admin = await startAdminSocket(config.dataDir, store, log);
+  metrics = await startMetrics(config, log, { server, store, role, follower });
+  announceReadiness(log, { server, store, role, follower });
   return { server, store, users, stop };
 }
 

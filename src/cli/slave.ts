@@ -73,7 +73,7 @@ export async function runSlave(flags: SlaveFlags): Promise<void> {
   }, store, users, async () => {
     await follower.stop();
     await frontend?.close();
-  });
+  }, follower);
   follower.start();
   void running;
 }

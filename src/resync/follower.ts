@@ -16,6 +16,7 @@ import { connectFirst, masterText } from './masters.js';
 import type { ClientOptions, MupdateConnection } from '../mupdate/client/connection.js';
 import { ConnectionClosed, MupdateClientError, TimeoutError } from '../mupdate/client/errors.js';
 import type { Response } from '../mupdate/client/responses.js';
+import { SlaveLag } from '../metrics/slave-lag.js';
 
 export interface FollowerOptions {
   upstream: Omit<ClientOptions, 'timeoutMs' | 'host' | 'port'>;
@@ -93,6 +94,7 @@ export class Follower {
   private statusTimer: NodeJS.Timeout | null = null;
   private statusWrite: Promise<void> = Promise.resolve();
   readonly status: FollowerStatus;
+  readonly lag = new SlaveLag();
 
   constructor(private readonly opts: FollowerOptions) {
     this.ready = new Promise((resolve) => { this.readyResolve = resolve; });
@@ -172,6 +174,7 @@ export class Follower {
   private setState(state: FollowerStatus['state']): void {
     if (this.status.state === state) return;
     this.status.state = state;
+    this.lag.state(state === 'streaming');
     this.status.connected = state === 'syncing' || state === 'streaming';
     this.opts.log.info({ state, master: this.status.master }, 'slave state');
     void this.writeStatus();
@@ -351,7 +354,7 @@ export class Follower {
           if (!peek || !isData(peek)) break;
           batch.push((await conn.next())!);
         }
-        await this.applyStreamed(batch, seqTagged);
+        await this.lag.track(batch.length, () => this.applyStreamed(batch, seqTagged), () => conn.hasQueued());
         continue;
       }
       if (r.word === 'OK' && r.tag.startsWith('N')) {
