@@ -4,11 +4,15 @@
  * slave; promtool checks the output; /readyz follows a slave's first sync.
  */
 import test, { type ExecutionContext } from 'ava';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { command, login, q } from './helpers/directory.js';
 import { httpGet, metricsPort, prometheusInstalled, promtoolCheck, sample, startPrometheus } from './helpers/metrics-tools.js';
-import { startMupdated, type RunningMupdated } from './helpers/server.js';
+import { PROJECT_ROOT, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
 import { sleep, startSlave, waitUntil } from './helpers/slave-tools.js';
 import { SlaveLag } from '../src/metrics/slave-lag.js';
+import { createServerMetrics } from '../src/metrics/registry.js';
 
 const running: Array<{ stop(): Promise<unknown> }> = [];
 test.after.always(async () => {
@@ -144,4 +148,26 @@ test('slave lag: behind from start until streaming, then by what was received an
   lag.state(false);
   now += 7_000;
   t.deepEqual(lag.snapshot(), { changes: 0, seconds: 7 });
+});
+
+withPrometheus('metrics: the README\'s alert rules pass promtool check rules and use only metrics the server exports', async (t) => {
+  const readme = readFileSync(join(PROJECT_ROOT, 'README.md'), 'utf8');
+  const rules = /### Alerts worth having\n\n```yaml\n([\s\S]*?)```/.exec(readme)?.[1];
+  if (rules === undefined) return t.fail('no alert rules in the README');
+  const file = join(tempDir('mupdated-rules-'), 'rules.yml');
+  writeFileSync(file, rules);
+  const r = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8', timeout: 30_000 });
+  t.is(r.status, 0, `${r.stdout}${r.stderr}`);
+  // Every series the rules name, from a registry with the slave and cluster gauges too.
+  const { registry } = createServerMetrics({
+    role: 'slave', connectionsByState: () => new Map(), openConflicts: () => 0,
+    slave: () => ({ streaming: true, synced: true, lagChanges: 0, lagSeconds: 0 }),
+    etcd: async () => ({ reachable: true, viewLagRevisions: 0 }),
+  });
+  const exported = await registry.metrics();
+  const names = new Set(rules.match(/mupdated_[a-z_]+/g));
+  t.true(names.size >= 8);
+  for (const name of names) {
+    t.true(exported.includes(`# TYPE ${name.replace(/_bucket$/, '')} `), `${name} is exported`);
+  }
 });
