@@ -142,9 +142,8 @@ function addEtcdGauges(registers: Registry[], etcd: NonNullable<ServerProbe['etc
   new Gauge({
     name: `${PREFIX}etcd_view_lag_revisions`, help: 'etcd revisions of the directory the local view has not applied yet.', registers,
     async collect() {
-      const lag = (await read()).viewLagRevisions;
-      if (lag === null) this.reset();
-      else this.set(lag);
+      // NaN: unknown while etcd does not answer (comparisons with it are false, so no alert fires on it).
+      this.set((await read()).viewLagRevisions ?? Number.NaN);
     },
   });
 }
