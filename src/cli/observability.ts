@@ -7,8 +7,8 @@
 import type { ServerConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import { installMetricsSink } from '../metrics/hooks.js';
-import { startMetricsListener, type MetricsListener } from '../metrics/http-server.js';
-import { createServerMetrics, type ServerProbe } from '../metrics/registry.js';
+import type { MetricsListener } from '../metrics/http-server.js';
+import type { ServerProbe } from '../metrics/registry.js';
 import type { MupdateServer } from '../mupdate/server.js';
 import type { Role } from '../mupdate/session.js';
 import type { Follower } from '../resync/follower.js';
@@ -46,9 +46,12 @@ function probeOf(o: ObservedServer): ServerProbe {
   };
 }
 
-/** Starts the metrics listener when configured; the returned function stops it. */
+/** Starts the metrics listener when configured (null when not). */
 export async function startMetrics(config: ServerConfig, log: Logger, o: ObservedServer): Promise<MetricsListener | null> {
   if (!config.metricsListen) return null;
+  // prom-client is loaded only when metrics are asked for.
+  const { createServerMetrics } = await import('../metrics/registry.js');
+  const { startMetricsListener } = await import('../metrics/http-server.js');
   const metrics = createServerMetrics(probeOf(o));
   installMetricsSink(metrics.sink);
   const listener = await startMetricsListener(config.metricsListen, metrics.registry, { notReadyReason: () => notReadyReason(o) });

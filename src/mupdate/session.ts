@@ -292,6 +292,7 @@ export class Session {
           this.heldAnswerBytes += answer.length;
           this.writeChain = this.writeChain.then(() => {
             this.heldAnswerBytes -= answer.length;
+            this.tally.answered('OK');
             this.write(answer);
           });
           continue;
@@ -524,12 +525,12 @@ export class Session {
   }
 
   private find(tag: Buffer, name: Buffer): void {
+    this.tally.answered('OK');
     this.write(this.findAnswer(tag, name));
   }
 
   /** FIND's whole answer: the entry's line (if shown) and the OK. */
   private findAnswer(tag: Buffer, name: Buffer): Buffer {
-    this.tally.answered('OK');
     const entry = this.ctx.store.find(name);
     if (entry && this.hidesFromPush(entry)) {
       // ctl_mboxlist -m would delete its local copy on seeing another server here (spec 7.3);
