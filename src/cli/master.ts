@@ -16,7 +16,7 @@ import type { DirectoryStore } from '../store/types.js';
 import type { EtcdFlags } from './etcd-flags.js';
 import { applyEtcdFlags, mirrorClusterUsers, openDirectory } from './open-directory.js';
 import { announceReadiness, startMetrics } from './observability.js';
-import type { Follower } from '../resync/follower.js';
+import type { FollowedMaster } from './observability.js';
 import type { MetricsListener } from '../metrics/http-server.js';
 
 export interface ServerFlags extends EtcdFlags {
@@ -71,7 +71,7 @@ export interface RunningServer {
 export async function startServer(
   config: ServerConfig, log: Logger, role: Role, store: DirectoryStore, users: UserDb,
   beforeClose: () => Promise<void> = async () => {},
-  follower?: Follower,
+  slave?: FollowedMaster,
 ): Promise<RunningServer> {
   const auth = new Authenticator(users, {
     admins: config.admins, allowNonAdmins: config.allowNonAdmins, saslauthdSocket: config.saslauthdSocket,
@@ -116,8 +116,8 @@ export async function startServer(
   }
   await server.listen(config.listen);
   admin = await startAdminSocket(config.dataDir, store, log);
-  metrics = await startMetrics(config, log, { server, store, role, follower });
-  announceReadiness(log, { server, store, role, follower });
+  metrics = await startMetrics(config, log, { server, store, role, slave });
+  announceReadiness(log, { server, store, role, slave });
   return { server, store, users, stop };
 }
 

@@ -12,6 +12,7 @@ import type { ServerProbe } from '../metrics/registry.js';
 import type { MupdateServer } from '../mupdate/server.js';
 import type { Role } from '../mupdate/session.js';
 import type { Follower } from '../resync/follower.js';
+import type { SlaveLag } from '../metrics/slave-lag.js';
 import type { DirectoryStore } from '../store/types.js';
 import { notifySystemdReady } from './systemd-notify.js';
 
@@ -19,28 +20,36 @@ export interface ObservedServer {
   server: MupdateServer;
   store: DirectoryStore;
   role: Role;
-  /** A slave's follower (its lag and state). */
-  follower?: Follower | undefined;
+  /** A slave's link to its master. */
+  slave?: FollowedMaster | undefined;
+}
+
+/** A slave's follower (its state) and how far behind its master it is. */
+export interface FollowedMaster {
+  follower: Follower;
+  lag: SlaveLag;
 }
 
 /** Why the server cannot do its job now; null when it can. */
 export function notReadyReason(o: ObservedServer): string | null {
-  if (!o.follower) return null;
-  if (!o.follower.isReady) return 'the first sync with the master is not done';
-  if (o.follower.status.state !== 'streaming') return `not streaming from the master (${o.follower.status.state})`;
+  const follower = o.slave?.follower;
+  if (!follower) return null;
+  if (!follower.isReady) return 'the first sync with the master is not done';
+  if (follower.status.state !== 'streaming') return `not streaming from the master (${follower.status.state})`;
   return null;
 }
 
 function probeOf(o: ObservedServer): ServerProbe {
-  const follower = o.follower;
+  const slave = o.slave;
   const store = o.store;
   return {
     role: o.role.kind,
     connectionsByState: () => o.server.connectionsByState(),
     openConflicts: () => o.store.listConflicts('open').length,
-    slave: follower && (() => {
-      const lag = follower.lag.snapshot();
-      return { streaming: follower.status.state === 'streaming', synced: follower.isReady, lagChanges: lag.changes, lagSeconds: lag.seconds };
+    slave: slave && (() => {
+      const { follower, lag } = slave;
+      const behind = lag.snapshot();
+      return { streaming: follower.status.state === 'streaming', synced: follower.isReady, lagChanges: behind.changes, lagSeconds: behind.seconds };
     }),
     etcd: store.health ? () => store.health!() : undefined,
   };

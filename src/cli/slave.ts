@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { parseMasterList } from '../config.js';
 import { createLogger } from '../log.js';
 import { Follower } from '../resync/follower.js';
+import { SlaveLag } from '../metrics/slave-lag.js';
 import { readPasswordFile } from '../client/password.js';
 import { startFrontend, resolveFrontend } from '../frontend/frontend.js';
 import { UserDb } from '../sasl/user-db.js';
@@ -47,6 +48,7 @@ export async function runSlave(flags: SlaveFlags): Promise<void> {
     order: config.order, changeLogRetention: config.changeLogRetention, onListenerError: listenerErrorLog(log),
   });
   const users = UserDb.open(config.dataDir);
+  const lag = new SlaveLag();
   const follower = new Follower({
     masters,
     upstream: {
@@ -59,6 +61,7 @@ export async function runSlave(flags: SlaveFlags): Promise<void> {
     resume: up.resume,
     store, log,
     statusFile: join(config.dataDir, 'status.json'),
+    lag,
   });
   const frontendSettings = resolveFrontend({
     db: flags['frontend-db'] ?? config.frontend.db, kickSocket: flags['kick-socket'] ?? config.frontend.kickSocket,
@@ -73,7 +76,7 @@ export async function runSlave(flags: SlaveFlags): Promise<void> {
   }, store, users, async () => {
     await follower.stop();
     await frontend?.close();
-  }, follower);
+  }, { follower, lag });
   follower.start();
   void running;
 }

@@ -16,7 +16,6 @@ import { connectFirst, masterText } from './masters.js';
 import type { ClientOptions, MupdateConnection } from '../mupdate/client/connection.js';
 import { ConnectionClosed, MupdateClientError, TimeoutError } from '../mupdate/client/errors.js';
 import type { Response } from '../mupdate/client/responses.js';
-import { SlaveLag } from '../metrics/slave-lag.js';
 
 export interface FollowerOptions {
   upstream: Omit<ClientOptions, 'timeoutMs' | 'host' | 'port'>;
@@ -32,6 +31,7 @@ export interface FollowerOptions {
   log: Logger;
   /** Where status.json is written (the data folder). */
   statusFile?: string | undefined;
+  lag: import('../metrics/slave-lag.js').SlaveLag; // how far behind it is, for the metrics
 }
 
 export interface FollowerStatus {
@@ -94,7 +94,6 @@ export class Follower {
   private statusTimer: NodeJS.Timeout | null = null;
   private statusWrite: Promise<void> = Promise.resolve();
   readonly status: FollowerStatus;
-  readonly lag = new SlaveLag();
 
   constructor(private readonly opts: FollowerOptions) {
     this.ready = new Promise((resolve) => { this.readyResolve = resolve; });
@@ -174,7 +173,7 @@ export class Follower {
   private setState(state: FollowerStatus['state']): void {
     if (this.status.state === state) return;
     this.status.state = state;
-    this.lag.state(state === 'streaming');
+    this.opts.lag.state(state === 'streaming');
     this.status.connected = state === 'syncing' || state === 'streaming';
     this.opts.log.info({ state, master: this.status.master }, 'slave state');
     void this.writeStatus();
@@ -354,7 +353,7 @@ export class Follower {
           if (!peek || !isData(peek)) break;
           batch.push((await conn.next())!);
         }
-        await this.lag.track(batch.length, () => this.applyStreamed(batch, seqTagged), () => conn.hasQueued());
+        await this.opts.lag.track(batch.length, () => this.applyStreamed(batch, seqTagged), () => conn.hasQueued());
         continue;
       }
       if (r.word === 'OK' && r.tag.startsWith('N')) {
