@@ -11,10 +11,10 @@ commands:
                                       [--tls-cert FILE --tls-key FILE] [--config FILE]
                                       [--etcd URL[,URL...] [--etcd-prefix P] [--etcd-ca F --etcd-cert F --etcd-key F]]
                                       (a cluster node: the directory in etcd, a view in --data)
-                                      [--metrics-listen HOST:PORT]  (/metrics, /healthz, /readyz; also for slave)
+                                      [--metrics-listen HOST:PORT]  (/metrics, /healthz, /readyz over HTTP)
   slave      follow a master, serve its copy read-only
              --master HOST:PORT[,HOST:PORT...] --user NAME --password-file FILE [--retry-delay SECONDS]
-             [--tls-ca FILE] [--listen HOST:PORT] [--data DIR] [--config FILE]
+             [--tls-ca FILE] [--listen HOST:PORT] [--data DIR] [--config FILE] [--metrics-listen HOST:PORT]
              (STARTTLS is required toward a master not on loopback unless slave_starttls says otherwise)
              (several masters: cluster nodes, the first that answers is followed)
              [--frontend-db FILE] [--kick-socket PATH] [--imapd-conf FRONTEND-IMAPD.CONF]
