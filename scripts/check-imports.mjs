@@ -20,6 +20,7 @@ const LAYERS = [
   // The MUPDATE client (connection, login, responses) is protocol: the slave, push and the client's REPL sit on it.
   ['mupdate/client/', 1],
   ['mupdate/', 1], ['backup/', 1], ['resync/', 1], ['admin/', 1], ['dump/', 1], ['push/', 1],
+  ['metrics/http-server.ts', 2], ['metrics/', 0],
   ['store/', 0], ['sasl/', 0], ['log.ts', 0], ['log-advice.ts', 0], ['cyrus-conf/read.ts', 0], ['version.ts', 0], ['host-port.ts', 0],
 ];
 

@@ -73,6 +73,8 @@ export interface ServerConfig {
   upstream: UpstreamConfig;
   /** Cluster mode: the directory in etcd (spec cluster.md); unset: LMDB alone. */
   etcd: EtcdConfig;
+  /** Where /metrics, /healthz and /readyz are served (`metrics_listen`); unset: not at all. */
+  metricsListen?: HostPort | undefined;
   /** Slave on a Cyrus frontend: the frontend's sqlite mailboxes database and kick socket. */
   frontend: { db?: string | undefined; kickSocket?: string | undefined };
 }
@@ -282,6 +284,7 @@ export function applySettings(config: ServerConfig, settings: Map<string, string
         config.upstream.starttls = v;
         break;
       case 'slave_tls_insecure': config.upstream.tlsInsecure = bool(key, v); break;
+      case 'metrics_listen': config.metricsListen = parseHostPort(v); break;
       case 'frontend_db': config.frontend.db = v; break;
       case 'kick_socket': config.frontend.kickSocket = v; break;
       case 'etcd_endpoints': config.etcd.endpoints = v.split(/[\s,]+/).filter(Boolean); break;

@@ -23,6 +23,7 @@ const SERVER_OPTIONS = {
   ...ETCD_OPTIONS,
   'imapd-conf': { type: 'string' },
   'log-format': { type: 'string' },
+  'metrics-listen': { type: 'string' },
 } as const;
 
 export async function main(argv: string[]): Promise<number> {

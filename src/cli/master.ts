@@ -16,6 +16,9 @@ import type { EtcdFlags } from './etcd-flags.js';
 import { applyEtcdFlags, mirrorClusterUsers, openDirectory } from './open-directory.js';
 import { Reloader } from './reload.js';
 import { loadTls, sessionSettings } from './server-settings.js';
+import { announceReadiness, startMetrics } from './observability.js';
+import type { FollowedMaster } from './observability.js';
+import type { MetricsListener } from '../metrics/http-server.js';
 
 export interface ServerFlags extends EtcdFlags {
   listen?: string | undefined;
@@ -26,6 +29,7 @@ export interface ServerFlags extends EtcdFlags {
   config?: string | undefined;
   'imapd-conf'?: string | undefined;
   'log-format'?: string | undefined;
+  'metrics-listen'?: string | undefined;
 }
 
 export interface ResolvedConfig {
@@ -51,6 +55,7 @@ export function resolveServerConfig(flags: ServerFlags, role: 'master' | 'slave'
   if (flags.servername) config.servername = flags.servername;
   if (flags['tls-cert']) config.tlsCert = flags['tls-cert'];
   if (flags['tls-key']) config.tlsKey = flags['tls-key'];
+  if (flags['metrics-listen']) config.metricsListen = parseHostPort(flags['metrics-listen']);
   applyEtcdFlags(config, flags);
   if (!!config.tlsCert !== !!config.tlsKey) throw new Error('TLS needs both a certificate and a key');
   return { config, imapd };
@@ -87,6 +92,7 @@ export interface RunningServer {
 export async function startServer(
   config: ServerConfig, log: Logger, role: Role, store: DirectoryStore, users: UserDb,
   beforeClose: () => Promise<void> = async () => {},
+  slave?: FollowedMaster,
 ): Promise<RunningServer> {
   const auth = new Authenticator(users, {
     admins: config.admins, allowNonAdmins: config.allowNonAdmins, saslauthdSocket: config.saslauthdSocket,
@@ -109,12 +115,14 @@ export async function startServer(
   if (scram.offered) log.info('SCRAM-SHA-256 offered beside PLAIN');
   else log.warn(`SCRAM-SHA-256 not offered: ${scram.reason}`);
   let admin: Server | null = null;
+  let metrics: MetricsListener | null = null;
   let stopping: Promise<void> | null = null;
   const stop = () => {
     stopping ??= (async () => {
       log.info('shutting down');
       await beforeClose();
       await server.close();
+      await metrics?.close();
       await dumps.close();
       if (admin) await new Promise((resolve) => admin!.close(resolve));
       await store.close();
@@ -129,6 +137,8 @@ export async function startServer(
   }
   await server.listen(config.listen);
   admin = await startAdminSocket(config.dataDir, store, log);
+  metrics = await startMetrics(config, log, { server, store, role, slave });
+  announceReadiness(log, { server, store, role, slave });
   return { server, store, users, stop };
 }
 

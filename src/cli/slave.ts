@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseMasterList } from '../config.js';
 import { Follower } from '../resync/follower.js';
+import { SlaveLag } from '../metrics/slave-lag.js';
 import { readPasswordFile } from '../client/password.js';
 import { startFrontend, resolveFrontend } from '../frontend/frontend.js';
 import { UserDb } from '../sasl/user-db.js';
@@ -56,6 +57,7 @@ export async function runSlave(flags: SlaveFlags): Promise<void> {
     order: config.order, changeLogRetention: config.changeLogRetention, onListenerError: listenerErrorLog(log),
   });
   const users = UserDb.open(config.dataDir);
+  const lag = new SlaveLag();
   const follower = new Follower({
     masters,
     upstream: {
@@ -69,6 +71,7 @@ export async function runSlave(flags: SlaveFlags): Promise<void> {
     resume: up.resume,
     store, log,
     statusFile: join(config.dataDir, 'status.json'),
+    lag,
   });
   const frontendSettings = resolveFrontend({
     db: flags['frontend-db'] ?? config.frontend.db, kickSocket: flags['kick-socket'] ?? config.frontend.kickSocket,
@@ -82,7 +85,7 @@ export async function runSlave(flags: SlaveFlags): Promise<void> {
   }, store, users, async () => {
     await follower.stop();
     await frontend?.close();
-  });
+  }, { follower, lag });
   follower.start();
   reloader.attach(running.server, config);
 }

@@ -5,12 +5,13 @@ export const USAGE = `usage: mupdated <command> [options]        (mupdated <comm
 commands:
   master     run the MUPDATE master   [--listen HOST:PORT] [--data DIR] [--servername NAME]
                                       [--tls-cert FILE --tls-key FILE] [--config FILE] [--imapd-conf FILE]
-                                      [--log-format pretty|json]
+                                      [--log-format pretty|json] [--metrics-listen HOST:PORT]
                                       [--etcd URL[,URL...] [--etcd-prefix P] [--etcd-ca F --etcd-cert F --etcd-key F]]
                                       (a cluster node: the directory in etcd, a view in --data)
   slave      follow a master, serve its copy read-only
              --master HOST:PORT[,HOST:PORT...] --user NAME --password-file FILE [--retry-delay SECONDS]
              [--tls-ca FILE] [--listen HOST:PORT] [--data DIR] [--config FILE] [--imapd-conf FILE]
+             [--metrics-listen HOST:PORT]  (/metrics, /healthz, /readyz over HTTP)
              (STARTTLS is required toward a master not on loopback unless slave_starttls says otherwise)
              (several masters: cluster nodes, the first that answers is followed)
              [--frontend-db FILE] [--kick-socket PATH]
@@ -59,6 +60,7 @@ Runs the MUPDATE master: the authoritative mailbox directory of a Cyrus Murder.
   --config FILE                 mupdated's config file (README, "Configuration file")
   --imapd-conf FILE             a Cyrus imapd.conf to take settings from
   --log-format pretty|json      log lines (default: pretty on a terminal, else json)
+  --metrics-listen HOST:PORT    serve /metrics, /healthz and /readyz over HTTP (metrics_listen)
   --etcd URL[,URL...]           cluster node: the directory lives in etcd
   --etcd-prefix P, --etcd-ca F, --etcd-cert F, --etcd-key F
 
@@ -77,6 +79,7 @@ Follows a master and serves its copy read-only.
   --frontend-db FILE            keep a Cyrus frontend's sqlite mailboxes database
   --kick-socket PATH            answer the frontend's kicks on this Unix socket
   --log-format pretty|json      log lines (default: pretty on a terminal, else json)
+  --metrics-listen HOST:PORT    serve /metrics, /healthz and /readyz over HTTP (metrics_listen)
 
 ${SETTINGS}
 `,

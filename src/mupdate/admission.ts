@@ -7,6 +7,7 @@
  * address's password checks rather than refusing them, so a stranger's
  * guesses slow a neighbour's logins down but never lock it out.
  */
+import { metricsHooks } from '../metrics/hooks.js';
 
 export interface AdmissionLimits {
   /** Connections one address may hold that have not logged in yet. */
@@ -150,6 +151,7 @@ export class LoginGate {
 
   /** The password was wrong: the reserved failed login stays spent. */
   failedLogin(): void {
+    metricsHooks.failedLogin();
     this.reserved = false;
   }
 

@@ -32,6 +32,13 @@ export class MupdateServer {
     return this.sessions.size;
   }
 
+  /** Open connections by state (noauth, auth, streaming, waiting_for_sync), for the metrics. */
+  connectionsByState(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const s of this.sessions) counts.set(s.phase, (counts.get(s.phase) ?? 0) + 1);
+    return counts;
+  }
+
   listen(at: HostPort): Promise<HostPort> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);

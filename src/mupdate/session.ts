@@ -24,6 +24,8 @@ import { ANSWER_BACKLOG_BYTES, ConnectionOutput } from './output.js';
 import { LoginGate, type Admission } from './admission.js';
 import { upgradeToTls } from './tls-upgrade.js';
 import { EXTENSIONS, IMPLEMENTATION, VERSION } from '../version.js';
+import { CommandTally } from '../metrics/command-tally.js';
+import { metricsHooks } from '../metrics/hooks.js';
 
 export type Role =
   | { kind: 'master' }
@@ -150,6 +152,7 @@ export class Session {
   private current: Promise<void> | null = null;
   /** Set while a LIST or UPDATE dump runs. */
   private dumpWatch: StallWatch | null = null;
+  private readonly tally = new CommandTally();
   readonly peer: string;
 
   constructor(socket: Socket, private readonly ctx: SessionContext, host: string) {
@@ -170,6 +173,8 @@ export class Session {
     return this.isClosed;
   }
 
+  /** For the connections-by-state gauge. */
+  get phase(): 'waiting_for_sync' | State { return this.gated ? 'waiting_for_sync' : this.state; }
   /** A LIST or UPDATE dump is running. */
   get dumping(): boolean { return this.dumpWatch !== null; }
 
@@ -262,6 +267,7 @@ export class Session {
         if (this.output.overBound) await this.output.drained();
         const result = this.reader.next();
         if (!result) break;
+        if (result.kind !== 'fatal' && result.tag) this.tally.asked(result.kind === 'command' ? result.word : null);
         if (result.kind === 'command' && this.canPipeline(result)) {
           // Writes commit together (group commit); their answers keep command order.
           const answer = this.beginWrite(result.tag, result.word, result.args);
@@ -286,6 +292,7 @@ export class Session {
           this.heldAnswerBytes += answer.length;
           this.writeChain = this.writeChain.then(() => {
             this.heldAnswerBytes -= answer.length;
+            this.tally.answered('OK');
             this.write(answer);
           });
           continue;
@@ -318,6 +325,7 @@ export class Session {
   }
 
   private reply(tag: Buffer | null, keyword: StatusKeyword, text: string): void {
+    if (tag) this.tally.answered(keyword);
     this.write(statusLine(tag, keyword, text));
   }
 
@@ -517,6 +525,7 @@ export class Session {
   }
 
   private find(tag: Buffer, name: Buffer): void {
+    this.tally.answered('OK');
     this.write(this.findAnswer(tag, name));
   }
 
@@ -598,7 +607,7 @@ export class Session {
 
   /** Runs a LIST or UPDATE dump under a StallWatch (dump-stall.ts). */
   private watchingDump(what: 'LIST' | 'UPDATE', dump: () => Promise<void>): Promise<void> {
-    return underStallWatch(this.ctx.settings.dumpStallTimeoutMs, (w) => { this.dumpWatch = w; }, dump, (seconds) => {
+    return underStallWatch(this.ctx.settings.dumpStallTimeoutMs, (w) => { this.dumpWatch = w; }, metricsHooks.timedDump(what, dump), (seconds) => {
       this.ctx.log.warn({ peer: this.peer, user: this.identity?.name, command: what, seconds }, 'dump stalled: the client read nothing, closing');
       // LIST gets * BYE; an UPDATE dump is closed without a word (spec 3.9, see bye()).
       this.bye(`${what} stalled: nothing read for ${seconds} s`);

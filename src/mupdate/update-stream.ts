@@ -11,6 +11,7 @@ import { dataLine } from './wire/encoder.js';
 import { serverPart } from './location.js';
 import type { Change, DirectoryStore, Entry } from '../store/types.js';
 import { dumpChunks, type DumpSource } from './dump-lines.js';
+import { metricsHooks } from '../metrics/hooks.js';
 
 export interface StreamSink {
   write(bytes: Buffer): void;
@@ -100,7 +101,10 @@ export class UpdateStream {
     private readonly sink: StreamSink,
     private readonly options: StreamOptions,
     private readonly onOverflow: (pending: { names: number; bytes: number }) => void,
-  ) {}
+  ) { metricsHooks.streamOpened(this); }
+
+  /** Bytes of changes queued for the client (the stream-listener metrics). */
+  get pendingBytes(): number { return this.queuedBytes; }
 
   /** Whether the stream has got past its initial dump. */
   get live(): boolean {
@@ -235,6 +239,7 @@ export class UpdateStream {
     if (names > this.options.queueLimit || this.queuedBytes > this.options.queueBytes) {
       const held = { names, bytes: this.queuedBytes };
       this.overflowed = true;
+      metricsHooks.streamDropped();
       this.stop();
       this.onOverflow(held);
       return;
@@ -324,6 +329,7 @@ export class UpdateStream {
   }
 
   stop(): void {
+    metricsHooks.streamClosed(this);
     this.unsubscribe?.();
     this.unsubscribe = null;
     this.queue.clear();

@@ -33,6 +33,7 @@ export interface FollowerOptions {
   log: Logger;
   /** Where status.json is written (the data folder). */
   statusFile?: string | undefined;
+  lag: import('../metrics/slave-lag.js').SlaveLag; // how far behind it is, for the metrics
 }
 
 export interface FollowerStatus {
@@ -174,6 +175,7 @@ export class Follower {
   private setState(state: FollowerStatus['state']): void {
     if (this.status.state === state) return;
     this.status.state = state;
+    this.opts.lag.state(state === 'streaming');
     this.status.connected = state === 'syncing' || state === 'streaming';
     this.opts.log.info({ state, master: this.status.master }, 'slave state');
     void this.writeStatus();
@@ -353,7 +355,7 @@ export class Follower {
           if (!peek || !isData(peek)) break;
           batch.push((await conn.next())!);
         }
-        await this.applyStreamed(batch, seqTagged);
+        await this.opts.lag.track(batch.length, () => this.applyStreamed(batch, seqTagged), () => conn.hasQueued());
         continue;
       }
       if (r.word === 'OK' && r.tag.startsWith('N')) {

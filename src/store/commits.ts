@@ -18,6 +18,7 @@
  */
 import type { RootDatabase } from 'lmdb';
 import type { Interned, LocationTable } from './locations.js';
+import { metricsHooks } from '../metrics/hooks.js';
 
 /** A write after this long without any is committed at once, whoever sends it. */
 const QUIET_MS = 20;
@@ -44,10 +45,12 @@ export class Commits {
    * commit fails. `writer` stands for the client (see the module comment).
    */
   write<T>(body: () => T, writer?: object): Promise<T> {
+    const askedAt = performance.now();
     return new Promise<T>((resolve, reject) => {
       this.turnWrites.push({
         writer,
-        run: (sync) => (sync ? this.commitSync(body) : this.commitBatched(body)).then(resolve, reject),
+        run: (sync) => (sync ? this.commitSync(body) : this.commitBatched(body))
+          .then((result) => { metricsHooks.writeCommitted(askedAt); resolve(result); }, reject),
       });
       if (this.turnWrites.length === 1) process.nextTick(() => this.startTurnWrites());
     });
@@ -64,6 +67,7 @@ export class Commits {
   private startTurnWrites(): void {
     const writes = this.turnWrites;
     this.turnWrites = [];
+    metricsHooks.commitBatch(writes.length);
     const now = performance.now();
     const only = writes.length === 1 ? writes[0]! : null;
     const sync = only !== null && this.batchedInFlight === 0 &&

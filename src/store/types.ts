@@ -154,5 +154,7 @@ export interface DirectoryStore {
    */
   sync?(): Promise<void>;
   readonly lastSeq: number;
+  /** A cluster node: whether etcd answers now and how far the local view is behind it (for the metrics). */
+  health?(): Promise<{ reachable: boolean; viewLagRevisions: number | null }>;
   close(): Promise<void>;
 }

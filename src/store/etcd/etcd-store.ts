@@ -191,6 +191,17 @@ export class EtcdDirectoryStore implements DirectoryStore {
     return this.feed.revision;
   }
 
+  /** For the metrics: whether etcd answers now, and how many revisions of the directory the view has not applied. */
+  async health(): Promise<{ reachable: boolean; viewLagRevisions: number | null }> {
+    try {
+      const res = await withDeadline(this.client.kv.range({ key: this.layout.meta('head') }), this.timeoutMs, 'a health read');
+      const head = Number(res.kvs[0]?.mod_revision ?? 0);
+      return { reachable: true, viewLagRevisions: Math.max(0, head - this.feed.revision) };
+    } catch {
+      return { reachable: false, viewLagRevisions: null };
+    }
+  }
+
   /**
    * Resolves once the view holds every change committed in etcd before the
    * call (NOOP's promise across nodes). While etcd does not answer, resolves

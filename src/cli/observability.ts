@@ -1,0 +1,75 @@
+/**
+ * What an operator's tools see of a running server: the metrics listener
+ * (`metrics_listen`) and systemd's readiness notice. Both say "ready" only
+ * when the server can do its job: a master once it listens, a slave once its
+ * first sync is done (and, for /readyz, while it streams from its master).
+ */
+import type { ServerConfig } from '../config.js';
+import type { Logger } from '../log.js';
+import { installMetricsSink } from '../metrics/hooks.js';
+import type { MetricsListener } from '../metrics/http-server.js';
+import type { ServerProbe } from '../metrics/registry.js';
+import type { MupdateServer } from '../mupdate/server.js';
+import type { Role } from '../mupdate/session.js';
+import type { Follower } from '../resync/follower.js';
+import type { SlaveLag } from '../metrics/slave-lag.js';
+import type { DirectoryStore } from '../store/types.js';
+import { notifySystemdReady } from './systemd-notify.js';
+
+export interface ObservedServer {
+  server: MupdateServer;
+  store: DirectoryStore;
+  role: Role;
+  /** A slave's link to its master. */
+  slave?: FollowedMaster | undefined;
+}
+
+/** A slave's follower (its state) and how far behind its master it is. */
+export interface FollowedMaster {
+  follower: Follower;
+  lag: SlaveLag;
+}
+
+/** Why the server cannot do its job now; null when it can. */
+export function notReadyReason(o: ObservedServer): string | null {
+  const follower = o.slave?.follower;
+  if (!follower) return null;
+  if (!follower.isReady) return 'the first sync with the master is not done';
+  if (follower.status.state !== 'streaming') return `not streaming from the master (${follower.status.state})`;
+  return null;
+}
+
+function probeOf(o: ObservedServer): ServerProbe {
+  const slave = o.slave;
+  const store = o.store;
+  return {
+    role: o.role.kind,
+    connectionsByState: () => o.server.connectionsByState(),
+    openConflicts: () => o.store.listConflicts('open').length,
+    slave: slave && (() => {
+      const { follower, lag } = slave;
+      const behind = lag.snapshot();
+      return { streaming: follower.status.state === 'streaming', synced: follower.isReady, lagChanges: behind.changes, lagSeconds: behind.seconds };
+    }),
+    etcd: store.health ? () => store.health!() : undefined,
+  };
+}
+
+/** Starts the metrics listener when configured (null when not). */
+export async function startMetrics(config: ServerConfig, log: Logger, o: ObservedServer): Promise<MetricsListener | null> {
+  if (!config.metricsListen) return null;
+  // prom-client is loaded only when metrics are asked for.
+  const { createServerMetrics } = await import('../metrics/registry.js');
+  const { startMetricsListener } = await import('../metrics/http-server.js');
+  const metrics = createServerMetrics(probeOf(o));
+  installMetricsSink(metrics.sink);
+  const listener = await startMetricsListener(config.metricsListen, metrics.registry, { notReadyReason: () => notReadyReason(o) });
+  log.info({ host: listener.address.host, port: listener.address.port }, 'metrics listening (/metrics, /healthz, /readyz)');
+  return listener;
+}
+
+/** Tells systemd (Type=notify) the server is ready: at once for a master, after the first sync for a slave. */
+export function announceReadiness(log: Logger, o: ObservedServer): void {
+  const ready = o.role.kind === 'slave' ? o.role.ready : Promise.resolve();
+  void ready.then(() => notifySystemdReady(log));
+}

@@ -1,0 +1,42 @@
+/**
+ * Issue 13 point 2, cluster mode: a node's /metrics says whether etcd
+ * answers and how far its local view is behind; both follow a real etcd
+ * going away and coming back.
+ */
+import test from 'ava';
+import { randomUUID } from 'node:crypto';
+import { command, login, q } from './helpers/directory.js';
+import { EtcdCluster } from './helpers/etcd-cluster.js';
+import { httpGet, metricsPort, sample } from './helpers/metrics-tools.js';
+import { startMupdated, type RunningMupdated } from './helpers/server.js';
+import { waitUntil } from './helpers/slave-tools.js';
+
+let cluster: EtcdCluster | undefined;
+let node: RunningMupdated | undefined;
+test.after.always(async () => {
+  await node?.stop();
+  await cluster?.stop();
+});
+
+test.serial('metrics: a cluster node exports etcd reachability and view lag; reachability drops to 0 while etcd is down and returns', async (t) => {
+  cluster = await EtcdCluster.start(1);
+  node = await startMupdated({
+    args: ['--etcd', cluster.etcdFlag, '--etcd-prefix', `/t-${randomUUID()}/`, '--metrics-listen', '127.0.0.1:0'],
+    config: { etcd_write_timeout: 1 },
+  });
+  const port = await metricsPort(node);
+  const c = await login(node.port);
+  t.regex((await command(c, 'A1', `ACTIVATE ${q('user.e1')} "b1!p" "e1 lrs"`)).status, /OK/);
+  c.close();
+  let body = (await httpGet(port, '/metrics')).body;
+  t.is(sample(body, 'mupdated_etcd_reachable'), 1);
+  t.is(sample(body, 'mupdated_etcd_view_lag_revisions'), 0, 'the node\'s own committed write is in its view');
+
+  await cluster.kill(0);
+  await waitUntil(async () => sample((await httpGet(port, '/metrics')).body, 'mupdated_etcd_reachable') === 0, 30_000, 'etcd_reachable 0');
+  body = (await httpGet(port, '/metrics')).body;
+  t.true(Number.isNaN(sample(body, 'mupdated_etcd_view_lag_revisions')), 'unknown (NaN) while etcd does not answer');
+
+  cluster.restart(0);
+  await waitUntil(async () => sample((await httpGet(port, '/metrics')).body, 'mupdated_etcd_reachable') === 1, 30_000, 'etcd_reachable 1 again');
+});
