@@ -10,6 +10,7 @@
  * well-formed `id TAB rights TAB` ACLs (or empty ones).
  */
 import test from 'ava';
+import { freePort } from './helpers/ports.js';
 import { RawClient } from './helpers/raw-client.js';
 import { removeDir, startMupdated, type RunningMupdated } from './helpers/server.js';
 import {
@@ -108,8 +109,9 @@ async function waitForEqual(timeoutMs: number) {
 
 test.before(async () => {
   if (!cyrusAvailable()) return;
-  master = await startMupdated();
-  masterPort = master.port;
+  // A port of our own (helpers/ports.ts): the slave redials it while mupdated restarts.
+  masterPort = await freePort();
+  master = await startMupdated({ args: ['--listen', `127.0.0.1:${masterPort}`] });
   dataDir = master.dataDir;
   await apply(masterPort, SEED);
   slave = await startCyrusSlave({ masterPort, retryDelay: RETRY_DELAY, startTimeoutMs: 60_000 });

@@ -27,9 +27,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { accessSync, chmodSync, chownSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './ports.js';
 import { RawClient } from './raw-client.js';
 
 export const CYRUS_BIN = process.env.CYRUS_BIN ?? '/usr/lib/cyrus/bin';
@@ -395,18 +396,6 @@ export class CyrusBackend {
   forgetImapd(i: CyrusImapd): void {
     if (this.imapd === i) this.imapd = undefined;
   }
-}
-
-/** A free TCP port on 127.0.0.1 (bound and released; master(8) binds with SO_REUSEADDR). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export class CyrusImapd {
