@@ -13,13 +13,12 @@
  * server would also do, but would be more moving parts than the kernel's own
  * namespaces.) Node A listens on 127.0.0.2, node B on 127.0.0.3, same port.
  */
-import test, { type ExecutionContext } from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EtcdCluster } from './helpers/etcd-cluster.js';
 import { killNode, startNode } from './helpers/cluster-storm.js';
-import { CYRUS_BIN, cyrusMissingReason } from './helpers/cyrus.js';
+import { CYRUS_BIN, cyrusMissingReason, interopTest } from './helpers/cyrus.js';
 import { freePort } from './helpers/ports.js';
 import { RawClient } from './helpers/raw-client.js';
 import { removeDir, tempDir, type RunningMupdated } from './helpers/server.js';
@@ -35,15 +34,9 @@ function missingReason(): string | null {
   return null;
 }
 
-type Impl = (t: ExecutionContext) => Promise<void>;
 
 const reason = missingReason();
-/** As interopTest: skipped (title says why) where it cannot run, a failure when CI is set. */
-function register(title: string, impl: Impl): void {
-  if (reason === null) test.serial(title, impl);
-  else if (process.env.CI) test.serial(title, (t) => t.fail(`${reason}. This test is required when CI is set.`));
-  else test.serial.skip(`${title} [skipped: ${reason}]`, impl);
-}
+const register = interopTest('serial', reason);
 
 /**
  * Runs the real `mupdatetest` against NAME in a private mount namespace with

@@ -12,28 +12,15 @@
 import test, { type ExecutionContext } from 'ava';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EtcdCluster } from './helpers/etcd-cluster.js';
-import { exchange, answer, runCli, showRun, type CliResult } from './helpers/operator-tools.js';
+import { etcdForFile } from './helpers/cluster-nodes.js';
+import { runCli, type CliResult, find, writeAs } from './helpers/operator-tools.js';
 import { populate } from './helpers/directory.js';
 import { RawClient } from './helpers/raw-client.js';
-import { removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
+import { startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
+import { showRun } from './helpers/run.js';
 
-let etcd: EtcdCluster;
-const started: RunningMupdated[] = [];
-const folders: string[] = [];
-
-test.before(async () => {
-  etcd = await EtcdCluster.start(3);
-});
-
-test.after.always(async () => {
-  for (const s of started) {
-    await s.stop();
-    removeDir(s.dataDir);
-  }
-  for (const f of folders) removeDir(f);
-  await etcd?.stop();
-});
+const scope = etcdForFile();
+const { started, folders } = scope;
 
 const ADMINS = [
   { name: 'mupdateadmin', admin: true },
@@ -42,7 +29,7 @@ const ADMINS = [
 ];
 
 function etcdArgs(prefix: string): string[] {
-  return ['--etcd', etcd.etcdFlag, '--etcd-prefix', prefix];
+  return ['--etcd', scope.etcd.etcdFlag, '--etcd-prefix', prefix];
 }
 
 async function node(prefix: string, o: { dataDir?: string } = {}): Promise<RunningMupdated> {
@@ -78,24 +65,6 @@ async function loginBecomes(s: RunningMupdated, user: string, password: string, 
     await new Promise((r) => setTimeout(r, 100));
   }
   return last;
-}
-
-async function find(s: RunningMupdated, name: string): Promise<string[]> {
-  const c = await RawClient.login(s.port);
-  try {
-    return await exchange(c, 'F1', 'FIND', name);
-  } finally {
-    c.close();
-  }
-}
-
-async function writeAs(s: RunningMupdated, user: string, verb: string, ...args: string[]): Promise<string> {
-  const c = await RawClient.login(s.port, user);
-  try {
-    return await answer(c, 'X1', verb, ...args);
-  } finally {
-    c.close();
-  }
 }
 
 /** NOOP on a node: its answer comes once the node's view holds everything committed before (spec 4). */

@@ -24,11 +24,10 @@ import test, { type ExecutionContext } from 'ava';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { canonicalEntries, listDirectory, type DirEntry } from './helpers/cyrus.js';
-import {
-  aclOf, answer, drainStream, exchange, readStreamed, runCli, showRun, type CliResult,
-} from './helpers/operator-tools.js';
+import { aclOf, answer, drainStream, exchange, readStreamed, runCli, type CliResult, find, writeAs } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
 import { removeDir, startMupdated, type RunningMupdated } from './helpers/server.js';
+import { showRun } from './helpers/run.js';
 
 const USERS = [
   { name: 'mupdateadmin', admin: true },
@@ -85,25 +84,6 @@ async function listJson(t: ExecutionContext, s: RunningMupdated, ...flags: strin
   t.is(r.code, 0, showRun(r));
   t.is(r.stderr, '', showRun(r));
   return JSON.parse(r.stdout) as ConflictJson[];
-}
-
-/** One write as `user` on its own connection (as Cyrus backends do); returns the answer line. */
-async function writeAs(s: RunningMupdated, user: string, verb: string, ...args: string[]): Promise<string> {
-  const c = await RawClient.login(s.port, user);
-  try {
-    return await answer(c, 'X1', verb, ...args);
-  } finally {
-    c.close();
-  }
-}
-
-async function find(s: RunningMupdated, name: string): Promise<string[]> {
-  const c = await RawClient.login(s.port);
-  try {
-    return await exchange(c, 'F1', 'FIND', name);
-  } finally {
-    c.close();
-  }
 }
 
 /** The FIND lines of a MAILBOX answer, as RawClient reads them. */

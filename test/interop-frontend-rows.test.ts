@@ -12,7 +12,8 @@ import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { CYRUS_BIN, CyrusBackend, CyrusImapd, chownTree, cyrusAvailability } from './helpers/cyrus-backend.js';
+import { CYRUS_BIN, CyrusBackend, CyrusImapd, chownTree, cyrusAvailability, backendMissingReason } from './helpers/cyrus-backend.js';
+import { interopTest } from './helpers/cyrus.js';
 import { freePort } from './helpers/ports.js';
 import { readRows, withoutMtime, type Row } from './helpers/cyrus-frontend.js';
 import { removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
@@ -20,11 +21,7 @@ import { applyChanges, startSlave, waitUntil, type Cmd } from './helpers/slave-t
 
 const avail = cyrusAvailability();
 
-function interopTest(title: string, impl: (t: ExecutionContext) => Promise<void>): void {
-  if (avail.available) test.serial(title, impl);
-  else if (process.env.CI) test(title, (t) => { t.fail(`Cyrus interop prerequisites missing: ${avail.reason}`); });
-  else test.skip(`${title} [skipped: Cyrus not available here: ${avail.reason}]`, () => {});
-}
+const interop = interopTest('serial', backendMissingReason());
 
 const acl = (...pairs: Array<[string, string]>) => pairs.map(([id, rights]) => `${id}\t${rights}\t`).join('');
 
@@ -133,14 +130,14 @@ test.after.always(async () => {
   if (master) removeDir(master.dataDir);
 });
 
-interopTest('after the first sync, the rows equal those a Cyrus 3.6 slave writes (M aside), both columns TEXT', async (t) => {
+interop('after the first sync, the rows equal those a Cyrus 3.6 slave writes (M aside), both columns TEXT', async (t) => {
   await sameRows(t);
   const rows = readRows(ourDb);
   t.is(rows.length, SEED.length);
   t.true(rows.every((r) => r.keyType === 'text' && r.valueType === 'text'));
 });
 
-interopTest('after changes and a kick of each slave, the rows are still equal, and both answer the kick with "ok"', async (t) => {
+interop('after changes and a kick of each slave, the rows are still equal, and both answer the kick with "ok"', async (t) => {
   await applyChanges(master!.port, CHANGES);
   const cyrusKick = join(cyrusSlave!.confDir, 'socket', 'mupdate.target');
   const [oursSaid, cyrusSaid] = await Promise.all([kick(ourKick), kick(cyrusKick)]);

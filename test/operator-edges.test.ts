@@ -13,9 +13,10 @@ import { join } from 'node:path';
 import { adminSocketPath } from '../src/admin/socket-server.js';
 import { MupdateConnection } from '../src/mupdate/client/connection.js';
 import { TimeoutError } from '../src/mupdate/client/errors.js';
-import { literalCommand, runCli, showRun } from './helpers/operator-tools.js';
+import { literalCommand, runCli } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
 import { addUser, CLI, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
+import { showRun } from './helpers/run.js';
 
 const USERS = [{ name: 'mupdateadmin', admin: true }, { name: 'backend1', admin: true }, { name: 'backend2', admin: true }];
 let server: RunningMupdated;

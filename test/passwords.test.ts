@@ -15,9 +15,10 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { verifyPassword } from '../src/sasl/password-hash.js';
-import { literalCommand, runCli, showRun } from './helpers/operator-tools.js';
+import { literalCommand, runCli } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
 import { addUser, CLI, PASSWORD, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
+import { showRun } from './helpers/run.js';
 
 const dirs: string[] = [];
 const servers: RunningMupdated[] = [];

@@ -19,7 +19,7 @@ import {
   ChangeGenerator, applyChanges, kickThroughSlave, listOf, namePool, readStatus, sleep, startSlave, waitInSync, waitUntil,
   type Cmd,
 } from './helpers/slave-tools.js';
-import { prng } from './helpers/wire-tools.js';
+import { prng } from './helpers/prng.js';
 
 const SEED = Number.parseInt(process.env.SLAVE_SEED ?? '', 10) || (Date.now() % 2 ** 31);
 

@@ -32,6 +32,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
 import { RawClient } from './raw-client.js';
+import { runProgram, showRun, type ProgramResult } from './run.js';
 
 export const CYRUS_BIN = process.env.CYRUS_BIN ?? '/usr/lib/cyrus/bin';
 export const CYRUS_USER = 'cyrus';
@@ -88,6 +89,12 @@ export function cyrusAvailability(): Availability {
   return cachedAvailability;
 }
 
+/** Why the backend programs cannot be run here, or null when they can (for `interopTest`). */
+export function backendMissingReason(): string | null {
+  const a = cyrusAvailability();
+  return a.available ? null : `Cyrus interop prerequisites missing: ${a.reason}`;
+}
+
 export function cyrusIds(): { uid: number; gid: number } {
   return { uid: lookupId('/etc/passwd', CYRUS_USER)!, gid: lookupId('/etc/group', CYRUS_GROUP)! };
 }
@@ -102,43 +109,6 @@ export function chownTree(path: string): void {
     if (e.isDirectory()) chownTree(p);
     else chownSync(p, uid, gid);
   }
-}
-
-// ---------------------------------------------------------------------------
-// running a tool
-
-export interface ToolResult {
-  /** Exit status (null if killed by a signal). */
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  /** The command line, for messages. */
-  command: string;
-}
-
-/** Runs a program to completion (killed after timeoutMs), capturing stdout/stderr. */
-export function runTool(file: string, args: string[], options: { input?: string; timeoutMs?: number } = {}): Promise<ToolResult> {
-  const command = [file, ...args].map((a) => (/[\s']/.test(a) ? `'${a}'` : a)).join(' ');
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => err.push(d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
-    child.once('error', (e) => { clearTimeout(timer); reject(e); });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout: Buffer.concat(out).toString('latin1'), stderr: Buffer.concat(err).toString('latin1'), command });
-    });
-    child.stdin.on('error', () => { /* the tool may exit before reading everything */ });
-    child.stdin.end(options.input ?? '');
-  });
-}
-
-function describe(r: ToolResult): string {
-  return `${r.command}: exit ${r.code ?? r.signal}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
 }
 
 // ---------------------------------------------------------------------------
@@ -260,7 +230,7 @@ export class CyrusBackend {
     b.writeConfig();
     chownTree(dir);
     // as Debian's START does; also silences "DBERROR ... skipstamp" on first use
-    await runTool(join(CYRUS_BIN, 'ctl_cyrusdb'), ['-C', b.configPath, '-r'], { timeoutMs: 30_000 });
+    await runProgram(join(CYRUS_BIN, 'ctl_cyrusdb'), ['-C', b.configPath, '-r'], { timeoutMs: 30_000 });
     return b;
   }
 
@@ -288,14 +258,14 @@ export class CyrusBackend {
     chownTree(this.dir);
   }
 
-  private ctl(args: string[], options: { input?: string; timeoutMs?: number } = {}): Promise<ToolResult> {
-    return runTool(join(CYRUS_BIN, 'ctl_mboxlist'), ['-C', this.configPath, ...args], options);
+  private ctl(args: string[], options: { input?: string; timeoutMs?: number } = {}): Promise<ProgramResult> {
+    return runProgram(join(CYRUS_BIN, 'ctl_mboxlist'), ['-C', this.configPath, ...args], options);
   }
 
   /** The backend's own mailboxes.db (`ctl_mboxlist -d`), all entries in db order. */
   async localDump(): Promise<LocalMailbox[]> {
     const r = await this.ctl(['-d']);
-    if (r.code !== 0) throw new Error(`ctl_mboxlist -d failed: ${describe(r)}`);
+    if (r.code !== 0) throw new Error(`ctl_mboxlist -d failed: ${showRun(r)}`);
     return parseCyrusDump(r.stdout, this.servername);
   }
 
@@ -312,23 +282,23 @@ export class CyrusBackend {
   async load(mailboxes: MailboxSpec[], options: { files?: boolean } = {}): Promise<void> {
     const before = (await this.localDump()).length;
     const r = await this.ctl(['-u'], { input: backendDumpJson(mailboxes) });
-    if (r.code !== 0) throw new Error(`ctl_mboxlist -u failed: ${describe(r)}`);
+    if (r.code !== 0) throw new Error(`ctl_mboxlist -u failed: ${showRun(r)}`);
     const after = (await this.localDump()).length;
     if (after - before !== mailboxes.length) {
-      throw new Error(`ctl_mboxlist -u loaded ${after - before} of ${mailboxes.length} mailboxes: ${describe(r)}`);
+      throw new Error(`ctl_mboxlist -u loaded ${after - before} of ${mailboxes.length} mailboxes: ${showRun(r)}`);
     }
     if (options.files) await this.reconstruct(mailboxes.map((m) => m.name));
   }
 
   /** `reconstruct NAME...`: creates the missing mailbox files. */
-  async reconstruct(names: string[]): Promise<ToolResult> {
-    const r = await runTool(join(CYRUS_BIN, 'reconstruct'), ['-C', this.configPath, ...names], { timeoutMs: 120_000 });
-    if (r.code !== 0) throw new Error(`reconstruct failed: ${describe(r)}`);
+  async reconstruct(names: string[]): Promise<ProgramResult> {
+    const r = await runProgram(join(CYRUS_BIN, 'reconstruct'), ['-C', this.configPath, ...names], { timeoutMs: 120_000 });
+    if (r.code !== 0) throw new Error(`reconstruct failed: ${showRun(r)}`);
     return r;
   }
 
   /** Runs `ctl_mboxlist -m [-w] [-a]` against mupdated; returns its exit code and output. */
-  push(options: PushOptions = {}): Promise<ToolResult> {
+  push(options: PushOptions = {}): Promise<ProgramResult> {
     const args = ['-m'];
     if (options.warn) args.push('-w');
     if (options.authoritative) args.push('-a');

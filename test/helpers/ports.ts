@@ -21,6 +21,7 @@ import { mkdirSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSy
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { alive } from './processes.js';
 
 const CLAIMS = join(tmpdir(), 'mupdated-test-ports');
 const FIRST_PORT = 20_000;
@@ -42,15 +43,6 @@ const mine = new Set<number>();
 process.once('exit', () => {
   for (const port of mine) try { unlinkSync(join(CLAIMS, String(port))); } catch { /* gone */ }
 });
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 let swept = false;
 /** Removes old claims of dead processes (once per process). */
