@@ -8,12 +8,12 @@
  * missing partitions, `NIL`, reservations).
  */
 import test, { type ExecutionContext } from 'ava';
-import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { CYRUS_BIN, CyrusBackend, CyrusImapd, chownTree, cyrusAvailability, backendMissingReason } from './helpers/cyrus-backend.js';
+import { CyrusBackend, CyrusImapd, chownTree, cyrusAvailability, backendMissingReason } from './helpers/cyrus-backend.js';
 import { interopTest } from './helpers/cyrus.js';
+import { spawnCyrusMaster } from './helpers/cyrus-master.js';
 import { freePort } from './helpers/ports.js';
 import { readRows, withoutMtime, type Row } from './helpers/cyrus-frontend.js';
 import { removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
@@ -111,8 +111,7 @@ test.before(async () => {
   const cyrusConf = join(cyrusSlave.dir, 'cyrus.conf');
   writeFileSync(cyrusConf, `SERVICES {\n  mupdate cmd="mupdate -C ${cyrusSlave.configPath}" listen="127.0.0.1:${port}" prefork=1 maxchild=1\n}\n`);
   chownTree(cyrusSlave.dir);
-  const child = spawn(join(CYRUS_BIN, 'master'), ['-C', cyrusSlave.configPath, '-M', cyrusConf, '-p', join(cyrusSlave.dir, 'master.pid')],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnCyrusMaster(['-C', cyrusSlave.configPath, '-M', cyrusConf, '-p', join(cyrusSlave.dir, 'master.pid')]);
   const output: string[] = [];
   child.stdout!.setEncoding('latin1').on('data', (d: string) => output.push(d));
   child.stderr!.setEncoding('latin1').on('data', (d: string) => output.push(d));

@@ -24,17 +24,18 @@
  * the sasldb must equal `servername`; a service process of master(8) is reused
  * for later connections, so config changes need a new master.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { accessSync, chmodSync, chownSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CYRUS_BIN, spawnCyrusMaster } from './cyrus-master.js';
 import { freePort } from './ports.js';
 import { RawClient } from './raw-client.js';
 import { runProgram, showRun, type ProgramResult } from './run.js';
 
-export const CYRUS_BIN = process.env.CYRUS_BIN ?? '/usr/lib/cyrus/bin';
+export { CYRUS_BIN };
 export const CYRUS_USER = 'cyrus';
 export const CYRUS_GROUP = 'mail';
 export const PASSWORD = 'secret';
@@ -339,8 +340,7 @@ export class CyrusBackend {
     chownTree(this.dir);
     const pidFile = join(this.dir, 'master.pid');
     // foreground master(8): our child, stopped with SIGTERM (it stops its imapds)
-    const child = spawn(join(CYRUS_BIN, 'master'), ['-C', this.configPath, '-M', cyrusConf, '-p', pidFile],
-      { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnCyrusMaster(['-C', this.configPath, '-M', cyrusConf, '-p', pidFile]);
     const output: string[] = [];
     child.stdout!.setEncoding('latin1').on('data', (d: string) => output.push(d));
     child.stderr!.setEncoding('latin1').on('data', (d: string) => output.push(d));

@@ -38,12 +38,13 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CYRUS_BIN, spawnCyrusMaster } from './cyrus-master.js';
 import { freePort } from './ports.js';
 import { descendantsOf, waitGone } from './processes.js';
 import { RawClient } from './raw-client.js';
 import { runProgram } from './run.js';
 
-export const CYRUS_BIN = process.env.CYRUS_BIN ?? '/usr/lib/cyrus/bin';
+export { CYRUS_BIN };
 export const CYRUS_PROGRAMS = ['master', 'mupdate', 'mupdatetest', 'ctl_mboxlist'] as const;
 export const CYRUS_PASSWORD = 'secret';
 /** SASL users created for Cyrus servers: the first three are admins. */
@@ -413,9 +414,7 @@ export class CyrusServer {
     if (this.running) throw new Error('already running');
     rmSync(join(this.dir, 'master.pid'), { force: true });
     rmSync(join(this.dir, 'master.pid.lock'), { force: true });
-    const child = spawn(join(CYRUS_BIN, 'master'),
-      ['-C', this.imapdConf, '-M', this.cyrusConf, '-p', join(this.dir, 'master.pid'), '-D'],
-      { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnCyrusMaster(['-C', this.imapdConf, '-M', this.cyrusConf, '-p', join(this.dir, 'master.pid'), '-D']);
     this.child = child;
     if (child.pid) livePids.add(child.pid);
     const collect = (d: Buffer) => this.output.push(d.toString('utf8'));
