@@ -26,20 +26,14 @@ import { join } from 'node:path';
 import { canonicalEntries, listDirectory, type DirEntry } from './helpers/cyrus.js';
 import { aclOf, answer, drainStream, exchange, readStreamed, runCli, type CliResult, find, writeAs } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
-import { removeDir, startMupdated, type RunningMupdated } from './helpers/server.js';
+import { BACKEND_ADMINS, removeDir, startMupdated, type RunningMupdated } from './helpers/server.js';
 import { showRun } from './helpers/run.js';
-
-const USERS = [
-  { name: 'mupdateadmin', admin: true },
-  { name: 'backend1', admin: true },
-  { name: 'backend2', admin: true },
-];
 
 let server: RunningMupdated;
 const extra: RunningMupdated[] = [];
 
 test.before(async () => {
-  server = await startMupdated({ users: USERS });
+  server = await startMupdated({ users: BACKEND_ADMINS });
 });
 
 test.after.always(async () => {
@@ -52,7 +46,7 @@ test.after.always(async () => {
 });
 
 async function ownServer(config: Record<string, string> = {}): Promise<RunningMupdated> {
-  const s = await startMupdated({ users: USERS, config });
+  const s = await startMupdated({ users: BACKEND_ADMINS, config });
   extra.push(s);
   return s;
 }

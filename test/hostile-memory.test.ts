@@ -12,7 +12,7 @@ import test from 'ava';
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { RawClient } from './helpers/raw-client.js';
-import { removeDir, startMupdated, type RunningMupdated } from './helpers/server.js';
+import { withServer } from './helpers/server.js';
 import { lit, login, status } from './helpers/directory.js';
 
 const MIB = 1024 * 1024;
@@ -64,16 +64,6 @@ function readLines(socket: Socket, line: (l: string) => void): void {
     for (const p of parts) line(p);
   });
   socket.resume();
-}
-
-async function withServer<T>(config: Record<string, string | number | boolean>, fn: (s: RunningMupdated) => Promise<T>): Promise<T> {
-  const s = await startMupdated({ config });
-  try {
-    return await fn(s);
-  } finally {
-    await s.stop();
-    removeDir(s.dataDir);
-  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

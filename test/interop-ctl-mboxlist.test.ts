@@ -16,7 +16,7 @@ import {
 import { interopTest } from './helpers/cyrus.js';
 import { shuffled } from './helpers/prng.js';
 import { RawClient } from './helpers/raw-client.js';
-import { startMupdated, type RunningMupdated } from './helpers/server.js';
+import { BACKEND_ADMINS, startMupdated, type RunningMupdated } from './helpers/server.js';
 import { showRun } from './helpers/run.js';
 
 const avail = cyrusAvailability();
@@ -29,11 +29,7 @@ const backends: CyrusBackend[] = [];
 test.before(async () => {
   if (!avail.available) return;
   server = await startMupdated({
-    users: [
-      { name: 'mupdateadmin', admin: true },
-      { name: 'backend1', admin: true },
-      { name: 'backend2', admin: true },
-    ],
+    users: BACKEND_ADMINS,
   });
 });
 
@@ -227,7 +223,7 @@ interop('ctl_mboxlist -m DELETEs master entries for the backend that it lacks ("
 
 interop('conflict_policy cyrus: a name the master places on another server makes ctl_mboxlist -m delete its local copy; -a takes the name over (spec 7.3)', async (t) => {
   const cyrusLike = await startMupdated({
-    users: [{ name: 'mupdateadmin', admin: true }, { name: 'backend1', admin: true }, { name: 'backend2', admin: true }],
+    users: BACKEND_ADMINS,
     config: { conflict_policy: 'cyrus' },
   });
   try {

@@ -16,7 +16,7 @@ import {
   type CyrusImapd, type LocalMailbox, backendMissingReason,
 } from './helpers/cyrus-backend.js';
 import { interopTest } from './helpers/cyrus.js';
-import { startMupdated, type RunningMupdated } from './helpers/server.js';
+import { BACKEND_ADMINS, startMupdated, type RunningMupdated } from './helpers/server.js';
 import { showRun } from './helpers/run.js';
 
 // ---------------------------------------------------------------------------
@@ -115,11 +115,7 @@ let imapImmediate: CyrusImapd;
 test.before(async () => {
   if (!avail.available) return;
   server = await startMupdated({
-    users: [
-      { name: 'mupdateadmin', admin: true },
-      { name: 'backend1', admin: true },
-      { name: 'backend2', admin: true },
-    ],
+    users: BACKEND_ADMINS,
   });
   delayed = await CyrusBackend.create({ mupdatePort: server.port, servername: 'backend1' });
   imapDelayed = await delayed.startImapd({ deleteMode: 'delayed' });

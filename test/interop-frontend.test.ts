@@ -21,7 +21,7 @@ import { CyrusBackend, chownTree, cyrusAvailability, cyrusIds, masterEntries, ty
 import { interopTest } from './helpers/cyrus.js';
 import { freePort } from './helpers/ports.js';
 import { Imtest, journalMode, readRows, withoutMtime } from './helpers/cyrus-frontend.js';
-import { addUser, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
+import { BACKEND_ADMINS, addUser, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
 import { applyChanges, sleep, waitUntil, type Cmd } from './helpers/slave-tools.js';
 
 const avail = cyrusAvailability();
@@ -75,7 +75,7 @@ test.before(async () => {
   if (!avail.available) return;
   const { uid, gid } = cyrusIds();
   master = await startMupdated({
-    users: [{ name: 'mupdateadmin', admin: true }, { name: 'backend1', admin: true }, { name: 'backend2', admin: true }],
+    users: BACKEND_ADMINS,
   });
   for (const [i, login] of ['backend1', 'backend2'].entries()) {
     const port = await freePort();

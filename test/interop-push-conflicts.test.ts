@@ -27,7 +27,7 @@ import {
 } from './helpers/cyrus.js';
 import { drainStream, passwordFile, readStreamed, RecordingProxy, runCli, wireSummary } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
-import { removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
+import { BACKEND_ADMINS, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
 import { showRun, type ProgramResult } from './helpers/run.js';
 
 const interop = interopTest('serial');
@@ -43,7 +43,7 @@ let startError = '';
 test.before(async () => {
   const [ours, theirs] = await Promise.allSettled([
     startMupdated({
-      users: [{ name: 'mupdateadmin', admin: true }, { name: 'backend1', admin: true }, { name: 'backend2', admin: true }],
+      users: BACKEND_ADMINS,
     }),
     startCyrusMaster(),
   ]);

@@ -23,7 +23,7 @@ import { canonicalEntries, interopTest, listDirectory, startCyrusMaster, type Cy
 import { freePort } from './helpers/ports.js';
 import { drainStream, passwordFile, RecordingProxy, runCli, wireSummary, type CliResult } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
-import { removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
+import { BACKEND_ADMINS, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
 import { runProgram, showRun } from './helpers/run.js';
 
 const interop = interopTest('serial');
@@ -37,7 +37,7 @@ let cyrusStarting: Promise<CyrusServer> | undefined;
 
 test.before(async () => {
   master = await startMupdated({
-    users: [{ name: 'mupdateadmin', admin: true }, { name: 'backend1', admin: true }, { name: 'backend2', admin: true }],
+    users: BACKEND_ADMINS,
   });
 });
 

@@ -24,6 +24,13 @@ export interface UserSpec {
   password?: string;
 }
 
+/** The admin logins most tests give a server: the MUPDATE admin and two backends. */
+export const BACKEND_ADMINS: UserSpec[] = [
+  { name: 'mupdateadmin', admin: true },
+  { name: 'backend1', admin: true },
+  { name: 'backend2', admin: true },
+];
+
 export interface StartOptions {
   /** Extra config-file lines (`key: value`). */
   config?: Record<string, string | number | boolean>;
@@ -121,6 +128,17 @@ export async function startMupdated(options: StartOptions = {}): Promise<Running
       return exited;
     },
   };
+}
+
+/** Runs `fn` against a fresh server with these config lines, then stops it and removes its folder. */
+export async function withServer<T>(config: Record<string, string | number | boolean>, fn: (s: RunningMupdated) => Promise<T>): Promise<T> {
+  const s = await startMupdated({ config });
+  try {
+    return await fn(s);
+  } finally {
+    await s.stop();
+    removeDir(s.dataDir);
+  }
 }
 
 export function removeDir(dir: string): void {
