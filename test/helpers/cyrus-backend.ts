@@ -31,6 +31,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CYRUS_BIN, spawnCyrusMaster } from './cyrus-master.js';
+import { parseDataResponses } from './cyrus.js';
 import { freePort } from './ports.js';
 import { RawClient } from './raw-client.js';
 import { runProgram, showRun, type ProgramResult } from './run.js';
@@ -454,54 +455,13 @@ export interface MasterEntry {
   acl: string;
 }
 
-/**
- * Tokenises one tagged MUPDATE response unit (`tag WORD string...` CRLF, where
- * each string is a `{n+}` literal or a quoted string) from the raw text.
- */
-function parseUnits(raw: string): string[][] {
-  const units: string[][] = [];
-  let i = 0;
-  while (i < raw.length) {
-    const fields: string[] = [];
-    for (;;) {
-      if (raw.startsWith('\r\n', i)) { i += 2; break; }
-      if (raw[i] === ' ') { i++; continue; }
-      if (raw[i] === '"') {
-        let s = '';
-        i++;
-        while (i < raw.length && raw[i] !== '"') {
-          if (raw[i] === '\\') i++;
-          s += raw[i++];
-        }
-        i++;
-        fields.push(s);
-        continue;
-      }
-      const lit = /^\{(\d+)\+?\}\r\n/.exec(raw.slice(i, i + 24));
-      if (lit) {
-        const n = Number(lit[1]);
-        i += lit[0].length;
-        fields.push(raw.slice(i, i + n));
-        i += n;
-        continue;
-      }
-      const end = raw.slice(i).search(/[ \r]/);
-      if (end < 0) throw new Error(`unterminated response: ${JSON.stringify(raw.slice(i))}`);
-      fields.push(raw.slice(i, i + end));
-      i += end;
-    }
-    units.push(fields);
-  }
-  return units;
-}
-
+/** The entries of a LIST or FIND answer (read up to its tagged OK) in the order sent. */
 function toEntries(lines: string[], tag: string): MasterEntry[] {
-  const units = parseUnits(lines.map((l) => `${l}\r\n`).join(''));
-  const last = units.pop();
-  if (!last || last[0] !== tag || last[1] !== 'OK') throw new Error(`command ${tag} failed: ${JSON.stringify(lines)}`);
-  return units.map((u) => {
-    if (u[0] !== tag || (u[1] !== 'MAILBOX' && u[1] !== 'RESERVE')) throw new Error(`unexpected response ${JSON.stringify(u)}`);
-    return { kind: u[1], name: u[2]!, location: u[3]!, acl: u[1] === 'MAILBOX' ? u[4]! : '' };
+  const { entries, final } = parseDataResponses(lines, tag);
+  if (!final.startsWith(`${tag} OK `)) throw new Error(`command ${tag} failed: ${JSON.stringify(lines)}`);
+  return entries.map((e): MasterEntry => {
+    if ('deleted' in e) throw new Error(`unexpected DELETE ${JSON.stringify(e.deleted)} in ${JSON.stringify(lines)}`);
+    return { kind: e.state === 'ACTIVE' ? 'MAILBOX' : 'RESERVE', name: e.name, location: e.location, acl: e.acl };
   });
 }
 
