@@ -6,10 +6,12 @@
  */
 import test from 'ava';
 import { RawClient } from './helpers/raw-client.js';
-import { withServer } from './helpers/server.js';
+import { serverScope, singleMaster } from './helpers/server-factory.js';
 import { inBatches, login, status } from './helpers/directory.js';
 import { authPlainCommand } from './helpers/plain-auth.js';
 import { hostKey } from '../src/mupdate/admission.js';
+
+const withServer = serverScope(singleMaster);
 
 const STRANGER = '127.0.0.2';
 
@@ -65,7 +67,7 @@ test('an admin still logs in and writes while one address holds max_connections_
 
 test('login_timeout: a connection that has not logged in gets * BYE and is closed; logged-in ones stay', async (t) => {
   // long enough for a login on a busy test machine, short enough to wait for
-  await withServer({ login_timeout: 5 }, async (s) => {
+  await withServer({ config: { login_timeout: 5 } }, async (s) => {
     const logged = await login(s.port);
     const idle = await RawClient.connectWithBanner(s.port);
     const { text, closed } = await untilClosed(idle);
@@ -109,7 +111,7 @@ test('before login a command over max_command_before_login (default 4096 bytes) 
 
 test('max_failed_logins_per_host: the connections of one address together get that many password checks, further ones wait for the budget to refill; other addresses log in at once', async (t) => {
   // 3 per minute: the next check of that address is 20 s away
-  await withServer({ max_failed_logins_per_host: 3 }, async (s) => {
+  await withServer({ config: { max_failed_logins_per_host: 3 } }, async (s) => {
     // eight wrong passwords at once, each on its own connection: three are checked and answered
     const guessers = await Promise.all(Array.from({ length: 8 }, () => RawClient.connectWithBanner(s.port, STRANGER)));
     guessers.forEach((c, i) => c.send(authPlainCommand(`A${i}`, 'mupdateadmin', `wrong${i}`)));

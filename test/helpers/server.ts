@@ -130,17 +130,6 @@ export async function startMupdated(options: StartOptions = {}): Promise<Running
   };
 }
 
-/** Runs `fn` against a fresh server with these config lines, then stops it and removes its folder. */
-export async function withServer<T>(config: Record<string, string | number | boolean>, fn: (s: RunningMupdated) => Promise<T>): Promise<T> {
-  const s = await startMupdated({ config });
-  try {
-    return await fn(s);
-  } finally {
-    await s.stop();
-    removeDir(s.dataDir);
-  }
-}
-
 export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
