@@ -119,7 +119,15 @@ export async function startMupdated(options: StartOptions = {}): Promise<Running
       });
     });
   };
-  const line = await waitForLog(/"msg":"listening"/);
+  let line: string;
+  try {
+    // Bounded, with room for a machine busy with other test files.
+    line = await waitForLog(/"msg":"listening"/, 60_000);
+  } catch (err) {
+    // A server that did not come up must not outlive the test: its pipes would keep the test file's process alive.
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    throw err;
+  }
   const { host, port } = JSON.parse(line) as { host: string; port: number };
   return {
     host, port, dataDir, child, logs, waitForLog,
