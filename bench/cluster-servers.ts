@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runProgram } from '../test/helpers/cyrus.js';
+import { runProgram } from '../test/helpers/run.js';
 import { EtcdCluster } from '../test/helpers/etcd-cluster.js';
 import { CLI } from '../test/helpers/server.js';
 import { PASSWORD, type ServerUnderTest } from './servers.js';
@@ -36,7 +36,7 @@ export interface ClusterUnderTest {
 
 async function cli(args: string[], input?: string): Promise<void> {
   const r = await runProgram(process.execPath, [CLI, ...args], { timeoutMs: 30 * 60_000, ...(input ? { input } : {}) });
-  if (r.code !== 0) throw new Error(`mupdated ${args[0]} failed (${r.code}): ${r.stdout.toString('utf8')}${r.stderr}`);
+  if (r.code !== 0) throw new Error(`mupdated ${args[0]} failed (${r.code}): ${r.stdout}${r.stderr}`);
 }
 
 function startNode(etcdFlag: string, name: string): ClusterNode {

@@ -14,7 +14,8 @@
 import { chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, hostname, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { CYRUS_BIN, cyrusMissingReason, runProgram } from '../test/helpers/cyrus.js';
+import { CYRUS_BIN, cyrusMissingReason } from '../test/helpers/cyrus.js';
+import { runProgram } from '../test/helpers/run.js';
 import { CyrusBackend } from '../test/helpers/cyrus-backend.js';
 import { PROJECT_ROOT } from '../test/helpers/server.js';
 import { entryAt, usersOf, writeBackendDump, writeBackendFlat, writeMasterDump, PER_USER } from './dataset.js';
@@ -221,8 +222,8 @@ async function makeBackend(work: string): Promise<{ setup: PushSetup; backend: C
     const dump = await runProgram(join(CYRUS_BIN, 'ctl_mboxlist'), ['-C', backend.configPath, '-d'], { timeoutMs: 10 * 60_000 });
     if (dump.code !== 0) throw new Error(`ctl_mboxlist -d on the backend failed: ${dump.stderr}`);
     const dumpPath = join(work, 'backend1.json');
-    writeFileSync(dumpPath, dump.stdout);
-    const lines = dump.stdout.toString('utf8').split('\n').filter((l) => l.startsWith('"')).length;
+    writeFileSync(dumpPath, dump.stdout, 'latin1');
+    const lines = dump.stdout.split('\n').filter((l) => l.startsWith('"')).length;
     if (lines !== count) throw new Error(`the backend holds ${lines} mailboxes, expected ${count}`);
     const passwordFile = join(work, 'backend1.password');
     writeFileSync(passwordFile, `${PASSWORD}\n`, { mode: 0o600 });

@@ -9,7 +9,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CYRUS_BIN, childrenOf, runProgram, startCyrusMaster, type CyrusServer } from '../test/helpers/cyrus.js';
+import { CYRUS_BIN, startCyrusMaster, type CyrusServer } from '../test/helpers/cyrus.js';
+import { childrenOf } from '../test/helpers/processes.js';
+import { runProgram } from '../test/helpers/run.js';
 import { addUser, CLI } from '../test/helpers/server.js';
 import { writeCyrusFlat } from './dataset.js';
 
@@ -56,7 +58,7 @@ export function processMemory(pid: number): ProcessMemory | null {
 }
 
 function run(file: string, args: string[], timeoutMs: number): Promise<{ code: number | null; out: string }> {
-  return runProgram(file, args, { timeoutMs }).then((r) => ({ code: r.code, out: `${r.stdout.toString('utf8')}${r.stderr}` }));
+  return runProgram(file, args, { timeoutMs }).then((r) => ({ code: r.code, out: `${r.stdout}${r.stderr}` }));
 }
 
 // ---------------------------------------------------------------------------

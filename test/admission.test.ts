@@ -6,32 +6,14 @@
  */
 import test from 'ava';
 import { RawClient } from './helpers/raw-client.js';
-import { removeDir, startMupdated, type RunningMupdated } from './helpers/server.js';
+import { serverScope, singleMaster } from './helpers/server-factory.js';
 import { inBatches, login, status } from './helpers/directory.js';
 import { authPlainCommand } from './helpers/plain-auth.js';
 import { hostKey } from '../src/mupdate/admission.js';
 
+const withServer = serverScope(singleMaster);
+
 const STRANGER = '127.0.0.2';
-
-async function withServer<T>(config: Record<string, string | number | boolean>, fn: (s: RunningMupdated) => Promise<T>): Promise<T> {
-  const s = await startMupdated({ config });
-  try {
-    return await fn(s);
-  } finally {
-    await s.stop();
-    removeDir(s.dataDir);
-  }
-}
-
-/** Connects from `from` and reads the banner. */
-async function connectWithBanner(port: number, from?: string): Promise<RawClient> {
-  const c = await RawClient.connect(port, '127.0.0.1', from);
-  for (let i = 0; i < 10; i++) {
-    const l = await c.readLine(30_000);
-    if (l.startsWith('* OK MUPDATE ')) return c;
-  }
-  throw new Error('no banner');
-}
 
 /** The whole of what a connection gets until the server closes it (bounded). */
 async function untilClosed(c: RawClient, timeoutMs = 30_000): Promise<{ text: string; closed: boolean }> {
@@ -47,7 +29,7 @@ async function loginFrom(c: RawClient, tag: string, password: string): Promise<s
 test('an admin still logs in and writes while one address holds max_connections_per_host (default 256) connections not logged in', async (t) => {
   const PER_HOST = 256;
   await withServer({}, async (s) => {
-    const held = await inBatches(Array.from({ length: PER_HOST }, (_, i) => i), 32, () => connectWithBanner(s.port, STRANGER));
+    const held = await inBatches(Array.from({ length: PER_HOST }, (_, i) => i), 32, () => RawClient.connectWithBanner(s.port, STRANGER));
     t.is(held.length, PER_HOST);
     // one more from that address: only * BYE, then closed
     const extra = await RawClient.connect(s.port, '127.0.0.1', STRANGER);
@@ -58,11 +40,11 @@ test('an admin still logs in and writes while one address holds max_connections_
     // other addresses are not affected: an admin logs in and writes
     const admin = await login(s.port);
     t.is(await status(admin, 'W1', 'ACTIVATE "user.admission.a" "backend1!default" ""'), 'W1 OK "done"');
-    const third = await connectWithBanner(s.port, '127.0.0.3');
+    const third = await RawClient.connectWithBanner(s.port, '127.0.0.3');
     t.is(await loginFrom(third, 'A1', 'secret'), 'A1 OK "Authenticated"');
     // a connection of the full address that logs in gives its slot back: the address may connect again
     t.is(await loginFrom(held[0]!, 'A2', 'secret'), 'A2 OK "Authenticated"');
-    const again = await connectWithBanner(s.port, STRANGER);
+    const again = await RawClient.connectWithBanner(s.port, STRANGER);
     t.is(await loginFrom(again, 'A3', 'secret'), 'A3 OK "Authenticated"');
     // and a closed one too
     held[1]!.close();
@@ -85,9 +67,9 @@ test('an admin still logs in and writes while one address holds max_connections_
 
 test('login_timeout: a connection that has not logged in gets * BYE and is closed; logged-in ones stay', async (t) => {
   // long enough for a login on a busy test machine, short enough to wait for
-  await withServer({ login_timeout: 5 }, async (s) => {
+  await withServer({ config: { login_timeout: 5 } }, async (s) => {
     const logged = await login(s.port);
-    const idle = await connectWithBanner(s.port);
+    const idle = await RawClient.connectWithBanner(s.port);
     const { text, closed } = await untilClosed(idle);
     t.true(closed, 'closed by the server');
     t.regex(text, /^\* BYE "[^"\r\n]*"\r\n$/);
@@ -102,13 +84,13 @@ test('login_timeout: a connection that has not logged in gets * BYE and is close
 test('before login a command over max_command_before_login (default 4096 bytes) gets * BYE; after login the same command is answered', async (t) => {
   await withServer({}, async (s) => {
     const long = `X1 FIND "user.${'a'.repeat(5000)}"\r\n`;
-    const stranger = await connectWithBanner(s.port);
+    const stranger = await RawClient.connectWithBanner(s.port);
     stranger.send(long);
     const { text, closed } = await untilClosed(stranger);
     t.true(closed);
     t.regex(text, /^\* BYE "[^"\r\n]*"\r\n$/);
     // a SASL response line over the cap, too
-    const sasl = await connectWithBanner(s.port);
+    const sasl = await RawClient.connectWithBanner(s.port);
     sasl.send('A1 AUTHENTICATE "PLAIN"\r\n');
     t.is(await sasl.readLine(30_000), '');
     sasl.send(`${'QUFB'.repeat(1500)}\r\n`);
@@ -116,7 +98,7 @@ test('before login a command over max_command_before_login (default 4096 bytes) 
     t.true(saslEnd.closed);
     t.regex(saslEnd.text, /^\* BYE "[^"\r\n]*"\r\n$/);
     // within the cap, before login: the usual answer
-    const small = await connectWithBanner(s.port);
+    const small = await RawClient.connectWithBanner(s.port);
     small.send('X2 FIND "user.a"\r\n');
     t.is(await small.readLine(30_000), 'X2 BAD "Please login first"');
     // after login the limits are the usual ones
@@ -129,9 +111,9 @@ test('before login a command over max_command_before_login (default 4096 bytes) 
 
 test('max_failed_logins_per_host: the connections of one address together get that many password checks, further ones wait for the budget to refill; other addresses log in at once', async (t) => {
   // 3 per minute: the next check of that address is 20 s away
-  await withServer({ max_failed_logins_per_host: 3 }, async (s) => {
+  await withServer({ config: { max_failed_logins_per_host: 3 } }, async (s) => {
     // eight wrong passwords at once, each on its own connection: three are checked and answered
-    const guessers = await Promise.all(Array.from({ length: 8 }, () => connectWithBanner(s.port, STRANGER)));
+    const guessers = await Promise.all(Array.from({ length: 8 }, () => RawClient.connectWithBanner(s.port, STRANGER)));
     guessers.forEach((c, i) => c.send(authPlainCommand(`A${i}`, 'mupdateadmin', `wrong${i}`)));
     await s.waitForLog(/failed-login budget of this address spent, password check waits/);
     // within 15 s (the refill is 20 s away): exactly three answers, the credential failure
@@ -142,7 +124,7 @@ test('max_failed_logins_per_host: the connections of one address together get th
     t.is(waiting.length, 5);
     t.false(waiting.some((c) => c.ended), 'the waiting ones are not closed');
     // another address is not affected
-    const other = await connectWithBanner(s.port, '127.0.0.3');
+    const other = await RawClient.connectWithBanner(s.port, '127.0.0.3');
     t.is(await loginFrom(other, 'A1', 'secret'), 'A1 OK "Authenticated"');
     // those waiting are still unanswered and not closed
     for (const c of waiting) t.true(await c.expectSilence(200));

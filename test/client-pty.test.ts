@@ -8,6 +8,7 @@ import test, { type ExecutionContext } from 'ava';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { clientArgs, runClient } from './helpers/client-run.js';
+import { freePort } from './helpers/ports.js';
 import { removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
 import { establishedAt, Tmux, tmuxAvailable } from './helpers/tmux.js';
 
@@ -219,7 +220,8 @@ test.serial('interactive: colour on a terminal, none with NO_COLOR; --raw shows 
 });
 
 test.serial('interactive: a server that went away is one clear line, and the next command reconnects', async (t) => {
-  const own = await startMupdated();
+  // A port of our own (helpers/ports.ts): the client redials it after the restart.
+  const own = await startMupdated({ args: ['--listen', `127.0.0.1:${await freePort()}`] });
   let again: RunningMupdated | undefined;
   const tm = terminal(t, own.port, { history: join(home, 'history-5') });
   try {

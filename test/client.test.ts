@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import { showBytes } from '../src/admin/conflict-view.js';
 import { aclFromWords, parseCommand, quoteArg, splitWords, InputError } from '../src/client/input.js';
 import { aclPairs, colourWanted, renderAcl, renderRows } from '../src/client/render.js';
-import { freePort } from './helpers/cyrus.js';
+import { freePort } from './helpers/ports.js';
 import { runClient, startClient } from './helpers/client-run.js';
 import { EXPECTED, SCRIPT } from './helpers/client-script.js';
 import { RawClient } from './helpers/raw-client.js';

@@ -14,25 +14,19 @@ import {
   asMasterEntries, CyrusBackend, masterEntries, masterWrite, type MailboxSpec, type MasterEntry,
 } from './helpers/cyrus-backend.js';
 import { command, dataLines, lit, login, status } from './helpers/directory.js';
-import { removeDir, startMupdated, type RunningMupdated } from './helpers/server.js';
+import { BACKEND_ADMINS, removeDir, startMupdated, type RunningMupdated } from './helpers/server.js';
 import { listOf, sleep, startSlave, waitInSync } from './helpers/slave-tools.js';
 
 const shared = useEtcdCluster();
 const interop = interopTest('serial');
-const USERS = [
-  { name: 'mupdateadmin', admin: true },
-  { name: 'backend1', admin: true },
-  { name: 'backend2', admin: true },
-];
-
 let a: RunningMupdated;
 let b: RunningMupdated;
 const others: Array<{ stop(): Promise<unknown> }> = [];
 const dirs: string[] = [];
 
 test.before(async () => {
-  a = await shared.node({ users: USERS });
-  b = await shared.node({ users: USERS, prefix: shared.prefixOf(a.dataDir) });
+  a = await shared.node({ users: BACKEND_ADMINS });
+  b = await shared.node({ users: BACKEND_ADMINS, prefix: shared.prefixOf(a.dataDir) });
 });
 
 test.after.always(async () => {
@@ -167,13 +161,13 @@ async function pushThrough(seedPort: number, pushPort: number, readPort: number)
 }
 
 interop('C52 C53 a real ctl_mboxlist -m pushing through node B leaves the same directory (read on node A) as the same push into a single master', async (t) => {
-  const single = await startMupdated({ users: USERS });
+  const single = await startMupdated({ users: BACKEND_ADMINS });
   others.push(single);
   dirs.push(single.dataDir);
   const alone = await pushThrough(single.port, single.port, single.port);
   // A fresh directory on the cluster for the same push: seeded through A, pushed through B, read on A.
-  const a2 = await shared.node({ users: USERS });
-  const b2 = await shared.node({ users: USERS, prefix: shared.prefixOf(a2.dataDir) });
+  const a2 = await shared.node({ users: BACKEND_ADMINS });
+  const b2 = await shared.node({ users: BACKEND_ADMINS, prefix: shared.prefixOf(a2.dataDir) });
   const clustered = await pushThrough(a2.port, b2.port, a2.port);
   t.is(alone.code, 0, alone.output);
   t.is(clustered.code, 0, clustered.output);

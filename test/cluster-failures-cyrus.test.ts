@@ -13,14 +13,13 @@
  * server would also do, but would be more moving parts than the kernel's own
  * namespaces.) Node A listens on 127.0.0.2, node B on 127.0.0.3, same port.
  */
-import test, { type ExecutionContext } from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { EtcdCluster } from './helpers/etcd-cluster.js';
 import { killNode, startNode } from './helpers/cluster-storm.js';
-import { CYRUS_BIN, cyrusMissingReason } from './helpers/cyrus.js';
+import { CYRUS_BIN, cyrusMissingReason, interopTest } from './helpers/cyrus.js';
+import { freePort } from './helpers/ports.js';
 import { RawClient } from './helpers/raw-client.js';
 import { removeDir, tempDir, type RunningMupdated } from './helpers/server.js';
 
@@ -35,37 +34,9 @@ function missingReason(): string | null {
   return null;
 }
 
-type Impl = (t: ExecutionContext) => Promise<void>;
 
 const reason = missingReason();
-/** As interopTest: skipped (title says why) where it cannot run, a failure when CI is set. */
-function register(title: string, impl: Impl): void {
-  if (reason === null) test.serial(title, impl);
-  else if (process.env.CI) test.serial(title, (t) => t.fail(`${reason}. This test is required when CI is set.`));
-  else test.serial.skip(`${title} [skipped: ${reason}]`, impl);
-}
-
-/** A port free on both addresses (bounded tries). */
-async function portFreeOn(hosts: string[]): Promise<number> {
-  const bind = (host: string, port: number) => new Promise<number>((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(port, host, () => {
-      const got = (s.address() as { port: number }).port;
-      s.close(() => resolve(got));
-    });
-  });
-  for (let i = 0; i < 20; i++) {
-    const port = await bind(hosts[0]!, 0);
-    try {
-      for (const h of hosts.slice(1)) await bind(h, port);
-      return port;
-    } catch {
-      // taken on another address: try another
-    }
-  }
-  throw new Error(`no port free on all of ${hosts.join(', ')}`);
-}
+const register = interopTest('serial', reason);
 
 /**
  * Runs the real `mupdatetest` against NAME in a private mount namespace with
@@ -117,7 +88,7 @@ const logins = (node: RunningMupdated) => node.logs.filter((l) => /"msg":"login"
 
 register('a real Cyrus mupdatetest fails over through one host name with two addresses (127.0.0.2, 127.0.0.3) when node A is down', async (t) => {
   const cluster = await EtcdCluster.start(3);
-  const port = await portFreeOn(['127.0.0.2', '127.0.0.3']);
+  const port = await freePort(['127.0.0.2', '127.0.0.3']);
   const dir = tempDir('mupdated-hosts-');
   const nodes: RunningMupdated[] = [];
   t.teardown(async () => {

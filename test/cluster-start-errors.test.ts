@@ -16,25 +16,17 @@ import test from 'ava';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EtcdCluster, ETCD_BINARY, freePort } from './helpers/etcd-cluster.js';
-import { answer, exchange, runCli, showRun } from './helpers/operator-tools.js';
+import { etcdForFile } from './helpers/cluster-nodes.js';
+import { ETCD_BINARY } from './helpers/etcd-cluster.js';
+import { freePort } from './helpers/ports.js';
+import { answer, exchange, runCli } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
-import { addUser, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
+import { addUser, startMupdated, tempDir } from './helpers/server.js';
+import { showRun } from './helpers/run.js';
 
-let etcd: EtcdCluster;
-const started: RunningMupdated[] = [];
-const folders: string[] = [];
 const children: ChildProcess[] = [];
-
-test.before(async () => {
-  etcd = await EtcdCluster.start(3);
-});
-
+// Registered first, so it runs before etcdForFile's: the children go before etcd does.
 test.after.always(async () => {
-  for (const s of started) {
-    await s.stop();
-    removeDir(s.dataDir);
-  }
   for (const c of children) {
     if (c.exitCode === null && c.signalCode === null) {
       const exited = new Promise((r) => c.once('exit', r));
@@ -42,9 +34,9 @@ test.after.always(async () => {
       await exited;
     }
   }
-  for (const f of folders) removeDir(f);
-  await etcd?.stop();
 });
+const scope = etcdForFile();
+const { started, folders } = scope;
 
 function folder(prefix: string): string {
   const d = tempDir(prefix);
@@ -74,7 +66,7 @@ test.serial('etcd unreachable and no view yet: the node refuses to start and nam
 test.serial('etcd unreachable with a view from an earlier run: reads served, writes refused, the log says so', async (t) => {
   t.timeout(180_000);
   const prefix = '/t-view/';
-  const first = await startMupdated({ args: ['--etcd', etcd.etcdFlag, '--etcd-prefix', prefix] });
+  const first = await startMupdated({ args: ['--etcd', scope.etcd.etcdFlag, '--etcd-prefix', prefix] });
   started.push(first);
   const c = await RawClient.login(first.port);
   t.is(await answer(c, 'A1', 'ACTIVATE', 'user.kept', 'srv1!p1', 'u\tlrs\t'), 'A1 OK "done"');
@@ -100,22 +92,22 @@ test.serial('etcd unreachable with a view from an earlier run: reads served, wri
 test.serial('TLS material that is missing or not a PEM certificate is named, and the node does not start', async (t) => {
   const data = folder('mupdated-tlsfiles-');
   const missing = join(data, 'no-such-ca.pem');
-  const r1 = await masterMustRefuse(data, ['--etcd', etcd.etcdFlag, '--etcd-ca', missing]);
+  const r1 = await masterMustRefuse(data, ['--etcd', scope.etcd.etcdFlag, '--etcd-ca', missing]);
   t.is(r1.code, 1, showRun(r1));
   t.regex(r1.stderr, /cannot read the etcd TLS file .*no-such-ca\.pem \(--etcd-ca\)/);
 
   const junk = join(data, 'junk.pem');
   writeFileSync(junk, 'this is no certificate\n');
-  const r2 = await masterMustRefuse(data, ['--etcd', etcd.etcdFlag, '--etcd-ca', junk]);
+  const r2 = await masterMustRefuse(data, ['--etcd', scope.etcd.etcdFlag, '--etcd-ca', junk]);
   t.is(r2.code, 1, showRun(r2));
   t.regex(r2.stderr, /junk\.pem \(--etcd-ca\) is not a PEM certificate/);
 
-  const certOnly = await masterMustRefuse(data, ['--etcd', etcd.etcdFlag, '--etcd-ca', junk, '--etcd-cert', junk]);
+  const certOnly = await masterMustRefuse(data, ['--etcd', scope.etcd.etcdFlag, '--etcd-ca', junk, '--etcd-cert', junk]);
   t.is(certOnly.code, 1, showRun(certOnly));
   t.regex(certOnly.stderr, /both --etcd-cert and --etcd-key/);
 
   // The tools say the same.
-  const dump = await runCli(['dump', '--etcd', etcd.etcdFlag, '--etcd-ca', junk]);
+  const dump = await runCli(['dump', '--etcd', scope.etcd.etcdFlag, '--etcd-ca', junk]);
   t.is(dump.code, 1, showRun(dump));
   t.regex(dump.stderr, /is not a PEM certificate/);
 });
@@ -206,19 +198,19 @@ test.serial('TLS to etcd: a member certificate the CA did not sign, no client ce
 
 test.serial('a prefix written by a newer cluster format: the node refuses to start and says which format', async (t) => {
   const prefix = '/t-format/';
-  const bootstrap = await startMupdated({ args: ['--etcd', etcd.etcdFlag, '--etcd-prefix', prefix] });
+  const bootstrap = await startMupdated({ args: ['--etcd', scope.etcd.etcdFlag, '--etcd-prefix', prefix] });
   started.push(bootstrap);
   await bootstrap.stop();
-  const res = await fetch(`${etcd.endpoints[0]}/v3/kv/put`, {
+  const res = await fetch(`${scope.etcd.endpoints[0]}/v3/kv/put`, {
     method: 'POST',
     body: JSON.stringify({ key: Buffer.from(`${prefix}m/format`).toString('base64'), value: Buffer.from('99').toString('base64') }),
   });
   t.true(res.ok);
 
-  const r = await masterMustRefuse(bootstrap.dataDir, ['--etcd', etcd.etcdFlag, '--etcd-prefix', prefix]);
+  const r = await masterMustRefuse(bootstrap.dataDir, ['--etcd', scope.etcd.etcdFlag, '--etcd-prefix', prefix]);
   t.is(r.code, 1, showRun(r));
   t.regex(r.stderr, /the etcd prefix \/t-format\/ holds a directory in cluster format 99, which this version of mupdated does not know/);
-  const fresh = await masterMustRefuse(folder('mupdated-format-'), ['--etcd', etcd.etcdFlag, '--etcd-prefix', prefix]);
+  const fresh = await masterMustRefuse(folder('mupdated-format-'), ['--etcd', scope.etcd.etcdFlag, '--etcd-prefix', prefix]);
   t.is(fresh.code, 1, showRun(fresh));
   t.regex(fresh.stderr, /cluster format 99/);
 });

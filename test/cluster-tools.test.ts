@@ -12,41 +12,22 @@
 import test, { type ExecutionContext } from 'ava';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EtcdCluster } from './helpers/etcd-cluster.js';
-import { exchange, answer, runCli, showRun, type CliResult } from './helpers/operator-tools.js';
+import { etcdForFile } from './helpers/cluster-nodes.js';
+import { runCli, type CliResult, find, writeAs } from './helpers/operator-tools.js';
 import { populate } from './helpers/directory.js';
 import { RawClient } from './helpers/raw-client.js';
-import { removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
+import { BACKEND_ADMINS, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
+import { showRun } from './helpers/run.js';
 
-let etcd: EtcdCluster;
-const started: RunningMupdated[] = [];
-const folders: string[] = [];
-
-test.before(async () => {
-  etcd = await EtcdCluster.start(3);
-});
-
-test.after.always(async () => {
-  for (const s of started) {
-    await s.stop();
-    removeDir(s.dataDir);
-  }
-  for (const f of folders) removeDir(f);
-  await etcd?.stop();
-});
-
-const ADMINS = [
-  { name: 'mupdateadmin', admin: true },
-  { name: 'backend1', admin: true },
-  { name: 'backend2', admin: true },
-];
+const scope = etcdForFile();
+const { started, folders } = scope;
 
 function etcdArgs(prefix: string): string[] {
-  return ['--etcd', etcd.etcdFlag, '--etcd-prefix', prefix];
+  return ['--etcd', scope.etcd.etcdFlag, '--etcd-prefix', prefix];
 }
 
 async function node(prefix: string, o: { dataDir?: string } = {}): Promise<RunningMupdated> {
-  const s = await startMupdated({ users: ADMINS, args: etcdArgs(prefix), ...(o.dataDir ? { dataDir: o.dataDir } : {}) });
+  const s = await startMupdated({ users: BACKEND_ADMINS, args: etcdArgs(prefix), ...(o.dataDir ? { dataDir: o.dataDir } : {}) });
   started.push(s);
   return s;
 }
@@ -56,17 +37,7 @@ function cli(prefix: string, args: string[], input?: string): Promise<CliResult>
 }
 
 /** Tries a PLAIN login; the tagged answer line. */
-async function tryLogin(s: RunningMupdated, user: string, password: string): Promise<string> {
-  const c = await RawClient.connect(s.port);
-  try {
-    await c.readBanner();
-    const ir = Buffer.from(`${user}\0${user}\0${password}`).toString('base64');
-    c.send(`A01 AUTHENTICATE "PLAIN" {${ir.length}+}\r\n${ir}\r\n`);
-    return await c.readLine(10_000);
-  } finally {
-    c.close();
-  }
-}
+const tryLogin = (s: RunningMupdated, user: string, password: string) => RawClient.tryLogin(s.port, user, password);
 
 /** Polls until the login answer matches (the mirror follows etcd by a watch); bounded. */
 async function loginBecomes(s: RunningMupdated, user: string, password: string, ok: boolean, timeoutMs = 15_000): Promise<string> {
@@ -78,24 +49,6 @@ async function loginBecomes(s: RunningMupdated, user: string, password: string, 
     await new Promise((r) => setTimeout(r, 100));
   }
   return last;
-}
-
-async function find(s: RunningMupdated, name: string): Promise<string[]> {
-  const c = await RawClient.login(s.port);
-  try {
-    return await exchange(c, 'F1', 'FIND', name);
-  } finally {
-    c.close();
-  }
-}
-
-async function writeAs(s: RunningMupdated, user: string, verb: string, ...args: string[]): Promise<string> {
-  const c = await RawClient.login(s.port, user);
-  try {
-    return await answer(c, 'X1', verb, ...args);
-  } finally {
-    c.close();
-  }
 }
 
 /** NOOP on a node: its answer comes once the node's view holds everything committed before (spec 4). */
@@ -156,7 +109,7 @@ test.serial('a user removed with --etcd while a node was down is gone from that 
   t.timeout(300_000);
   const prefix = '/t-users-down/';
   mustSucceed(t, await cli(prefix, ['user', 'add', 'dave'], 'pw-d\n'));
-  const a = await startMupdated({ users: ADMINS, args: etcdArgs(prefix), config: { allow_non_admins: true } });
+  const a = await startMupdated({ users: BACKEND_ADMINS, args: etcdArgs(prefix), config: { allow_non_admins: true } });
   started.push(a);
   t.is(await loginBecomes(a, 'dave', 'pw-d', true), 'A01 OK "Authenticated"');
   await a.stop();
@@ -270,7 +223,7 @@ test.serial('dump --etcd gives exactly the dump of a node\'s view', async (t) =>
 test.serial('load --etcd into an empty cluster: a running node and a node started later FIND every entry', async (t) => {
   t.timeout(300_000);
   // The dump to load comes from a single (LMDB) master.
-  const single = await startMupdated({ users: ADMINS });
+  const single = await startMupdated({ users: BACKEND_ADMINS });
   started.push(single);
   await populate(() => RawClient.login(single.port), 250, entryOf, 4);
   await single.stop();

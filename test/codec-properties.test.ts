@@ -10,6 +10,7 @@ import { CommandReader, type ArgPolicy, type ReadResult } from '../src/mupdate/w
 import { clientCommand, dataLine, statusLine, type DataKeyword } from '../src/mupdate/wire/encoder.js';
 import { DEFAULT_LIMITS, type WireLimits } from '../src/mupdate/wire/limits.js';
 import { ChunkEncoder } from '../src/mupdate/wire/chunk-encoder.js';
+import { parseDataUnit, splitServerUnits } from './helpers/wire-tools.js';
 
 const RUNS = 300;
 fc.configureGlobal({ includeErrorInReport: true });
@@ -171,41 +172,15 @@ test('codec: several clientCommands pipelined in one buffer parse back in order'
   t.pass();
 });
 
-interface DataParsed { tag: Buffer; keyword: string; strings: Buffer[] }
-
-/** A strict reader for server data lines: `tag SP KEYWORD (SP {n+} CRLF <n bytes>)* CRLF`. */
-function parseDataLines(buf: Buffer): DataParsed[] {
-  const out: DataParsed[] = [];
-  let pos = 0;
-  const expect = (s: string) => {
-    if (buf.toString('latin1', pos, pos + s.length) !== s) throw new Error(`expected ${JSON.stringify(s)} at ${pos}`);
-    pos += s.length;
-  };
-  while (pos < buf.length) {
-    const sp = buf.indexOf(0x20, pos);
-    if (sp < 0) throw new Error('no SP after tag');
-    const tag = buf.subarray(pos, sp);
-    pos = sp + 1;
-    let end = pos;
-    while (end < buf.length && buf[end] !== 0x20 && buf[end] !== 0x0d) end++;
-    const keyword = buf.toString('latin1', pos, end);
-    pos = end;
-    const strings: Buffer[] = [];
-    while (buf[pos] === 0x20) {
-      expect(' {');
-      let digits = '';
-      while (buf[pos]! >= 0x30 && buf[pos]! <= 0x39) digits += String.fromCharCode(buf[pos++]!);
-      if (!digits || (digits.length > 1 && digits.startsWith('0'))) throw new Error('bad count');
-      expect('+}\r\n');
-      const n = Number(digits);
-      if (pos + n > buf.length) throw new Error('short literal');
-      strings.push(buf.subarray(pos, pos + n));
-      pos += n;
-    }
-    expect('\r\n');
-    out.push({ tag, keyword, strings });
-  }
-  return out;
+/** A strict reader for server data lines: `tag SP KEYWORD (SP {n+} CRLF <n bytes>)* CRLF`, one after another. */
+function parseDataLines(buf: Buffer): Array<{ tag: Buffer; keyword: string; strings: Buffer[] }> {
+  const { units, rest } = splitServerUnits(buf);
+  if (rest.length) throw new Error(`trailing bytes that are no whole line: ${JSON.stringify(rest.toString('latin1'))}`);
+  return units.map((u) => {
+    const parsed = parseDataUnit(u);
+    if (!parsed) throw new Error(`not a data line: ${JSON.stringify(u.toString('latin1'))}`);
+    return parsed;
+  });
 }
 
 type Keyword = Extract<DataKeyword, 'MAILBOX' | 'RESERVE' | 'DELETE'>;

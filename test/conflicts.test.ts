@@ -24,23 +24,16 @@ import test, { type ExecutionContext } from 'ava';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { canonicalEntries, listDirectory, type DirEntry } from './helpers/cyrus.js';
-import {
-  aclOf, answer, drainStream, exchange, readStreamed, runCli, showRun, type CliResult,
-} from './helpers/operator-tools.js';
+import { aclOf, answer, drainStream, exchange, readStreamed, runCli, type CliResult, find, writeAs } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
-import { removeDir, startMupdated, type RunningMupdated } from './helpers/server.js';
-
-const USERS = [
-  { name: 'mupdateadmin', admin: true },
-  { name: 'backend1', admin: true },
-  { name: 'backend2', admin: true },
-];
+import { BACKEND_ADMINS, removeDir, startMupdated, type RunningMupdated } from './helpers/server.js';
+import { showRun } from './helpers/run.js';
 
 let server: RunningMupdated;
 const extra: RunningMupdated[] = [];
 
 test.before(async () => {
-  server = await startMupdated({ users: USERS });
+  server = await startMupdated({ users: BACKEND_ADMINS });
 });
 
 test.after.always(async () => {
@@ -53,7 +46,7 @@ test.after.always(async () => {
 });
 
 async function ownServer(config: Record<string, string> = {}): Promise<RunningMupdated> {
-  const s = await startMupdated({ users: USERS, config });
+  const s = await startMupdated({ users: BACKEND_ADMINS, config });
   extra.push(s);
   return s;
 }
@@ -85,25 +78,6 @@ async function listJson(t: ExecutionContext, s: RunningMupdated, ...flags: strin
   t.is(r.code, 0, showRun(r));
   t.is(r.stderr, '', showRun(r));
   return JSON.parse(r.stdout) as ConflictJson[];
-}
-
-/** One write as `user` on its own connection (as Cyrus backends do); returns the answer line. */
-async function writeAs(s: RunningMupdated, user: string, verb: string, ...args: string[]): Promise<string> {
-  const c = await RawClient.login(s.port, user);
-  try {
-    return await answer(c, 'X1', verb, ...args);
-  } finally {
-    c.close();
-  }
-}
-
-async function find(s: RunningMupdated, name: string): Promise<string[]> {
-  const c = await RawClient.login(s.port);
-  try {
-    return await exchange(c, 'F1', 'FIND', name);
-  } finally {
-    c.close();
-  }
 }
 
 /** The FIND lines of a MAILBOX answer, as RawClient reads them. */

@@ -15,9 +15,10 @@ import test, { type ExecutionContext } from 'ava';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { interopTest, listDirectory, startCyrusMaster, type CyrusServer } from './helpers/cyrus.js';
-import { dumpThenLoad, literalCommand, runCli, showRun } from './helpers/operator-tools.js';
+import { dumpThenLoad, literalCommand, runCli } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
 import { addUser, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
+import { showRun } from './helpers/run.js';
 
 const interop = interopTest('serial');
 const scratch = tempDir('dump-load-');

@@ -13,9 +13,10 @@ import test from 'ava';
 import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { runCli, showRun } from './helpers/operator-tools.js';
+import { runCli } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
 import { addUser, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
+import { showRun } from './helpers/run.js';
 
 const ENTRIES = 100_000;
 const folders: string[] = [];

@@ -12,8 +12,10 @@ import test from 'ava';
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { RawClient } from './helpers/raw-client.js';
-import { removeDir, startMupdated, type RunningMupdated } from './helpers/server.js';
+import { serverScope, singleMaster } from './helpers/server-factory.js';
 import { lit, login, status } from './helpers/directory.js';
+
+const withServer = serverScope(singleMaster);
 
 const MIB = 1024 * 1024;
 
@@ -64,16 +66,6 @@ function readLines(socket: Socket, line: (l: string) => void): void {
     for (const p of parts) line(p);
   });
   socket.resume();
-}
-
-async function withServer<T>(config: Record<string, string | number | boolean>, fn: (s: RunningMupdated) => Promise<T>): Promise<T> {
-  const s = await startMupdated({ config });
-  try {
-    return await fn(s);
-  } finally {
-    await s.stop();
-    removeDir(s.dataDir);
-  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -145,7 +137,7 @@ test.serial('stalled UPDATE listeners under writes with ~1 KiB ACLs: each holds 
    */
   const PER_LISTENER_BOUND = 2 * QUEUE_BYTES + 8 * MIB;
   const MAX_WRITES = 60_000;
-  await withServer({ stream_queue_bytes: QUEUE_BYTES }, async (s) => {
+  await withServer({ config: { stream_queue_bytes: QUEUE_BYTES } }, async (s) => {
     const pid = s.child.pid!;
     const writer = await login(s.port);
     // warm-up: writes and an UPDATE that keeps reading

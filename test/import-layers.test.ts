@@ -12,13 +12,18 @@ function check(dir?: string): { status: number | null; out: string } {
   return { status: r.status, out: r.stdout + r.stderr };
 }
 
-function tree(files: Record<string, string>): string {
+/** Runs the check on a throw-away src/ tree made of `files`. */
+function checkTree(files: Record<string, string>): { status: number | null; out: string } {
   const dir = tempDir('mupdated-imports-');
-  for (const [path, text] of Object.entries(files)) {
-    mkdirSync(join(dir, path, '..'), { recursive: true });
-    writeFileSync(join(dir, path), text);
+  try {
+    for (const [path, text] of Object.entries(files)) {
+      mkdirSync(join(dir, path, '..'), { recursive: true });
+      writeFileSync(join(dir, path), text);
+    }
+    return check(dir);
+  } finally {
+    removeDir(dir);
   }
-  return dir;
 }
 
 test('src/ has no import cycle and no upward import', (t) => {
@@ -27,23 +32,19 @@ test('src/ has no import cycle and no upward import', (t) => {
 });
 
 test('an upward import (store -> session) is refused', (t) => {
-  const dir = tree({
+  const r = checkTree({
     'store/types.ts': "import { Session } from '../mupdate/session.js';\nexport type X = Session;\n",
     'mupdate/session.ts': 'export class Session {}\n',
   });
-  const r = check(dir);
-  removeDir(dir);
   t.is(r.status, 1);
   t.regex(r.out, /store\/types\.ts \(layer 0\) imports mupdate\/session\.ts \(layer 1\)/);
 });
 
 test('an import cycle is refused', (t) => {
-  const dir = tree({
+  const r = checkTree({
     'store/a.ts': "import { b } from './b.js';\nexport const a = () => b;\n",
     'store/b.ts': "import { a } from './a.js';\nexport const b = () => a;\n",
   });
-  const r = check(dir);
-  removeDir(dir);
   t.is(r.status, 1);
   t.regex(r.out, /import cycle: store\/a\.ts -> store\/b\.ts -> store\/a\.ts/);
 });

@@ -8,23 +8,20 @@
  * Each test uses its own backend servername and mailbox owner, so tests do
  * not see each other's entries; they run serially to keep the log readable.
  */
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import {
   asMasterEntries, CyrusBackend, cyrusAvailability, directoryChanges, logBarrier, masterEntries, masterFind,
-  masterWrite, type MailboxSpec, type ToolResult,
+  masterWrite, type MailboxSpec, backendMissingReason,
 } from './helpers/cyrus-backend.js';
+import { interopTest } from './helpers/cyrus.js';
+import { shuffled } from './helpers/prng.js';
 import { RawClient } from './helpers/raw-client.js';
-import { startMupdated, type RunningMupdated } from './helpers/server.js';
+import { BACKEND_ADMINS, startMupdated, type RunningMupdated } from './helpers/server.js';
+import { showRun } from './helpers/run.js';
 
 const avail = cyrusAvailability();
 
-type Impl = (t: ExecutionContext) => Promise<void>;
-/** Cyrus present: a serial test. Missing: fails under CI, else a visible skip with the reason. */
-function interopTest(title: string, impl: Impl): void {
-  if (avail.available) test.serial(title, impl);
-  else if (process.env.CI) test(title, (t) => { t.fail(`Cyrus interop prerequisites missing: ${avail.reason}`); });
-  else test.skip(`${title} [skipped: Cyrus not available here: ${avail.reason}]`, () => {});
-}
+const interop = interopTest('serial', backendMissingReason());
 
 let server: RunningMupdated;
 const backends: CyrusBackend[] = [];
@@ -32,11 +29,7 @@ const backends: CyrusBackend[] = [];
 test.before(async () => {
   if (!avail.available) return;
   server = await startMupdated({
-    users: [
-      { name: 'mupdateadmin', admin: true },
-      { name: 'backend1', admin: true },
-      { name: 'backend2', admin: true },
-    ],
+    users: BACKEND_ADMINS,
   });
 });
 
@@ -76,22 +69,6 @@ function trickyMailboxes(o: string): MailboxSpec[] {
   });
 }
 
-/** Deterministic shuffle (so seeding order differs from the directory order). */
-function shuffled<T>(items: T[], seed: number): T[] {
-  const a = items.slice();
-  let s = seed >>> 0;
-  for (let i = a.length - 1; i > 0; i--) {
-    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-    const j = s % (i + 1);
-    [a[i], a[j]] = [a[j]!, a[i]!];
-  }
-  return a;
-}
-
-function show(r: ToolResult): string {
-  return `${r.command} -> exit ${r.code ?? r.signal}\nstdout: ${JSON.stringify(r.stdout)}\nstderr: ${JSON.stringify(r.stderr)}`;
-}
-
 /** Runs `fn` and returns the directory changes mupdated logged meanwhile that touch `servername` or its names. */
 async function changesDuring<T>(servername: string, names: Set<string>, fn: () => Promise<T>): Promise<{ result: T; changes: string[]; refused: string[] }> {
   const mark = server.logs.length;
@@ -109,7 +86,7 @@ async function changesDuring<T>(servername: string, names: Set<string>, fn: () =
 
 const NOT_US = 'mupdate said not us before it said us';
 
-interopTest('C52 ctl_mboxlist -m on a backend whose mailboxes the master all has: exit 0, no ACTIVATE/DELETE, silent UPDATE stream', async (t) => {
+interop('C52 ctl_mboxlist -m on a backend whose mailboxes the master all has: exit 0, no ACTIVATE/DELETE, silent UPDATE stream', async (t) => {
   const b = await backend('backend-c52');
   const specs = trickyMailboxes('t52');
   await b.load(specs);
@@ -127,9 +104,9 @@ interopTest('C52 ctl_mboxlist -m on a backend whose mailboxes the master all has
 
   const names = new Set(specs.map((s) => s.name));
   const { result: push, changes, refused } = await changesDuring('backend-c52', names, () => b.push());
-  t.is(push.code, 0, show(push));
-  t.is(push.stdout, '', show(push));
-  t.is(push.stderr, '', show(push));
+  t.is(push.code, 0, showRun(push));
+  t.is(push.stdout, '', showRun(push));
+  t.is(push.stderr, '', showRun(push));
   t.deepEqual(changes, [], 'no ACTIVATE/RESERVE/DELETE reached the directory');
   t.deepEqual(refused, []);
 
@@ -139,12 +116,12 @@ interopTest('C52 ctl_mboxlist -m on a backend whose mailboxes the master all has
 
   // -w agrees: nothing to do
   const warn = await b.push({ warn: true });
-  t.is(warn.code, 0, show(warn));
-  t.is(warn.stdout, '', show(warn));
+  t.is(warn.code, 0, showRun(warn));
+  t.is(warn.stdout, '', showRun(warn));
   t.deepEqual(await masterEntries(server.port, 'backend-c52!'), asMasterEntries(local));
 });
 
-interopTest('C53 a local mailbox the master lacks: -w prints "Force Activate: <name>" and changes nothing; the push makes it ACTIVE at backend1!default', async (t) => {
+interop('C53 a local mailbox the master lacks: -w prints "Force Activate: <name>" and changes nothing; the push makes it ACTIVE at backend1!default', async (t) => {
   const b = await backend('backend1');
   const specs = trickyMailboxes('t53').slice(0, 25);
   await b.load(specs);
@@ -158,19 +135,19 @@ interopTest('C53 a local mailbox the master lacks: -w prints "Force Activate: <n
 
   const names = new Set(specs.map((s) => s.name));
   const { result: warn, changes: warnChanges } = await changesDuring('backend1', names, () => b.push({ warn: true }));
-  t.is(warn.code, 0, show(warn));
+  t.is(warn.code, 0, showRun(warn));
   // one line per planned action, in the backend's own (mailboxes.db) order
   const expectedPlan = local.filter((l) => missing.includes(l.name)).map((l) => `Force Activate: ${l.name}\n`).join('');
-  t.is(warn.stdout, expectedPlan, show(warn));
-  t.is(warn.stderr, '', show(warn));
+  t.is(warn.stdout, expectedPlan, showRun(warn));
+  t.is(warn.stderr, '', showRun(warn));
   t.deepEqual(warnChanges, [], '-w changes nothing');
   t.deepEqual(await masterEntries(server.port, 'backend1!'), before);
   for (const m of missing) t.is(await masterFind(server.port, m), undefined, `${m} still unknown after -w`);
 
   const { result: push, changes } = await changesDuring('backend1', names, () => b.push());
-  t.is(push.code, 0, show(push));
-  t.is(push.stdout, '', show(push));
-  t.is(push.stderr, '', show(push));
+  t.is(push.code, 0, showRun(push));
+  t.is(push.stdout, '', showRun(push));
+  t.is(push.stderr, '', showRun(push));
   t.deepEqual(changes, local.filter((l) => missing.includes(l.name)).map((l) => `ACTIVATE ${l.name} backend1!default`));
   for (const m of missing) {
     const want = local.find((l) => l.name === m)!;
@@ -180,7 +157,7 @@ interopTest('C53 a local mailbox the master lacks: -w prints "Force Activate: <n
   t.deepEqual(await b.localList(), local, 'the backend kept all its mailboxes');
 });
 
-interopTest('C54 names like user.x.Sent, user.x-y, user.x_y, "user.x y" never give "mupdate said not us before it said us": first push and in-sync repush exit 0', async (t) => {
+interop('C54 names like user.x.Sent, user.x-y, user.x_y, "user.x y" never give "mupdate said not us before it said us": first push and in-sync repush exit 0', async (t) => {
   const b = await backend('backend-c54');
   const specs = trickyMailboxes('x');
   t.true(specs.length >= 20 && specs.length <= 50);
@@ -191,27 +168,27 @@ interopTest('C54 names like user.x.Sent, user.x-y, user.x_y, "user.x y" never gi
   const names = new Set(specs.map((s) => s.name));
 
   const { result: first, changes } = await changesDuring('backend-c54', names, () => b.push());
-  t.is(first.code, 0, show(first));
-  t.false(first.stderr.includes(NOT_US), show(first));
-  t.is(first.stderr, '', show(first));
+  t.is(first.code, 0, showRun(first));
+  t.false(first.stderr.includes(NOT_US), showRun(first));
+  t.is(first.stderr, '', showRun(first));
   t.deepEqual(changes, local.map((l) => `ACTIVATE ${l.name} backend-c54!default`), 'one ACTIVATE per mailbox, in backend order');
   t.deepEqual(await masterEntries(server.port, 'backend-c54!'), asMasterEntries(local));
 
   // in sync: LIST order must pair up with the backend's order one by one
   const { result: again, changes: againChanges } = await changesDuring('backend-c54', names, () => b.push());
-  t.is(again.code, 0, show(again));
-  t.false(again.stderr.includes(NOT_US), show(again));
-  t.is(again.stderr, '', show(again));
-  t.is(again.stdout, '', show(again));
+  t.is(again.code, 0, showRun(again));
+  t.false(again.stderr.includes(NOT_US), showRun(again));
+  t.is(again.stderr, '', showRun(again));
+  t.is(again.stdout, '', showRun(again));
   t.deepEqual(againChanges, [], 'an in-sync repush changes nothing');
 
   const warn = await b.push({ warn: true });
-  t.is(warn.code, 0, show(warn));
-  t.is(warn.stdout, '', show(warn));
-  t.false(warn.stderr.includes(NOT_US), show(warn));
+  t.is(warn.code, 0, showRun(warn));
+  t.is(warn.stdout, '', showRun(warn));
+  t.false(warn.stderr.includes(NOT_US), showRun(warn));
 });
 
-interopTest('ctl_mboxlist -m DELETEs master entries for the backend that it lacks ("Remove from MUPDATE" with -w)', async (t) => {
+interop('ctl_mboxlist -m DELETEs master entries for the backend that it lacks ("Remove from MUPDATE" with -w)', async (t) => {
   const b = await backend('backend-del');
   const specs = trickyMailboxes('tdel').slice(0, 20);
   await b.load(specs);
@@ -231,22 +208,22 @@ interopTest('ctl_mboxlist -m DELETEs master entries for the backend that it lack
 
   const names = new Set([...specs.map((s) => s.name), ...stale.map((s) => s.name)]);
   const { result: warn, changes: warnChanges } = await changesDuring('backend-del', names, () => b.push({ warn: true }));
-  t.is(warn.code, 0, show(warn));
-  t.is(warn.stdout, staleReversed.map((n) => `Remove from MUPDATE: ${n}\n`).join(''), show(warn));
+  t.is(warn.code, 0, showRun(warn));
+  t.is(warn.stdout, staleReversed.map((n) => `Remove from MUPDATE: ${n}\n`).join(''), showRun(warn));
   t.deepEqual(warnChanges, []);
 
   const { result: push, changes } = await changesDuring('backend-del', names, () => b.push());
-  t.is(push.code, 0, show(push));
-  t.is(push.stdout, '', show(push));
-  t.is(push.stderr, '', show(push));
+  t.is(push.code, 0, showRun(push));
+  t.is(push.stdout, '', showRun(push));
+  t.is(push.stderr, '', showRun(push));
   t.deepEqual(changes, staleReversed.map((n) => `DELETE ${n}`));
   for (const s of stale) t.is(await masterFind(server.port, s.name), undefined, s.name);
   t.deepEqual(await masterEntries(server.port, 'backend-del!'), asMasterEntries(local));
 });
 
-interopTest('conflict_policy cyrus: a name the master places on another server makes ctl_mboxlist -m delete its local copy; -a takes the name over (spec 7.3)', async (t) => {
+interop('conflict_policy cyrus: a name the master places on another server makes ctl_mboxlist -m delete its local copy; -a takes the name over (spec 7.3)', async (t) => {
   const cyrusLike = await startMupdated({
-    users: [{ name: 'mupdateadmin', admin: true }, { name: 'backend1', admin: true }, { name: 'backend2', admin: true }],
+    users: BACKEND_ADMINS,
     config: { conflict_policy: 'cyrus' },
   });
   try {
@@ -258,14 +235,14 @@ interopTest('conflict_policy cyrus: a name the master places on another server m
     await masterWrite(cyrusLike.port, [elsewhere]);
 
     const warn = await b.push({ warn: true });
-    t.is(warn.code, 0, show(warn));
-    t.is(warn.stdout, 'Force Activate: user.tdup\nRemove Local Mailbox: user.tdup.Sent\nForce Activate: user.tdup.keep\nForce Activate: user.tdup.mine\n', show(warn));
+    t.is(warn.code, 0, showRun(warn));
+    t.is(warn.stdout, 'Force Activate: user.tdup\nRemove Local Mailbox: user.tdup.Sent\nForce Activate: user.tdup.keep\nForce Activate: user.tdup.mine\n', showRun(warn));
 
     const mark = cyrusLike.logs.length;
     const push = await b.push();
     await logBarrier(cyrusLike);
-    t.is(push.code, 0, show(push));
-    t.is(push.stderr, '', show(push));
+    t.is(push.code, 0, showRun(push));
+    t.is(push.stderr, '', showRun(push));
     t.deepEqual(directoryChanges(cyrusLike.logs.slice(mark)).map((c) => `${c.cmd} ${c.name} ${c.location}`),
       ['ACTIVATE user.tdup backend-dup!default', 'ACTIVATE user.tdup.keep backend-dup!default', 'ACTIVATE user.tdup.mine backend-dup!default']);
     t.deepEqual(await masterFind(cyrusLike.port, 'user.tdup.Sent'), elsewhere, 'the other server keeps the name');
@@ -280,7 +257,7 @@ interopTest('conflict_policy cyrus: a name the master places on another server m
     const mark2 = cyrusLike.logs.length;
     const auth = await b2.push({ authoritative: true });
     await logBarrier(cyrusLike);
-    t.is(auth.code, 0, show(auth));
+    t.is(auth.code, 0, showRun(auth));
     t.deepEqual(directoryChanges(cyrusLike.logs.slice(mark2)).map((c) => `${c.cmd} ${c.name} ${c.location}`),
       ['ACTIVATE user.tdup.mine backend-dup2!default']);
     t.deepEqual(await masterFind(cyrusLike.port, 'user.tdup.mine'),
@@ -290,7 +267,7 @@ interopTest('conflict_policy cyrus: a name the master places on another server m
   }
 });
 
-interopTest('default conflict policy: ctl_mboxlist -m (with and without -a) keeps its local copy of a name held by another server, the claim is refused and the push still exits 0', async (t) => {
+interop('default conflict policy: ctl_mboxlist -m (with and without -a) keeps its local copy of a name held by another server, the claim is refused and the push still exits 0', async (t) => {
   const b = await backend('backend-q');
   const specs: MailboxSpec[] = [{ name: 'user.tq' }, { name: 'user.tq.Sent' }, { name: 'user.tq.keep' }];
   await b.load(specs, { files: true });
@@ -300,10 +277,10 @@ interopTest('default conflict policy: ctl_mboxlist -m (with and without -a) keep
 
   for (const authoritative of [false, true]) {
     const { result: push, changes } = await changesDuring('backend-q', names, () => b.push({ authoritative }));
-    t.is(push.code, 0, show(push));
+    t.is(push.code, 0, showRun(push));
     // a NO to ACTIVATE is "temporary failure storing '<name>' (update continuing)" for ctl_mboxlist (spec 7.3)
-    t.regex(push.stderr, /temporary failure storing 'user\.tq\.Sent' \(update continuing\)/, show(push));
-    t.false(push.stderr.includes(NOT_US), show(push));
+    t.regex(push.stderr, /temporary failure storing 'user\.tq\.Sent' \(update continuing\)/, showRun(push));
+    t.false(push.stderr.includes(NOT_US), showRun(push));
     t.deepEqual(changes, authoritative ? [] : ['ACTIVATE user.tq backend-q!default', 'ACTIVATE user.tq.keep backend-q!default']);
     t.deepEqual(await masterFind(server.port, 'user.tq.Sent'), elsewhere, 'the holder keeps the name');
     t.deepEqual((await b.localList()).map((l) => l.name), ['user.tq', 'user.tq.Sent', 'user.tq.keep'], 'the backend kept its copy');

@@ -9,13 +9,15 @@
  * backend1 runs with `delete_mode: delayed` (the default), backend2 with
  * `delete_mode: immediate`.
  */
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { connect, type Socket } from 'node:net';
 import {
   asMasterEntries, CyrusBackend, cyrusAvailability, directoryChanges, logBarrier, masterEntries, masterFind,
-  type CyrusImapd, type LocalMailbox, type ToolResult,
+  type CyrusImapd, type LocalMailbox, backendMissingReason,
 } from './helpers/cyrus-backend.js';
-import { startMupdated, type RunningMupdated } from './helpers/server.js';
+import { interopTest } from './helpers/cyrus.js';
+import { BACKEND_ADMINS, startMupdated, type RunningMupdated } from './helpers/server.js';
+import { showRun } from './helpers/run.js';
 
 // ---------------------------------------------------------------------------
 // a tiny IMAP client: LOGIN, then one command at a time
@@ -102,13 +104,7 @@ function quoted(s: string): string {
 
 const avail = cyrusAvailability();
 
-type Impl = (t: ExecutionContext) => Promise<void>;
-/** Cyrus present: a serial test. Missing: fails under CI, else a visible skip with the reason. */
-function interopTest(title: string, impl: Impl): void {
-  if (avail.available) test.serial(title, impl);
-  else if (process.env.CI) test(title, (t) => { t.fail(`Cyrus interop prerequisites missing: ${avail.reason}`); });
-  else test.skip(`${title} [skipped: Cyrus not available here: ${avail.reason}]`, () => {});
-}
+const interop = interopTest('serial', backendMissingReason());
 
 let server: RunningMupdated;
 let delayed: CyrusBackend; // backend1, delete_mode: delayed
@@ -119,11 +115,7 @@ let imapImmediate: CyrusImapd;
 test.before(async () => {
   if (!avail.available) return;
   server = await startMupdated({
-    users: [
-      { name: 'mupdateadmin', admin: true },
-      { name: 'backend1', admin: true },
-      { name: 'backend2', admin: true },
-    ],
+    users: BACKEND_ADMINS,
   });
   delayed = await CyrusBackend.create({ mupdatePort: server.port, servername: 'backend1' });
   imapDelayed = await delayed.startImapd({ deleteMode: 'delayed' });
@@ -151,10 +143,6 @@ async function local(b: CyrusBackend, name: string): Promise<LocalMailbox> {
   return m;
 }
 
-function show(r: ToolResult): string {
-  return `${r.command} -> exit ${r.code ?? r.signal}\nstdout: ${JSON.stringify(r.stdout)}\nstderr: ${JSON.stringify(r.stderr)}`;
-}
-
 async function imap(b: CyrusImapd, ...commands: string[]): Promise<void> {
   const c = await Imap.login(b.port);
   try {
@@ -164,7 +152,7 @@ async function imap(b: CyrusImapd, ...commands: string[]): Promise<void> {
   }
 }
 
-interopTest('C23 a real Cyrus backend imapd logs in to mupdated and completes RESERVE+ACTIVATE for an IMAP CREATE', async (t) => {
+interop('C23 a real Cyrus backend imapd logs in to mupdated and completes RESERVE+ACTIVATE for an IMAP CREATE', async (t) => {
   const mark = server.logs.length;
   const changes = await changesDuring(() => imap(imapDelayed, 'CREATE user.c23'));
   t.deepEqual(changes, ['RESERVE user.c23 backend1!default', 'ACTIVATE user.c23 backend1!default']);
@@ -174,7 +162,7 @@ interopTest('C23 a real Cyrus backend imapd logs in to mupdated and completes RE
   t.deepEqual(await masterFind(server.port, 'user.c23'), { kind: 'MAILBOX', name: 'user.c23', location: 'backend1!default', acl: mine.acl });
 });
 
-interopTest('C55 CREATE (children and tricky names) leaves a MAILBOX at backend1!default with the backend ACL, each after RESERVE then ACTIVATE', async (t) => {
+interop('C55 CREATE (children and tricky names) leaves a MAILBOX at backend1!default with the backend ACL, each after RESERVE then ACTIVATE', async (t) => {
   const names = ['user.c55', 'user.c55.Sent', 'user.c55.Sent Items', 'user.c55-x', 'user.c55_x'];
   for (const name of names) {
     const changes = await changesDuring(() => imap(imapDelayed, `CREATE ${quoted(name)}`));
@@ -196,7 +184,7 @@ interopTest('C55 CREATE (children and tricky names) leaves a MAILBOX at backend1
   t.deepEqual((await masterEntries(server.port, 'backend1!')).map((e) => e.name).filter((n) => names.includes(n)), backendOrder);
 });
 
-interopTest('C55 SETACL and DELETEACL each send one ACTIVATE with the new ACL', async (t) => {
+interop('C55 SETACL and DELETEACL each send one ACTIVATE with the new ACL', async (t) => {
   await imap(imapDelayed, 'CREATE user.c55acl');
   const set = await changesDuring(() => imap(imapDelayed, 'SETACL user.c55acl alice lrs'));
   t.deepEqual(set, ['ACTIVATE user.c55acl backend1!default']);
@@ -210,7 +198,7 @@ interopTest('C55 SETACL and DELETEACL each send one ACTIVATE with the new ACL', 
     { kind: 'MAILBOX', name: 'user.c55acl', location: 'backend1!default', acl: 'c55acl\tlrswipkxtecdan\t' });
 });
 
-interopTest('C55 RENAME: DELETE old, RESERVE+ACTIVATE new at "backend1!" (empty partition, spec 7.0), children too', async (t) => {
+interop('C55 RENAME: DELETE old, RESERVE+ACTIVATE new at "backend1!" (empty partition, spec 7.0), children too', async (t) => {
   await imap(imapDelayed, 'CREATE user.c55r', 'CREATE user.c55r.old', 'CREATE user.c55r.tree', 'CREATE user.c55r.tree.sub');
 
   const one = await changesDuring(() => imap(imapDelayed, 'RENAME user.c55r.old user.c55r.new'));
@@ -231,7 +219,7 @@ interopTest('C55 RENAME: DELETE old, RESERVE+ACTIVATE new at "backend1!" (empty 
   }
 });
 
-interopTest('C55 DELETE with delete_mode delayed: DELETE name, then DELETED.<name>.<hex> RESERVEd and ACTIVATEd at "backend1!"', async (t) => {
+interop('C55 DELETE with delete_mode delayed: DELETE name, then DELETED.<name>.<hex> RESERVEd and ACTIVATEd at "backend1!"', async (t) => {
   // an admin needs the x right to delete a user's mailbox
   await imap(imapDelayed, 'CREATE user.c55d', 'SETACL user.c55d cyrus x');
   const changes = await changesDuring(() => imap(imapDelayed, 'DELETE user.c55d'));
@@ -244,7 +232,7 @@ interopTest('C55 DELETE with delete_mode delayed: DELETE name, then DELETED.<nam
   t.deepEqual(await masterFind(server.port, tomb!), { kind: 'MAILBOX', name: tomb, location: 'backend1!', acl: (await local(delayed, tomb!)).acl });
 });
 
-interopTest('C55 DELETE with delete_mode immediate: Cyrus 3.6 sends nothing, the master entry dangles until the next ctl_mboxlist -m removes it', async (t) => {
+interop('C55 DELETE with delete_mode immediate: Cyrus 3.6 sends nothing, the master entry dangles until the next ctl_mboxlist -m removes it', async (t) => {
   const created = await changesDuring(() => imap(imapImmediate, 'CREATE user.c55i', 'SETACL user.c55i cyrus x'));
   t.deepEqual(created, ['RESERVE user.c55i backend2!default', 'ACTIVATE user.c55i backend2!default', 'ACTIVATE user.c55i backend2!default']);
   const acl = (await local(immediate, 'user.c55i')).acl;
@@ -258,14 +246,14 @@ interopTest('C55 DELETE with delete_mode immediate: Cyrus 3.6 sends nothing, the
   const mark = server.logs.length;
   const push = await immediate.push();
   await logBarrier(server);
-  t.is(push.code, 0, show(push));
-  t.is(push.stderr, '', show(push));
+  t.is(push.code, 0, showRun(push));
+  t.is(push.stderr, '', showRun(push));
   t.deepEqual(directoryChanges(server.logs.slice(mark)).map((c) => `${c.cmd} ${c.name}`), ['DELETE user.c55i']);
   t.is(await masterFind(server.port, 'user.c55i'), undefined);
   t.deepEqual(await masterEntries(server.port, 'backend2!'), asMasterEntries(await immediate.localList()));
 });
 
-interopTest('C55 after the IMAP operations, ctl_mboxlist -m re-activates the "backend1!" entries at backend1!default and the master equals the backend', async (t) => {
+interop('C55 after the IMAP operations, ctl_mboxlist -m re-activates the "backend1!" entries at backend1!default and the master equals the backend', async (t) => {
   const before = await masterEntries(server.port, 'backend1!');
   const emptyPartition = before.filter((e) => e.location === 'backend1!').map((e) => e.name);
   t.true(emptyPartition.includes('user.c55r.new'), emptyPartition.join(', '));
@@ -275,15 +263,15 @@ interopTest('C55 after the IMAP operations, ctl_mboxlist -m re-activates the "ba
   const mark = server.logs.length;
   const push = await delayed.push();
   await logBarrier(server);
-  t.is(push.code, 0, show(push));
-  t.is(push.stdout, '', show(push));
-  t.is(push.stderr, '', show(push));
+  t.is(push.code, 0, showRun(push));
+  t.is(push.stdout, '', showRun(push));
+  t.is(push.stderr, '', showRun(push));
   const expected = localList.filter((l) => emptyPartition.includes(l.name)).map((l) => `ACTIVATE ${l.name} backend1!default`);
   t.deepEqual(directoryChanges(server.logs.slice(mark)).map((c) => `${c.cmd} ${c.name} ${c.location}`), expected);
   t.deepEqual(await masterEntries(server.port, 'backend1!'), asMasterEntries(localList));
 
   // and the next push has nothing left to do
   const again = await delayed.push({ warn: true });
-  t.is(again.code, 0, show(again));
-  t.is(again.stdout, '', show(again));
+  t.is(again.code, 0, showRun(again));
+  t.is(again.stdout, '', showRun(again));
 });

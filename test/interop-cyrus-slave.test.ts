@@ -10,6 +10,8 @@
  * well-formed `id TAB rights TAB` ACLs (or empty ones).
  */
 import test from 'ava';
+import { freePort } from './helpers/ports.js';
+import { prng } from './helpers/prng.js';
 import { RawClient } from './helpers/raw-client.js';
 import { removeDir, startMupdated, type RunningMupdated } from './helpers/server.js';
 import {
@@ -108,8 +110,9 @@ async function waitForEqual(timeoutMs: number) {
 
 test.before(async () => {
   if (!cyrusAvailable()) return;
-  master = await startMupdated();
-  masterPort = master.port;
+  // A port of our own (helpers/ports.ts): the slave redials it while mupdated restarts.
+  masterPort = await freePort();
+  master = await startMupdated({ args: ['--listen', `127.0.0.1:${masterPort}`] });
   dataDir = master.dataDir;
   await apply(masterPort, SEED);
   slave = await startCyrusSlave({ masterPort, retryDelay: RETRY_DELAY, startTimeoutMs: 60_000 });
@@ -146,18 +149,6 @@ interop('C56 the Cyrus slave picks up a new mailbox within 5 s', async (t) => {
   }
   t.deepEqual(found, entry, 'the new mailbox is in the slave\'s mailboxes.db within 5 s of the OK');
 });
-
-/** Deterministic pseudo-random numbers (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interop('200 streamed changes (ACTIVATE/RESERVE/DEACTIVATE/DELETE) reach the Cyrus slave: its ctl_mboxlist -d equals our LIST, and it never reconnected', async (t) => {
   const rand = prng(200);

@@ -8,22 +8,20 @@
  * missing partitions, `NIL`, reservations).
  */
 import test, { type ExecutionContext } from 'ava';
-import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { CYRUS_BIN, CyrusBackend, CyrusImapd, chownTree, cyrusAvailability, freePort } from './helpers/cyrus-backend.js';
+import { CyrusBackend, CyrusImapd, chownTree, cyrusAvailability, backendMissingReason } from './helpers/cyrus-backend.js';
+import { interopTest } from './helpers/cyrus.js';
+import { spawnCyrusMaster } from './helpers/cyrus-master.js';
+import { freePort } from './helpers/ports.js';
 import { readRows, withoutMtime, type Row } from './helpers/cyrus-frontend.js';
 import { removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
 import { applyChanges, startSlave, waitUntil, type Cmd } from './helpers/slave-tools.js';
 
 const avail = cyrusAvailability();
 
-function interopTest(title: string, impl: (t: ExecutionContext) => Promise<void>): void {
-  if (avail.available) test.serial(title, impl);
-  else if (process.env.CI) test(title, (t) => { t.fail(`Cyrus interop prerequisites missing: ${avail.reason}`); });
-  else test.skip(`${title} [skipped: Cyrus not available here: ${avail.reason}]`, () => {});
-}
+const interop = interopTest('serial', backendMissingReason());
 
 const acl = (...pairs: Array<[string, string]>) => pairs.map(([id, rights]) => `${id}\t${rights}\t`).join('');
 
@@ -113,8 +111,7 @@ test.before(async () => {
   const cyrusConf = join(cyrusSlave.dir, 'cyrus.conf');
   writeFileSync(cyrusConf, `SERVICES {\n  mupdate cmd="mupdate -C ${cyrusSlave.configPath}" listen="127.0.0.1:${port}" prefork=1 maxchild=1\n}\n`);
   chownTree(cyrusSlave.dir);
-  const child = spawn(join(CYRUS_BIN, 'master'), ['-C', cyrusSlave.configPath, '-M', cyrusConf, '-p', join(cyrusSlave.dir, 'master.pid')],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnCyrusMaster(['-C', cyrusSlave.configPath, '-M', cyrusConf, '-p', join(cyrusSlave.dir, 'master.pid')]);
   const output: string[] = [];
   child.stdout!.setEncoding('latin1').on('data', (d: string) => output.push(d));
   child.stderr!.setEncoding('latin1').on('data', (d: string) => output.push(d));
@@ -132,14 +129,14 @@ test.after.always(async () => {
   if (master) removeDir(master.dataDir);
 });
 
-interopTest('after the first sync, the rows equal those a Cyrus 3.6 slave writes (M aside), both columns TEXT', async (t) => {
+interop('after the first sync, the rows equal those a Cyrus 3.6 slave writes (M aside), both columns TEXT', async (t) => {
   await sameRows(t);
   const rows = readRows(ourDb);
   t.is(rows.length, SEED.length);
   t.true(rows.every((r) => r.keyType === 'text' && r.valueType === 'text'));
 });
 
-interopTest('after changes and a kick of each slave, the rows are still equal, and both answer the kick with "ok"', async (t) => {
+interop('after changes and a kick of each slave, the rows are still equal, and both answer the kick with "ok"', async (t) => {
   await applyChanges(master!.port, CHANGES);
   const cyrusKick = join(cyrusSlave!.confDir, 'socket', 'mupdate.target');
   const [oursSaid, cyrusSaid] = await Promise.all([kick(ourKick), kick(cyrusKick)]);

@@ -17,19 +17,16 @@ import { chmodSync, chownSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rowKey, rowValueParts } from '../src/frontend/cyrus-row.js';
-import { CyrusBackend, chownTree, cyrusAvailability, cyrusIds, freePort, masterEntries, type CyrusImapd, type MasterEntry } from './helpers/cyrus-backend.js';
+import { CyrusBackend, chownTree, cyrusAvailability, cyrusIds, masterEntries, type CyrusImapd, type MasterEntry, backendMissingReason } from './helpers/cyrus-backend.js';
+import { interopTest } from './helpers/cyrus.js';
+import { freePort } from './helpers/ports.js';
 import { Imtest, journalMode, readRows, withoutMtime } from './helpers/cyrus-frontend.js';
-import { addUser, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
+import { BACKEND_ADMINS, addUser, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
 import { applyChanges, sleep, waitUntil, type Cmd } from './helpers/slave-tools.js';
 
 const avail = cyrusAvailability();
 
-/** Cyrus present: a serial test. Missing: fails under CI, else a visible skip with the reason. */
-function interopTest(title: string, impl: (t: ExecutionContext) => Promise<void>): void {
-  if (avail.available) test.serial(title, impl);
-  else if (process.env.CI) test(title, (t) => { t.fail(`Cyrus interop prerequisites missing: ${avail.reason}`); });
-  else test.skip(`${title} [skipped: Cyrus not available here: ${avail.reason}]`, () => {});
-}
+const interop = interopTest('serial', backendMissingReason());
 
 let master: RunningMupdated | undefined;
 let slave: RunningMupdated | undefined;
@@ -78,7 +75,7 @@ test.before(async () => {
   if (!avail.available) return;
   const { uid, gid } = cyrusIds();
   master = await startMupdated({
-    users: [{ name: 'mupdateadmin', admin: true }, { name: 'backend1', admin: true }, { name: 'backend2', admin: true }],
+    users: BACKEND_ADMINS,
   });
   for (const [i, login] of ['backend1', 'backend2'].entries()) {
     const port = await freePort();
@@ -139,7 +136,7 @@ test.after.always(async () => {
   void imapds;
 });
 
-interopTest('the frontend database is in WAL mode, owned by the Cyrus user, writable by nobody else', async (t) => {
+interop('the frontend database is in WAL mode, owned by the Cyrus user, writable by nobody else', async (t) => {
   t.is(journalMode(dbFile), 'wal');
   const { statSync } = await import('node:fs');
   const { uid } = cyrusIds();
@@ -152,7 +149,7 @@ interopTest('the frontend database is in WAL mode, owned by the Cyrus user, writ
   t.is(sock.mode & 0o077, 0);
 });
 
-interopTest('through the frontend with imtest: CREATE on both backends, LIST, SELECT, and a new mailbox is visible at once to the same client (kick)', async (t) => {
+interop('through the frontend with imtest: CREATE on both backends, LIST, SELECT, and a new mailbox is visible at once to the same client (kick)', async (t) => {
   const c = await Imtest.login(frontendImapd!.port);
   try {
     t.true((await c.command(`CREATE user.alice (SERVER ${server[0]} PARTITION default)`)).ok);
@@ -187,7 +184,7 @@ interopTest('through the frontend with imtest: CREATE on both backends, LIST, SE
   await rowsMatchMaster(t);
 });
 
-interopTest('through the frontend: RENAME and DELETE show at once, and the rows follow', async (t) => {
+interop('through the frontend: RENAME and DELETE show at once, and the rows follow', async (t) => {
   const c = await Imtest.login(frontendImapd!.port);
   try {
     const renamed = await c.command('RENAME user.alice.Drafts user.alice.Old');
@@ -206,7 +203,7 @@ interopTest('through the frontend: RENAME and DELETE show at once, and the rows 
   await rowsMatchMaster(t);
 });
 
-interopTest('through the frontend: a user moved between backends (XFER) is found on the new backend', async (t) => {
+interop('through the frontend: a user moved between backends (XFER) is found on the new backend', async (t) => {
   const c = await Imtest.login(frontendImapd!.port);
   try {
     const moved = await c.command(`RENAME user.bob user.bob ${server[0]}!default`, 60_000);
@@ -221,7 +218,7 @@ interopTest('through the frontend: a user moved between backends (XFER) is found
   await rowsMatchMaster(t);
 });
 
-interopTest("a backend's startup push (ctl_mboxlist -m) reaches the frontend's database", async (t) => {
+interop("a backend's startup push (ctl_mboxlist -m) reaches the frontend's database", async (t) => {
   // a mailbox the master lost: the backend's push activates it again
   const before = await masterEntries(master!.port);
   const lost = before.find((e) => e.name === 'user.alice.Trash')!;
@@ -240,7 +237,7 @@ interopTest("a backend's startup push (ctl_mboxlist -m) reaches the frontend's d
   }
 });
 
-interopTest('frontend lookups while 10,000 changes are applied never see an error', async (t) => {
+interop('frontend lookups while 10,000 changes are applied never see an error', async (t) => {
   const LOOKUP_LIMIT = 5_000;
   const cmds: Cmd[] = [];
   for (let i = 0; i < 5_000; i++) cmds.push(['ACTIVATE', `user.load${i}`, `${server[i % 2]}!default`, `load${i}\tlrswipkxtecdan\t`]);

@@ -21,16 +21,14 @@ import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  CyrusBackend, directoryChanges, logBarrier, masterFind, masterWrite, type MailboxSpec, type MasterEntry, type ToolResult,
-} from './helpers/cyrus-backend.js';
+  CyrusBackend, directoryChanges, logBarrier, masterFind, masterWrite, type MailboxSpec, type MasterEntry, } from './helpers/cyrus-backend.js';
 import {
   canonicalEntries, interopTest, listDirectory, startCyrusMaster, type CyrusServer,
 } from './helpers/cyrus.js';
-import {
-  drainStream, passwordFile, readStreamed, RecordingProxy, runCli, showRun, wireSummary,
-} from './helpers/operator-tools.js';
+import { drainStream, passwordFile, readStreamed, RecordingProxy, runCli, wireSummary } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
-import { removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
+import { BACKEND_ADMINS, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
+import { showRun, type ProgramResult } from './helpers/run.js';
 
 const interop = interopTest('serial');
 
@@ -45,7 +43,7 @@ let startError = '';
 test.before(async () => {
   const [ours, theirs] = await Promise.allSettled([
     startMupdated({
-      users: [{ name: 'mupdateadmin', admin: true }, { name: 'backend1', admin: true }, { name: 'backend2', admin: true }],
+      users: BACKEND_ADMINS,
     }),
     startCyrusMaster(),
   ]);
@@ -83,10 +81,6 @@ async function backend(port: number, servername: string, user: string): Promise<
   const b = await CyrusBackend.create({ mupdatePort: port, servername, user });
   backends.push(b);
   return b;
-}
-
-function show(r: ToolResult): string {
-  return `${r.command} -> exit ${r.code ?? r.signal}\nstdout: ${JSON.stringify(r.stdout)}\nstderr: ${JSON.stringify(r.stderr)}`;
 }
 
 /** A full UPDATE stream on any MUPDATE master (ours or Cyrus's), dump read. */
@@ -141,7 +135,7 @@ async function comparisonScenario(port: number): Promise<StepResult[]> {
   await b.load(comparisonMailboxes());
   const local = await b.localList();
   const results: StepResult[] = [];
-  const step = async (name: string, run: () => Promise<ToolResult>) => {
+  const step = async (name: string, run: () => Promise<ProgramResult>) => {
     const stream = await openStream(port);
     proxy.clear();
     const r = await run();
@@ -230,7 +224,7 @@ interop('two backends hold user.bob: on a real Cyrus master backend2\'s plain pu
   await c2.load([...BOB.slice(0, 1), { name: 'user.carl' }], { files: true });
   t.is((await c1.push()).code, 0);
   const cyrusPush = await c2.push();
-  t.is(cyrusPush.code, 0, show(cyrusPush));
+  t.is(cyrusPush.code, 0, showRun(cyrusPush));
   const cyrusLocal = (await c2.localList()).map((m) => m.name);
   t.false(cyrusLocal.includes('user.bob'), `Cyrus: backend2 deleted its user.bob: ${cyrusLocal.join(', ')}`);
   t.true(cyrusLocal.some((n) => /^DELETED\.user\.bob\.[0-9A-F]{8}$/.test(n)), cyrusLocal.join(', '));
@@ -250,15 +244,15 @@ interop('two backends hold user.bob: on a real Cyrus master backend2\'s plain pu
   await b1.load(BOB, { files: true });
   await b2.load([...BOB.slice(0, 1), { name: 'user.carl' }], { files: true });
   const p1 = await b1.push();
-  t.is(p1.code, 0, show(p1));
+  t.is(p1.code, 0, showRun(p1));
   const stream = await openStream(m.port);
 
   const mark = m.logs.length;
   const p2 = await b2.push();
   await logBarrier(m);
-  t.is(p2.code, 0, show(p2));
-  t.is(p2.stdout, '', show(p2));
-  t.is(p2.stderr.trim(), "temporary failure storing 'user.bob' (update continuing)", show(p2));
+  t.is(p2.code, 0, showRun(p2));
+  t.is(p2.stdout, '', showRun(p2));
+  t.is(p2.stderr.trim(), "temporary failure storing 'user.bob' (update continuing)", showRun(p2));
   t.deepEqual(directoryChanges(m.logs.slice(mark)).map((c) => `${c.cmd} ${c.name} ${c.location}`), ['ACTIVATE user.carl backend2!default']);
   t.true(m.logs.slice(mark).some((l) => l.includes('"msg":"FIND in a backend push: entry held by another server not shown"') && l.includes('"name":"user.bob"')));
 
@@ -277,7 +271,7 @@ interop('two backends hold user.bob: on a real Cyrus master backend2\'s plain pu
 
   // backend2 restarts again: the same claim, counted on the same record
   const again = await b2.push();
-  t.is(again.code, 0, show(again));
+  t.is(again.code, 0, showRun(again));
   const recount = JSON.parse((await runCli(['conflicts', 'show', String(id), '--json', '--data', m.dataDir])).stdout) as { count: number; status: string };
   t.like(recount, { count: 2, status: 'open' });
 
@@ -298,13 +292,13 @@ interop('two backends hold user.bob: on a real Cyrus master backend2\'s plain pu
 
   // backend2 is now in sync; backend1's next push keeps its copy too, and its claim is refused naming the decision (issue 13.7)
   const synced = await b2.push();
-  t.is(synced.code, 0, show(synced));
-  t.is(synced.stderr, '', show(synced));
+  t.is(synced.code, 0, showRun(synced));
+  t.is(synced.stderr, '', showRun(synced));
   const backMark = m.logs.length;
   const back = await b1.push();
   await logBarrier(m);
-  t.is(back.code, 0, show(back));
-  t.is(back.stderr.trim(), "temporary failure storing 'user.bob' (update continuing)", show(back));
+  t.is(back.code, 0, showRun(back));
+  t.is(back.stderr.trim(), "temporary failure storing 'user.bob' (update continuing)", showRun(back));
   t.deepEqual((await b1.localList()).map((l) => l.name), ['user.bob', 'user.bob.Sent']);
   t.true(m.logs.slice(backMark).some((l) => l.includes(`conflict #${id} was decided (keep claimant)`) && l.includes('"name":"user.bob"')), 'the NO names the decision');
   const bobs = (JSON.parse((await runCli(['conflicts', 'list', '--all', '--json', '--data', m.dataDir])).stdout) as Array<{ id: number; name: string }>)
@@ -323,7 +317,7 @@ interop('a decided conflict stays decided: after resolve --keep current, the los
   await k2.load([FAY[0]!, { name: 'user.gus' }], { files: true });
   t.is((await k1.push()).code, 0);
   const claim = await k2.push();
-  t.is(claim.stderr.trim(), "temporary failure storing 'user.fay' (update continuing)", show(claim));
+  t.is(claim.stderr.trim(), "temporary failure storing 'user.fay' (update continuing)", showRun(claim));
   const listed = JSON.parse((await runCli(['conflicts', 'list', '--json', '--data', m.dataDir])).stdout) as Array<{ id: number; name: string }>;
   const open = listed.filter((c) => c.name === 'user.fay');
   t.is(open.length, 1);
@@ -336,8 +330,8 @@ interop('a decided conflict stays decided: after resolve --keep current, the los
     const mark = m.logs.length;
     const rerun = await k2.push();
     await logBarrier(m);
-    t.is(rerun.code, 0, show(rerun));
-    t.is(rerun.stderr.trim(), "temporary failure storing 'user.fay' (update continuing)", show(rerun));
+    t.is(rerun.code, 0, showRun(rerun));
+    t.is(rerun.stderr.trim(), "temporary failure storing 'user.fay' (update continuing)", showRun(rerun));
     t.deepEqual(directoryChanges(m.logs.slice(mark)), [], 'nothing changes');
     t.true(m.logs.slice(mark).some((l) => l.includes(`conflict #${id} was decided (keep current), this copy is not used and the claim is not queued again (refused ${n} time(s) since)`)),
       m.logs.slice(mark).join('\n'));
@@ -362,14 +356,14 @@ interop('ctl_mboxlist -m -a: the ACTIVATE of a name active on another server is 
   await b.load(specs, { files: true });
 
   const warn = await b.push({ warn: true, authoritative: true });
-  t.is(warn.code, 0, show(warn));
-  t.is(warn.stdout, specs.map((s) => `Force Activate: ${s.name}\n`).join(''), show(warn));
+  t.is(warn.code, 0, showRun(warn));
+  t.is(warn.stdout, specs.map((s) => `Force Activate: ${s.name}\n`).join(''), showRun(warn));
 
   const mark = m.logs.length;
   const push = await b.push({ authoritative: true });
   await logBarrier(m);
-  t.is(push.code, 0, show(push));
-  t.is(push.stderr.trim(), "temporary failure storing 'user.dan' (update continuing)", show(push));
+  t.is(push.code, 0, showRun(push));
+  t.is(push.stderr.trim(), "temporary failure storing 'user.dan' (update continuing)", showRun(push));
   t.deepEqual(directoryChanges(m.logs.slice(mark)).map((c) => `${c.cmd} ${c.name} ${c.location}`),
     ['ACTIVATE user.dan.Sent backend-a!default', 'ACTIVATE user.eve backend-a!default', 'ACTIVATE user.eve.x backend-a!default']);
   t.deepEqual(await masterFind(m.port, 'user.dan'), { kind: 'MAILBOX', name: 'user.dan', location: 'backend-held!default', acl: acl(['dan', 'lr']) });

@@ -21,7 +21,7 @@ import {
   ChangeGenerator, applyChanges, kickThroughSlave, listOf, namePool, readStatus, startSlave, waitInSync, waitUntil,
   type Cmd,
 } from './helpers/slave-tools.js';
-import { prng } from './helpers/wire-tools.js';
+import { prng } from './helpers/prng.js';
 import test from 'ava';
 
 const interop = interopTest('serial');

@@ -13,16 +13,16 @@ import { join } from 'node:path';
 import { adminSocketPath } from '../src/admin/socket-server.js';
 import { MupdateConnection } from '../src/mupdate/client/connection.js';
 import { TimeoutError } from '../src/mupdate/client/errors.js';
-import { literalCommand, runCli, showRun } from './helpers/operator-tools.js';
+import { literalCommand, runCli } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
-import { addUser, CLI, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
+import { BACKEND_ADMINS, addUser, CLI, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
+import { showRun } from './helpers/run.js';
 
-const USERS = [{ name: 'mupdateadmin', admin: true }, { name: 'backend1', admin: true }, { name: 'backend2', admin: true }];
 let server: RunningMupdated;
 const dirs: string[] = [];
 
 test.before(async () => {
-  server = await startMupdated({ users: USERS });
+  server = await startMupdated({ users: BACKEND_ADMINS });
 });
 
 test.after.always(async () => {

@@ -15,9 +15,10 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { verifyPassword } from '../src/sasl/password-hash.js';
-import { literalCommand, runCli, showRun } from './helpers/operator-tools.js';
+import { literalCommand, runCli } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
 import { addUser, CLI, PASSWORD, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
+import { showRun } from './helpers/run.js';
 
 const dirs: string[] = [];
 const servers: RunningMupdated[] = [];
@@ -45,17 +46,8 @@ function oldCostHash(password: string): Promise<string> {
     (err ? reject(err) : resolve(`scrypt$16384$8$1$${salt.toString('base64')}$${key.toString('base64')}`))));
 }
 
-async function tryLogin(port: number, user: string, password: string, authzid = ''): Promise<string> {
-  const c = await RawClient.connect(port);
-  try {
-    await c.readBanner();
-    const ir = Buffer.from(`${authzid}\0${user}\0${password}`).toString('base64');
-    c.send(`A01 AUTHENTICATE "PLAIN" {${ir.length}+}\r\n${ir}\r\n`);
-    return await c.readLine(15_000);
-  } finally {
-    c.close();
-  }
-}
+/** Tries a PLAIN login (empty authzid unless given); the tagged answer line. */
+const tryLogin = (port: number, user: string, password: string, authzid = '') => RawClient.tryLogin(port, user, password, authzid);
 
 /** The environment without the test suite's cheaper scrypt cost: what a production install runs with. */
 function productionEnv(): NodeJS.ProcessEnv {

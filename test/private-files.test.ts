@@ -12,8 +12,9 @@ import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCli, showRun } from './helpers/operator-tools.js';
+import { runCli } from './helpers/operator-tools.js';
 import { addUser, CLI, removeDir, startMupdated, tempDir } from './helpers/server.js';
+import { showRun } from './helpers/run.js';
 
 process.umask(0);
 const scratch = tempDir('private-files-');

@@ -18,11 +18,13 @@
 import test, { type ExecutionContext } from 'ava';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { aclText, backendDumpJson, CyrusBackend, defaultAcl, CYRUS_BIN, masterFind, masterWrite, runTool, type MailboxSpec, type MasterEntry } from './helpers/cyrus-backend.js';
-import { canonicalEntries, freePort, interopTest, listDirectory, startCyrusMaster, type CyrusServer } from './helpers/cyrus.js';
-import { drainStream, passwordFile, RecordingProxy, runCli, showRun, wireSummary, type CliResult } from './helpers/operator-tools.js';
+import { aclText, backendDumpJson, CyrusBackend, defaultAcl, CYRUS_BIN, masterFind, masterWrite, type MailboxSpec, type MasterEntry } from './helpers/cyrus-backend.js';
+import { canonicalEntries, interopTest, listDirectory, startCyrusMaster, type CyrusServer } from './helpers/cyrus.js';
+import { freePort } from './helpers/ports.js';
+import { drainStream, passwordFile, RecordingProxy, runCli, wireSummary, type CliResult } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
-import { removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
+import { BACKEND_ADMINS, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
+import { runProgram, showRun } from './helpers/run.js';
 
 const interop = interopTest('serial');
 
@@ -35,7 +37,7 @@ let cyrusStarting: Promise<CyrusServer> | undefined;
 
 test.before(async () => {
   master = await startMupdated({
-    users: [{ name: 'mupdateadmin', admin: true }, { name: 'backend1', admin: true }, { name: 'backend2', admin: true }],
+    users: BACKEND_ADMINS,
   });
 });
 
@@ -297,7 +299,7 @@ async function realBackendDump(name: string, servername: string, specs: MailboxS
   const b = await CyrusBackend.create({ mupdatePort: 1, servername });
   backends.push(b);
   await b.load(specs);
-  const r = await runTool(join(CYRUS_BIN, 'ctl_mboxlist'), ['-C', b.configPath, '-d']);
+  const r = await runProgram(join(CYRUS_BIN, 'ctl_mboxlist'), ['-C', b.configPath, '-d']);
   if (r.code !== 0) throw new Error(`ctl_mboxlist -d: ${r.stderr}`);
   return writeDump(name, r.stdout);
 }

@@ -24,7 +24,7 @@ import { removeDir, startMupdated, type RunningMupdated } from './helpers/server
 import {
   ChangeGenerator, applyChanges, listOf, readStatus, same, startSlave, waitInSync, waitUntil,
 } from './helpers/slave-tools.js';
-import { prng } from './helpers/wire-tools.js';
+import { prng } from './helpers/prng.js';
 
 const ROUNDS = Math.max(1, Number.parseInt(process.env.SLAVE_FAULT_ROUNDS ?? '20', 10) || 20);
 const SEED = Number.parseInt(process.env.SLAVE_FAULT_SEED ?? '', 10) || (Date.now() % 2 ** 31);

@@ -9,7 +9,7 @@ import pino from 'pino';
 import { ConfigError, parseMasterList } from '../src/config.js';
 import { connectFirst } from '../src/resync/masters.js';
 import { MupdateClientError } from '../src/mupdate/client/errors.js';
-import { freePort } from './helpers/fault-proxy.js';
+import { freePort } from './helpers/ports.js';
 import { login } from './helpers/directory.js';
 import { readStatus, waitUntil } from './helpers/slave-tools.js';
 import { removeDir, startMupdated } from './helpers/server.js';

@@ -11,14 +11,15 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { command, lit, login, readResponse } from './helpers/directory.js';
-import { FaultProxy, dataLinesBetween, freePort, type ProxyConn } from './helpers/fault-proxy.js';
+import { FaultProxy, dataLinesBetween, type ProxyConn } from './helpers/fault-proxy.js';
+import { freePort } from './helpers/ports.js';
 import { RawClient } from './helpers/raw-client.js';
 import { CLI, addUser, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
 import {
   ChangeGenerator, applyChanges, kickThroughSlave, listOf, namePool, readStatus, sleep, startSlave, waitInSync, waitUntil,
   type Cmd,
 } from './helpers/slave-tools.js';
-import { prng } from './helpers/wire-tools.js';
+import { prng } from './helpers/prng.js';
 
 const SEED = Number.parseInt(process.env.SLAVE_SEED ?? '', 10) || (Date.now() % 2 ** 31);
 

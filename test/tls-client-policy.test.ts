@@ -15,11 +15,12 @@ import { MupdateConnection } from '../src/mupdate/client/connection.js';
 import { MupdateClientError, StartTlsUnavailable } from '../src/mupdate/client/errors.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCli, showRun } from './helpers/operator-tools.js';
+import { runCli } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
 import { PASSWORD, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
 import { passwordFilePath, startSlave, waitInSync } from './helpers/slave-tools.js';
 import { makeTestCa, type TestCa } from './helpers/tls-cert.js';
+import { showRun } from './helpers/run.js';
 
 let ca: TestCa;
 /** Certificate for IP 127.0.0.1, issued by the CA. */

@@ -83,7 +83,7 @@ export class ClientProcess {
   }
 
   /** Waits until stdout (or stderr) printed after the previous wait matches; bounded. */
-  async waitFor(what: RegExp, timeoutMs = 15_000, stream: 'stdout' | 'stderr' = 'stdout'): Promise<string> {
+  async waitFor(what: RegExp, timeoutMs = 30_000, stream: 'stdout' | 'stderr' = 'stdout'): Promise<string> {
     const deadline = Date.now() + timeoutMs;
     for (let i = 0; i < 100_000; i++) {
       const text = stream === 'stdout' ? this.stdout : this.stderr;

@@ -10,7 +10,7 @@ import { createLogger } from '../../src/log.js';
 import { EtcdDirectoryStore } from '../../src/store/etcd/etcd-store.js';
 import type { DirectoryOrder } from '../../src/store/types.js';
 import { EtcdCluster } from './etcd-cluster.js';
-import { startMupdated, type RunningMupdated, type StartOptions } from './server.js';
+import { removeDir, startMupdated, type RunningMupdated, type StartOptions } from './server.js';
 
 /** A fresh etcd prefix: a directory of its own on a shared cluster. */
 export function freshPrefix(): string {
@@ -69,4 +69,41 @@ export function useEtcdCluster(): SharedCluster {
 /** Opens a cluster store in-process (view in `dataDir`), as a node does. */
 export function openEtcdStore(cluster: EtcdCluster, prefix: string, dataDir: string, order: DirectoryOrder): Promise<EtcdDirectoryStore> {
   return EtcdDirectoryStore.open({ endpoints: cluster.endpoints, prefix, writeTimeoutMs: 5_000, dataDir, order }, createLogger('silent'));
+}
+
+export interface FileEtcd {
+  /** The cluster (available once the test.before hook ran). */
+  readonly etcd: EtcdCluster;
+  /** Servers the file started: stopped and their folders removed afterwards. */
+  readonly started: RunningMupdated[];
+  /** Folders removed afterwards. */
+  readonly folders: string[];
+}
+
+/**
+ * Registers the hooks for a file that starts its own servers and tools
+ * against one 3-member etcd: the cluster first, and afterwards the servers,
+ * the folders, then the cluster.
+ */
+export function etcdForFile(): FileEtcd {
+  let etcd: EtcdCluster | undefined;
+  const started: RunningMupdated[] = [];
+  const folders: string[] = [];
+  test.before(async () => { etcd = await EtcdCluster.start(3); });
+  test.after.always(async () => {
+    for (const s of started) {
+      await s.stop();
+      removeDir(s.dataDir);
+    }
+    for (const f of folders) removeDir(f);
+    await etcd?.stop();
+  });
+  return {
+    get etcd() {
+      if (!etcd) throw new Error('the etcd cluster is not running (test.before has not run)');
+      return etcd;
+    },
+    started,
+    folders,
+  };
 }

@@ -8,7 +8,7 @@
  * same name whose outcome is unknown (NO "may or may not", or no answer at
  * all) replaced it.
  */
-import { command, lit, login, modelOf, readResponse, sorted, type Rec } from './directory.js';
+import { command, lit, listSorted, login, readResponse, type Rec } from './directory.js';
 import type { EtcdCluster } from './etcd-cluster.js';
 import type { RawClient } from './raw-client.js';
 import { sleep } from './slave-tools.js';
@@ -188,14 +188,7 @@ export function allowedStates(writers: StormWriter[]): Map<string, Set<string>> 
 
 /** A node's (or slave's) directory as name -> `MAILBOX loc acl` / `RESERVE loc` (LIST). */
 export async function directoryOf(port: number): Promise<Map<string, string>> {
-  const c = await login(port);
-  try {
-    const r = await command(c, 'L1', 'LIST', 120_000);
-    if (r.status !== 'L1 OK "list complete"') throw new Error(`LIST on ${port}: ${r.status}`);
-    return new Map(sorted(modelOf(r.records)).map(([n, e]) => [n, e.kind === 'MAILBOX' ? `MAILBOX ${e.location} ${e.acl}` : `RESERVE ${e.location}`]));
-  } finally {
-    c.close();
-  }
+  return new Map((await listSorted(port)).map(([n, e]) => [n, e.kind === 'MAILBOX' ? `MAILBOX ${e.location} ${e.acl}` : `RESERVE ${e.location}`]));
 }
 
 /** Names whose state in `dir` is not one the answers allow (empty when all is well). */

@@ -24,15 +24,19 @@
  * the sasldb must equal `servername`; a service process of master(8) is reused
  * for later connections, so config changes need a new master.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { accessSync, chmodSync, chownSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CYRUS_BIN, spawnCyrusMaster } from './cyrus-master.js';
+import { parseDataResponses } from './cyrus.js';
+import { freePort } from './ports.js';
 import { RawClient } from './raw-client.js';
+import { runProgram, showRun, type ProgramResult } from './run.js';
 
-export const CYRUS_BIN = process.env.CYRUS_BIN ?? '/usr/lib/cyrus/bin';
+export { CYRUS_BIN };
 export const CYRUS_USER = 'cyrus';
 export const CYRUS_GROUP = 'mail';
 export const PASSWORD = 'secret';
@@ -87,6 +91,12 @@ export function cyrusAvailability(): Availability {
   return cachedAvailability;
 }
 
+/** Why the backend programs cannot be run here, or null when they can (for `interopTest`). */
+export function backendMissingReason(): string | null {
+  const a = cyrusAvailability();
+  return a.available ? null : `Cyrus interop prerequisites missing: ${a.reason}`;
+}
+
 export function cyrusIds(): { uid: number; gid: number } {
   return { uid: lookupId('/etc/passwd', CYRUS_USER)!, gid: lookupId('/etc/group', CYRUS_GROUP)! };
 }
@@ -101,43 +111,6 @@ export function chownTree(path: string): void {
     if (e.isDirectory()) chownTree(p);
     else chownSync(p, uid, gid);
   }
-}
-
-// ---------------------------------------------------------------------------
-// running a tool
-
-export interface ToolResult {
-  /** Exit status (null if killed by a signal). */
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  /** The command line, for messages. */
-  command: string;
-}
-
-/** Runs a program to completion (killed after timeoutMs), capturing stdout/stderr. */
-export function runTool(file: string, args: string[], options: { input?: string; timeoutMs?: number } = {}): Promise<ToolResult> {
-  const command = [file, ...args].map((a) => (/[\s']/.test(a) ? `'${a}'` : a)).join(' ');
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => err.push(d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
-    child.once('error', (e) => { clearTimeout(timer); reject(e); });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout: Buffer.concat(out).toString('latin1'), stderr: Buffer.concat(err).toString('latin1'), command });
-    });
-    child.stdin.on('error', () => { /* the tool may exit before reading everything */ });
-    child.stdin.end(options.input ?? '');
-  });
-}
-
-function describe(r: ToolResult): string {
-  return `${r.command}: exit ${r.code ?? r.signal}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
 }
 
 // ---------------------------------------------------------------------------
@@ -259,7 +232,7 @@ export class CyrusBackend {
     b.writeConfig();
     chownTree(dir);
     // as Debian's START does; also silences "DBERROR ... skipstamp" on first use
-    await runTool(join(CYRUS_BIN, 'ctl_cyrusdb'), ['-C', b.configPath, '-r'], { timeoutMs: 30_000 });
+    await runProgram(join(CYRUS_BIN, 'ctl_cyrusdb'), ['-C', b.configPath, '-r'], { timeoutMs: 30_000 });
     return b;
   }
 
@@ -287,14 +260,14 @@ export class CyrusBackend {
     chownTree(this.dir);
   }
 
-  private ctl(args: string[], options: { input?: string; timeoutMs?: number } = {}): Promise<ToolResult> {
-    return runTool(join(CYRUS_BIN, 'ctl_mboxlist'), ['-C', this.configPath, ...args], options);
+  private ctl(args: string[], options: { input?: string; timeoutMs?: number } = {}): Promise<ProgramResult> {
+    return runProgram(join(CYRUS_BIN, 'ctl_mboxlist'), ['-C', this.configPath, ...args], options);
   }
 
   /** The backend's own mailboxes.db (`ctl_mboxlist -d`), all entries in db order. */
   async localDump(): Promise<LocalMailbox[]> {
     const r = await this.ctl(['-d']);
-    if (r.code !== 0) throw new Error(`ctl_mboxlist -d failed: ${describe(r)}`);
+    if (r.code !== 0) throw new Error(`ctl_mboxlist -d failed: ${showRun(r)}`);
     return parseCyrusDump(r.stdout, this.servername);
   }
 
@@ -311,23 +284,23 @@ export class CyrusBackend {
   async load(mailboxes: MailboxSpec[], options: { files?: boolean } = {}): Promise<void> {
     const before = (await this.localDump()).length;
     const r = await this.ctl(['-u'], { input: backendDumpJson(mailboxes) });
-    if (r.code !== 0) throw new Error(`ctl_mboxlist -u failed: ${describe(r)}`);
+    if (r.code !== 0) throw new Error(`ctl_mboxlist -u failed: ${showRun(r)}`);
     const after = (await this.localDump()).length;
     if (after - before !== mailboxes.length) {
-      throw new Error(`ctl_mboxlist -u loaded ${after - before} of ${mailboxes.length} mailboxes: ${describe(r)}`);
+      throw new Error(`ctl_mboxlist -u loaded ${after - before} of ${mailboxes.length} mailboxes: ${showRun(r)}`);
     }
     if (options.files) await this.reconstruct(mailboxes.map((m) => m.name));
   }
 
   /** `reconstruct NAME...`: creates the missing mailbox files. */
-  async reconstruct(names: string[]): Promise<ToolResult> {
-    const r = await runTool(join(CYRUS_BIN, 'reconstruct'), ['-C', this.configPath, ...names], { timeoutMs: 120_000 });
-    if (r.code !== 0) throw new Error(`reconstruct failed: ${describe(r)}`);
+  async reconstruct(names: string[]): Promise<ProgramResult> {
+    const r = await runProgram(join(CYRUS_BIN, 'reconstruct'), ['-C', this.configPath, ...names], { timeoutMs: 120_000 });
+    if (r.code !== 0) throw new Error(`reconstruct failed: ${showRun(r)}`);
     return r;
   }
 
   /** Runs `ctl_mboxlist -m [-w] [-a]` against mupdated; returns its exit code and output. */
-  push(options: PushOptions = {}): Promise<ToolResult> {
+  push(options: PushOptions = {}): Promise<ProgramResult> {
     const args = ['-m'];
     if (options.warn) args.push('-w');
     if (options.authoritative) args.push('-a');
@@ -368,8 +341,7 @@ export class CyrusBackend {
     chownTree(this.dir);
     const pidFile = join(this.dir, 'master.pid');
     // foreground master(8): our child, stopped with SIGTERM (it stops its imapds)
-    const child = spawn(join(CYRUS_BIN, 'master'), ['-C', this.configPath, '-M', cyrusConf, '-p', pidFile],
-      { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnCyrusMaster(['-C', this.configPath, '-M', cyrusConf, '-p', pidFile]);
     const output: string[] = [];
     child.stdout!.setEncoding('latin1').on('data', (d: string) => output.push(d));
     child.stderr!.setEncoding('latin1').on('data', (d: string) => output.push(d));
@@ -395,18 +367,6 @@ export class CyrusBackend {
   forgetImapd(i: CyrusImapd): void {
     if (this.imapd === i) this.imapd = undefined;
   }
-}
-
-/** A free TCP port on 127.0.0.1 (bound and released; master(8) binds with SO_REUSEADDR). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export class CyrusImapd {
@@ -495,54 +455,13 @@ export interface MasterEntry {
   acl: string;
 }
 
-/**
- * Tokenises one tagged MUPDATE response unit (`tag WORD string...` CRLF, where
- * each string is a `{n+}` literal or a quoted string) from the raw text.
- */
-function parseUnits(raw: string): string[][] {
-  const units: string[][] = [];
-  let i = 0;
-  while (i < raw.length) {
-    const fields: string[] = [];
-    for (;;) {
-      if (raw.startsWith('\r\n', i)) { i += 2; break; }
-      if (raw[i] === ' ') { i++; continue; }
-      if (raw[i] === '"') {
-        let s = '';
-        i++;
-        while (i < raw.length && raw[i] !== '"') {
-          if (raw[i] === '\\') i++;
-          s += raw[i++];
-        }
-        i++;
-        fields.push(s);
-        continue;
-      }
-      const lit = /^\{(\d+)\+?\}\r\n/.exec(raw.slice(i, i + 24));
-      if (lit) {
-        const n = Number(lit[1]);
-        i += lit[0].length;
-        fields.push(raw.slice(i, i + n));
-        i += n;
-        continue;
-      }
-      const end = raw.slice(i).search(/[ \r]/);
-      if (end < 0) throw new Error(`unterminated response: ${JSON.stringify(raw.slice(i))}`);
-      fields.push(raw.slice(i, i + end));
-      i += end;
-    }
-    units.push(fields);
-  }
-  return units;
-}
-
+/** The entries of a LIST or FIND answer (read up to its tagged OK) in the order sent. */
 function toEntries(lines: string[], tag: string): MasterEntry[] {
-  const units = parseUnits(lines.map((l) => `${l}\r\n`).join(''));
-  const last = units.pop();
-  if (!last || last[0] !== tag || last[1] !== 'OK') throw new Error(`command ${tag} failed: ${JSON.stringify(lines)}`);
-  return units.map((u) => {
-    if (u[0] !== tag || (u[1] !== 'MAILBOX' && u[1] !== 'RESERVE')) throw new Error(`unexpected response ${JSON.stringify(u)}`);
-    return { kind: u[1], name: u[2]!, location: u[3]!, acl: u[1] === 'MAILBOX' ? u[4]! : '' };
+  const { entries, final } = parseDataResponses(lines, tag);
+  if (!final.startsWith(`${tag} OK `)) throw new Error(`command ${tag} failed: ${JSON.stringify(lines)}`);
+  return entries.map((e): MasterEntry => {
+    if ('deleted' in e) throw new Error(`unexpected DELETE ${JSON.stringify(e.deleted)} in ${JSON.stringify(lines)}`);
+    return { kind: e.state === 'ACTIVE' ? 'MAILBOX' : 'RESERVE', name: e.name, location: e.location, acl: e.acl };
   });
 }
 

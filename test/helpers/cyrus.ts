@@ -33,15 +33,18 @@
 import test, { type ExecutionContext } from 'ava';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import {
-  accessSync, chmodSync, chownSync, constants, mkdirSync, mkdtempSync, readdirSync, readFileSync,
+  accessSync, chmodSync, chownSync, constants, mkdirSync, mkdtempSync,
   rmSync, writeFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CYRUS_BIN, spawnCyrusMaster } from './cyrus-master.js';
+import { freePort } from './ports.js';
+import { descendantsOf, waitGone } from './processes.js';
 import { RawClient } from './raw-client.js';
+import { runProgram } from './run.js';
 
-export const CYRUS_BIN = process.env.CYRUS_BIN ?? '/usr/lib/cyrus/bin';
+export { CYRUS_BIN };
 export const CYRUS_PROGRAMS = ['master', 'mupdate', 'mupdatetest', 'ctl_mboxlist'] as const;
 export const CYRUS_PASSWORD = 'secret';
 /** SASL users created for Cyrus servers: the first three are admins. */
@@ -109,14 +112,14 @@ export function cyrusAvailable(): boolean {
 type Impl = (t: ExecutionContext) => void | Promise<void>;
 
 /**
- * The test-registration function for interop tests. With the Cyrus programs
- * present it is `test` (or `test.serial`). Without them it registers each test
- * as a failure naming what is missing when `process.env.CI` is set, and as a
- * skipped test whose title says why otherwise.
+ * The test-registration function for interop tests. With the programs present
+ * (`reason` null; default: the Cyrus MUPDATE programs) it is `test` (or
+ * `test.serial`). Without them it registers each test as a failure naming
+ * what is missing when `process.env.CI` is set, and as a skipped test whose
+ * title says why otherwise.
  */
-export function interopTest(kind: 'concurrent' | 'serial' = 'concurrent'): (title: string, impl: Impl) => void {
+export function interopTest(kind: 'concurrent' | 'serial' = 'concurrent', reason = cyrusMissingReason()): (title: string, impl: Impl) => void {
   const register = kind === 'serial' ? test.serial : test;
-  const reason = cyrusMissingReason();
   if (reason === null) return (title, impl) => register(title, impl);
   if (process.env.CI) {
     return (title) => register(title, (t) => {
@@ -133,69 +136,9 @@ function cyrusIds(): { uid: number; gid: number } {
 }
 
 // ---------------------------------------------------------------------------
-// Ports and processes
-
-/** A loopback port nothing listens on right now (the kernel's choice). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Direct children of a process (from /proc). */
-export function childrenOf(pid: number): number[] {
-  const kids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
-      // pid (comm) state ppid ... ; comm may contain spaces and parentheses
-      const after = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(after[1]) === pid) kids.push(Number(entry));
-    } catch { /* gone */ }
-  }
-  return kids;
-}
-
-function descendantsOf(pid: number): number[] {
-  const out: number[] = [];
-  const queue = [pid];
-  for (let i = 0; i < 1000 && queue.length; i++) {
-    const p = queue.shift()!;
-    for (const k of childrenOf(p)) {
-      out.push(k);
-      queue.push(k);
-    }
-  }
-  return out;
-}
+// Processes
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-async function waitGone(pids: number[], timeoutMs: number): Promise<number[]> {
-  const deadline = Date.now() + timeoutMs;
-  let left = pids.filter(alive);
-  while (left.length && Date.now() < deadline) {
-    await sleep(50);
-    left = left.filter(alive);
-  }
-  return left;
-}
 
 /** Last-resort cleanup if a test file dies without its after.always hooks. */
 const livePids = new Set<number>();
@@ -422,36 +365,6 @@ export function isUtf8(bytes: string): boolean {
 }
 
 // ---------------------------------------------------------------------------
-// Running Cyrus programs
-
-export interface RunResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: Buffer;
-  stderr: string;
-}
-
-/** Runs a program with a time limit (SIGKILL on expiry), optional stdin. */
-export function runProgram(file: string, args: string[], options: { input?: string | Buffer; timeoutMs?: number } = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (d: string) => { err += d; });
-    child.stdin.on('error', () => { /* program exited early */ });
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000);
-    child.once('error', (e) => { clearTimeout(timer); reject(e); });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout: Buffer.concat(out), stderr: err });
-    });
-    child.stdin.end(options.input ?? '');
-  });
-}
-
-// ---------------------------------------------------------------------------
 // A Cyrus server (master(8) + mupdate) in a private temp dir
 
 export interface CyrusServerOptions {
@@ -501,9 +414,7 @@ export class CyrusServer {
     if (this.running) throw new Error('already running');
     rmSync(join(this.dir, 'master.pid'), { force: true });
     rmSync(join(this.dir, 'master.pid.lock'), { force: true });
-    const child = spawn(join(CYRUS_BIN, 'master'),
-      ['-C', this.imapdConf, '-M', this.cyrusConf, '-p', join(this.dir, 'master.pid'), '-D'],
-      { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnCyrusMaster(['-C', this.imapdConf, '-M', this.cyrusConf, '-p', join(this.dir, 'master.pid'), '-D']);
     this.child = child;
     if (child.pid) livePids.add(child.pid);
     const collect = (d: Buffer) => this.output.push(d.toString('utf8'));
@@ -598,7 +509,7 @@ export class CyrusServer {
   async dumpRaw(): Promise<string> {
     const r = await runProgram(join(CYRUS_BIN, 'ctl_mboxlist'), ['-C', this.imapdConf, '-d'], { timeoutMs: 30_000 });
     if (r.code !== 0) throw new Error(`ctl_mboxlist -d exited ${r.code ?? r.signal}: ${r.stderr}`);
-    return r.stdout.toString('utf8');
+    return Buffer.from(r.stdout, 'latin1').toString('utf8');
   }
 
   /** Its copy of the directory, read with `ctl_mboxlist -d`. */

@@ -165,6 +165,18 @@ export function sorted(model: Model): Array<[string, ModelEntry]> {
   return [...model.entries()].sort(([a], [b]) => Buffer.compare(Buffer.from(a, 'latin1'), Buffer.from(b, 'latin1')));
 }
 
+/** LIST (with an optional prefix) on a fresh admin connection: the directory, sorted by name bytes. */
+export async function listSorted(port: number, prefix?: string): Promise<Array<[string, ModelEntry]>> {
+  const c = await login(port);
+  try {
+    const r = await command(c, 'L1', prefix === undefined ? 'LIST' : `LIST ${lit(prefix)}`, 120_000);
+    if (r.status !== 'L1 OK "list complete"') throw new Error(`LIST on ${port}: ${r.status}`);
+    return sorted(modelOf(r.records));
+  } finally {
+    c.close();
+  }
+}
+
 /** Runs `fn` over items with at most `width` running at once. */
 export async function inBatches<T, R>(items: T[], width: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);

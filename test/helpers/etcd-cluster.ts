@@ -4,8 +4,8 @@
  * or killed by its own PID.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { freePort } from './ports.js';
 import { removeDir, tempDir } from './server.js';
 
 export const ETCD_BINARY = process.env.ETCD_BINARY ?? 'etcd';
@@ -17,18 +17,6 @@ export interface EtcdMember {
   dataDir: string;
   child: ChildProcess | null;
   logs: string[];
-}
-
-/** A free loopback port (bound once and released: etcd needs the number on its command line). */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export class EtcdCluster {
@@ -68,7 +56,8 @@ export class EtcdCluster {
       '--listen-client-urls', m.clientUrl, '--advertise-client-urls', m.clientUrl,
       '--listen-peer-urls', m.peerUrl, '--initial-advertise-peer-urls', m.peerUrl,
       '--initial-cluster', this.initialCluster, '--initial-cluster-state', state,
-      '--initial-cluster-token', 'mupdated-test',
+      // Unique per cluster, so members of two clusters running at once never join each other.
+      '--initial-cluster-token', basename(this.root),
       // Short Raft timers: failover in tests within a second.
       '--heartbeat-interval', '50', '--election-timeout', '500',
       '--logger', 'zap', '--log-level', 'warn',

@@ -513,19 +513,6 @@ export class FaultProxy {
   }
 }
 
-/** A loopback port nothing listens on right now (the kernel's choice). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 /**
  * The data lines of a resume or dump answer on a connection: lines tagged
  * `tag` between the line matching `start` (exclusive) and `<tag> OK`

@@ -6,44 +6,19 @@
  * (to check which commands a push tool put on the wire).
  */
 import type { ExecutionContext } from 'ava';
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { parseDataResponses, type DirEntry } from './cyrus.js';
-import type { RawClient } from './raw-client.js';
+import { RawClient } from './raw-client.js';
+import { runProgram, showRun, type ProgramResult, type RunOptions } from './run.js';
 import { CLI } from './server.js';
 
-export interface CliResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  args: string[];
-}
+export type CliResult = ProgramResult;
 
 /** Runs `node dist/src/cli/main.js ARGS` (killed after timeoutMs), stdin from `input`. */
-export function runCli(args: string[], options: { input?: string | Buffer; timeoutMs?: number } = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => err.push(d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
-    child.once('error', (e) => { clearTimeout(timer); reject(e); });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout: Buffer.concat(out).toString('latin1'), stderr: Buffer.concat(err).toString('latin1'), args });
-    });
-    child.stdin.on('error', () => { /* exited before reading */ });
-    child.stdin.end(options.input ?? '');
-  });
-}
-
-/** A readable summary of a CLI run for assertion messages. */
-export function showRun(r: CliResult): string {
-  return `mupdated ${r.args.join(' ')} -> exit ${r.code ?? r.signal}\nstdout: ${JSON.stringify(r.stdout)}\nstderr: ${JSON.stringify(r.stderr)}`;
+export function runCli(args: string[], options: RunOptions = {}): Promise<CliResult> {
+  return runProgram(process.execPath, [CLI, ...args], options);
 }
 
 /**
@@ -74,6 +49,26 @@ export async function exchange(c: RawClient, tag: string, verb: string, ...args:
 export async function answer(c: RawClient, tag: string, verb: string, ...args: string[]): Promise<string> {
   const lines = await exchange(c, tag, verb, ...args);
   return lines[lines.length - 1]!;
+}
+
+/** One write as `user` on its own connection (as Cyrus backends do): the final answer line. */
+export async function writeAs(server: { port: number }, user: string, verb: string, ...args: string[]): Promise<string> {
+  const c = await RawClient.login(server.port, user);
+  try {
+    return await answer(c, 'X1', verb, ...args);
+  } finally {
+    c.close();
+  }
+}
+
+/** FIND `name` as mupdateadmin on its own connection: every line of the answer. */
+export async function find(server: { port: number }, name: string): Promise<string[]> {
+  const c = await RawClient.login(server.port);
+  try {
+    return await exchange(c, 'F1', 'FIND', name);
+  } finally {
+    c.close();
+  }
 }
 
 /** `id TAB rights TAB` for each pair. */

@@ -39,16 +39,31 @@ export class RawClient {
     });
   }
 
-  /** Connects, reads the banner, and (if a user is given) logs in with PLAIN. */
-  static async login(port: number, user = 'mupdateadmin', password = 'secret', authzid = user): Promise<RawClient> {
+  /** Connects, reads the banner and sends a PLAIN login (tag A01): the client and the tagged answer line. */
+  private static async attemptLogin(port: number, user: string, password: string, authzid: string): Promise<{ c: RawClient; line: string }> {
     const c = await RawClient.connect(port);
     await c.readBanner();
     const ir = Buffer.from(`${authzid}\0${user}\0${password}`).toString('base64');
     c.send(`A01 AUTHENTICATE "PLAIN" {${ir.length}+}\r\n${ir}\r\n`);
     // A first login computes a scrypt hash (N=2^17, 128 MiB): seconds on a loaded machine.
-    const line = await c.readLine(30_000);
-    if (line !== 'A01 OK "Authenticated"') throw new Error(`login failed: ${line}`);
+    return { c, line: await c.readLine(30_000) };
+  }
+
+  /** Connects, reads the banner and logs in with PLAIN; throws unless the login succeeds. */
+  static async login(port: number, user = 'mupdateadmin', password = 'secret', authzid = user): Promise<RawClient> {
+    const { c, line } = await RawClient.attemptLogin(port, user, password, authzid);
+    if (line !== 'A01 OK "Authenticated"') {
+      c.close();
+      throw new Error(`login failed: ${line}`);
+    }
     return c;
+  }
+
+  /** One PLAIN login on a connection of its own: the tagged answer line (`A01 OK ...` or `A01 NO ...`). */
+  static async tryLogin(port: number, user: string, password: string, authzid = user): Promise<string> {
+    const { c, line } = await RawClient.attemptLogin(port, user, password, authzid);
+    c.close();
+    return line;
   }
 
   /** Bytes received but not yet read as lines (a capture started now must begin with them). */
@@ -123,6 +138,16 @@ export class RawClient {
       lines.push(line);
       if (re.test(line) && this.literalPending < 0) return lines;
     }
+  }
+
+  /** Connects (from `localAddress`, if given) and reads the banner up to its `* OK MUPDATE` line (at most 10 lines). */
+  static async connectWithBanner(port: number, localAddress?: string): Promise<RawClient> {
+    const c = await RawClient.connect(port, '127.0.0.1', localAddress);
+    for (let i = 0; i < 10; i++) {
+      const l = await c.readLine(30_000);
+      if (l.startsWith('* OK MUPDATE ')) return c;
+    }
+    throw new Error('no banner');
   }
 
   async readBanner(): Promise<string[]> {

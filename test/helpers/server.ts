@@ -24,6 +24,13 @@ export interface UserSpec {
   password?: string;
 }
 
+/** The admin logins most tests give a server: the MUPDATE admin and two backends. */
+export const BACKEND_ADMINS: UserSpec[] = [
+  { name: 'mupdateadmin', admin: true },
+  { name: 'backend1', admin: true },
+  { name: 'backend2', admin: true },
+];
+
 export interface StartOptions {
   /** Extra config-file lines (`key: value`). */
   config?: Record<string, string | number | boolean>;
@@ -112,7 +119,15 @@ export async function startMupdated(options: StartOptions = {}): Promise<Running
       });
     });
   };
-  const line = await waitForLog(/"msg":"listening"/);
+  let line: string;
+  try {
+    // Bounded, with room for a machine busy with other test files.
+    line = await waitForLog(/"msg":"listening"/, 60_000);
+  } catch (err) {
+    // A server that did not come up must not outlive the test: its pipes would keep the test file's process alive.
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    throw err;
+  }
   const { host, port } = JSON.parse(line) as { host: string; port: number };
   return {
     host, port, dataDir, child, logs, waitForLog,

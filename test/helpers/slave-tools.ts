@@ -7,7 +7,7 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { command, lit, login, modelOf, readResponse, sorted } from './directory.js';
+import { lit, listSorted, login, readResponse } from './directory.js';
 import type { RawClient } from './raw-client.js';
 import { PASSWORD, startMupdated, tempDir, type RunningMupdated, type StartOptions } from './server.js';
 
@@ -87,14 +87,7 @@ export async function waitUntil(cond: () => boolean | Promise<boolean>, timeoutM
 
 /** A directory listing as readable lines `NAME => MAILBOX loc acl` (sorted by name bytes; latin1). */
 export async function listOf(port: number, prefix?: string): Promise<string[]> {
-  const c = await login(port);
-  try {
-    const r = await command(c, 'L1', prefix === undefined ? 'LIST' : `LIST ${lit(prefix)}`, 120_000);
-    if (r.status !== 'L1 OK "list complete"') throw new Error(`LIST on ${port}: ${r.status}`);
-    return sorted(modelOf(r.records)).map(([n, e]) => `${JSON.stringify(n)} => ${e.kind} ${JSON.stringify(e.location)} ${JSON.stringify(e.acl)}`);
-  } finally {
-    c.close();
-  }
+  return (await listSorted(port, prefix)).map(([n, e]) => `${JSON.stringify(n)} => ${e.kind} ${JSON.stringify(e.location)} ${JSON.stringify(e.acl)}`);
 }
 
 /** Number of entries a LIST returns. */

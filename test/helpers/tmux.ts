@@ -11,6 +11,18 @@ function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
+/** Reads every 100 ms until the text matches or the time is up (bounded); the last text read. */
+async function pollUntil(read: () => string, what: RegExp, timeoutMs: number): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (let i = 0; i < 10_000; i++) {
+    last = read();
+    if (what.test(last) || Date.now() >= deadline) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return last;
+}
+
 export function tmuxAvailable(): boolean {
   return spawnSync('tmux', ['-V'], { encoding: 'utf8' }).status === 0;
 }
@@ -58,14 +70,8 @@ export class Tmux {
 
   /** Waits until the screen matches (bounded); returns the screen. */
   async waitFor(what: RegExp, timeoutMs = 15_000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    let last = '';
-    for (let i = 0; i < 10_000; i++) {
-      last = this.screen();
-      if (what.test(last)) return last;
-      if (Date.now() >= deadline) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const last = await pollUntil(() => this.screen(), what, timeoutMs);
+    if (what.test(last)) return last;
     throw new Error(`the terminal never showed ${what}; screen:\n${last}`);
   }
 
@@ -79,14 +85,8 @@ export class Tmux {
 
   /** Waits until the cursor's line matches. */
   async waitForCursorLine(what: RegExp, timeoutMs = 10_000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    let last = '';
-    for (let i = 0; i < 10_000; i++) {
-      last = this.cursorLine();
-      if (what.test(last)) return last;
-      if (Date.now() >= deadline) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const last = await pollUntil(() => this.cursorLine(), what, timeoutMs);
+    if (what.test(last)) return last;
     throw new Error(`the cursor line never showed ${what}; it is ${JSON.stringify(last)}; screen:\n${this.screen()}`);
   }
 

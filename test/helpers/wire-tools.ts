@@ -101,17 +101,6 @@ export async function waitStreamedMailbox(s: RawClient, tag: string, name: strin
   throw new Error('too many stream lines');
 }
 
-/** A deterministic PRNG (mulberry32) for bounded random junk. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Parses one server data unit `tag SP KEYWORD (SP {n+} CRLF <n bytes>)* CRLF`

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { RawClient } from '../helpers/raw-client.js';
 import { removeDir, tempDir, type RunningMupdated } from '../helpers/server.js';
-import { BYE_LINE, RawCapture, STATUS_LINE, l1, prng, splitServerUnits } from '../helpers/wire-tools.js';
+import { BYE_LINE, RawCapture, STATUS_LINE, l1, splitServerUnits } from '../helpers/wire-tools.js';
+import { prng } from '../helpers/prng.js';
 import type { ServerFactory } from '../helpers/server-factory.js';
 
 const PLAIN_IR = Buffer.from('mupdateadmin\0mupdateadmin\0secret').toString('base64');

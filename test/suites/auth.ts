@@ -25,6 +25,13 @@ async function assertLoggedIn(t: import('ava').ExecutionContext, c: RawClient, t
   t.deepEqual(await command(c, tag, 'NOOP'), [`${tag} OK "Noop done"`]);
 }
 
+/** The login just sent on `c` succeeds (A01 OK) and the session then works; closes `c`. */
+async function finishesLogin(t: import('ava').ExecutionContext, c: RawClient): Promise<void> {
+  t.deepEqual(await c.readUntilTagged('A01'), ['A01 OK "Authenticated"']);
+  await assertLoggedIn(t, c);
+  c.close();
+}
+
 async function assertNotLoggedIn(t: import('ava').ExecutionContext, c: RawClient, tag = 'N08'): Promise<void> {
   t.deepEqual(await command(c, tag, 'NOOP'), [`${tag} BAD "Please login first"`]);
 }
@@ -74,17 +81,13 @@ export function authenticationTests(start: ServerFactory): void {
   test('C16 AUTHENTICATE "PLAIN" with a {n+} literal initial response gets A01 OK "Authenticated"', async (t) => {
     const c = await connect(fast);
     c.send(authPlainCommand('A01', 'mupdateadmin', 'secret', 'mupdateadmin'));
-    t.deepEqual(await c.readUntilTagged('A01'), ['A01 OK "Authenticated"']);
-    await assertLoggedIn(t, c);
-    c.close();
+    await finishesLogin(t, c);
   });
 
   test('C16 the initial response as a quoted string succeeds', async (t) => {
     const c = await connect(fast);
     c.send(`A01 AUTHENTICATE "PLAIN" "${plainB64('mupdateadmin', 'secret')}"\r\n`);
-    t.deepEqual(await c.readUntilTagged('A01'), ['A01 OK "Authenticated"']);
-    await assertLoggedIn(t, c);
-    c.close();
+    await finishesLogin(t, c);
   });
 
   test('C16 the initial response as a {n} literal gets + go ahead and then succeeds', async (t) => {
@@ -93,23 +96,17 @@ export function authenticationTests(start: ServerFactory): void {
     c.send(`A01 AUTHENTICATE "PLAIN" {${ir.length}}\r\n`);
     t.is(await c.readLine(), '+ go ahead');
     c.send(`${ir}\r\n`);
-    t.deepEqual(await c.readUntilTagged('A01'), ['A01 OK "Authenticated"']);
-    await assertLoggedIn(t, c);
-    c.close();
+    await finishesLogin(t, c);
   });
 
   test('C16 the mechanism name is case-insensitive and may be a literal', async (t) => {
     const a = await connect(fast);
     a.send(`A01 AUTHENTICATE "plain" "${plainB64('mupdateadmin', 'secret')}"\r\n`);
-    t.deepEqual(await a.readUntilTagged('A01'), ['A01 OK "Authenticated"']);
-    await assertLoggedIn(t, a);
-    a.close();
+    await finishesLogin(t, a);
     const b = await connect(fast);
     const ir = plainB64('mupdateadmin', 'secret');
     b.send(`A01 AUTHENTICATE {5+}\r\nPlain {${ir.length}+}\r\n${ir}\r\n`);
-    t.deepEqual(await b.readUntilTagged('A01'), ['A01 OK "Authenticated"']);
-    await assertLoggedIn(t, b);
-    b.close();
+    await finishesLogin(t, b);
   });
 
   // ---- C17: PLAIN without initial response ----
@@ -119,9 +116,7 @@ export function authenticationTests(start: ServerFactory): void {
     c.send('A01 AUTHENTICATE "PLAIN"\r\n');
     t.is(await c.readLine(), '', 'the empty challenge is just CRLF');
     c.send(`${plainB64('mupdateadmin', 'secret')}\r\n`);
-    t.deepEqual(await c.readUntilTagged('A01'), ['A01 OK "Authenticated"']);
-    await assertLoggedIn(t, c);
-    c.close();
+    await finishesLogin(t, c);
   });
 
   test('C17 a wrong password in the response line gets the credential-failure line', async (t) => {

@@ -9,16 +9,6 @@ import { removeDir, tempDir } from '../helpers/server.js';
 import { inBatches, login, readResponse, status } from '../helpers/directory.js';
 import { serverScope, type ServerFactory } from '../helpers/server-factory.js';
 
-/** Connects and reads the banner (up to its `* OK` line). */
-async function connectWithBanner(port: number): Promise<RawClient> {
-  const c = await RawClient.connect(port);
-  for (let i = 0; i < 10; i++) {
-    const l = await c.readLine(30_000);
-    if (l.startsWith('* OK MUPDATE ')) return c;
-  }
-  throw new Error('no banner');
-}
-
 /** Everything a connection receives until the server closes it. */
 async function bytesUntilClose(c: RawClient, timeoutMs = 30_000): Promise<{ bytes: Buffer; closed: boolean }> {
   const closed = await c.waitClosed(timeoutMs);
@@ -33,7 +23,7 @@ export function connectionTests(start: ServerFactory): void {
     await withServer({ config: { max_connections: 5 } }, async (s) => {
       // the limit counts connections that have not logged in yet
       const logged = await Promise.all([1, 2, 3].map(() => login(s.port)));
-      const fresh = await Promise.all([1, 2].map(() => connectWithBanner(s.port)));
+      const fresh = await Promise.all([1, 2].map(() => RawClient.connectWithBanner(s.port)));
       // one of the logged-in ones becomes an UPDATE listener
       const listener = logged[0]!;
       listener.send('U1 UPDATE\r\n');
@@ -114,7 +104,7 @@ export function connectionTests(start: ServerFactory): void {
       const listener = await login(s.port);
       listener.send('U1 UPDATE\r\n');
       t.is((await readResponse(listener, 'U1')).status, 'U1 OK "streaming starts"');
-      const unauth = await connectWithBanner(s.port);
+      const unauth = await RawClient.connectWithBanner(s.port);
       t.true(await idle.expectSilence(3000), 'nothing sent to an idle connection');
       t.false(idle.ended || listener.ended || unauth.ended);
       t.is(await status(idle, 'N1', 'NOOP'), 'N1 OK "Noop done"');

@@ -7,10 +7,11 @@
  * `npm run test:crash100` runs 100. `CRASH_SEED` replays a run.
  */
 import test, { type ExecutionContext } from 'ava';
-import { readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { RawClient } from '../helpers/raw-client.js';
 import { CLI, removeDir, type RunningMupdated } from '../helpers/server.js';
-import { prng } from '../helpers/wire-tools.js';
+import { prng } from '../helpers/prng.js';
+import { childrenOf } from '../helpers/processes.js';
 import type { ServerFactory } from '../helpers/server-factory.js';
 
 /** Storm rounds: CRASH_ROUNDS, else `defaultRounds` of the caller (20 for a single master). */
@@ -110,24 +111,6 @@ export function crashTests(start: ServerFactory, defaultRounds = 20): void {
         if (location.next !== null) throw new Error(`RESERVE ${name.body} with a third argument`);
         out.set(name.body, { kind: 'RESERVE', location: location.body });
       }
-    }
-    return out;
-  }
-
-  /** Pids whose parent is `pid` (Linux /proc). */
-  function childrenOf(pid: number): number[] {
-    const out: number[] = [];
-    for (const entry of readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      let stat: string;
-      try {
-        stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
-      } catch {
-        continue; // exited meanwhile
-      }
-      // "pid (comm) state ppid ..." — comm may contain spaces and parentheses
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(entry));
     }
     return out;
   }
