@@ -11,6 +11,10 @@ const CHECK_ETCD = 'check etcd (etcdctl endpoint health on the etcd_endpoints) a
 const ADVICE: ReadonlyArray<readonly [string | RegExp, string]> = [
   // Server and sessions
   [
+    'could not tell systemd the server is ready',
+    'install systemd-notify (Debian package systemd) or start mupdated with Type=simple instead of Type=notify; the server itself serves',
+  ],
+  [
     'session failed',
     'this is a bug in mupdated: the connection was closed and the server goes on; please report this line (with err) to the developers',
   ],
@@ -101,6 +105,10 @@ const ADVICE: ReadonlyArray<readonly [string | RegExp, string]> = [
     'check that this master runs and that this host reaches it; the slave goes on with the next one',
   ],
   // Frontend database and kicks
+  [
+    'frontend database: the start-up correction failed',
+    "the slave goes on serving, but the frontend's sqlite file may hold stale rows and kicks are not answered: check the file (err says why: disk, permissions, a lock held by another program) and restart the slave",
+  ],
   ['kick socket error', "the frontend's kicks go unanswered: check the kick socket's folder (permissions, another program on that path)"],
   [
     'kick: the master did not answer the NOOP in time',
