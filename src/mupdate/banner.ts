@@ -3,17 +3,18 @@
  * C1 C2): the SASL mechanisms usable on it, STARTTLS while TLS is configured
  * and not yet active, then `* OK MUPDATE ...` naming the server's role.
  */
+import type { SecureContext } from 'node:tls';
 import type { Authenticator } from '../sasl/authenticator.js';
 import { bannerMechanisms, offeredMechanisms, type OfferedMechanisms } from '../sasl/sasl-exchange.js';
 import { EXTENSIONS, IMPLEMENTATION, VERSION } from '../version.js';
 import type { Role } from './session-settings.js';
 import { untaggedLine } from './wire/encoder.js';
 
-export interface ConnectionSecurity {
-  tlsActive: boolean;
-  tlsConfigured: boolean;
-  allowPlaintext: boolean;
-  remoteAddress: string | undefined;
+/** The server's side of it: the credential checks, TLS if configured, whether cleartext passwords are allowed. */
+export interface MechanismSettings {
+  auth: Authenticator;
+  tls?: SecureContext | undefined;
+  settings: { allowPlaintext: boolean };
 }
 
 function isLoopback(address: string | undefined): boolean {
@@ -21,9 +22,9 @@ function isLoopback(address: string | undefined): boolean {
 }
 
 /** The mechanisms a connection may use now: PLAIN only where a password cannot be overheard (or cleartext is allowed). */
-export function mechanismsHere(auth: Authenticator, c: ConnectionSecurity): OfferedMechanisms {
-  const plainSafeHere = c.tlsActive || c.allowPlaintext || isLoopback(c.remoteAddress);
-  return offeredMechanisms(auth, plainSafeHere, c.tlsConfigured && !c.tlsActive);
+export function mechanismsHere(server: MechanismSettings, tlsActive: boolean, remoteAddress: string | undefined): OfferedMechanisms {
+  const plainSafeHere = tlsActive || server.settings.allowPlaintext || isLoopback(remoteAddress);
+  return offeredMechanisms(server.auth, plainSafeHere, !!server.tls && !tlsActive);
 }
 
 export function bannerBytes(servername: string, role: Role, offered: OfferedMechanisms, startTlsOffered: boolean): Buffer {

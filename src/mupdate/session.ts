@@ -9,8 +9,7 @@
 import type { Socket } from 'node:net';
 import type { Identity } from '../sasl/authenticator.js';
 import type { OfferedMechanisms } from '../sasl/sasl-exchange.js';
-import { StallWatch, underStallWatch } from './dump-stall.js';
-import type { UpdateStream } from './update-stream.js';
+import type { StallWatch } from './dump-stall.js';
 import { GO_AHEAD, statusLine, type StatusKeyword } from './wire/encoder.js';
 import type { WireLimits } from './wire/limits.js';
 import { CommandReader, type ArgPolicy, type ReadResult } from './wire/reader.js';
@@ -20,7 +19,7 @@ import { upgradeToTls } from './tls-upgrade.js';
 import { bannerBytes, mechanismsHere } from './banner.js';
 import { WritePipeline } from './write-pipeline.js';
 import type { SessionDeps } from './session-settings.js';
-import { COMMANDS, type CommandContext, type CommandMemory, type ConnectionState } from './commands/index.js';
+import { COMMANDS, type CommandContext, type CommandMemory, type ConnectionFacts } from './commands/index.js';
 
 export type { Role, SessionSettings } from './session-settings.js';
 
@@ -44,18 +43,21 @@ export class Session {
   private readonly limits: WireLimits;
   /** This connection's slot among its address's not-logged-in ones, and its login deadline. */
   private readonly gate: LoginGate;
-  private state: ConnectionState = 'noauth';
-  private identity: Identity | null = null;
-  private tlsActive = false;
+  /** State, identity, TLS, stream: what commands may read (commands/types.ts); only the session changes it. */
+  private readonly conn: ConnectionFacts = {
+    state: 'noauth',
+    identity: null,
+    tlsActive: false,
+    commandsSinceLogin: 0,
+    stream: null,
+    closed: false,
+  };
   private busy = false;
   /** No banner and no answers yet (a slave without a complete copy). */
   private gated = false;
-  private isClosed = false;
   /** The client shut its sending side; the connection closes once what it sent is answered. */
   private inputEnded = false;
   private badCount = 0;
-  private stream: UpdateStream | null = null;
-  private commandsSinceLogin = 0;
   private readonly pipeline = new WritePipeline();
   private readonly memory: CommandMemory = { failedLogins: 0, pushServer: null };
   /** What command handlers see of this connection. */
@@ -68,7 +70,11 @@ export class Session {
   private dumpWatch: StallWatch | null = null;
   readonly peer: string;
 
-  constructor(socket: Socket, private readonly ctx: SessionContext, host: string) {
+  constructor(
+    socket: Socket,
+    private readonly ctx: SessionContext,
+    host: string,
+  ) {
     this.socket = socket;
     this.peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     this.output = new ConnectionOutput(socket);
@@ -84,7 +90,9 @@ export class Session {
   }
 
   /** A LIST or UPDATE dump is running. */
-  get dumping(): boolean { return this.dumpWatch !== null; }
+  get dumping(): boolean {
+    return this.dumpWatch !== null;
+  }
 
   private write(bytes: Buffer): void {
     this.output.write(bytes);
@@ -97,7 +105,7 @@ export class Session {
       // Never serve a copy that has not completed a full sync: a chained Cyrus slave would take it as the directory.
       this.gated = true;
       void role.ready.then(() => {
-        if (this.isClosed) return;
+        if (this.conn.closed) return;
         this.gated = false;
         this.sendBanner();
         void this.pump();
@@ -116,18 +124,20 @@ export class Session {
     });
     socket.on('close', () => this.destroy());
     // The client sent its last command (`printf ... | nc`): answer what it sent, then close.
-    socket.on('end', () => { this.inputEnded = true; this.onData(Buffer.alloc(0)); });
+    socket.on('end', () => {
+      this.inputEnded = true;
+      this.onData(Buffer.alloc(0));
+    });
     socket.setTimeout(this.ctx.settings.idleTimeoutMs, () => this.idleTimeout());
   }
 
   private offeredMechanisms(): OfferedMechanisms {
-    return mechanismsHere(this.ctx.auth, { tlsActive: this.tlsActive, tlsConfigured: !!this.ctx.tls,
-      allowPlaintext: this.ctx.settings.allowPlaintext, remoteAddress: this.socket.remoteAddress });
+    return mechanismsHere(this.ctx, this.conn.tlsActive, this.socket.remoteAddress);
   }
 
   private sendBanner(): void {
     const { role, settings, tls } = this.ctx;
-    this.write(bannerBytes(settings.servername, role, this.offeredMechanisms(), !!tls && !this.tlsActive));
+    this.write(bannerBytes(settings.servername, role, this.offeredMechanisms(), !!tls && !this.conn.tlsActive));
     this.gate.startClock(this.ctx.settings.loginTimeoutMs, () => {
       this.ctx.log.info({ peer: this.peer }, 'login timeout');
       this.bye('no login in time');
@@ -135,7 +145,7 @@ export class Session {
   }
 
   private onData(chunk: Buffer): void {
-    if (this.isClosed) return;
+    if (this.conn.closed) return;
     this.reader.push(chunk);
     // Backpressure: a client that pipelines faster than we answer is paused.
     if (this.reader.buffered > this.limits.maxCommand * 2) this.socket.pause();
@@ -160,7 +170,7 @@ export class Session {
     this.busy = true;
     const pipeline = this.pipeline;
     try {
-      while (!this.isClosed) {
+      while (!this.conn.closed) {
         // A client that does not read its answers gets no more of them: its input waits in the kernel.
         if (pipeline.answersBacklogged) await pipeline.settled;
         if (this.output.overBound) await this.output.drained();
@@ -169,14 +179,14 @@ export class Session {
         const command = result.kind === 'command' ? COMMANDS.get(result.word) : undefined;
         if (command?.beginWrite && this.canPipeline()) {
           // Writes commit together (group commit); their answers keep command order.
-          pipeline.addWrite((result as Command).args[0]!.toString('latin1'), command.beginWrite(result as Command, this.commandContext));
+          pipeline.addWrite((result as Command).args[0].toString('latin1'), command.beginWrite(result as Command, this.commandContext));
           if (pipeline.full) await pipeline.settled;
           continue;
         }
         if (command?.answerAhead && pipeline.busy && this.canAnswerAhead(result as Command)) {
           // A read of a name none of this connection's pending writes touches sees the
           // same entry before their commit as after it: answer now, in command order.
-          this.commandsSinceLogin++;
+          this.conn.commandsSinceLogin++;
           pipeline.addAnswer(command.answerAhead(result as Command, this.commandContext), (bytes) => this.write(bytes));
           continue;
         }
@@ -194,26 +204,26 @@ export class Session {
       this.destroy();
     } finally {
       this.busy = false;
-      if (!this.isClosed && this.socket.isPaused() && this.reader.buffered <= this.limits.maxCommand * 2) this.socket.resume();
+      if (!this.conn.closed && this.socket.isPaused() && this.reader.buffered <= this.limits.maxCommand * 2) this.socket.resume();
       if (this.inputEnded && !this.gated) void pipeline.settled.then(() => this.end());
     }
   }
 
   /** Whether a write may run while earlier writes still commit: a logged-in admin on the master, not streaming. */
   private canPipeline(): boolean {
-    return this.state === 'auth' && this.ctx.role.kind === 'master' && !!this.identity?.admin;
+    return this.conn.state === 'auth' && this.ctx.role.kind === 'master' && !!this.conn.identity?.admin;
   }
 
   /** Whether a read may be answered while this connection's writes commit: it reads no name they touch. */
   private canAnswerAhead(r: Command): boolean {
-    return this.state === 'auth' && !this.pipeline.touches(r.args[0]!.toString('latin1'));
+    return this.conn.state === 'auth' && !this.pipeline.touches(r.args[0].toString('latin1'));
   }
 
   /** Decides, once the command word is read, whether its arguments are parsed at all. */
   private classify(word: string): ArgPolicy {
     const command = COMMANDS.get(word);
     if (!command || (command.needsTls && !this.ctx.tls)) return { kind: 'reject', text: T.unrecognized };
-    if (command.needsLogin && this.state === 'noauth') return { kind: 'reject', text: T.pleaseLogin };
+    if (command.needsLogin && this.conn.state === 'noauth') return { kind: 'reject', text: T.pleaseLogin };
     const { min, max, hosts } = command.args;
     return { kind: 'args', min, max, ...(hosts ? { hosts: true } : {}) };
   }
@@ -244,15 +254,14 @@ export class Session {
     // The reader yields only words classify() accepted.
     const command = COMMANDS.get(r.word)!;
     const { tag } = r;
-    if (this.state !== 'noauth') this.commandsSinceLogin++;
-    if (command.refusedAfterLogin !== undefined && this.state !== 'noauth') return this.bad(tag, command.refusedAfterLogin);
-    if (this.state === 'streaming' && !command.whileStreaming) return this.bad(tag, T.streaming);
+    if (this.conn.state !== 'noauth') this.conn.commandsSinceLogin++;
+    if (command.refusedAfterLogin !== undefined && this.conn.state !== 'noauth') return this.bad(tag, command.refusedAfterLogin);
+    if (this.conn.state === 'streaming' && !command.whileStreaming) return this.bad(tag, T.streaming);
     if (command.masterOnly && this.ctx.role.kind === 'slave') return this.bad(tag, T.readOnly);
     return command.run({ tag, args: r.args }, this.commandContext);
   }
 
   private makeCommandContext(): CommandContext {
-    const session = this;
     const { ctx } = this;
     return {
       peer: this.peer,
@@ -263,25 +272,24 @@ export class Session {
       dumps: ctx.dumps,
       auth: ctx.auth,
       memory: this.memory,
-      get state() { return session.state; },
-      get identity() { return session.identity; },
-      get tlsActive() { return session.tlsActive; },
-      get commandsSinceLogin() { return session.commandsSinceLogin; },
-      get stream() { return session.stream; },
-      get closed() { return session.isClosed; },
+      connection: this.conn,
       output: this.output,
       write: (bytes) => this.write(bytes),
       reply: (tag, keyword, text) => this.reply(tag, keyword, text),
       bad: (tag, text) => this.bad(tag, text),
       offeredMechanisms: () => this.offeredMechanisms(),
       readSaslLine: () => this.readSaslLine(),
-      waitForGuess: (user) => this.gate.waitForGuess(() => this.isClosed,
-        () => ctx.log.warn({ peer: this.peer, user }, 'failed-login budget of this address spent, password check waits')),
+      waitForGuess: (waiting) => this.gate.waitForGuess(() => this.conn.closed, waiting),
       failedGuess: () => this.gate.failedLogin(),
       loggedIn: (identity) => this.loggedIn(identity),
       startTls: () => this.startTls(),
-      startStreaming: (stream) => { this.stream = stream; this.state = 'streaming'; },
-      runDump: (what, dump) => this.watchingDump(what, dump),
+      startStreaming: (stream) => {
+        this.conn.stream = stream;
+        this.conn.state = 'streaming';
+      },
+      watchDump: (watch) => {
+        this.dumpWatch = watch;
+      },
       end: () => this.end(),
       bye: (text) => this.bye(text),
       destroy: () => this.destroy(),
@@ -292,8 +300,8 @@ export class Session {
 
   /** The connection leaves the not-logged-in limits: its slot, its deadline, its small input cap. */
   private loggedIn(identity: Identity): void {
-    this.identity = identity;
-    this.state = 'auth';
+    this.conn.identity = identity;
+    this.conn.state = 'auth';
     this.gate.leave();
     Object.assign(this.limits, this.ctx.settings.limits);
   }
@@ -301,7 +309,7 @@ export class Session {
   /** Reads one SASL response line; null when the connection ended. */
   private async readSaslLine(): Promise<Buffer | null> {
     for (;;) {
-      if (this.isClosed) return null;
+      if (this.conn.closed) return null;
       const r = this.reader.readSaslLine();
       if (r?.kind === 'line') return r.line;
       if (r?.kind === 'fatal') {
@@ -321,7 +329,7 @@ export class Session {
     this.reader.discardBuffered();
     const secure = upgradeToTls(this.socket, this.ctx.tls!, {
       secured: () => {
-        this.tlsActive = true;
+        this.conn.tlsActive = true;
         this.ctx.log.info({ peer: this.peer }, 'TLS established');
         this.attach(secure);
         this.sendBanner();
@@ -334,15 +342,6 @@ export class Session {
     });
     this.socket = secure;
     this.output.useSocket(secure);
-  }
-
-  /** Runs a LIST or UPDATE dump under a StallWatch (dump-stall.ts). */
-  private watchingDump(what: 'LIST' | 'UPDATE', dump: () => Promise<void>): Promise<void> {
-    return underStallWatch(this.ctx.settings.dumpStallTimeoutMs, (w) => { this.dumpWatch = w; }, dump, (seconds) => {
-      this.ctx.log.warn({ peer: this.peer, user: this.identity?.name, command: what, seconds }, 'dump stalled: the client read nothing, closing');
-      // LIST gets * BYE; an UPDATE dump is closed without a word (spec 3.9, see bye()).
-      this.bye(`${what} stalled: nothing read for ${seconds} s`);
-    });
   }
 
   // ---- ending ----
@@ -358,14 +357,14 @@ export class Session {
    * without a word.
    */
   bye(text: string): void {
-    if (this.isClosed) return;
-    if (this.stream && !this.stream.live) return this.destroy();
+    if (this.conn.closed) return;
+    if (this.conn.stream && !this.conn.stream.live) return this.destroy();
     this.write(statusLine(null, 'BYE', text));
     this.end();
   }
 
   private end(): void {
-    if (this.isClosed) return;
+    if (this.conn.closed) return;
     // The queued answer (LOGOUT's OK, a BYE) goes out before the FIN.
     this.output.flush();
     this.socket.end();
@@ -375,14 +374,14 @@ export class Session {
   }
 
   destroy(): void {
-    if (!this.isClosed) this.finish();
+    if (!this.conn.closed) this.finish();
     this.socket.destroy();
   }
 
   private finish(): void {
-    this.isClosed = true;
+    this.conn.closed = true;
     this.gate.leave();
-    this.stream?.stop();
+    this.conn.stream?.stop();
     this.inputWaiter?.();
     this.inputWaiter = null;
     this.output.close();

@@ -10,5 +10,5 @@ export const activate = directoryWrite({
   word: 'ACTIVATE',
   args: 3,
   creates: true,
-  decide: (args, writer) => rules.activate(args[0]!, args[1]!, args[2]!, writer),
+  decide: (args, writer) => rules.activate(args[0], args[1], args[2], writer),
 });

@@ -24,11 +24,12 @@ export const authenticate: CommandDefinition = {
     const io: SaslLineIo = {
       challenge: (data: Buffer) => ctx.write(Buffer.from(`${data.toString('base64')}\r\n`)),
       response: () => ctx.readSaslLine(),
-      beforeCheck: (user: string) => ctx.waitForGuess(user),
+      beforeCheck: (user: string) =>
+        ctx.waitForGuess(() => ctx.log.warn({ peer: ctx.peer, user }, 'failed-login budget of this address spent, password check waits')),
       failedCheck: () => ctx.failedGuess(),
     };
-    const outcome = await runSaslExchange(args[0]!, args[1], io, ctx.auth, ctx.offeredMechanisms());
-    if (ctx.closed || outcome.kind === 'gone') return;
+    const outcome = await runSaslExchange(args[0], args[1], io, ctx.auth, ctx.offeredMechanisms());
+    if (ctx.connection.closed || outcome.kind === 'gone') return;
     if (outcome.kind === 'canceled') return ctx.reply(tag, 'NO', 'Client canceled authentication');
     if (outcome.kind === 'refused') {
       if (outcome.user !== undefined) ctx.log.warn({ peer: ctx.peer, user: outcome.user, authzid: outcome.authzid }, 'login refused');

@@ -9,5 +9,5 @@ export const deactivate = directoryWrite({
   word: 'DEACTIVATE',
   args: 2,
   creates: false,
-  decide: (args) => rules.deactivate(args[0]!, args[1]!),
+  decide: (args) => rules.deactivate(args[0], args[1]),
 });

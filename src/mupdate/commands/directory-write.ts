@@ -24,17 +24,23 @@ export interface WriteRule {
  * the function that writes its answer; the session writes answers in command order.
  */
 function beginWrite(rule: WriteRule, { tag, args }: CommandInput, ctx: CommandContext): Promise<() => void> {
-  const identity = ctx.identity!;
+  const identity = ctx.connection.identity!;
   if (!identity.admin) return Promise.resolve(() => ctx.reply(tag, 'NO', 'permission denied: read-only identity'));
-  const name = args[0]!;
+  const name = args[0];
   if (name.length > MAX_NAME_BYTES) {
     // Such a name cannot be stored, so it cannot exist either.
     const text = rule.creates ? `mailbox name longer than ${MAX_NAME_BYTES} bytes` : rules.WRITE_TEXT.missing;
     return Promise.resolve(() => ctx.reply(tag, 'NO', text));
   }
   const writer: rules.Writer = { policy: ctx.settings.conflictPolicy, user: identity.name, authcid: identity.authcid, peer: ctx.peer };
-  const logFields = () => ({ peer: ctx.peer, user: identity.name, authcid: identity.authcid, cmd: rule.word, name: name.toString('latin1'),
-    location: args[1]?.toString('latin1') });
+  const logFields = () => ({
+    peer: ctx.peer,
+    user: identity.name,
+    authcid: identity.authcid,
+    cmd: rule.word,
+    name: name.toString('latin1'),
+    location: args[1]?.toString('latin1'),
+  });
   // The context stands for this connection, so the store commits a lone client's writes without batching delays.
   return ctx.store.mutate(name, rule.decide(args, writer), ctx).then(
     (outcome) => () => {
@@ -43,8 +49,10 @@ function beginWrite(rule: WriteRule, { tag, args }: CommandInput, ctx: CommandCo
         return ctx.reply(tag, 'OK', rules.WRITE_TEXT.done);
       }
       if (outcome.conflictId !== undefined) {
-        ctx.log.warn({ ...logFields(), conflict: outcome.conflictId, pushFrom: ctx.memory.pushServer },
-          'duplicate mailbox claim queued as a conflict');
+        ctx.log.warn(
+          { ...logFields(), conflict: outcome.conflictId, pushFrom: ctx.memory.pushServer },
+          'duplicate mailbox claim queued as a conflict',
+        );
       } else {
         ctx.log.info({ ...logFields(), refused: outcome.text }, 'directory change refused');
       }

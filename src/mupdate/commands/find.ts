@@ -22,8 +22,10 @@ function findAnswer(tag: Buffer, name: Buffer, ctx: CommandContext): Buffer {
   if (entry && hidesFromPush(entry, ctx)) {
     // ctl_mboxlist -m would delete its local copy on seeing another server here (spec 7.3);
     // with no data it sends ACTIVATE instead, which is then queued as a conflict.
-    ctx.log.info({ peer: ctx.peer, name: name.toString('latin1'), pushFrom: ctx.memory.pushServer,
-      holder: entry.location.toString('latin1') }, 'FIND in a backend push: entry held by another server not shown');
+    ctx.log.info(
+      { peer: ctx.peer, name: name.toString('latin1'), pushFrom: ctx.memory.pushServer, holder: entry.location.toString('latin1') },
+      'FIND in a backend push: entry held by another server not shown',
+    );
   } else if (entry) {
     return Buffer.concat([entryLine(tag, entry), statusLine(tag, 'OK', DONE)]);
   }
@@ -35,8 +37,8 @@ export const find: CommandDefinition = {
   args: { min: 1, max: 1 },
   needsLogin: true,
   run({ tag, args }, ctx) {
-    ctx.write(findAnswer(tag, args[0]!, ctx));
+    ctx.write(findAnswer(tag, args[0], ctx));
   },
   // FIND of a name none of the pending writes touches reads the same entry before their commit as after it.
-  answerAhead: ({ tag, args }, ctx) => findAnswer(tag, args[0]!, ctx),
+  answerAhead: ({ tag, args }, ctx) => findAnswer(tag, args[0], ctx),
 };

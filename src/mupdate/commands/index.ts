@@ -11,9 +11,11 @@ import { starttls } from './starttls.js';
 import type { CommandDefinition } from './types.js';
 import { update, xresume } from './update.js';
 
-export type { CommandContext, CommandDefinition, CommandInput, CommandMemory, ConnectionState } from './types.js';
+export type { CommandContext, ConnectionFacts, CommandDefinition, CommandInput, CommandMemory, ConnectionState } from './types.js';
 
 export const COMMANDS: ReadonlyMap<string, CommandDefinition> = new Map(
-  [authenticate, logout, starttls, noop, find, list, update, xresume, activate, reserve, deactivate, remove]
-    .map((definition) => [definition.word, definition]),
+  [authenticate, logout, starttls, noop, find, list, update, xresume, activate, reserve, deactivate, remove].map((definition) => [
+    definition.word,
+    definition,
+  ]),
 );

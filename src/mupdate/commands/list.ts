@@ -4,6 +4,7 @@
  * A LIST "<servername>!" right after login marks a backend's startup push
  * (`ctl_mboxlist -m`, spec 7.3), which FIND and the write log then know.
  */
+import { runWatchedDump } from './dump-watch.js';
 import type { CommandDefinition } from './types.js';
 
 const BANG = 0x21;
@@ -14,7 +15,7 @@ export const list: CommandDefinition = {
   needsLogin: true,
   async run({ tag, args }, ctx) {
     const prefix = args[0];
-    if (ctx.commandsSinceLogin === 1 && prefix && prefix.length > 1 && prefix[prefix.length - 1] === BANG) {
+    if (ctx.connection.commandsSinceLogin === 1 && prefix && prefix.length > 1 && prefix[prefix.length - 1] === BANG) {
       ctx.memory.pushServer = prefix.subarray(0, prefix.length - 1).toString('latin1');
       ctx.log.info({ peer: ctx.peer, server: ctx.memory.pushServer }, 'backend push session');
     }
@@ -25,16 +26,16 @@ export const list: CommandDefinition = {
         output.writeOwned(chunk, release);
         if (output.backlog > ctx.settings.socketHighWater) return output.drained();
       },
-      isCancelled: () => ctx.closed,
+      isCancelled: () => ctx.connection.closed,
     };
     try {
-      await ctx.runDump('LIST', () => ctx.dumps.dump(tag, { locationPrefix: prefix }, consumer));
+      await runWatchedDump(ctx, 'LIST', () => ctx.dumps.dump(tag, { locationPrefix: prefix }, consumer));
     } catch (err) {
       // A LIST cut short must not end in OK.
       ctx.log.error({ peer: ctx.peer, err: (err as Error).message }, 'LIST failed');
       return ctx.destroy();
     }
-    if (ctx.closed) return;
+    if (ctx.connection.closed) return;
     ctx.reply(tag, 'OK', 'list complete');
   },
 };

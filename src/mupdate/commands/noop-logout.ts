@@ -11,11 +11,11 @@ export const noop: CommandDefinition = {
   needsLogin: true,
   whileStreaming: true,
   async run({ tag }, ctx) {
-    if (ctx.state === 'streaming') {
+    if (ctx.connection.state === 'streaming') {
       if (ctx.role.kind === 'slave') await ctx.role.syncWithMaster();
       else await ctx.store.sync?.();
       // Everything committed before this NOOP goes out before its OK, in slices that wait for the socket.
-      await ctx.stream?.flush();
+      await ctx.connection.stream?.flush();
     }
     ctx.reply(tag, 'OK', 'Noop done');
   },

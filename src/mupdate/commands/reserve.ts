@@ -9,5 +9,5 @@ export const reserve = directoryWrite({
   word: 'RESERVE',
   args: 2,
   creates: true,
-  decide: (args) => rules.reserve(args[0]!, args[1]!),
+  decide: (args) => rules.reserve(args[0], args[1]),
 });

@@ -13,7 +13,7 @@ export const starttls: CommandDefinition = {
   needsTls: true,
   refusedAfterLogin: "Can't Starttls after authentication",
   run({ tag }, ctx) {
-    if (ctx.tlsActive) return ctx.bad(tag, 'Already did a successful Starttls');
+    if (ctx.connection.tlsActive) return ctx.bad(tag, 'Already did a successful Starttls');
     ctx.reply(tag, 'OK', 'Begin TLS negotiation now');
     ctx.startTls();
   },

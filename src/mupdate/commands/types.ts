@@ -10,6 +10,7 @@ import type { Authenticator, Identity } from '../../sasl/authenticator.js';
 import type { OfferedMechanisms } from '../../sasl/sasl-exchange.js';
 import type { DirectoryStore } from '../../store/types.js';
 import type { DumpSource } from '../dump-lines.js';
+import type { StallWatch } from '../dump-stall.js';
 import type { Role, SessionSettings } from '../session-settings.js';
 import type { StreamSink, UpdateStream } from '../update-stream.js';
 import type { StatusKeyword } from '../wire/encoder.js';
@@ -30,6 +31,19 @@ export interface CommandMemory {
   pushServer: string | null;
 }
 
+/** What commands may read of their connection. */
+export interface ConnectionFacts {
+  state: ConnectionState;
+  identity: Identity | null;
+  tlsActive: boolean;
+  /** Commands since login, this one included (pipelined writes are not counted). */
+  commandsSinceLogin: number;
+  /** The UPDATE stream of this connection, once it streams. */
+  stream: UpdateStream | null;
+  /** The connection is gone (or going): write nothing more. */
+  closed: boolean;
+}
+
 /** What a handler may see and do on its connection. */
 export interface CommandContext {
   readonly peer: string;
@@ -41,15 +55,8 @@ export interface CommandContext {
   readonly auth: Authenticator;
   readonly memory: CommandMemory;
 
-  readonly state: ConnectionState;
-  readonly identity: Identity | null;
-  readonly tlsActive: boolean;
-  /** Commands since login, this one included (pipelined writes are not counted). */
-  readonly commandsSinceLogin: number;
-  /** The UPDATE stream of this connection, once it streams. */
-  readonly stream: UpdateStream | null;
-  /** The connection is gone (or going): write nothing more. */
-  readonly closed: boolean;
+  /** The connection as it stands; only the session changes it. */
+  readonly connection: Readonly<ConnectionFacts>;
 
   /** The connection's output, for dumps that write large chunks and wait for the socket. */
   readonly output: StreamSink;
@@ -63,8 +70,11 @@ export interface CommandContext {
   offeredMechanisms(): OfferedMechanisms;
   /** Reads one SASL response line; null when the connection ended. */
   readSaslLine(): Promise<Buffer | null>;
-  /** Waits until a password may be checked (the address's failed-login budget); false: the connection is gone. */
-  waitForGuess(user: string): Promise<boolean>;
+  /**
+   * Waits until a password may be checked (the address's failed-login
+   * budget); `waiting` is called if it has to wait. False: the connection is gone.
+   */
+  waitForGuess(waiting: () => void): Promise<boolean>;
   /** The password was wrong: the address's failed login stays spent. */
   failedGuess(): void;
   /** The connection is logged in as `identity`. */
@@ -75,8 +85,8 @@ export interface CommandContext {
   startTls(): void;
   /** The connection streams from now on (spec 3.9). */
   startStreaming(stream: UpdateStream): void;
-  /** Runs a LIST or UPDATE dump, ending the connection if its reader stalls. */
-  runDump(what: 'LIST' | 'UPDATE', dump: () => Promise<void>): Promise<void>;
+  /** Tells the session which watch a running dump's output progress goes to (null: the dump ended). */
+  watchDump(watch: StallWatch | null): void;
   /** Sends what is queued, then closes. */
   end(): void;
   /** `* BYE "text"` and close (without a word inside an UPDATE dump). */

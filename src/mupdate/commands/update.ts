@@ -5,33 +5,47 @@
  * extension, README) streams only what changed after `seq`.
  */
 import { UpdateStream, type ResumeRequest } from '../update-stream.js';
+import { runWatchedDump } from './dump-watch.js';
 import type { CommandContext, CommandDefinition, CommandInput } from './types.js';
 
 /** A slave that falls too far behind is closed; it will resync (C45). */
 function streamOverflow(ctx: CommandContext, pending: { names: number; bytes: number }): void {
-  ctx.log.warn({ peer: ctx.peer, user: ctx.identity?.name, pendingNames: pending.names, pendingBytes: pending.bytes,
-    limits: { names: ctx.settings.streamQueueLimit, bytes: ctx.settings.streamQueueBytes } },
-  'UPDATE stream fell too far behind, closing');
+  ctx.log.warn(
+    {
+      peer: ctx.peer,
+      user: ctx.connection.identity?.name,
+      pendingNames: pending.names,
+      pendingBytes: pending.bytes,
+      limits: { names: ctx.settings.streamQueueLimit, bytes: ctx.settings.streamQueueBytes },
+    },
+    'UPDATE stream fell too far behind, closing',
+  );
   ctx.bye('Stream backlog too large, please resync');
 }
 
 async function startUpdate(tag: Buffer, hostArgs: Buffer[], ctx: CommandContext, resume?: ResumeRequest): Promise<void> {
   const hosts = hostArgs.length ? new Set(hostArgs.map((h) => h.toString('latin1'))) : null;
-  const stream = new UpdateStream(tag, hosts, ctx.output, {
-    queueLimit: ctx.settings.streamQueueLimit,
-    queueBytes: ctx.settings.streamQueueBytes,
-    highWater: ctx.settings.socketHighWater,
-  }, (pending) => streamOverflow(ctx, pending));
+  const stream = new UpdateStream(
+    tag,
+    hosts,
+    ctx.output,
+    {
+      queueLimit: ctx.settings.streamQueueLimit,
+      queueBytes: ctx.settings.streamQueueBytes,
+      highWater: ctx.settings.socketHighWater,
+    },
+    (pending) => streamOverflow(ctx, pending),
+  );
   ctx.startStreaming(stream);
-  ctx.log.info({ peer: ctx.peer, user: ctx.identity?.name, hosts: hosts ? [...hosts] : 'all' }, 'UPDATE stream starts');
+  ctx.log.info({ peer: ctx.peer, user: ctx.connection.identity?.name, hosts: hosts ? [...hosts] : 'all' }, 'UPDATE stream starts');
   try {
-    await ctx.runDump('UPDATE', () => stream.run(ctx.store, ctx.dumps, resume));
+    await runWatchedDump(ctx, 'UPDATE', () => stream.run(ctx.store, ctx.dumps, resume));
   } catch (err) {
     // A dump cut short must not end in OK: the client would take it as the whole directory.
     ctx.log.error({ peer: ctx.peer, err: (err as Error).message }, 'UPDATE dump failed');
     return ctx.destroy();
   }
-  if (ctx.closed || stream.overflowed) return;
+  if (ctx.connection.closed || stream.overflowed) return;
   ctx.reply(tag, 'OK', 'streaming starts');
   stream.goLive();
 }
@@ -49,10 +63,10 @@ export const xresume: CommandDefinition = {
   args: { min: 2, max: 3 },
   needsLogin: true,
   async run({ tag, args }, ctx) {
-    const after = Number(args[1]!.toString('latin1'));
+    const after = Number(args[1].toString('latin1'));
     if (!Number.isSafeInteger(after) || after < 0) return ctx.bad(tag, 'Badly formed arguments');
     // A cluster node first catches up, so a slave that followed another node resumes here.
     await ctx.store.sync?.();
-    return startUpdate(tag, [], ctx, { dbid: args[0]!.toString('latin1'), after, digest: args[2]?.toString('latin1') });
+    return startUpdate(tag, [], ctx, { dbid: args[0].toString('latin1'), after, digest: args[2]?.toString('latin1') });
   },
 };

@@ -80,7 +80,7 @@ export class InputCursor {
     let i = this.pos;
     const buf = this.buf;
     const end = Math.min(buf.length, this.pos + room + 1);
-    while (i < end && !stop(buf[i]!)) i++;
+    while (i < end && !stop(buf[i])) i++;
     return i;
   }
 

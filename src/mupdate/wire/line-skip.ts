@@ -20,7 +20,10 @@ export class LineSkipper {
   private litDigits = 0;
   private litRemaining = 0;
 
-  constructor(private readonly input: InputCursor, private readonly limits: WireLimits) {}
+  constructor(
+    private readonly input: InputCursor,
+    private readonly limits: WireLimits,
+  ) {}
 
   /** Starts skipping at the cursor's byte. */
   begin(): void {
@@ -30,7 +33,7 @@ export class LineSkipper {
   /** Skips on at the cursor (which has at least one byte); null: the line goes on. */
   step(): typeof LINE_END | Fatal | null {
     const input = this.input;
-    const b = input.buf[input.pos]!;
+    const b = input.buf[input.pos];
     switch (this.phase) {
       case 'skip': {
         const end = input.scan((c) => c === LF || c === LBRACE);

@@ -69,7 +69,10 @@ export class CommandReader {
   /** The answer to give once the rest of the line has been skipped. */
   private pending: ReadResult | null = null;
 
-  constructor(private readonly limits: WireLimits, private readonly hooks: ReaderHooks) {
+  constructor(
+    private readonly limits: WireLimits,
+    private readonly hooks: ReaderHooks,
+  ) {
     this.input = new InputCursor(limits);
     this.token = new StringToken(this.input, limits, () => hooks.continuation());
     this.skipper = new LineSkipper(this.input, limits);
@@ -161,7 +164,7 @@ export class CommandReader {
 
   private step(): ReadResult | null {
     const input = this.input;
-    const b = input.buf[input.pos]!;
+    const b = input.buf[input.pos];
     switch (this.phase) {
       case 'tag': {
         const end = input.scan(isWordDelimiter);
@@ -170,7 +173,7 @@ export class CommandReader {
         if (fatal) return fatal;
         if (this.tag.length > this.limits.maxTag) return { kind: 'fatal', text: 'Tag too long' };
         if (end >= input.buf.length) return null;
-        const d = input.buf[end]!;
+        const d = input.buf[end];
         this.tagBytes = this.tag.take();
         if (d === SP && this.tagBytes.length > 0) {
           this.phase = 'word';
@@ -194,7 +197,7 @@ export class CommandReader {
           input.startCapture();
           return this.skipWith({ kind: 'command', tag: this.tagBytes, word: this.wordText, args: [] });
         }
-        const d = input.buf[end]!;
+        const d = input.buf[end];
         if (d === SP) {
           this.phase = 'argStart';
           return input.consume(1);

@@ -67,7 +67,7 @@ export class StringToken {
   /** Reads on at the cursor (which has at least one byte); null: not done yet. */
   step(): StringStep | null {
     const input = this.input;
-    const b = input.buf[input.pos]!;
+    const b = input.buf[input.pos];
     switch (this.phase) {
       case 'quoted': {
         const room = Math.min(this.limits.maxString - this.str.length, this.limits.maxCommand - input.commandBytes);
@@ -77,7 +77,7 @@ export class StringToken {
         if (fatal) return fatal;
         if (this.str.length > this.limits.maxString) return { kind: 'fatal', text: 'Quoted string too long' };
         if (end >= input.buf.length) return null;
-        const c = input.buf[end]!;
+        const c = input.buf[end];
         if (!endsQuoted(c)) return null; // stopped at a cap
         if (c === DQUOTE) {
           // A closing quote past the command cap is caught at the next byte consumed.
