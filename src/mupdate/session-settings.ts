@@ -60,3 +60,11 @@ export interface SessionDeps<S> {
   /** Called once when the connection is gone. */
   ended(session: S): void;
 }
+
+/** The session's own answers (each command's are in its module). */
+export const SESSION_TEXTS = {
+  unrecognized: 'Unrecognized command',
+  pleaseLogin: 'Please login first',
+  streaming: 'not legal when streaming',
+  readOnly: 'read-only session',
+} as const;

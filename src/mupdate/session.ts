@@ -1,10 +1,8 @@
 /**
- * One client connection: banner, the state machine of spec 3.0, dispatch to
- * the command modules (commands/), and close. Answers go out in command
- * order. Consecutive writes are pipelined (they commit together); any other
- * command first waits for the writes before it, and the reader parses a
- * command only once the state it depends on (login, STARTTLS, streaming) is
- * settled.
+ * One client connection: banner, the state machine of spec 3.0, dispatch to the command modules
+ * (commands/), and close. Answers go out in command order. Consecutive writes are pipelined (they
+ * commit together); any other command first waits for the writes before it, and the reader parses
+ * a command only once the state it depends on (login, STARTTLS, streaming) is settled.
  */
 import type { Socket } from 'node:net';
 import type { Identity } from '../sasl/authenticator.js';
@@ -18,8 +16,15 @@ import { LoginGate } from './admission.js';
 import { upgradeToTls } from './tls-upgrade.js';
 import { bannerBytes, mechanismsHere } from './banner.js';
 import { WritePipeline } from './write-pipeline.js';
-import type { SessionDeps } from './session-settings.js';
-import { COMMANDS, type CommandContext, type CommandMemory, type ConnectionFacts, type ConnectionState } from './commands/index.js';
+import { SESSION_TEXTS as T, type SessionDeps } from './session-settings.js';
+import {
+  COMMANDS,
+  newConnectionFacts,
+  type CommandContext,
+  type CommandMemory,
+  type ConnectionFacts,
+  type ConnectionState,
+} from './commands/index.js';
 import { CommandTally } from '../metrics/command-tally.js';
 
 export type { Role, SessionSettings } from './session-settings.js';
@@ -28,13 +33,6 @@ export type { Role, SessionSettings } from './session-settings.js';
 export type SessionContext = SessionDeps<Session>;
 
 type Command = Extract<ReadResult, { kind: 'command' }>;
-
-const T = {
-  unrecognized: 'Unrecognized command',
-  pleaseLogin: 'Please login first',
-  streaming: 'not legal when streaming',
-  readOnly: 'read-only session',
-} as const;
 
 export class Session {
   private socket: Socket;
@@ -45,14 +43,7 @@ export class Session {
   /** This connection's slot among its address's not-logged-in ones, and its login deadline. */
   private readonly gate: LoginGate;
   /** State, identity, TLS, stream: what commands may read (commands/types.ts); only the session changes it. */
-  private readonly conn: ConnectionFacts = {
-    state: 'noauth',
-    identity: null,
-    tlsActive: false,
-    commandsSinceLogin: 0,
-    stream: null,
-    closed: false,
-  };
+  private readonly conn: ConnectionFacts = newConnectionFacts();
   private busy = false;
   /** No banner and no answers yet (a slave without a complete copy). */
   private gated = false;
@@ -299,13 +290,8 @@ export class Session {
       failedGuess: () => this.gate.failedLogin(),
       loggedIn: (identity) => this.loggedIn(identity),
       startTls: () => this.startTls(),
-      startStreaming: (stream) => {
-        this.conn.stream = stream;
-        this.conn.state = 'streaming';
-      },
-      watchDump: (watch) => {
-        this.dumpWatch = watch;
-      },
+      startStreaming: (stream) => void Object.assign(this.conn, { stream, state: 'streaming' }),
+      watchDump: (watch) => void (this.dumpWatch = watch),
       end: () => this.end(),
       bye: (text) => this.bye(text),
       destroy: () => this.destroy(),

@@ -19,3 +19,4 @@ export const COMMANDS: ReadonlyMap<string, CommandDefinition> = new Map(
     definition,
   ]),
 );
+export { newConnectionFacts } from './types.js';

@@ -44,6 +44,11 @@ export interface ConnectionFacts {
   closed: boolean;
 }
 
+/** A new connection: not logged in, no TLS, no stream. */
+export function newConnectionFacts(): ConnectionFacts {
+  return { state: 'noauth', identity: null, tlsActive: false, commandsSinceLogin: 0, stream: null, closed: false };
+}
+
 /** What a handler may see and do on its connection. */
 export interface CommandContext {
   readonly peer: string;
