@@ -4,7 +4,10 @@
  * own runner. The benchmark uses only that helper's server functions, so
  * `ava` resolves to a stub whose registration functions throw if called.
  */
-interface ResolveResult { url: string; shortCircuit?: boolean }
+interface ResolveResult {
+  url: string;
+  shortCircuit?: boolean;
+}
 type NextResolve = (specifier: string, context: unknown) => Promise<ResolveResult>;
 
 export async function resolve(specifier: string, context: unknown, next: NextResolve): Promise<ResolveResult> {

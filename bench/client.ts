@@ -46,8 +46,17 @@ export class ProtocolError extends Error {}
  * by the connection, but only the bytes inside the given ranges are the
  * response's. Any other data response of the command goes to its onData.
  */
-export type RawTripleHandler = (buf: Buffer, kindStart: number, kindEnd: number,
-  s1: number, e1: number, s2: number, e2: number, s3: number, e3: number) => void;
+export type RawTripleHandler = (
+  buf: Buffer,
+  kindStart: number,
+  kindEnd: number,
+  s1: number,
+  e1: number,
+  s2: number,
+  e2: number,
+  s3: number,
+  e3: number,
+) => void;
 
 interface Pending {
   tag: string;
@@ -120,7 +129,9 @@ export class MupdateConn {
         resolve();
       });
     });
-    socket.on('error', (e) => { this.error ??= e; });
+    socket.on('error', (e) => {
+      this.error ??= e;
+    });
   }
 
   get isClosed(): boolean {
@@ -141,8 +152,15 @@ export class MupdateConn {
         reject(new Error(`no banner from ${host}:${port} within ${timeoutMs} ms`));
       }, timeoutMs);
       conn.bannerWaiter = {
-        resolve: () => { clearTimeout(timer); resolve(conn); },
-        reject: (e) => { clearTimeout(timer); socket.destroy(); reject(e); },
+        resolve: () => {
+          clearTimeout(timer);
+          resolve(conn);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          socket.destroy();
+          reject(e);
+        },
       };
     });
   }
@@ -219,7 +237,12 @@ export class MupdateConn {
   async logout(timeoutMs = 10_000): Promise<StatusResponse> {
     const r = await this.command('LOGOUT');
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.closed, new Promise<void>((res) => { timer = setTimeout(res, timeoutMs); })]);
+    await Promise.race([
+      this.closed,
+      new Promise<void>((res) => {
+        timer = setTimeout(res, timeoutMs);
+      }),
+    ]);
     clearTimeout(timer);
     this.destroy();
     return r;
@@ -233,7 +256,7 @@ export class MupdateConn {
     this.bannerWaiter?.reject(e);
     this.bannerWaiter = null;
     while (this.head < this.pending.length) {
-      const p = this.pending[this.head]!;
+      const p = this.pending[this.head];
       this.pending[this.head++] = undefined as unknown as Pending;
       p.reject(e);
     }
@@ -306,7 +329,7 @@ export class MupdateConn {
       for (let guard = 0; guard < 64; guard++) {
         if (buf[markerEnd - 1] === PLUS) markerEnd--;
         let n = 0;
-        for (let i = open + 1; i < markerEnd; i++) n = n * 10 + (buf[i]! - 48);
+        for (let i = open + 1; i < markerEnd; i++) n = n * 10 + (buf[i] - 48);
         if (q + n > buf.length) return -1;
         if (!this.nameOnly || args.length === 0) args.push(buf.toString('latin1', q, q + n));
         else args.push('');
@@ -397,7 +420,7 @@ export class MupdateConn {
     const kindStart = i;
     for (;;) {
       if (i >= len) return -1;
-      const c = buf[i]!;
+      const c = buf[i];
       if (c === SPACE) break;
       if (c < 0x41 || c > 0x5a) return NOT_TRIPLE;
       i++;
@@ -418,7 +441,7 @@ export class MupdateConn {
     }
     if (end + 1 >= len) return -1;
     if (buf[end + 1] !== LF) return NOT_TRIPLE;
-    p.onRaw!(buf, kindStart, kindEnd, at[0]!, at[1]!, at[2]!, at[3]!, at[4]!, end);
+    p.onRaw!(buf, kindStart, kindEnd, at[0], at[1], at[2], at[3], at[4], end);
     return end + 2;
   }
 
@@ -436,7 +459,7 @@ export class MupdateConn {
     const start = i;
     for (;;) {
       if (i >= len) return -1;
-      const c = buf[i]!;
+      const c = buf[i];
       if (c === PLUS) break;
       if (c < 0x30 || c > 0x39 || i - start >= MAX_LITERAL_DIGITS) return NOT_TRIPLE;
       n = n * 10 + (c - 0x30);
@@ -478,7 +501,10 @@ export function splitArgs(text: string): string[] {
   const out: string[] = [];
   let i = 0;
   while (i < text.length) {
-    if (text[i] === ' ') { i++; continue; }
+    if (text[i] === ' ') {
+      i++;
+      continue;
+    }
     if (text[i] === '"') {
       let s = '';
       i++;

@@ -44,21 +44,33 @@ function startNode(etcdFlag: string, name: string): ClusterNode {
   let proc: ChildProcess | null = null;
   let port = 0;
   const logPath = join(dataDir, 'server.log');
-  const log = () => { try { return readFileSync(logPath, 'utf8'); } catch { return ''; } };
-  const exitedOf = (p: ChildProcess) => new Promise<void>((r) => {
-    if (p.exitCode !== null || p.signalCode !== null) r();
-    else p.once('exit', () => r());
-  });
+  const log = () => {
+    try {
+      return readFileSync(logPath, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const exitedOf = (p: ChildProcess) =>
+    new Promise<void>((r) => {
+      if (p.exitCode !== null || p.signalCode !== null) r();
+      else p.once('exit', () => r());
+    });
   const spawnNode = async (): Promise<{ spawnedAt: number }> => {
     const logFd = openSync(logPath, 'a');
     const spawnedAt = performance.now();
     const before = log().length;
-    proc = spawn(process.execPath, [CLI, 'master', '--data', dataDir, '--listen', '127.0.0.1:0', '--etcd', etcdFlag],
-      { stdio: ['ignore', 'ignore', logFd], env: { ...process.env, MUPDATED_LOG_LEVEL: 'info' } });
+    proc = spawn(process.execPath, [CLI, 'master', '--data', dataDir, '--listen', '127.0.0.1:0', '--etcd', etcdFlag], {
+      stdio: ['ignore', 'ignore', logFd],
+      env: { ...process.env, MUPDATED_LOG_LEVEL: 'info' },
+    });
     closeSync(logFd);
     for (let i = 0; i < 1200; i++) {
       if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`node ${name} exited at startup: ${log().slice(-2000)}`);
-      const line = log().slice(before).split('\n').find((l) => l.includes('"msg":"listening"'));
+      const line = log()
+        .slice(before)
+        .split('\n')
+        .find((l) => l.includes('"msg":"listening"'));
       if (line) {
         port = Number(/"port":(\d+)/.exec(line)![1]);
         return { spawnedAt };
@@ -76,8 +88,13 @@ function startNode(etcdFlag: string, name: string): ClusterNode {
     await exitedOf(p);
   };
   const node: ClusterNode = {
-    kind: 'mupdated', dataDir, version: `mupdated cluster node ${name}`, preloadMs: 0,
-    get port() { return port; },
+    kind: 'mupdated',
+    dataDir,
+    version: `mupdated cluster node ${name}`,
+    preloadMs: 0,
+    get port() {
+      return port;
+    },
     pids: () => (proc?.pid ? [proc.pid] : []),
     running: () => !!proc && proc.exitCode === null && proc.signalCode === null,
     diagnostics: () => `node ${name}: exit ${proc?.exitCode ?? proc?.signalCode ?? 'none'}; log tail: ${log().slice(-2000)}`,
@@ -107,7 +124,9 @@ export async function startClusterUnderTest(dumpPath: string, admin: string): Pr
       await n.restart();
     }
     return {
-      etcd, nodes: [started[0]!, started[1]!], preloadMs,
+      etcd,
+      nodes: [started[0], started[1]],
+      preloadMs,
       async stop() {
         for (const n of started) await n.stop();
         await etcd.stop();

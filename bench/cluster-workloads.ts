@@ -45,7 +45,7 @@ const etcdPids = (ctx: ClusterContext) => ctx.cluster.etcd.members.flatMap((m) =
 /** Durable ACTIVATE, 16 connections (8 on each node) x 8 pipelined. */
 export async function clusterActivate16x8(ctx: ClusterContext): Promise<Measurement> {
   const [a, b] = ctx.cluster.nodes;
-  const clients = [...await openMany(a.port, 8, ADMIN, PASSWORD), ...await openMany(b.port, 8, ADMIN, PASSWORD)];
+  const clients = [...(await openMany(a.port, 8, ADMIN, PASSWORD)), ...(await openMany(b.port, 8, ADMIN, PASSWORD))];
   const expected = new Map<string, Expected | null>();
   try {
     const n0 = cpuMs(nodePids(ctx));
@@ -56,8 +56,12 @@ export async function clusterActivate16x8(ctx: ClusterContext): Promise<Measurem
       expected.set(e.name, e);
     });
     const details: Record<string, unknown> = {
-      connections: 16, inFlight: 8, ops: result.ops, seconds: result.elapsedMs / 1000,
-      nodesCpuMs: cpuMs(nodePids(ctx)) - n0, etcdCpuMs: cpuMs(etcdPids(ctx)) - e0,
+      connections: 16,
+      inFlight: 8,
+      ops: result.ops,
+      seconds: result.elapsedMs / 1000,
+      nodesCpuMs: cpuMs(nodePids(ctx)) - n0,
+      etcdCpuMs: cpuMs(etcdPids(ctx)) - e0,
     };
     await Promise.allSettled(clients.map((c) => c.logout()));
     await verifyOn(a, expected, details);
@@ -106,7 +110,14 @@ export async function clusterActivateLatency(ctx: ClusterContext): Promise<Measu
   }
   const act = latencySummary(activate);
   const bare = latencySummary(txn);
-  const details: Record<string, unknown> = { activateP50: act.p50, activateP99: act.p99, activateN: act.n, txnP50: bare.p50, txnP99: bare.p99, txnN: bare.n };
+  const details: Record<string, unknown> = {
+    activateP50: act.p50,
+    activateP99: act.p99,
+    activateN: act.n,
+    txnP50: bare.p50,
+    txnP99: bare.p99,
+    txnN: bare.n,
+  };
   await verifyOn(a, expected, details);
   return { value: act.p50 / bare.p50, correct: true, details };
 }
@@ -118,8 +129,11 @@ export async function clusterActivateLatency(ctx: ClusterContext): Promise<Measu
  * is read back. The member is restarted afterwards.
  */
 export async function clusterLeaderKill(ctx: ClusterContext): Promise<Measurement> {
-  const { etcd, nodes: [a, b] } = ctx.cluster;
-  const clients = [...await openMany(a.port, 4, ADMIN, PASSWORD), ...await openMany(b.port, 4, ADMIN, PASSWORD)];
+  const {
+    etcd,
+    nodes: [a, b],
+  } = ctx.cluster;
+  const clients = [...(await openMany(a.port, 4, ADMIN, PASSWORD)), ...(await openMany(b.port, 4, ADMIN, PASSWORD))];
   const expected = new Map<string, Expected | null>();
   const okAt: number[] = [];
   let refused = 0;
@@ -154,15 +168,21 @@ export async function clusterLeaderKill(ctx: ClusterContext): Promise<Measuremen
     for (const c of clients) c.destroy();
   }
   const after = okAt.filter((t) => t > killAt).sort((x, y) => x - y);
-  let longest = after.length ? after[0]! - killAt : Infinity;
-  for (let i = 1; i < after.length; i++) longest = Math.max(longest, after[i]! - after[i - 1]!);
+  let longest = after.length ? after[0] - killAt : Infinity;
+  for (let i = 1; i < after.length; i++) longest = Math.max(longest, after[i] - after[i - 1]);
   etcd.restart(leader);
   await etcd.waitHealthy();
   // Why a long stretch happened, from the nodes' own logs.
   const count = (msg: string) => ctx.cluster.nodes.reduce((n, node) => n + node.logText().split(msg).length - 1, 0);
   const details: Record<string, unknown> = {
-    writers: clients.length, acknowledged: okAt.length, acknowledgedAfterKill: after.length, refused, killedMember: leader,
-    failedTxns: count('etcd transaction failed'), watchLost: count('lost the etcd watch'), okBeforeViewApplied: count('the view has not applied it yet'),
+    writers: clients.length,
+    acknowledged: okAt.length,
+    acknowledgedAfterKill: after.length,
+    refused,
+    killedMember: leader,
+    failedTxns: count('etcd transaction failed'),
+    watchLost: count('lost the etcd watch'),
+    okBeforeViewApplied: count('the view has not applied it yet'),
   };
   await verifyOn(b, expected, details);
   return { value: longest / 1000, correct: Number.isFinite(longest), details };
@@ -195,7 +215,9 @@ export async function clusterRestartCatchUp(ctx: ClusterContext): Promise<Measur
   await barrier(b);
   const caughtUp = performance.now();
   const details: Record<string, unknown> = {
-    changesWhileDown: written, listeningSeconds: (listening - spawnedAt) / 1000, afterListeningSeconds: (caughtUp - listening) / 1000,
+    changesWhileDown: written,
+    listeningSeconds: (listening - spawnedAt) / 1000,
+    afterListeningSeconds: (caughtUp - listening) / 1000,
   };
   await verifyOn(b, expected, details);
   return { value: (caughtUp - spawnedAt) / 1000, correct: true, details };

@@ -48,7 +48,7 @@ export class EntryBytes {
   readonly name = Buffer.alloc(64);
   nameLength = 0;
   /** One shared buffer per backend: all of it is the location. */
-  location: Buffer = LOCATIONS[0]!;
+  location: Buffer = LOCATIONS[0];
   /** The ACL's bytes are acl[0, aclLength). */
   readonly acl = Buffer.alloc(64);
   aclLength = 0;
@@ -78,7 +78,7 @@ export class EntryBytes {
     const k = this.k + 1;
     const f = k % PER_USER;
     if (f !== 0) {
-      const suffix = FOLDER_BYTES[f]!;
+      const suffix = FOLDER_BYTES[f];
       const at = this.nameDigitsEnd;
       for (let i = 0; i < suffix.length; i++) this.name[at + i] = suffix[i]!;
       this.nameLength = at + suffix.length;
@@ -94,12 +94,12 @@ export class EntryBytes {
       name[i--] = 0x30;
       acl[j--] = 0x30;
     }
-    if (name[i]! < 0x30 || name[i]! > 0x39) {
+    if (name[i] < 0x30 || name[i] > 0x39) {
       this.seek(k);
       return;
     }
-    name[i] = name[i]! + 1;
-    acl[j] = acl[j]! + 1;
+    name[i] = name[i] + 1;
+    acl[j] = acl[j] + 1;
     this.nameLength = this.nameDigitsEnd;
     this.location = LOCATIONS[(k / PER_USER) % BACKENDS]!;
     this.k = k;
@@ -144,7 +144,8 @@ export async function writeMasterDump(path: string, n: number): Promise<void> {
     const id = userId(u);
     const name = `user.${id}${FOLDERS[k % PER_USER]}`;
     const uniqueid = `b0000000-0000-4000-8000-${String(k).padStart(12, '0')}`;
-    chunk += `${k ? ',\n' : ''}"${name}": {"name": "${name}", "mtime": "${mtime}", "uidvalidity": "0", ` +
+    chunk +=
+      `${k ? ',\n' : ''}"${name}": {"name": "${name}", "mtime": "${mtime}", "uidvalidity": "0", ` +
       `"createdmodseq": "0", "foldermodseq": "0", "mbtype": "er", "partition": "default", "server": "${backendOf(u)}", ` +
       `"acl": {"${id}": "${RIGHTS}"}, "uniqueid": "${uniqueid}", "name_history": []}`;
     if (chunk.length > 1 << 16) {
@@ -204,8 +205,12 @@ export async function writeBackendFlat(path: string, n: number, b: number): Prom
   const rec = (u: number, f: number) => {
     const k = u * PER_USER + f;
     const id = userId(u);
-    return { k, id, key: `user\x1f${id}${FOLDERS[f].replace('.', '\x1f')}`,
-      attrs: `P default V ${1_700_000_000 + k} C 1 F 1 M ${mtime} A %(${id} ${RIGHTS})` };
+    return {
+      k,
+      id,
+      key: `user\x1f${id}${FOLDERS[f].replace('.', '\x1f')}`,
+      attrs: `P default V ${1_700_000_000 + k} C 1 F 1 M ${mtime} A %(${id} ${RIGHTS})`,
+    };
   };
   let chunk = '';
   const flush = async (force = false) => {
@@ -218,9 +223,7 @@ export async function writeBackendFlat(path: string, n: number, b: number): Prom
     for (const u of users) {
       for (let f = 0; f < PER_USER; f++) {
         const r = rec(u, f);
-        chunk += pass === 'I'
-          ? `I${uid(r.k)}\t%(T e N ${r.key} ${r.attrs} H ())\n`
-          : `N${r.key}\t%(T e I ${uid(r.k)} ${r.attrs})\n`;
+        chunk += pass === 'I' ? `I${uid(r.k)}\t%(T e N ${r.key} ${r.attrs} H ())\n` : `N${r.key}\t%(T e I ${uid(r.k)} ${r.attrs})\n`;
         await flush();
       }
     }
@@ -246,7 +249,8 @@ export async function writeBackendDump(path: string, n: number, b: number): Prom
       const k = u * PER_USER + f;
       const id = userId(u);
       const name = `user.${id}${FOLDERS[f]}`;
-      chunk += `${first ? '' : ',\n'}"${name}": {"name": "${name}", "mtime": "1700000000", "uidvalidity": "${1_700_000_000 + k}", ` +
+      chunk +=
+        `${first ? '' : ',\n'}"${name}": {"name": "${name}", "mtime": "1700000000", "uidvalidity": "${1_700_000_000 + k}", ` +
         `"createdmodseq": "1", "foldermodseq": "1", "mbtype": "e", "partition": "default", "acl": {"${id}": "${RIGHTS}"}, ` +
         `"uniqueid": "b1000000-0000-4000-8000-${String(k).padStart(12, '0')}", "name_history": []}`;
       first = false;

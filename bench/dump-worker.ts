@@ -69,7 +69,12 @@ export function serializeError(e: unknown): SerializedError {
 
 /** The error a dumper failed with, as the same class on this side. */
 export function deserializeError(s: SerializedError): Error {
-  const e = s.kind === 'WrongAnswer' ? new WrongAnswer(s.message) : s.kind === 'ProtocolError' ? new ProtocolError(s.message) : new Error(s.message);
+  const e =
+    s.kind === 'WrongAnswer'
+      ? new WrongAnswer(s.message)
+      : s.kind === 'ProtocolError'
+        ? new ProtocolError(s.message)
+        : new Error(s.message);
   if (s.stack) e.stack = `${s.stack}\n    (in the dump worker thread)`;
   return e;
 }
@@ -107,34 +112,42 @@ async function runDumpers(data: DumpWorkerData, port: MessagePort): Promise<void
       }
       live.add(conn);
       conn.nameOnly = true;
-      conn.onStream = () => { /* changes streamed after the dump: not this workload's concern */ };
+      conn.onStream = () => {
+        /* changes streamed after the dump: not this workload's concern */
+      };
       const minWrites = Atomics.load(counters, DUMP_COUNTERS.acked);
       let count = 0;
       let writerEntries = 0;
       // the last name: decoded from its bytes only once the dump is complete
       const lastSeen = { name: '', buf: null as Buffer | null, start: 0, end: 0 };
       try {
-        const r = await conn.command('UPDATE', (d) => {
-          count++;
-          lastSeen.buf = null;
-          lastSeen.name = d.args[0]!;
-          if (lastSeen.name.startsWith(data.writerPrefix)) writerEntries++;
-        }, (buf, _kindStart, _kindEnd, s1, e1) => {
-          count++;
-          lastSeen.buf = buf;
-          lastSeen.start = s1;
-          lastSeen.end = e1;
-          if (startsWith(buf, s1, e1, writerPrefix)) writerEntries++;
-        });
+        const r = await conn.command(
+          'UPDATE',
+          (d) => {
+            count++;
+            lastSeen.buf = null;
+            lastSeen.name = d.args[0]!;
+            if (lastSeen.name.startsWith(data.writerPrefix)) writerEntries++;
+          },
+          (buf, _kindStart, _kindEnd, s1, e1) => {
+            count++;
+            lastSeen.buf = buf;
+            lastSeen.start = s1;
+            lastSeen.end = e1;
+            if (startsWith(buf, s1, e1, writerPrefix)) writerEntries++;
+          },
+        );
         const maxWrites = Atomics.load(counters, DUMP_COUNTERS.issued);
         expectOk(r, 'streaming starts', 'UPDATE');
         const lastName = lastSeen.buf ? lastSeen.buf.toString('latin1', lastSeen.start, lastSeen.end) : lastSeen.name;
         if (count !== n + writerEntries || lastName !== last || writerEntries < minWrites || writerEntries > maxWrites) {
           if (wrongCount++ < 10) {
-            wrong.push(`dump of ${count} entries (${writerEntries} written during the run, expected ${minWrites}..${maxWrites}; last ${lastName})`);
+            wrong.push(
+              `dump of ${count} entries (${writerEntries} written during the run, expected ${minWrites}..${maxWrites}; last ${lastName})`,
+            );
           }
         }
-        dumps[index]!++;
+        dumps[index]++;
       } catch (e) {
         if (!stopped()) throw e;
       } finally {
@@ -148,7 +161,13 @@ async function runDumpers(data: DumpWorkerData, port: MessagePort): Promise<void
   port.postMessage({ type: 'ready' } satisfies FromDumpWorker);
   const outcomes = await Promise.allSettled(runs);
   const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
-  port.postMessage({ type: 'done', dumps, wrong, wrongCount, error: failed ? serializeError(failed.reason) : null } satisfies FromDumpWorker);
+  port.postMessage({
+    type: 'done',
+    dumps,
+    wrong,
+    wrongCount,
+    error: failed ? serializeError(failed.reason) : null,
+  } satisfies FromDumpWorker);
   port.unref();
 }
 
@@ -156,6 +175,8 @@ if (!isMainThread && parentPort && (workerData as { role?: string } | null)?.rol
   const port = parentPort;
   runDumpers((workerData as { data: DumpWorkerData }).data, port).catch((e: unknown) => {
     // (runDumpers catches the dumpers' failures: this is a bug of its own) fail the worker
-    setImmediate(() => { throw e; });
+    setImmediate(() => {
+      throw e;
+    });
   });
 }

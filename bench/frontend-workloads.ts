@@ -46,7 +46,10 @@ class CutProxy {
   relayed = 0;
   private readonly sockets = new Set<Socket>();
 
-  private constructor(private readonly server: Server, readonly port: number) {}
+  private constructor(
+    private readonly server: Server,
+    readonly port: number,
+  ) {}
 
   static async start(targetPort: number): Promise<CutProxy> {
     const server = createServer({ noDelay: true });
@@ -101,7 +104,10 @@ class FrontendReader {
   readonly awaited = new Map<string, number>();
   readonly seenAfterMs = new Map<string, number>();
 
-  constructor(file: string, private readonly entries: number) {
+  constructor(
+    file: string,
+    private readonly entries: number,
+  ) {
     // Cyrus sets no busy timeout: neither does this reader.
     this.db = new Database(file, { readonly: true, fileMustExist: true, timeout: 0 });
     this.lookup = this.db.prepare('SELECT 1 FROM mailboxes_db WHERE dbkey = ?').pluck();
@@ -157,19 +163,27 @@ interface FrontendSlave {
 async function mupdatedSlave(proxyPort: number, dir: string): Promise<FrontendSlave> {
   const db = join(dir, 'mailboxes.sqlite');
   const slave: RunningMupdated = await startSlave({
-    master: proxyPort, retryDelay: RETRY_DELAY_SECONDS,
+    master: proxyPort,
+    retryDelay: RETRY_DELAY_SECONDS,
     args: ['--frontend-db', db, '--kick-socket', join(dir, 'mupdate.target')],
   });
   return {
     db,
-    synced: async (timeoutMs) => { await slave.waitForLog(/"msg":"kick socket listening"/, timeoutMs); },
-    stop: async () => { await slave.stop(); },
+    synced: async (timeoutMs) => {
+      await slave.waitForLog(/"msg":"kick socket listening"/, timeoutMs);
+    },
+    stop: async () => {
+      await slave.stop();
+    },
   };
 }
 
 async function cyrusSlave(proxyPort: number): Promise<FrontendSlave & { dir: string }> {
   const backend = await CyrusBackend.create({
-    mupdatePort: proxyPort, servername: 'cyrus-frontend', user: ADMIN, password: PASSWORD,
+    mupdatePort: proxyPort,
+    servername: 'cyrus-frontend',
+    user: ADMIN,
+    password: PASSWORD,
     config: { mboxlist_db: 'sql', sql_engine: 'sqlite', mupdate_retry_delay: String(RETRY_DELAY_SECONDS) },
   });
   const db = join(backend.dir, 'mailboxes.sqlite');
@@ -181,17 +195,22 @@ async function cyrusSlave(proxyPort: number): Promise<FrontendSlave & { dir: str
   w.close();
   const port = await freePort();
   const cyrusConf = join(backend.dir, 'cyrus.conf');
-  writeFileSync(cyrusConf, `SERVICES {\n  mupdate cmd="mupdate -C ${backend.configPath}" listen="127.0.0.1:${port}" prefork=1 maxchild=1\n}\n`);
+  writeFileSync(
+    cyrusConf,
+    `SERVICES {\n  mupdate cmd="mupdate -C ${backend.configPath}" listen="127.0.0.1:${port}" prefork=1 maxchild=1\n}\n`,
+  );
   chownTree(backend.dir);
-  const child = spawn(join(CYRUS_BIN, 'master'), ['-C', backend.configPath, '-M', cyrusConf, '-p', join(backend.dir, 'master.pid')],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(join(CYRUS_BIN, 'master'), ['-C', backend.configPath, '-M', cyrusConf, '-p', join(backend.dir, 'master.pid')], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const output: string[] = [];
-  child.stdout!.setEncoding('latin1').on('data', (d: string) => output.push(d));
-  child.stderr!.setEncoding('latin1').on('data', (d: string) => output.push(d));
+  child.stdout.setEncoding('latin1').on('data', (d: string) => output.push(d));
+  child.stderr.setEncoding('latin1').on('data', (d: string) => output.push(d));
   const service = new CyrusImapd(backend, port, child, output);
   const socket = join(backend.confDir, 'socket', 'mupdate.target');
   return {
-    db, dir: backend.dir,
+    db,
+    dir: backend.dir,
     async synced(timeoutMs) {
       // Cyrus's slave opens its kick socket after its first complete sync.
       const deadline = Date.now() + timeoutMs;
@@ -274,13 +293,24 @@ export async function frontendSlave(ctx: Context): Promise<Measurement> {
     const during = latencySummary(reader.times.slice(timesBefore));
     const all = latencySummary(reader.times);
     return {
-      value: resyncSeconds, correct: true,
+      value: resyncSeconds,
+      correct: true,
       details: {
         firstSyncSeconds: Math.round(firstSyncSeconds * 1000) / 1000,
-        visibleP50: visible.p50, visibleP99: visible.p99, visibleMax: visible.max, samples,
-        resyncSeconds, changesWhileCutOff: changes + 1, rows: expected,
-        lookups: reader.times.length, lookupFailures: reader.errors + reader.misses, lookupErrors: reader.errors, lookupMisses: reader.misses,
-        lookupMaxMs: all.max, lookupP99Ms: all.p99, lookupMaxDuringResyncMs: during.max,
+        visibleP50: visible.p50,
+        visibleP99: visible.p99,
+        visibleMax: visible.max,
+        samples,
+        resyncSeconds,
+        changesWhileCutOff: changes + 1,
+        rows: expected,
+        lookups: reader.times.length,
+        lookupFailures: reader.errors + reader.misses,
+        lookupErrors: reader.errors,
+        lookupMisses: reader.misses,
+        lookupMaxMs: all.max,
+        lookupP99Ms: all.p99,
+        lookupMaxDuringResyncMs: during.max,
       },
     };
   } finally {

@@ -14,12 +14,12 @@ export function expectOk(r: StatusResponse, text: string, what: string): void {
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i]!;
+  return sorted[i];
 }
 
 export function latencySummary(samples: number[]): { n: number; p50: number; p99: number; max: number } {
   const s = samples.slice().sort((a, b) => a - b);
-  return { n: s.length, p50: percentile(s, 50), p99: percentile(s, 99), max: s.length ? s[s.length - 1]! : NaN };
+  return { n: s.length, p50: percentile(s, 50), p99: percentile(s, 99), max: s.length ? s[s.length - 1] : NaN };
 }
 
 /** CPU time (ms) used so far by processes, from /proc (gone processes count 0). */
@@ -31,7 +31,9 @@ export function cpuMs(pids: number[]): number {
       const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       ticks += Number(f[11]) + Number(f[12]);
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   return (ticks * 1000) / hz;
 }
@@ -47,7 +49,10 @@ export interface LoopResult {
  * or the count runs out (both bounds always apply).
  */
 export async function closedLoop<C>(
-  clients: C[], depth: number, durationMs: number, maxOps: number,
+  clients: C[],
+  depth: number,
+  durationMs: number,
+  maxOps: number,
   op: (client: C, index: number, seq: number) => Promise<void>,
 ): Promise<LoopResult> {
   let issued = 0;
@@ -87,15 +92,19 @@ export interface Expected {
  * Checks with FIND (8 connections, 16 in flight each) that each name holds
  * the expected entry, or none (null). Returns the mismatches (at most 5 shown).
  */
-export async function verifyWithFind(port: number, user: string, password: string,
-  expected: Map<string, Expected | null>): Promise<{ checked: number; wrong: number; examples: string[] }> {
+export async function verifyWithFind(
+  port: number,
+  user: string,
+  password: string,
+  expected: Map<string, Expected | null>,
+): Promise<{ checked: number; wrong: number; examples: string[] }> {
   const names = [...expected.keys()];
   const conns = await openMany(port, Math.min(8, Math.max(1, names.length)), user, password);
   let wrong = 0;
   const examples: string[] = [];
   try {
     await closedLoop(conns, 16, 30 * 60_000, names.length, async (conn, _i, seq) => {
-      const name = names[seq]!;
+      const name = names[seq];
       const want = expected.get(name)!;
       const { entry, status } = await conn.find(name);
       expectOk(status, 'Search completed', `FIND ${name}`);

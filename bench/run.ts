@@ -20,8 +20,17 @@ const soft = fdLimit('-Sn');
 if (soft < WANT_FDS && !process.env.BENCH_FD_LIMIT) {
   const target = Math.min(WANT_FDS, fdLimit('-Hn'));
   const script = fileURLToPath(import.meta.url);
-  const child = spawn('bash', ['-c', `ulimit -n ${target} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"`, process.execPath, script,
-    ...process.argv.slice(2)], { stdio: 'inherit', env: { ...process.env, BENCH_FD_LIMIT: String(target) } });
+  const child = spawn(
+    'bash',
+    [
+      '-c',
+      `ulimit -n ${target} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"`,
+      process.execPath,
+      script,
+      ...process.argv.slice(2),
+    ],
+    { stdio: 'inherit', env: { ...process.env, BENCH_FD_LIMIT: String(target) } },
+  );
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
 } else {
   if (!process.env.BENCH_FD_LIMIT) process.env.BENCH_FD_LIMIT = String(soft === Infinity ? WANT_FDS : soft);

@@ -82,15 +82,28 @@ export async function startMupdatedUnderTest(dumpPath: string, users: string[]):
     // Logs go to a file: the benchmark process must not spend its CPU reading them.
     // BENCH_MUPDATED_NODE_ARGS: extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
     const nodeArgs = (process.env.BENCH_MUPDATED_NODE_ARGS ?? '').split(' ').filter(Boolean);
-    child = spawn(process.execPath, [...nodeArgs, CLI, 'master', '--data', dataDir, '--listen', '127.0.0.1:0', '--config', configPath],
-      { stdio: ['ignore', 'ignore', logFd] });
+    child = spawn(process.execPath, [...nodeArgs, CLI, 'master', '--data', dataDir, '--listen', '127.0.0.1:0', '--config', configPath], {
+      stdio: ['ignore', 'ignore', logFd],
+    });
     closeSync(logFd);
     const proc = child;
-    const log = () => { try { return readFileSync(logPath, 'utf8'); } catch { return ''; } };
+    const log = () => {
+      try {
+        return readFileSync(logPath, 'utf8');
+      } catch {
+        return '';
+      }
+    };
     let port = 0;
     for (let i = 0; i < 600 && !port; i++) {
       if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`mupdated exited at startup: ${log()}`);
-      const m = /"msg":"listening"/.test(log()) ? /"port":(\d+)/.exec(log().split('\n').find((l) => l.includes('"listening"'))!) : null;
+      const m = /"msg":"listening"/.test(log())
+        ? /"port":(\d+)/.exec(
+            log()
+              .split('\n')
+              .find((l) => l.includes('"listening"'))!,
+          )
+        : null;
       if (m) port = Number(m[1]);
       else await sleep(50);
     }
@@ -98,7 +111,10 @@ export async function startMupdatedUnderTest(dumpPath: string, users: string[]):
     const exited = new Promise<void>((r) => proc.once('exit', () => r()));
     const version = (JSON.parse(readFileSync(join(CLI, '../../../../package.json'), 'utf8')) as { version: string }).version;
     return {
-      kind: 'mupdated', port, version: `mupdated ${version} (Node ${process.versions.node})`, preloadMs,
+      kind: 'mupdated',
+      port,
+      version: `mupdated ${version} (Node ${process.versions.node})`,
+      preloadMs,
       pids: () => (proc.pid ? [proc.pid] : []),
       running: () => proc.exitCode === null && proc.signalCode === null,
       diagnostics: () => `exit ${proc.exitCode ?? proc.signalCode ?? 'none'}; log tail: ${log().slice(-2000)}`,
@@ -157,7 +173,10 @@ export async function startCyrusUnderTest(n: number): Promise<ServerUnderTest> {
     await server.start();
     const okLine = server.banner.find((l) => l.startsWith('* OK')) ?? '';
     return {
-      kind: 'cyrus', port: server.port, version: `Cyrus ${/"Cyrus IMAP" "([^"]+)"/.exec(okLine)?.[1] ?? okLine}`, preloadMs,
+      kind: 'cyrus',
+      port: server.port,
+      version: `Cyrus ${/"Cyrus IMAP" "([^"]+)"/.exec(okLine)?.[1] ?? okLine}`,
+      preloadMs,
       pids: () => {
         const master = server.pid;
         return master && server.running ? [master, ...childrenOf(master)] : [];

@@ -12,10 +12,15 @@ import { Worker } from 'node:worker_threads';
 import { CLI } from '../test/helpers/server.js';
 import { MupdateConn, statusText, type DataResponse, type RawTripleHandler } from './client.js';
 import { EntryBytes, entryAt, rng } from './dataset.js';
-import { deserializeError, DUMP_COUNTERS, type DumpsDone, type DumpWorkerData, type FromDumpWorker, type ToDumpWorker } from './dump-worker.js';
 import {
-  closedLoop, cpuMs, expectOk, latencySummary, openMany, sleep, verifyWithFind, WrongAnswer, type Expected,
-} from './measure.js';
+  deserializeError,
+  DUMP_COUNTERS,
+  type DumpsDone,
+  type DumpWorkerData,
+  type FromDumpWorker,
+  type ToDumpWorker,
+} from './dump-worker.js';
+import { closedLoop, cpuMs, expectOk, latencySummary, openMany, sleep, verifyWithFind, WrongAnswer, type Expected } from './measure.js';
 import { ADMIN, PASSWORD, processMemory, type ServerUnderTest } from './servers.js';
 
 export interface Sizes {
@@ -75,7 +80,9 @@ async function checkWrites(ctx: Context, expected: Map<string, Expected | null>,
 function checkNth(d: DataResponse, k: number, what: string): void {
   const e = entryAt(k);
   if (d.kind !== 'MAILBOX' || d.args[0] !== e.name || d.args[1] !== e.location || d.args[2] !== e.acl) {
-    throw new WrongAnswer(`${what}: entry ${k} is ${d.kind} ${JSON.stringify(d.args)}, expected MAILBOX ${JSON.stringify([e.name, e.location, e.acl])}`);
+    throw new WrongAnswer(
+      `${what}: entry ${k} is ${d.kind} ${JSON.stringify(d.args)}, expected MAILBOX ${JSON.stringify([e.name, e.location, e.acl])}`,
+    );
   }
 }
 
@@ -100,7 +107,10 @@ class ListingCheck {
   count = 0;
   private readonly expected = new EntryBytes(0);
 
-  constructor(private readonly what: string, private readonly onFirst: () => void) {}
+  constructor(
+    private readonly what: string,
+    private readonly onFirst: () => void,
+  ) {}
 
   readonly onData = (d: DataResponse): void => {
     const k = this.count;
@@ -114,8 +124,12 @@ class ListingCheck {
     const k = this.count;
     if (k === 0) this.onFirst();
     const x = this.expected;
-    if (!sameBytes(buf, kindStart, kindEnd, MAILBOX_BYTES, MAILBOX_BYTES.length) || !sameBytes(buf, s1, e1, x.name, x.nameLength)
-      || !sameBytes(buf, s2, e2, x.location, x.location.length) || !sameBytes(buf, s3, e3, x.acl, x.aclLength)) {
+    if (
+      !sameBytes(buf, kindStart, kindEnd, MAILBOX_BYTES, MAILBOX_BYTES.length) ||
+      !sameBytes(buf, s1, e1, x.name, x.nameLength) ||
+      !sameBytes(buf, s2, e2, x.location, x.location.length) ||
+      !sameBytes(buf, s3, e3, x.acl, x.aclLength)
+    ) {
       const args = [buf.toString('latin1', s1, e1), buf.toString('latin1', s2, e2), buf.toString('latin1', s3, e3)];
       checkNth({ tag: '', kind: buf.toString('latin1', kindStart, kindEnd), args }, k, this.what);
       throw new Error(`bench bug: the expected bytes of entry ${k} are not entryAt(${k})`);
@@ -129,8 +143,12 @@ class ListingCheck {
   private selfCheck(k: number): void {
     const x = this.expected;
     const e = entryAt(k);
-    if (x.k !== k || x.name.toString('latin1', 0, x.nameLength) !== e.name || x.location.toString('latin1') !== e.location
-      || x.acl.toString('latin1', 0, x.aclLength) !== e.acl) {
+    if (
+      x.k !== k ||
+      x.name.toString('latin1', 0, x.nameLength) !== e.name ||
+      x.location.toString('latin1') !== e.location ||
+      x.acl.toString('latin1', 0, x.aclLength) !== e.acl
+    ) {
       throw new Error(`bench bug: EntryBytes at ${k} (${x.k}) differs from entryAt(${k})`);
     }
   }
@@ -141,7 +159,9 @@ async function fullListing(ctx: Context, command: 'LIST' | 'UPDATE'): Promise<Me
   try {
     let firstMs = 0;
     const t0 = performance.now();
-    const check = new ListingCheck(command, () => { firstMs = performance.now() - t0; });
+    const check = new ListingCheck(command, () => {
+      firstMs = performance.now() - t0;
+    });
     const { result: status, serverCpuMs, clientCpuMs } = await withCpu(ctx, () => conn.command(command, check.onData, check.onRaw));
     const seconds = (performance.now() - t0) / 1000;
     const count = check.count;
@@ -156,10 +176,10 @@ async function fullListing(ctx: Context, command: 'LIST' | 'UPDATE'): Promise<Me
 export const listAll = (ctx: Context) => fullListing(ctx, 'LIST');
 export const dumpAll = (ctx: Context) => fullListing(ctx, 'UPDATE');
 
-export async function memory(ctx: Context): Promise<Measurement> {
+export function memory(ctx: Context): Promise<Measurement> {
   const per = ctx.server.pids().map((pid) => ({ pid, ...processMemory(pid) }));
   const rssKb = per.reduce((s, p) => s + (p.rssKb ?? 0), 0);
-  return { value: rssKb / 1024, correct: per.length > 0, details: { processes: per } };
+  return Promise.resolve({ value: rssKb / 1024, correct: per.length > 0, details: { processes: per } });
 }
 
 // ---------------------------------------------------------------------------
@@ -170,12 +190,13 @@ async function activateLoop(ctx: Context, prefix: string, conns: number, depth: 
   const expected = new Map<string, Expected | null>();
   const details: Record<string, unknown> = { connections: conns, inFlight: depth };
   try {
-    const { result, serverCpuMs, clientCpuMs } = await withCpu(ctx, () => closedLoop(clients, depth, ctx.sizes.throughputMs, ctx.sizes.maxOps,
-      async (conn, c, seq) => {
+    const { result, serverCpuMs, clientCpuMs } = await withCpu(ctx, () =>
+      closedLoop(clients, depth, ctx.sizes.throughputMs, ctx.sizes.maxOps, async (conn, c, seq) => {
         const e = writeEntry(prefix, c, seq);
         expectOk(await conn.activate(e.name, e.location, e.acl), 'done', `ACTIVATE ${e.name}`);
         expected.set(e.name, e);
-      }));
+      }),
+    );
     Object.assign(details, { ops: result.ops, seconds: result.elapsedMs / 1000, serverCpuMs, clientCpuMs });
     await Promise.all(clients.map((c) => c.logout()));
     await checkWrites(ctx, expected, details);
@@ -192,18 +213,25 @@ export const activate16x8 = (ctx: Context) => activateLoop(ctx, 'bp', 16, 8);
 export async function churn(ctx: Context): Promise<Measurement> {
   const expected = new Map<string, Expected | null>();
   const details: Record<string, unknown> = { clients: 8 };
-  const { result, serverCpuMs, clientCpuMs } = await withCpu(ctx, () => closedLoop(Array.from({ length: 8 }, (_, i) => i), 1,
-    ctx.sizes.throughputMs, ctx.sizes.maxOps, async (c, _i, seq) => {
-      const conn = await MupdateConn.login(ctx.server.port, ADMIN, PASSWORD);
-      try {
-        const e = writeEntry('bc', c, seq);
-        expectOk(await conn.activate(e.name, e.location, e.acl), 'done', `ACTIVATE ${e.name}`);
-        expected.set(e.name, e);
-        expectOk(await conn.logout(), 'bye-bye', 'LOGOUT');
-      } finally {
-        conn.destroy();
-      }
-    }));
+  const { result, serverCpuMs, clientCpuMs } = await withCpu(ctx, () =>
+    closedLoop(
+      Array.from({ length: 8 }, (_, i) => i),
+      1,
+      ctx.sizes.throughputMs,
+      ctx.sizes.maxOps,
+      async (c, _i, seq) => {
+        const conn = await MupdateConn.login(ctx.server.port, ADMIN, PASSWORD);
+        try {
+          const e = writeEntry('bc', c, seq);
+          expectOk(await conn.activate(e.name, e.location, e.acl), 'done', `ACTIVATE ${e.name}`);
+          expected.set(e.name, e);
+          expectOk(await conn.logout(), 'bye-bye', 'LOGOUT');
+        } finally {
+          conn.destroy();
+        }
+      },
+    ),
+  );
   Object.assign(details, { ops: result.ops, seconds: result.elapsedMs / 1000, serverCpuMs, clientCpuMs });
   await checkWrites(ctx, expected, details);
   return { value: result.perSecond, correct: true, details };
@@ -223,15 +251,20 @@ export async function find16x8(ctx: Context): Promise<Measurement> {
   const clients = await openMany(ctx.server.port, 16, ADMIN, PASSWORD);
   try {
     const rand = rng(1);
-    const { result, serverCpuMs, clientCpuMs } = await withCpu(ctx, () => closedLoop(clients, 8, ctx.sizes.throughputMs, ctx.sizes.maxOps,
-      async (conn) => {
+    const { result, serverCpuMs, clientCpuMs } = await withCpu(ctx, () =>
+      closedLoop(clients, 8, ctx.sizes.throughputMs, ctx.sizes.maxOps, async (conn) => {
         const k = Math.floor(rand() * ctx.sizes.entries);
         const name = entryAt(k).name;
         const { entry, status } = await conn.find(name);
         expectOk(status, 'Search completed', `FIND ${name}`);
         checkFound(name, k, entry);
-      }));
-    return { value: result.perSecond, correct: true, details: { connections: 16, inFlight: 8, ops: result.ops, seconds: result.elapsedMs / 1000, serverCpuMs, clientCpuMs } };
+      }),
+    );
+    return {
+      value: result.perSecond,
+      correct: true,
+      details: { connections: 16, inFlight: 8, ops: result.ops, seconds: result.elapsedMs / 1000, serverCpuMs, clientCpuMs },
+    };
   } finally {
     await Promise.allSettled(clients.map((c) => c.logout()));
   }
@@ -245,11 +278,11 @@ export async function mixed(ctx: Context): Promise<Measurement> {
   const counts = { find: 0, activate: 0, delete: 0 };
   const rands = clients.map((_, c) => rng(100 + c));
   try {
-    const { result, serverCpuMs, clientCpuMs } = await withCpu(ctx, () => closedLoop(clients, 8, ctx.sizes.throughputMs, ctx.sizes.maxOps,
-      async (conn, c, seq) => {
-        const r = rands[c]!();
-        if (r >= 0.99 && ownNames[c]!.length) {
-          const name = ownNames[c]!.pop()!;
+    const { result, serverCpuMs, clientCpuMs } = await withCpu(ctx, () =>
+      closedLoop(clients, 8, ctx.sizes.throughputMs, ctx.sizes.maxOps, async (conn, c, seq) => {
+        const r = rands[c]();
+        if (r >= 0.99 && ownNames[c].length) {
+          const name = ownNames[c].pop()!;
           counts.delete++;
           expectOk(await conn.command(`DELETE "${name}"`), 'done', `DELETE ${name}`);
           expected.set(name, null);
@@ -258,17 +291,26 @@ export async function mixed(ctx: Context): Promise<Measurement> {
           counts.activate++;
           expectOk(await conn.activate(e.name, e.location, e.acl), 'done', `ACTIVATE ${e.name}`);
           expected.set(e.name, e);
-          ownNames[c]!.push(e.name);
+          ownNames[c].push(e.name);
         } else {
-          const k = Math.floor(rands[c]!() * ctx.sizes.entries);
+          const k = Math.floor(rands[c]() * ctx.sizes.entries);
           const name = entryAt(k).name;
           counts.find++;
           const { entry, status } = await conn.find(name);
           expectOk(status, 'Search completed', `FIND ${name}`);
           checkFound(name, k, entry);
         }
-      }));
-    const details: Record<string, unknown> = { connections: 8, inFlight: 8, ops: result.ops, ...counts, seconds: result.elapsedMs / 1000, serverCpuMs, clientCpuMs };
+      }),
+    );
+    const details: Record<string, unknown> = {
+      connections: 8,
+      inFlight: 8,
+      ops: result.ops,
+      ...counts,
+      seconds: result.elapsedMs / 1000,
+      serverCpuMs,
+      clientCpuMs,
+    };
     await checkWrites(ctx, expected, details);
     return { value: result.perSecond, correct: true, details };
   } finally {
@@ -298,15 +340,26 @@ export async function propagation(ctx: Context, ports = { listeners: ctx.server.
       l.onStream = (d) => {
         const now = performance.now();
         const name = d.args[0] ?? '';
-        if (d.kind !== 'MAILBOX' || d.args[1] !== 'benchprop!default' || d.args[2] !== `bprop\tlrswipkxtecdan\t` || !/^user\.bprop\.m\d+$/.test(name)) {
+        if (
+          d.kind !== 'MAILBOX' ||
+          d.args[1] !== 'benchprop!default' ||
+          d.args[2] !== `bprop\tlrswipkxtecdan\t` ||
+          !/^user\.bprop\.m\d+$/.test(name)
+        ) {
           wrong.push(`listener ${i}: ${d.kind} ${JSON.stringify(d.args)}`);
           return;
         }
-        if (!received[i]!.has(name)) received[i]!.set(name, now);
+        if (!received[i].has(name)) received[i].set(name, now);
       };
     });
     const setupStart = performance.now();
-    const starts = await Promise.all(listeners.map((l) => l.command('UPDATE "benchprop"', () => { wrong.push('initial dump not empty'); })));
+    const starts = await Promise.all(
+      listeners.map((l) =>
+        l.command('UPDATE "benchprop"', () => {
+          wrong.push('initial dump not empty');
+        }),
+      ),
+    );
     for (const s of starts) expectOk(s, 'streaming starts', 'UPDATE "benchprop"');
     const setupMs = performance.now() - setupStart;
     const t0 = performance.now();
@@ -327,7 +380,10 @@ export async function propagation(ctx: Context, ports = { listeners: ctx.server.
     for (const m of received) {
       for (const [name, ok] of okAt) {
         const at = m.get(name);
-        if (at === undefined) { missing++; continue; }
+        if (at === undefined) {
+          missing++;
+          continue;
+        }
         if (at < ok) arrivedBeforeOk++;
         latencies.push(Math.max(0, at - ok));
       }
@@ -336,8 +392,16 @@ export async function propagation(ctx: Context, ports = { listeners: ctx.server.
     if (missing) throw new WrongAnswer(`${missing} of ${okAt.size * listeners.length} changes never reached their listener within 8 s`);
     const lat = latencySummary(latencies);
     return {
-      value: lat.p99, correct: true,
-      details: { listeners: listeners.length, writes: okAt.size, intervalMs: interval, ...lat, arrivedBeforeOk, listenerSetupMs: Math.round(setupMs) },
+      value: lat.p99,
+      correct: true,
+      details: {
+        listeners: listeners.length,
+        writes: okAt.size,
+        intervalMs: interval,
+        ...lat,
+        arrivedBeforeOk,
+        listenerSetupMs: Math.round(setupMs),
+      },
     };
   } finally {
     for (const l of listeners) l.destroy();
@@ -362,11 +426,14 @@ class DumpWorker {
   private readonly worker: Worker;
 
   constructor(data: Omit<DumpWorkerData, 'counters'>) {
-    const workerData: { role: 'dumpers'; data: DumpWorkerData } = { role: 'dumpers', data: { ...data, counters: this.counters.buffer as SharedArrayBuffer } };
+    const workerData: { role: 'dumpers'; data: DumpWorkerData } = { role: 'dumpers', data: { ...data, counters: this.counters.buffer } };
     this.worker = new Worker(new URL('./dump-worker.js', import.meta.url), { workerData });
     let onReady: () => void = () => {};
     let onFailure: (e: Error) => void = () => {};
-    this.ready = new Promise<void>((resolve, reject) => { onReady = resolve; onFailure = reject; });
+    this.ready = new Promise<void>((resolve, reject) => {
+      onReady = resolve;
+      onFailure = reject;
+    });
     this.done = new Promise<DumpsDone>((resolve, reject) => {
       this.worker.on('message', (m: FromDumpWorker) => {
         if (m.type === 'ready') onReady();
@@ -409,8 +476,14 @@ class DumpWorker {
 export async function activateDuringDumps(ctx: Context): Promise<Measurement> {
   const n = ctx.sizes.entries;
   const dumpers = new DumpWorker({
-    port: ctx.server.port, user: ADMIN, password: PASSWORD, entries: n, lastName: entryAt(n - 1).name,
-    writerPrefix: 'user.bdw.m', dumpers: 4, maxRounds: 10_000,
+    port: ctx.server.port,
+    user: ADMIN,
+    password: PASSWORD,
+    entries: n,
+    lastName: entryAt(n - 1).name,
+    writerPrefix: 'user.bdw.m',
+    dumpers: 4,
+    maxRounds: 10_000,
   });
   const { counters } = dumpers;
   let acked = 0;
@@ -426,17 +499,19 @@ export async function activateDuringDumps(ctx: Context): Promise<Measurement> {
     // how late this thread's event loop ran meanwhile (the client's own share of the writer's latency)
     const loopDelay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
     loopDelay.enable();
-    const { result, serverCpuMs, clientCpuMs } = await withCpu(ctx, () => closedLoop([conn], 1, ctx.sizes.dumpWriterMs, ctx.sizes.maxOps, async (w, _i, seq) => {
-      const name = `user.bdw.m${seq}`;
-      const e = { location: 'benchdw!default', acl: 'bdw\tlrswipkxtecdan\t' };
-      Atomics.store(counters, DUMP_COUNTERS.issued, ++issued);
-      const t = performance.now();
-      const r = await w.activate(name, e.location, e.acl);
-      latencies.push(performance.now() - t);
-      expectOk(r, 'done', `ACTIVATE ${name}`);
-      Atomics.store(counters, DUMP_COUNTERS.acked, ++acked);
-      expected.set(name, e);
-    }));
+    const { result, serverCpuMs, clientCpuMs } = await withCpu(ctx, () =>
+      closedLoop([conn], 1, ctx.sizes.dumpWriterMs, ctx.sizes.maxOps, async (w, _i, seq) => {
+        const name = `user.bdw.m${seq}`;
+        const e = { location: 'benchdw!default', acl: 'bdw\tlrswipkxtecdan\t' };
+        Atomics.store(counters, DUMP_COUNTERS.issued, ++issued);
+        const t = performance.now();
+        const r = await w.activate(name, e.location, e.acl);
+        latencies.push(performance.now() - t);
+        expectOk(r, 'done', `ACTIVATE ${name}`);
+        Atomics.store(counters, DUMP_COUNTERS.acked, ++acked);
+        expected.set(name, e);
+      }),
+    );
     loopDelay.disable();
     const report = await dumpers.stop();
     if (report.error) throw deserializeError(report.error);
@@ -444,8 +519,15 @@ export async function activateDuringDumps(ctx: Context): Promise<Measurement> {
     const lat = latencySummary(latencies);
     const completedDumps = report.dumps.reduce((a, b) => a + b, 0);
     const details: Record<string, unknown> = {
-      dumpers: 4, dumpersIn: 'worker thread', completedDumps, dumpsPerDumper: report.dumps, writes: result.ops, seconds: result.elapsedMs / 1000,
-      ...lat, serverCpuMs, clientCpuMs,
+      dumpers: 4,
+      dumpersIn: 'worker thread',
+      completedDumps,
+      dumpsPerDumper: report.dumps,
+      writes: result.ops,
+      seconds: result.elapsedMs / 1000,
+      ...lat,
+      serverCpuMs,
+      clientCpuMs,
       writerLoopLagMs: { p99: loopLagMs(loopDelay.percentile(99)), max: loopLagMs(loopDelay.max) },
     };
     await conn.logout();
@@ -485,10 +567,12 @@ export async function idleConnections(ctx: Context): Promise<Measurement> {
     await sleep(2_000);
     let answered = 0;
     for (let i = 0; i < conns.length; i += 500) {
-      const rs = await Promise.allSettled(conns.slice(i, i + 500).map(async (c) => {
-        const r = await c.command('NOOP');
-        if (r.kind === 'OK' && statusText(r.rest) === 'Noop done') answered++;
-      }));
+      const rs = await Promise.allSettled(
+        conns.slice(i, i + 500).map(async (c) => {
+          const r = await c.command('NOOP');
+          if (r.kind === 'OK' && statusText(r.rest) === 'Noop done') answered++;
+        }),
+      );
       void rs;
     }
     let freshFind = 'ok';
@@ -504,10 +588,19 @@ export async function idleConnections(ctx: Context): Promise<Measurement> {
     }
     const serverRunning = ctx.server.running();
     return {
-      value: answered, correct: true,
-      details: { target, opened, answeredNoop: answered, openSeconds, firstFailure, freshConnectionFind: freshFind, serverRunning,
+      value: answered,
+      correct: true,
+      details: {
+        target,
+        opened,
+        answeredNoop: answered,
+        openSeconds,
+        firstFailure,
+        freshConnectionFind: freshFind,
+        serverRunning,
         // what the server (for Cyrus: master(8), which restarts a dead mupdate) said about a failure
-        ...(firstFailure || answered < opened ? { server: ctx.server.diagnostics().slice(-400) } : {}) },
+        ...(firstFailure || answered < opened ? { server: ctx.server.diagnostics().slice(-400) } : {}),
+      },
     };
   } finally {
     for (const c of conns) c.destroy();
@@ -529,17 +622,31 @@ export interface PushSetup {
   sample: Array<{ name: string; location: string; acl: string }>;
 }
 
-function timed(file: string, args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
+function timed(
+  file: string,
+  args: string[],
+  timeoutMs: number,
+): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', (e) => { clearTimeout(timer); reject(e); });
-    child.once('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr, ms: performance.now() - t0 }); });
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, ms: performance.now() - t0 });
+    });
   });
 }
 
@@ -559,7 +666,9 @@ export async function pushWithCtlMboxlist(ctx: Context, setup: PushSetup, readFi
   pointBackendAt(setup, ctx.server.port, readFile);
   const r = await timed(join(setup.cyrusBin, 'ctl_mboxlist'), ['-C', setup.backendConfig, '-m'], 10 * 60_000);
   if (r.code !== 0 || r.stdout.trim() !== '') {
-    throw new WrongAnswer(`ctl_mboxlist -m exited ${r.code}; stdout ${JSON.stringify(r.stdout.slice(0, 300))}; stderr ${JSON.stringify(r.stderr.slice(0, 300))}`);
+    throw new WrongAnswer(
+      `ctl_mboxlist -m exited ${r.code}; stdout ${JSON.stringify(r.stdout.slice(0, 300))}; stderr ${JSON.stringify(r.stderr.slice(0, 300))}`,
+    );
   }
   await checkSample(ctx, setup);
   return { value: r.ms / 1000, correct: true, details: { mailboxes: setup.mailboxes, exit: r.code } };
@@ -568,11 +677,29 @@ export async function pushWithCtlMboxlist(ctx: Context, setup: PushSetup, readFi
 /** `mupdated push` of the same backend's dump. */
 export async function pushWithMupdated(ctx: Context, setup: PushSetup): Promise<Measurement> {
   const nodeArgs = (process.env.BENCH_MUPDATED_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const r = await timed(process.execPath, [...nodeArgs, CLI, 'push', '--master', `127.0.0.1:${ctx.server.port}`, '--user', 'backend1',
-    '--password-file', setup.passwordFile, '--server', 'backend1', setup.dumpPath], 10 * 60_000);
+  const r = await timed(
+    process.execPath,
+    [
+      ...nodeArgs,
+      CLI,
+      'push',
+      '--master',
+      `127.0.0.1:${ctx.server.port}`,
+      '--user',
+      'backend1',
+      '--password-file',
+      setup.passwordFile,
+      '--server',
+      'backend1',
+      setup.dumpPath,
+    ],
+    10 * 60_000,
+  );
   const summary = `# ${setup.mailboxes} in sync, 0 removed, 0 activated, 0 to review, 0 refused`;
   if (r.code !== 0 || r.stdout.trim() !== summary) {
-    throw new WrongAnswer(`mupdated push exited ${r.code}; stdout ${JSON.stringify(r.stdout.slice(0, 300))} (expected ${JSON.stringify(summary)}); stderr ${JSON.stringify(r.stderr.slice(0, 300))}`);
+    throw new WrongAnswer(
+      `mupdated push exited ${r.code}; stdout ${JSON.stringify(r.stdout.slice(0, 300))} (expected ${JSON.stringify(summary)}); stderr ${JSON.stringify(r.stderr.slice(0, 300))}`,
+    );
   }
   await checkSample(ctx, setup);
   return { value: r.ms / 1000, correct: true, details: { mailboxes: setup.mailboxes, exit: r.code, summary: r.stdout.trim() } };

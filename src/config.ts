@@ -8,7 +8,33 @@ import { DEFAULT_LIMITS, type WireLimits } from './mupdate/wire/limits.js';
 import type { EtcdSettings } from './store/etcd/connect.js';
 import type { DirectoryOrder } from './store/types.js';
 import type { StartTlsMode } from './mupdate/client/tls-policy.js';
-import { LOG_FORMATS, LOG_LEVELS, type LogFormat } from './log.js';
+import { LOG_LEVELS, type LogFormat } from './log.js';
+import {
+  ConfigError,
+  DEFAULT_PORT,
+  SASL_MECHANISMS,
+  bool,
+  int,
+  logFormat,
+  mechanismList,
+  parseHostPort,
+  tlsVersions,
+  type SaslMechanism,
+  type TlsVersionRange,
+} from './config-values.js';
+
+export {
+  ConfigError,
+  DEFAULT_PORT,
+  SASL_MECHANISMS,
+  TLS_VERSIONS,
+  logFormat,
+  parseHostPort,
+  parseMasterList,
+  type SaslMechanism,
+  type TlsVersionName,
+  type TlsVersionRange,
+} from './config-values.js';
 
 import type { HostPort } from './host-port.js';
 
@@ -99,37 +125,6 @@ export interface UpstreamConfig {
 /** The etcd_* keys: exactly what the etcd client takes. */
 export type EtcdConfig = EtcdSettings;
 
-export const DEFAULT_PORT = 3905;
-
-/** `tls_versions` as Cyrus writes them, and the range Node can set. */
-export const TLS_VERSIONS = { tls1_0: 'TLSv1', tls1_1: 'TLSv1.1', tls1_2: 'TLSv1.2', tls1_3: 'TLSv1.3' } as const;
-export type TlsVersionName = keyof typeof TLS_VERSIONS;
-export interface TlsVersionRange { min: TlsVersionName; max: TlsVersionName }
-
-function tlsVersions(key: string, v: string): TlsVersionRange {
-  const order = Object.keys(TLS_VERSIONS) as TlsVersionName[];
-  const names = v.toLowerCase().split(/[\s,]+/).filter(Boolean);
-  const unknown = names.filter((n) => !(order as string[]).includes(n));
-  if (unknown.length > 0 || names.length === 0) throw new ConfigError(`${key}: expected some of ${order.join(' ')}, got '${v}'`);
-  const idx = names.map((n) => order.indexOf(n as TlsVersionName)).sort((a, b) => a - b);
-  const first = idx[0]!, last = idx[idx.length - 1]!;
-  // Node sets a range, not a set: a gap would silently enable the version left out.
-  if (last - first + 1 !== new Set(idx).size) throw new ConfigError(`${key}: '${v}' leaves a gap; only a range of versions can be offered`);
-  return { min: order[first]!, max: order[last]! };
-}
-
-export const SASL_MECHANISMS = ['SCRAM-SHA-256', 'PLAIN'] as const;
-export type SaslMechanism = (typeof SASL_MECHANISMS)[number];
-
-function mechanismList(key: string, v: string): SaslMechanism[] {
-  const names = v.toUpperCase().split(/[\s,]+/).filter(Boolean);
-  const unknown = names.filter((n) => !(SASL_MECHANISMS as readonly string[]).includes(n));
-  if (unknown.length > 0 || names.length === 0) {
-    throw new ConfigError(`${key}: expected some of ${SASL_MECHANISMS.join(' ')}, got '${v}'`);
-  }
-  return SASL_MECHANISMS.filter((m) => names.includes(m));
-}
-
 export function defaultConfig(): ServerConfig {
   return {
     listen: { host: '127.0.0.1', port: DEFAULT_PORT },
@@ -167,26 +162,6 @@ export function defaultConfig(): ServerConfig {
   };
 }
 
-export class ConfigError extends Error {}
-
-export function parseHostPort(value: string, defaultPort = DEFAULT_PORT): HostPort {
-  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(value) ?? /^([^:]+)(?::(\d+))?$/.exec(value);
-  if (!m) throw new ConfigError(`'${value}' is not HOST:PORT`);
-  const port = m[2] === undefined ? defaultPort : Number(m[2]);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`bad port in '${value}'`);
-  return { host: m[1]!, port };
-}
-
-/**
- * A slave's masters: `HOST:PORT[,HOST:PORT...]` (the nodes of a cluster),
- * as --master or mupdate_server; a `/...` suffix, as Cyrus allows, is ignored on each.
- */
-export function parseMasterList(value: string): HostPort[] {
-  const list = value.split(',').map((s) => s.trim().replace(/\/.*$/, '')).filter(Boolean);
-  if (!list.length) throw new ConfigError(`'${value}': expected HOST:PORT[,HOST:PORT...]`);
-  return list.map((s) => parseHostPort(s));
-}
-
 /** Reads `key: value` lines into a map (keys lower-cased). */
 export function readConfigFile(path: string): Map<string, string> {
   const out = new Map<string, string>();
@@ -201,99 +176,191 @@ export function readConfigFile(path: string): Map<string, string> {
     if (t === '' || t.startsWith('#')) return;
     const m = /^([A-Za-z0-9_.-]+)\s*:\s*(.*)$/.exec(t);
     if (!m) throw new ConfigError(`${path}:${i + 1}: expected 'key: value'`);
-    out.set(m[1]!.toLowerCase(), m[2]!);
+    out.set(m[1].toLowerCase(), m[2]);
   });
   return out;
-}
-
-export function logFormat(key: string, v: string): LogFormat {
-  if (!(LOG_FORMATS as readonly string[]).includes(v)) throw new ConfigError(`${key}: expected ${LOG_FORMATS.join(' or ')}, got '${v}'`);
-  return v as LogFormat;
-}
-
-function bool(key: string, v: string): boolean {
-  if (/^(1|yes|on|true)$/i.test(v)) return true;
-  if (/^(0|no|off|false)$/i.test(v)) return false;
-  throw new ConfigError(`${key}: expected yes or no, got '${v}'`);
-}
-
-function int(key: string, v: string, min = 0): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new ConfigError(`${key}: expected a whole number >= ${min}, got '${v}'`);
-  return n;
 }
 
 /** Applies file settings onto a config. Unknown keys are errors, so typos never go unnoticed. */
 export function applySettings(config: ServerConfig, settings: Map<string, string>, ignore: readonly string[] = []): void {
   for (const [key, v] of settings) {
     switch (key) {
-      case 'listen': config.listen = parseHostPort(v); break;
-      case 'data': case 'data_dir': config.dataDir = v; break;
-      case 'servername': config.servername = v; break;
-      case 'tls_server_cert': case 'tls_cert': config.tlsCert = v; break;
-      case 'tls_server_key': case 'tls_key': config.tlsKey = v; break;
-      case 'tls_versions': config.tlsVersions = tlsVersions(key, v); break;
-      case 'tls_ciphers': config.tlsCiphers = v; break;
+      case 'listen':
+        config.listen = parseHostPort(v);
+        break;
+      case 'data':
+      case 'data_dir':
+        config.dataDir = v;
+        break;
+      case 'servername':
+        config.servername = v;
+        break;
+      case 'tls_server_cert':
+      case 'tls_cert':
+        config.tlsCert = v;
+        break;
+      case 'tls_server_key':
+      case 'tls_key':
+        config.tlsKey = v;
+        break;
+      case 'tls_versions':
+        config.tlsVersions = tlsVersions(key, v);
+        break;
+      case 'tls_ciphers':
+        config.tlsCiphers = v;
+        break;
       case 'log_level':
-        if (!(LOG_LEVELS as readonly string[]).includes(v)) throw new ConfigError(`${key}: expected one of ${LOG_LEVELS.join(' ')}, got '${v}'`);
+        if (!(LOG_LEVELS as readonly string[]).includes(v))
+          throw new ConfigError(`${key}: expected one of ${LOG_LEVELS.join(' ')}, got '${v}'`);
         config.logLevel = v;
         break;
-      case 'log_format': config.logFormat = logFormat(key, v); break;
-      case 'imapd_conf': config.imapdConf = v; break;
-      case 'client_timeout': config.upstream.connectTimeoutSeconds = int(key, v, 1); break;
-      case 'admins': config.admins = v.split(/[\s,]+/).filter(Boolean); break;
-      case 'allowplaintext': config.allowPlaintext = bool(key, v); break;
-      case 'sasl_mech_list': config.saslMechanisms = mechanismList(key, v); break;
-      case 'allow_non_admins': config.allowNonAdmins = bool(key, v); break;
-      case 'saslauthd_socket': config.saslauthdSocket = v; break;
-      case 'mupdate_connections_max': case 'max_connections': config.maxConnections = int(key, v, 1); break;
-      case 'idle_timeout': config.idleTimeoutMs = int(key, v, 900) * 1000; break;
-      case 'max_bad_commands': config.maxBadCommands = int(key, v, 1); break;
-      case 'failedloginpause': case 'failed_login_pause': config.failedLoginPauseMs = Math.round(Number(v) * 1000); break;
-      case 'max_failed_logins': config.maxFailedLogins = int(key, v, 1); break;
-      case 'max_failed_logins_per_host': config.maxFailedLoginsPerHost = int(key, v, 1); break;
-      case 'login_timeout': config.loginTimeoutMs = int(key, v, 1) * 1000; break;
-      case 'max_connections_per_host': config.maxConnectionsPerHost = int(key, v, 1); break;
-      case 'max_command_before_login': config.maxCommandBeforeLogin = int(key, v, 512); break;
+      case 'log_format':
+        config.logFormat = logFormat(key, v);
+        break;
+      case 'imapd_conf':
+        config.imapdConf = v;
+        break;
+      case 'client_timeout':
+        config.upstream.connectTimeoutSeconds = int(key, v, 1);
+        break;
+      case 'admins':
+        config.admins = v.split(/[\s,]+/).filter(Boolean);
+        break;
+      case 'allowplaintext':
+        config.allowPlaintext = bool(key, v);
+        break;
+      case 'sasl_mech_list':
+        config.saslMechanisms = mechanismList(key, v);
+        break;
+      case 'allow_non_admins':
+        config.allowNonAdmins = bool(key, v);
+        break;
+      case 'saslauthd_socket':
+        config.saslauthdSocket = v;
+        break;
+      case 'mupdate_connections_max':
+      case 'max_connections':
+        config.maxConnections = int(key, v, 1);
+        break;
+      case 'idle_timeout':
+        config.idleTimeoutMs = int(key, v, 900) * 1000;
+        break;
+      case 'max_bad_commands':
+        config.maxBadCommands = int(key, v, 1);
+        break;
+      case 'failedloginpause':
+      case 'failed_login_pause':
+        config.failedLoginPauseMs = Math.round(Number(v) * 1000);
+        break;
+      case 'max_failed_logins':
+        config.maxFailedLogins = int(key, v, 1);
+        break;
+      case 'max_failed_logins_per_host':
+        config.maxFailedLoginsPerHost = int(key, v, 1);
+        break;
+      case 'login_timeout':
+        config.loginTimeoutMs = int(key, v, 1) * 1000;
+        break;
+      case 'max_connections_per_host':
+        config.maxConnectionsPerHost = int(key, v, 1);
+        break;
+      case 'max_command_before_login':
+        config.maxCommandBeforeLogin = int(key, v, 512);
+        break;
       case 'directory_order':
         if (v !== 'cyrus' && v !== 'bytes') throw new ConfigError(`${key}: expected cyrus or bytes`);
         config.order = v;
         break;
-      case 'improved_mboxlist_sort': config.order = bool(key, v) ? 'cyrus' : 'bytes'; break;
-      case 'change_log_retention': config.changeLogRetention = int(key, v, 1); break;
-      case 'stream_queue_limit': config.streamQueueLimit = int(key, v, 1); break;
-      case 'dump_stall_timeout': config.dumpStallTimeoutMs = int(key, v, 1) * 1000; break;
-      case 'stream_queue_bytes': config.streamQueueBytes = int(key, v, 4096); break;
-      case 'dump_workers': config.dumpWorkers = Math.min(int(key, v, 0), 16); break;
-      case 'max_string': config.limits.maxString = int(key, v, 1024); break;
-      case 'max_command': config.limits.maxCommand = int(key, v, 4096); break;
-      case 'auth_cache_seconds': config.authCacheTtlMs = int(key, v, 0) * 1000; break;
+      case 'improved_mboxlist_sort':
+        config.order = bool(key, v) ? 'cyrus' : 'bytes';
+        break;
+      case 'change_log_retention':
+        config.changeLogRetention = int(key, v, 1);
+        break;
+      case 'stream_queue_limit':
+        config.streamQueueLimit = int(key, v, 1);
+        break;
+      case 'dump_stall_timeout':
+        config.dumpStallTimeoutMs = int(key, v, 1) * 1000;
+        break;
+      case 'stream_queue_bytes':
+        config.streamQueueBytes = int(key, v, 4096);
+        break;
+      case 'dump_workers':
+        config.dumpWorkers = Math.min(int(key, v, 0), 16);
+        break;
+      case 'max_string':
+        config.limits.maxString = int(key, v, 1024);
+        break;
+      case 'max_command':
+        config.limits.maxCommand = int(key, v, 4096);
+        break;
+      case 'auth_cache_seconds':
+        config.authCacheTtlMs = int(key, v, 0) * 1000;
+        break;
       case 'conflict_policy':
         if (v !== 'queue' && v !== 'cyrus') throw new ConfigError(`${key}: expected queue or cyrus`);
         config.conflictPolicy = v;
         break;
-      case 'mupdate_server': config.upstream.server = v; break;
-      case 'mupdate_authname': config.upstream.authname = v; break;
-      case 'mupdate_username': config.upstream.username = v; break;
-      case 'mupdate_password': config.upstream.password = v; break;
-      case 'mupdate_retry_delay': config.upstream.retryDelaySeconds = int(key, v, 0); break;
-      case 'slave_dump_timeout': config.upstream.dumpTimeoutSeconds = int(key, v, 1); break;
-      case 'slave_resume': config.upstream.resume = bool(key, v); break;
+      case 'mupdate_server':
+        config.upstream.server = v;
+        break;
+      case 'mupdate_authname':
+        config.upstream.authname = v;
+        break;
+      case 'mupdate_username':
+        config.upstream.username = v;
+        break;
+      case 'mupdate_password':
+        config.upstream.password = v;
+        break;
+      case 'mupdate_retry_delay':
+        config.upstream.retryDelaySeconds = int(key, v, 0);
+        break;
+      case 'slave_dump_timeout':
+        config.upstream.dumpTimeoutSeconds = int(key, v, 1);
+        break;
+      case 'slave_resume':
+        config.upstream.resume = bool(key, v);
+        break;
       case 'slave_starttls':
-        if (v !== 'never' && v !== 'if-offered' && v !== 'required') throw new ConfigError(`${key}: expected never, if-offered or required`);
+        if (v !== 'never' && v !== 'if-offered' && v !== 'required')
+          throw new ConfigError(`${key}: expected never, if-offered or required`);
         config.upstream.starttls = v;
         break;
-      case 'slave_tls_insecure': config.upstream.tlsInsecure = bool(key, v); break;
-      case 'metrics_listen': config.metricsListen = parseHostPort(v); break;
-      case 'frontend_db': config.frontend.db = v; break;
-      case 'kick_socket': config.frontend.kickSocket = v; break;
-      case 'etcd_endpoints': config.etcd.endpoints = v.split(/[\s,]+/).filter(Boolean); break;
-      case 'etcd_prefix': config.etcd.prefix = v; break;
-      case 'etcd_ca': config.etcd.ca = v; break;
-      case 'etcd_cert': config.etcd.cert = v; break;
-      case 'etcd_key': config.etcd.key = v; break;
-      case 'etcd_write_timeout': config.etcd.writeTimeoutMs = Math.round(Number(v) * 1000); break;
-      case 'slave_tls_ca': config.upstream.tlsCa = v; break;
+      case 'slave_tls_insecure':
+        config.upstream.tlsInsecure = bool(key, v);
+        break;
+      case 'metrics_listen':
+        config.metricsListen = parseHostPort(v);
+        break;
+      case 'frontend_db':
+        config.frontend.db = v;
+        break;
+      case 'kick_socket':
+        config.frontend.kickSocket = v;
+        break;
+      case 'etcd_endpoints':
+        config.etcd.endpoints = v.split(/[\s,]+/).filter(Boolean);
+        break;
+      case 'etcd_prefix':
+        config.etcd.prefix = v;
+        break;
+      case 'etcd_ca':
+        config.etcd.ca = v;
+        break;
+      case 'etcd_cert':
+        config.etcd.cert = v;
+        break;
+      case 'etcd_key':
+        config.etcd.key = v;
+        break;
+      case 'etcd_write_timeout':
+        config.etcd.writeTimeoutMs = Math.round(Number(v) * 1000);
+        break;
+      case 'slave_tls_ca':
+        config.upstream.tlsCa = v;
+        break;
       default:
         if (!ignore.includes(key)) throw new ConfigError(`unknown setting '${key}'`);
     }

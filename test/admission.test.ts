@@ -29,7 +29,11 @@ async function loginFrom(c: RawClient, tag: string, password: string): Promise<s
 test('an admin still logs in and writes while one address holds max_connections_per_host (default 256) connections not logged in', async (t) => {
   const PER_HOST = 256;
   await withServer({}, async (s) => {
-    const held = await inBatches(Array.from({ length: PER_HOST }, (_, i) => i), 32, () => RawClient.connectWithBanner(s.port, STRANGER));
+    const held = await inBatches(
+      Array.from({ length: PER_HOST }, (_, i) => i),
+      32,
+      () => RawClient.connectWithBanner(s.port, STRANGER),
+    );
     t.is(held.length, PER_HOST);
     // one more from that address: only * BYE, then closed
     const extra = await RawClient.connect(s.port, '127.0.0.1', STRANGER);
@@ -43,12 +47,12 @@ test('an admin still logs in and writes while one address holds max_connections_
     const third = await RawClient.connectWithBanner(s.port, '127.0.0.3');
     t.is(await loginFrom(third, 'A1', 'secret'), 'A1 OK "Authenticated"');
     // a connection of the full address that logs in gives its slot back: the address may connect again
-    t.is(await loginFrom(held[0]!, 'A2', 'secret'), 'A2 OK "Authenticated"');
+    t.is(await loginFrom(held[0], 'A2', 'secret'), 'A2 OK "Authenticated"');
     const again = await RawClient.connectWithBanner(s.port, STRANGER);
     t.is(await loginFrom(again, 'A3', 'secret'), 'A3 OK "Authenticated"');
     // and a closed one too
-    held[1]!.close();
-    held[2]!.close();
+    held[1].close();
+    held[2].close();
     const fresh = await (async () => {
       for (let i = 0; i < 50; i++) {
         const c = await RawClient.connect(s.port, '127.0.0.1', STRANGER);
@@ -119,10 +123,17 @@ test('max_failed_logins_per_host: the connections of one address together get th
     // within 15 s (the refill is 20 s away): exactly three answers, the credential failure
     const answers = await Promise.all(guessers.map((c) => c.readLine(15_000).catch(() => null)));
     const answered = answers.filter((a): a is string => a !== null);
-    t.deepEqual(answered.map((a) => a.replace(/^A\d /, '')), Array(3).fill('NO "authentication failure"'), answers.join(' | '));
+    t.deepEqual(
+      answered.map((a) => a.replace(/^A\d /, '')),
+      Array(3).fill('NO "authentication failure"'),
+      answers.join(' | '),
+    );
     const waiting = guessers.filter((_, i) => answers[i] === null);
     t.is(waiting.length, 5);
-    t.false(waiting.some((c) => c.ended), 'the waiting ones are not closed');
+    t.false(
+      waiting.some((c) => c.ended),
+      'the waiting ones are not closed',
+    );
     // another address is not affected
     const other = await RawClient.connectWithBanner(s.port, '127.0.0.3');
     t.is(await loginFrom(other, 'A1', 'secret'), 'A1 OK "Authenticated"');

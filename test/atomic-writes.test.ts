@@ -40,7 +40,12 @@ function folder(): string {
 }
 
 const B = (s: string) => Buffer.from(s, 'latin1');
-const active = (name: string, location = 'b1!default', acl = 'u\tlrs\t'): Entry => ({ name: B(name), state: 'active', location: B(location), acl: B(acl) });
+const active = (name: string, location = 'b1!default', acl = 'u\tlrs\t'): Entry => ({
+  name: B(name),
+  state: 'active',
+  location: B(location),
+  acl: B(acl),
+});
 const put = (name: string, location?: string): BatchItem => ({ name: B(name), entry: active(name, location) });
 /** A name longer than any LMDB key (1978 bytes): LMDB itself refuses it. */
 const TOO_LONG = `user.${'x'.repeat(2000)}`;
@@ -91,7 +96,7 @@ test('a batch with an unstorable name in its middle stores, logs and streams not
   t.is(store.lastSeq, 3);
   // Refused by the checks before any write, saying which item.
   t.true(err instanceof InvalidWrite, err?.message);
-  t.regex(err!.message, /item 3 of 4/);
+  t.regex(err.message, /item 3 of 4/);
 });
 
 test('a decision that throws after recording a conflict, in a batched commit, leaves no conflict behind; the other write commits and streams', async (t) => {
@@ -99,8 +104,12 @@ test('a decision that throws after recording a conflict, in a batched commit, le
   await store.applyMany([put('user.held', 'b1!default')]);
   const failing = store.mutate(B('user.held'), (current, txn) => {
     txn.recordConflict({
-      name: B('user.held'), current: current!, claimed: { state: 'active', location: B('b2!default'), acl: B('') },
-      command: 'ACTIVATE', user: 'test', peer: 'test',
+      name: B('user.held'),
+      current: current!,
+      claimed: { state: 'active', location: B('b2!default'), acl: B('') },
+      command: 'ACTIVATE',
+      user: 'test',
+      peer: 'test',
     });
     throw new Error('injected failure after the conflict was written');
   });
@@ -119,7 +128,8 @@ test('Commits: a body whose write LMDB refuses part-way is rolled back alone, in
   const db = root.openDB<Buffer, Buffer>({ name: 'd', keyEncoding: 'binary', encoding: 'binary' });
   const locations = new LocationTable(
     root.openDB<Buffer, number>({ name: 'l', keyEncoding: 'uint32', encoding: 'binary' }),
-    root.openDB<Buffer, Buffer>({ name: 'r', keyEncoding: 'binary', encoding: 'binary' }));
+    root.openDB<Buffer, Buffer>({ name: 'r', keyEncoding: 'binary', encoding: 'binary' }),
+  );
   const commits = new Commits(root, locations);
   const refusedKey = Buffer.alloc(4000, 0x61);
   const halfThenRefused = (key: string) => () => {
@@ -163,11 +173,19 @@ test('a listener that throws: the committed write still resolves, the error is r
 test('a name over the limit clients get, or with a NUL, is refused before anything is written, by mutate and loadMany as by applyMany', async (t) => {
   const { store, streamed } = openStore();
   t.is(OVER_LIMIT.length, MAX_NAME_BYTES + 1);
-  await t.throwsAsync(store.mutate(B(OVER_LIMIT), () => ({ kind: 'put', entry: active(OVER_LIMIT), result: 1 })), { instanceOf: InvalidWrite });
+  await t.throwsAsync(
+    store.mutate(B(OVER_LIMIT), () => ({ kind: 'put', entry: active(OVER_LIMIT), result: 1 })),
+    { instanceOf: InvalidWrite },
+  );
   await t.throwsAsync(store.loadMany([put('user.a'), put(OVER_LIMIT)]), { instanceOf: InvalidWrite });
   await t.throwsAsync(store.applyMany([put('user.a'), put(OVER_LIMIT)]), { instanceOf: InvalidWrite });
-  await t.throwsAsync(store.applyMany([put('user.a'), { name: B('user.\0nul'), entry: active('user.\0nul') }]), { instanceOf: InvalidWrite });
-  await t.throwsAsync(store.applyMany([{ name: B('user.a'), entry: active('user.b') }]), { instanceOf: InvalidWrite, message: /another name/ });
+  await t.throwsAsync(store.applyMany([put('user.a'), { name: B('user.\0nul'), entry: active('user.\0nul') }]), {
+    instanceOf: InvalidWrite,
+  });
+  await t.throwsAsync(store.applyMany([{ name: B('user.a'), entry: active('user.b') }]), {
+    instanceOf: InvalidWrite,
+    message: /another name/,
+  });
   t.is(store.lastSeq, 0);
   t.deepEqual(names(store), []);
   t.deepEqual(streamed, []);
@@ -177,45 +195,51 @@ test('a name over the limit clients get, or with a NUL, is refused before anythi
 
 let master: RunningMupdated | undefined;
 
-test.serial('a slave skips streamed names over the clients\' limit or LMDB\'s, with a warning, applies the rest of its batch, keeps its connection and its UPDATE streams', async (t) => {
-  master = await startMupdated();
-  cleanups.push(async () => {
-    await master!.stop('SIGKILL');
-    removeDir(master!.dataDir);
-  });
-  await applyChanges(master.port, [['ACTIVATE', 'user.first', 'b1!default', 'u\tlrs\t']]);
-  const proxy = await FaultProxy.start({ targetPort: master.port });
-  const slave = await startSlave({ master: proxy.port, retryDelay: 1, config: { slave_resume: false } });
-  cleanups.push(async () => {
-    await slave.stop('SIGKILL');
-    await proxy.close();
-    removeDir(slave.dataDir);
-  });
-  const conn = await proxy.waitForConnection(0);
-  await conn.waitForLine('S', /^U01 OK "streaming starts"$/, 30_000);
-  const stream = await openStream(() => login(slave.port), 'S1');
-  cleanups.push(async () => stream.close());
+test.serial(
+  "a slave skips streamed names over the clients' limit or LMDB's, with a warning, applies the rest of its batch, keeps its connection and its UPDATE streams",
+  async (t) => {
+    master = await startMupdated();
+    cleanups.push(async () => {
+      await master!.stop('SIGKILL');
+      removeDir(master!.dataDir);
+    });
+    await applyChanges(master.port, [['ACTIVATE', 'user.first', 'b1!default', 'u\tlrs\t']]);
+    const proxy = await FaultProxy.start({ targetPort: master.port });
+    const slave = await startSlave({ master: proxy.port, retryDelay: 1, config: { slave_resume: false } });
+    cleanups.push(async () => {
+      await slave.stop('SIGKILL');
+      await proxy.close();
+      removeDir(slave.dataDir);
+    });
+    const conn = await proxy.waitForConnection(0);
+    await conn.waitForLine('S', /^U01 OK "streaming starts"$/, 30_000);
+    const stream = await openStream(() => login(slave.port), 'S1');
+    cleanups.push(() => Promise.resolve(stream.close()));
 
-  // One chunk: the slave applies these lines as one batch; the middle ones are over the clients' limit, the second one over LMDB's.
-  const line = (name: string) => `U01 MAILBOX {${name.length}+}\r\n${name} {10+}\r\nb1!default {0+}\r\n\r\n`;
-  conn.inject(line('user.inj.a') + line(OVER_LIMIT) + line(TOO_LONG) + line('user.inj.b'));
-  await applyChanges(master.port, [['ACTIVATE', 'user.later', 'b2!default', 'u\tlrs\t']]);
-  t.is((await kickThroughSlave(slave.port)).status, 'K2 OK "Noop done"');
+    // One chunk: the slave applies these lines as one batch; the middle ones are over the clients' limit, the second one over LMDB's.
+    const line = (name: string) => `U01 MAILBOX {${name.length}+}\r\n${name} {10+}\r\nb1!default {0+}\r\n\r\n`;
+    conn.inject(line('user.inj.a') + line(OVER_LIMIT) + line(TOO_LONG) + line('user.inj.b'));
+    await applyChanges(master.port, [['ACTIVATE', 'user.later', 'b2!default', 'u\tlrs\t']]);
+    t.is((await kickThroughSlave(slave.port)).status, 'K2 OK "Noop done"');
 
-  const list = await listOf(slave.port);
-  t.deepEqual(list.map((l) => l.split(' => ')[0]), ['"user.first"', '"user.inj.a"', '"user.inj.b"', '"user.later"']);
-  // The stream on the slave saw the injected names and the master's later change, in order.
-  const seen: string[] = [];
-  for (let i = 0; i < 100 && !seen.includes('user.later'); i++) {
-    const l = await stream.readLine(10_000);
-    const m = /^(user\.[a-z.]+) \{\d+\+\}$/.exec(l);
-    if (m) seen.push(m[1]!);
-  }
-  t.deepEqual(seen, ['user.inj.a', 'user.inj.b', 'user.later']);
-  t.false(conn.isClosed, 'still the first connection');
-  t.is(proxy.conns.length, 1);
-  t.is(slave.logs.filter((l) => /connection to the master lost/.test(l)).length, 0);
-  const skipped = slave.logs.filter((l) => /change from the master skipped/.test(l));
-  t.is(skipped.length, 2);
-  t.true(skipped[0]!.includes(`(${OVER_LIMIT.length} bytes)`) && skipped[1]!.includes(`(${TOO_LONG.length} bytes)`));
-});
+    const list = await listOf(slave.port);
+    t.deepEqual(
+      list.map((l) => l.split(' => ')[0]),
+      ['"user.first"', '"user.inj.a"', '"user.inj.b"', '"user.later"'],
+    );
+    // The stream on the slave saw the injected names and the master's later change, in order.
+    const seen: string[] = [];
+    for (let i = 0; i < 100 && !seen.includes('user.later'); i++) {
+      const l = await stream.readLine(10_000);
+      const m = /^(user\.[a-z.]+) \{\d+\+\}$/.exec(l);
+      if (m) seen.push(m[1]);
+    }
+    t.deepEqual(seen, ['user.inj.a', 'user.inj.b', 'user.later']);
+    t.false(conn.isClosed, 'still the first connection');
+    t.is(proxy.conns.length, 1);
+    t.is(slave.logs.filter((l) => /connection to the master lost/.test(l)).length, 0);
+    const skipped = slave.logs.filter((l) => /change from the master skipped/.test(l));
+    t.is(skipped.length, 2);
+    t.true(skipped[0].includes(`(${OVER_LIMIT.length} bytes)`) && skipped[1].includes(`(${TOO_LONG.length} bytes)`));
+  },
+);

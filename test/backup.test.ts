@@ -163,7 +163,7 @@ test('a backup taken during a write storm is the directory at one change number,
     // Its change log is the server's, change for change, up to that number.
     const copyLog = [...copySnap.changesSince(0)!];
     t.is(copyLog.length, at);
-    t.true(copyLog.every((c, i) => c.seq === sourceLog[i]!.seq && show(c.entry ?? undefined) === show(sourceLog[i]!.entry ?? undefined)));
+    t.true(copyLog.every((c, i) => c.seq === sourceLog[i].seq && show(c.entry ?? undefined) === show(sourceLog[i].entry ?? undefined)));
     t.is(copySnap.changeDigest(at), sourceSnap.changeDigest(at));
     t.is(backedUp.id, source.id, 'the copy keeps the directory id (slaves resume against it)');
   } finally {
@@ -219,7 +219,7 @@ async function makeSmallFolder(): Promise<string> {
     ['ACTIVATE', 'user.f', 'b3!p', 'anyone\tlr\t'],
   ];
   for (const [i, [verb, ...args]] of writes.entries()) {
-    const answer = (await exchange(c, `W${i}`, verb!, ...args)).pop();
+    const answer = (await exchange(c, `W${i}`, verb, ...args)).pop();
     if (answer !== `W${i} OK "done"`) throw new Error(`${verb} ${args[0]}: ${answer}`);
   }
   c.close();
@@ -272,7 +272,7 @@ test('verify passes a sound folder and says what it holds', async (t) => {
 
 test('verify fails on an entry missing from the by-server index', async (t) => {
   const copy = await damagedCopy(t, await smallFolder(), (db) => {
-    const first = [...db.byServer.getRange({ limit: 1 })][0]!;
+    const first = [...db.byServer.getRange({ limit: 1 })][0];
     db.byServer.removeSync(first.key, first.value);
   });
   await verifyFails(t, copy, /PROBLEM: entry "user\.a" \(at "b1!p"\) is missing from the by-server index/);
@@ -287,7 +287,7 @@ test('verify fails on a gap in the change log', async (t) => {
 
 test('verify fails on an entry the change log says exists but the directory lost', async (t) => {
   const copy = await damagedCopy(t, await smallFolder(), (db) => {
-    const key = [...db.entries.getKeys()].find((k) => Buffer.from(k as Buffer).includes('user'))!;
+    const key = [...db.entries.getKeys()].find((k) => Buffer.from(k).includes('user'))!;
     db.entries.removeSync(key);
   });
   await verifyFails(t, copy, /PROBLEM: change #6 left "user\.a" active at "b1!p", but the directory holds no entry/);

@@ -15,30 +15,57 @@ test('bench --quick runs both servers, checks every answer and writes its result
   t.timeout(250_000);
   const results = mkdtempSync(join(tmpdir(), 'bench-quick-'));
   t.teardown(() => rmSync(results, { recursive: true, force: true }));
-  const child = spawn(process.execPath, [join(PROJECT_ROOT, 'dist/bench/run.js'), '--quick', '--results', results],
-    { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [join(PROJECT_ROOT, 'dist/bench/run.js'), '--quick', '--results', results], {
+    cwd: PROJECT_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+  });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+  });
   const killer = setTimeout(() => child.kill('SIGKILL'), 240_000);
   const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
   clearTimeout(killer);
   t.is(code, 0, `bench exited ${code}\nstdout:\n${stdout}\nstderr:\n${stderr.slice(-4000)}`);
   t.regex(stdout, /\| workload +\| mupdated \| +Cyrus \| +ratio \| +target \| met\? \|/);
-  for (const row of ['durable ACTIVATE, 16 conns x 8 pipelined', 'FIND, 16 conns x 8 pipelined', 'LIST of 20k entries',
-    'propagation to 10 listeners, p99', 'idle authenticated connections held', 'RSS with 20k entries']) {
+  for (const row of [
+    'durable ACTIVATE, 16 conns x 8 pipelined',
+    'FIND, 16 conns x 8 pipelined',
+    'LIST of 20k entries',
+    'propagation to 10 listeners, p99',
+    'idle authenticated connections held',
+    'RSS with 20k entries',
+  ]) {
     t.true(stdout.includes(row), `table row ${row} missing:\n${stdout}`);
   }
   const files = readdirSync(results).filter((f) => f.endsWith('.jsonl'));
   t.is(files.length, 1);
-  const records = readFileSync(join(results, files[0]!), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const records = readFileSync(join(results, files[0]), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   t.true(records.length > 10);
-  t.is(records[0]!.workload, 'run');
+  t.is(records[0].workload, 'run');
   for (const r of records) t.is(r.correct, true, `record not correct: ${JSON.stringify(r).slice(0, 2000)}`);
   const workloads = new Set(records.map((r) => r.workload));
-  for (const w of ['activate_1x1', 'activate_16x8', 'churn_8', 'find_16x8', 'list_all', 'dump_all', 'propagation_p99',
-    'activate_during_dumps_p99', 'mixed_8', 'idle_connections', 'rss', 'push']) {
+  for (const w of [
+    'activate_1x1',
+    'activate_16x8',
+    'churn_8',
+    'find_16x8',
+    'list_all',
+    'dump_all',
+    'propagation_p99',
+    'activate_during_dumps_p99',
+    'mixed_8',
+    'idle_connections',
+    'rss',
+    'push',
+  ]) {
     t.true(workloads.has(w), `no record for ${w}`);
   }
   // with the Cyrus programs installed, every comparable row has both figures; CI must have them

@@ -31,8 +31,11 @@ test.after.always(async () => {
 });
 
 /** A terminal running `mupdated client` against port (history in its own file). */
-function terminal(t: ExecutionContext, port: number, opts: { history: string; args?: string[]; password?: string | null;
-  env?: Record<string, string | null>; }): Tmux {
+function terminal(
+  t: ExecutionContext,
+  port: number,
+  opts: { history: string; args?: string[]; password?: string | null; env?: Record<string, string | null> },
+): Tmux {
   if (!tmuxAvailable()) t.fail('tmux is required for this test (apt-get install tmux)');
   const tm = new Tmux();
   terminals.push(tm);
@@ -98,7 +101,9 @@ test.serial('interactive: commands, Tab completion, history, watch with live cha
     await tm.waitFor(/watching ptysrv on 127\.0\.0\.1:\d+: 1 entry now; changes appear below \(Ctrl-C stops\)/);
     t.is(await waitEstablished(server.port, before + 1), before + 1, 'watch uses a second connection');
     const other = await runClient(server.port, [
-      'activate user.pty2 ptysrv!default "x lr"', 'activate user.notshown elsewhere!default ""', 'delete user.pty1',
+      'activate user.pty2 ptysrv!default "x lr"',
+      'activate user.notshown elsewhere!default ""',
+      'delete user.pty1',
     ]);
     t.is(other.code, 0, other.stderr);
     const watched = await tm.waitFor(/\d\d:\d\d:\d\d\.\d{3}  DELETE   user\.pty1/);
@@ -122,7 +127,7 @@ test.serial('interactive: commands, Tab completion, history, watch with live cha
     tm.press('Enter');
     const end = await tm.waitFor(/\[exit \d+\]/);
     t.regex(end, /\[exit 0\]/);
-    t.is(count(end, /^OK done$/), 1, 'the Ctrl-C\'d delete was not sent');
+    t.is(count(end, /^OK done$/), 1, "the Ctrl-C'd delete was not sent");
     const saved = readFileSync(history, 'utf8').split('\n').filter(Boolean);
     t.deepEqual(saved.slice(-3), ['watch ptysrv', 'find user.pty2', 'quit']);
   } finally {
@@ -197,7 +202,10 @@ test.serial('interactive: colour on a terminal, none with NO_COLOR; --raw shows 
     coloured.type('find user.seed');
     coloured.press('Enter');
     const screen = await coloured.waitFor(/OK Search completed/);
-    t.regex(screen, /C: C01 FIND "user\.seed"\nS: C01 MAILBOX \{9\+\}\nS: user\.seed \{15\+\}\nS: ptyseed!default \{5\+\}\nS: x\\tlr\\t\nS: C01 OK "Search completed"\nMAILBOX  user\.seed  ptyseed!default  x → lr/);
+    t.regex(
+      screen,
+      /C: C01 FIND "user\.seed"\nS: C01 MAILBOX \{9\+\}\nS: user\.seed \{15\+\}\nS: ptyseed!default \{5\+\}\nS: x\\tlr\\t\nS: C01 OK "Search completed"\nMAILBOX  user\.seed  ptyseed!default  x → lr/,
+    );
     t.regex(screen, /C: <SCRAM-SHA-256 credentials hidden>/);
     t.regex(coloured.screen(true), /\x1b\[32mOK/);
     coloured.press('C-d');

@@ -45,21 +45,32 @@ function oneLine(t: { is: (a: unknown, b: unknown, m?: string) => void; false: (
 // Typing and rendering (pure)
 
 test('typed arguments: quoteArg writes any bytes so that splitWords reads them back exactly', (t) => {
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 40 }), (arr) => {
-    const b = Buffer.from(arr);
-    const typed = quoteArg(b);
-    const back = splitWords(`find ${typed}`);
-    return back.length === 2 && back[1]!.equals(b);
-  }), { numRuns: 2000 });
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 40 }), (arr) => {
+      const b = Buffer.from(arr);
+      const typed = quoteArg(b);
+      const back = splitWords(`find ${typed}`);
+      return back.length === 2 && back[1].equals(b);
+    }),
+    { numRuns: 2000 },
+  );
   // what showBytes prints (conflicts, wire view) types back too, inside quotes when it has spaces
-  fc.assert(fc.property(fc.uint8Array({ minLength: 1, maxLength: 40 }), (arr) => {
-    const b = Buffer.from(arr.filter((c) => c !== 0x22 && c !== 0x20));
-    if (b.length === 0) return true;
-    const back = splitWords(showBytes(b));
-    return back.length === 1 && back[0]!.equals(b);
-  }), { numRuns: 1000 });
-  t.deepEqual(splitWords('a "b c" \\x00\\xff\\t\\\\ d\\ e "\\"q\\""'),
-    [Buffer.from('a'), Buffer.from('b c'), Buffer.from([0, 0xff, 9, 0x5c]), Buffer.from('d e'), Buffer.from('"q"')]);
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 1, maxLength: 40 }), (arr) => {
+      const b = Buffer.from(arr.filter((c) => c !== 0x22 && c !== 0x20));
+      if (b.length === 0) return true;
+      const back = splitWords(showBytes(b));
+      return back.length === 1 && back[0].equals(b);
+    }),
+    { numRuns: 1000 },
+  );
+  t.deepEqual(splitWords('a "b c" \\x00\\xff\\t\\\\ d\\ e "\\"q\\""'), [
+    Buffer.from('a'),
+    Buffer.from('b c'),
+    Buffer.from([0, 0xff, 9, 0x5c]),
+    Buffer.from('d e'),
+    Buffer.from('"q"'),
+  ]);
   t.deepEqual(splitWords('"" ä'), [Buffer.alloc(0), Buffer.from('ä', 'utf8')]);
 });
 
@@ -73,8 +84,13 @@ test('typed arguments: mistakes are explained, not sent', (t) => {
   t.is(parseCommand('   # a comment'), null);
   t.is(parseCommand(''), null);
   t.deepEqual(parseCommand('RAW  X1 FIND "a b"'), { kind: 'raw', name: 'raw', line: 'X1 FIND "a b"' });
-  t.deepEqual(parseCommand('watch --dump --count 3 backend1'),
-    { kind: 'watch', name: 'watch', hosts: [Buffer.from('backend1')], dump: true, count: 3 });
+  t.deepEqual(parseCommand('watch --dump --count 3 backend1'), {
+    kind: 'watch',
+    name: 'watch',
+    hosts: [Buffer.from('backend1')],
+    dump: true,
+    count: 3,
+  });
 });
 
 test('activate ACL: "id rights" pairs become Cyrus id<TAB>rights<TAB>; an ACL with \\t is sent as typed', (t) => {
@@ -84,7 +100,9 @@ test('activate ACL: "id rights" pairs become Cyrus id<TAB>rights<TAB>; an ACL wi
   t.deepEqual(aclFromWords(splitWords('"bob smith\\tlrs\\tx"')), Buffer.from('bob smith\tlrs\tx'));
   const cmd = parseCommand('activate user.bob backend1!default "bob lrswipkxtecdan"');
   t.deepEqual(cmd, {
-    kind: 'protocol', name: 'activate', word: 'ACTIVATE',
+    kind: 'protocol',
+    name: 'activate',
+    word: 'ACTIVATE',
     args: [Buffer.from('user.bob'), Buffer.from('backend1!default'), Buffer.from('bob\tlrswipkxtecdan\t')],
   });
 });
@@ -96,11 +114,14 @@ test('rendering: ACL as user → rights, Cyrus form when ambiguous, colour only 
   t.is(renderAcl(Buffer.from('bob lrs'), plain), '"bob lrs"');
   t.is(renderAcl(Buffer.from('a,b\tlrs\t'), plain), 'a,b\\tlrs\\t');
   t.is(aclPairs(Buffer.from('a\tb\tc\t')), null);
-  const rows = renderRows([
-    { tag: 'C1', word: 'MAILBOX', args: [Buffer.from('user.a b'), Buffer.from('b1!p'), Buffer.from('a\tl\t')] },
-    { tag: 'C1', word: 'RESERVE', args: [Buffer.from('user.long.name'), Buffer.from('b2!p')] },
-    { tag: 'C1', word: 'OK', args: [Buffer.from('"list complete"')] },
-  ], plain);
+  const rows = renderRows(
+    [
+      { tag: 'C1', word: 'MAILBOX', args: [Buffer.from('user.a b'), Buffer.from('b1!p'), Buffer.from('a\tl\t')] },
+      { tag: 'C1', word: 'RESERVE', args: [Buffer.from('user.long.name'), Buffer.from('b2!p')] },
+      { tag: 'C1', word: 'OK', args: [Buffer.from('"list complete"')] },
+    ],
+    plain,
+  );
   t.deepEqual(rows, ['MAILBOX  "user.a b"      b1!p  a → l', 'RESERVE  user.long.name  b2!p', 'OK list complete']);
   const coloured = renderRows([{ tag: 'C1', word: 'NO', args: [Buffer.from('"x"')] }], { color: true });
   t.is(coloured[0], '\x1b[31mNO\x1b[0m x');
@@ -131,22 +152,35 @@ test('scripted: all OK exits 0; an unknown command or BAD exits 1 and the script
 });
 
 test('scripted --json: one JSON object per response, byte strings escaped exactly', async (t) => {
-  const r = await runClient(server.port, [
-    'activate "user.j son" jsrv!p "a\\"b lrs anyone p"', 'find "user.j son"', 'delete user.j-missing', 'stats jsrv!', 'bogus',
-  ], { args: ['--json'] });
+  const r = await runClient(
+    server.port,
+    ['activate "user.j son" jsrv!p "a\\"b lrs anyone p"', 'find "user.j son"', 'delete user.j-missing', 'stats jsrv!', 'bogus'],
+    { args: ['--json'] },
+  );
   t.is(r.code, 1);
-  t.deepEqual(r.lines.map((l) => JSON.parse(l)), [
-    { command: 'activate', tag: 'C01', response: 'OK', text: 'done' },
-    {
-      command: 'find', tag: 'C02', response: 'MAILBOX', name: 'user.j son', location: 'jsrv!p', acl: 'a"b\\tlrs\\tanyone\\tp\\t',
-      rights: [{ id: 'a"b', rights: 'lrs' }, { id: 'anyone', rights: 'p' }],
-    },
-    { command: 'find', tag: 'C02', response: 'OK', text: 'Search completed' },
-    { command: 'delete', tag: 'C03', response: 'NO', text: "mailbox doesn't exist" },
-    { command: 'stats', tag: 'C04', response: 'STATS', server: 'jsrv', partition: 'p', active: 1, reserved: 0 },
-    { command: 'stats', tag: 'C04', response: 'OK', text: 'list complete' },
-    { command: 'bogus', error: "unknown command 'bogus' (type help for the list)" },
-  ]);
+  t.deepEqual(
+    r.lines.map((l) => JSON.parse(l) as unknown),
+    [
+      { command: 'activate', tag: 'C01', response: 'OK', text: 'done' },
+      {
+        command: 'find',
+        tag: 'C02',
+        response: 'MAILBOX',
+        name: 'user.j son',
+        location: 'jsrv!p',
+        acl: 'a"b\\tlrs\\tanyone\\tp\\t',
+        rights: [
+          { id: 'a"b', rights: 'lrs' },
+          { id: 'anyone', rights: 'p' },
+        ],
+      },
+      { command: 'find', tag: 'C02', response: 'OK', text: 'Search completed' },
+      { command: 'delete', tag: 'C03', response: 'NO', text: "mailbox doesn't exist" },
+      { command: 'stats', tag: 'C04', response: 'STATS', server: 'jsrv', partition: 'p', active: 1, reserved: 0 },
+      { command: 'stats', tag: 'C04', response: 'OK', text: 'list complete' },
+      { command: 'bogus', error: "unknown command 'bogus' (type help for the list)" },
+    ],
+  );
 });
 
 test('round trip: names and ACLs with spaces, quotes, backslashes, 8-bit bytes and TABs are stored exactly and type back', async (t) => {
@@ -170,7 +204,7 @@ test('round trip: names and ACLs with spaces, quotes, backslashes, 8-bit bytes a
   const shownName = row.slice('MAILBOX  '.length, 'MAILBOX  '.length + quoteArg(name).length);
   const r2 = await runClient(server.port, [`find ${shownName}`], { args: ['--json'] });
   t.is(r2.code, 0, r2.stderr);
-  const found = JSON.parse(r2.lines[0]!) as Record<string, string>;
+  const found = JSON.parse(r2.lines[0]) as Record<string, string>;
   t.is(found.name, showBytes(name));
   t.is(found.acl, showBytes(acl));
 });
@@ -178,15 +212,22 @@ test('round trip: names and ACLs with spaces, quotes, backslashes, 8-bit bytes a
 test('--raw shows each protocol line with its direction, credentials hidden', async (t) => {
   const r = await runClient(server.port, ['activate user.raw1 rawsrv!default ""', 'find user.raw1'], { args: ['--raw'] });
   t.is(r.code, 0, r.stderr);
-  t.deepEqual(r.lines.slice(0, 4), ['S: * AUTH "SCRAM-SHA-256" "PLAIN"', 'S: * STARTTLS', 'S: * PARTIAL-UPDATE', r.lines[3]!]);
-  t.regex(r.lines[3]!, /^S: \* OK MUPDATE "[^"]*" "mupdated" /);
+  t.deepEqual(r.lines.slice(0, 4), ['S: * AUTH "SCRAM-SHA-256" "PLAIN"', 'S: * STARTTLS', 'S: * PARTIAL-UPDATE', r.lines[3]]);
+  t.regex(r.lines[3], /^S: \* OK MUPDATE "[^"]*" "mupdated" /);
   t.true(r.lines.includes('C: <SCRAM-SHA-256 credentials hidden>'));
   t.false(r.stdout.includes(Buffer.from('mupdateadmin\0mupdateadmin\0secret').toString('base64')));
   const i = r.lines.indexOf('C: C02 FIND "user.raw1"');
   t.true(i > 0, r.stdout);
   t.deepEqual(r.lines.slice(i, i + 9), [
-    'C: C02 FIND "user.raw1"', 'S: C02 MAILBOX {9+}', 'S: user.raw1 {14+}', 'S: rawsrv!default {0+}', 'S: ',
-    'S: C02 OK "Search completed"', 'MAILBOX  user.raw1  rawsrv!default  (no ACL)', 'OK Search completed', 'C: Q01 LOGOUT',
+    'C: C02 FIND "user.raw1"',
+    'S: C02 MAILBOX {9+}',
+    'S: user.raw1 {14+}',
+    'S: rawsrv!default {0+}',
+    'S: ',
+    'S: C02 OK "Search completed"',
+    'MAILBOX  user.raw1  rawsrv!default  (no ACL)',
+    'OK Search completed',
+    'C: Q01 LOGOUT',
   ]);
 });
 
@@ -198,7 +239,9 @@ test('scripted watch: UPDATE on its own connection, each change printed with a t
     w.type('watch --dump --count 3 wsrv');
     await w.waitFor(/watching wsrv on .*: 1 entry now/, 15_000, 'stderr');
     const other = await runClient(server.port, [
-      'activate user.w1 wsrv!default "w lrs"', 'activate user.elsewhere othersrv!default ""', 'reserve user.w2 wsrv!ssd',
+      'activate user.w1 wsrv!default "w lrs"',
+      'activate user.elsewhere othersrv!default ""',
+      'reserve user.w2 wsrv!ssd',
       'delete user.w1',
     ]);
     t.is(other.code, 0, other.stderr);
@@ -254,7 +297,10 @@ test('TLS: an untrusted certificate is one clear line; --tls-insecure and STARTT
 test('no password file and no terminal to ask on: one clear line, exit 2', async (t) => {
   const r = await runClient(server.port, ['noop'], { password: null, detached: true });
   t.is(r.code, 2);
-  t.is(r.stderr, 'mupdated client: no password: give --password-file FILE (standard input is not a terminal and there is no terminal to ask on)\n');
+  t.is(
+    r.stderr,
+    'mupdated client: no password: give --password-file FILE (standard input is not a terminal and there is no terminal to ask on)\n',
+  );
 });
 
 test('bad target or options: usage error, exit 2', async (t) => {
@@ -280,7 +326,10 @@ test('server closed the connection: one clear line, exit 2, later commands not r
     t.is(r.code, 2);
     oneLine(t, r.stderr);
     t.regex(r.stderr, new RegExp(`^mupdated client: 127\\.0\\.0\\.1:${own.port} (closed the connection|said BYE)`));
-    t.deepEqual(r.lines.filter((l) => l.startsWith('OK')), ['OK Noop done']);
+    t.deepEqual(
+      r.lines.filter((l) => l.startsWith('OK')),
+      ['OK Noop done'],
+    );
   } finally {
     await own.stop();
     removeDir(own.dataDir);

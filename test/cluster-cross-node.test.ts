@@ -10,9 +10,7 @@
 import test from 'ava';
 import { useEtcdCluster } from './helpers/cluster-nodes.js';
 import { canonicalEntries, interopTest, startCyrusSlave, type CyrusServer, type DirEntry } from './helpers/cyrus.js';
-import {
-  asMasterEntries, CyrusBackend, masterEntries, masterWrite, type MailboxSpec, type MasterEntry,
-} from './helpers/cyrus-backend.js';
+import { asMasterEntries, CyrusBackend, masterEntries, masterWrite, type MailboxSpec, type MasterEntry } from './helpers/cyrus-backend.js';
 import { command, dataLines, lit, login, status } from './helpers/directory.js';
 import { BACKEND_ADMINS, removeDir, startMupdated, type RunningMupdated } from './helpers/server.js';
 import { listOf, sleep, startSlave, waitInSync } from './helpers/slave-tools.js';
@@ -80,7 +78,7 @@ test('a write through node A is found on node B with the same bytes: ACTIVATE, R
   t.deepEqual(await listOf(b.port, 'backend'), await listOf(a.port, 'backend'), 'LIST agrees on both nodes');
 });
 
-test('a mupdated slave following node B gets a write made through node A, and its LIST equals node A\'s', async (t) => {
+test("a mupdated slave following node B gets a write made through node A, and its LIST equals node A's", async (t) => {
   const slave = await startSlave({ master: b.port });
   others.push(slave);
   dirs.push(slave.dataDir);
@@ -95,7 +93,9 @@ test('a mupdated slave following node B gets a write made through node A, and it
 });
 
 let cyrusSlave: CyrusServer | undefined;
-test.after.always(async () => { await cyrusSlave?.cleanup(); });
+test.after.always(async () => {
+  await cyrusSlave?.cleanup();
+});
 
 interop('C51 a real Cyrus slave following node B gets a write made through node A within 5 s', async (t) => {
   cyrusSlave = await startCyrusSlave({ masterPort: b.port, retryDelay: 2, startTimeoutMs: 60_000 });
@@ -110,24 +110,54 @@ interop('C51 a real Cyrus slave following node B gets a write made through node 
     found = (await cyrusSlave.dump()).entries.find((e) => e.name === entry.name);
     if (!found) await sleep(100);
   }
-  t.deepEqual(found, entry, 'the new mailbox is in the Cyrus slave\'s mailboxes.db within 5 s of the OK on node A');
+  t.deepEqual(found, entry, "the new mailbox is in the Cyrus slave's mailboxes.db within 5 s of the OK on node A");
   // Its whole copy equals the directory (all names here are UTF-8, which ctl_mboxlist -d needs).
   const dump = await cyrusSlave.dump();
   const c2 = await login(a.port);
   const listed = await command(c2, 'L1', 'LIST');
   c2.close();
   const ours: DirEntry[] = listed.records.map((r) => ({
-    name: r.args[0]!, state: r.kind === 'MAILBOX' ? 'ACTIVE' : 'RESERVED', location: r.args[1]!, acl: r.args[2] ?? '',
+    name: r.args[0],
+    state: r.kind === 'MAILBOX' ? 'ACTIVE' : 'RESERVED',
+    location: r.args[1],
+    acl: r.args[2] ?? '',
   }));
   t.deepEqual(canonicalEntries(dump.entries), canonicalEntries(ours.filter((e) => !/[\x80-\xff]/.test(e.name))));
 });
 
 /** A backend's mailboxes: children, `-`, `_` and spaces (the names that trip order bugs), several ACL shapes. */
 function backendMailboxes(): MailboxSpec[] {
-  const names = ['user.pu', 'user.pu.Sent', 'user.pu.Sent.2024', 'user.pu.Sent Items', 'user.pu.a-b', 'user.pu.a_b', 'user.pu.a b',
-    'user.pu.a.b', 'user.pu-y', 'user.pu_y', 'user.pu y', 'user.puy', 'shared-pu', 'shared-pu.folder', 'shared-pu.folder-x'];
-  return names.map((name, i): MailboxSpec => (i % 5 === 2 ? { name, acl: [['pu', 'lrswipkxtecdan'], ['-bob', 'w'], ['group:staff', 'lrs']] }
-    : i % 7 === 3 ? { name, acl: [] } : { name }));
+  const names = [
+    'user.pu',
+    'user.pu.Sent',
+    'user.pu.Sent.2024',
+    'user.pu.Sent Items',
+    'user.pu.a-b',
+    'user.pu.a_b',
+    'user.pu.a b',
+    'user.pu.a.b',
+    'user.pu-y',
+    'user.pu_y',
+    'user.pu y',
+    'user.puy',
+    'shared-pu',
+    'shared-pu.folder',
+    'shared-pu.folder-x',
+  ];
+  return names.map((name, i): MailboxSpec =>
+    i % 5 === 2
+      ? {
+          name,
+          acl: [
+            ['pu', 'lrswipkxtecdan'],
+            ['-bob', 'w'],
+            ['group:staff', 'lrs'],
+          ],
+        }
+      : i % 7 === 3
+        ? { name, acl: [] }
+        : { name },
+  );
 }
 
 /** What the directory held before the push: some of the backend's mailboxes, stale ones, and names on another server. */
@@ -142,7 +172,11 @@ function masterBefore(local: MasterEntry[]): MasterEntry[] {
 }
 
 /** Seeds the directory behind `seedPort`, pushes a backend's list through `pushPort`, returns the whole directory read at `readPort`. */
-async function pushThrough(seedPort: number, pushPort: number, readPort: number): Promise<{ entries: MasterEntry[]; code: number | null; output: string }> {
+async function pushThrough(
+  seedPort: number,
+  pushPort: number,
+  readPort: number,
+): Promise<{ entries: MasterEntry[]; code: number | null; output: string }> {
   const backend = await CyrusBackend.create({ mupdatePort: pushPort, servername: 'backend-pu', user: 'backend1' });
   others.push({ stop: () => backend.remove() });
   await backend.load(backendMailboxes());
@@ -160,20 +194,29 @@ async function pushThrough(seedPort: number, pushPort: number, readPort: number)
   return { entries, code: push.code, output: `${push.stdout}${push.stderr}` };
 }
 
-interop('C52 C53 a real ctl_mboxlist -m pushing through node B leaves the same directory (read on node A) as the same push into a single master', async (t) => {
-  const single = await startMupdated({ users: BACKEND_ADMINS });
-  others.push(single);
-  dirs.push(single.dataDir);
-  const alone = await pushThrough(single.port, single.port, single.port);
-  // A fresh directory on the cluster for the same push: seeded through A, pushed through B, read on A.
-  const a2 = await shared.node({ users: BACKEND_ADMINS });
-  const b2 = await shared.node({ users: BACKEND_ADMINS, prefix: shared.prefixOf(a2.dataDir) });
-  const clustered = await pushThrough(a2.port, b2.port, a2.port);
-  t.is(alone.code, 0, alone.output);
-  t.is(clustered.code, 0, clustered.output);
-  t.is(clustered.output, alone.output, 'the same output from ctl_mboxlist');
-  t.true(alone.entries.some((e) => e.name === 'user.pu.a-b'), 'the push added the backend\'s mailboxes');
-  t.false(alone.entries.some((e) => e.name === 'user.pu.stale'), 'and removed its stale ones');
-  t.deepEqual(clustered.entries, alone.entries);
-  t.deepEqual(await masterEntries(b2.port), alone.entries, 'node B lists the same');
-});
+interop(
+  'C52 C53 a real ctl_mboxlist -m pushing through node B leaves the same directory (read on node A) as the same push into a single master',
+  async (t) => {
+    const single = await startMupdated({ users: BACKEND_ADMINS });
+    others.push(single);
+    dirs.push(single.dataDir);
+    const alone = await pushThrough(single.port, single.port, single.port);
+    // A fresh directory on the cluster for the same push: seeded through A, pushed through B, read on A.
+    const a2 = await shared.node({ users: BACKEND_ADMINS });
+    const b2 = await shared.node({ users: BACKEND_ADMINS, prefix: shared.prefixOf(a2.dataDir) });
+    const clustered = await pushThrough(a2.port, b2.port, a2.port);
+    t.is(alone.code, 0, alone.output);
+    t.is(clustered.code, 0, clustered.output);
+    t.is(clustered.output, alone.output, 'the same output from ctl_mboxlist');
+    t.true(
+      alone.entries.some((e) => e.name === 'user.pu.a-b'),
+      "the push added the backend's mailboxes",
+    );
+    t.false(
+      alone.entries.some((e) => e.name === 'user.pu.stale'),
+      'and removed its stale ones',
+    );
+    t.deepEqual(clustered.entries, alone.entries);
+    t.deepEqual(await masterEntries(b2.port), alone.entries, 'node B lists the same');
+  },
+);

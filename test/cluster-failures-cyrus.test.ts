@@ -34,7 +34,6 @@ function missingReason(): string | null {
   return null;
 }
 
-
 const reason = missingReason();
 const register = interopTest('serial', reason);
 
@@ -44,13 +43,34 @@ const register = interopTest('serial', reason);
  * `until` shows in its output. Returns everything it printed.
  */
 async function mupdatetestVia(hostsFile: string, port: number, lines: string[], until: RegExp): Promise<string> {
-  const args = ['-m', 'sh', '-c', 'mount --bind "$0" /etc/hosts && exec "$@"', hostsFile,
-    join(CYRUS_BIN, 'mupdatetest'), '-m', 'PLAIN', '-a', 'mupdateadmin', '-u', 'mupdateadmin', '-w', 'secret', '-p', String(port), NAME];
+  const args = [
+    '-m',
+    'sh',
+    '-c',
+    'mount --bind "$0" /etc/hosts && exec "$@"',
+    hostsFile,
+    join(CYRUS_BIN, 'mupdatetest'),
+    '-m',
+    'PLAIN',
+    '-a',
+    'mupdateadmin',
+    '-u',
+    'mupdateadmin',
+    '-w',
+    'secret',
+    '-p',
+    String(port),
+    NAME,
+  ];
   const child = spawn('unshare', args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
-  child.stdout.on('data', (d: Buffer) => { out += d.toString('latin1'); });
-  child.stderr.on('data', (d: Buffer) => { err += d.toString('latin1'); });
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString('latin1');
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    err += d.toString('latin1');
+  });
   child.stdin.on('error', () => {});
   const closed = new Promise<void>((r) => child.once('close', () => r()));
   const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
@@ -86,49 +106,56 @@ async function loginAt(host: string, port: number): Promise<RawClient> {
 
 const logins = (node: RunningMupdated) => node.logs.filter((l) => /"msg":"login"/.test(l)).length;
 
-register('a real Cyrus mupdatetest fails over through one host name with two addresses (127.0.0.2, 127.0.0.3) when node A is down', async (t) => {
-  const cluster = await EtcdCluster.start(3);
-  const port = await freePort(['127.0.0.2', '127.0.0.3']);
-  const dir = tempDir('mupdated-hosts-');
-  const nodes: RunningMupdated[] = [];
-  t.teardown(async () => {
-    for (const n of nodes) {
-      await n.stop();
-      removeDir(n.dataDir);
-    }
-    removeDir(dir);
-    await cluster.stop();
-  });
-  nodes.push(...await Promise.all(['127.0.0.2', '127.0.0.3'].map((h) => startNode(cluster, { args: ['--listen', `${h}:${port}`] }))));
-  const [a, b] = nodes as [RunningMupdated, RunningMupdated];
-  const hostsFile = join(dir, 'hosts');
-  writeFileSync(hostsFile, `${readFileSync('/etc/hosts', 'latin1').replace(/\n?$/, '\n')}127.0.0.2 ${NAME}\n127.0.0.3 ${NAME}\n`);
+register(
+  'a real Cyrus mupdatetest fails over through one host name with two addresses (127.0.0.2, 127.0.0.3) when node A is down',
+  async (t) => {
+    const cluster = await EtcdCluster.start(3);
+    const port = await freePort(['127.0.0.2', '127.0.0.3']);
+    const dir = tempDir('mupdated-hosts-');
+    const nodes: RunningMupdated[] = [];
+    t.teardown(async () => {
+      for (const n of nodes) {
+        await n.stop();
+        removeDir(n.dataDir);
+      }
+      removeDir(dir);
+      await cluster.stop();
+    });
+    nodes.push(...(await Promise.all(['127.0.0.2', '127.0.0.3'].map((h) => startNode(cluster, { args: ['--listen', `${h}:${port}`] })))));
+    const [a, b] = nodes as [RunningMupdated, RunningMupdated];
+    const hostsFile = join(dir, 'hosts');
+    writeFileSync(hostsFile, `${readFileSync('/etc/hosts', 'latin1').replace(/\n?$/, '\n')}127.0.0.2 ${NAME}\n127.0.0.3 ${NAME}\n`);
 
-  const seed = await loginAt('127.0.0.2', port);
-  seed.send('S1 ACTIVATE "user.fo.before" "backend1!default" "fo\tlrs\t"\r\n');
-  t.is(await seed.readLine(10_000), 'S1 OK "done"');
-  seed.close();
+    const seed = await loginAt('127.0.0.2', port);
+    seed.send('S1 ACTIVATE "user.fo.before" "backend1!default" "fo\tlrs\t"\r\n');
+    t.is(await seed.readLine(10_000), 'S1 OK "done"');
+    seed.close();
 
-  // Both nodes up: the name's first address, node A, is used.
-  const [aBefore, bBefore] = [logins(a), logins(b)];
-  const first = await mupdatetestVia(hostsFile, port, ['F1 FIND "user.fo.before"'], /^F1 OK /m);
-  t.regex(first, /^F1 MAILBOX \{14\+\}\r?\nuser\.fo\.before /m);
-  t.is(logins(a), aBefore + 1, 'with A up, mupdatetest logged in on A (the first address)');
-  t.is(logins(b), bBefore);
+    // Both nodes up: the name's first address, node A, is used.
+    const [aBefore, bBefore] = [logins(a), logins(b)];
+    const first = await mupdatetestVia(hostsFile, port, ['F1 FIND "user.fo.before"'], /^F1 OK /m);
+    t.regex(first, /^F1 MAILBOX \{14\+\}\r?\nuser\.fo\.before /m);
+    t.is(logins(a), aBefore + 1, 'with A up, mupdatetest logged in on A (the first address)');
+    t.is(logins(b), bBefore);
 
-  // A stopped (SIGKILL by its PID): the same command line reaches B and writes through it.
-  await killNode(a);
-  const second = await mupdatetestVia(hostsFile, port,
-    ['F2 FIND "user.fo.before"', 'X1 ACTIVATE "user.fo.after" "backend1!default" "fo\tlrs\t"', 'F3 FIND "user.fo.after"'], /^F3 OK /m);
-  t.regex(second, /^F2 MAILBOX \{14\+\}\r?\nuser\.fo\.before /m);
-  t.regex(second, /^X1 OK "done"/m);
-  t.regex(second, /^F3 MAILBOX \{13\+\}\r?\nuser\.fo\.after /m);
-  t.is(logins(b), bBefore + 1, 'with A down, mupdatetest logged in on B (the second address)');
+    // A stopped (SIGKILL by its PID): the same command line reaches B and writes through it.
+    await killNode(a);
+    const second = await mupdatetestVia(
+      hostsFile,
+      port,
+      ['F2 FIND "user.fo.before"', 'X1 ACTIVATE "user.fo.after" "backend1!default" "fo\tlrs\t"', 'F3 FIND "user.fo.after"'],
+      /^F3 OK /m,
+    );
+    t.regex(second, /^F2 MAILBOX \{14\+\}\r?\nuser\.fo\.before /m);
+    t.regex(second, /^X1 OK "done"/m);
+    t.regex(second, /^F3 MAILBOX \{13\+\}\r?\nuser\.fo\.after /m);
+    t.is(logins(b), bBefore + 1, 'with A down, mupdatetest logged in on B (the second address)');
 
-  const check = await loginAt('127.0.0.3', port);
-  check.send('C1 FIND "user.fo.after"\r\n');
-  const answer = await check.readUntilTagged('C1');
-  check.close();
-  t.is(answer[answer.length - 1], 'C1 OK "Search completed"');
-  t.true(answer.some((l) => l.includes('user.fo.after')));
-});
+    const check = await loginAt('127.0.0.3', port);
+    check.send('C1 FIND "user.fo.after"\r\n');
+    const answer = await check.readUntilTagged('C1');
+    check.close();
+    t.is(answer[answer.length - 1], 'C1 OK "Search completed"');
+    t.true(answer.some((l) => l.includes('user.fo.after')));
+  },
+);

@@ -74,14 +74,21 @@ test.serial('etcd unreachable with a view from an earlier run: reads served, wri
   await first.stop();
 
   const again = await startMupdated({
-    dataDir: first.dataDir, args: ['--etcd', await deadEndpoints(), '--etcd-prefix', prefix], config: { etcd_write_timeout: 1 },
+    dataDir: first.dataDir,
+    args: ['--etcd', await deadEndpoints(), '--etcd-prefix', prefix],
+    config: { etcd_write_timeout: 1 },
   });
   started.push(again);
   await again.waitForLog(/etcd is unreachable: serving reads from the local view, refusing writes until etcd answers/);
   const r = await RawClient.login(again.port);
   try {
-    t.deepEqual(await exchange(r, 'F1', 'FIND', 'user.kept'),
-      ['F1 MAILBOX {9+}', 'user.kept {7+}', 'srv1!p1 {6+}', 'u\tlrs\t', 'F1 OK "Search completed"']);
+    t.deepEqual(await exchange(r, 'F1', 'FIND', 'user.kept'), [
+      'F1 MAILBOX {9+}',
+      'user.kept {7+}',
+      'srv1!p1 {6+}',
+      'u\tlrs\t',
+      'F1 OK "Search completed"',
+    ]);
     t.regex(await answer(r, 'A2', 'ACTIVATE', 'user.new', 'srv1!p1', 'u\tlrs\t'), /^A2 NO "directory unavailable: /);
     t.deepEqual(await exchange(r, 'F2', 'FIND', 'user.new'), ['F2 OK "Search completed"'], 'nothing of the refused write stays');
   } finally {
@@ -138,63 +145,101 @@ function signedCert(dir: string, ca: { cert: string; key: string }, name = 'memb
 }
 
 /** One etcd member serving clients over TLS only, requiring client certificates signed by `ca`; resolves with its https URL once it answers. */
-async function tlsMember(dir: string, ca: string, member: { cert: string; key: string }, client: { cert: string; key: string }): Promise<string> {
+async function tlsMember(
+  dir: string,
+  ca: string,
+  member: { cert: string; key: string },
+  client: { cert: string; key: string },
+): Promise<string> {
   const url = `https://127.0.0.1:${await freePort()}`;
   const peer = `http://127.0.0.1:${await freePort()}`;
-  const child = spawn(ETCD_BINARY, [
-    '--name', 't1', '--data-dir', join(dir, 'etcd'), '--listen-client-urls', url, '--advertise-client-urls', url,
-    '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `t1=${peer}`,
-    '--cert-file', member.cert, '--key-file', member.key, '--client-cert-auth', '--trusted-ca-file', ca, '--log-level', 'warn',
-  ], { stdio: 'ignore' });
+  const child = spawn(
+    ETCD_BINARY,
+    [
+      '--name',
+      't1',
+      '--data-dir',
+      join(dir, 'etcd'),
+      '--listen-client-urls',
+      url,
+      '--advertise-client-urls',
+      url,
+      '--listen-peer-urls',
+      peer,
+      '--initial-advertise-peer-urls',
+      peer,
+      '--initial-cluster',
+      `t1=${peer}`,
+      '--cert-file',
+      member.cert,
+      '--key-file',
+      member.key,
+      '--client-cert-auth',
+      '--trusted-ca-file',
+      ca,
+      '--log-level',
+      'warn',
+    ],
+    { stdio: 'ignore' },
+  );
   children.push(child);
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
-    const probe = spawnSync('etcdctl', ['--endpoints', url, '--cacert', ca, '--cert', client.cert, '--key', client.key, 'endpoint', 'health'],
-      { encoding: 'utf8', timeout: 5_000 });
+    const probe = spawnSync(
+      'etcdctl',
+      ['--endpoints', url, '--cacert', ca, '--cert', client.cert, '--key', client.key, 'endpoint', 'health'],
+      { encoding: 'utf8', timeout: 5_000 },
+    );
     if (probe.status === 0) return url;
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error('the TLS etcd member did not come up');
 }
 
-test.serial('TLS to etcd: a member certificate the CA did not sign, no client certificate, or one the member does not trust: refused and named, with or without a view; the right files work', async (t) => {
-  t.timeout(240_000);
-  const dir = folder('mupdated-etcd-tls-');
-  const ca = makeCa(dir, 'right-ca');
-  const other = makeCa(dir, 'other-ca');
-  const client = signedCert(dir, ca, 'client');
-  const stranger = signedCert(dir, other, 'stranger');
-  const endpoint = await tlsMember(dir, ca.cert, signedCert(dir, ca), client);
-  const clientFlags = (c: { cert: string; key: string }) => ['--etcd-cert', c.cert, '--etcd-key', c.key];
+test.serial(
+  'TLS to etcd: a member certificate the CA did not sign, no client certificate, or one the member does not trust: refused and named, with or without a view; the right files work',
+  async (t) => {
+    t.timeout(240_000);
+    const dir = folder('mupdated-etcd-tls-');
+    const ca = makeCa(dir, 'right-ca');
+    const other = makeCa(dir, 'other-ca');
+    const client = signedCert(dir, ca, 'client');
+    const stranger = signedCert(dir, other, 'stranger');
+    const endpoint = await tlsMember(dir, ca.cert, signedCert(dir, ca), client);
+    const clientFlags = (c: { cert: string; key: string }) => ['--etcd-cert', c.cert, '--etcd-key', c.key];
 
-  const data = folder('mupdated-tls-node-');
-  addUser(data, { name: 'mupdateadmin', admin: true });
-  const wrongCa = await masterMustRefuse(data, ['--etcd', endpoint, '--etcd-ca', other.cert, ...clientFlags(client)]);
-  t.is(wrongCa.code, 1, showRun(wrongCa));
-  t.true(wrongCa.stderr.includes(`TLS with etcd failed, so this is not an outage: ${endpoint}: the member's certificate is not trusted`), showRun(wrongCa));
-  t.regex(wrongCa.stderr, /other-ca\.pem/);
+    const data = folder('mupdated-tls-node-');
+    addUser(data, { name: 'mupdateadmin', admin: true });
+    const wrongCa = await masterMustRefuse(data, ['--etcd', endpoint, '--etcd-ca', other.cert, ...clientFlags(client)]);
+    t.is(wrongCa.code, 1, showRun(wrongCa));
+    t.true(
+      wrongCa.stderr.includes(`TLS with etcd failed, so this is not an outage: ${endpoint}: the member's certificate is not trusted`),
+      showRun(wrongCa),
+    );
+    t.regex(wrongCa.stderr, /other-ca\.pem/);
 
-  const noClientCert = await masterMustRefuse(data, ['--etcd', endpoint, '--etcd-ca', ca.cert]);
-  t.is(noClientCert.code, 1, showRun(noClientCert));
-  t.true(noClientCert.stderr.includes(`${endpoint}: the member refused this client's certificate`), showRun(noClientCert));
+    const noClientCert = await masterMustRefuse(data, ['--etcd', endpoint, '--etcd-ca', ca.cert]);
+    t.is(noClientCert.code, 1, showRun(noClientCert));
+    t.true(noClientCert.stderr.includes(`${endpoint}: the member refused this client's certificate`), showRun(noClientCert));
 
-  const strangerCert = await masterMustRefuse(data, ['--etcd', endpoint, '--etcd-ca', ca.cert, ...clientFlags(stranger)]);
-  t.is(strangerCert.code, 1, showRun(strangerCert));
-  t.true(strangerCert.stderr.includes(`${endpoint}: the member refused this client's certificate`), showRun(strangerCert));
-  t.regex(strangerCert.stderr, /stranger\.pem/);
+    const strangerCert = await masterMustRefuse(data, ['--etcd', endpoint, '--etcd-ca', ca.cert, ...clientFlags(stranger)]);
+    t.is(strangerCert.code, 1, showRun(strangerCert));
+    t.true(strangerCert.stderr.includes(`${endpoint}: the member refused this client's certificate`), showRun(strangerCert));
+    t.regex(strangerCert.stderr, /stranger\.pem/);
 
-  const node = await startMupdated({ dataDir: data, args: ['--etcd', endpoint, '--etcd-ca', ca.cert, ...clientFlags(client)] });
-  started.push(node);
-  const c = await RawClient.login(node.port);
-  t.is(await answer(c, 'A1', 'ACTIVATE', 'user.tls', 'srv1!p1', 'u\tlrs\t'), 'A1 OK "done"');
-  c.close();
-  await node.stop();
+    const node = await startMupdated({ dataDir: data, args: ['--etcd', endpoint, '--etcd-ca', ca.cert, ...clientFlags(client)] });
+    started.push(node);
+    const c = await RawClient.login(node.port);
+    t.is(await answer(c, 'A1', 'ACTIVATE', 'user.tls', 'srv1!p1', 'u\tlrs\t'), 'A1 OK "done"');
+    c.close();
+    await node.stop();
 
-  // A view from that run is no reason to start with files that do not fit.
-  const withView = await masterMustRefuse(data, ['--etcd', endpoint, '--etcd-ca', ca.cert, ...clientFlags(stranger)]);
-  t.is(withView.code, 1, showRun(withView));
-  t.regex(withView.stderr, /TLS with etcd failed/);
-});
+    // A view from that run is no reason to start with files that do not fit.
+    const withView = await masterMustRefuse(data, ['--etcd', endpoint, '--etcd-ca', ca.cert, ...clientFlags(stranger)]);
+    t.is(withView.code, 1, showRun(withView));
+    t.regex(withView.stderr, /TLS with etcd failed/);
+  },
+);
 
 test.serial('a prefix written by a newer cluster format: the node refuses to start and says which format', async (t) => {
   const prefix = '/t-format/';

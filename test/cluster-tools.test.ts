@@ -70,40 +70,43 @@ function mustSucceed(t: ExecutionContext, r: CliResult): void {
   t.is(r.code, 0, showRun(r));
 }
 
-test.serial('user add --etcd: the user logs in on two running nodes and on one started later; user remove --etcd: refused everywhere, local users stay', async (t) => {
-  t.timeout(300_000);
-  const prefix = '/t-users/';
-  const a = await node(prefix);
-  const b = await node(prefix);
-  t.not(await tryLogin(a, 'carol', 'pw-1'), 'A01 OK "Authenticated"');
+test.serial(
+  'user add --etcd: the user logs in on two running nodes and on one started later; user remove --etcd: refused everywhere, local users stay',
+  async (t) => {
+    t.timeout(300_000);
+    const prefix = '/t-users/';
+    const a = await node(prefix);
+    const b = await node(prefix);
+    t.not(await tryLogin(a, 'carol', 'pw-1'), 'A01 OK "Authenticated"');
 
-  const add = await cli(prefix, ['user', 'add', 'carol', '--admin'], 'pw-1\n');
-  mustSucceed(t, add);
-  t.regex(add.stdout, /user carol saved in the cluster \(admin\)/);
-  t.is(await loginBecomes(a, 'carol', 'pw-1', true), 'A01 OK "Authenticated"');
-  t.is(await loginBecomes(b, 'carol', 'pw-1', true), 'A01 OK "Authenticated"');
-  t.not(await tryLogin(b, 'carol', 'wrong'), 'A01 OK "Authenticated"', 'the password is checked');
+    const add = await cli(prefix, ['user', 'add', 'carol', '--admin'], 'pw-1\n');
+    mustSucceed(t, add);
+    t.regex(add.stdout, /user carol saved in the cluster \(admin\)/);
+    t.is(await loginBecomes(a, 'carol', 'pw-1', true), 'A01 OK "Authenticated"');
+    t.is(await loginBecomes(b, 'carol', 'pw-1', true), 'A01 OK "Authenticated"');
+    t.not(await tryLogin(b, 'carol', 'wrong'), 'A01 OK "Authenticated"', 'the password is checked');
 
-  const list = await cli(prefix, ['user', 'list']);
-  mustSucceed(t, list);
-  t.is(list.stdout, 'carol\tadmin\n', 'the cluster holds the user, not the nodes\' local ones');
+    const list = await cli(prefix, ['user', 'list']);
+    mustSucceed(t, list);
+    t.is(list.stdout, 'carol\tadmin\n', "the cluster holds the user, not the nodes' local ones");
 
-  // A node started after the add reads the users at start.
-  const c = await node(prefix);
-  t.is(await loginBecomes(c, 'carol', 'pw-1', true), 'A01 OK "Authenticated"');
+    // A node started after the add reads the users at start.
+    const c = await node(prefix);
+    t.is(await loginBecomes(c, 'carol', 'pw-1', true), 'A01 OK "Authenticated"');
 
-  // A changed password reaches the nodes too.
-  mustSucceed(t, await cli(prefix, ['user', 'add', 'carol', '--admin'], 'pw-2\n'));
-  t.is(await loginBecomes(a, 'carol', 'pw-2', true), 'A01 OK "Authenticated"');
+    // A changed password reaches the nodes too.
+    mustSucceed(t, await cli(prefix, ['user', 'add', 'carol', '--admin'], 'pw-2\n'));
+    t.is(await loginBecomes(a, 'carol', 'pw-2', true), 'A01 OK "Authenticated"');
 
-  mustSucceed(t, await cli(prefix, ['user', 'remove', 'carol']));
-  for (const s of [a, b, c]) t.not(await loginBecomes(s, 'carol', 'pw-2', false), 'A01 OK "Authenticated"');
-  for (const s of [a, b, c]) t.is(await tryLogin(s, 'mupdateadmin', 'secret'), 'A01 OK "Authenticated"', 'local users are not touched');
+    mustSucceed(t, await cli(prefix, ['user', 'remove', 'carol']));
+    for (const s of [a, b, c]) t.not(await loginBecomes(s, 'carol', 'pw-2', false), 'A01 OK "Authenticated"');
+    for (const s of [a, b, c]) t.is(await tryLogin(s, 'mupdateadmin', 'secret'), 'A01 OK "Authenticated"', 'local users are not touched');
 
-  const again = await cli(prefix, ['user', 'remove', 'carol']);
-  t.is(again.code, 1, showRun(again));
-  t.regex(again.stderr, /no user 'carol' in the cluster/);
-});
+    const again = await cli(prefix, ['user', 'remove', 'carol']);
+    t.is(again.code, 1, showRun(again));
+    t.regex(again.stderr, /no user 'carol' in the cluster/);
+  },
+);
 
 test.serial('a user removed with --etcd while a node was down is gone from that node when it starts again', async (t) => {
   t.timeout(300_000);
@@ -126,14 +129,26 @@ test.serial('conflicts list, resolve and dismiss with --etcd act on the cluster;
   const a = await node(prefix);
   const b = await node(prefix);
   t.is(await writeAs(a, 'backend1', 'ACTIVATE', 'user.c1', 'h1!default', 'u1\tlrs\t'), 'X1 OK "done"');
-  t.regex(await writeAs(b, 'backend2', 'ACTIVATE', 'user.c1', 'h2!default', 'u2\tlrs\t'), /^X1 NO "mailbox is active on h1; conflict #\d+ queued/);
+  t.regex(
+    await writeAs(b, 'backend2', 'ACTIVATE', 'user.c1', 'h2!default', 'u2\tlrs\t'),
+    /^X1 NO "mailbox is active on h1; conflict #\d+ queued/,
+  );
   t.is(await writeAs(a, 'backend1', 'ACTIVATE', 'user.c2', 'h1!default', 'u1\tlrs\t'), 'X1 OK "done"');
-  t.regex(await writeAs(a, 'backend2', 'ACTIVATE', 'user.c2', 'h2!default', 'u2\tlrs\t'), /^X1 NO "mailbox is active on h1; conflict #\d+ queued/);
+  t.regex(
+    await writeAs(a, 'backend2', 'ACTIVATE', 'user.c2', 'h2!default', 'u2\tlrs\t'),
+    /^X1 NO "mailbox is active on h1; conflict #\d+ queued/,
+  );
 
   const list = await cli(prefix, ['conflicts', 'list', '--json']);
   mustSucceed(t, list);
   const open = JSON.parse(list.stdout) as Array<{ id: number; name: string; status: string; claimed: { location: string } }>;
-  t.deepEqual(open.map((c) => [c.name, c.status, c.claimed.location]), [['user.c1', 'open', 'h2!default'], ['user.c2', 'open', 'h2!default']]);
+  t.deepEqual(
+    open.map((c) => [c.name, c.status, c.claimed.location]),
+    [
+      ['user.c1', 'open', 'h2!default'],
+      ['user.c2', 'open', 'h2!default'],
+    ],
+  );
 
   const table = await cli(prefix, ['conflicts', 'list']);
   mustSucceed(t, table);
@@ -141,62 +156,81 @@ test.serial('conflicts list, resolve and dismiss with --etcd act on the cluster;
 
   const audit = tempDir('mupdated-audit-');
   folders.push(audit);
-  const resolve = await cli(prefix, ['conflicts', 'resolve', String(open[0]!.id), '--keep', 'claimant', '--data', audit]);
+  const resolve = await cli(prefix, ['conflicts', 'resolve', String(open[0].id), '--keep', 'claimant', '--data', audit]);
   mustSucceed(t, resolve);
-  mustSucceed(t, await cli(prefix, ['conflicts', 'dismiss', String(open[1]!.id)]));
+  mustSucceed(t, await cli(prefix, ['conflicts', 'dismiss', String(open[1].id)]));
 
   // Every node's view has the claimant's entry and the closed records.
   for (const s of [a, b]) {
     await barrier(s);
-    t.deepEqual(await find(s, 'user.c1'),
-      ['F1 MAILBOX {7+}', 'user.c1 {10+}', 'h2!default {7+}', 'u2\tlrs\t', 'F1 OK "Search completed"']);
+    t.deepEqual(await find(s, 'user.c1'), ['F1 MAILBOX {7+}', 'user.c1 {10+}', 'h2!default {7+}', 'u2\tlrs\t', 'F1 OK "Search completed"']);
   }
   const closed = await cli(prefix, ['conflicts', 'list', '--all', '--json']);
   mustSucceed(t, closed);
-  t.deepEqual((JSON.parse(closed.stdout) as Array<{ status: string }>).map((c) => c.status), ['resolved', 'dismissed']);
+  t.deepEqual(
+    (JSON.parse(closed.stdout) as Array<{ status: string }>).map((c) => c.status),
+    ['resolved', 'dismissed'],
+  );
 
-  const twice = await cli(prefix, ['conflicts', 'resolve', String(open[0]!.id), '--keep', 'current']);
+  const twice = await cli(prefix, ['conflicts', 'resolve', String(open[0].id), '--keep', 'current']);
   t.is(twice.code, 1, showRun(twice));
   t.regex(twice.stderr, /already resolved/);
   t.regex(readFileSync(join(audit, 'audit.log'), 'utf8'), /"op":"resolve","keep":"claimant"/);
 });
 
-test.serial('a decided conflict stays decided on every node: the losing backend\'s same claim, sent to either node, is refused naming the decision and counted on it in etcd', async (t) => {
-  t.timeout(300_000);
-  const prefix = '/t-decided/';
-  const a = await node(prefix);
-  const b = await node(prefix);
-  t.is(await writeAs(a, 'backend1', 'ACTIVATE', 'user.dd', 'h1!default', 'u1\tlrs\t'), 'X1 OK "done"');
-  const first = await writeAs(b, 'backend2', 'ACTIVATE', 'user.dd', 'h2!default', 'u2\tlrs\t');
-  const m = /^X1 NO "mailbox is active on h1; conflict #(\d+) queued/.exec(first);
-  t.truthy(m, first);
-  const id = Number(m![1]);
-  mustSucceed(t, await cli(prefix, ['conflicts', 'resolve', String(id), '--keep', 'current']));
+test.serial(
+  "a decided conflict stays decided on every node: the losing backend's same claim, sent to either node, is refused naming the decision and counted on it in etcd",
+  async (t) => {
+    t.timeout(300_000);
+    const prefix = '/t-decided/';
+    const a = await node(prefix);
+    const b = await node(prefix);
+    t.is(await writeAs(a, 'backend1', 'ACTIVATE', 'user.dd', 'h1!default', 'u1\tlrs\t'), 'X1 OK "done"');
+    const first = await writeAs(b, 'backend2', 'ACTIVATE', 'user.dd', 'h2!default', 'u2\tlrs\t');
+    const m = /^X1 NO "mailbox is active on h1; conflict #(\d+) queued/.exec(first);
+    t.truthy(m, first);
+    const id = Number(m![1]);
+    mustSucceed(t, await cli(prefix, ['conflicts', 'resolve', String(id), '--keep', 'current']));
 
-  const decided = (n: number) =>
-    `X1 NO "mailbox is active on h1; conflict #${id} was decided (keep current), this copy is not used and the claim is not queued again (refused ${n} time(s) since)"`;
-  // each node sees the decision and the count the other one made
-  for (const [i, s] of [a, b, a].entries()) {
-    await barrier(s);
-    t.is(await writeAs(s, 'backend2', 'ACTIVATE', 'user.dd', 'h2!default', 'u2\tlrs\t'), decided(i + 1));
-  }
-  const all = await cli(prefix, ['conflicts', 'list', '--all', '--json']);
-  mustSucceed(t, all);
-  const records = JSON.parse(all.stdout) as Array<{ id: number; name: string; status: string; refused?: number; staleCopy?: string }>;
-  t.deepEqual(records.map((r) => [r.id, r.name, r.status, r.refused, r.staleCopy]), [[id, 'user.dd', 'resolved', 3, 'h2!default']], 'no new conflict');
-  const shown = await cli(prefix, ['conflicts', 'show', String(id)]);
-  mustSucceed(t, shown);
-  t.regex(shown.stdout, /\n {2}stale copy: {2}h2 still holds a copy \(h2!default\)/);
-  t.regex(shown.stdout, /\n {2}refused: {5}3 repeated claim\(s\) since the decision, last /);
-  for (const s of [a, b]) {
-    await barrier(s);
-    t.deepEqual(await find(s, 'user.dd'), ['F1 MAILBOX {7+}', 'user.dd {10+}', 'h1!default {7+}', 'u1\tlrs\t', 'F1 OK "Search completed"']);
-  }
+    const decided = (n: number) =>
+      `X1 NO "mailbox is active on h1; conflict #${id} was decided (keep current), this copy is not used and the claim is not queued again (refused ${n} time(s) since)"`;
+    // each node sees the decision and the count the other one made
+    for (const [i, s] of [a, b, a].entries()) {
+      await barrier(s);
+      t.is(await writeAs(s, 'backend2', 'ACTIVATE', 'user.dd', 'h2!default', 'u2\tlrs\t'), decided(i + 1));
+    }
+    const all = await cli(prefix, ['conflicts', 'list', '--all', '--json']);
+    mustSucceed(t, all);
+    const records = JSON.parse(all.stdout) as Array<{ id: number; name: string; status: string; refused?: number; staleCopy?: string }>;
+    t.deepEqual(
+      records.map((r) => [r.id, r.name, r.status, r.refused, r.staleCopy]),
+      [[id, 'user.dd', 'resolved', 3, 'h2!default']],
+      'no new conflict',
+    );
+    const shown = await cli(prefix, ['conflicts', 'show', String(id)]);
+    mustSucceed(t, shown);
+    t.regex(shown.stdout, /\n {2}stale copy: {2}h2 still holds a copy \(h2!default\)/);
+    t.regex(shown.stdout, /\n {2}refused: {5}3 repeated claim\(s\) since the decision, last /);
+    for (const s of [a, b]) {
+      await barrier(s);
+      t.deepEqual(await find(s, 'user.dd'), [
+        'F1 MAILBOX {7+}',
+        'user.dd {10+}',
+        'h1!default {7+}',
+        'u1\tlrs\t',
+        'F1 OK "Search completed"',
+      ]);
+    }
+  },
+);
+
+const entryOf = (i: number) => ({
+  name: `user.d${String(i).padStart(4, '0')}`,
+  location: `srv${i % 3}!p${i % 2}`,
+  acl: `u${i}\tlrswipkxtecda\t`,
 });
 
-const entryOf = (i: number) => ({ name: `user.d${String(i).padStart(4, '0')}`, location: `srv${i % 3}!p${i % 2}`, acl: `u${i}\tlrswipkxtecda\t` });
-
-test.serial('dump --etcd gives exactly the dump of a node\'s view', async (t) => {
+test.serial("dump --etcd gives exactly the dump of a node's view", async (t) => {
   t.timeout(300_000);
   const prefix = '/t-dump/';
   const a = await node(prefix);

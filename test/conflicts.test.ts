@@ -108,8 +108,14 @@ async function showJson(t: ExecutionContext, s: RunningMupdated, id: number): Pr
 const CLAIM_RE = (holder: string) => new RegExp(`^X1 NO "mailbox is active on ${holder}; conflict #(\\d+) queued for an operator"$`);
 
 /** Makes `name` active at holder!default (as backend1) and has backend2 claim it at claimant!default; returns the conflict id. */
-async function makeConflict(t: ExecutionContext, s: RunningMupdated, name: string, holder: string, claimant: string,
-  acls: { held: string; claimed: string }): Promise<number> {
+async function makeConflict(
+  t: ExecutionContext,
+  s: RunningMupdated,
+  name: string,
+  holder: string,
+  claimant: string,
+  acls: { held: string; claimed: string },
+): Promise<number> {
   t.is(await writeAs(s, 'backend1', 'ACTIVATE', name, `${holder}!default`, acls.held), 'X1 OK "done"');
   const refused = await writeAs(s, 'backend2', 'ACTIVATE', name, `${claimant}!default`, acls.claimed);
   const m = CLAIM_RE(holder).exec(refused);
@@ -120,7 +126,10 @@ async function makeConflict(t: ExecutionContext, s: RunningMupdated, name: strin
 function auditLines(s: RunningMupdated): Array<Record<string, unknown>> {
   const path = join(s.dataDir, 'audit.log');
   if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -146,9 +155,14 @@ test('an ACTIVATE naming another server for an ACTIVE mailbox gets NO naming the
 
   let records = (await listJson(t, server)).filter((r) => r.name === 'user.dup1');
   t.is(records.length, 1);
-  const rec = records[0]!;
+  const rec = records[0];
   t.like(rec, {
-    id, status: 'open', name: 'user.dup1', command: 'ACTIVATE', user: 'backend2', count: 1,
+    id,
+    status: 'open',
+    name: 'user.dup1',
+    command: 'ACTIVATE',
+    user: 'backend2',
+    count: 1,
     current: { state: 'active', location: 'srv-dup-a!default', acl: 'dup1\\tlrswipkxtecdan\\t' },
     claimed: { state: 'active', location: 'srv-dup-b!default', acl: 'dup1\\tlrs\\t' },
     peer: `127.0.0.1:${b2.socket.localPort}`,
@@ -158,16 +172,27 @@ test('an ACTIVATE naming another server for an ACTIVE mailbox gets NO naming the
   t.is(rec.resolution, undefined);
 
   // the same claim again, twice (once with another ACL, from another connection): one record, counted
-  t.is(await answer(b2, 'X2', 'ACTIVATE', 'user.dup1', 'srv-dup-b!default', claimAcl), `X2 NO "mailbox is active on srv-dup-a; conflict #${id} queued for an operator"`);
+  t.is(
+    await answer(b2, 'X2', 'ACTIVATE', 'user.dup1', 'srv-dup-b!default', claimAcl),
+    `X2 NO "mailbox is active on srv-dup-a; conflict #${id} queued for an operator"`,
+  );
   b2.close();
   const b2again = await RawClient.login(server.port, 'backend2');
   const newAcl = aclOf(['dup1', 'lrswipkxtecdan'], ['anyone', 'lr']);
-  t.is(await answer(b2again, 'X3', 'ACTIVATE', 'user.dup1', 'srv-dup-b!default', newAcl), `X3 NO "mailbox is active on srv-dup-a; conflict #${id} queued for an operator"`);
+  t.is(
+    await answer(b2again, 'X3', 'ACTIVATE', 'user.dup1', 'srv-dup-b!default', newAcl),
+    `X3 NO "mailbox is active on srv-dup-a; conflict #${id} queued for an operator"`,
+  );
   records = (await listJson(t, server)).filter((r) => r.name === 'user.dup1');
   t.is(records.length, 1, 'repeats update the one record');
-  t.like(records[0], { id, count: 3, firstSeen: rec.firstSeen, peer: `127.0.0.1:${b2again.socket.localPort}`,
-    claimed: { state: 'active', location: 'srv-dup-b!default', acl: 'dup1\\tlrswipkxtecdan\\tanyone\\tlr\\t' } });
-  t.true(records[0]!.lastSeen >= rec.firstSeen);
+  t.like(records[0], {
+    id,
+    count: 3,
+    firstSeen: rec.firstSeen,
+    peer: `127.0.0.1:${b2again.socket.localPort}`,
+    claimed: { state: 'active', location: 'srv-dup-b!default', acl: 'dup1\\tlrswipkxtecdan\\tanyone\\tlr\\t' },
+  });
+  t.true(records[0].lastSeen >= rec.firstSeen);
   b2again.close();
 
   t.deepEqual(await find(server, 'user.dup1'), mailboxLines('F1', 'user.dup1', 'srv-dup-a!default', held));
@@ -179,13 +204,20 @@ test('C27 a RESERVE of a name held elsewhere (active or reserved, other server o
   t.is(await writeAs(server, 'backend1', 'ACTIVATE', 'user.res1', 'srv-res-a!default', aclOf(['res1', 'lrs'])), 'X1 OK "done"');
   t.is(await writeAs(server, 'backend1', 'RESERVE', 'user.res2', 'srv-res-a!default'), 'X1 OK "done"');
   for (const [name, location] of [
-    ['user.res1', 'srv-res-b!default'], ['user.res1', 'srv-res-a!ssd'], ['user.res2', 'srv-res-b!default'], ['user.res2', 'srv-res-a!'],
+    ['user.res1', 'srv-res-b!default'],
+    ['user.res1', 'srv-res-a!ssd'],
+    ['user.res2', 'srv-res-b!default'],
+    ['user.res2', 'srv-res-a!'],
   ] as const) {
     t.is(await writeAs(server, 'backend2', 'RESERVE', name, location), 'X1 NO "mailbox already exists"', `${name} ${location}`);
   }
   t.deepEqual(await find(server, 'user.res1'), mailboxLines('F1', 'user.res1', 'srv-res-a!default', aclOf(['res1', 'lrs'])));
   t.deepEqual(await find(server, 'user.res2'), ['F1 RESERVE {9+}', 'user.res2 {17+}', 'srv-res-a!default', 'F1 OK "Search completed"']);
-  t.deepEqual((await listJson(t, server, '--all')).filter((r) => r.name.startsWith('user.res')), [], 'nothing queued');
+  t.deepEqual(
+    (await listJson(t, server, '--all')).filter((r) => r.name.startsWith('user.res')),
+    [],
+    'nothing queued',
+  );
 });
 
 test('a push session (first command LIST "<server>!") gets no FIND data for names another server holds, and its ACTIVATE of one is queued; other sessions see the entries', async (t) => {
@@ -199,7 +231,11 @@ test('a push session (first command LIST "<server>!") gets no FIND data for name
   t.deepEqual(list, [...mailboxLines('X0', 'user.pf3', 'srv-pf-b!default', acl1).slice(0, -1), 'X0 OK "list complete"']);
   t.deepEqual(await exchange(push, 'X1', 'FIND', 'user.pf1'), ['X1 OK "Search completed"'], 'active at another server: hidden');
   t.deepEqual(await exchange(push, 'X2', 'FIND', 'user.pf2'), ['X2 OK "Search completed"'], 'reserved at another server: hidden');
-  t.deepEqual(await exchange(push, 'X3', 'FIND', 'user.pf3'), mailboxLines('X3', 'user.pf3', 'srv-pf-b!default', acl1), 'its own entry is shown');
+  t.deepEqual(
+    await exchange(push, 'X3', 'FIND', 'user.pf3'),
+    mailboxLines('X3', 'user.pf3', 'srv-pf-b!default', acl1),
+    'its own entry is shown',
+  );
   const refused = await answer(push, 'X4', 'ACTIVATE', 'user.pf1', 'srv-pf-b!default', acl1);
   t.regex(refused, /^X4 NO "mailbox is active on srv-pf-a; conflict #\d+ queued for an operator"$/);
   push.send('Q01 LOGOUT\r\n');
@@ -210,13 +246,19 @@ test('a push session (first command LIST "<server>!") gets no FIND data for name
   const plain = await RawClient.login(server.port, 'backend2');
   t.deepEqual(await exchange(plain, 'X1', 'FIND', 'user.pf1'), mailboxLines('X1', 'user.pf1', 'srv-pf-a!default', acl1));
   await exchange(plain, 'X2', 'LIST', 'srv-pf-b!');
-  t.deepEqual(await exchange(plain, 'X3', 'FIND', 'user.pf1'), mailboxLines('X3', 'user.pf1', 'srv-pf-a!default', acl1),
-    'a LIST that is not the first command does not make a push session');
+  t.deepEqual(
+    await exchange(plain, 'X3', 'FIND', 'user.pf1'),
+    mailboxLines('X3', 'user.pf1', 'srv-pf-a!default', acl1),
+    'a LIST that is not the first command does not make a push session',
+  );
   plain.close();
   const all = await RawClient.login(server.port, 'backend2');
   await exchange(all, 'X1', 'LIST', '');
-  t.deepEqual(await exchange(all, 'X2', 'FIND', 'user.pf1'), mailboxLines('X2', 'user.pf1', 'srv-pf-a!default', acl1),
-    'LIST "" first is not a push session');
+  t.deepEqual(
+    await exchange(all, 'X2', 'FIND', 'user.pf1'),
+    mailboxLines('X2', 'user.pf1', 'srv-pf-a!default', acl1),
+    'LIST "" first is not a push session',
+  );
   all.close();
   t.deepEqual(await find(server, 'user.pf1'), mailboxLines('F1', 'user.pf1', 'srv-pf-a!default', acl1));
 });
@@ -264,40 +306,59 @@ test('the sequences real backends send (CREATE, SETACL, RENAME to "b1!", push re
   const hex = '65F1A2B3';
   // CREATE (7.0): RESERVE then ACTIVATE, one connection per mailbox
   for (const name of ['user.rp', 'user.rp.Sent', 'user.rp.Old']) {
-    await session(t, s, 'backend1', 'CREATE', [['RESERVE', name, 'backend1!default'], ['ACTIVATE', name, 'backend1!default', own]]);
+    await session(t, s, 'backend1', 'CREATE', [
+      ['RESERVE', name, 'backend1!default'],
+      ['ACTIVATE', name, 'backend1!default', own],
+    ]);
   }
-  await session(t, s, 'backend2', 'CREATE', [['RESERVE', 'shared.rp2', 'backend2!default'], ['ACTIVATE', 'shared.rp2', 'backend2!default', shared]]);
+  await session(t, s, 'backend2', 'CREATE', [
+    ['RESERVE', 'shared.rp2', 'backend2!default'],
+    ['ACTIVATE', 'shared.rp2', 'backend2!default', shared],
+  ]);
   // SETACL: ACTIVATE at the same location with the new ACL
   await session(t, s, 'backend1', 'SETACL', [['ACTIVATE', 'user.rp', 'backend1!default', shared]]);
   // RENAME: DELETE old, RESERVE new "b1!", ACTIVATE new "b1!" acl (empty partition, 7.0)
   await session(t, s, 'backend1', 'RENAME', [
-    ['DELETE', 'user.rp.Old'], ['RESERVE', 'user.rp.Archive', 'backend1!'], ['ACTIVATE', 'user.rp.Archive', 'backend1!', own],
+    ['DELETE', 'user.rp.Old'],
+    ['RESERVE', 'user.rp.Archive', 'backend1!'],
+    ['ACTIVATE', 'user.rp.Archive', 'backend1!', own],
   ]);
   // the next startup push re-activates it at "!default" (a push session)
-  await session(t, s, 'backend1', 'startup push', [['LIST', 'backend1!'], ['ACTIVATE', 'user.rp.Archive', 'backend1!default', own]]);
+  await session(t, s, 'backend1', 'startup push', [
+    ['LIST', 'backend1!'],
+    ['ACTIVATE', 'user.rp.Archive', 'backend1!default', own],
+  ]);
   // partition move: same name, new partition
   await session(t, s, 'backend1', 'partition move', [['ACTIVATE', 'user.rp.Sent', 'backend1!ssd', own]]);
   // delayed DELETE: DELETE n, RESERVE DELETED.n.<hex> "b1!", ACTIVATE it
   await session(t, s, 'backend1', 'delayed DELETE', [
-    ['DELETE', 'user.rp.Sent'], ['RESERVE', `DELETED.user.rp.Sent.${hex}`, 'backend1!'], ['ACTIVATE', `DELETED.user.rp.Sent.${hex}`, 'backend1!', own],
+    ['DELETE', 'user.rp.Sent'],
+    ['RESERVE', `DELETED.user.rp.Sent.${hex}`, 'backend1!'],
+    ['ACTIVATE', `DELETED.user.rp.Sent.${hex}`, 'backend1!', own],
   ]);
   // XFER b1 -> b2: DEACTIVATE each at the old location from b1 (one connection), then ACTIVATE each from b2
   await session(t, s, 'backend1', 'XFER source', [
-    ['DEACTIVATE', 'user.rp', 'backend1!default'], ['DEACTIVATE', 'user.rp.Archive', 'backend1!default'],
+    ['DEACTIVATE', 'user.rp', 'backend1!default'],
+    ['DEACTIVATE', 'user.rp.Archive', 'backend1!default'],
   ]);
   await session(t, s, 'backend2', 'XFER destination', [
-    ['ACTIVATE', 'user.rp', 'backend2!default', shared], ['ACTIVATE', 'user.rp.Archive', 'backend2!default', own],
+    ['ACTIVATE', 'user.rp', 'backend2!default', shared],
+    ['ACTIVATE', 'user.rp.Archive', 'backend2!default', own],
   ]);
   // 7.2: the destination repeats its ACTIVATE once on a fresh connection
   await session(t, s, 'backend2', 'XFER destination retry', [['ACTIVATE', 'user.rp.Archive', 'backend2!default', own]]);
   // an XFER b2 -> b1 that fails after DEACTIVATE is undone by the source with ACTIVATE at its own location
   await session(t, s, 'backend2', 'XFER undo', [
-    ['DEACTIVATE', 'user.rp.Archive', 'backend2!default'], ['ACTIVATE', 'user.rp.Archive', 'backend2!default', own],
+    ['DEACTIVATE', 'user.rp.Archive', 'backend2!default'],
+    ['ACTIVATE', 'user.rp.Archive', 'backend2!default', own],
   ]);
   // cyr_expire removes the delayed-delete mailbox; immediate DELETE on backend2; the freed name is created again by backend1
   await session(t, s, 'backend1', 'expire', [['DELETE', `DELETED.user.rp.Sent.${hex}`]]);
   await session(t, s, 'backend2', 'immediate DELETE', [['DELETE', 'shared.rp2']]);
-  await session(t, s, 'backend1', 'CREATE again', [['RESERVE', 'user.rp.Sent', 'backend1!default'], ['ACTIVATE', 'user.rp.Sent', 'backend1!default', own]]);
+  await session(t, s, 'backend1', 'CREATE again', [
+    ['RESERVE', 'user.rp.Sent', 'backend1!default'],
+    ['ACTIVATE', 'user.rp.Sent', 'backend1!default', own],
+  ]);
 
   const expected: DirEntry[] = [
     { name: 'user.rp', state: 'ACTIVE', location: 'backend2!default', acl: shared },
@@ -317,8 +378,15 @@ test('the sequences real backends send (CREATE, SETACL, RENAME to "b1!", push re
   }
   const records = await listJson(t, s, '--all');
   t.is(records.length, 1, 'exactly one conflict');
-  t.like(records[0], { id: 1, status: 'open', name: 'user.rp', count: 3, user: 'backend1',
-    current: { state: 'active', location: 'backend2!default' }, claimed: { state: 'active', location: 'backend1!default' } });
+  t.like(records[0], {
+    id: 1,
+    status: 'open',
+    name: 'user.rp',
+    count: 3,
+    user: 'backend1',
+    current: { state: 'active', location: 'backend2!default' },
+    claimed: { state: 'active', location: 'backend1!default' },
+  });
   t.deepEqual(canonicalEntries(await listDirectory(s.port)), canonicalEntries(expected), 'the directory is unchanged');
 });
 
@@ -334,11 +402,20 @@ test('conflicts show (text and --json) and list (table, --json, --status) descri
   t.is(json.code, 0, showRun(json));
   const rec = JSON.parse(json.stdout) as ConflictJson;
   t.like(rec, {
-    id, status: 'open', name: 'user.k\\xe4se', command: 'ACTIVATE', user: 'backend2', count: 1,
+    id,
+    status: 'open',
+    name: 'user.k\\xe4se',
+    command: 'ACTIVATE',
+    user: 'backend2',
+    count: 1,
     current: { state: 'active', location: 'srv-show-a!default', acl: 'k\\xe4se\\tlrswipkxtecdan\\t' },
     claimed: { state: 'active', location: 'srv-show-b!default', acl: '' },
   });
-  t.deepEqual((await listJson(t, server)).find((r) => r.id === id), rec, 'list --json and show --json agree');
+  t.deepEqual(
+    (await listJson(t, server)).find((r) => r.id === id),
+    rec,
+    'list --json and show --json agree',
+  );
 
   const text = await conflictsCli(server, 'show', `#${id}`);
   t.is(text.code, 0, showRun(text));
@@ -356,16 +433,25 @@ test('conflicts show (text and --json) and list (table, --json, --status) descri
 
   const table = await conflictsCli(server, 'list');
   t.is(table.code, 0, showRun(table));
-  const rows = table.stdout.split('\n').filter(Boolean).map((l) => l.split(/ {2,}/));
+  const rows = table.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(/ {2,}/));
   t.deepEqual(rows[0], ['ID', 'STATUS', 'MAILBOX', 'HELD BY', 'CLAIMED BY', 'USER', 'SEEN', 'LAST SEEN']);
-  t.deepEqual(rows.find((r) => r[0] === String(id)), [String(id), 'open', 'user.k\\xe4se', 'srv-show-a!default', 'srv-show-b!default', 'backend2', '1x', rec.lastSeen]);
+  t.deepEqual(
+    rows.find((r) => r[0] === String(id)),
+    [String(id), 'open', 'user.k\\xe4se', 'srv-show-a!default', 'srv-show-b!default', 'backend2', '1x', rec.lastSeen],
+  );
   // the columns line up: every row's MAILBOX column starts where the header's does
-  const header = table.stdout.split('\n')[0]!;
+  const header = table.stdout.split('\n')[0];
   const row = table.stdout.split('\n').find((l) => l.startsWith(`${id} `))!;
   t.is(row.indexOf('user.k\\xe4se'), header.indexOf('MAILBOX'));
 
   const resolved = await listJson(t, server, '--status', 'resolved');
-  t.false(resolved.some((r) => r.id === id), 'an open conflict is not listed as resolved');
+  t.false(
+    resolved.some((r) => r.id === id),
+    'an open conflict is not listed as resolved',
+  );
 });
 
 test('resolve --keep claimant while the server runs: the entry moves in one step, an UPDATE stream gets it at once, the decision is logged and audited, and the conflict is closed', async (t) => {
@@ -389,25 +475,42 @@ test('resolve --keep claimant while the server runs: the entry moves in one step
   await server.waitForLog(new RegExp(`"msg":"conflict #${id} resolved: kept claimant"`));
   const audit = auditLines(server).filter((a) => a.conflict === id);
   t.is(audit.length, 1);
-  t.like(audit[0], { op: 'resolve', keep: 'claimant', conflict: id, mailbox: 'user.kc', heldBy: 'srv-kc-a!default', claimedBy: 'srv-kc-b!default' });
-  t.regex(String(audit[0]!.by), /@cli$/);
+  t.like(audit[0], {
+    op: 'resolve',
+    keep: 'claimant',
+    conflict: id,
+    mailbox: 'user.kc',
+    heldBy: 'srv-kc-a!default',
+    claimedBy: 'srv-kc-b!default',
+  });
+  t.regex(String(audit[0].by), /@cli$/);
   t.is(statSync(join(server.dataDir, 'admin.sock')).mode & 0o777, 0o600, 'only the owner may talk to the admin socket');
-  t.regex(String(audit[0]!.at), ISO);
+  t.regex(String(audit[0].at), ISO);
 
-  t.false((await listJson(t, server)).some((c) => c.id === id), 'no longer open');
+  t.false(
+    (await listJson(t, server)).some((c) => c.id === id),
+    'no longer open',
+  );
   const closed = (await listJson(t, server, '--status', 'resolved')).find((c) => c.id === id);
   t.like(closed, { status: 'resolved', resolution: { keep: 'claimant' } });
 
   const again = await conflictsCli(server, 'resolve', String(id), '--keep', 'current');
   t.is(again.code, 1, showRun(again));
   t.is(again.stderr, `mupdated conflicts: conflict #${id} is already resolved\n`);
-  t.deepEqual(await find(server, 'user.kc'), mailboxLines('F1', 'user.kc', 'srv-kc-b!default', claimed), 'a refused second decision changes nothing');
+  t.deepEqual(
+    await find(server, 'user.kc'),
+    mailboxLines('F1', 'user.kc', 'srv-kc-b!default', claimed),
+    'a refused second decision changes nothing',
+  );
 
   // the claimant now holds it; the former holder's claim was decided against (issue 13.7): refused naming the decision
   t.is(await writeAs(server, 'backend2', 'ACTIVATE', 'user.kc', 'srv-kc-b!default', claimed), 'X1 OK "done"');
   const reverse = await writeAs(server, 'backend1', 'ACTIVATE', 'user.kc', 'srv-kc-a!default', held);
   t.is(reverse, decidedNo('X1', 'srv-kc-b', id, 'claimant', 1));
-  t.false((await listJson(t, server)).some((c) => c.name === 'user.kc'), 'no new conflict');
+  t.false(
+    (await listJson(t, server)).some((c) => c.name === 'user.kc'),
+    'no new conflict',
+  );
   t.like(await showJson(t, server, id), { status: 'resolved', refused: 1, staleCopy: 'srv-kc-a!default' });
 });
 
@@ -422,8 +525,14 @@ test('resolve --keep current closes the conflict keeping the entry (nothing stre
   stream.close();
   t.deepEqual(await find(server, 'user.kcur'), mailboxLines('F1', 'user.kcur', 'srv-kcur-a!default', held));
   await server.waitForLog(new RegExp(`"msg":"conflict #${id} resolved: kept current"`));
-  t.like(auditLines(server).find((a) => a.conflict === id), { op: 'resolve', keep: 'current', mailbox: 'user.kcur' });
-  t.like((await listJson(t, server, '--all')).find((c) => c.id === id), { status: 'resolved', resolution: { keep: 'current' } });
+  t.like(
+    auditLines(server).find((a) => a.conflict === id),
+    { op: 'resolve', keep: 'current', mailbox: 'user.kcur' },
+  );
+  t.like(
+    (await listJson(t, server, '--all')).find((c) => c.id === id),
+    { status: 'resolved', resolution: { keep: 'current' } },
+  );
 
   const again = await writeAs(server, 'backend2', 'ACTIVATE', 'user.kcur', 'srv-kcur-b!default', held);
   t.is(again, decidedNo('X1', 'srv-kcur-a', id, 'current', 1), 'a closed conflict is not reopened, and no new one is queued');
@@ -431,7 +540,7 @@ test('resolve --keep current closes the conflict keeping the entry (nothing stre
   t.like(await showJson(t, server, id), { status: 'resolved', refused: 1, count: 1 });
 });
 
-test('a decided conflict stays decided: the losing backend\'s same ACTIVATE gets NO naming the decision, counted on it, no new conflict, nothing streamed; show names the backend with the stale copy; a move since the decision ends it', async (t) => {
+test("a decided conflict stays decided: the losing backend's same ACTIVATE gets NO naming the decision, counted on it, no new conflict, nothing streamed; show names the backend with the stale copy; a move since the decision ends it", async (t) => {
   const held = aclOf(['stay', 'lrswipkxtecdan']);
   const id = await makeConflict(t, server, 'user.stay', 'srv-stay-a', 'srv-stay-b', { held, claimed: held });
   const before = await showJson(t, server, id);
@@ -443,17 +552,26 @@ test('a decided conflict stays decided: the losing backend\'s same ACTIVATE gets
   // the losing backend restarts twice and pushes its copy again (another ACL too: same backend, same location)
   const b2 = await RawClient.login(server.port, 'backend2');
   t.is(await answer(b2, 'X1', 'ACTIVATE', 'user.stay', 'srv-stay-b!default', held), decidedNo('X1', 'srv-stay-a', id, 'current', 1));
-  t.is(await answer(b2, 'X2', 'ACTIVATE', 'user.stay', 'srv-stay-b!default', aclOf(['stay', 'lr'])), decidedNo('X2', 'srv-stay-a', id, 'current', 2));
+  t.is(
+    await answer(b2, 'X2', 'ACTIVATE', 'user.stay', 'srv-stay-b!default', aclOf(['stay', 'lr'])),
+    decidedNo('X2', 'srv-stay-a', id, 'current', 2),
+  );
   b2.close();
   t.deepEqual(await drainStream(stream, 'U1', 'N1'), [], 'a refused claim streams nothing');
   t.deepEqual(await find(server, 'user.stay'), mailboxLines('F1', 'user.stay', 'srv-stay-a!default', held));
-  t.false((await listJson(t, server, '--all')).some((c) => c.name === 'user.stay' && c.id !== id), 'no new conflict, open or closed');
+  t.false(
+    (await listJson(t, server, '--all')).some((c) => c.name === 'user.stay' && c.id !== id),
+    'no new conflict, open or closed',
+  );
   const after = await showJson(t, server, id);
   t.like(after, { status: 'resolved', count: 1, refused: 2, staleCopy: 'srv-stay-b!default' });
   t.regex(after.lastRefused ?? '', ISO);
   const text = await conflictsCli(server, 'show', String(id));
   t.is(text.code, 0, showRun(text));
-  t.true(text.stdout.includes('\n  stale copy:  srv-stay-b still holds a copy (srv-stay-b!default) the directory does not point to;'), text.stdout);
+  t.true(
+    text.stdout.includes('\n  stale copy:  srv-stay-b still holds a copy (srv-stay-b!default) the directory does not point to;'),
+    text.stdout,
+  );
   t.true(text.stdout.includes(`\n  refused:     2 repeated claim(s) since the decision, last ${after.lastRefused}\n`), text.stdout);
 
   // another location of the same backend is another claim: queued as usual
@@ -461,7 +579,7 @@ test('a decided conflict stays decided: the losing backend\'s same ACTIVATE gets
   const m = CLAIM_RE('srv-stay-a').exec(other);
   t.truthy(m, other);
   t.not(Number(m?.[1]), id);
-  t.is((await conflictsCli(server, 'dismiss', m![1]!)).code, 0);
+  t.is((await conflictsCli(server, 'dismiss', m![1])).code, 0);
 
   // the mailbox moves on (XFER to srv-stay-d): the decision no longer describes the directory, the old claim is a conflict again
   t.is(await writeAs(server, 'backend1', 'DEACTIVATE', 'user.stay', 'srv-stay-a!default'), 'X1 OK "done"');
@@ -482,10 +600,19 @@ test('dismiss closes a conflict without a decision: directory unchanged, listed 
   t.regex(r.stdout, /\n {2}resolution: {2}keep none, by /);
   t.deepEqual(await find(server, 'user.dis'), mailboxLines('F1', 'user.dis', 'srv-dis-a!default', held));
   t.false((await listJson(t, server)).some((c) => c.id === id));
-  t.like((await listJson(t, server, '--all')).find((c) => c.id === id), { status: 'dismissed', resolution: { keep: 'none' } });
-  t.like((await listJson(t, server, '--status', 'dismissed')).find((c) => c.id === id), { status: 'dismissed' });
+  t.like(
+    (await listJson(t, server, '--all')).find((c) => c.id === id),
+    { status: 'dismissed', resolution: { keep: 'none' } },
+  );
+  t.like(
+    (await listJson(t, server, '--status', 'dismissed')).find((c) => c.id === id),
+    { status: 'dismissed' },
+  );
   await server.waitForLog(new RegExp(`"msg":"conflict #${id} dismissed"`));
-  t.like(auditLines(server).find((a) => a.conflict === id), { op: 'dismiss', keep: 'none', mailbox: 'user.dis' });
+  t.like(
+    auditLines(server).find((a) => a.conflict === id),
+    { op: 'dismiss', keep: 'none', mailbox: 'user.dis' },
+  );
   const twice = await conflictsCli(server, 'dismiss', String(id));
   t.is(twice.code, 1, showRun(twice));
   t.is(twice.stderr, `mupdated conflicts: conflict #${id} is already dismissed\n`);
@@ -533,7 +660,14 @@ test('with the server stopped the CLI works on the data folder directly (list, s
   t.false(existsSync(join(s.dataDir, 'admin.sock')), 'a clean stop removes the admin socket');
 
   const open = await listJson(t, s);
-  t.deepEqual(open.map((c) => [c.id, c.name, c.status]), [[1, 'user.off1', 'open'], [2, 'user.off2', 'open'], [3, 'user.off3', 'open']]);
+  t.deepEqual(
+    open.map((c) => [c.id, c.name, c.status]),
+    [
+      [1, 'user.off1', 'open'],
+      [2, 'user.off2', 'open'],
+      [3, 'user.off3', 'open'],
+    ],
+  );
   const show = await conflictsCli(s, 'show', '2');
   t.is(show.code, 0, showRun(show));
   t.regex(show.stdout, /^conflict #2 \(open\)\n {2}mailbox: {5}user\.off2\n/);
@@ -541,19 +675,43 @@ test('with the server stopped the CLI works on the data folder directly (list, s
   t.is(resolve.code, 0, showRun(resolve));
   const dismiss = await conflictsCli(s, 'dismiss', '2');
   t.is(dismiss.code, 0, showRun(dismiss));
-  t.deepEqual(auditLines(s).map((a) => [a.conflict, a.op, a.keep]), [[1, 'resolve', 'claimant'], [2, 'dismiss', 'none']]);
+  t.deepEqual(
+    auditLines(s).map((a) => [a.conflict, a.op, a.keep]),
+    [
+      [1, 'resolve', 'claimant'],
+      [2, 'dismiss', 'none'],
+    ],
+  );
 
   const restarted = await startMupdated({ dataDir: s.dataDir });
   extra.push(restarted);
-  t.deepEqual(await find(restarted, 'user.off1'), mailboxLines('F1', 'user.off1', 'backend2!default', acl), 'the offline resolution is in the directory');
+  t.deepEqual(
+    await find(restarted, 'user.off1'),
+    mailboxLines('F1', 'user.off1', 'backend2!default', acl),
+    'the offline resolution is in the directory',
+  );
   t.deepEqual(await find(restarted, 'user.off2'), mailboxLines('F1', 'user.off2', 'backend1!default', acl));
   const all = await listJson(t, restarted, '--all');
-  t.deepEqual(all.map((c) => [c.id, c.status]), [[1, 'resolved'], [2, 'dismissed'], [3, 'open']]);
+  t.deepEqual(
+    all.map((c) => [c.id, c.status]),
+    [
+      [1, 'resolved'],
+      [2, 'dismissed'],
+      [3, 'open'],
+    ],
+  );
 
   // SIGKILL leaves admin.sock behind: the CLI must fall back to the folder, not fail
   t.is(await restarted.stop('SIGKILL'), -1);
   t.true(existsSync(join(s.dataDir, 'admin.sock')), 'the socket file is stale now');
   const r = await conflictsCli(s, 'resolve', '3', '--keep', 'current');
   t.is(r.code, 0, showRun(r));
-  t.deepEqual((await listJson(t, s, '--all')).map((c) => [c.id, c.status]), [[1, 'resolved'], [2, 'dismissed'], [3, 'resolved']]);
+  t.deepEqual(
+    (await listJson(t, s, '--all')).map((c) => [c.id, c.status]),
+    [
+      [1, 'resolved'],
+      [2, 'dismissed'],
+      [3, 'resolved'],
+    ],
+  );
 });

@@ -59,11 +59,16 @@ type Write = [verb: 'ACTIVATE' | 'RESERVE', name: string, location: string, acl?
 async function apply(port: number, writes: Write[]): Promise<void> {
   const c = await RawClient.login(port);
   try {
-    c.send(writes.map(([verb, name, location, acl], i) =>
-      (verb === 'ACTIVATE' ? literalCommand(`W${i}`, verb, name, location, acl ?? '') : literalCommand(`W${i}`, verb, name, location))).join(''));
+    c.send(
+      writes
+        .map(([verb, name, location, acl], i) =>
+          verb === 'ACTIVATE' ? literalCommand(`W${i}`, verb, name, location, acl ?? '') : literalCommand(`W${i}`, verb, name, location),
+        )
+        .join(''),
+    );
     for (let i = 0; i < writes.length; i++) {
       const lines = await c.readUntilTagged(`W${i}`, 20_000);
-      if (lines.join('|') !== `W${i} OK "done"`) throw new Error(`${writes[i]!.join(' ')}: ${lines.join('|')}`);
+      if (lines.join('|') !== `W${i} OK "done"`) throw new Error(`${writes[i].join(' ')}: ${lines.join('|')}`);
     }
   } finally {
     c.close();
@@ -187,7 +192,10 @@ test('load refuses while a server runs on the folder, and a broken dump loads no
   // a dump that breaks off after a good record loads nothing at all
   const folder = freshFolder();
   const broken = join(scratch, 'broken.json');
-  writeFileSync(broken, '{\n"user.a": {"name": "user.a", "mbtype": "er", "partition": "default", "server": "backend1", "acl": {}},\n"user.b": {"name": "user.b", "mbt');
+  writeFileSync(
+    broken,
+    '{\n"user.a": {"name": "user.a", "mbtype": "er", "partition": "default", "server": "backend1", "acl": {}},\n"user.b": {"name": "user.b", "mbt',
+  );
   const bad = await runCli(['load', broken, '--data', folder]);
   t.not(bad.code, 0, showRun(bad));
   t.regex(bad.stderr, /middle of a record/);
@@ -239,20 +247,31 @@ async function loadCyrusDump(t: ExecutionContext, cyrus: CyrusServer, name: stri
   return start(folder);
 }
 
-interop('a real Cyrus master\'s ctl_mboxlist -d file loads, and LIST then equals the Cyrus master\'s LIST (same bytes, same order)', async (t) => {
-  const cyrus = await cyrusMaster();
-  await apply(cyrus.port, CYRUS_SEED);
-  const theirs = await rawList(cyrus.port);
-  t.is(theirs.length, CYRUS_SEED.reduce((n, [verb]) => n + (verb === 'ACTIVATE' ? 4 : 3), 1), 'the Cyrus master lists every entry');
-  const ours = await loadCyrusDump(t, cyrus, 'cyrus.json');
-  t.deepEqual(await rawList(ours.port), theirs);
-  // and a dump of it loads back into Cyrus's shape again
-  const redump = await runCli(['dump', '--data', ours.dataDir]);
-  t.is(redump.code, 0, showRun(redump));
-  t.is(withoutMtime(redump.stdout), withoutMtime(readFileSync(join(scratch, 'cyrus.json'), 'latin1')), 'mupdated writes what Cyrus wrote');
-});
+interop(
+  "a real Cyrus master's ctl_mboxlist -d file loads, and LIST then equals the Cyrus master's LIST (same bytes, same order)",
+  async (t) => {
+    const cyrus = await cyrusMaster();
+    await apply(cyrus.port, CYRUS_SEED);
+    const theirs = await rawList(cyrus.port);
+    t.is(
+      theirs.length,
+      CYRUS_SEED.reduce((n, [verb]) => n + (verb === 'ACTIVATE' ? 4 : 3), 1),
+      'the Cyrus master lists every entry',
+    );
+    const ours = await loadCyrusDump(t, cyrus, 'cyrus.json');
+    t.deepEqual(await rawList(ours.port), theirs);
+    // and a dump of it loads back into Cyrus's shape again
+    const redump = await runCli(['dump', '--data', ours.dataDir]);
+    t.is(redump.code, 0, showRun(redump));
+    t.is(
+      withoutMtime(redump.stdout),
+      withoutMtime(readFileSync(join(scratch, 'cyrus.json'), 'latin1')),
+      'mupdated writes what Cyrus wrote',
+    );
+  },
+);
 
-interop('a Cyrus dump with ACL identifiers that look like numbers loads with the ACL in Cyrus\'s order', async (t) => {
+interop("a Cyrus dump with ACL identifiers that look like numbers loads with the ACL in Cyrus's order", async (t) => {
   const cyrus = await cyrusMaster();
   await apply(cyrus.port, [
     ['ACTIVATE', 'user.numeric', 'backend1!default', 'alice\tlrs\t1000\tlr\t'],

@@ -41,7 +41,9 @@ test.before(() => {
   const lines = ['{'];
   for (let i = 0; i < ENTRIES; i++) {
     const name = `user.stall${String(i).padStart(6, '0')}`;
-    lines.push(`${JSON.stringify(name)}: ${JSON.stringify({ name, mbtype: 'e', partition: 'default', server: 'backend1', acl })}${i + 1 < ENTRIES ? ',' : ''}`);
+    lines.push(
+      `${JSON.stringify(name)}: ${JSON.stringify({ name, mbtype: 'e', partition: 'default', server: 'backend1', acl })}${i + 1 < ENTRIES ? ',' : ''}`,
+    );
   }
   lines.push('}');
   writeFileSync(template, `${lines.join('\n')}\n`);
@@ -58,7 +60,7 @@ async function lastLineAfterClose(c: RawClient): Promise<string> {
   if (!closed) throw new Error('the server did not close the connection');
   const text = c.takeBuffered().toString('latin1');
   const lines = text.split('\r\n');
-  return lines[lines.length - 1] === '' ? lines[lines.length - 2]! : lines[lines.length - 1]!;
+  return lines[lines.length - 1] === '' ? lines[lines.length - 2] : lines[lines.length - 1];
 }
 
 async function stalledClient(server: RunningMupdated, command: string): Promise<RawClient> {
@@ -79,7 +81,10 @@ test('a LIST whose reader stops is ended with * BYE after dump_stall_timeout, lo
     other.send('N1 NOOP\r\n');
     t.is(await other.readLine(), 'N1 OK "Noop done"');
     other.close();
-    t.false(server.logs.some((l) => /"level":50/.test(l)), 'no error logged');
+    t.false(
+      server.logs.some((l) => /"level":50/.test(l)),
+      'no error logged',
+    );
   } finally {
     await server.stop();
   }
@@ -110,7 +115,9 @@ async function tailClient(port: number, command: string): Promise<{ resume(): vo
   sock.write(`A01 AUTHENTICATE "PLAIN" {${ir.length}+}\r\n${ir}\r\n${command}`);
   sock.pause();
   let tail = '';
-  sock.on('data', (d: Buffer) => { tail = (tail + d.toString('latin1')).slice(-4096); });
+  sock.on('data', (d: Buffer) => {
+    tail = (tail + d.toString('latin1')).slice(-4096);
+  });
   const closed = new Promise<string>((resolve) => {
     sock.on('error', () => resolve(tail));
     sock.on('close', () => resolve(tail));
@@ -133,5 +140,9 @@ test('SIGTERM during a stalled LIST says * BYE to that client (after what was al
   t.regex(tail, /\r\n\* BYE "Server shutting down"\r\n$/);
   t.notRegex(tail, /L1 OK/, 'the LIST did not finish');
   t.is(await exited, 0);
-  t.deepEqual(server.logs.filter((l) => /"level":(50|60)/.test(l)), [], 'no error logged');
+  t.deepEqual(
+    server.logs.filter((l) => /"level":(50|60)/.test(l)),
+    [],
+    'no error logged',
+  );
 });

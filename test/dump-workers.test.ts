@@ -43,14 +43,18 @@ test('dumps from worker threads are byte for byte those of the server thread', a
   let inThread: Map<string, string[]>;
   try {
     // ~20,000 entries: about 1.5 MB of dump, several chunks; odd bytes in names and ACLs
-    await populate(() => login(first.port), 20_000, (i) => ({
-      name: i % 997 === 0 ? `user.dw e ${i}.x"y\\z` : `user.dw${String(i).padStart(6, '0')}${i % 5 ? `.f${i % 5}` : ''}`,
-      location: `backend${(i % 4) + 1}!${i % 3 ? 'default' : 'ssd'}`,
-      acl: i % 7 ? `u${i}\tlrswipkxtecdan\tanyone\tp\t` : '',
-    }));
+    await populate(
+      () => login(first.port),
+      20_000,
+      (i) => ({
+        name: i % 997 === 0 ? `user.dw e ${i}.x"y\\z` : `user.dw${String(i).padStart(6, '0')}${i % 5 ? `.f${i % 5}` : ''}`,
+        location: `backend${(i % 4) + 1}!${i % 3 ? 'default' : 'ssd'}`,
+        acl: i % 7 ? `u${i}\tlrswipkxtecdan\tanyone\tp\t` : '',
+      }),
+    );
     const c = await login(first.port);
     for (let i = 0; i < 50; i++) {
-      t.regex((await answer(c, `R${i}`, `RESERVE ${q(`user.dwres.${i}`)} ${q(`backend${(i % 4) + 1}!default`)}`))[0]!, /OK "done"/);
+      t.regex((await answer(c, `R${i}`, `RESERVE ${q(`user.dwres.${i}`)} ${q(`backend${(i % 4) + 1}!default`)}`))[0], /OK "done"/);
     }
     c.close();
     inThread = await dumpsOf(first.port);
@@ -74,34 +78,51 @@ test('dumps from worker threads are byte for byte those of the server thread', a
   }
 });
 
-test('a FIND pipelined behind writes sees the connection\'s own writes and answers keep command order', async (t) => {
+test("a FIND pipelined behind writes sees the connection's own writes and answers keep command order", async (t) => {
   const s = await startMupdated();
   t.teardown(() => s.stop());
   const c = await login(s.port);
   t.deepEqual(await answer(c, 'S0', `ACTIVATE "user.fa.old" "backend1!default" ${lit('old\tlrs\t')}`), ['S0 OK "done"']);
   // one packet: writes and FINDs of the same and of other names, interleaved
-  c.send([
-    `A1 ACTIVATE "user.fa.new" "backend2!default" ${lit('new\tlrs\t')}`,
-    'F1 FIND "user.fa.new"',
-    'F2 FIND "user.fa.old"',
-    'A2 DELETE "user.fa.old"',
-    'F3 FIND "user.fa.old"',
-    'F4 FIND "user.fa.none"',
-    'A3 RESERVE "user.fa.old" "backend3!default"',
-    'F5 FIND "user.fa.old"',
-    'F6 FIND "user.fa.new"',
-  ].join('\r\n') + '\r\n');
+  c.send(
+    [
+      `A1 ACTIVATE "user.fa.new" "backend2!default" ${lit('new\tlrs\t')}`,
+      'F1 FIND "user.fa.new"',
+      'F2 FIND "user.fa.old"',
+      'A2 DELETE "user.fa.old"',
+      'F3 FIND "user.fa.old"',
+      'F4 FIND "user.fa.none"',
+      'A3 RESERVE "user.fa.old" "backend3!default"',
+      'F5 FIND "user.fa.old"',
+      'F6 FIND "user.fa.new"',
+    ].join('\r\n') + '\r\n',
+  );
   const lines = await c.readUntilTagged('F6', 30_000);
   t.deepEqual(lines, [
     'A1 OK "done"',
-    'F1 MAILBOX {11+}', 'user.fa.new {16+}', 'backend2!default {8+}', 'new\tlrs\t', 'F1 OK "Search completed"',
-    'F2 MAILBOX {11+}', 'user.fa.old {16+}', 'backend1!default {8+}', 'old\tlrs\t', 'F2 OK "Search completed"',
+    'F1 MAILBOX {11+}',
+    'user.fa.new {16+}',
+    'backend2!default {8+}',
+    'new\tlrs\t',
+    'F1 OK "Search completed"',
+    'F2 MAILBOX {11+}',
+    'user.fa.old {16+}',
+    'backend1!default {8+}',
+    'old\tlrs\t',
+    'F2 OK "Search completed"',
     'A2 OK "done"',
     'F3 OK "Search completed"',
     'F4 OK "Search completed"',
     'A3 OK "done"',
-    'F5 RESERVE {11+}', 'user.fa.old {16+}', 'backend3!default', 'F5 OK "Search completed"',
-    'F6 MAILBOX {11+}', 'user.fa.new {16+}', 'backend2!default {8+}', 'new\tlrs\t', 'F6 OK "Search completed"',
+    'F5 RESERVE {11+}',
+    'user.fa.old {16+}',
+    'backend3!default',
+    'F5 OK "Search completed"',
+    'F6 MAILBOX {11+}',
+    'user.fa.new {16+}',
+    'backend2!default {8+}',
+    'new\tlrs\t',
+    'F6 OK "Search completed"',
   ]);
   c.close();
 });

@@ -32,18 +32,23 @@ async function storeWith(dir: string, names: string[]): Promise<LmdbDirectorySto
 
 test('the correction lets the event loop run, and a change made meanwhile is not undone by the older snapshot', async (t) => {
   const dir = tempDir('mupdated-catch-up-');
-  const store = await storeWith(dir, Array.from({ length: ENTRIES }, (_, i) => nameOf(i)));
+  const store = await storeWith(
+    dir,
+    Array.from({ length: ENTRIES }, (_, i) => nameOf(i)),
+  );
   const file = join(dir, 'mailboxes.sqlite');
   const mirror = SqliteMirror.open(file, log);
   try {
     const unsubscribe = mirror.follow(store);
     let turns = 0;
-    let changed: Promise<unknown> | null = null;
+    let changed: Promise<unknown> = Promise.resolve();
+    let changing = false;
     let done = false;
     // Once the correction has written its first rows (it walks the snapshot), the store changes.
     const watch = () => {
       turns++;
-      if (!changed && mirror.counts.transactions > 0) {
+      if (!changing && mirror.counts.transactions > 0) {
+        changing = true;
         changed = store.applyMany([
           { name: B(nameOf(0)), entry: active(nameOf(0), 'backend2!default', 'changed\tlrs\t') },
           { name: B(nameOf(ENTRIES - 1)), entry: null },
@@ -59,7 +64,7 @@ test('the correction lets the event loop run, and a change made meanwhile is not
     t.true(mirror.flushNow());
     unsubscribe();
     t.true(turnsDuring > 1, `the event loop turned ${turnsDuring} times during the correction`);
-    t.not(changed, null);
+    t.true(changing, 'the store changed during the correction');
     t.is(result.rows, 0);
     const rows = new Map(readRows(file).map((r) => [r.key, r.value]));
     t.is(rows.size, ENTRIES - 1);
@@ -120,7 +125,10 @@ test('a first start keeps the rows of a file converted from Cyrus until the firs
   const file = join(dir, 'mailboxes.sqlite');
   let slave: Awaited<ReturnType<typeof startSlave>> | undefined;
   try {
-    await applyChanges(master.port, names.map((n): Cmd => ['ACTIVATE', n, 'backend1!default', `${n.slice(5)}\tlrs\t`]));
+    await applyChanges(
+      master.port,
+      names.map((n): Cmd => ['ACTIVATE', n, 'backend1!default', `${n.slice(5)}\tlrs\t`]),
+    );
     SqliteMirror.open(file, log).close();
     const w = new Database(file);
     try {
@@ -140,7 +148,10 @@ test('a first start keeps the rows of a file converted from Cyrus until the firs
     await waitUntil(() => readRows(file).length === 10, 20_000, 'the row the master lacks removed');
     const rows = readRows(file);
     t.deepEqual(rows.map((r) => r.key).sort(), names.map(keyOf).sort());
-    t.true(rows.every((r) => / M 1 A /.test(r.value)), 'rows that were right are not rewritten');
+    t.true(
+      rows.every((r) => / M 1 A /.test(r.value)),
+      'rows that were right are not rewritten',
+    );
   } finally {
     await slave?.stop();
     await proxy.close();

@@ -31,18 +31,31 @@ let slaveData = '';
 
 function kick(path: string, send?: Buffer): Promise<string> {
   return new Promise((resolve, reject) => {
-    const s = connect(path, () => { if (send) s.write(send); });
+    const s = connect(path, () => {
+      if (send) s.write(send);
+    });
     const got: Buffer[] = [];
-    const timer = setTimeout(() => { s.destroy(); reject(new Error('no answer to the kick')); }, 20_000);
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error('no answer to the kick'));
+    }, 20_000);
     s.on('data', (d: Buffer) => got.push(d));
-    s.on('error', (e) => { clearTimeout(timer); reject(e); });
-    s.on('close', () => { clearTimeout(timer); resolve(Buffer.concat(got).toString('latin1')); });
+    s.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(got).toString('latin1'));
+    });
   });
 }
 
 /** Names with a row, in the file. */
 function rowNames(): string[] {
-  return readRows(db).map((r) => r.key).sort();
+  return readRows(db)
+    .map((r) => r.key)
+    .sort();
 }
 
 function keyOf(name: string): string {
@@ -51,7 +64,8 @@ function keyOf(name: string): string {
 
 async function startOurSlave(): Promise<RunningMupdated> {
   const s = await startSlave({
-    master: proxy!.port, dataDir: slaveData,
+    master: proxy!.port,
+    dataDir: slaveData,
     // the config-file keys, not the flags
     // every reconnect a full UPDATE, as from a Cyrus master
     config: { frontend_db: db, kick_socket: sock, slave_resume: false },
@@ -92,7 +106,9 @@ test.serial('the file is in WAL mode, 0600, with one TEXT row per entry', async 
 
 test.serial('changes reach the file; a kick is answered "ok" once they are in it', async (t) => {
   await applyChanges(master!.port, [
-    ['DELETE', 'user.u0'], ['RESERVE', 'user.new', 'backend2!default'], ['ACTIVATE', 'user.u1', 'backend1!default', acl('someone')],
+    ['DELETE', 'user.u0'],
+    ['RESERVE', 'user.new', 'backend2!default'],
+    ['ACTIVATE', 'user.u1', 'backend1!default', acl('someone')],
   ]);
   t.is(await kick(sock), 'ok');
   const rows = new Map(readRows(db).map((r) => [r.key, r.value]));
@@ -114,7 +130,9 @@ test.serial('many kicks at once share one flush, and what a kicker sends is igno
     link.s2c.resume();
   }
   t.deepEqual(new Set(await answers), new Set(['ok']));
-  const answered = slave!.logs.slice(before).filter((l) => l.includes('"msg":"kick answered"'))
+  const answered = slave!.logs
+    .slice(before)
+    .filter((l) => l.includes('"msg":"kick answered"'))
     .map((l) => JSON.parse(l) as { kicks: number; flushes: number });
   t.is(answered.length, 50);
   const flushes = Math.max(...answered.map((a) => a.flushes)) - Math.min(...answered.map((a) => a.flushes)) + 1;
@@ -122,37 +140,45 @@ test.serial('many kicks at once share one flush, and what a kicker sends is igno
   t.is(flushes, 2);
 });
 
-test.serial('a restart after SIGKILL brings the file back by difference: rows that are right are not rewritten, other rows are left alone', async (t) => {
-  t.is(await slave!.stop('SIGKILL'), -1);
-  slave = undefined;
-  // meanwhile: the master changes, and someone damages the file
-  await applyChanges(master!.port, [['DELETE', 'user.u2'], ['ACTIVATE', 'user.added', 'backend3!default', acl('added')]]);
-  const w = new Database(db, { timeout: 5_000 });
-  try {
-    w.exec(`UPDATE mailboxes_db SET data = replace(data, ' M ', ' M 9') WHERE 1`); // mtimes become 9...: a marker
-    w.prepare('DELETE FROM mailboxes_db WHERE dbkey = ?').run(keyOf('user.u3'));
-    w.prepare('UPDATE mailboxes_db SET data = ? WHERE dbkey = ?').run('%(T er P x S y M 1 A %())', keyOf('user.u4'));
-    w.prepare('INSERT INTO mailboxes_db (dbkey, data) VALUES (?, ?)').run(keyOf('user.bogus'), '%(T er P x S y M 1 A %())');
-    w.prepare('INSERT INTO mailboxes_db (dbkey, data) VALUES (?, ?)').run('$RACL$not-ours', 'keep me');
-  } finally {
-    w.close();
-  }
-  slave = await startOurSlave();
-  t.is(await kick(sock), 'ok');
-  const rows = new Map(readRows(db).map((r) => [r.key, r.value]));
-  t.false(rows.has(keyOf('user.u2')));
-  t.false(rows.has(keyOf('user.bogus')));
-  t.regex(rows.get(keyOf('user.added')) ?? '', /S backend3 M \d+ A %\(added /);
-  t.regex(rows.get(keyOf('user.u3')) ?? '', /^%\(T er P default S backend1 M \d+ A %\(u3 /);
-  t.regex(rows.get(keyOf('user.u4')) ?? '', /^%\(T er P default S backend1 M \d+ A %\(u4 /);
-  t.is(rows.get('$RACL$not-ours'), 'keep me');
-  // rows that were right keep the marker mtime: not rewritten
-  const untouched = [...rows].filter(([k, v]) => k.startsWith('N') && / M 9\d+ A /.test(v)).map(([k]) => k);
-  t.deepEqual([...rows.keys()].filter((k) => k.startsWith('N') && !untouched.includes(k)).sort(),
-    [keyOf('user.u3'), keyOf('user.u4'), keyOf('user.added')].sort());
-  t.is(untouched.length, 97);
-  t.is([...rows.keys()].filter((k) => k.startsWith('N')).length, 100);
-});
+test.serial(
+  'a restart after SIGKILL brings the file back by difference: rows that are right are not rewritten, other rows are left alone',
+  async (t) => {
+    t.is(await slave!.stop('SIGKILL'), -1);
+    slave = undefined;
+    // meanwhile: the master changes, and someone damages the file
+    await applyChanges(master!.port, [
+      ['DELETE', 'user.u2'],
+      ['ACTIVATE', 'user.added', 'backend3!default', acl('added')],
+    ]);
+    const w = new Database(db, { timeout: 5_000 });
+    try {
+      w.exec(`UPDATE mailboxes_db SET data = replace(data, ' M ', ' M 9') WHERE 1`); // mtimes become 9...: a marker
+      w.prepare('DELETE FROM mailboxes_db WHERE dbkey = ?').run(keyOf('user.u3'));
+      w.prepare('UPDATE mailboxes_db SET data = ? WHERE dbkey = ?').run('%(T er P x S y M 1 A %())', keyOf('user.u4'));
+      w.prepare('INSERT INTO mailboxes_db (dbkey, data) VALUES (?, ?)').run(keyOf('user.bogus'), '%(T er P x S y M 1 A %())');
+      w.prepare('INSERT INTO mailboxes_db (dbkey, data) VALUES (?, ?)').run('$RACL$not-ours', 'keep me');
+    } finally {
+      w.close();
+    }
+    slave = await startOurSlave();
+    t.is(await kick(sock), 'ok');
+    const rows = new Map(readRows(db).map((r) => [r.key, r.value]));
+    t.false(rows.has(keyOf('user.u2')));
+    t.false(rows.has(keyOf('user.bogus')));
+    t.regex(rows.get(keyOf('user.added')) ?? '', /S backend3 M \d+ A %\(added /);
+    t.regex(rows.get(keyOf('user.u3')) ?? '', /^%\(T er P default S backend1 M \d+ A %\(u3 /);
+    t.regex(rows.get(keyOf('user.u4')) ?? '', /^%\(T er P default S backend1 M \d+ A %\(u4 /);
+    t.is(rows.get('$RACL$not-ours'), 'keep me');
+    // rows that were right keep the marker mtime: not rewritten
+    const untouched = [...rows].filter(([k, v]) => k.startsWith('N') && / M 9\d+ A /.test(v)).map(([k]) => k);
+    t.deepEqual(
+      [...rows.keys()].filter((k) => k.startsWith('N') && !untouched.includes(k)).sort(),
+      [keyOf('user.u3'), keyOf('user.u4'), keyOf('user.added')].sort(),
+    );
+    t.is(untouched.length, 97);
+    t.is([...rows.keys()].filter((k) => k.startsWith('N')).length, 100);
+  },
+);
 
 test.serial('a full resync after a reconnect rewrites only the rows that changed and never empties the file', async (t) => {
   const w = new Database(db, { timeout: 5_000 });
@@ -165,7 +191,10 @@ test.serial('a full resync after a reconnect rewrites only the rows that changed
   const before = fullSyncs();
   proxy!.refusing = true;
   proxy!.cutAll();
-  await applyChanges(master!.port, [['ACTIVATE', 'user.u5', 'backend1!default', acl('changed')], ['DELETE', 'user.u6']]);
+  await applyChanges(master!.port, [
+    ['ACTIVATE', 'user.u5', 'backend1!default', acl('changed')],
+    ['DELETE', 'user.u6'],
+  ]);
   // a reader, as the frontend's lookups, watches the row count all along
   const reader = new Database(db, { readonly: true, timeout: 5_000 });
   const count = reader.prepare("SELECT count(*) AS n FROM mailboxes_db WHERE substr(dbkey, 1, 1) = 'N'");
@@ -195,8 +224,26 @@ test.serial('a full resync after a reconnect rewrites only the rows that changed
 test('a frontend database that cannot be opened, or a frontend imapd.conf without sql_database, stops the slave with a clear message', (t) => {
   const data = tempDir('mupdated-frontend-bad-');
   try {
-    const run = (...extra: string[]) => spawnSync(process.execPath, [CLI, 'slave', '--master', '127.0.0.1:1', '--user', 'x',
-      '--password-file', passwordFilePath(), '--data', data, '--listen', '127.0.0.1:0', ...extra], { encoding: 'utf8', timeout: 30_000 });
+    const run = (...extra: string[]) =>
+      spawnSync(
+        process.execPath,
+        [
+          CLI,
+          'slave',
+          '--master',
+          '127.0.0.1:1',
+          '--user',
+          'x',
+          '--password-file',
+          passwordFilePath(),
+          '--data',
+          data,
+          '--listen',
+          '127.0.0.1:0',
+          ...extra,
+        ],
+        { encoding: 'utf8', timeout: 30_000 },
+      );
     const missing = run('--frontend-db', join(data, 'no-such-folder', 'mailboxes.sqlite'));
     t.is(missing.status, 1);
     t.regex(missing.stderr, /cannot create the frontend database .*no-such-folder/);

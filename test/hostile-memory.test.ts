@@ -76,123 +76,149 @@ function aclOf(bytes: number, seed: number): string {
   return piece.repeat(Math.ceil(bytes / piece.length));
 }
 
-test.serial('clients that pipeline writes and FINDs and never read hold at most 4 MiB each in the server; their answers all arrive once they read', async (t) => {
-  const CLIENTS = 6;
-  const FINDS = 1500;
-  const PER_CLIENT_BOUND = 4 * MIB;
-  await withServer({}, async (s) => {
-    const pid = s.child.pid!;
-    const admin = await login(s.port);
-    // each answer is ~16 KiB: 1500 unread answers would be ~24 MiB per client
-    t.is(await status(admin, 'S1', `ACTIVATE "user.big" "backend1!default" ${lit(aclOf(16 * 1024, 1))}`), 'S1 OK "done"');
-    const finds = Array.from({ length: FINDS }, (_, i) => `F${i} FIND "user.big"\r\n`).join('');
-    // writes first, so that FINDs are also answered ahead of their commit (answers held in order)
-    const writesThenFinds = (k: number) =>
-      Array.from({ length: 10 }, (_, i) => `W${i} ACTIVATE "user.w${k}.${i}" "backend1!default" ""\r\n`).join('') + finds;
-    // warm-up: the same work once, read in full
-    const warm = await login(s.port);
-    let warmDone = 0;
-    const warmAll = new Promise<void>((resolve) => readLines(stallReading(warm), (l) => {
-      if (/^F\d+ OK /.test(l) && ++warmDone === FINDS) resolve();
-    }));
-    warm.send(finds);
-    await warmAll;
-    warm.close();
-    await sleep(500);
-    const before = memoryOf(pid);
-    const peak = sampler(pid);
-    const stalled = await Promise.all(Array.from({ length: CLIENTS }, () => login(s.port)));
-    const sockets = stalled.map((c) => stallReading(c));
-    sockets.forEach((socket, k) => socket.write(writesThenFinds(k)));
-    // bounded: the server has answered what it will within this time (it stops parsing, or has answered all)
-    await sleep(5000);
-    const after = peak.stop();
-    const perClient = (after.anon - before.anon) / CLIENTS;
-    t.log(`${CLIENTS} clients x ${FINDS} pipelined FINDs of ~16 KiB answers, not read: RssAnon ${mib(before.anon)} -> peak ${mib(after.anon)} MiB ` +
-      `(${mib(perClient)} MiB per client); VmRSS ${mib(before.rss)} -> peak ${mib(after.rss)} MiB`);
-    t.true(perClient < PER_CLIENT_BOUND, `server memory per stalled client ${mib(perClient)} MiB, bound ${mib(PER_CLIENT_BOUND)} MiB`);
-    // others are served meanwhile
-    t.is(await status(admin, 'N1', 'NOOP'), 'N1 OK "Noop done"');
-    // a stalled client that reads again gets every answer, in order
-    const order: number[] = [];
-    const all = new Promise<void>((resolve) => readLines(sockets[0]!, (l) => {
-      const m = /^F(\d+) OK "Search completed"$/.exec(l);
-      if (m) order.push(Number(m[1]));
-      if (order.length === FINDS) resolve();
-    }));
-    await Promise.race([all, sleep(60_000)]);
-    t.deepEqual(order, Array.from({ length: FINDS }, (_, i) => i));
-    t.is(s.child.exitCode, null);
-    for (const c of [admin, ...stalled]) c.close();
-  });
-});
+test.serial(
+  'clients that pipeline writes and FINDs and never read hold at most 4 MiB each in the server; their answers all arrive once they read',
+  async (t) => {
+    const CLIENTS = 6;
+    const FINDS = 1500;
+    const PER_CLIENT_BOUND = 4 * MIB;
+    await withServer({}, async (s) => {
+      const pid = s.child.pid!;
+      const admin = await login(s.port);
+      // each answer is ~16 KiB: 1500 unread answers would be ~24 MiB per client
+      t.is(await status(admin, 'S1', `ACTIVATE "user.big" "backend1!default" ${lit(aclOf(16 * 1024, 1))}`), 'S1 OK "done"');
+      const finds = Array.from({ length: FINDS }, (_, i) => `F${i} FIND "user.big"\r\n`).join('');
+      // writes first, so that FINDs are also answered ahead of their commit (answers held in order)
+      const writesThenFinds = (k: number) =>
+        Array.from({ length: 10 }, (_, i) => `W${i} ACTIVATE "user.w${k}.${i}" "backend1!default" ""\r\n`).join('') + finds;
+      // warm-up: the same work once, read in full
+      const warm = await login(s.port);
+      let warmDone = 0;
+      const warmAll = new Promise<void>((resolve) =>
+        readLines(stallReading(warm), (l) => {
+          if (/^F\d+ OK /.test(l) && ++warmDone === FINDS) resolve();
+        }),
+      );
+      warm.send(finds);
+      await warmAll;
+      warm.close();
+      await sleep(500);
+      const before = memoryOf(pid);
+      const peak = sampler(pid);
+      const stalled = await Promise.all(Array.from({ length: CLIENTS }, () => login(s.port)));
+      const sockets = stalled.map((c) => stallReading(c));
+      sockets.forEach((socket, k) => socket.write(writesThenFinds(k)));
+      // bounded: the server has answered what it will within this time (it stops parsing, or has answered all)
+      await sleep(5000);
+      const after = peak.stop();
+      const perClient = (after.anon - before.anon) / CLIENTS;
+      t.log(
+        `${CLIENTS} clients x ${FINDS} pipelined FINDs of ~16 KiB answers, not read: RssAnon ${mib(before.anon)} -> peak ${mib(after.anon)} MiB ` +
+          `(${mib(perClient)} MiB per client); VmRSS ${mib(before.rss)} -> peak ${mib(after.rss)} MiB`,
+      );
+      t.true(perClient < PER_CLIENT_BOUND, `server memory per stalled client ${mib(perClient)} MiB, bound ${mib(PER_CLIENT_BOUND)} MiB`);
+      // others are served meanwhile
+      t.is(await status(admin, 'N1', 'NOOP'), 'N1 OK "Noop done"');
+      // a stalled client that reads again gets every answer, in order
+      const order: number[] = [];
+      const all = new Promise<void>((resolve) =>
+        readLines(sockets[0], (l) => {
+          const m = /^F(\d+) OK "Search completed"$/.exec(l);
+          if (m) order.push(Number(m[1]));
+          if (order.length === FINDS) resolve();
+        }),
+      );
+      await Promise.race([all, sleep(60_000)]);
+      t.deepEqual(
+        order,
+        Array.from({ length: FINDS }, (_, i) => i),
+      );
+      t.is(s.child.exitCode, null);
+      for (const c of [admin, ...stalled]) c.close();
+    });
+  },
+);
 
-test.serial('stalled UPDATE listeners under writes with ~1 KiB ACLs: each holds at most 2 x stream_queue_bytes + 8 MiB, then gets * BYE and a log line', async (t) => {
-  const LISTENERS = 2;
-  const QUEUE_BYTES = 4 * MIB;
-  /**
-   * The pending changes (counted as their lines; the allocator and the collector
-   * hold about as much again until memory is reused), the socket's write buffer
-   * (4 MiB high-water mark), and slack.
-   */
-  const PER_LISTENER_BOUND = 2 * QUEUE_BYTES + 8 * MIB;
-  const MAX_WRITES = 60_000;
-  await withServer({ config: { stream_queue_bytes: QUEUE_BYTES } }, async (s) => {
-    const pid = s.child.pid!;
-    const writer = await login(s.port);
-    // warm-up: writes and an UPDATE that keeps reading
-    const warmListener = await login(s.port);
-    warmListener.send('W1 UPDATE\r\n');
-    t.is((await warmListener.readUntilTagged('W1', 30_000)).at(-1), 'W1 OK "streaming starts"');
-    let written = 0;
-    const writeBatch = async (count: number) => {
-      let out = '';
-      for (let i = written; i < written + count; i++) out += `A${i} ACTIVATE "user.stall.${i}" "backend1!default" ${lit(aclOf(1024, i))}\r\n`;
-      writer.send(out);
-      for (let i = written; i < written + count; i++) {
-        const l = await writer.readLine(60_000);
-        if (l !== `A${i} OK "done"`) throw new Error(`write ${i}: ${l}`);
+test.serial(
+  'stalled UPDATE listeners under writes with ~1 KiB ACLs: each holds at most 2 x stream_queue_bytes + 8 MiB, then gets * BYE and a log line',
+  async (t) => {
+    const LISTENERS = 2;
+    const QUEUE_BYTES = 4 * MIB;
+    /**
+     * The pending changes (counted as their lines; the allocator and the collector
+     * hold about as much again until memory is reused), the socket's write buffer
+     * (4 MiB high-water mark), and slack.
+     */
+    const PER_LISTENER_BOUND = 2 * QUEUE_BYTES + 8 * MIB;
+    const MAX_WRITES = 60_000;
+    await withServer({ config: { stream_queue_bytes: QUEUE_BYTES } }, async (s) => {
+      const pid = s.child.pid!;
+      const writer = await login(s.port);
+      // warm-up: writes and an UPDATE that keeps reading
+      const warmListener = await login(s.port);
+      warmListener.send('W1 UPDATE\r\n');
+      t.is((await warmListener.readUntilTagged('W1', 30_000)).at(-1), 'W1 OK "streaming starts"');
+      let written = 0;
+      const writeBatch = async (count: number) => {
+        let out = '';
+        for (let i = written; i < written + count; i++)
+          out += `A${i} ACTIVATE "user.stall.${i}" "backend1!default" ${lit(aclOf(1024, i))}\r\n`;
+        writer.send(out);
+        for (let i = written; i < written + count; i++) {
+          const l = await writer.readLine(60_000);
+          if (l !== `A${i} OK "done"`) throw new Error(`write ${i}: ${l}`);
+        }
+        written += count;
+      };
+      await writeBatch(2000);
+      warmListener.close();
+      await sleep(500);
+
+      const listeners = await Promise.all(Array.from({ length: LISTENERS }, () => login(s.port)));
+      const ends: Array<Promise<string[]>> = [];
+      for (const [k, l] of listeners.entries()) {
+        l.send(`U${k} UPDATE\r\n`);
+        t.is((await l.readUntilTagged(`U${k}`, 60_000)).at(-1), `U${k} OK "streaming starts"`);
+        const socket = stallReading(l);
+        // once the server gives up on this listener, it reads again (before the server's 10 s linger ends)
+        const port = socket.localPort!;
+        ends.push(
+          s.waitForLog(new RegExp(`"peer":"127\\.0\\.0\\.1:${port}".*UPDATE stream fell too far behind`), 180_000).then(
+            () => {
+              const lines: string[] = [];
+              readLines(socket, (line) => lines.push(line));
+              return new Promise<string[]>((resolve) => socket.once('close', () => resolve(lines)));
+            },
+            () => ['(no overflow logged for this listener)'],
+          ),
+        );
       }
-      written += count;
-    };
-    await writeBatch(2000);
-    warmListener.close();
-    await sleep(500);
-
-    const listeners = await Promise.all(Array.from({ length: LISTENERS }, () => login(s.port)));
-    const ends: Array<Promise<string[]>> = [];
-    for (const [k, l] of listeners.entries()) {
-      l.send(`U${k} UPDATE\r\n`);
-      t.is((await l.readUntilTagged(`U${k}`, 60_000)).at(-1), `U${k} OK "streaming starts"`);
-      const socket = stallReading(l);
-      // once the server gives up on this listener, it reads again (before the server's 10 s linger ends)
-      const port = socket.localPort!;
-      ends.push(s.waitForLog(new RegExp(`"peer":"127\\.0\\.0\\.1:${port}".*UPDATE stream fell too far behind`), 180_000).then(() => {
-        const lines: string[] = [];
-        readLines(socket, (line) => lines.push(line));
-        return new Promise<string[]>((resolve) => socket.once('close', () => resolve(lines)));
-      }, () => ['(no overflow logged for this listener)']));
-    }
-    const overflowed = () => s.logs.filter((l) => l.includes('UPDATE stream fell too far behind')).length;
-    await sleep(500);
-    const before = memoryOf(pid);
-    const peak = sampler(pid);
-    const deadline = Date.now() + 120_000;
-    while (written < MAX_WRITES && overflowed() < LISTENERS && Date.now() < deadline) await writeBatch(500);
-    const after = peak.stop();
-    const perListener = (after.anon - before.anon) / LISTENERS;
-    t.log(`${LISTENERS} stalled listeners, ${written - 2000} writes of ~1 KiB ACLs, stream_queue_bytes ${mib(QUEUE_BYTES)} MiB: ` +
-      `RssAnon ${mib(before.anon)} -> peak ${mib(after.anon)} MiB (${mib(perListener)} MiB per listener); VmRSS ${mib(before.rss)} -> peak ${mib(after.rss)} MiB`);
-    t.true(perListener < PER_LISTENER_BOUND, `server memory per stalled listener ${mib(perListener)} MiB, bound ${mib(PER_LISTENER_BOUND)} MiB`);
-    t.is(overflowed(), LISTENERS, 'each stalled listener was dropped, with a log line');
-    // what each listener finds when it reads again: changes, then * BYE as its last line
-    const seen = await Promise.race([Promise.all(ends), sleep(60_000).then(() => null)]);
-    t.truthy(seen, 'the dropped listeners were closed');
-    for (const lines of seen ?? []) t.regex(lines.at(-1) ?? '', /^\* BYE "[^"]*"$/);
-    // the server goes on
-    t.is(await status(writer, 'N1', 'NOOP'), 'N1 OK "Noop done"');
-    t.is(s.child.exitCode, null);
-    writer.close();
-    for (const l of listeners) l.close();
-  });
-});
+      const overflowed = () => s.logs.filter((l) => l.includes('UPDATE stream fell too far behind')).length;
+      await sleep(500);
+      const before = memoryOf(pid);
+      const peak = sampler(pid);
+      const deadline = Date.now() + 120_000;
+      while (written < MAX_WRITES && overflowed() < LISTENERS && Date.now() < deadline) await writeBatch(500);
+      const after = peak.stop();
+      const perListener = (after.anon - before.anon) / LISTENERS;
+      t.log(
+        `${LISTENERS} stalled listeners, ${written - 2000} writes of ~1 KiB ACLs, stream_queue_bytes ${mib(QUEUE_BYTES)} MiB: ` +
+          `RssAnon ${mib(before.anon)} -> peak ${mib(after.anon)} MiB (${mib(perListener)} MiB per listener); VmRSS ${mib(before.rss)} -> peak ${mib(after.rss)} MiB`,
+      );
+      t.true(
+        perListener < PER_LISTENER_BOUND,
+        `server memory per stalled listener ${mib(perListener)} MiB, bound ${mib(PER_LISTENER_BOUND)} MiB`,
+      );
+      t.is(overflowed(), LISTENERS, 'each stalled listener was dropped, with a log line');
+      // what each listener finds when it reads again: changes, then * BYE as its last line
+      const seen = await Promise.race([Promise.all(ends), sleep(60_000).then(() => null)]);
+      t.truthy(seen, 'the dropped listeners were closed');
+      for (const lines of seen ?? []) t.regex(lines.at(-1) ?? '', /^\* BYE "[^"]*"$/);
+      // the server goes on
+      t.is(await status(writer, 'N1', 'NOOP'), 'N1 OK "Noop done"');
+      t.is(s.child.exitCode, null);
+      writer.close();
+      for (const l of listeners) l.close();
+    });
+  },
+);

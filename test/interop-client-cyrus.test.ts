@@ -77,11 +77,21 @@ itest('scripted client --json: a real Cyrus master gives the same objects as mup
   t.true(a.lines.length > 5, a.stdout);
   t.deepEqual(b.lines, a.lines);
   const objs = a.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
-  t.deepEqual(objs.find((o) => o.command === 'find' && o.response === 'MAILBOX'), {
-    command: 'find', tag: 'C02', response: 'MAILBOX', name: 'user.q"uote\\\\back', location: 'scriptsrv!default',
-    acl: 'we"ird\\\\id\\tlr\\tbob smith\\tlrs\\t',
-    rights: [{ id: 'we"ird\\\\id', rights: 'lr' }, { id: 'bob smith', rights: 'lrs' }],
-  });
+  t.deepEqual(
+    objs.find((o) => o.command === 'find' && o.response === 'MAILBOX'),
+    {
+      command: 'find',
+      tag: 'C02',
+      response: 'MAILBOX',
+      name: 'user.q"uote\\\\back',
+      location: 'scriptsrv!default',
+      acl: 'we"ird\\\\id\\tlr\\tbob smith\\tlrs\\t',
+      rights: [
+        { id: 'we"ird\\\\id', rights: 'lr' },
+        { id: 'bob smith', rights: 'lrs' },
+      ],
+    },
+  );
   t.deepEqual(objs[objs.length - 1], { command: 'raw', tag: 'X3', response: 'BAD', text: 'Unrecognized command' });
   t.is(a.code, 1);
   t.is(b.code, 1);
@@ -89,7 +99,10 @@ itest('scripted client --json: a real Cyrus master gives the same objects as mup
 
 itest('names and ACLs typed in the client are stored byte for byte by Cyrus and by mupdated', async (t) => {
   const cy = await cyrusMaster();
-  for (const [port, password] of [[ours!.port, 'secret'], [cy.port, CYRUS_PASSWORD]] as const) {
+  for (const [port, password] of [
+    [ours!.port, 'secret'],
+    [cy.port, CYRUS_PASSWORD],
+  ] as const) {
     for (const [name, location, acl] of STORED) {
       const got = await findRaw(port, name, password);
       t.truthy(got, `port ${port}: ${name.toString('latin1')} not found`);
@@ -106,8 +119,11 @@ itest('watch against a real Cyrus master prints the changes another connection m
   try {
     w.type('watch --count 2 watchsrv');
     await w.waitFor(/watching watchsrv on/, 20_000, 'stderr');
-    const r = await runClient(cy.port, ['activate user.cw watchsrv!default "cw lrs"', 'activate user.other othersrv!default ""',
-      'reserve user.cw2 watchsrv!p'], { password: CYRUS_PASSWORD });
+    const r = await runClient(
+      cy.port,
+      ['activate user.cw watchsrv!default "cw lrs"', 'activate user.other othersrv!default ""', 'reserve user.cw2 watchsrv!p'],
+      { password: CYRUS_PASSWORD },
+    );
     t.is(r.code, 0, r.stderr);
     // Cyrus batches stream updates on a timer (up to 5 s): wait without asserting timing
     await w.waitFor(/RESERVE +user\.cw2 +watchsrv!p/, 30_000);

@@ -12,8 +12,16 @@
 import test from 'ava';
 import { connect, type Socket } from 'node:net';
 import {
-  asMasterEntries, CyrusBackend, cyrusAvailability, directoryChanges, logBarrier, masterEntries, masterFind,
-  type CyrusImapd, type LocalMailbox, backendMissingReason,
+  asMasterEntries,
+  CyrusBackend,
+  cyrusAvailability,
+  directoryChanges,
+  logBarrier,
+  masterEntries,
+  masterFind,
+  type CyrusImapd,
+  type LocalMailbox,
+  backendMissingReason,
 } from './helpers/cyrus-backend.js';
 import { interopTest } from './helpers/cyrus.js';
 import { BACKEND_ADMINS, startMupdated, type RunningMupdated } from './helpers/server.js';
@@ -30,9 +38,18 @@ class Imap {
 
   private constructor(private socket: Socket) {
     socket.setEncoding('latin1');
-    socket.on('data', (d: string) => { this.buf += d; this.wake(); });
-    socket.on('close', () => { this.closed = true; this.wake(); });
-    socket.on('error', () => { this.closed = true; this.wake(); });
+    socket.on('data', (d: string) => {
+      this.buf += d;
+      this.wake();
+    });
+    socket.on('close', () => {
+      this.closed = true;
+      this.wake();
+    });
+    socket.on('error', () => {
+      this.closed = true;
+      this.wake();
+    });
   }
 
   private wake(): void {
@@ -67,8 +84,14 @@ class Imap {
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`IMAP timeout (unread ${JSON.stringify(this.buf)})`);
       await new Promise<void>((resolve) => {
-        const t = setTimeout(() => { this.waiter = null; resolve(); }, left);
-        this.waiter = () => { clearTimeout(t); resolve(); };
+        const t = setTimeout(() => {
+          this.waiter = null;
+          resolve();
+        }, left);
+        this.waiter = () => {
+          clearTimeout(t);
+          resolve();
+        };
       });
     }
   }
@@ -156,33 +179,51 @@ interop('C23 a real Cyrus backend imapd logs in to mupdated and completes RESERV
   const mark = server.logs.length;
   const changes = await changesDuring(() => imap(imapDelayed, 'CREATE user.c23'));
   t.deepEqual(changes, ['RESERVE user.c23 backend1!default', 'ACTIVATE user.c23 backend1!default']);
-  t.true(server.logs.slice(mark).some((l) => /"user":"backend1".*"msg":"login"/.test(l)), 'imapd authenticated as backend1');
+  t.true(
+    server.logs.slice(mark).some((l) => /"user":"backend1".*"msg":"login"/.test(l)),
+    'imapd authenticated as backend1',
+  );
   const mine = await local(delayed, 'user.c23');
   t.is(mine.acl, 'c23\tlrswipkxtecdan\t');
-  t.deepEqual(await masterFind(server.port, 'user.c23'), { kind: 'MAILBOX', name: 'user.c23', location: 'backend1!default', acl: mine.acl });
+  t.deepEqual(await masterFind(server.port, 'user.c23'), {
+    kind: 'MAILBOX',
+    name: 'user.c23',
+    location: 'backend1!default',
+    acl: mine.acl,
+  });
 });
 
-interop('C55 CREATE (children and tricky names) leaves a MAILBOX at backend1!default with the backend ACL, each after RESERVE then ACTIVATE', async (t) => {
-  const names = ['user.c55', 'user.c55.Sent', 'user.c55.Sent Items', 'user.c55-x', 'user.c55_x'];
-  for (const name of names) {
-    const changes = await changesDuring(() => imap(imapDelayed, `CREATE ${quoted(name)}`));
-    t.deepEqual(changes, [`RESERVE ${name} backend1!default`, `ACTIVATE ${name} backend1!default`], name);
-    const mine = await local(delayed, name);
-    t.deepEqual(await masterFind(server.port, name), { kind: 'MAILBOX', name, location: 'backend1!default', acl: mine.acl }, name);
-  }
-  // a missing parent is created first, as a real mailbox with its own RESERVE+ACTIVATE (Cyrus 3.6)
-  const nested = await changesDuring(() => imap(imapDelayed, 'CREATE user.c55.a.b'));
-  t.deepEqual(nested, ['RESERVE user.c55.a backend1!default', 'ACTIVATE user.c55.a backend1!default',
-    'RESERVE user.c55.a.b backend1!default', 'ACTIVATE user.c55.a.b backend1!default']);
-  for (const name of ['user.c55.a', 'user.c55.a.b']) {
-    const mine = await local(delayed, name);
-    t.deepEqual(await masterFind(server.port, name), { kind: 'MAILBOX', name, location: 'backend1!default', acl: mine.acl }, name);
-    names.push(name);
-  }
-  // the master lists backend1's entries in the backend's own order
-  const backendOrder = (await delayed.localList()).filter((l) => names.includes(l.name)).map((l) => l.name);
-  t.deepEqual((await masterEntries(server.port, 'backend1!')).map((e) => e.name).filter((n) => names.includes(n)), backendOrder);
-});
+interop(
+  'C55 CREATE (children and tricky names) leaves a MAILBOX at backend1!default with the backend ACL, each after RESERVE then ACTIVATE',
+  async (t) => {
+    const names = ['user.c55', 'user.c55.Sent', 'user.c55.Sent Items', 'user.c55-x', 'user.c55_x'];
+    for (const name of names) {
+      const changes = await changesDuring(() => imap(imapDelayed, `CREATE ${quoted(name)}`));
+      t.deepEqual(changes, [`RESERVE ${name} backend1!default`, `ACTIVATE ${name} backend1!default`], name);
+      const mine = await local(delayed, name);
+      t.deepEqual(await masterFind(server.port, name), { kind: 'MAILBOX', name, location: 'backend1!default', acl: mine.acl }, name);
+    }
+    // a missing parent is created first, as a real mailbox with its own RESERVE+ACTIVATE (Cyrus 3.6)
+    const nested = await changesDuring(() => imap(imapDelayed, 'CREATE user.c55.a.b'));
+    t.deepEqual(nested, [
+      'RESERVE user.c55.a backend1!default',
+      'ACTIVATE user.c55.a backend1!default',
+      'RESERVE user.c55.a.b backend1!default',
+      'ACTIVATE user.c55.a.b backend1!default',
+    ]);
+    for (const name of ['user.c55.a', 'user.c55.a.b']) {
+      const mine = await local(delayed, name);
+      t.deepEqual(await masterFind(server.port, name), { kind: 'MAILBOX', name, location: 'backend1!default', acl: mine.acl }, name);
+      names.push(name);
+    }
+    // the master lists backend1's entries in the backend's own order
+    const backendOrder = (await delayed.localList()).filter((l) => names.includes(l.name)).map((l) => l.name);
+    t.deepEqual(
+      (await masterEntries(server.port, 'backend1!')).map((e) => e.name).filter((n) => names.includes(n)),
+      backendOrder,
+    );
+  },
+);
 
 interop('C55 SETACL and DELETEACL each send one ACTIVATE with the new ACL', async (t) => {
   await imap(imapDelayed, 'CREATE user.c55acl');
@@ -190,12 +231,21 @@ interop('C55 SETACL and DELETEACL each send one ACTIVATE with the new ACL', asyn
   t.deepEqual(set, ['ACTIVATE user.c55acl backend1!default']);
   const after = await local(delayed, 'user.c55acl');
   t.is(after.acl, 'c55acl\tlrswipkxtecdan\talice\tlrs\t');
-  t.deepEqual(await masterFind(server.port, 'user.c55acl'), { kind: 'MAILBOX', name: 'user.c55acl', location: 'backend1!default', acl: after.acl });
+  t.deepEqual(await masterFind(server.port, 'user.c55acl'), {
+    kind: 'MAILBOX',
+    name: 'user.c55acl',
+    location: 'backend1!default',
+    acl: after.acl,
+  });
 
   const del = await changesDuring(() => imap(imapDelayed, 'DELETEACL user.c55acl alice'));
   t.deepEqual(del, ['ACTIVATE user.c55acl backend1!default']);
-  t.deepEqual(await masterFind(server.port, 'user.c55acl'),
-    { kind: 'MAILBOX', name: 'user.c55acl', location: 'backend1!default', acl: 'c55acl\tlrswipkxtecdan\t' });
+  t.deepEqual(await masterFind(server.port, 'user.c55acl'), {
+    kind: 'MAILBOX',
+    name: 'user.c55acl',
+    location: 'backend1!default',
+    acl: 'c55acl\tlrswipkxtecdan\t',
+  });
 });
 
 interop('C55 RENAME: DELETE old, RESERVE+ACTIVATE new at "backend1!" (empty partition, spec 7.0), children too', async (t) => {
@@ -206,16 +256,30 @@ interop('C55 RENAME: DELETE old, RESERVE+ACTIVATE new at "backend1!" (empty part
   t.is(await masterFind(server.port, 'user.c55r.old'), undefined, 'old name gone');
   const renamed = await local(delayed, 'user.c55r.new');
   t.is(renamed.location, 'backend1!default', 'the backend itself keeps it on its default partition');
-  t.deepEqual(await masterFind(server.port, 'user.c55r.new'), { kind: 'MAILBOX', name: 'user.c55r.new', location: 'backend1!', acl: renamed.acl });
+  t.deepEqual(await masterFind(server.port, 'user.c55r.new'), {
+    kind: 'MAILBOX',
+    name: 'user.c55r.new',
+    location: 'backend1!',
+    acl: renamed.acl,
+  });
 
   const tree = await changesDuring(() => imap(imapDelayed, 'RENAME user.c55r.tree user.c55r.moved'));
   t.deepEqual(tree, [
-    'DELETE user.c55r.tree', 'RESERVE user.c55r.moved backend1!', 'ACTIVATE user.c55r.moved backend1!',
-    'DELETE user.c55r.tree.sub', 'RESERVE user.c55r.moved.sub backend1!', 'ACTIVATE user.c55r.moved.sub backend1!',
+    'DELETE user.c55r.tree',
+    'RESERVE user.c55r.moved backend1!',
+    'ACTIVATE user.c55r.moved backend1!',
+    'DELETE user.c55r.tree.sub',
+    'RESERVE user.c55r.moved.sub backend1!',
+    'ACTIVATE user.c55r.moved.sub backend1!',
   ]);
   for (const gone of ['user.c55r.tree', 'user.c55r.tree.sub']) t.is(await masterFind(server.port, gone), undefined, gone);
   for (const name of ['user.c55r.moved', 'user.c55r.moved.sub']) {
-    t.deepEqual(await masterFind(server.port, name), { kind: 'MAILBOX', name, location: 'backend1!', acl: (await local(delayed, name)).acl });
+    t.deepEqual(await masterFind(server.port, name), {
+      kind: 'MAILBOX',
+      name,
+      location: 'backend1!',
+      acl: (await local(delayed, name)).acl,
+    });
   }
 });
 
@@ -229,49 +293,76 @@ interop('C55 DELETE with delete_mode delayed: DELETE name, then DELETED.<name>.<
   t.truthy(tomb, `local DELETED.* mailbox: ${localNames.join(', ')}`);
   t.deepEqual(changes, ['DELETE user.c55d', `RESERVE ${tomb} backend1!`, `ACTIVATE ${tomb} backend1!`]);
   t.is(await masterFind(server.port, 'user.c55d'), undefined);
-  t.deepEqual(await masterFind(server.port, tomb!), { kind: 'MAILBOX', name: tomb, location: 'backend1!', acl: (await local(delayed, tomb!)).acl });
+  t.deepEqual(await masterFind(server.port, tomb!), {
+    kind: 'MAILBOX',
+    name: tomb,
+    location: 'backend1!',
+    acl: (await local(delayed, tomb!)).acl,
+  });
 });
 
-interop('C55 DELETE with delete_mode immediate: Cyrus 3.6 sends nothing, the master entry dangles until the next ctl_mboxlist -m removes it', async (t) => {
-  const created = await changesDuring(() => imap(imapImmediate, 'CREATE user.c55i', 'SETACL user.c55i cyrus x'));
-  t.deepEqual(created, ['RESERVE user.c55i backend2!default', 'ACTIVATE user.c55i backend2!default', 'ACTIVATE user.c55i backend2!default']);
-  const acl = (await local(immediate, 'user.c55i')).acl;
+interop(
+  'C55 DELETE with delete_mode immediate: Cyrus 3.6 sends nothing, the master entry dangles until the next ctl_mboxlist -m removes it',
+  async (t) => {
+    const created = await changesDuring(() => imap(imapImmediate, 'CREATE user.c55i', 'SETACL user.c55i cyrus x'));
+    t.deepEqual(created, [
+      'RESERVE user.c55i backend2!default',
+      'ACTIVATE user.c55i backend2!default',
+      'ACTIVATE user.c55i backend2!default',
+    ]);
+    const acl = (await local(immediate, 'user.c55i')).acl;
 
-  const changes = await changesDuring(() => imap(imapImmediate, 'DELETE user.c55i'));
-  t.false((await immediate.localList()).some((l) => l.name.includes('c55i')), 'gone from the backend, no DELETED.* copy');
-  // what really happens with Debian's 3.6.1 (spec 7.0): no MUPDATE command at all
-  t.deepEqual(changes, []);
-  t.deepEqual(await masterFind(server.port, 'user.c55i'), { kind: 'MAILBOX', name: 'user.c55i', location: 'backend2!default', acl });
+    const changes = await changesDuring(() => imap(imapImmediate, 'DELETE user.c55i'));
+    t.false(
+      (await immediate.localList()).some((l) => l.name.includes('c55i')),
+      'gone from the backend, no DELETED.* copy',
+    );
+    // what really happens with Debian's 3.6.1 (spec 7.0): no MUPDATE command at all
+    t.deepEqual(changes, []);
+    t.deepEqual(await masterFind(server.port, 'user.c55i'), { kind: 'MAILBOX', name: 'user.c55i', location: 'backend2!default', acl });
 
-  const mark = server.logs.length;
-  const push = await immediate.push();
-  await logBarrier(server);
-  t.is(push.code, 0, showRun(push));
-  t.is(push.stderr, '', showRun(push));
-  t.deepEqual(directoryChanges(server.logs.slice(mark)).map((c) => `${c.cmd} ${c.name}`), ['DELETE user.c55i']);
-  t.is(await masterFind(server.port, 'user.c55i'), undefined);
-  t.deepEqual(await masterEntries(server.port, 'backend2!'), asMasterEntries(await immediate.localList()));
-});
+    const mark = server.logs.length;
+    const push = await immediate.push();
+    await logBarrier(server);
+    t.is(push.code, 0, showRun(push));
+    t.is(push.stderr, '', showRun(push));
+    t.deepEqual(
+      directoryChanges(server.logs.slice(mark)).map((c) => `${c.cmd} ${c.name}`),
+      ['DELETE user.c55i'],
+    );
+    t.is(await masterFind(server.port, 'user.c55i'), undefined);
+    t.deepEqual(await masterEntries(server.port, 'backend2!'), asMasterEntries(await immediate.localList()));
+  },
+);
 
-interop('C55 after the IMAP operations, ctl_mboxlist -m re-activates the "backend1!" entries at backend1!default and the master equals the backend', async (t) => {
-  const before = await masterEntries(server.port, 'backend1!');
-  const emptyPartition = before.filter((e) => e.location === 'backend1!').map((e) => e.name);
-  t.true(emptyPartition.includes('user.c55r.new'), emptyPartition.join(', '));
-  t.true(emptyPartition.some((n) => n.startsWith('DELETED.user.c55d.')), emptyPartition.join(', '));
-  const localList = await delayed.localList();
+interop(
+  'C55 after the IMAP operations, ctl_mboxlist -m re-activates the "backend1!" entries at backend1!default and the master equals the backend',
+  async (t) => {
+    const before = await masterEntries(server.port, 'backend1!');
+    const emptyPartition = before.filter((e) => e.location === 'backend1!').map((e) => e.name);
+    t.true(emptyPartition.includes('user.c55r.new'), emptyPartition.join(', '));
+    t.true(
+      emptyPartition.some((n) => n.startsWith('DELETED.user.c55d.')),
+      emptyPartition.join(', '),
+    );
+    const localList = await delayed.localList();
 
-  const mark = server.logs.length;
-  const push = await delayed.push();
-  await logBarrier(server);
-  t.is(push.code, 0, showRun(push));
-  t.is(push.stdout, '', showRun(push));
-  t.is(push.stderr, '', showRun(push));
-  const expected = localList.filter((l) => emptyPartition.includes(l.name)).map((l) => `ACTIVATE ${l.name} backend1!default`);
-  t.deepEqual(directoryChanges(server.logs.slice(mark)).map((c) => `${c.cmd} ${c.name} ${c.location}`), expected);
-  t.deepEqual(await masterEntries(server.port, 'backend1!'), asMasterEntries(localList));
+    const mark = server.logs.length;
+    const push = await delayed.push();
+    await logBarrier(server);
+    t.is(push.code, 0, showRun(push));
+    t.is(push.stdout, '', showRun(push));
+    t.is(push.stderr, '', showRun(push));
+    const expected = localList.filter((l) => emptyPartition.includes(l.name)).map((l) => `ACTIVATE ${l.name} backend1!default`);
+    t.deepEqual(
+      directoryChanges(server.logs.slice(mark)).map((c) => `${c.cmd} ${c.name} ${c.location}`),
+      expected,
+    );
+    t.deepEqual(await masterEntries(server.port, 'backend1!'), asMasterEntries(localList));
 
-  // and the next push has nothing left to do
-  const again = await delayed.push({ warn: true });
-  t.is(again.code, 0, showRun(again));
-  t.is(again.stdout, '', showRun(again));
-});
+    // and the next push has nothing left to do
+    const again = await delayed.push({ warn: true });
+    t.is(again.code, 0, showRun(again));
+    t.is(again.stdout, '', showRun(again));
+  },
+);

@@ -15,7 +15,14 @@ import { prng } from './helpers/prng.js';
 import { RawClient } from './helpers/raw-client.js';
 import { removeDir, startMupdated, type RunningMupdated } from './helpers/server.js';
 import {
-  canonicalEntries, cyrusAvailable, interopTest, isUtf8, listDirectory, startCyrusSlave, type CyrusServer, type DirEntry,
+  canonicalEntries,
+  cyrusAvailable,
+  interopTest,
+  isUtf8,
+  listDirectory,
+  startCyrusSlave,
+  type CyrusServer,
+  type DirEntry,
 } from './helpers/cyrus.js';
 
 const interop = interopTest('serial');
@@ -41,7 +48,7 @@ async function apply(port: number, commands: Array<[verb: string, ...args: strin
     for (let i = 0; i < commands.length; i++) {
       const answer = await c.readUntilTagged(`C${i}`, 30_000);
       if (answer.join('|') !== `C${i} OK "done"`) {
-        throw new Error(`${commands[i]!.join(' ')} got ${JSON.stringify(answer)}`);
+        throw new Error(`${commands[i].join(' ')} got ${JSON.stringify(answer)}`);
       }
     }
   } finally {
@@ -70,7 +77,12 @@ const SEED: Array<[verb: string, ...args: string[]]> = [
   ['ACTIVATE', 'example.com!user.carol', 'backend1!ssd', acl(['carol@example.com', 'lrswipkxtecdan'])],
   ['RESERVE', 'user.res', 'backend2!default'],
   ['RESERVE', 'user.x.res', 'backend1!default'],
-  ...Array.from({ length: 30 }, (_, i): [string, ...string[]] => ['ACTIVATE', `user.gen${i}`, `backend${i % 3}!default`, acl([`gen${i}`, 'lrswipkxtecdan'])]),
+  ...Array.from({ length: 30 }, (_, i): [string, ...string[]] => [
+    'ACTIVATE',
+    `user.gen${i}`,
+    `backend${i % 3}!default`,
+    acl([`gen${i}`, 'lrswipkxtecdan']),
+  ]),
   ['ACTIVATE', 'zz.seed.1', 'backend1!default', acl(['anyone', 'lrs'])],
   ['ACTIVATE', 'zz.seed.2', 'backend1!default', acl(['anyone', 'lrs'])],
 ];
@@ -125,21 +137,29 @@ test.after.always(async () => {
   if (dataDir) removeDir(dataDir);
 });
 
-interop('C56 C47 C51 a real Cyrus slave\'s first sync from mupdated: its ctl_mboxlist -d equals our LIST (tricky names, 8-bit bytes, empty ACLs, reservations)', async (t) => {
-  t.regex(slave!.banner[slave!.banner.length - 1]!, new RegExp(`^\\* OK MUPDATE ".*" "mupdate://127\\.0\\.0\\.1:${masterPort}"$`));
-  // It shows its banner only after the first sync, so no waiting here.
-  const r = await compare();
-  t.true(r.ours.length >= SEED.length - 1, 'our LIST has the seeded entries');
-  t.deepEqual(r.theirs, r.ours);
-  t.is(r.unrepresentable, r.nonUtf8, 'entries ctl_mboxlist -d cannot print (non-UTF-8 bytes)');
-  t.is(r.nonUtf8, 1);
-  // The slave's own LIST shows its copy byte for byte, non-UTF-8 names included.
-  t.deepEqual(canonicalEntries(await listDirectory(slave!.port)), canonicalEntries(await listDirectory(masterPort)));
-  t.is(streamUpdateCount(master!), 1, 'the slave logged in and sent UPDATE once');
-});
+interop(
+  "C56 C47 C51 a real Cyrus slave's first sync from mupdated: its ctl_mboxlist -d equals our LIST (tricky names, 8-bit bytes, empty ACLs, reservations)",
+  async (t) => {
+    t.regex(slave!.banner[slave!.banner.length - 1], new RegExp(`^\\* OK MUPDATE ".*" "mupdate://127\\.0\\.0\\.1:${masterPort}"$`));
+    // It shows its banner only after the first sync, so no waiting here.
+    const r = await compare();
+    t.true(r.ours.length >= SEED.length - 1, 'our LIST has the seeded entries');
+    t.deepEqual(r.theirs, r.ours);
+    t.is(r.unrepresentable, r.nonUtf8, 'entries ctl_mboxlist -d cannot print (non-UTF-8 bytes)');
+    t.is(r.nonUtf8, 1);
+    // The slave's own LIST shows its copy byte for byte, non-UTF-8 names included.
+    t.deepEqual(canonicalEntries(await listDirectory(slave!.port)), canonicalEntries(await listDirectory(masterPort)));
+    t.is(streamUpdateCount(master!), 1, 'the slave logged in and sent UPDATE once');
+  },
+);
 
 interop('C56 the Cyrus slave picks up a new mailbox within 5 s', async (t) => {
-  const entry: DirEntry = { name: 'user.c56.new mailbox', state: 'ACTIVE', location: 'backend2!default', acl: acl(['c56', 'lrswipkxtecdan']) };
+  const entry: DirEntry = {
+    name: 'user.c56.new mailbox',
+    state: 'ACTIVE',
+    location: 'backend2!default',
+    acl: acl(['c56', 'lrswipkxtecdan']),
+  };
   await apply(masterPort, [['ACTIVATE', entry.name, entry.location, entry.acl]]);
   const acked = Date.now();
   let found: DirEntry | undefined;
@@ -147,108 +167,126 @@ interop('C56 the Cyrus slave picks up a new mailbox within 5 s', async (t) => {
     found = (await slave!.dump()).entries.find((e) => e.name === entry.name);
     if (!found) await new Promise((r) => setTimeout(r, 100));
   }
-  t.deepEqual(found, entry, 'the new mailbox is in the slave\'s mailboxes.db within 5 s of the OK');
+  t.deepEqual(found, entry, "the new mailbox is in the slave's mailboxes.db within 5 s of the OK");
 });
 
-interop('200 streamed changes (ACTIVATE/RESERVE/DEACTIVATE/DELETE) reach the Cyrus slave: its ctl_mboxlist -d equals our LIST, and it never reconnected', async (t) => {
-  const rand = prng(200);
-  const pick = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)]!;
-  const pool: string[] = ['user.x.Sent', 'user.x-y', 'user.x y', 'user.x_y', 'user.x.res', 'user.res', 'user.empty'];
-  for (let k = 0; k < 8; k++) pool.push(`user.s${k}`, `user.s${k}.Sent`, `user.s${k}-y`, `user.s${k} z`, `user.s\xc3\xa4${k}`);
-  const locations = ['backend1!default', 'backend1!ssd', 'backend2!default', 'backend10!ssd', 'backend2!part-two'];
-  const ids = ['anyone', 'alice', 'group:staff', '-bob', '\xc3\xa4nne', 'x-y'];
-  const rights = ['lrs', 'lr', 'lrswipkxtecdan', 'p'];
-  const randomAcl = () => {
-    const n = Math.floor(rand() * 3); // 0..2 pairs, distinct identifiers
-    const chosen = [...ids].sort(() => rand() - 0.5).slice(0, n);
-    return acl(...chosen.map((id): [string, string] => [id, pick(rights)]));
-  };
-  // Model of the current state, from our LIST (so each change is a valid one).
-  const model = new Map((await listDirectory(masterPort)).map((e) => [e.name, e]));
-  const changes: Array<[string, ...string[]]> = [];
-  const kinds: Record<string, number> = { ACTIVATE: 0, RESERVE: 0, DEACTIVATE: 0, DELETE: 0 };
-  while (changes.length < 200) {
-    const name = pick(pool);
-    const cur = model.get(name);
-    const r = rand();
-    let change: [string, ...string[]];
-    if (!cur) {
-      const location = pick(locations);
-      change = r < 0.6 ? ['ACTIVATE', name, location, randomAcl()] : ['RESERVE', name, location];
-      model.set(name, { name, state: change[0] === 'ACTIVATE' ? 'ACTIVE' : 'RESERVED', location, acl: change[3] ?? '' });
-    } else if (cur.state === 'ACTIVE') {
-      if (r < 0.3) {
-        // same server (new partition and/or ACL): under the default conflict
-        // policy an ACTIVATE naming another server is refused while it is active
-        const server = cur.location.split('!')[0];
-        const location = pick(locations.filter((l) => l.split('!')[0] === server).concat(cur.location));
-        change = ['ACTIVATE', name, location, randomAcl()];
-        model.set(name, { ...cur, location, acl: change[3]! });
-      } else if (r < 0.6) {
+interop(
+  '200 streamed changes (ACTIVATE/RESERVE/DEACTIVATE/DELETE) reach the Cyrus slave: its ctl_mboxlist -d equals our LIST, and it never reconnected',
+  async (t) => {
+    const rand = prng(200);
+    const pick = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)];
+    const pool: string[] = ['user.x.Sent', 'user.x-y', 'user.x y', 'user.x_y', 'user.x.res', 'user.res', 'user.empty'];
+    for (let k = 0; k < 8; k++) pool.push(`user.s${k}`, `user.s${k}.Sent`, `user.s${k}-y`, `user.s${k} z`, `user.s\xc3\xa4${k}`);
+    const locations = ['backend1!default', 'backend1!ssd', 'backend2!default', 'backend10!ssd', 'backend2!part-two'];
+    const ids = ['anyone', 'alice', 'group:staff', '-bob', '\xc3\xa4nne', 'x-y'];
+    const rights = ['lrs', 'lr', 'lrswipkxtecdan', 'p'];
+    const randomAcl = () => {
+      const n = Math.floor(rand() * 3); // 0..2 pairs, distinct identifiers
+      const chosen = [...ids].sort(() => rand() - 0.5).slice(0, n);
+      return acl(...chosen.map((id): [string, string] => [id, pick(rights)]));
+    };
+    // Model of the current state, from our LIST (so each change is a valid one).
+    const model = new Map((await listDirectory(masterPort)).map((e) => [e.name, e]));
+    const changes: Array<[string, ...string[]]> = [];
+    const kinds: Record<string, number> = { ACTIVATE: 0, RESERVE: 0, DEACTIVATE: 0, DELETE: 0 };
+    while (changes.length < 200) {
+      const name = pick(pool);
+      const cur = model.get(name);
+      const r = rand();
+      let change: [string, ...string[]];
+      if (!cur) {
         const location = pick(locations);
-        change = ['DEACTIVATE', name, location];
-        model.set(name, { name, state: 'RESERVED', location, acl: '' });
+        change = r < 0.6 ? ['ACTIVATE', name, location, randomAcl()] : ['RESERVE', name, location];
+        model.set(name, { name, state: change[0] === 'ACTIVATE' ? 'ACTIVE' : 'RESERVED', location, acl: change[3] ?? '' });
+      } else if (cur.state === 'ACTIVE') {
+        if (r < 0.3) {
+          // same server (new partition and/or ACL): under the default conflict
+          // policy an ACTIVATE naming another server is refused while it is active
+          const server = cur.location.split('!')[0];
+          const location = pick(locations.filter((l) => l.split('!')[0] === server).concat(cur.location));
+          change = ['ACTIVATE', name, location, randomAcl()];
+          model.set(name, { ...cur, location, acl: change[3] });
+        } else if (r < 0.6) {
+          const location = pick(locations);
+          change = ['DEACTIVATE', name, location];
+          model.set(name, { name, state: 'RESERVED', location, acl: '' });
+        } else {
+          change = ['DELETE', name];
+          model.delete(name);
+        }
+      } else if (r < 0.5) {
+        const location = pick(locations);
+        change = ['ACTIVATE', name, location, randomAcl()];
+        model.set(name, { name, state: 'ACTIVE', location, acl: change[3] });
       } else {
         change = ['DELETE', name];
         model.delete(name);
       }
-    } else if (r < 0.5) {
-      const location = pick(locations);
-      change = ['ACTIVATE', name, location, randomAcl()];
-      model.set(name, { name, state: 'ACTIVE', location, acl: change[3]! });
-    } else {
-      change = ['DELETE', name];
-      model.delete(name);
+      kinds[change[0]]++;
+      changes.push(change);
     }
-    kinds[change[0]]!++;
-    changes.push(change);
-  }
-  t.true(Object.values(kinds).every((n) => n >= 10), `every kind of change is used: ${JSON.stringify(kinds)}`);
-  await apply(masterPort, changes);
-  const ours = await listDirectory(masterPort);
-  t.deepEqual(canonicalEntries(ours), canonicalEntries([...model.values()]), 'mupdated applied the changes as modelled');
+    t.true(
+      Object.values(kinds).every((n) => n >= 10),
+      `every kind of change is used: ${JSON.stringify(kinds)}`,
+    );
+    await apply(masterPort, changes);
+    const ours = await listDirectory(masterPort);
+    t.deepEqual(canonicalEntries(ours), canonicalEntries([...model.values()]), 'mupdated applied the changes as modelled');
 
-  const r = await waitForEqual(30_000);
-  t.deepEqual(r.theirs, r.ours);
-  t.is(r.unrepresentable, r.nonUtf8);
-  // Let a few keep-alive NOOPs pass (every RETRY_DELAY s): the slave must still be on its first connection.
-  const settle = slaveStartedAt + 3 * RETRY_DELAY * 1000 + 500 - Date.now();
-  if (settle > 0) await new Promise((res) => setTimeout(res, settle));
-  t.is(streamUpdateCount(master!), 1, 'the slave never dropped its connection (nothing it received displeased it)');
-});
+    const r = await waitForEqual(30_000);
+    t.deepEqual(r.theirs, r.ours);
+    t.is(r.unrepresentable, r.nonUtf8);
+    // Let a few keep-alive NOOPs pass (every RETRY_DELAY s): the slave must still be on its first connection.
+    const settle = slaveStartedAt + 3 * RETRY_DELAY * 1000 + 500 - Date.now();
+    if (settle > 0) await new Promise((res) => setTimeout(res, settle));
+    t.is(streamUpdateCount(master!), 1, 'the slave never dropped its connection (nothing it received displeased it)');
+  },
+);
 
-interop('after a restart of mupdated (same data dir, changes made meanwhile) the Cyrus slave reconnects, resyncs, and its ctl_mboxlist -d equals our LIST', async (t) => {
-  t.timeout(150_000);
-  await master!.stop();
-  // Change the directory while the slave cannot see it: mupdated on another port, same data dir.
-  const offline = await startMupdated({ dataDir });
-  extraServers.push(offline);
-  // (names the 200 random changes above do not touch). Changes the Cyrus
-  // slave's resync merge handles whatever the order: same
-  // names with new location/ACL/state, plus new and removed names at the end
-  // of the order.
-  await apply(offline.port, [
-    ['DEACTIVATE', 'user.x.Sent.2024', 'backend2!moved'], // a move to another backend (XFER)
-    ['ACTIVATE', 'user.x.Sent.2024', 'backend2!moved', acl(['x', 'lrs'], ['anyone', 'p'])],
-    ['ACTIVATE', 'user.x', 'backend1!default', acl(['x', 'lr'])],
-    ['ACTIVATE', 'zz.offline.1', 'backend1!default', acl(['off', 'lrswipkxtecdan'])],
-    ['ACTIVATE', 'zz.offline.2 sp', 'backend2!default', ''],
-    ['RESERVE', 'zz.offline.r', 'backend2!default'],
-    ['DELETE', 'zz.seed.1'],
-    ['DEACTIVATE', 'zz.seed.2', 'backend10!default'],
-  ]);
-  const expected = canonicalEntries(await listDirectory(offline.port));
-  await offline.stop();
-  // Back on the port the slave follows.
-  master = await startMupdated({ dataDir, args: ['--listen', `127.0.0.1:${masterPort}`] });
-  t.is(master.port, masterPort);
-  await master.waitForLog(/"msg":"UPDATE stream starts"/, 60_000); // retry delay + jitter, bounded
-  t.deepEqual(canonicalEntries(await listDirectory(masterPort)), expected, 'mupdated kept the data across the restart');
-  const r = await waitForEqual(30_000);
-  t.deepEqual(r.theirs, r.ours);
-  t.is(r.unrepresentable, r.nonUtf8);
-  t.true(r.theirs.some((l) => l.startsWith('MAILBOX "user.x.Sent.2024" "backend2!moved"')), 'an offline change reached the slave');
-  t.false(r.theirs.some((l) => l.includes('"zz.seed.1"')), 'an offline deletion reached the slave');
-  t.deepEqual(canonicalEntries(await listDirectory(slave!.port)), canonicalEntries(await listDirectory(masterPort)),
-    'the slave\'s own LIST equals ours byte for byte');
-});
+interop(
+  'after a restart of mupdated (same data dir, changes made meanwhile) the Cyrus slave reconnects, resyncs, and its ctl_mboxlist -d equals our LIST',
+  async (t) => {
+    t.timeout(150_000);
+    await master!.stop();
+    // Change the directory while the slave cannot see it: mupdated on another port, same data dir.
+    const offline = await startMupdated({ dataDir });
+    extraServers.push(offline);
+    // (names the 200 random changes above do not touch). Changes the Cyrus
+    // slave's resync merge handles whatever the order: same
+    // names with new location/ACL/state, plus new and removed names at the end
+    // of the order.
+    await apply(offline.port, [
+      ['DEACTIVATE', 'user.x.Sent.2024', 'backend2!moved'], // a move to another backend (XFER)
+      ['ACTIVATE', 'user.x.Sent.2024', 'backend2!moved', acl(['x', 'lrs'], ['anyone', 'p'])],
+      ['ACTIVATE', 'user.x', 'backend1!default', acl(['x', 'lr'])],
+      ['ACTIVATE', 'zz.offline.1', 'backend1!default', acl(['off', 'lrswipkxtecdan'])],
+      ['ACTIVATE', 'zz.offline.2 sp', 'backend2!default', ''],
+      ['RESERVE', 'zz.offline.r', 'backend2!default'],
+      ['DELETE', 'zz.seed.1'],
+      ['DEACTIVATE', 'zz.seed.2', 'backend10!default'],
+    ]);
+    const expected = canonicalEntries(await listDirectory(offline.port));
+    await offline.stop();
+    // Back on the port the slave follows.
+    master = await startMupdated({ dataDir, args: ['--listen', `127.0.0.1:${masterPort}`] });
+    t.is(master.port, masterPort);
+    await master.waitForLog(/"msg":"UPDATE stream starts"/, 60_000); // retry delay + jitter, bounded
+    t.deepEqual(canonicalEntries(await listDirectory(masterPort)), expected, 'mupdated kept the data across the restart');
+    const r = await waitForEqual(30_000);
+    t.deepEqual(r.theirs, r.ours);
+    t.is(r.unrepresentable, r.nonUtf8);
+    t.true(
+      r.theirs.some((l) => l.startsWith('MAILBOX "user.x.Sent.2024" "backend2!moved"')),
+      'an offline change reached the slave',
+    );
+    t.false(
+      r.theirs.some((l) => l.includes('"zz.seed.1"')),
+      'an offline deletion reached the slave',
+    );
+    t.deepEqual(
+      canonicalEntries(await listDirectory(slave!.port)),
+      canonicalEntries(await listDirectory(masterPort)),
+      "the slave's own LIST equals ours byte for byte",
+    );
+  },
+);

@@ -43,7 +43,12 @@ const SEED: Cmd[] = [
   ['ACTIVATE', 'user.eight', 'backend1!default', acl(['\xe4lf', 'lr'], ['back\\slash', 'lr'])],
   ['ACTIVATE', 'DELETED.user.bob.Trash.6B158D6A', 'backend2!', acl(['bob', 'lrswipkxtecdan'])],
   ['RESERVE', 'user.res', 'backend2!default'],
-  ...Array.from({ length: 200 }, (_, i): Cmd => ['ACTIVATE', `user.gen${i}`, `backend${i % 3}!default`, acl([`gen${i}`, 'lrswipkxtecdan'])]),
+  ...Array.from({ length: 200 }, (_, i): Cmd => [
+    'ACTIVATE',
+    `user.gen${i}`,
+    `backend${i % 3}!default`,
+    acl([`gen${i}`, 'lrswipkxtecdan']),
+  ]),
 ];
 
 const CHANGES: Cmd[] = [
@@ -72,10 +77,19 @@ function kick(path: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const s = connect(path);
     const got: Buffer[] = [];
-    const timer = setTimeout(() => { s.destroy(); reject(new Error(`no answer on ${path}`)); }, 20_000);
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`no answer on ${path}`));
+    }, 20_000);
     s.on('data', (d: Buffer) => got.push(d));
-    s.on('error', (e) => { clearTimeout(timer); reject(e); });
-    s.on('close', () => { clearTimeout(timer); resolve(Buffer.concat(got).toString('latin1')); });
+    s.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(got).toString('latin1'));
+    });
   });
 }
 
@@ -102,14 +116,22 @@ test.before(async () => {
   await ours.waitForLog(/"msg":"kick socket listening"/);
   // Cyrus's own slave, writing its mailboxes database in sqlite
   cyrusSlave = await CyrusBackend.create({
-    mupdatePort: master.port, servername: 'cyrus-slave', user: 'mupdateadmin',
+    mupdatePort: master.port,
+    servername: 'cyrus-slave',
+    user: 'mupdateadmin',
     config: { mboxlist_db: 'sql', sql_engine: 'sqlite', mupdate_retry_delay: '2' },
   });
   cyrusDb = join(cyrusSlave.dir, 'mailboxes.sqlite');
-  writeFileSync(cyrusSlave.configPath, `${(await import('node:fs')).readFileSync(cyrusSlave.configPath, 'utf8')}sql_database: ${cyrusDb}\n`);
+  writeFileSync(
+    cyrusSlave.configPath,
+    `${(await import('node:fs')).readFileSync(cyrusSlave.configPath, 'utf8')}sql_database: ${cyrusDb}\n`,
+  );
   const port = await freePort();
   const cyrusConf = join(cyrusSlave.dir, 'cyrus.conf');
-  writeFileSync(cyrusConf, `SERVICES {\n  mupdate cmd="mupdate -C ${cyrusSlave.configPath}" listen="127.0.0.1:${port}" prefork=1 maxchild=1\n}\n`);
+  writeFileSync(
+    cyrusConf,
+    `SERVICES {\n  mupdate cmd="mupdate -C ${cyrusSlave.configPath}" listen="127.0.0.1:${port}" prefork=1 maxchild=1\n}\n`,
+  );
   chownTree(cyrusSlave.dir);
   const child = spawnCyrusMaster(['-C', cyrusSlave.configPath, '-M', cyrusConf, '-p', join(cyrusSlave.dir, 'master.pid')]);
   const output: string[] = [];
@@ -117,7 +139,11 @@ test.before(async () => {
   child.stderr!.setEncoding('latin1').on('data', (d: string) => output.push(d));
   cyrusService = new CyrusImapd(cyrusSlave, port, child, output);
   // Cyrus's slave opens its kick socket only after its first complete sync
-  await waitUntil(() => existsSync(join(cyrusSlave!.confDir, 'socket', 'mupdate.target')), 60_000, `Cyrus's slave synced (${output.join('')})`);
+  await waitUntil(
+    () => existsSync(join(cyrusSlave!.confDir, 'socket', 'mupdate.target')),
+    60_000,
+    `Cyrus's slave synced (${output.join('')})`,
+  );
 });
 
 test.after.always(async () => {

@@ -17,7 +17,16 @@ import { chmodSync, chownSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rowKey, rowValueParts } from '../src/frontend/cyrus-row.js';
-import { CyrusBackend, chownTree, cyrusAvailability, cyrusIds, masterEntries, type CyrusImapd, type MasterEntry, backendMissingReason } from './helpers/cyrus-backend.js';
+import {
+  CyrusBackend,
+  chownTree,
+  cyrusAvailability,
+  cyrusIds,
+  masterEntries,
+  type CyrusImapd,
+  type MasterEntry,
+  backendMissingReason,
+} from './helpers/cyrus-backend.js';
 import { interopTest } from './helpers/cyrus.js';
 import { freePort } from './helpers/ports.js';
 import { Imtest, journalMode, readRows, withoutMtime } from './helpers/cyrus-frontend.js';
@@ -44,8 +53,10 @@ function expectedRows(entries: MasterEntry[]): Array<[string, string]> {
   return entries
     .map((e): [string, string] => {
       const entry = {
-        name: Buffer.from(e.name, 'latin1'), state: e.kind === 'MAILBOX' ? 'active' as const : 'reserved' as const,
-        location: Buffer.from(e.location, 'latin1'), acl: Buffer.from(e.acl, 'latin1'),
+        name: Buffer.from(e.name, 'latin1'),
+        state: e.kind === 'MAILBOX' ? ('active' as const) : ('reserved' as const),
+        location: Buffer.from(e.location, 'latin1'),
+        acl: Buffer.from(e.acl, 'latin1'),
       };
       const parts = rowValueParts(entry);
       return [rowKey(entry.name).toString('latin1'), `${parts.head}_${parts.tail}`];
@@ -85,15 +96,19 @@ test.before(async () => {
   }
   for (const b of backends) {
     const port = Number(b.servername.split(':')[1]);
-    imapds.push(await b.startImapd({
-      port,
-      config: {
-        // the frontend logs in to backends as `cyrus` for its clients; backends XFER to each other as `cyrus`
-        proxyservers: 'cyrus', proxy_authname: 'cyrus', proxy_password: 'secret',
-        // without it, moving a user answers "Operation is not supported on mailbox"
-        allowusermoves: 'yes',
-      },
-    }));
+    imapds.push(
+      await b.startImapd({
+        port,
+        config: {
+          // the frontend logs in to backends as `cyrus` for its clients; backends XFER to each other as `cyrus`
+          proxyservers: 'cyrus',
+          proxy_authname: 'cyrus',
+          proxy_password: 'secret',
+          // without it, moving a user answers "Operation is not supported on mailbox"
+          allowusermoves: 'yes',
+        },
+      }),
+    );
   }
   // The frontend's sqlite database lives in a folder of the Cyrus user's.
   dbDir = mkdtempSync(join(tmpdir(), 'cyrus-frontend-db-'));
@@ -101,7 +116,9 @@ test.before(async () => {
   chownSync(dbDir, uid, gid);
   dbFile = join(dbDir, 'mailboxes.sqlite');
   frontend = await CyrusBackend.create({
-    mupdatePort: master.port, servername: 'frontend', user: 'mupdateadmin',
+    mupdatePort: master.port,
+    servername: 'frontend',
+    user: 'mupdateadmin',
     config: { mboxlist_db: 'sql', sql_engine: 'sqlite', sql_database: dbFile },
   });
   // mupdated's slave, as the Cyrus user, with the defaults from the frontend's imapd.conf
@@ -111,15 +128,30 @@ test.before(async () => {
   addUser(slaveDir, { name: 'mupdateadmin', admin: true });
   chownTree(slaveDir);
   slave = await startMupdated({
-    mode: 'slave', dataDir: slaveDir, runAs: { uid, gid },
-    args: ['--master', `127.0.0.1:${master.port}`, '--user', 'mupdateadmin', '--password-file', passwordFile,
-      '--retry-delay', '2', '--imapd-conf', frontend.configPath],
+    mode: 'slave',
+    dataDir: slaveDir,
+    runAs: { uid, gid },
+    args: [
+      '--master',
+      `127.0.0.1:${master.port}`,
+      '--user',
+      'mupdateadmin',
+      '--password-file',
+      passwordFile,
+      '--retry-delay',
+      '2',
+      '--imapd-conf',
+      frontend.configPath,
+    ],
   });
   await slave.waitForLog(/"msg":"kick socket listening"/);
   frontendImapd = await frontend.startImapd({
     frontend: true,
     config: {
-      serverlist: server.join(' '), proxy_authname: 'cyrus', proxy_password: 'secret', mupdate_retry_delay: '2',
+      serverlist: server.join(' '),
+      proxy_authname: 'cyrus',
+      proxy_password: 'secret',
+      mupdate_retry_delay: '2',
       allowusermoves: 'yes',
     },
   });
@@ -149,40 +181,46 @@ interop('the frontend database is in WAL mode, owned by the Cyrus user, writable
   t.is(sock.mode & 0o077, 0);
 });
 
-interop('through the frontend with imtest: CREATE on both backends, LIST, SELECT, and a new mailbox is visible at once to the same client (kick)', async (t) => {
-  const c = await Imtest.login(frontendImapd!.port);
-  try {
-    t.true((await c.command(`CREATE user.alice (SERVER ${server[0]} PARTITION default)`)).ok);
-    t.true((await c.command(`CREATE user.bob (SERVER ${server[1]} PARTITION default)`)).ok);
-    // an admin may create but not read users' mailboxes: give it the rights (children inherit them)
-    for (const user of ['alice', 'bob']) t.true((await c.command(`SETACL user.${user} cyrus lrswipkxtecda`)).ok);
-    // no server given: it goes where its parent is; visible at once to the same client
-    for (const sub of ['Sent', 'Drafts', 'Trash']) {
-      const created = await c.command(`CREATE user.alice.${sub}`);
-      t.true(created.ok, created.status);
-      const selected = await c.command(`SELECT user.alice.${sub}`);
-      t.true(selected.ok, `SELECT right after CREATE: ${selected.status}`);
+interop(
+  'through the frontend with imtest: CREATE on both backends, LIST, SELECT, and a new mailbox is visible at once to the same client (kick)',
+  async (t) => {
+    const c = await Imtest.login(frontendImapd!.port);
+    try {
+      t.true((await c.command(`CREATE user.alice (SERVER ${server[0]} PARTITION default)`)).ok);
+      t.true((await c.command(`CREATE user.bob (SERVER ${server[1]} PARTITION default)`)).ok);
+      // an admin may create but not read users' mailboxes: give it the rights (children inherit them)
+      for (const user of ['alice', 'bob']) t.true((await c.command(`SETACL user.${user} cyrus lrswipkxtecda`)).ok);
+      // no server given: it goes where its parent is; visible at once to the same client
+      for (const sub of ['Sent', 'Drafts', 'Trash']) {
+        const created = await c.command(`CREATE user.alice.${sub}`);
+        t.true(created.ok, created.status);
+        const selected = await c.command(`SELECT user.alice.${sub}`);
+        t.true(selected.ok, `SELECT right after CREATE: ${selected.status}`);
+      }
+      const bobSent = await c.command('CREATE user.bob.Sent');
+      t.true(bobSent.ok, bobSent.status);
+      t.true((await c.command('SELECT user.bob.Sent')).ok);
+      const list = await c.command('LIST "" "*"');
+      t.true(list.ok);
+      const names = list.untagged.filter((l) => l.startsWith('* LIST')).map((l) => l.replace(/^.* /, '').replace(/"/g, ''));
+      t.deepEqual(names.sort(), ['user.alice', 'user.alice.Drafts', 'user.alice.Sent', 'user.alice.Trash', 'user.bob', 'user.bob.Sent']);
+      const alice = await c.command('SELECT user.alice');
+      t.true(alice.ok, alice.status);
+      const bob = await c.command('SELECT user.bob');
+      t.true(bob.ok, bob.status);
+    } finally {
+      c.close();
     }
-    const bobSent = await c.command('CREATE user.bob.Sent');
-    t.true(bobSent.ok, bobSent.status);
-    t.true((await c.command('SELECT user.bob.Sent')).ok);
-    const list = await c.command('LIST "" "*"');
-    t.true(list.ok);
-    const names = list.untagged.filter((l) => l.startsWith('* LIST')).map((l) => l.replace(/^.* /, '').replace(/"/g, ''));
-    t.deepEqual(names.sort(), ['user.alice', 'user.alice.Drafts', 'user.alice.Sent', 'user.alice.Trash', 'user.bob', 'user.bob.Sent']);
-    const alice = await c.command('SELECT user.alice');
-    t.true(alice.ok, alice.status);
-    const bob = await c.command('SELECT user.bob');
-    t.true(bob.ok, bob.status);
-  } finally {
-    c.close();
-  }
-  const entries = await masterEntries(master!.port);
-  t.is(entries.find((e) => e.name === 'user.alice.Sent')?.location, `${server[0]}!default`);
-  t.is(entries.find((e) => e.name === 'user.bob.Sent')?.location, `${server[1]}!default`);
-  t.true(slave!.logs.some((l) => l.includes('"msg":"kick answered"')), 'the frontend kicked the slave');
-  await rowsMatchMaster(t);
-});
+    const entries = await masterEntries(master!.port);
+    t.is(entries.find((e) => e.name === 'user.alice.Sent')?.location, `${server[0]}!default`);
+    t.is(entries.find((e) => e.name === 'user.bob.Sent')?.location, `${server[1]}!default`);
+    t.true(
+      slave!.logs.some((l) => l.includes('"msg":"kick answered"')),
+      'the frontend kicked the slave',
+    );
+    await rowsMatchMaster(t);
+  },
+);
 
 interop('through the frontend: RENAME and DELETE show at once, and the rows follow', async (t) => {
   const c = await Imtest.login(frontendImapd!.port);
@@ -224,10 +262,13 @@ interop("a backend's startup push (ctl_mboxlist -m) reaches the frontend's datab
   const lost = before.find((e) => e.name === 'user.alice.Trash')!;
   await applyChanges(master!.port, [['DELETE', 'user.alice.Trash']]);
   await waitUntil(() => !actualRows().some(([k]) => k.endsWith('\x1fTrash') && k.includes('alice')), 10_000, 'the row removed');
-  const r = await backends[0]!.push();
+  const r = await backends[0].push();
   t.is(r.code, 0, r.stdout + r.stderr);
   const after = await masterEntries(master!.port);
-  t.deepEqual(after.find((e) => e.name === 'user.alice.Trash'), lost);
+  t.deepEqual(
+    after.find((e) => e.name === 'user.alice.Trash'),
+    lost,
+  );
   await rowsMatchMaster(t);
   const c = await Imtest.login(frontendImapd!.port);
   try {

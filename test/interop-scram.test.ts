@@ -9,7 +9,14 @@
 import test from 'ava';
 import { CyrusBackend } from './helpers/cyrus-backend.js';
 import {
-  canonicalEntries, cyrusAvailable, interopTest, isUtf8, listDirectory, runMupdatetest, startCyrusMaster, startCyrusSlave,
+  canonicalEntries,
+  cyrusAvailable,
+  interopTest,
+  isUtf8,
+  listDirectory,
+  runMupdatetest,
+  startCyrusMaster,
+  startCyrusSlave,
   type CyrusServer,
 } from './helpers/cyrus.js';
 import { FaultProxy, type ProxyConn } from './helpers/fault-proxy.js';
@@ -26,7 +33,10 @@ const cleanups: Array<() => Promise<void>> = [];
 test.before(async () => {
   if (!cyrusAvailable()) return;
   server = await startMupdated({
-    users: [{ name: 'mupdateadmin', admin: true }, { name: 'backend1', admin: true }],
+    users: [
+      { name: 'mupdateadmin', admin: true },
+      { name: 'backend1', admin: true },
+    ],
   });
   proxy = await FaultProxy.start({ targetPort: server.port });
 });
@@ -54,7 +64,7 @@ function assertScramOnly(t: import('ava').ExecutionContext, conn: ProxyConn): vo
   const serverLines = conn.serverLines().map((l) => l.text);
   const ok = serverLines.findIndex((l) => l.startsWith('A01 OK'));
   t.true(ok > 0, JSON.stringify(serverLines));
-  t.regex(Buffer.from(serverLines[ok - 1]!, 'base64').toString(), /^v=[A-Za-z0-9+/]+=*$/);
+  t.regex(Buffer.from(serverLines[ok - 1], 'base64').toString(), /^v=[A-Za-z0-9+/]+=*$/);
   t.true(sent.includes(''), 'the empty response to v=');
 }
 
@@ -63,18 +73,29 @@ interop('the real mupdatetest without -m picks SCRAM-SHA-256 from the banner and
   const r = await runMupdatetest(proxy!.port, ['X1 NOOP', { waitFor: 'X1 OK "Noop done"\r\n' }], { mechanism: null });
   t.is(r.code, 0, r.stderr);
   t.true(r.lines.includes('S: * AUTH "SCRAM-SHA-256" "PLAIN"'));
-  t.true(r.lines.some((l) => /^C: A01 AUTHENTICATE "SCRAM-SHA-256" \{\d+\+\}$/.test(l)), r.output);
+  t.true(
+    r.lines.some((l) => /^C: A01 AUTHENTICATE "SCRAM-SHA-256" \{\d+\+\}$/.test(l)),
+    r.output,
+  );
   t.true(r.lines.includes('Authenticated.'), r.output);
-  assertScramOnly(t, proxy!.forwarded[before]!);
+  assertScramOnly(t, proxy!.forwarded[before]);
   t.true(logins('mupdateadmin').some((l) => l.mechanism === 'SCRAM-SHA-256'));
 });
 
-interop('the real mupdatetest with a wrong password over SCRAM: "Authentication failed.", commands get BAD "Please login first"', async (t) => {
-  const r = await runMupdatetest(server!.port, ['X1 NOOP', { waitFor: 'X1 BAD "Please login first"\r\n' }],
-    { mechanism: 'SCRAM-SHA-256', password: 'wrong' });
-  t.true(r.lines.includes('S: A01 NO "authentication failure"'), r.output);
-  t.true(r.lines.some((l) => l.startsWith('Authentication failed.')), r.output);
-});
+interop(
+  'the real mupdatetest with a wrong password over SCRAM: "Authentication failed.", commands get BAD "Please login first"',
+  async (t) => {
+    const r = await runMupdatetest(server!.port, ['X1 NOOP', { waitFor: 'X1 BAD "Please login first"\r\n' }], {
+      mechanism: 'SCRAM-SHA-256',
+      password: 'wrong',
+    });
+    t.true(r.lines.includes('S: A01 NO "authentication failure"'), r.output);
+    t.true(
+      r.lines.some((l) => l.startsWith('Authentication failed.')),
+      r.output,
+    );
+  },
+);
 
 interop('the real ctl_mboxlist -m logs in with SCRAM-SHA-256 and pushes its mailboxes', async (t) => {
   const b = await CyrusBackend.create({ mupdatePort: proxy!.port, servername: 'backend1' });
@@ -111,15 +132,24 @@ interop('a real Cyrus slave logs in to mupdated with SCRAM-SHA-256, syncs, and i
   cleanups.push(() => slave.cleanup());
   const ours = (await listDirectory(server!.port)).filter((e) => isUtf8(e.name) && isUtf8(e.location) && isUtf8(e.acl));
   t.deepEqual(canonicalEntries((await slave.dump()).entries), canonicalEntries(ours));
-  assertScramOnly(t, proxy!.forwarded[before]!);
-  t.regex(proxy!.forwarded[before]!.clientLines().map((l) => l.text).join('\n'), /\nU01 UPDATE$/m);
+  assertScramOnly(t, proxy!.forwarded[before]);
+  t.regex(
+    proxy!.forwarded[before]
+      .clientLines()
+      .map((l) => l.text)
+      .join('\n'),
+    /\nU01 UPDATE$/m,
+  );
 });
 
 interop('a user without SCRAM keys: mupdated offers PLAIN only and the real ctl_mboxlist -m falls back to PLAIN', async (t) => {
   const { open } = await import('lmdb');
   const { hashPassword } = await import('../src/sasl/password-hash.js');
   const s = await startMupdated({ users: [{ name: 'backend1', admin: true }] });
-  cleanups.push(async () => { await s.stop(); removeDir(s.dataDir); });
+  cleanups.push(async () => {
+    await s.stop();
+    removeDir(s.dataDir);
+  });
   const db = open<Record<string, unknown>, string>({ path: `${s.dataDir}/users.mdb` });
   await db.put('legacy', { name: 'legacy', admin: true, hash: await hashPassword(Buffer.from('x')) });
   await db.close();
@@ -143,10 +173,23 @@ interop('mupdated slave logs in with SCRAM-SHA-256 to a real Cyrus master that o
   const p = await FaultProxy.start({ targetPort: master.port });
   cleanups.push(() => p.close());
   const slave = await startSlave({ master: p.port, retryDelay: 2 });
-  cleanups.push(async () => { await slave.stop(); removeDir(slave.dataDir); });
-  await waitUntil(async () => (await listOf(slave.port).catch(() => [])).some((l) => l.startsWith('"user.fromcyrus"')), 30_000, 'the slave to copy');
-  const conn = p.forwarded[0]!;
-  t.regex(conn.clientLines()[0]!.text, /^A01 AUTHENTICATE "SCRAM-SHA-256" \{\d+\+\}\r\n/);
-  t.false(conn.clientLines().map((l) => l.text).join('\n').includes('secret'));
+  cleanups.push(async () => {
+    await slave.stop();
+    removeDir(slave.dataDir);
+  });
+  await waitUntil(
+    async () => (await listOf(slave.port).catch(() => [])).some((l) => l.startsWith('"user.fromcyrus"')),
+    30_000,
+    'the slave to copy',
+  );
+  const conn = p.forwarded[0];
+  t.regex(conn.clientLines()[0].text, /^A01 AUTHENTICATE "SCRAM-SHA-256" \{\d+\+\}\r\n/);
+  t.false(
+    conn
+      .clientLines()
+      .map((l) => l.text)
+      .join('\n')
+      .includes('secret'),
+  );
   t.true(conn.serverLines().some((l) => /^A01 OK/.test(l.text)));
 });

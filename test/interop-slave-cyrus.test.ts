@@ -13,19 +13,36 @@
  */
 import { FaultProxy } from './helpers/fault-proxy.js';
 import {
-  canonicalEntries, cyrusAvailable, interopTest, isUtf8, listDirectory, parseDataResponses, runMupdatetest,
-  startCyrusMaster, startCyrusSlave, type CyrusServer, type DirEntry,
+  canonicalEntries,
+  cyrusAvailable,
+  interopTest,
+  isUtf8,
+  listDirectory,
+  parseDataResponses,
+  runMupdatetest,
+  startCyrusMaster,
+  startCyrusSlave,
+  type CyrusServer,
+  type DirEntry,
 } from './helpers/cyrus.js';
 import { removeDir, startMupdated, type RunningMupdated } from './helpers/server.js';
 import {
-  ChangeGenerator, applyChanges, kickThroughSlave, listOf, namePool, readStatus, startSlave, waitInSync, waitUntil,
+  ChangeGenerator,
+  applyChanges,
+  kickThroughSlave,
+  listOf,
+  namePool,
+  readStatus,
+  startSlave,
+  waitInSync,
+  waitUntil,
   type Cmd,
 } from './helpers/slave-tools.js';
 import { prng } from './helpers/prng.js';
 import test from 'ava';
 
 const interop = interopTest('serial');
-const SEED = Number.parseInt(process.env.SLAVE_SEED ?? '', 10) || (Date.now() % 2 ** 31);
+const SEED = Number.parseInt(process.env.SLAVE_SEED ?? '', 10) || Date.now() % 2 ** 31;
 
 let cyrus: CyrusServer | undefined;
 let proxy: FaultProxy | undefined;
@@ -43,7 +60,12 @@ const SEED_CMDS: Cmd[] = [
   ['ACTIVATE', 'shared.news', 'backend2!default', acl(['anyone', 'lrs'], ['group:staff', 'lrswipkxtecdan'])],
   ['ACTIVATE', 'user.empty', 'backend1!default', ''],
   ['RESERVE', 'user.res', 'backend2!default'],
-  ...Array.from({ length: 60 }, (_, i): Cmd => ['ACTIVATE', `user.gen${i}`, ChangeGenerator.locationOf(`user.gen${i}`), acl([`gen${i}`, 'lrswipkxtecdan'])]),
+  ...Array.from({ length: 60 }, (_, i): Cmd => [
+    'ACTIVATE',
+    `user.gen${i}`,
+    ChangeGenerator.locationOf(`user.gen${i}`),
+    acl([`gen${i}`, 'lrswipkxtecdan']),
+  ]),
 ];
 
 test.before(async () => {
@@ -68,41 +90,61 @@ function countLogs(s: RunningMupdated, re: RegExp): number {
 // ---------------------------------------------------------------------------
 // Following a real Cyrus master
 
-interop('C47 C51 mupdated slave following a real Cyrus master logs in like a Cyrus slave, sends U01 UPDATE, and its LIST equals the master\'s after the first sync', async (t) => {
-  const conn = await proxy!.waitForConnection(0);
-  await conn.waitForLine('S', /^U01 OK "streaming starts"$/, 30_000);
-  t.deepEqual(conn.clientLines().slice(0, 2).map((l) => l.text), [LOGIN_LINE, 'U01 UPDATE']);
-  const { slave: mine, master: theirs } = await waitInSync(slave!.port, cyrus!.port);
-  t.is(theirs.length, SEED_CMDS.length);
-  t.deepEqual(mine, theirs);
-  await waitUntil(() => readStatus(slave!.dataDir)?.state === 'streaming', 10_000, 'status streaming');
-  const status = readStatus(slave!.dataDir)!;
-  t.is(status.masterKind, 'cyrus');
-  t.is(status.lastSyncKind, 'full');
-});
+interop(
+  "C47 C51 mupdated slave following a real Cyrus master logs in like a Cyrus slave, sends U01 UPDATE, and its LIST equals the master's after the first sync",
+  async (t) => {
+    const conn = await proxy!.waitForConnection(0);
+    await conn.waitForLine('S', /^U01 OK "streaming starts"$/, 30_000);
+    t.deepEqual(
+      conn
+        .clientLines()
+        .slice(0, 2)
+        .map((l) => l.text),
+      [LOGIN_LINE, 'U01 UPDATE'],
+    );
+    const { slave: mine, master: theirs } = await waitInSync(slave!.port, cyrus!.port);
+    t.is(theirs.length, SEED_CMDS.length);
+    t.deepEqual(mine, theirs);
+    await waitUntil(() => readStatus(slave!.dataDir)?.state === 'streaming', 10_000, 'status streaming');
+    const status = readStatus(slave!.dataDir)!;
+    t.is(status.masterKind, 'cyrus');
+    t.is(status.lastSyncKind, 'full');
+  },
+);
 
-interop('C51 a NOOP on the slave\'s UPDATE stream reaches through to the Cyrus master, which otherwise sends changes in 5 s batches', async (t) => {
-  await applyChanges(cyrus!.port, [['ACTIVATE', 'user.kick', 'backend1!default', acl(['kick', 'lrs'])]], false);
-  const kick = await kickThroughSlave(slave!.port);
-  t.is(kick.status, 'K2 OK "Noop done"');
-  t.is(kick.streamed, 1, 'the change was streamed to the slave\'s client before the NOOP\'s OK');
-  t.true((await listOf(slave!.port)).includes('"user.kick" => MAILBOX "backend1!default" "kick\\tlrs\\t"'));
-});
+interop(
+  "C51 a NOOP on the slave's UPDATE stream reaches through to the Cyrus master, which otherwise sends changes in 5 s batches",
+  async (t) => {
+    await applyChanges(cyrus!.port, [['ACTIVATE', 'user.kick', 'backend1!default', acl(['kick', 'lrs'])]], false);
+    const kick = await kickThroughSlave(slave!.port);
+    t.is(kick.status, 'K2 OK "Noop done"');
+    t.is(kick.streamed, 1, "the change was streamed to the slave's client before the NOOP's OK");
+    t.true((await listOf(slave!.port)).includes('"user.kick" => MAILBOX "backend1!default" "kick\\tlrs\\t"'));
+  },
+);
 
-interop('C48 C51 after 200 streamed ACTIVATE/RESERVE/DEACTIVATE/DELETE changes on the Cyrus master the slave\'s LIST equals the master\'s (no resync)', async (t) => {
-  const gen = new ChangeGenerator(prng(SEED), namePool('c', 50));
-  const cmds = gen.batch(200);
-  t.deepEqual([...new Set(cmds.map((c) => c[0]))].sort(), ['ACTIVATE', 'DEACTIVATE', 'DELETE', 'RESERVE'], `SLAVE_SEED=${SEED}`);
-  const connsBefore = proxy!.conns.length;
-  await applyChanges(cyrus!.port, cmds, false);
-  t.is((await kickThroughSlave(slave!.port)).status, 'K2 OK "Noop done"');
-  t.deepEqual(await listOf(slave!.port), await listOf(cyrus!.port), `SLAVE_SEED=${SEED}`);
-  t.is(proxy!.conns.length, connsBefore, 'the changes came by streaming on the same connection');
-  const streamedWords = new Set(proxy!.latest!.serverLines().filter((l) => l.tag === 'U01').map((l) => l.word));
-  t.true(streamedWords.has('DELETE') && streamedWords.has('RESERVE') && streamedWords.has('MAILBOX'));
-});
+interop(
+  "C48 C51 after 200 streamed ACTIVATE/RESERVE/DEACTIVATE/DELETE changes on the Cyrus master the slave's LIST equals the master's (no resync)",
+  async (t) => {
+    const gen = new ChangeGenerator(prng(SEED), namePool('c', 50));
+    const cmds = gen.batch(200);
+    t.deepEqual([...new Set(cmds.map((c) => c[0]))].sort(), ['ACTIVATE', 'DEACTIVATE', 'DELETE', 'RESERVE'], `SLAVE_SEED=${SEED}`);
+    const connsBefore = proxy!.conns.length;
+    await applyChanges(cyrus!.port, cmds, false);
+    t.is((await kickThroughSlave(slave!.port)).status, 'K2 OK "Noop done"');
+    t.deepEqual(await listOf(slave!.port), await listOf(cyrus!.port), `SLAVE_SEED=${SEED}`);
+    t.is(proxy!.conns.length, connsBefore, 'the changes came by streaming on the same connection');
+    const streamedWords = new Set(
+      proxy!
+        .latest!.serverLines()
+        .filter((l) => l.tag === 'U01')
+        .map((l) => l.word),
+    );
+    t.true(streamedWords.has('DELETE') && streamedWords.has('RESERVE') && streamedWords.has('MAILBOX'));
+  },
+);
 
-interop('C48 a DELETE of an unknown name in the Cyrus master\'s stream is ignored and the stream goes on', async (t) => {
+interop("C48 a DELETE of an unknown name in the Cyrus master's stream is ignored and the stream goes on", async (t) => {
   const conn = proxy!.latest!;
   const connsBefore = proxy!.conns.length;
   const name = 'user.never.was';
@@ -114,128 +156,184 @@ interop('C48 a DELETE of an unknown name in the Cyrus master\'s stream is ignore
   t.is(proxy!.conns.length, connsBefore);
   const masterNow = await listOf(cyrus!.port);
   t.true(masterNow.some((l) => l.startsWith('"user.gen5"')));
-  t.deepEqual(await listOf(slave!.port), masterNow.filter((l) => !l.startsWith('"user.gen5"')), 'only the known name was deleted');
+  t.deepEqual(
+    await listOf(slave!.port),
+    masterNow.filter((l) => !l.startsWith('"user.gen5"')),
+    'only the known name was deleted',
+  );
   await applyChanges(cyrus!.port, [['ACTIVATE', 'user.gen5', ChangeGenerator.locationOf('user.gen5'), acl(['gen5', 'lr'])]], false);
   await kickThroughSlave(slave!.port);
   t.deepEqual(await listOf(slave!.port), await listOf(cyrus!.port));
 });
 
-interop('C51 "* BYE" from the master mid-dump changes nothing, and on a stream makes the slave reconnect and resync with U01 UPDATE', async (t) => {
-  // BYE on the stream.
-  const streaming = proxy!.latest!;
-  const resyncs = countLogs(slave!, /"msg":"full sync applied"/);
-  streaming.inject('* BYE "shutting down"\r\n');
-  t.is(await streaming.closed(20_000), 'client', 'the slave ends the connection after BYE');
-  const next = await proxy!.nextForwarded(20_000);
-  await next.waitForLine('S', /^U01 OK /, 30_000);
-  t.deepEqual(next.clientLines().slice(0, 2).map((l) => l.text), [LOGIN_LINE, 'U01 UPDATE']);
-  await waitUntil(() => countLogs(slave!, /"msg":"full sync applied"/) > resyncs, 20_000, 'the resync');
+interop(
+  'C51 "* BYE" from the master mid-dump changes nothing, and on a stream makes the slave reconnect and resync with U01 UPDATE',
+  async (t) => {
+    // BYE on the stream.
+    const streaming = proxy!.latest!;
+    const resyncs = countLogs(slave!, /"msg":"full sync applied"/);
+    streaming.inject('* BYE "shutting down"\r\n');
+    t.is(await streaming.closed(20_000), 'client', 'the slave ends the connection after BYE');
+    const next = await proxy!.nextForwarded(20_000);
+    await next.waitForLine('S', /^U01 OK /, 30_000);
+    t.deepEqual(
+      next
+        .clientLines()
+        .slice(0, 2)
+        .map((l) => l.text),
+      [LOGIN_LINE, 'U01 UPDATE'],
+    );
+    await waitUntil(() => countLogs(slave!, /"msg":"full sync applied"/) > resyncs, 20_000, 'the resync');
 
-  // BYE in the middle of a dump: nothing of it is applied.
-  proxy!.refusing = true;
-  proxy!.cutAll();
-  await waitUntil(() => readStatus(slave!.dataDir)?.state !== 'streaming', 10_000, 'the slave to notice the cut');
-  await applyChanges(cyrus!.port, [
-    ['DELETE', 'user.gen1'], ['DELETE', 'user.gen2'], ['ACTIVATE', 'user.bye.new', 'backend1!default', ''],
-  ], false);
-  const before = await listOf(slave!.port);
-  proxy!.nextPlan = { atServerByte: 2000, action: 'bye', thenRefuse: true };
-  proxy!.refusing = false;
-  const cut = await proxy!.nextForwarded(20_000);
-  await cut.fault(30_000);
-  t.false(cut.serverLines().some((l) => /^U01 OK /.test(l.text)), 'the BYE came before the dump\'s OK');
-  await waitUntil(() => cut.isClosed, 10_000, 'the cut connection to close');
-  t.deepEqual(await listOf(slave!.port), before, 'a dump ended by BYE changes nothing (a Cyrus slave would apply it)');
-  proxy!.refusing = false;
-  const { slave: mine, master: theirs } = await waitInSync(slave!.port, cyrus!.port);
-  t.deepEqual(mine, theirs);
-  t.false(mine.some((l) => l.startsWith('"user.gen1"')));
-});
+    // BYE in the middle of a dump: nothing of it is applied.
+    proxy!.refusing = true;
+    proxy!.cutAll();
+    await waitUntil(() => readStatus(slave!.dataDir)?.state !== 'streaming', 10_000, 'the slave to notice the cut');
+    await applyChanges(
+      cyrus!.port,
+      [
+        ['DELETE', 'user.gen1'],
+        ['DELETE', 'user.gen2'],
+        ['ACTIVATE', 'user.bye.new', 'backend1!default', ''],
+      ],
+      false,
+    );
+    const before = await listOf(slave!.port);
+    proxy!.nextPlan = { atServerByte: 2000, action: 'bye', thenRefuse: true };
+    proxy!.refusing = false;
+    const cut = await proxy!.nextForwarded(20_000);
+    await cut.fault(30_000);
+    t.false(
+      cut.serverLines().some((l) => /^U01 OK /.test(l.text)),
+      "the BYE came before the dump's OK",
+    );
+    await waitUntil(() => cut.isClosed, 10_000, 'the cut connection to close');
+    t.deepEqual(await listOf(slave!.port), before, 'a dump ended by BYE changes nothing (a Cyrus slave would apply it)');
+    proxy!.refusing = false;
+    const { slave: mine, master: theirs } = await waitInSync(slave!.port, cyrus!.port);
+    t.deepEqual(mine, theirs);
+    t.false(mine.some((l) => l.startsWith('"user.gen1"')));
+  },
+);
 
-interop('C47 C51 after the Cyrus master is SIGKILLed and restarted the slave serves meanwhile, reconnects with U01 UPDATE, and its LIST equals the master\'s', async (t) => {
-  const before = await listOf(slave!.port);
-  const connsBefore = proxy!.forwarded.length;
-  await cyrus!.kill();
-  await waitUntil(() => readStatus(slave!.dataDir)?.state !== 'streaming', 15_000, 'the slave to notice');
-  t.deepEqual(await listOf(slave!.port), before, 'it keeps serving its copy');
-  await cyrus!.start();
-  await applyChanges(cyrus!.port, [
-    ['ACTIVATE', 'user.after.kill', 'backend1!default', acl(['k', 'lrs'])],
-    ['DELETE', 'user.gen3'],
-    ['RESERVE', 'user.after.kill.res', 'backend2!default'],
-  ], false);
-  await waitUntil(() => proxy!.forwarded.slice(connsBefore).some((c) => c.serverLines().some((l) => /^U01 OK /.test(l.text))), 30_000, 'a resync with the restarted master');
-  const resynced = proxy!.forwarded.slice(connsBefore).find((c) => c.serverLines().some((l) => /^U01 OK /.test(l.text)))!;
-  t.deepEqual(resynced.clientLines().slice(0, 2).map((l) => l.text), [LOGIN_LINE, 'U01 UPDATE']);
-  await kickThroughSlave(slave!.port);
-  const { slave: mine, master: theirs } = await waitInSync(slave!.port, cyrus!.port);
-  t.deepEqual(mine, theirs);
-  t.true(mine.some((l) => l.startsWith('"user.after.kill"')));
-  t.false(mine.some((l) => l.startsWith('"user.gen3"')));
-});
+interop(
+  "C47 C51 after the Cyrus master is SIGKILLed and restarted the slave serves meanwhile, reconnects with U01 UPDATE, and its LIST equals the master's",
+  async (t) => {
+    const before = await listOf(slave!.port);
+    const connsBefore = proxy!.forwarded.length;
+    await cyrus!.kill();
+    await waitUntil(() => readStatus(slave!.dataDir)?.state !== 'streaming', 15_000, 'the slave to notice');
+    t.deepEqual(await listOf(slave!.port), before, 'it keeps serving its copy');
+    await cyrus!.start();
+    await applyChanges(
+      cyrus!.port,
+      [
+        ['ACTIVATE', 'user.after.kill', 'backend1!default', acl(['k', 'lrs'])],
+        ['DELETE', 'user.gen3'],
+        ['RESERVE', 'user.after.kill.res', 'backend2!default'],
+      ],
+      false,
+    );
+    await waitUntil(
+      () => proxy!.forwarded.slice(connsBefore).some((c) => c.serverLines().some((l) => /^U01 OK /.test(l.text))),
+      30_000,
+      'a resync with the restarted master',
+    );
+    const resynced = proxy!.forwarded.slice(connsBefore).find((c) => c.serverLines().some((l) => /^U01 OK /.test(l.text)))!;
+    t.deepEqual(
+      resynced
+        .clientLines()
+        .slice(0, 2)
+        .map((l) => l.text),
+      [LOGIN_LINE, 'U01 UPDATE'],
+    );
+    await kickThroughSlave(slave!.port);
+    const { slave: mine, master: theirs } = await waitInSync(slave!.port, cyrus!.port);
+    t.deepEqual(mine, theirs);
+    t.true(mine.some((l) => l.startsWith('"user.after.kill"')));
+    t.false(mine.some((l) => l.startsWith('"user.gen3"')));
+  },
+);
 
 // ---------------------------------------------------------------------------
 // Real mupdatetest against the slave
 
-interop('C50 real mupdatetest against mupdated slave: FIND and LIST work, ACTIVATE/RESERVE/DEACTIVATE/DELETE get BAD "read-only session"', async (t) => {
-  const r = await runMupdatetest(slave!.port, [
-    'X01 FIND "user.x"', { waitFor: /^X01 OK .*$/m },
-    'X02 ACTIVATE "user.ro" "backend1!default" ""', { waitFor: /^X02 .*$/m },
-    'X03 RESERVE "user.ro" "backend1!default"', { waitFor: /^X03 .*$/m },
-    'X04 DEACTIVATE "user.x" "backend1!default"', { waitFor: /^X04 .*$/m },
-    'X05 DELETE "user.x"', { waitFor: /^X05 .*$/m },
-    'X06 LIST', { waitFor: /^X06 OK .*$/m, timeoutMs: 20_000 },
-  ]);
-  t.is(r.code, 0, r.stderr);
-  const lines = r.afterLogin;
-  t.true(r.lines.includes('Authenticated.'), r.output);
-  for (const tag of ['X02', 'X03', 'X04', 'X05']) t.true(lines.includes(`${tag} BAD "read-only session"`), `${tag}: ${r.output}`);
-  const find = lines.slice(lines.findIndex((l) => l.startsWith('X01 ')), lines.indexOf('X01 OK "Search completed"') + 1);
-  t.deepEqual(parseDataResponses(find, 'X01').entries, [{ name: 'user.x', state: 'ACTIVE', location: 'backend1!default', acl: 'x\tlrswipkxtecdan\t' }]);
-  const listStart = lines.findIndex((l) => l.startsWith('X06 '));
-  const list = lines.slice(listStart, lines.indexOf('X06 OK "list complete"') + 1);
-  const listed = parseDataResponses(list, 'X06');
-  t.is(listed.final, 'X06 OK "list complete"');
-  t.deepEqual(canonicalEntries(listed.entries as DirEntry[]), canonicalEntries(await listDirectory(slave!.port)));
-  t.deepEqual(await listOf(slave!.port), await listOf(cyrus!.port), 'nothing was written');
-});
+interop(
+  'C50 real mupdatetest against mupdated slave: FIND and LIST work, ACTIVATE/RESERVE/DEACTIVATE/DELETE get BAD "read-only session"',
+  async (t) => {
+    const r = await runMupdatetest(slave!.port, [
+      'X01 FIND "user.x"',
+      { waitFor: /^X01 OK .*$/m },
+      'X02 ACTIVATE "user.ro" "backend1!default" ""',
+      { waitFor: /^X02 .*$/m },
+      'X03 RESERVE "user.ro" "backend1!default"',
+      { waitFor: /^X03 .*$/m },
+      'X04 DEACTIVATE "user.x" "backend1!default"',
+      { waitFor: /^X04 .*$/m },
+      'X05 DELETE "user.x"',
+      { waitFor: /^X05 .*$/m },
+      'X06 LIST',
+      { waitFor: /^X06 OK .*$/m, timeoutMs: 20_000 },
+    ]);
+    t.is(r.code, 0, r.stderr);
+    const lines = r.afterLogin;
+    t.true(r.lines.includes('Authenticated.'), r.output);
+    for (const tag of ['X02', 'X03', 'X04', 'X05']) t.true(lines.includes(`${tag} BAD "read-only session"`), `${tag}: ${r.output}`);
+    const find = lines.slice(
+      lines.findIndex((l) => l.startsWith('X01 ')),
+      lines.indexOf('X01 OK "Search completed"') + 1,
+    );
+    t.deepEqual(parseDataResponses(find, 'X01').entries, [
+      { name: 'user.x', state: 'ACTIVE', location: 'backend1!default', acl: 'x\tlrswipkxtecdan\t' },
+    ]);
+    const listStart = lines.findIndex((l) => l.startsWith('X06 '));
+    const list = lines.slice(listStart, lines.indexOf('X06 OK "list complete"') + 1);
+    const listed = parseDataResponses(list, 'X06');
+    t.is(listed.final, 'X06 OK "list complete"');
+    t.deepEqual(canonicalEntries(listed.entries as DirEntry[]), canonicalEntries(await listDirectory(slave!.port)));
+    t.deepEqual(await listOf(slave!.port), await listOf(cyrus!.port), 'nothing was written');
+  },
+);
 
 // ---------------------------------------------------------------------------
 // Cascade: Cyrus slave -> mupdated slave -> mupdated master
 
-interop('C50 C51 a real Cyrus slave following mupdated slave (following mupdated master): its ctl_mboxlist -d equals the top master\'s LIST, initially and after changes', async (t) => {
-  const top = await startMupdated();
-  let mid: RunningMupdated | undefined;
-  let leaf: CyrusServer | undefined;
-  try {
-    // UTF-8 names and well-formed ACLs: what ctl_mboxlist -d can show.
-    const seed = SEED_CMDS.filter(([, name]) => isUtf8(name!));
-    await applyChanges(top.port, seed);
-    mid = await startSlave({ master: top.port, retryDelay: 1 });
-    await waitInSync(mid.port, top.port);
-    leaf = await startCyrusSlave({ masterPort: mid.port, retryDelay: 2 });
-    const compare = async () => ({
-      theirs: canonicalEntries((await leaf!.dump()).entries),
-      ours: canonicalEntries(await listDirectory(top.port)),
-    });
-    let c = await compare();
-    t.is(c.ours.length, seed.length);
-    t.deepEqual(c.theirs, c.ours, 'after the Cyrus slave\'s first sync');
+interop(
+  "C50 C51 a real Cyrus slave following mupdated slave (following mupdated master): its ctl_mboxlist -d equals the top master's LIST, initially and after changes",
+  async (t) => {
+    const top = await startMupdated();
+    let mid: RunningMupdated | undefined;
+    let leaf: CyrusServer | undefined;
+    try {
+      // UTF-8 names and well-formed ACLs: what ctl_mboxlist -d can show.
+      const seed = SEED_CMDS.filter(([, name]) => isUtf8(name));
+      await applyChanges(top.port, seed);
+      mid = await startSlave({ master: top.port, retryDelay: 1 });
+      await waitInSync(mid.port, top.port);
+      leaf = await startCyrusSlave({ masterPort: mid.port, retryDelay: 2 });
+      const compare = async () => ({
+        theirs: canonicalEntries((await leaf!.dump()).entries),
+        ours: canonicalEntries(await listDirectory(top.port)),
+      });
+      let c = await compare();
+      t.is(c.ours.length, seed.length);
+      t.deepEqual(c.theirs, c.ours, "after the Cyrus slave's first sync");
 
-    const gen = new ChangeGenerator(prng(SEED + 7), namePool('casc', 40));
-    await applyChanges(top.port, gen.batch(100));
-    const deadline = Date.now() + 30_000;
-    for (let i = 0; i < 150 && Date.now() < deadline; i++) {
-      c = await compare();
-      if (JSON.stringify(c.theirs) === JSON.stringify(c.ours)) break;
-      await new Promise((r) => setTimeout(r, 250));
+      const gen = new ChangeGenerator(prng(SEED + 7), namePool('casc', 40));
+      await applyChanges(top.port, gen.batch(100));
+      const deadline = Date.now() + 30_000;
+      for (let i = 0; i < 150 && Date.now() < deadline; i++) {
+        c = await compare();
+        if (JSON.stringify(c.theirs) === JSON.stringify(c.ours)) break;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      t.deepEqual(c.theirs, c.ours, `after 100 changes on the top master (SLAVE_SEED=${SEED})`);
+    } finally {
+      await leaf?.cleanup();
+      await mid?.stop('SIGKILL');
+      if (mid) removeDir(mid.dataDir);
+      await top.stop('SIGKILL');
+      removeDir(top.dataDir);
     }
-    t.deepEqual(c.theirs, c.ours, `after 100 changes on the top master (SLAVE_SEED=${SEED})`);
-  } finally {
-    await leaf?.cleanup();
-    await mid?.stop('SIGKILL');
-    if (mid) removeDir(mid.dataDir);
-    await top.stop('SIGKILL');
-    removeDir(top.dataDir);
-  }
-});
+  },
+);

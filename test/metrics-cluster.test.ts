@@ -18,25 +18,36 @@ test.after.always(async () => {
   await cluster?.stop();
 });
 
-test.serial('metrics: a cluster node exports etcd reachability and view lag; reachability drops to 0 while etcd is down and returns', async (t) => {
-  cluster = await EtcdCluster.start(1);
-  node = await startMupdated({
-    args: ['--etcd', cluster.etcdFlag, '--etcd-prefix', `/t-${randomUUID()}/`, '--metrics-listen', '127.0.0.1:0'],
-    config: { etcd_write_timeout: 1 },
-  });
-  const port = await metricsPort(node);
-  const c = await login(node.port);
-  t.regex((await command(c, 'A1', `ACTIVATE ${q('user.e1')} "b1!p" "e1 lrs"`)).status, /OK/);
-  c.close();
-  let body = (await httpGet(port, '/metrics')).body;
-  t.is(sample(body, 'mupdated_etcd_reachable'), 1);
-  t.is(sample(body, 'mupdated_etcd_view_lag_revisions'), 0, 'the node\'s own committed write is in its view');
+test.serial(
+  'metrics: a cluster node exports etcd reachability and view lag; reachability drops to 0 while etcd is down and returns',
+  async (t) => {
+    cluster = await EtcdCluster.start(1);
+    node = await startMupdated({
+      args: ['--etcd', cluster.etcdFlag, '--etcd-prefix', `/t-${randomUUID()}/`, '--metrics-listen', '127.0.0.1:0'],
+      config: { etcd_write_timeout: 1 },
+    });
+    const port = await metricsPort(node);
+    const c = await login(node.port);
+    t.regex((await command(c, 'A1', `ACTIVATE ${q('user.e1')} "b1!p" "e1 lrs"`)).status, /OK/);
+    c.close();
+    let body = (await httpGet(port, '/metrics')).body;
+    t.is(sample(body, 'mupdated_etcd_reachable'), 1);
+    t.is(sample(body, 'mupdated_etcd_view_lag_revisions'), 0, "the node's own committed write is in its view");
 
-  await cluster.kill(0);
-  await waitUntil(async () => sample((await httpGet(port, '/metrics')).body, 'mupdated_etcd_reachable') === 0, 30_000, 'etcd_reachable 0');
-  body = (await httpGet(port, '/metrics')).body;
-  t.true(Number.isNaN(sample(body, 'mupdated_etcd_view_lag_revisions')), 'unknown (NaN) while etcd does not answer');
+    await cluster.kill(0);
+    await waitUntil(
+      async () => sample((await httpGet(port, '/metrics')).body, 'mupdated_etcd_reachable') === 0,
+      30_000,
+      'etcd_reachable 0',
+    );
+    body = (await httpGet(port, '/metrics')).body;
+    t.true(Number.isNaN(sample(body, 'mupdated_etcd_view_lag_revisions')), 'unknown (NaN) while etcd does not answer');
 
-  cluster.restart(0);
-  await waitUntil(async () => sample((await httpGet(port, '/metrics')).body, 'mupdated_etcd_reachable') === 1, 30_000, 'etcd_reachable 1 again');
-});
+    cluster.restart(0);
+    await waitUntil(
+      async () => sample((await httpGet(port, '/metrics')).body, 'mupdated_etcd_reachable') === 1,
+      30_000,
+      'etcd_reachable 1 again',
+    );
+  },
+);

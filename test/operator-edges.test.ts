@@ -36,10 +36,19 @@ function adminAsk(dataDir: string, text: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const sock = connect(adminSocketPath(dataDir));
     const got: Buffer[] = [];
-    const timer = setTimeout(() => { sock.destroy(); reject(new Error('no answer on the admin socket within 10 s')); }, 10_000);
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error('no answer on the admin socket within 10 s'));
+    }, 10_000);
     sock.on('data', (d: Buffer) => got.push(d));
-    sock.on('error', (err) => { clearTimeout(timer); reject(err); });
-    sock.on('close', () => { clearTimeout(timer); resolve(Buffer.concat(got).toString('utf8')); });
+    sock.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    sock.on('close', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(got).toString('utf8'));
+    });
     sock.end(text);
   });
 }
@@ -60,7 +69,9 @@ test('the admin socket refuses keep "bogus" (and other malformed requests) and s
   const id = Number(/conflict #(\d+)/.exec(refused)?.[1]);
   t.true(id > 0, refused);
 
-  const bogus = JSON.parse(await adminAsk(server.dataDir, `${JSON.stringify({ op: 'resolve', id, keep: 'bogus', by: 'x@cli' })}\n`));
+  const bogus: unknown = JSON.parse(
+    await adminAsk(server.dataDir, `${JSON.stringify({ op: 'resolve', id, keep: 'bogus', by: 'x@cli' })}\n`),
+  );
   t.deepEqual(bogus, { ok: false, error: 'bad request: keep: expected current or claimant' });
   for (const [req, why] of [
     [{ op: 'resolve', id: String(id), keep: 'current', by: 'x@cli' }, 'id: expected a conflict number'],
@@ -71,9 +82,12 @@ test('the admin socket refuses keep "bogus" (and other malformed requests) and s
   ] as const) {
     t.deepEqual(JSON.parse(await adminAsk(server.dataDir, `${JSON.stringify(req)}\n`)), { ok: false, error: `bad request: ${why}` });
   }
-  const shown = JSON.parse(await adminAsk(server.dataDir, JSON.stringify({ op: 'show', id }))) as { ok: boolean; conflicts: Array<{ status: string }> };
+  const shown = JSON.parse(await adminAsk(server.dataDir, JSON.stringify({ op: 'show', id }))) as {
+    ok: boolean;
+    conflicts: Array<{ status: string }>;
+  };
   t.true(shown.ok, 'a request without its newline is taken when the client shuts its side');
-  t.is(shown.conflicts[0]!.status, 'open', 'the refused requests changed nothing');
+  t.is(shown.conflicts[0].status, 'open', 'the refused requests changed nothing');
   t.false(existsSync(join(server.dataDir, 'audit.log')), 'and audited nothing');
 });
 
@@ -81,8 +95,11 @@ test('a client that sends its commands and half-closes (printf ... | nc) gets ev
   const c = await RawClient.connect(server.port);
   await c.readBanner();
   const ir = Buffer.from('\0mupdateadmin\0secret').toString('base64');
-  c.send(`A01 AUTHENTICATE "PLAIN" {${ir.length}+}\r\n${ir}\r\n` +
-    literalCommand('W1', 'ACTIVATE', 'user.halfclose', 'b1!default', 'a\tlrs\t') + 'F1 FIND "user.halfclose"\r\nN1 NOOP\r\n');
+  c.send(
+    `A01 AUTHENTICATE "PLAIN" {${ir.length}+}\r\n${ir}\r\n` +
+      literalCommand('W1', 'ACTIVATE', 'user.halfclose', 'b1!default', 'a\tlrs\t') +
+      'F1 FIND "user.halfclose"\r\nN1 NOOP\r\n',
+  );
   c.socket.end();
   t.true(await c.waitClosed(10_000), 'the server closes once it has answered');
   const text = c.takeBuffered().toString('latin1');
@@ -119,7 +136,10 @@ test('mupdated dump run by a user who cannot open the folder says so in one line
   chmodSync(data, 0o755);
   const r = spawnSync(process.execPath, [CLI, 'dump', '--data', data], { uid: 65534, gid: 65534, encoding: 'utf8', timeout: 60_000 });
   t.is(r.status, 1, r.stderr);
-  t.is(r.stderr, `mupdated: cannot open ${data}/directory.mdb: permission denied (run mupdated as the user that owns the data folder ${data})\n`);
+  t.is(
+    r.stderr,
+    `mupdated: cannot open ${data}/directory.mdb: permission denied (run mupdated as the user that owns the data folder ${data})\n`,
+  );
   t.notRegex(r.stderr, /TypeError/);
 });
 

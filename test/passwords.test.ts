@@ -27,7 +27,11 @@ test.after.always(async () => {
   for (const d of dirs) removeDir(d);
 });
 
-interface UserRecord { name: string; admin: boolean; hash: string }
+interface UserRecord {
+  name: string;
+  admin: boolean;
+  hash: string;
+}
 
 /** Reads a user's record straight from `users.mdb` (the server must not be running). */
 async function storedUser(dataDir: string, name: string): Promise<UserRecord | undefined> {
@@ -42,8 +46,11 @@ async function storedUser(dataDir: string, name: string): Promise<UserRecord | u
 /** A hash as the previous release stored it: scrypt N=2^14, r=8, p=1. */
 function oldCostHash(password: string): Promise<string> {
   const salt = randomBytes(16);
-  return new Promise((resolve, reject) => scrypt(Buffer.from(password), salt, 32, { N: 16384, r: 8, p: 1 }, (err, key) =>
-    (err ? reject(err) : resolve(`scrypt$16384$8$1$${salt.toString('base64')}$${key.toString('base64')}`))));
+  return new Promise((resolve, reject) =>
+    scrypt(Buffer.from(password), salt, 32, { N: 16384, r: 8, p: 1 }, (err, key) =>
+      err ? reject(err) : resolve(`scrypt$16384$8$1$${salt.toString('base64')}$${key.toString('base64')}`),
+    ),
+  );
 }
 
 /** Tries a PLAIN login (empty authzid unless given); the tagged answer line. */
@@ -59,8 +66,12 @@ function productionEnv(): NodeJS.ProcessEnv {
 test('user add stores a scrypt hash of cost N=2^17, r=8, p=1 that verifies', async (t) => {
   const data = tempDir('passwords-new-');
   dirs.push(data);
-  const r = spawnSync(process.execPath, [CLI, 'user', 'add', 'fresh', '--admin', '--data', data],
-    { input: `${PASSWORD}\n`, encoding: 'utf8', env: productionEnv(), timeout: 120_000 });
+  const r = spawnSync(process.execPath, [CLI, 'user', 'add', 'fresh', '--admin', '--data', data], {
+    input: `${PASSWORD}\n`,
+    encoding: 'utf8',
+    env: productionEnv(),
+    timeout: 120_000,
+  });
   t.is(r.status, 0, r.stderr);
   const hash = (await storedUser(data, 'fresh'))!.hash;
   t.regex(hash, /^scrypt\$131072\$8\$1\$[A-Za-z0-9+/]{22}==\$[A-Za-z0-9+/]{43}=$/);
@@ -68,7 +79,7 @@ test('user add stores a scrypt hash of cost N=2^17, r=8, p=1 that verifies', asy
   t.false(await verifyPassword(Buffer.from('wrong'), hash));
 });
 
-test('a hash of the old cost still verifies; a bad login leaves it, the next good login replaces it with today\'s cost (logged)', async (t) => {
+test("a hash of the old cost still verifies; a bad login leaves it, the next good login replaces it with today's cost (logged)", async (t) => {
   const data = tempDir('passwords-old-');
   dirs.push(data);
   addUser(data, { name: 'mupdateadmin', admin: true });
@@ -114,7 +125,7 @@ async function countingSaslauthd(path: string, password: string): Promise<{ serv
       }
       if (fields.length < 4) return;
       asked++;
-      const answer = Buffer.from(fields[1]!.toString() === password ? 'OK' : 'NO');
+      const answer = Buffer.from(fields[1].toString() === password ? 'OK' : 'NO');
       const len = Buffer.alloc(2);
       len.writeUInt16BE(answer.length);
       sock.end(Buffer.concat([len, answer]));
@@ -124,15 +135,21 @@ async function countingSaslauthd(path: string, password: string): Promise<{ serv
   return { server, asked: () => asked };
 }
 
-for (const [cacheSeconds, expected] of [[undefined, 1], [0, 3]] as const) {
+for (const [cacheSeconds, expected] of [
+  [undefined, 1],
+  [0, 3],
+] as const) {
   test(`auth_cache_seconds ${cacheSeconds ?? 'unset (600)'}: three logins of a saslauthd user ask saslauthd ${expected} time(s)`, async (t) => {
     const scratch = tempDir('passwords-cache-');
     dirs.push(scratch);
     const sasl = await countingSaslauthd(join(scratch, 'mux'), 'sasl-pw');
     try {
       const server = await startMupdated({
-        config: { saslauthd_socket: join(scratch, 'mux'), admins: 'sasluser',
-          ...(cacheSeconds === undefined ? {} : { auth_cache_seconds: cacheSeconds }) },
+        config: {
+          saslauthd_socket: join(scratch, 'mux'),
+          admins: 'sasluser',
+          ...(cacheSeconds === undefined ? {} : { auth_cache_seconds: cacheSeconds }),
+        },
       });
       servers.push(server);
       dirs.push(server.dataDir);
@@ -145,7 +162,12 @@ for (const [cacheSeconds, expected] of [[undefined, 1], [0, 3]] as const) {
 }
 
 test('a conflict record and its audit line name both the authenticated and the authorized identity', async (t) => {
-  const server = await startMupdated({ users: [{ name: 'mupdateadmin', admin: true }, { name: 'backend2', admin: true }] });
+  const server = await startMupdated({
+    users: [
+      { name: 'mupdateadmin', admin: true },
+      { name: 'backend2', admin: true },
+    ],
+  });
   servers.push(server);
   dirs.push(server.dataDir);
   const holder = await RawClient.login(server.port);
@@ -166,7 +188,10 @@ test('a conflict record and its audit line name both the authenticated and the a
   t.regex(text.stdout, /claimant: {4}proxied \(authenticated as backend2\) from 127\.0\.0\.1:\d+/);
   const resolved = await runCli(['conflicts', 'resolve', id!, '--keep', 'current', '--data', server.dataDir]);
   t.is(resolved.code, 0, showRun(resolved));
-  const audit = readFileSync(join(server.dataDir, 'audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const audit = readFileSync(join(server.dataDir, 'audit.log'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   t.like(audit.at(-1), { op: 'resolve', claimant: { user: 'proxied', authcid: 'backend2' } });
   const logged = await server.waitForLog(/duplicate mailbox claim queued/);
   t.like(JSON.parse(logged), { user: 'proxied', authcid: 'backend2' });

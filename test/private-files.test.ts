@@ -78,10 +78,24 @@ test('load fsyncs its compacted copy before renaming it over directory.mdb, and 
   const dump = join(scratch, 'one.json');
   writeFileSync(dump, '{\n"user.a": {"name": "user.a", "mbtype": "e", "partition": "p1", "server": "b1", "acl": {}}\n}\n');
   const traceFile = join(scratch, 'load.trace');
-  const r = spawnSync('strace', [
-    '-f', '-y', '-e', 'trace=fsync,fdatasync,rename,renameat,renameat2', '-o', traceFile,
-    process.execPath, CLI, 'load', dump, '--data', data,
-  ], { encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(
+    'strace',
+    [
+      '-f',
+      '-y',
+      '-e',
+      'trace=fsync,fdatasync,rename,renameat,renameat2',
+      '-o',
+      traceFile,
+      process.execPath,
+      CLI,
+      'load',
+      dump,
+      '--data',
+      data,
+    ],
+    { encoding: 'utf8', timeout: 60_000 },
+  );
   t.is(r.status, 0, r.stderr);
   const calls = readFileSync(traceFile, 'utf8').split('\n');
   const compact = join(data, 'directory.mdb.compact');

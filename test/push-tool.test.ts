@@ -18,7 +18,17 @@
 import test, { type ExecutionContext } from 'ava';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { aclText, backendDumpJson, CyrusBackend, defaultAcl, CYRUS_BIN, masterFind, masterWrite, type MailboxSpec, type MasterEntry } from './helpers/cyrus-backend.js';
+import {
+  aclText,
+  backendDumpJson,
+  CyrusBackend,
+  defaultAcl,
+  CYRUS_BIN,
+  masterFind,
+  masterWrite,
+  type MailboxSpec,
+  type MasterEntry,
+} from './helpers/cyrus-backend.js';
 import { canonicalEntries, interopTest, listDirectory, startCyrusMaster, type CyrusServer } from './helpers/cyrus.js';
 import { freePort } from './helpers/ports.js';
 import { drainStream, passwordFile, RecordingProxy, runCli, wireSummary, type CliResult } from './helpers/operator-tools.js';
@@ -66,9 +76,25 @@ interface PushRun {
   result: CliResult;
 }
 
-async function push(port: number, server: string, dump: string, options: { dryRun?: boolean; user?: string; passwordFile?: string; input?: string } = {}): Promise<PushRun> {
-  const args = ['push', '--master', `127.0.0.1:${port}`, '--user', options.user ?? 'backend1',
-    '--password-file', options.passwordFile ?? PASSWORD_FILE, '--server', server, ...(options.dryRun ? ['--dry-run'] : []), dump];
+async function push(
+  port: number,
+  server: string,
+  dump: string,
+  options: { dryRun?: boolean; user?: string; passwordFile?: string; input?: string } = {},
+): Promise<PushRun> {
+  const args = [
+    'push',
+    '--master',
+    `127.0.0.1:${port}`,
+    '--user',
+    options.user ?? 'backend1',
+    '--password-file',
+    options.passwordFile ?? PASSWORD_FILE,
+    '--server',
+    server,
+    ...(options.dryRun ? ['--dry-run'] : []),
+    dump,
+  ];
   const r = await runCli(args, { input: options.input });
   return { code: r.code, stdout: r.stdout, stderr: r.stderr, result: r };
 }
@@ -83,8 +109,17 @@ function writeDump(name: string, text: string): string {
 function scenarioMailboxes(o: string): MailboxSpec[] {
   const own: [string, string] = [o, 'lrswipkxtecdan'];
   return [
-    `user.${o}`, `user.${o}.Sent`, `user.${o}.Sent.2024`, `user.${o}.a-b`, `user.${o}.a b`, `user.${o}.a.b`,
-    `user.${o}-y`, `user.${o}_y`, `user.${o} y`, `shared-${o}`, `shared-${o}.folder`,
+    `user.${o}`,
+    `user.${o}.Sent`,
+    `user.${o}.Sent.2024`,
+    `user.${o}.a-b`,
+    `user.${o}.a b`,
+    `user.${o}.a.b`,
+    `user.${o}-y`,
+    `user.${o}_y`,
+    `user.${o} y`,
+    `shared-${o}`,
+    `shared-${o}.folder`,
   ].map((name, i): MailboxSpec => {
     if (i === 3) return { name, acl: [] };
     if (i === 4) return { name, acl: [own, ['alice', 'lrs'], ['-bob', 'w']] };
@@ -117,10 +152,20 @@ async function scenario(port: number, server: string, o: string, dump: string): 
     await stream.readUntilTagged('U1', 30_000);
     proxy.clear();
     const r = await push(proxy.port, server, dump, { dryRun });
-    const streamed = (await drainStream(stream, 'U1', 'N1')).map((e) => ('deleted' in e ? `DELETE ${e.deleted}` : `${e.state} ${e.name} ${e.location}`));
+    const streamed = (await drainStream(stream, 'U1', 'N1')).map((e) =>
+      'deleted' in e ? `DELETE ${e.deleted}` : `${e.state} ${e.name} ${e.location}`,
+    );
     stream.close();
     const wire = wireSummary(proxy.commands());
-    steps.push({ step, code: r.code, stdout: r.stdout, stderr: r.stderr, wire, list: canonicalEntries(await listDirectory(port, { prefix: `${server}!` })), streamed });
+    steps.push({
+      step,
+      code: r.code,
+      stdout: r.stdout,
+      stderr: r.stderr,
+      wire,
+      list: canonicalEntries(await listDirectory(port, { prefix: `${server}!` })),
+      streamed,
+    });
   };
   await run('dry run on an empty master', true);
   await run('first push', false);
@@ -151,12 +196,18 @@ function checkScenario(t: ExecutionContext, steps: Step[], server: string, o: st
     t.is(x.code, 0, `${x.step}: ${x.stdout}`);
   }
   const dry0 = s.get('dry run on an empty master')!;
-  t.deepEqual(lines(dry0), [...names.map((m) => `Force Activate: ${m}`), `# dry run: 0 in sync, 0 to remove, ${n} to activate, 0 to review`]);
+  t.deepEqual(lines(dry0), [
+    ...names.map((m) => `Force Activate: ${m}`),
+    `# dry run: 0 in sync, 0 to remove, ${n} to activate, 0 to review`,
+  ]);
   t.deepEqual(dry0.wire, ['NOOP ', `LIST ${server}!`, ...names.map((m) => `FIND ${m}`)], '--dry-run sends LIST and FIND only');
   t.deepEqual(dry0.list, []);
   t.deepEqual(dry0.streamed, []);
   const first = s.get('first push')!;
-  t.deepEqual(lines(first), [...names.map((m) => `Force Activate: ${m}`), `# 0 in sync, 0 removed, ${n} activated, 0 to review, 0 refused`]);
+  t.deepEqual(lines(first), [
+    ...names.map((m) => `Force Activate: ${m}`),
+    `# 0 in sync, 0 removed, ${n} activated, 0 to review, 0 refused`,
+  ]);
   t.deepEqual(first.wire, ['NOOP ', `LIST ${server}!`, ...names.map((m) => `FIND ${m}`), ...names.map((m) => `ACTIVATE ${m}`)]);
   t.is(first.list.length, n);
   for (const phase of ['dry run in sync', 'in-sync repush']) {
@@ -168,22 +219,40 @@ function checkScenario(t: ExecutionContext, steps: Step[], server: string, o: st
   t.deepEqual(lines(s.get('dry run in sync')!), [`# dry run: ${n} in sync, 0 to remove, 0 to activate, 0 to review`]);
   t.deepEqual(lines(s.get('in-sync repush')!), [`# ${n} in sync, 0 removed, 0 activated, 0 to review, 0 refused`]);
   const dryStale = s.get('dry run with stale entries')!;
-  t.deepEqual(lines(dryStale).sort(), [
-    `# dry run: ${n - 1} in sync, 2 to remove, 1 to activate, 0 to review`, `Force Activate: user.${o}.a.b`,
-    `Remove from MUPDATE: user.${o}-reserved`, `Remove from MUPDATE: user.${o}.stale`,
-  ].sort());
+  t.deepEqual(
+    lines(dryStale).sort(),
+    [
+      `# dry run: ${n - 1} in sync, 2 to remove, 1 to activate, 0 to review`,
+      `Force Activate: user.${o}.a.b`,
+      `Remove from MUPDATE: user.${o}-reserved`,
+      `Remove from MUPDATE: user.${o}.stale`,
+    ].sort(),
+  );
   t.deepEqual(dryStale.wire, ['NOOP ', `LIST ${server}!`]);
   t.deepEqual(dryStale.streamed, []);
   t.is(dryStale.list.length, n + 2, 'the dry run changed nothing');
   const clean = s.get('push removing stale entries')!;
   t.deepEqual(clean.wire.slice(2).sort(), [`ACTIVATE user.${o}.a.b`, `DELETE user.${o}-reserved`, `DELETE user.${o}.stale`]);
-  t.deepEqual(clean.streamed.slice().sort(), [`ACTIVE user.${o}.a.b ${server}!default`, `DELETE user.${o}-reserved`, `DELETE user.${o}.stale`]);
+  t.deepEqual(clean.streamed.slice().sort(), [
+    `ACTIVE user.${o}.a.b ${server}!default`,
+    `DELETE user.${o}-reserved`,
+    `DELETE user.${o}.stale`,
+  ]);
   t.regex(clean.stdout, new RegExp(`\n# ${n - 1} in sync, 2 removed, 1 activated, 0 to review, 0 refused\n$`));
   t.deepEqual(clean.list, first.list, 'the master lists exactly the dump again');
   t.deepEqual(s.get('repush after cleanup')!.wire, ['NOOP ', `LIST ${server}!`]);
-  t.deepEqual(first.list, canonicalEntries(specs.map((m) => ({
-    name: m.name, state: 'ACTIVE' as const, location: `${server}!default`, acl: aclText(m.acl ?? defaultAcl(m.name)),
-  }))), 'the master lists every mailbox of the dump with its ACL bytes');
+  t.deepEqual(
+    first.list,
+    canonicalEntries(
+      specs.map((m) => ({
+        name: m.name,
+        state: 'ACTIVE' as const,
+        location: `${server}!default`,
+        acl: aclText(m.acl ?? defaultAcl(m.name)),
+      })),
+    ),
+    'the master lists every mailbox of the dump with its ACL bytes',
+  );
 }
 
 /** A backend dump as Cyrus 3.6 writes it, plus records a push must skip. */
@@ -201,7 +270,7 @@ function handDump(specs: MailboxSpec[]): string {
   return `{\n${[...body, ...extra].join(',\n')}\n}\n`;
 }
 
-test('push against mupdated master: first push, in-sync repush (only LIST, nothing written), DELETE of stale entries, a changed ACL, --dry-run writing nothing; intermediates, tombstones, reservations and other servers\' records are not pushed', async (t) => {
+test("push against mupdated master: first push, in-sync repush (only LIST, nothing written), DELETE of stale entries, a changed ACL, --dry-run writing nothing; intermediates, tombstones, reservations and other servers' records are not pushed", async (t) => {
   const specs = scenarioMailboxes('hand');
   const dump = writeDump('hand.json', handDump(specs));
   const steps = await scenario(master.port, 'bp-hand', 'hand', dump);
@@ -209,21 +278,41 @@ test('push against mupdated master: first push, in-sync repush (only LIST, nothi
   for (const name of ['user.hand.intermediate', 'user.hand.tomb', 'user.hand.reserved', 'user.hand.remote']) {
     t.is(await masterFind(master.port, name), undefined, name);
   }
-  t.deepEqual(await masterFind(master.port, 'user.hand.foreign'), { kind: 'MAILBOX', name: 'user.hand.foreign', location: 'backend-other!default', acl: '' }, 'other servers\' entries are untouched');
-  t.deepEqual(await masterFind(master.port, 'user.hand.a b'), { kind: 'MAILBOX', name: 'user.hand.a b', location: 'bp-hand!default', acl: acl(['hand', 'lrswipkxtecdan'], ['alice', 'lrs'], ['-bob', 'w']) });
+  t.deepEqual(
+    await masterFind(master.port, 'user.hand.foreign'),
+    { kind: 'MAILBOX', name: 'user.hand.foreign', location: 'backend-other!default', acl: '' },
+    "other servers' entries are untouched",
+  );
+  t.deepEqual(await masterFind(master.port, 'user.hand.a b'), {
+    kind: 'MAILBOX',
+    name: 'user.hand.a b',
+    location: 'bp-hand!default',
+    acl: acl(['hand', 'lrswipkxtecdan'], ['alice', 'lrs'], ['-bob', 'w']),
+  });
 });
 
 test('push reads the dump from standard input with "-"', async (t) => {
   const specs: MailboxSpec[] = [{ name: 'user.stdin' }, { name: 'user.stdin.Sent', acl: [] }];
   const r = await push(master.port, 'bp-stdin', '-', { input: backendDumpJson(specs) });
   t.is(r.code, 0, showRun(r.result));
-  t.deepEqual(canonicalEntries(await listDirectory(master.port, { prefix: 'bp-stdin!' })), canonicalEntries([
-    { name: 'user.stdin', state: 'ACTIVE', location: 'bp-stdin!default', acl: acl(['stdin', 'lrswipkxtecdan']) },
-    { name: 'user.stdin.Sent', state: 'ACTIVE', location: 'bp-stdin!default', acl: '' },
-  ]));
+  t.deepEqual(
+    canonicalEntries(await listDirectory(master.port, { prefix: 'bp-stdin!' })),
+    canonicalEntries([
+      { name: 'user.stdin', state: 'ACTIVE', location: 'bp-stdin!default', acl: acl(['stdin', 'lrswipkxtecdan']) },
+      { name: 'user.stdin.Sent', state: 'ACTIVE', location: 'bp-stdin!default', acl: '' },
+    ]),
+  );
 });
 
-interface ConflictRow { id: number; name: string; user: string; status: string; count: number; current: { location: string }; claimed: { location: string } }
+interface ConflictRow {
+  id: number;
+  name: string;
+  user: string;
+  status: string;
+  count: number;
+  current: { location: string };
+  claimed: { location: string };
+}
 
 test('push against mupdated master: a mailbox active on another server is never overwritten; the ACTIVATE is refused, a conflict is queued, exit 3; the rest is pushed', async (t) => {
   const held: MasterEntry = { kind: 'MAILBOX', name: 'user.pdup', location: 'backend1!default', acl: acl(['pdup', 'lr']) };
@@ -234,17 +323,33 @@ test('push against mupdated master: a mailbox active on another server is never 
   t.is(r.stderr, '', showRun(r.result));
   const out = r.stdout.split('\n').filter(Boolean);
   const refused = out.find((l) => l.startsWith('Refused '));
-  t.regex(refused ?? '', /^Refused \(ACTIVATE: NO mailbox is active on backend1; conflict #\d+ queued for an operator\): user\.pdup$/, r.stdout);
+  t.regex(
+    refused ?? '',
+    /^Refused \(ACTIVATE: NO mailbox is active on backend1; conflict #\d+ queued for an operator\): user\.pdup$/,
+    r.stdout,
+  );
   t.true(out.includes('Review (held by backend1!default on the master; local copy kept): user.pdup'), r.stdout);
   t.is(out[out.length - 1], '# 0 in sync, 0 removed, 1 activated, 1 to review, 1 refused');
   t.deepEqual(await masterFind(master.port, 'user.pdup'), held, 'never overwritten');
-  t.deepEqual(await masterFind(master.port, 'user.pdup.Sent'), { kind: 'MAILBOX', name: 'user.pdup.Sent', location: 'backend2!default', acl: acl(['pdup', 'lrswipkxtecdan']) });
+  t.deepEqual(await masterFind(master.port, 'user.pdup.Sent'), {
+    kind: 'MAILBOX',
+    name: 'user.pdup.Sent',
+    location: 'backend2!default',
+    acl: acl(['pdup', 'lrswipkxtecdan']),
+  });
   const id = Number(/conflict #(\d+)/.exec(refused ?? '')?.[1]);
   const list = await runCli(['conflicts', 'list', '--json', '--data', master.dataDir]);
   t.is(list.code, 0, showRun(list));
   const rows = (JSON.parse(list.stdout) as ConflictRow[]).filter((c) => c.name === 'user.pdup');
   t.is(rows.length, 1);
-  t.like(rows[0], { id, user: 'backend2', status: 'open', count: 1, current: { location: 'backend1!default' }, claimed: { location: 'backend2!default' } });
+  t.like(rows[0], {
+    id,
+    user: 'backend2',
+    status: 'open',
+    count: 1,
+    current: { location: 'backend1!default' },
+    claimed: { location: 'backend2!default' },
+  });
 
   // again: still exit 3, the same conflict counted, still not overwritten
   const again = await push(master.port, 'backend2', dump, { user: 'backend2' });
@@ -269,14 +374,71 @@ test('push exit codes: 1 when the master is unreachable or refuses the login, 2 
   proxies.push(proxy);
   const cases: Array<[string, string[]]> = [
     ['no --server', ['push', '--master', `127.0.0.1:${proxy.port}`, '--user', 'backend1', '--password-file', PASSWORD_FILE, dump]],
-    ['no dump', ['push', '--master', `127.0.0.1:${proxy.port}`, '--user', 'backend1', '--password-file', PASSWORD_FILE, '--server', 'bp-codes']],
-    ['unknown option', ['push', '--master', `127.0.0.1:${proxy.port}`, '--user', 'backend1', '--password-file', PASSWORD_FILE, '--server', 'bp-codes', '--frobnicate', dump]],
-    ['truncated dump', ['push', '--master', `127.0.0.1:${proxy.port}`, '--user', 'backend1', '--password-file', PASSWORD_FILE, '--server', 'bp-codes',
-      writeDump('truncated.json', '{\n"user.codes": {"name": "user.codes", "mbtype": "e", "partition": "default", "acl": {}\n')]],
-    ['not a dump', ['push', '--master', `127.0.0.1:${proxy.port}`, '--user', 'backend1', '--password-file', PASSWORD_FILE, '--server', 'bp-codes',
-      writeDump('text.txt', 'user.codes\t1 default codes\tlrs\t\n')]],
-    ['missing dump file', ['push', '--master', `127.0.0.1:${proxy.port}`, '--user', 'backend1', '--password-file', PASSWORD_FILE, '--server', 'bp-codes',
-      join(scratch, 'no-such-dump.json')]],
+    [
+      'no dump',
+      ['push', '--master', `127.0.0.1:${proxy.port}`, '--user', 'backend1', '--password-file', PASSWORD_FILE, '--server', 'bp-codes'],
+    ],
+    [
+      'unknown option',
+      [
+        'push',
+        '--master',
+        `127.0.0.1:${proxy.port}`,
+        '--user',
+        'backend1',
+        '--password-file',
+        PASSWORD_FILE,
+        '--server',
+        'bp-codes',
+        '--frobnicate',
+        dump,
+      ],
+    ],
+    [
+      'truncated dump',
+      [
+        'push',
+        '--master',
+        `127.0.0.1:${proxy.port}`,
+        '--user',
+        'backend1',
+        '--password-file',
+        PASSWORD_FILE,
+        '--server',
+        'bp-codes',
+        writeDump('truncated.json', '{\n"user.codes": {"name": "user.codes", "mbtype": "e", "partition": "default", "acl": {}\n'),
+      ],
+    ],
+    [
+      'not a dump',
+      [
+        'push',
+        '--master',
+        `127.0.0.1:${proxy.port}`,
+        '--user',
+        'backend1',
+        '--password-file',
+        PASSWORD_FILE,
+        '--server',
+        'bp-codes',
+        writeDump('text.txt', 'user.codes\t1 default codes\tlrs\t\n'),
+      ],
+    ],
+    [
+      'missing dump file',
+      [
+        'push',
+        '--master',
+        `127.0.0.1:${proxy.port}`,
+        '--user',
+        'backend1',
+        '--password-file',
+        PASSWORD_FILE,
+        '--server',
+        'bp-codes',
+        join(scratch, 'no-such-dump.json'),
+      ],
+    ],
   ];
   const codes: Record<string, number | null> = {};
   const runs: string[] = [];
@@ -304,44 +466,58 @@ async function realBackendDump(name: string, servername: string, specs: MailboxS
   return writeDump(name, r.stdout);
 }
 
-interop('push against a real Cyrus master and against mupdated, from a real backend dump: the same exit codes, output, wire commands, streamed changes and LIST in every step', async (t) => {
-  const cyrus = await cyrusMaster();
-  const specs = scenarioMailboxes('real');
-  const dump = await realBackendDump('real.json', 'bp-real', specs);
-  const theirs = await scenario(cyrus.port, 'bp-real', 'real', dump);
-  const ours = await scenario(master.port, 'bp-real', 'real', dump);
-  t.is(ours.length, theirs.length);
-  for (let i = 0; i < ours.length; i++) t.deepEqual(ours[i], theirs[i], `step ${ours[i]!.step}`);
-  checkScenario(t, theirs, 'bp-real', 'real', specs, dump);
-});
+interop(
+  'push against a real Cyrus master and against mupdated, from a real backend dump: the same exit codes, output, wire commands, streamed changes and LIST in every step',
+  async (t) => {
+    const cyrus = await cyrusMaster();
+    const specs = scenarioMailboxes('real');
+    const dump = await realBackendDump('real.json', 'bp-real', specs);
+    const theirs = await scenario(cyrus.port, 'bp-real', 'real', dump);
+    const ours = await scenario(master.port, 'bp-real', 'real', dump);
+    t.is(ours.length, theirs.length);
+    for (let i = 0; i < ours.length; i++) t.deepEqual(ours[i], theirs[i], `step ${ours[i].step}`);
+    checkScenario(t, theirs, 'bp-real', 'real', specs, dump);
+  },
+);
 
-interop('push against a real Cyrus master: a mailbox held by another server is reported for review (exit 3) and never overwritten; --dry-run says the same; a wrong password is exit 1', async (t) => {
-  const cyrus = await cyrusMaster();
-  const held: MasterEntry = { kind: 'MAILBOX', name: 'user.cdup', location: 'backend1!default', acl: acl(['cdup', 'lr']) };
-  await masterWrite(cyrus.port, [held]);
-  const dump = await realBackendDump('cdup.json', 'backend2', [{ name: 'user.cdup' }, { name: 'user.cdup.Sent' }]);
+interop(
+  'push against a real Cyrus master: a mailbox held by another server is reported for review (exit 3) and never overwritten; --dry-run says the same; a wrong password is exit 1',
+  async (t) => {
+    const cyrus = await cyrusMaster();
+    const held: MasterEntry = { kind: 'MAILBOX', name: 'user.cdup', location: 'backend1!default', acl: acl(['cdup', 'lr']) };
+    await masterWrite(cyrus.port, [held]);
+    const dump = await realBackendDump('cdup.json', 'backend2', [{ name: 'user.cdup' }, { name: 'user.cdup.Sent' }]);
 
-  const dry = await push(cyrus.port, 'backend2', dump, { user: 'backend2', dryRun: true });
-  t.is(dry.code, 3, showRun(dry.result));
-  t.deepEqual(dry.stdout.split('\n').filter(Boolean), [
-    'Review (held by backend1!default on the master; local copy kept): user.cdup',
-    'Force Activate: user.cdup.Sent',
-    '# dry run: 0 in sync, 0 to remove, 1 to activate, 1 to review',
-  ]);
-  t.is(await masterFind(cyrus.port, 'user.cdup.Sent'), undefined, 'the dry run wrote nothing');
+    const dry = await push(cyrus.port, 'backend2', dump, { user: 'backend2', dryRun: true });
+    t.is(dry.code, 3, showRun(dry.result));
+    t.deepEqual(dry.stdout.split('\n').filter(Boolean), [
+      'Review (held by backend1!default on the master; local copy kept): user.cdup',
+      'Force Activate: user.cdup.Sent',
+      '# dry run: 0 in sync, 0 to remove, 1 to activate, 1 to review',
+    ]);
+    t.is(await masterFind(cyrus.port, 'user.cdup.Sent'), undefined, 'the dry run wrote nothing');
 
-  const r = await push(cyrus.port, 'backend2', dump, { user: 'backend2' });
-  t.is(r.code, 3, showRun(r.result));
-  t.is(r.stderr, '', showRun(r.result));
-  t.deepEqual(r.stdout.split('\n').filter(Boolean), [
-    'Review (held by backend1!default on the master; local copy kept): user.cdup',
-    'Force Activate: user.cdup.Sent',
-    '# 0 in sync, 0 removed, 1 activated, 1 to review, 0 refused',
-  ]);
-  t.deepEqual(await masterFind(cyrus.port, 'user.cdup'), held, 'never overwritten');
-  t.deepEqual(await masterFind(cyrus.port, 'user.cdup.Sent'), { kind: 'MAILBOX', name: 'user.cdup.Sent', location: 'backend2!default', acl: acl(['cdup', 'lrswipkxtecdan']) });
+    const r = await push(cyrus.port, 'backend2', dump, { user: 'backend2' });
+    t.is(r.code, 3, showRun(r.result));
+    t.is(r.stderr, '', showRun(r.result));
+    t.deepEqual(r.stdout.split('\n').filter(Boolean), [
+      'Review (held by backend1!default on the master; local copy kept): user.cdup',
+      'Force Activate: user.cdup.Sent',
+      '# 0 in sync, 0 removed, 1 activated, 1 to review, 0 refused',
+    ]);
+    t.deepEqual(await masterFind(cyrus.port, 'user.cdup'), held, 'never overwritten');
+    t.deepEqual(await masterFind(cyrus.port, 'user.cdup.Sent'), {
+      kind: 'MAILBOX',
+      name: 'user.cdup.Sent',
+      location: 'backend2!default',
+      acl: acl(['cdup', 'lrswipkxtecdan']),
+    });
 
-  const wrong = await push(cyrus.port, 'backend2', dump, { user: 'backend2', passwordFile: passwordFile(scratch, 'wrong-password', 'cyrus-wrong') });
-  t.is(wrong.code, 1, showRun(wrong.result));
-  t.regex(wrong.stderr, /^mupdated push: /);
-});
+    const wrong = await push(cyrus.port, 'backend2', dump, {
+      user: 'backend2',
+      passwordFile: passwordFile(scratch, 'wrong-password', 'cyrus-wrong'),
+    });
+    t.is(wrong.code, 1, showRun(wrong.result));
+    t.regex(wrong.stderr, /^mupdated push: /);
+  },
+);

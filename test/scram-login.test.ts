@@ -57,7 +57,7 @@ test('SCRAM login: server-first, then the server signature as a challenge, an em
   const r = await scramLogin(c, { user: 'backend1' });
   t.is(r.answer, 'A01 OK "Authenticated"');
   t.is(r.lines.length, 3);
-  t.regex(Buffer.from(r.lines[0]!, 'base64').toString(), /^r=nonce\d+[A-Za-z0-9+/=]+,s=[A-Za-z0-9+/=]+,i=10000$/);
+  t.regex(Buffer.from(r.lines[0], 'base64').toString(), /^r=nonce\d+[A-Za-z0-9+/=]+,s=[A-Za-z0-9+/=]+,i=10000$/);
   t.true(r.serverVerified, 'the server proved it holds the keys');
   c.send('N1 NOOP\r\n');
   t.deepEqual(await c.readUntilTagged('N1'), ['N1 OK "Noop done"']);
@@ -99,7 +99,7 @@ test('SCRAM: an unknown user gets the same salt each time (a prober learns nothi
     const c = await RawClient.connect(server.port);
     await c.readBanner();
     const r = await scramLogin(c, { user: 'ghost' });
-    salts.push(/,s=([^,]+),/.exec(Buffer.from(r.lines[0]!, 'base64').toString())![1]!);
+    salts.push(/,s=([^,]+),/.exec(Buffer.from(r.lines[0], 'base64').toString())![1]);
     c.close();
   }
   t.is(salts[0], salts[1]);
@@ -270,8 +270,18 @@ test('mupdated slave, push and client log in with SCRAM-SHA-256: the password ne
     const dumpDir = tempDir();
     const dump = join(dumpDir, 'dump.json');
     writeFileSync(dump, backendDumpJson([{ name: 'user.scrampush' }]));
-    const push = await runCli(['push', '--master', `127.0.0.1:${proxy.port}`, '--user', 'backend1',
-      '--password-file', passwordFilePath(), '--server', 'backend1', dump]);
+    const push = await runCli([
+      'push',
+      '--master',
+      `127.0.0.1:${proxy.port}`,
+      '--user',
+      'backend1',
+      '--password-file',
+      passwordFilePath(),
+      '--server',
+      'backend1',
+      dump,
+    ]);
     t.is(push.code, 0, push.stderr);
     removeDir(dumpDir);
     const client = await runClient(proxy.port, ['find user.scrampush']);
@@ -280,7 +290,10 @@ test('mupdated slave, push and client log in with SCRAM-SHA-256: the password ne
     const plainSecret = Buffer.from('secret').toString('base64').replace(/=+$/, '');
     t.true(proxy.forwarded.length >= 3);
     for (const conn of proxy.forwarded) {
-      const client = conn.clientLines().map((l) => l.text).join('\n');
+      const client = conn
+        .clientLines()
+        .map((l) => l.text)
+        .join('\n');
       t.regex(client, /^A01 AUTHENTICATE "SCRAM-SHA-256" \{\d+\+\}/);
       t.false(client.includes('secret'));
       t.false(client.includes(plainSecret));
@@ -295,7 +308,7 @@ test('mupdated slave, push and client log in with SCRAM-SHA-256: the password ne
   }
 });
 
-test('mupdated\'s client side refuses a server whose signature is wrong (SCRAM proves the server too)', async (t) => {
+test("mupdated's client side refuses a server whose signature is wrong (SCRAM proves the server too)", async (t) => {
   const fake = createServer((sock) => {
     sock.write('* AUTH "SCRAM-SHA-256" "PLAIN"\r\n* OK MUPDATE "fake" "fake" "0" "(master)"\r\n');
     let step = 0;
@@ -306,7 +319,7 @@ test('mupdated\'s client side refuses a server whose signature is wrong (SCRAM p
       buf = lines.pop()!;
       for (const line of lines) {
         if (step === 1) {
-          const nonce = /r=([^,]+)/.exec(Buffer.from(line, 'base64').toString())![1]!;
+          const nonce = /r=([^,]+)/.exec(Buffer.from(line, 'base64').toString())![1];
           sock.write(`${Buffer.from(`r=${nonce}server,s=c2FsdHNhbHRzYWx0,i=4096`).toString('base64')}\r\n`);
         } else if (step === 2) {
           sock.write(`${Buffer.from(`v=${Buffer.alloc(32).toString('base64')}`).toString('base64')}\r\n`);
@@ -320,9 +333,11 @@ test('mupdated\'s client side refuses a server whose signature is wrong (SCRAM p
   await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r));
   try {
     const port = (fake.address() as AddressInfo).port;
-    const err = await t.throwsAsync(MupdateConnection.open({ host: '127.0.0.1', port, user: 'u', password: 'p', timeoutMs: 5000, starttls: 'never' }));
+    const err = await t.throwsAsync(
+      MupdateConnection.open({ host: '127.0.0.1', port, user: 'u', password: 'p', timeoutMs: 5000, starttls: 'never' }),
+    );
     t.true(err instanceof MupdateClientError);
-    t.regex(err!.message, /could not prove it knows the password/);
+    t.regex(err.message, /could not prove it knows the password/);
   } finally {
     fake.close();
   }

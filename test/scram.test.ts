@@ -4,7 +4,13 @@
  */
 import test from 'ava';
 import {
-  deriveScramKeys, parseClientFirst, ScramClient, ScramError, ScramServer, decodeSaslName, encodeSaslName,
+  deriveScramKeys,
+  parseClientFirst,
+  ScramClient,
+  ScramError,
+  ScramServer,
+  decodeSaslName,
+  encodeSaslName,
 } from '../src/sasl/scram.js';
 import { saslprep } from '../src/sasl/saslprep.js';
 
@@ -53,7 +59,16 @@ test('the server refuses a wrong proof, a changed nonce and a channel-binding fi
 test('gs2 flags: "y" and an authzid are accepted and must be echoed; "p=" (channel binding) and malformed messages are refused', (t) => {
   t.like(parseClientFirst(b('y,a=ad=2Cmin,n=us=3Der,r=abc')), { gs2Header: 'y,a=ad=2Cmin,', authzid: 'ad,min', username: 'us=er' });
   t.throws(() => parseClientFirst(b('p=tls-unique,,n=user,r=abc')), { instanceOf: ScramError });
-  for (const bad of ['', 'n,,', 'x,,n=user,r=abc', 'n,,m=ext,n=user,r=abc', 'n,,n=,r=abc', 'n,,n=user,r=a,b', 'n,,n=u=41,r=abc', 'n,,n=user']) {
+  for (const bad of [
+    '',
+    'n,,',
+    'x,,n=user,r=abc',
+    'n,,m=ext,n=user,r=abc',
+    'n,,n=,r=abc',
+    'n,,n=user,r=a,b',
+    'n,,n=u=41,r=abc',
+    'n,,n=user',
+  ]) {
     t.throws(() => parseClientFirst(b(bad)), { instanceOf: ScramError }, bad);
   }
   t.throws(() => parseClientFirst(Buffer.from([0x6e, 0x2c, 0x2c, 0x6e, 0x3d, 0xff, 0x2c, 0x72, 0x3d, 0x61])), { instanceOf: ScramError });
@@ -73,7 +88,11 @@ test('client and server agree for an authzid, a name with "," and "=", and a non
 });
 
 test('the client refuses a server that drops its nonce or asks for too few or too many iterations', async (t) => {
-  const client = () => { const c = new ScramClient('user', b('pencil'), '', CLIENT_NONCE); c.first(); return c; };
+  const client = () => {
+    const c = new ScramClient('user', b('pencil'), '', CLIENT_NONCE);
+    c.first();
+    return c;
+  };
   await t.throwsAsync(client().final(b('r=other,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096')), { instanceOf: ScramError });
   await t.throwsAsync(client().final(b(`r=${CLIENT_NONCE},s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096`)), { instanceOf: ScramError });
   await t.throwsAsync(client().final(b(SERVER_FIRST.replace('i=4096', 'i=1'))), { instanceOf: ScramError });
@@ -93,7 +112,7 @@ test('saslname escaping and SASLprep', (t) => {
   t.is(saslprep('\u0007'), null, 'control characters are prohibited');
 });
 
-test('keys are derived from the SASLprep\'d password; bytes that are not UTF-8 are used as they are', async (t) => {
+test("keys are derived from the SASLprep'd password; bytes that are not UTF-8 are used as they are", async (t) => {
   const salt = b('0123456789abcdef');
   t.deepEqual(await deriveScramKeys(b('I\u00adX'), salt, 4096), await deriveScramKeys(b('IX'), salt, 4096));
   const raw = Buffer.from([0x70, 0xff, 0x77]);

@@ -21,13 +21,11 @@ import test from 'ava';
 import { FaultProxy, type ConnPlan, type ProxyConn } from './helpers/fault-proxy.js';
 import { populate, login } from './helpers/directory.js';
 import { removeDir, startMupdated, type RunningMupdated } from './helpers/server.js';
-import {
-  ChangeGenerator, applyChanges, listOf, readStatus, same, startSlave, waitInSync, waitUntil,
-} from './helpers/slave-tools.js';
+import { ChangeGenerator, applyChanges, listOf, readStatus, same, startSlave, waitInSync, waitUntil } from './helpers/slave-tools.js';
 import { prng } from './helpers/prng.js';
 
 const ROUNDS = Math.max(1, Number.parseInt(process.env.SLAVE_FAULT_ROUNDS ?? '20', 10) || 20);
-const SEED = Number.parseInt(process.env.SLAVE_FAULT_SEED ?? '', 10) || (Date.now() % 2 ** 31);
+const SEED = Number.parseInt(process.env.SLAVE_FAULT_SEED ?? '', 10) || Date.now() % 2 ** 31;
 const BASE_ENTRIES = 3000;
 const RETRY_DELAY = 1;
 /** slave_dump_timeout: a stalled dump is abandoned after this many seconds without a line. */
@@ -59,7 +57,9 @@ function slaveConfig(resume: boolean) {
 
 async function startFollowerSlave(f: { resume: boolean; proxy: FaultProxy; dataDir?: string }): Promise<RunningMupdated> {
   return startSlave({
-    master: f.proxy.port, retryDelay: RETRY_DELAY, config: slaveConfig(f.resume),
+    master: f.proxy.port,
+    retryDelay: RETRY_DELAY,
+    config: slaveConfig(f.resume),
     ...(f.dataDir ? { dataDir: f.dataDir } : {}),
   });
 }
@@ -75,13 +75,23 @@ async function restartMaster(): Promise<void> {
 test.before(async () => {
   master = await startMupdated({ config: PLAIN_ONLY });
   masterDir = master.dataDir;
-  await populate(() => login(master!.port), BASE_ENTRIES, (i) => ({
-    name: `user.base${i}`, location: ChangeGenerator.locationOf(`user.base${i}`), acl: `base${i}\tlrswipkxtecdan\t`,
-  }));
+  await populate(
+    () => login(master!.port),
+    BASE_ENTRIES,
+    (i) => ({
+      name: `user.base${i}`,
+      location: ChangeGenerator.locationOf(`user.base${i}`),
+      acl: `base${i}\tlrswipkxtecdan\t`,
+    }),
+  );
   const names = [
     ...Array.from({ length: BASE_ENTRIES }, (_, i) => `user.base${i}`),
     ...Array.from({ length: 300 }, (_, i) => `user.extra${i}`),
-    'user.t.x', 'user.t.x.y', 'user.t.x-y', 'user.t.x y', 'user.t.x_y',
+    'user.t.x',
+    'user.t.x.y',
+    'user.t.x-y',
+    'user.t.x y',
+    'user.t.x_y',
   ];
   gen = new ChangeGenerator(prng(SEED + 1), names);
   gen.seed(names.slice(0, BASE_ENTRIES));
@@ -119,12 +129,17 @@ async function allInSync(t: import('ava').ExecutionContext, context: string): Pr
     if (!same(slave, m)) {
       assertionFailed = true;
       const conns = f.proxy.conns.slice(-4).map((c) => ({
-        id: c.id, refused: c.refused, closedBy: c.closedBy, fault: c.faultFired,
+        id: c.id,
+        refused: c.refused,
+        closedBy: c.closedBy,
+        fault: c.faultFired,
         tail: c.lines.slice(-6).map((l) => `${l.dir}: ${l.text.replace(/\r\n/g, ' ').slice(0, 100)}`),
       }));
-      t.log(`${f.name} diverged; status ${JSON.stringify(readStatus(f.dataDir))}; last logs:\n${f.slave.logs.slice(-15).join('\n')}\n` +
-        `proxy connections: ${JSON.stringify(conns, null, 1)}\nonly on the slave: ${JSON.stringify(slave.filter((l) => !m.includes(l)).slice(0, 10))}\n` +
-        `only on the master: ${JSON.stringify(m.filter((l) => !slave.includes(l)).slice(0, 10))}`);
+      t.log(
+        `${f.name} diverged; status ${JSON.stringify(readStatus(f.dataDir))}; last logs:\n${f.slave.logs.slice(-15).join('\n')}\n` +
+          `proxy connections: ${JSON.stringify(conns, null, 1)}\nonly on the slave: ${JSON.stringify(slave.filter((l) => !m.includes(l)).slice(0, 10))}\n` +
+          `only on the master: ${JSON.stringify(m.filter((l) => !slave.includes(l)).slice(0, 10))}`,
+      );
     }
     t.deepEqual(slave, m, `${f.name} equals the master ${context} (SLAVE_FAULT_SEED=${SEED})`);
   }
@@ -133,15 +148,15 @@ async function allInSync(t: import('ava').ExecutionContext, context: string): Pr
 test.serial('initial sync: both slaves (XRESUME and plain UPDATE) equal the master', async (t) => {
   t.log(`SLAVE_FAULT_SEED=${SEED} rounds=${ROUNDS}`);
   await allInSync(t, 'after the first sync');
-  t.is((await listOf(followers[0]!.slave.port)).length, BASE_ENTRIES);
-  t.regex(followers[0]!.proxy.conns[0]!.clientLines()[1]!.text, /^U01 XRESUME /);
-  t.is(followers[1]!.proxy.conns[0]!.clientLines()[1]!.text, 'U01 UPDATE');
+  t.is((await listOf(followers[0].slave.port)).length, BASE_ENTRIES);
+  t.regex(followers[0].proxy.conns[0].clientLines()[1].text, /^U01 XRESUME /);
+  t.is(followers[1].proxy.conns[0].clientLines()[1].text, 'U01 UPDATE');
 });
 
 /** One schedule; returns a line for the log. */
 async function round(t: import('ava').ExecutionContext, index: number): Promise<string> {
-  const f = followers[rand() < 0.5 ? 0 : 1]!;
-  const kind = KINDS[Math.floor(rand() * KINDS.length)]!;
+  const f = followers[rand() < 0.5 ? 0 : 1];
+  const kind = KINDS[Math.floor(rand() * KINDS.length)];
   const where = `round ${index} (${kind}, ${f.name}, SLAVE_FAULT_SEED=${SEED})`;
   const current = f.proxy.latest;
 
@@ -205,8 +220,7 @@ async function round(t: import('ava').ExecutionContext, index: number): Promise<
       // The master is unreachable now (thenRefuse): nothing of the cut dump may show.
       const after = await listOf(f.slave.port);
       if (!same(after, before)) assertionFailed = true;
-      t.true(after.length >= before.length,
-        `${where}: ${after.length} entries after the fault, ${before.length} before the dump started`);
+      t.true(after.length >= before.length, `${where}: ${after.length} entries after the fault, ${before.length} before the dump started`);
       t.deepEqual(after, before, `${where}: an incomplete dump changes nothing`);
     }
     note = `fault at byte ${at} of ~${estimate + authEnd}, ${completed ? 'after the dump completed' : 'mid-dump'}`;

@@ -19,7 +19,9 @@ const quiet = pino({ level: 'silent' });
 test('parseMasterList: one or several HOST:PORT, a /suffix ignored, IPv6 in brackets', (t) => {
   t.deepEqual(parseMasterList('127.0.0.1:3905'), [{ host: '127.0.0.1', port: 3905 }]);
   t.deepEqual(parseMasterList('a.example:1, b.example:2/x,[::1]:3'), [
-    { host: 'a.example', port: 1 }, { host: 'b.example', port: 2 }, { host: '::1', port: 3 },
+    { host: 'a.example', port: 1 },
+    { host: 'b.example', port: 2 },
+    { host: '::1', port: 3 },
   ]);
   t.throws(() => parseMasterList(' , '), { instanceOf: ConfigError });
   t.throws(() => parseMasterList('a:1,b:99999'), { instanceOf: ConfigError });
@@ -33,11 +35,28 @@ test('connectFirst skips a master that does not answer and names every failure w
   });
   const dead = await freePort();
   const login = { user: 'mupdateadmin', password: 'secret', timeoutMs: 5_000 };
-  const { conn, master: used } = await connectFirst([{ host: '127.0.0.1', port: dead }, { host: '127.0.0.1', port: master.port }], login, quiet);
+  const { conn, master: used } = await connectFirst(
+    [
+      { host: '127.0.0.1', port: dead },
+      { host: '127.0.0.1', port: master.port },
+    ],
+    login,
+    quiet,
+  );
   conn.close();
   t.is(used.port, master.port);
-  const err = await t.throwsAsync(connectFirst([{ host: '127.0.0.1', port: dead }, { host: '127.0.0.1', port: dead }], login, quiet), { instanceOf: MupdateClientError });
-  t.regex(err!.message, new RegExp(`no master answered \\(127\\.0\\.0\\.1:${dead}: .*; 127\\.0\\.0\\.1:${dead}: `));
+  const err = await t.throwsAsync(
+    connectFirst(
+      [
+        { host: '127.0.0.1', port: dead },
+        { host: '127.0.0.1', port: dead },
+      ],
+      login,
+      quiet,
+    ),
+    { instanceOf: MupdateClientError },
+  );
+  t.regex(err.message, new RegExp(`no master answered \\(127\\.0\\.0\\.1:${dead}: .*; 127\\.0\\.0\\.1:${dead}: `));
 });
 
 test('a slave whose mupdate_server lists a dead master first follows the next one', async (t) => {
@@ -50,7 +69,9 @@ test('a slave whose mupdate_server lists a dead master first follows the next on
   const slave = await startMupdated({
     mode: 'slave',
     config: {
-      mupdate_server: `127.0.0.1:${dead},127.0.0.1:${master.port}`, mupdate_authname: 'mupdateadmin', mupdate_password: 'secret',
+      mupdate_server: `127.0.0.1:${dead},127.0.0.1:${master.port}`,
+      mupdate_authname: 'mupdateadmin',
+      mupdate_password: 'secret',
       mupdate_retry_delay: 1,
     },
   });

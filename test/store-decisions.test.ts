@@ -16,8 +16,12 @@ function claim(store: DirectoryStore, name: string, location: string): Promise<C
   return store.mutate(B(name), (current, txn) => ({
     kind: 'keep',
     result: txn.recordConflict({
-      name: B(name), current: current!, claimed: { state: 'active', location: B(location), acl: B('') },
-      command: 'ACTIVATE', user: 'backend2', peer: '127.0.0.1',
+      name: B(name),
+      current: current!,
+      claimed: { state: 'active', location: B(location), acl: B('') },
+      command: 'ACTIVATE',
+      user: 'backend2',
+      peer: '127.0.0.1',
     }),
   }));
 }
@@ -44,7 +48,7 @@ test('decisions made before the decision index existed are indexed at open: the 
     const id = (await claim(store, 'user.old', 'b2!p')).id;
     await store.closeConflict(id, 'current', 'admin');
     await store.close();
-    t.true(await forgetDecisionIndex(dir) > 0, 'the index had the decision');
+    t.true((await forgetDecisionIndex(dir)) > 0, 'the index had the decision');
 
     store = LmdbDirectoryStore.open(dir, {});
     try {

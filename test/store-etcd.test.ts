@@ -12,10 +12,11 @@ const shared = useEtcdCluster();
 storeConformance('etcd', async (order) => {
   const prefix = freshPrefix();
   const dirs = [tempDir('store-etcd-'), tempDir('store-etcd-peer-')];
-  const store = await openEtcdStore(shared.cluster, prefix, dirs[0]!, order);
-  const peer = await openEtcdStore(shared.cluster, prefix, dirs[1]!, order);
+  const store = await openEtcdStore(shared.cluster, prefix, dirs[0], order);
+  const peer = await openEtcdStore(shared.cluster, prefix, dirs[1], order);
   return {
-    store, peer,
+    store,
+    peer,
     async dispose() {
       await store.close();
       await peer.close();

@@ -47,9 +47,11 @@ function entries(n: number): Entry[] {
   for (let i = 0; i < n; i++) {
     const id = `u${String(i).padStart(4, '0')}`;
     const name = `user.${id}${['', '.Sent', '.Trash'][i % 3]}`;
-    out.push(i % 7 === 6
-      ? { name: B(name), state: 'reserved', location: B(`backend${i % 4}!default`), acl: B('') }
-      : { name: B(name), state: 'active', location: B(`backend${i % 4}!default`), acl: B(`${id}\tlrswipkxtecdan\t`) });
+    out.push(
+      i % 7 === 6
+        ? { name: B(name), state: 'reserved', location: B(`backend${i % 4}!default`), acl: B('') }
+        : { name: B(name), state: 'active', location: B(`backend${i % 4}!default`), acl: B(`${id}\tlrswipkxtecdan\t`) },
+    );
   }
   // Names the key format has to be careful with.
   out.push({ name: B('x!y'), state: 'active', location: B('backend1!p'), acl: B('a') });
@@ -59,12 +61,22 @@ function entries(n: number): Entry[] {
 }
 
 function records(list: Entry[]): Rec[] {
-  return list.map((e) => (e.state === 'active'
-    ? { kind: 'MAILBOX', args: [e.name, e.location, e.acl].map((b) => b.toString('latin1')) }
-    : { kind: 'RESERVE', args: [e.name, e.location].map((b) => b.toString('latin1')) }));
+  return list.map((e) =>
+    e.state === 'active'
+      ? { kind: 'MAILBOX', args: [e.name, e.location, e.acl].map((b) => b.toString('latin1')) }
+      : { kind: 'RESERVE', args: [e.name, e.location].map((b) => b.toString('latin1')) },
+  );
 }
 
-interface Sync { mode: string; id: string; seq: string; digest: string; records: Rec[]; lines: string[]; status: string }
+interface Sync {
+  mode: string;
+  id: string;
+  seq: string;
+  digest: string;
+  records: Rec[];
+  lines: string[];
+  status: string;
+}
 
 /** XRESUME on a fresh connection: the XSYNC answer and the records up to the tagged OK. */
 async function xresume(port: number, id: string, seq: string, digest?: string): Promise<Sync> {
@@ -78,7 +90,7 @@ async function xresume(port: number, id: string, seq: string, digest?: string): 
       const l = await c.readLine(20_000);
       parts.push(l.replace(/ \{\d+\+\}$/, ''));
     }
-    const sync = { mode: parts[0]!, id: parts[1]!, seq: parts[2]!, digest: parts[3]!, lines: [] as string[] };
+    const sync = { mode: parts[0], id: parts[1], seq: parts[2], digest: parts[3], lines: [] as string[] };
     if (sync.mode === 'FULL') return { ...sync, ...(await readResponse(c, 'X1', 'X1', 60_000)) };
     // INCREMENTAL lines carry the sequence number as an extra argument: compared as lines.
     for (;;) {
@@ -110,7 +122,10 @@ test.serial('a master on a format-1 folder converts it, says so, and serves the 
   const log = all.slice(-20).map((e, i) => ({ seq: 281 + i, name: e.name, entry: e }));
   await writeFormat1(dir, { order: 'cyrus', dbid, entries: all, log, seq: 300 });
   const s = await start(dir);
-  t.true(s.logs.some((l) => l.includes('"msg":"directory converted to format 2: 303 entries"')), s.logs.join('\n'));
+  t.true(
+    s.logs.some((l) => l.includes('"msg":"directory converted to format 2: 303 entries"')),
+    s.logs.join('\n'),
+  );
   t.deepEqual(await list(s.port), records(all));
   t.deepEqual(await list(s.port, 'L2', ' "backend1!p"'), records(all.filter((e) => e.location.toString() === 'backend1!p')));
   const full = await xresume(s.port, dbid, '100');
@@ -121,7 +136,10 @@ test.serial('a master on a format-1 folder converts it, says so, and serves the 
   // Resuming within the log that came through the conversion is incremental, with the same records.
   const inc = await xresume(s.port, dbid, '295');
   t.is(inc.mode, 'INCREMENTAL');
-  t.deepEqual(inc.lines, records(all.slice(-5)).flatMap((r, i) => dataLines('X1', r.kind, [...r.args, String(296 + i)])));
+  t.deepEqual(
+    inc.lines,
+    records(all.slice(-5)).flatMap((r, i) => dataLines('X1', r.kind, [...r.args, String(296 + i)])),
+  );
   t.is(full.digest, changeDigest(encodeLogRecord(log.at(-1)!.name, log.at(-1)!.entry)));
   await s.stop();
   // A second start has nothing to convert.

@@ -65,20 +65,77 @@ function scanned(snapshot: Snapshot, filter?: ScanFilter): ReturnType<typeof pla
 // ---- names and keys ----
 
 /** Bytes that matter to the order: the mapped characters, their replacements, neighbours, space, 8-bit. */
-const nameByte = fc.constantFrom(0x1d, 0x1f, 0x21, 0x2e, 0x20, 0x01, 0x1c, 0x1e, 0x22, 0x2d, 0x2f, 0x61, 0x62, 0x7f, 0x80, 0xe4, 0xfe, 0xff);
+const nameByte = fc.constantFrom(
+  0x1d,
+  0x1f,
+  0x21,
+  0x2e,
+  0x20,
+  0x01,
+  0x1c,
+  0x1e,
+  0x22,
+  0x2d,
+  0x2f,
+  0x61,
+  0x62,
+  0x7f,
+  0x80,
+  0xe4,
+  0xfe,
+  0xff,
+);
 const nameArb = fc.array(nameByte, { maxLength: 12 }).map((bytes) => Buffer.from(bytes));
 
 const TRICKY = [
-  '', 'x!y', 'x\x1dy', 'x.y', 'x\x1fy', 'a', 'a.b', 'a!b', 'a!b.c', 'a\x1db\x1fc', 'a\x1db.c', 'a!b\x1fc', 'a!b!c', 'a.b!c', 'a.b\x1dc',
-  '\xff', '\xff\xff', '\xff\x1d', '\xff!', '\xff\xff.', 'user.joe', 'user.joe.Sent', 'user.joe Sent', 'user.joe\xe4', 'user!joe',
-  'domain.com!user.joe', 'domain.com!user.joe.Trash', ' ', ' !', '!', '.', '\x1d', '\x1f', '!.', '\x1d\x1f', '!\x1f', '\x1d.',
+  '',
+  'x!y',
+  'x\x1dy',
+  'x.y',
+  'x\x1fy',
+  'a',
+  'a.b',
+  'a!b',
+  'a!b.c',
+  'a\x1db\x1fc',
+  'a\x1db.c',
+  'a!b\x1fc',
+  'a!b!c',
+  'a.b!c',
+  'a.b\x1dc',
+  '\xff',
+  '\xff\xff',
+  '\xff\x1d',
+  '\xff!',
+  '\xff\xff.',
+  'user.joe',
+  'user.joe.Sent',
+  'user.joe Sent',
+  'user.joe\xe4',
+  'user!joe',
+  'domain.com!user.joe',
+  'domain.com!user.joe.Trash',
+  ' ',
+  ' !',
+  '!',
+  '.',
+  '\x1d',
+  '\x1f',
+  '!.',
+  '\x1d\x1f',
+  '!\x1f',
+  '\x1d.',
 ].map(B);
 
 function checkKeys(t: import('ava').ExecutionContext, names: Buffer[], order: DirectoryOrder): void {
   const unique = [...new Map(names.map((n) => [n.toString('latin1'), n])).values()];
   const old = [...unique].sort((a, b) => Buffer.compare(storageKey(a, order), storageKey(b, order)));
   const now = [...unique].sort((a, b) => Buffer.compare(entryKey(a, order), entryKey(b, order)));
-  t.deepEqual(now.map((n) => n.toString('hex')), old.map((n) => n.toString('hex')), `${order} order`);
+  t.deepEqual(
+    now.map((n) => n.toString('hex')),
+    old.map((n) => n.toString('hex')),
+    `${order} order`,
+  );
   t.is(new Set(unique.map((n) => entryKey(n, order).toString('hex'))).size, unique.length, `${order} keys unique`);
   const reader = new KeyReader(order);
   for (const n of unique) t.is(reader.name(entryKey(n, order)).toString('hex'), n.toString('hex'), `${order} name back`);
@@ -94,31 +151,40 @@ test('format-2 keys keep the format-1 order, stay unique and give the name back 
 });
 
 test('format-2 keys keep the format-1 order, stay unique and give the name back (random names)', (t) => {
-  fc.assert(fc.property(fc.array(nameArb, { minLength: 1, maxLength: 30 }), (names) => {
-    for (const order of ORDERS) {
-      const unique = [...new Map(names.map((n) => [n.toString('latin1'), n])).values()];
-      const old = [...unique].sort((a, b) => Buffer.compare(storageKey(a, order), storageKey(b, order))).map((n) => n.toString('hex'));
-      const now = [...unique].sort((a, b) => Buffer.compare(entryKey(a, order), entryKey(b, order))).map((n) => n.toString('hex'));
-      if (old.join() !== now.join()) return false;
-      if (new Set(unique.map((n) => entryKey(n, order).toString('hex'))).size !== unique.length) return false;
-      const reader = new KeyReader(order);
-      if (!unique.every((n) => reader.name(entryKey(n, order)).equals(n))) return false;
-    }
-    return true;
-  }), { numRuns: 2000 });
+  fc.assert(
+    fc.property(fc.array(nameArb, { minLength: 1, maxLength: 30 }), (names) => {
+      for (const order of ORDERS) {
+        const unique = [...new Map(names.map((n) => [n.toString('latin1'), n])).values()];
+        const old = [...unique].sort((a, b) => Buffer.compare(storageKey(a, order), storageKey(b, order))).map((n) => n.toString('hex'));
+        const now = [...unique].sort((a, b) => Buffer.compare(entryKey(a, order), entryKey(b, order))).map((n) => n.toString('hex'));
+        if (old.join() !== now.join()) return false;
+        if (new Set(unique.map((n) => entryKey(n, order).toString('hex'))).size !== unique.length) return false;
+        const reader = new KeyReader(order);
+        if (!unique.every((n) => reader.name(entryKey(n, order)).equals(n))) return false;
+      }
+      return true;
+    }),
+    { numRuns: 2000 },
+  );
   t.pass();
 });
 
 test('names round-trip through the store in format-1 order, in both orders', async (t) => {
   for (const order of ORDERS) {
     const store = LmdbDirectoryStore.open(folder(), { order });
-    const entries = TRICKY.map((n, i) => (i % 3 === 2 ? reserved(n.toString('latin1'), `s${i % 4}!p`) : active(n.toString('latin1'), `s${i % 4}!p`, `acl${i}`)));
+    const entries = TRICKY.map((n, i) =>
+      i % 3 === 2 ? reserved(n.toString('latin1'), `s${i % 4}!p`) : active(n.toString('latin1'), `s${i % 4}!p`, `acl${i}`),
+    );
     t.is(await store.applyMany(entries.map((e) => ({ name: e.name, entry: e }))), entries.length);
     const expected = [...entries].sort(byFormat1(order)).map(plain);
     const snap = store.snapshot();
     t.deepEqual([...snap.entries()].map(plain), expected, `${order}: entries()`);
     t.deepEqual(scanned(snap), expected, `${order}: scan()`);
-    t.deepEqual(scanned(snap, { servers: new Set(['s1']) }), expected.filter((e) => e![2].startsWith('s1!')), `${order}: one server`);
+    t.deepEqual(
+      scanned(snap, { servers: new Set(['s1']) }),
+      expected.filter((e) => e![2].startsWith('s1!')),
+      `${order}: one server`,
+    );
     for (const e of entries) {
       t.deepEqual(plain(snap.find(e.name)), plain(e));
       t.deepEqual(plain(store.find(e.name)), plain(e));
@@ -135,15 +201,18 @@ function history(order: DirectoryOrder, rounds: number): { entries: Entry[]; log
   const model = new Map<string, Entry>();
   const log: Format1Change[] = [];
   let seq = 0;
-  const names = [...TRICKY, ...Array.from({ length: 60 }, (_, i) => B(`user.u${String(i).padStart(4, '0')}${['', '.Sent', '.Trash'][i % 3]}`))];
+  const names = [
+    ...TRICKY,
+    ...Array.from({ length: 60 }, (_, i) => B(`user.u${String(i).padStart(4, '0')}${['', '.Sent', '.Trash'][i % 3]}`)),
+  ];
   const locations = ['b1!default', 'b2!default', 'b2!other', 'b3', '', '!p', `long${'x'.repeat(300)}!p`, 'b1!default'];
   for (let r = 0; r < rounds; r++) {
-    const name = names[(r * 7 + 3) % names.length]!;
+    const name = names[(r * 7 + 3) % names.length];
     const key = name.toString('latin1');
     let entry: Entry | null;
     if (r % 5 === 4) entry = null;
-    else if (r % 5 === 3) entry = reserved(key, locations[r % locations.length]!);
-    else entry = active(key, locations[r % locations.length]!, `u${r}\tlrs\t`);
+    else if (r % 5 === 3) entry = reserved(key, locations[r % locations.length]);
+    else entry = active(key, locations[r % locations.length], `u${r}\tlrs\t`);
     if (!entry && !model.has(key)) continue;
     if (entry) model.set(key, entry);
     else model.delete(key);
@@ -157,13 +226,13 @@ for (const order of ORDERS) {
     const dir = folder();
     const { entries, log } = history(order, 400);
     const dbid = randomUUID();
-    const seq = log[log.length - 1]!.seq;
+    const seq = log[log.length - 1].seq;
     const kept = log.slice(50); // the log was pruned at the front
     await writeFormat1(dir, { order, dbid, entries, log: kept, seq });
 
     // A read-only open must neither convert nor write.
     const ro = t.throws(() => LmdbDirectoryStore.open(dir, { readOnly: true }), { instanceOf: StorageError });
-    t.regex(ro!.message, /format 1/);
+    t.regex(ro.message, /format 1/);
     t.is(await storedFormat(dir), 1);
 
     const store = LmdbDirectoryStore.open(dir, order === 'cyrus' ? {} : { order });
@@ -175,8 +244,15 @@ for (const order of ORDERS) {
     t.is(snap.seq, seq);
     t.deepEqual([...snap.entries()].map(plain), entries.map(plain));
     t.deepEqual(scanned(snap), entries.map(plain));
-    for (const filter of [{ servers: new Set(['b2']) }, { servers: new Set(['']) }, { servers: new Set(['b1', 'b3']) },
-      { locationPrefix: B('b2!d') }, { locationPrefix: B('b') }, { locationPrefix: B('!') }, { servers: new Set([`long${'x'.repeat(300)}`]) }]) {
+    for (const filter of [
+      { servers: new Set(['b2']) },
+      { servers: new Set(['']) },
+      { servers: new Set(['b1', 'b3']) },
+      { locationPrefix: B('b2!d') },
+      { locationPrefix: B('b') },
+      { locationPrefix: B('!') },
+      { servers: new Set([`long${'x'.repeat(300)}`]) },
+    ]) {
       t.deepEqual(scanned(snap, filter), entries.filter((e) => matches(e, filter)).map(plain), JSON.stringify(filter));
     }
     for (const name of [...TRICKY, B('user.u0001'), B('nothing')]) {
@@ -186,9 +262,11 @@ for (const order of ORDERS) {
     }
     // The change log is untouched: same records, same digests.
     t.is(snap.changesSince(10), null);
-    const since = snap.changesSince(kept[0]!.seq - 1);
-    t.deepEqual([...since!].map((c) => [c.seq, c.name.toString('latin1'), plain(c.entry)]),
-      kept.map((c) => [c.seq, c.name.toString('latin1'), plain(c.entry)]));
+    const since = snap.changesSince(kept[0].seq - 1);
+    t.deepEqual(
+      [...since!].map((c) => [c.seq, c.name.toString('latin1'), plain(c.entry)]),
+      kept.map((c) => [c.seq, c.name.toString('latin1'), plain(c.entry)]),
+    );
     for (const c of kept) t.is(snap.changeDigest(c.seq), changeDigest(encodeLogRecord(c.name, c.entry)));
     t.is(snap.changeDigest(10), null);
     snap.close();
@@ -214,7 +292,7 @@ test('a folder in a newer format is refused without a write; mustExist and readO
   await writeFormat1(dir, { order: 'cyrus', dbid: randomUUID(), entries: [active('a', 'b!p')], log: [], seq: 1, format: 3 });
   for (const options of [{}, { mustExist: true }, { readOnly: true }]) {
     const err = t.throws(() => LmdbDirectoryStore.open(dir, options), { instanceOf: StorageError });
-    t.regex(err!.message, /format 3/);
+    t.regex(err.message, /format 3/);
   }
   t.is(await storedFormat(dir), 3);
   t.throws(() => LmdbDirectoryStore.open(folder(), { readOnly: true }), { instanceOf: StorageError, message: /no directory/ });
@@ -225,14 +303,24 @@ test('a read-only store reads what a writer commits later (new locations too) an
   const writer = LmdbDirectoryStore.open(dir, {});
   await writer.applyMany([{ name: B('user.a'), entry: active('user.a', 'b1!p', 'a') }]);
   const reader = LmdbDirectoryStore.open(dir, { readOnly: true });
-  await writer.applyMany([{ name: B('user.b'), entry: active('user.b', 'b2!new', 'b') }, { name: B('user.c'), entry: reserved('user.c', 'b2!new') }]);
+  await writer.applyMany([
+    { name: B('user.b'), entry: active('user.b', 'b2!new', 'b') },
+    { name: B('user.c'), entry: reserved('user.c', 'b2!new') },
+  ]);
   const snap = reader.snapshot();
-  t.deepEqual(scanned(snap), [plain(active('user.a', 'b1!p', 'a')), plain(active('user.b', 'b2!new', 'b')), plain(reserved('user.c', 'b2!new'))]);
+  t.deepEqual(scanned(snap), [
+    plain(active('user.a', 'b1!p', 'a')),
+    plain(active('user.b', 'b2!new', 'b')),
+    plain(reserved('user.c', 'b2!new')),
+  ]);
   t.deepEqual(scanned(snap, { servers: new Set(['b2']) }), [plain(active('user.b', 'b2!new', 'b')), plain(reserved('user.c', 'b2!new'))]);
   t.deepEqual(plain(reader.find(B('user.c'))), plain(reserved('user.c', 'b2!new')));
   snap.close();
   await t.throwsAsync(reader.applyMany([{ name: B('x'), entry: active('x', 'y') }]), { instanceOf: StorageError, message: /read-only/ });
-  await t.throwsAsync(reader.mutate(B('x'), () => ({ kind: 'delete', result: null })), { instanceOf: StorageError });
+  await t.throwsAsync(
+    reader.mutate(B('x'), () => ({ kind: 'delete', result: null })),
+    { instanceOf: StorageError },
+  );
   await reader.close();
   await writer.close();
 });
@@ -244,69 +332,94 @@ async function indexRecords(dir: string): Promise<string[]> {
   const root = open({ path: `${dir}/directory.mdb`, overlappingSync: false, maxDbs: 12, compression: false });
   const db = root.openDB<Buffer, Buffer>({ name: 'by-server', keyEncoding: 'binary', encoding: 'binary', dupSort: true });
   const out: string[] = [];
-  for (const { key, value } of db.getRange({ start: Buffer.of(0) })) out.push(`${Buffer.from(key).toString('hex')} ${Buffer.from(value).toString('hex')}`);
+  for (const { key, value } of db.getRange({ start: Buffer.of(0) }))
+    out.push(`${Buffer.from(key).toString('hex')} ${Buffer.from(value).toString('hex')}`);
   await root.close();
   return out.sort();
 }
 
 const SERVERS = ['b1', 'b2', 'b3', '', 'x'.repeat(300)];
-const locationArb = fc.tuple(fc.constantFrom(...SERVERS), fc.constantFrom('', '!default', '!other', '!', '!a!b'))
+const locationArb = fc
+  .tuple(fc.constantFrom(...SERVERS), fc.constantFrom('', '!default', '!other', '!', '!a!b'))
   .map(([server, rest]) => B(server + rest));
 const opArb = fc.oneof(
-  { weight: 5, arbitrary: fc.record({ kind: fc.constant('put' as const), name: fc.constantFrom(...TRICKY.slice(0, 25)), location: locationArb, reserve: fc.boolean() }) },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      kind: fc.constant('put' as const),
+      name: fc.constantFrom(...TRICKY.slice(0, 25)),
+      location: locationArb,
+      reserve: fc.boolean(),
+    }),
+  },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('delete' as const), name: fc.constantFrom(...TRICKY.slice(0, 25)) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('batch' as const), items: fc.array(fc.record({ name: fc.constantFrom(...TRICKY.slice(0, 25)), location: fc.option(locationArb) }), { maxLength: 8 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('batch' as const),
+      items: fc.array(fc.record({ name: fc.constantFrom(...TRICKY.slice(0, 25)), location: fc.option(locationArb) }), { maxLength: 8 }),
+    }),
+  },
 );
 
 test('the by-server index agrees with a filtered full scan after random puts, moves and deletes', async (t) => {
-  await fc.assert(fc.asyncProperty(fc.constantFrom(...ORDERS), fc.array(opArb, { maxLength: 40 }), async (order, ops) => {
-    const dir = folder();
-    const store = LmdbDirectoryStore.open(dir, { order });
-    const model = new Map<string, Entry>();
-    try {
-      for (const op of ops) {
-        if (op.kind === 'put') {
-          const n = op.name.toString('latin1');
-          const e = op.reserve ? reserved(n, op.location.toString('latin1')) : active(n, op.location.toString('latin1'), `acl ${n}`);
-          await store.mutate(op.name, () => ({ kind: 'put', entry: e, result: null }));
-          model.set(n, e);
-        } else if (op.kind === 'delete') {
-          await store.mutate(op.name, (current) => (current ? { kind: 'delete', result: null } : { kind: 'keep', result: null }));
-          model.delete(op.name.toString('latin1'));
-        } else {
-          const items: BatchItem[] = op.items.map(({ name, location }) =>
-            ({ name, entry: location ? active(name.toString('latin1'), location.toString('latin1'), 'b') : null }));
-          await store.applyMany(items);
-          for (const i of items) {
-            if (i.entry) model.set(i.name.toString('latin1'), i.entry);
-            else model.delete(i.name.toString('latin1'));
+  await fc.assert(
+    fc.asyncProperty(fc.constantFrom(...ORDERS), fc.array(opArb, { maxLength: 40 }), async (order, ops) => {
+      const dir = folder();
+      const store = LmdbDirectoryStore.open(dir, { order });
+      const model = new Map<string, Entry>();
+      try {
+        for (const op of ops) {
+          if (op.kind === 'put') {
+            const n = op.name.toString('latin1');
+            const e = op.reserve ? reserved(n, op.location.toString('latin1')) : active(n, op.location.toString('latin1'), `acl ${n}`);
+            await store.mutate(op.name, () => ({ kind: 'put', entry: e, result: null }));
+            model.set(n, e);
+          } else if (op.kind === 'delete') {
+            await store.mutate(op.name, (current) => (current ? { kind: 'delete', result: null } : { kind: 'keep', result: null }));
+            model.delete(op.name.toString('latin1'));
+          } else {
+            const items: BatchItem[] = op.items.map(({ name, location }) => ({
+              name,
+              entry: location ? active(name.toString('latin1'), location.toString('latin1'), 'b') : null,
+            }));
+            await store.applyMany(items);
+            for (const i of items) {
+              if (i.entry) model.set(i.name.toString('latin1'), i.entry);
+              else model.delete(i.name.toString('latin1'));
+            }
           }
         }
+        const expected = [...model.values()].sort(byFormat1(order));
+        const snap = store.snapshot();
+        const all = scanned(snap);
+        if (JSON.stringify(all) !== JSON.stringify(expected.map(plain))) throw new Error('full scan differs from the model');
+        const filters: ScanFilter[] = [
+          ...SERVERS.map((s) => ({ servers: new Set([s]) })),
+          ...SERVERS.map((s) => ({ locationPrefix: B(`${s}!`) })),
+          { locationPrefix: B('b2!d') },
+          { locationPrefix: B('b2!default'), servers: new Set(['b2']) },
+          { servers: new Set(['b9']) },
+        ];
+        for (const f of filters) {
+          const viaIndex = JSON.stringify(scanned(snap, f));
+          const viaFull = JSON.stringify(all.filter((e) => matches(active(e![0], e![2]), f)));
+          if (viaIndex !== viaFull) throw new Error(`filter ${JSON.stringify(f)}: ${viaIndex} != ${viaFull}`);
+        }
+        snap.close();
+      } finally {
+        await store.close();
       }
-      const expected = [...model.values()].sort(byFormat1(order));
-      const snap = store.snapshot();
-      const all = scanned(snap);
-      if (JSON.stringify(all) !== JSON.stringify(expected.map(plain))) throw new Error('full scan differs from the model');
-      const filters: ScanFilter[] = [
-        ...SERVERS.map((s) => ({ servers: new Set([s]) })),
-        ...SERVERS.map((s) => ({ locationPrefix: B(`${s}!`) })),
-        { locationPrefix: B('b2!d') }, { locationPrefix: B('b2!default'), servers: new Set(['b2']) }, { servers: new Set(['b9']) },
-      ];
-      for (const f of filters) {
-        const viaIndex = JSON.stringify(scanned(snap, f));
-        const viaFull = JSON.stringify(all.filter((e) => matches(active(e![0], e![2]), f)));
-        if (viaIndex !== viaFull) throw new Error(`filter ${JSON.stringify(f)}: ${viaIndex} != ${viaFull}`);
-      }
-      snap.close();
-    } finally {
-      await store.close();
-    }
-    // Exactly one index record per entry, under its server.
-    const want = [...model.values()].map((e) => `${bucketOf(e.location).toString('hex')} ${entryKey(e.name, order).toString('hex')}`).sort();
-    const got = await indexRecords(dir);
-    removeDir(dir);
-    if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`index ${JSON.stringify(got)} != ${JSON.stringify(want)}`);
-  }), { numRuns: 60 });
+      // Exactly one index record per entry, under its server.
+      const want = [...model.values()]
+        .map((e) => `${bucketOf(e.location).toString('hex')} ${entryKey(e.name, order).toString('hex')}`)
+        .sort();
+      const got = await indexRecords(dir);
+      removeDir(dir);
+      if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`index ${JSON.stringify(got)} != ${JSON.stringify(want)}`);
+    }),
+    { numRuns: 60 },
+  );
   t.pass();
 });
 
@@ -316,7 +429,14 @@ test('closeConflict and loadMany keep the by-server index too', async (t) => {
   await store.mutate(B('user.a'), () => ({ kind: 'put', entry: active('user.a', 'b1!p', 'a'), result: null }));
   const conflict = await store.mutate(B('user.a'), (current, txn) => ({
     kind: 'keep',
-    result: txn.recordConflict({ name: B('user.a'), current: current!, claimed: { state: 'active', location: B('b2!p'), acl: B('c') }, command: 'ACTIVATE', user: 'u', peer: 'p' }),
+    result: txn.recordConflict({
+      name: B('user.a'),
+      current: current!,
+      claimed: { state: 'active', location: B('b2!p'), acl: B('c') },
+      command: 'ACTIVATE',
+      user: 'u',
+      peer: 'p',
+    }),
   }));
   await store.closeConflict(conflict.id, 'claimant', 'op');
   await store.loadMany([{ name: B('user.b'), entry: active('user.b', 'b2!q', 'b') }]);
@@ -337,7 +457,7 @@ async function rawLayout(dir: string): Promise<{ flags: Map<string, number>; int
   const locations = root.openDB<Buffer, number>({ name: 'locations', keyEncoding: 'uint32', encoding: 'binary' });
   const reader = new KeyReader('cyrus');
   const flags = new Map<string, number>();
-  for (const { key, value } of entries.getRange({ start: Buffer.of(0) })) flags.set(reader.name(key).toString('latin1'), value[0]!);
+  for (const { key, value } of entries.getRange({ start: Buffer.of(0) })) flags.set(reader.name(key).toString('latin1'), value[0]);
   const interned = locations.getKeysCount();
   await root.close();
   return { flags, interned };
@@ -348,7 +468,13 @@ test('locations up to 255 bytes are interned, longer ones stored inline', async 
   const store = LmdbDirectoryStore.open(dir, {});
   const loc255 = `b1!${'p'.repeat(252)}`;
   const loc256 = `b1!${'p'.repeat(253)}`;
-  const items = [active('user.a', loc255, 'a'), active('user.b', loc256, 'b'), reserved('user.c', loc256), active('user.d', loc255, 'd'), active('user.e', '', 'e')];
+  const items = [
+    active('user.a', loc255, 'a'),
+    active('user.b', loc256, 'b'),
+    reserved('user.c', loc256),
+    active('user.d', loc255, 'd'),
+    active('user.e', '', 'e'),
+  ];
   await store.applyMany(items.map((e) => ({ name: e.name, entry: e })));
   const snap = store.snapshot();
   t.deepEqual(scanned(snap), items.map(plain));
@@ -377,7 +503,8 @@ test('past 100,000 interned locations, new ones are stored inline (and every ent
   let n = 0;
   for (const e of snap.scan()) {
     if (e.name.toString('latin1') === 'user.again') t.is(e.location.toString('latin1'), loc(5));
-    else if (e.location.toString('latin1') !== loc(Number(e.name.toString('latin1').slice(6)))) t.fail(`wrong location for ${e.name.toString('latin1')}`);
+    else if (e.location.toString('latin1') !== loc(Number(e.name.toString('latin1').slice(6))))
+      t.fail(`wrong location for ${e.name.toString('latin1')}`);
     n++;
   }
   t.is(n, total + 1);
@@ -401,29 +528,40 @@ test('past 100,000 interned locations, new ones are stored inline (and every ent
 test('loadMany into an empty directory: same entries and sequence numbers, a log that only resumes from its end', async (t) => {
   const dir = folder();
   const store = LmdbDirectoryStore.open(dir, {});
-  const entries = Array.from({ length: 250 }, (_, i) => active(`user.u${String(i).padStart(4, '0')}${['', '.Sent'][i % 2]}`, `b${i % 3}!default`, `u${i}`))
-    .sort(byFormat1('cyrus'));
+  const entries = Array.from({ length: 250 }, (_, i) =>
+    active(`user.u${String(i).padStart(4, '0')}${['', '.Sent'][i % 2]}`, `b${i % 3}!default`, `u${i}`),
+  ).sort(byFormat1('cyrus'));
   const seen: number[] = [];
   store.subscribe((c) => seen.push(c.seq));
   let changed = 0;
-  for (let i = 0; i < entries.length; i += 100) changed += await store.loadMany(entries.slice(i, i + 100).map((e) => ({ name: e.name, entry: e })));
+  for (let i = 0; i < entries.length; i += 100)
+    changed += await store.loadMany(entries.slice(i, i + 100).map((e) => ({ name: e.name, entry: e })));
   t.is(changed, 250);
   t.is(store.lastSeq, 250);
-  t.deepEqual(seen, Array.from({ length: 250 }, (_, i) => i + 1));
+  t.deepEqual(
+    seen,
+    Array.from({ length: 250 }, (_, i) => i + 1),
+  );
   const snap = store.snapshot();
   t.deepEqual(scanned(snap), entries.map(plain));
   t.deepEqual(scanned(snap, { servers: new Set(['b1']) }), entries.filter((e) => e.location.toString().startsWith('b1!')).map(plain));
   // Only the last change is logged: a client behind gets a full dump, one that holds 250 resumes.
   for (const after of [0, 1, 100, 200, 248]) t.is(snap.changesSince(after), null, `after ${after}`);
-  t.deepEqual([...snap.changesSince(249)!].map((c) => [c.seq, plain(c.entry)]), [[250, plain(entries[249])]]);
+  t.deepEqual(
+    [...snap.changesSince(249)!].map((c) => [c.seq, plain(c.entry)]),
+    [[250, plain(entries[249])]],
+  );
   t.deepEqual([...snap.changesSince(250)!], []);
-  t.is(snap.changeDigest(250), changeDigest(encodeLogRecord(entries[249]!.name, entries[249]!)));
+  t.is(snap.changeDigest(250), changeDigest(encodeLogRecord(entries[249].name, entries[249])));
   t.is(snap.changeDigest(100), null);
   snap.close();
   // Later writes are logged one by one again.
   await store.mutate(B('user.zz'), () => ({ kind: 'put', entry: active('user.zz', 'b0!default', 'z'), result: null }));
   const s2 = store.snapshot();
-  t.deepEqual([...s2.changesSince(250)!].map((c) => c.seq), [251]);
+  t.deepEqual(
+    [...s2.changesSince(250)!].map((c) => c.seq),
+    [251],
+  );
   s2.close();
   await store.close();
 });
@@ -448,9 +586,22 @@ test('loadMany handles unsorted input, repeats and deletions, and into a non-emp
 
   const full = LmdbDirectoryStore.open(folder(), {});
   await full.applyMany([{ name: B('user.x'), entry: active('user.x', 'b1!p', 'x') }]);
-  t.is(await full.loadMany([{ name: B('user.y'), entry: active('user.y', 'b1!p', 'y') }, { name: B('user.z'), entry: active('user.z', 'b1!p', 'z') }]), 2);
+  t.is(
+    await full.loadMany([
+      { name: B('user.y'), entry: active('user.y', 'b1!p', 'y') },
+      { name: B('user.z'), entry: active('user.z', 'b1!p', 'z') },
+    ]),
+    2,
+  );
   const s2 = full.snapshot();
-  t.deepEqual([...s2.changesSince(0)!].map((c) => [c.seq, c.name.toString()]), [[1, 'user.x'], [2, 'user.y'], [3, 'user.z']]);
+  t.deepEqual(
+    [...s2.changesSince(0)!].map((c) => [c.seq, c.name.toString()]),
+    [
+      [1, 'user.x'],
+      [2, 'user.y'],
+      [3, 'user.z'],
+    ],
+  );
   s2.close();
   await full.close();
 });

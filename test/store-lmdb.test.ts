@@ -3,14 +3,14 @@ import { LmdbDirectoryStore } from '../src/store/lmdb-store.js';
 import { removeDir, tempDir } from './helpers/server.js';
 import { storeConformance } from './suites/store-conformance.js';
 
-storeConformance('lmdb', async (order) => {
+storeConformance('lmdb', (order) => {
   const dir = tempDir('store-lmdb-');
   const store = LmdbDirectoryStore.open(dir, { order });
-  return {
+  return Promise.resolve({
     store,
     async dispose() {
       await store.close();
       removeDir(dir);
     },
-  };
+  });
 });

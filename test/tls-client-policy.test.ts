@@ -50,7 +50,10 @@ test.after.always(async () => {
   for (const d of dirs) removeDir(d);
 });
 
-function opts(port: number, extra: Partial<Parameters<typeof MupdateConnection.open>[0]> = {}): Parameters<typeof MupdateConnection.open>[0] {
+function opts(
+  port: number,
+  extra: Partial<Parameters<typeof MupdateConnection.open>[0]> = {},
+): Parameters<typeof MupdateConnection.open>[0] {
   return { host: '127.0.0.1', port, user: 'mupdateadmin', password: PASSWORD, timeoutMs: 30_000, ...extra };
 }
 
@@ -77,14 +80,17 @@ test('with --tls-ca the handshake succeeds when the certificate names 127.0.0.1,
 test('a certificate from the trusted CA for another name is refused (name checking), before any password is sent', async (t) => {
   const err = await t.throwsAsync(MupdateConnection.open(opts(wrongName.port, { starttls: 'required', tlsCa: readFileSync(ca.caCert) })));
   t.true(err instanceof MupdateClientError);
-  t.regex(err!.message, /^TLS failed: .*(altnames|does not match)/);
+  t.regex(err.message, /^TLS failed: .*(altnames|does not match)/);
   await wrongName.waitForLog(/TLS handshake failed|TLS established/).catch(() => undefined);
-  t.false(wrongName.logs.some((l) => /"msg":"login/.test(l)), 'no login was attempted');
+  t.false(
+    wrongName.logs.some((l) => /"msg":"login/.test(l)),
+    'no login was attempted',
+  );
 });
 
 test('without the CA the same server is refused (untrusted issuer); required TLS toward a server without STARTTLS is StartTlsUnavailable', async (t) => {
   const untrusted = await t.throwsAsync(MupdateConnection.open(opts(rightName.port, { starttls: 'required' })));
-  t.regex(untrusted!.message, /^TLS failed: .*(certificate|issuer)/i);
+  t.regex(untrusted.message, /^TLS failed: .*(certificate|issuer)/i);
   const none = await t.throwsAsync(MupdateConnection.open(opts(plain.port, { starttls: 'required' })));
   t.true(none instanceof StartTlsUnavailable);
 });
@@ -93,7 +99,10 @@ test('push --starttls --tls-ca pushes over TLS; push --starttls toward a server 
   const scratch = tempDir('tls-push-');
   dirs.push(scratch);
   const dump = join(scratch, 'dump.json');
-  writeFileSync(dump, '{\n"user.tlspush": {"name": "user.tlspush", "mbtype": "e", "partition": "default", "server": "tlsb", "acl": {}}\n}\n');
+  writeFileSync(
+    dump,
+    '{\n"user.tlspush": {"name": "user.tlspush", "mbtype": "e", "partition": "default", "server": "tlsb", "acl": {}}\n}\n',
+  );
   const base = ['push', '--user', 'mupdateadmin', '--password-file', passwordFilePath(), '--server', 'tlsb'];
   const ok = await runCli([...base, '--master', `127.0.0.1:${rightName.port}`, '--starttls', '--tls-ca', ca.caCert, dump]);
   t.is(ok.code, 0, showRun(ok));
@@ -102,17 +111,44 @@ test('push --starttls --tls-ca pushes over TLS; push --starttls toward a server 
   const refused = await runCli([...base, '--master', `127.0.0.1:${plain.port}`, '--starttls', dump]);
   t.is(refused.code, 1, showRun(refused));
   t.is(refused.stderr, 'mupdated push: the server does not offer STARTTLS\n');
-  t.false(plain.logs.some((l) => /"msg":"login/.test(l)), 'no login on the server without TLS');
+  t.false(
+    plain.logs.some((l) => /"msg":"login/.test(l)),
+    'no login on the server without TLS',
+  );
   const both = await runCli([...base, '--master', `127.0.0.1:${plain.port}`, '--starttls', '--plaintext', dump]);
   t.is(both.code, 2, showRun(both));
 });
 
 test('client --starttls --tls-ca connects with a checked certificate; the wrong name is one clear line', async (t) => {
-  const ok = await runCli(['client', `127.0.0.1:${rightName.port}`, '--user', 'mupdateadmin', '--password-file', passwordFilePath(),
-    '--starttls', '--tls-ca', ca.caCert], { input: 'noop\n' });
+  const ok = await runCli(
+    [
+      'client',
+      `127.0.0.1:${rightName.port}`,
+      '--user',
+      'mupdateadmin',
+      '--password-file',
+      passwordFilePath(),
+      '--starttls',
+      '--tls-ca',
+      ca.caCert,
+    ],
+    { input: 'noop\n' },
+  );
   t.is(ok.code, 0, showRun(ok));
-  const bad = await runCli(['client', `127.0.0.1:${wrongName.port}`, '--user', 'mupdateadmin', '--password-file', passwordFilePath(),
-    '--starttls', '--tls-ca', ca.caCert], { input: 'noop\n' });
+  const bad = await runCli(
+    [
+      'client',
+      `127.0.0.1:${wrongName.port}`,
+      '--user',
+      'mupdateadmin',
+      '--password-file',
+      passwordFilePath(),
+      '--starttls',
+      '--tls-ca',
+      ca.caCert,
+    ],
+    { input: 'noop\n' },
+  );
   t.is(bad.code, 2, showRun(bad));
   t.regex(bad.stderr, /^mupdated client: TLS with 127\.0\.0\.1:\d+ failed: .*(altnames|does not match)/);
 });

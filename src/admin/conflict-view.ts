@@ -41,8 +41,18 @@ function entryJson(e: Pick<Entry, 'state' | 'location' | 'acl'>) {
 
 export function conflictJson(r: ConflictRecord): ConflictJson {
   return {
-    id: r.id, status: r.status, name: showBytes(r.name), current: entryJson(r.current), claimed: entryJson(r.claimed),
-    command: r.command, user: r.user, authcid: r.authcid ?? r.user, peer: r.peer, firstSeen: r.firstSeen, lastSeen: r.lastSeen, count: r.count,
+    id: r.id,
+    status: r.status,
+    name: showBytes(r.name),
+    current: entryJson(r.current),
+    claimed: entryJson(r.claimed),
+    command: r.command,
+    user: r.user,
+    authcid: r.authcid ?? r.user,
+    peer: r.peer,
+    firstSeen: r.firstSeen,
+    lastSeen: r.lastSeen,
+    count: r.count,
     resolution: r.resolution,
     ...decisionJson(r),
   };
@@ -68,10 +78,18 @@ function pad(s: string, n: number): string {
 export function conflictTable(rows: ConflictJson[]): string {
   if (rows.length === 0) return 'no conflicts\n';
   const header = ['ID', 'STATUS', 'MAILBOX', 'HELD BY', 'CLAIMED BY', 'USER', 'SEEN', 'LAST SEEN'];
-  const data = rows.map((r) => [String(r.id), r.status, r.name, r.current.location, r.claimed.location, r.user,
-    `${r.count}x`, r.lastSeen]);
-  const widths = header.map((h, i) => Math.max(h.length, ...data.map((d) => d[i]!.length)));
-  return [header, ...data].map((cols) => cols.map((c, i) => pad(c, widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
+  const data = rows.map((r) => [String(r.id), r.status, r.name, r.current.location, r.claimed.location, r.user, `${r.count}x`, r.lastSeen]);
+  const widths = header.map((h, i) => Math.max(h.length, ...data.map((d) => d[i].length)));
+  return (
+    [header, ...data]
+      .map((cols) =>
+        cols
+          .map((c, i) => pad(c, widths[i]))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 export function conflictDetail(r: ConflictJson): string {
@@ -85,10 +103,11 @@ export function conflictDetail(r: ConflictJson): string {
   ];
   if (r.resolution) lines.push(`  resolution:  keep ${r.resolution.keep}, by ${r.resolution.by} at ${r.resolution.at}`);
   if (r.staleCopy !== undefined) {
-    lines.push(`  stale copy:  ${serverShown(r.staleCopy)} still holds a copy (${r.staleCopy}) the directory does not point to; ` +
-      'remove it there once nothing in it is needed');
+    lines.push(
+      `  stale copy:  ${serverShown(r.staleCopy)} still holds a copy (${r.staleCopy}) the directory does not point to; ` +
+        'remove it there once nothing in it is needed',
+    );
     lines.push(`  refused:     ${r.refused ?? 0} repeated claim(s) since the decision` + (r.lastRefused ? `, last ${r.lastRefused}` : ''));
-  }
-  else lines.push(`  resolve with: mupdated conflicts resolve ${r.id} --keep current|claimant  (or dismiss ${r.id})`);
+  } else lines.push(`  resolve with: mupdated conflicts resolve ${r.id} --keep current|claimant  (or dismiss ${r.id})`);
   return lines.join('\n') + '\n';
 }

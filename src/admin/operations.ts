@@ -14,13 +14,9 @@ export type AdminRequest =
   | { op: 'resolve'; id: number; keep: 'current' | 'claimant'; by: string }
   | { op: 'dismiss'; id: number; by: string };
 
-export type AdminResponse =
-  | { ok: true; conflicts: ConflictJson[] }
-  | { ok: false; error: string };
+export type AdminResponse = { ok: true; conflicts: ConflictJson[] } | { ok: false; error: string };
 
-export async function handleAdminRequest(
-  req: AdminRequest, store: DirectoryStore, dataDir: string, log?: Logger,
-): Promise<AdminResponse> {
+export async function handleAdminRequest(req: AdminRequest, store: DirectoryStore, dataDir: string, log?: Logger): Promise<AdminResponse> {
   try {
     switch (req.op) {
       case 'list':
@@ -33,9 +29,17 @@ export async function handleAdminRequest(
       case 'dismiss': {
         const keep = req.op === 'dismiss' ? 'none' : req.keep;
         const closed = conflictJson(await store.closeConflict(req.id, keep, req.by));
-        const audit = { at: closed.resolution!.at, by: req.by, op: req.op, keep, conflict: closed.id, mailbox: closed.name,
-          heldBy: closed.current.location, claimedBy: closed.claimed.location,
-          claimant: { user: closed.user, authcid: closed.authcid } };
+        const audit = {
+          at: closed.resolution!.at,
+          by: req.by,
+          op: req.op,
+          keep,
+          conflict: closed.id,
+          mailbox: closed.name,
+          heldBy: closed.current.location,
+          claimedBy: closed.claimed.location,
+          claimant: { user: closed.user, authcid: closed.authcid },
+        };
         log?.warn({ audit }, `conflict #${closed.id} ${req.op === 'dismiss' ? 'dismissed' : `resolved: kept ${keep}`}`);
         await appendFile(join(dataDir, 'audit.log'), `${JSON.stringify(audit)}\n`, { mode: 0o600 });
         return { ok: true, conflicts: [closed] };

@@ -47,8 +47,8 @@ export function parseAdminRequest(value: unknown): AdminRequest {
       return { op, id: conflictId(req) };
     case 'resolve': {
       const keep = field(req, 'keep');
-      if (!KEEPS.includes(keep as typeof KEEPS[number])) throw new AdminRequestInvalid('keep: expected current or claimant');
-      return { op, id: conflictId(req), keep: keep as typeof KEEPS[number], by: decidedBy(req) };
+      if (!KEEPS.includes(keep as (typeof KEEPS)[number])) throw new AdminRequestInvalid('keep: expected current or claimant');
+      return { op, id: conflictId(req), keep: keep as (typeof KEEPS)[number], by: decidedBy(req) };
     }
     case 'dismiss':
       return { op, id: conflictId(req), by: decidedBy(req) };

@@ -93,7 +93,7 @@ function checkEntries(
       continue;
     }
     const raw = Buffer.from(value);
-    if (raw.length === 0 || !STATE_CODES.has(raw[0]! & 0x7f)) {
+    if (raw.length === 0 || !STATE_CODES.has(raw[0] & 0x7f)) {
       problems.add(`entry ${show(name)} has no valid state (first byte ${raw.length ? raw[0] : 'missing'})`);
       continue;
     }

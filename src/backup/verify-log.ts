@@ -28,7 +28,7 @@ const RECORD_CODES = new Set([DELETED, 1, 2]);
 
 /** The record if its lengths fit its bytes (codec.ts: `code | nameLen | name | locLen | location | acl`), else null. */
 function wellFormed(raw: Buffer): DecodedRecord | null {
-  if (raw.length < 9 || !RECORD_CODES.has(raw[0]!)) return null;
+  if (raw.length < 9 || !RECORD_CODES.has(raw[0])) return null;
   const nameLen = raw.readUInt32BE(1);
   if (5 + nameLen + 4 > raw.length) return null;
   const locLen = raw.readUInt32BE(5 + nameLen);

@@ -85,7 +85,9 @@ export async function runClient(positionals: string[], flags: ClientFlags): Prom
     const session = new ClientSession(target, flags, style, out, !scriptedMode, timeout * 1000, passwordSource);
     await session.connect();
     if (scriptedMode) return await scripted(session, out, !!flags.json);
-    return await interactive(session, session.where, (o) => { current = o; });
+    return await interactive(session, session.where, (o) => {
+      current = o;
+    });
   } catch (err) {
     if (err instanceof UsageError) {
       process.stderr.write(err.message.endsWith('\n') ? err.message : `mupdated client: ${err.message}\n`);

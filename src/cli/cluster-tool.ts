@@ -45,7 +45,8 @@ export async function openClusterDirectory(config: ServerConfig, o: { mustExist:
   try {
     const store = await openDirectory({ ...config, dataDir: viewDir, dumpWorkers: 0 }, createLogger('warn'), { mustExist: o.mustExist });
     return {
-      store, viewDir,
+      store,
+      viewDir,
       async close() {
         await store.close();
         rmSync(viewDir, { recursive: true, force: true });

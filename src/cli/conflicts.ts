@@ -8,7 +8,8 @@ import { LmdbDirectoryStore } from '../store/lmdb-store.js';
 import type { ConflictStatus } from '../store/types.js';
 import { isCluster, openClusterDirectory, toolConfig, type ToolFlags } from './cluster-tool.js';
 
-const USAGE = 'usage: mupdated conflicts list [--all|--status open|resolved|dismissed] [--json] | show ID [--json] | ' +
+const USAGE =
+  'usage: mupdated conflicts list [--all|--status open|resolved|dismissed] [--json] | show ID [--json] | ' +
   'resolve ID --keep current|claimant | dismiss ID   [--data DIR | --etcd URL[,URL...]]';
 
 /** Asks the running server; null when none is listening on the data folder's admin socket. */
@@ -18,7 +19,9 @@ function askServer(dataDir: string, req: AdminRequest): Promise<AdminResponse | 
     let buf = '';
     sock.setEncoding('utf8');
     sock.on('connect', () => sock.write(`${JSON.stringify(req)}\n`));
-    sock.on('data', (d: string) => { buf += d; });
+    sock.on('data', (d: string) => {
+      buf += d;
+    });
     sock.on('end', () => {
       try {
         resolve(JSON.parse(buf) as AdminResponse);
@@ -79,18 +82,23 @@ export async function runConflicts(args: string[], flags: ConflictFlags): Promis
   let req: AdminRequest;
   switch (action) {
     case 'list': {
-      const status = flags.all ? undefined : (flags.status ?? 'open') as ConflictStatus;
+      const status = flags.all ? undefined : ((flags.status ?? 'open') as ConflictStatus);
       if (status && !['open', 'resolved', 'dismissed'].includes(status)) throw new Error(USAGE);
       req = { op: 'list', status };
       break;
     }
-    case 'show': req = { op: 'show', id: parseId(idArg) }; break;
+    case 'show':
+      req = { op: 'show', id: parseId(idArg) };
+      break;
     case 'resolve':
       if (flags.keep !== 'current' && flags.keep !== 'claimant') throw new Error(`${USAGE}\n(--keep current or --keep claimant)`);
       req = { op: 'resolve', id: parseId(idArg), keep: flags.keep, by };
       break;
-    case 'dismiss': req = { op: 'dismiss', id: parseId(idArg), by }; break;
-    default: throw new Error(USAGE);
+    case 'dismiss':
+      req = { op: 'dismiss', id: parseId(idArg), by };
+      break;
+    default:
+      throw new Error(USAGE);
   }
   const res = isCluster(config) ? await runOnCluster(flags, req) : await run(config.dataDir, req);
   if (!res.ok) {
@@ -103,7 +111,7 @@ export async function runConflicts(args: string[], flags: ConflictFlags): Promis
   } else if (req.op === 'list') {
     process.stdout.write(conflictTable(res.conflicts));
   } else {
-    process.stdout.write(conflictDetail(res.conflicts[0]!));
+    process.stdout.write(conflictDetail(res.conflicts[0]));
   }
   return 0;
 }

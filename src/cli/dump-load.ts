@@ -21,9 +21,9 @@ export async function runDump(flags: ToolFlags): Promise<number> {
   const dir = isCluster(config)
     ? await openClusterDirectory(config, { mustExist: true })
     : (() => {
-      const store = LmdbDirectoryStore.open(config.dataDir, { mustExist: true });
-      return { store, close: () => store.close() };
-    })();
+        const store = LmdbDirectoryStore.open(config.dataDir, { mustExist: true });
+        return { store, close: () => store.close() };
+      })();
   const snapshot = dir.store.snapshot();
   try {
     const n = await writeDump(snapshot.entries(), writeStdout);
@@ -39,7 +39,10 @@ export async function runDump(flags: ToolFlags): Promise<number> {
 function serverRunning(dataDir: string): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = connect(adminSocketPath(dataDir));
-    sock.on('connect', () => { sock.destroy(); resolve(true); });
+    sock.on('connect', () => {
+      sock.destroy();
+      resolve(true);
+    });
     sock.on('error', () => resolve(false));
   });
 }

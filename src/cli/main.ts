@@ -43,9 +43,14 @@ export async function main(argv: string[]): Promise<number> {
       const { values } = parseArgs({
         args: rest,
         options: {
-          ...SERVER_OPTIONS, master: { type: 'string' }, user: { type: 'string' },
-          'password-file': { type: 'string' }, 'retry-delay': { type: 'string' }, 'tls-ca': { type: 'string' },
-          'frontend-db': { type: 'string' }, 'kick-socket': { type: 'string' },
+          ...SERVER_OPTIONS,
+          master: { type: 'string' },
+          user: { type: 'string' },
+          'password-file': { type: 'string' },
+          'retry-delay': { type: 'string' },
+          'tls-ca': { type: 'string' },
+          'frontend-db': { type: 'string' },
+          'kick-socket': { type: 'string' },
         },
         strict: true,
       });
@@ -54,28 +59,41 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'user': {
       const { values, positionals } = parseArgs({
-        args: rest, options: { ...TOOL_OPTIONS, admin: { type: 'boolean' } }, allowPositionals: true,
+        args: rest,
+        options: { ...TOOL_OPTIONS, admin: { type: 'boolean' } },
+        allowPositionals: true,
       });
       await (await import('./user.js')).runUser(positionals[0], positionals[1], values);
       return 0;
     }
     case 'conflicts': {
       const { values, positionals } = parseArgs({
-        args: rest, allowPositionals: true,
+        args: rest,
+        allowPositionals: true,
         options: {
-          ...TOOL_OPTIONS, json: { type: 'boolean' }, keep: { type: 'string' },
-          all: { type: 'boolean' }, status: { type: 'string' },
+          ...TOOL_OPTIONS,
+          json: { type: 'boolean' },
+          keep: { type: 'string' },
+          all: { type: 'boolean' },
+          status: { type: 'string' },
         },
       });
       return (await import('./conflicts.js')).runConflicts(positionals, values);
     }
     case 'push': {
       const { values, positionals } = parseArgs({
-        args: rest, allowPositionals: true,
+        args: rest,
+        allowPositionals: true,
         options: {
-          master: { type: 'string' }, user: { type: 'string' }, 'password-file': { type: 'string' },
-          server: { type: 'string' }, 'dry-run': { type: 'boolean' }, window: { type: 'string' },
-          starttls: { type: 'boolean' }, plaintext: { type: 'boolean' }, 'tls-ca': { type: 'string' },
+          master: { type: 'string' },
+          user: { type: 'string' },
+          'password-file': { type: 'string' },
+          server: { type: 'string' },
+          'dry-run': { type: 'boolean' },
+          window: { type: 'string' },
+          starttls: { type: 'boolean' },
+          plaintext: { type: 'boolean' },
+          'tls-ca': { type: 'string' },
           'tls-insecure': { type: 'boolean' },
         },
       });
@@ -89,8 +107,13 @@ export async function main(argv: string[]): Promise<number> {
       const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: TOOL_OPTIONS });
       return (await import('./dump-load.js')).runLoad(positionals[0], values);
     }
-    case 'backup': case 'verify': {
-      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { ...TOOL_OPTIONS, help: { type: 'boolean', short: 'h' } } });
+    case 'backup':
+    case 'verify': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { ...TOOL_OPTIONS, help: { type: 'boolean', short: 'h' } },
+      });
       const backup = await import('./backup.js');
       if (values.help) {
         process.stdout.write(backup.BACKUP_USAGE);
@@ -100,12 +123,19 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'client': {
       const { values, positionals } = parseArgs({
-        args: rest, allowPositionals: true,
+        args: rest,
+        allowPositionals: true,
         options: {
-          user: { type: 'string' }, 'password-file': { type: 'string' }, starttls: { type: 'boolean' },
-          'tls-insecure': { type: 'boolean' }, 'tls-ca': { type: 'string' }, plaintext: { type: 'boolean' },
-          raw: { type: 'boolean' }, json: { type: 'boolean' },
-          timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+          user: { type: 'string' },
+          'password-file': { type: 'string' },
+          starttls: { type: 'boolean' },
+          'tls-insecure': { type: 'boolean' },
+          'tls-ca': { type: 'string' },
+          plaintext: { type: 'boolean' },
+          raw: { type: 'boolean' },
+          json: { type: 'boolean' },
+          timeout: { type: 'string' },
+          help: { type: 'boolean', short: 'h' },
         },
       });
       if (values.help) {
@@ -114,10 +144,15 @@ export async function main(argv: string[]): Promise<number> {
       }
       return (await import('./client.js')).runClient(positionals, values);
     }
-    case '--version': case '-V': case 'version':
+    case '--version':
+    case '-V':
+    case 'version':
       process.stdout.write(`mupdated ${VERSION}\n`);
       return 0;
-    case undefined: case '-h': case '--help': case 'help':
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
       process.stdout.write(USAGE);
       return command === undefined ? 2 : 0;
     default:
@@ -127,7 +162,9 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => { if (code >= 0) process.exitCode = code; },
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
   (err: Error & { code?: unknown }) => {
     process.stderr.write(`mupdated: ${err.message}\n`);
     // Bad flags are a usage error, like every other one (other libraries' codes may be numbers).

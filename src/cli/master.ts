@@ -74,8 +74,10 @@ export function configuredLogger(config: ServerConfig): Logger {
 /** Says once, at start, which Cyrus keys were left out and what was read differently. */
 export function logImapdConf(log: Logger, report: ImapdConfReport | null): void {
   if (!report) return;
-  log.info({ file: report.file, ignored: report.ignored },
-    `imapd.conf read; ${report.ignored.length} of its keys mean nothing to mupdated and were ignored`);
+  log.info(
+    { file: report.file, ignored: report.ignored },
+    `imapd.conf read; ${report.ignored.length} of its keys mean nothing to mupdated and were ignored`,
+  );
   for (const note of report.notes) log.warn({ file: report.file }, `imapd.conf: ${note}`);
 }
 
@@ -90,13 +92,21 @@ export interface RunningServer {
 
 /** Opens the store and users, starts listening, and installs SIGTERM/SIGINT handling. */
 export async function startServer(
-  config: ServerConfig, log: Logger, role: Role, store: DirectoryStore, users: UserDb,
+  config: ServerConfig,
+  log: Logger,
+  role: Role,
+  store: DirectoryStore,
+  users: UserDb,
   beforeClose: () => Promise<void> = async () => {},
   slave?: FollowedMaster,
 ): Promise<RunningServer> {
   const auth = new Authenticator(users, {
-    admins: config.admins, allowNonAdmins: config.allowNonAdmins, saslauthdSocket: config.saslauthdSocket,
-    saslService: 'mupdate', realm: config.servername, cacheTtlMs: config.authCacheTtlMs,
+    admins: config.admins,
+    allowNonAdmins: config.allowNonAdmins,
+    saslauthdSocket: config.saslauthdSocket,
+    saslService: 'mupdate',
+    realm: config.servername,
+    cacheTtlMs: config.authCacheTtlMs,
     onRehash: (user, err) => {
       if (err) log.warn({ user, err: err.message }, 'could not replace an old password hash');
       else log.info({ user }, 'password hash replaced by one at the current scrypt cost');
@@ -105,7 +115,14 @@ export async function startServer(
   });
   const dumps = config.dumpWorkers > 0 ? new DumpPool(config.dataDir, config.dumpWorkers, log) : new InThreadDumps(store);
   const server = new MupdateServer({
-    settings: sessionSettings(config), store, auth, log, role, tls: loadTls(config), maxConnections: config.maxConnections, dumps,
+    settings: sessionSettings(config),
+    store,
+    auth,
+    log,
+    role,
+    tls: loadTls(config),
+    maxConnections: config.maxConnections,
+    dumps,
     admission: { maxPendingPerHost: config.maxConnectionsPerHost, failedLoginsPerMinute: config.maxFailedLoginsPerHost },
   });
   if (users.list().length === 0 && config.admins.length === 0) {
@@ -156,6 +173,8 @@ export async function runMaster(flags: ServerFlags): Promise<void> {
   const store = await openDirectory(config, log);
   const users = UserDb.open(config.dataDir);
   const mirror = config.etcd.endpoints.length ? await mirrorClusterUsers(config, users, log) : null;
-  const running = await startServer(config, log, { kind: 'master' }, store, users, async () => { await mirror?.close(); });
+  const running = await startServer(config, log, { kind: 'master' }, store, users, async () => {
+    await mirror?.close();
+  });
   reloader.attach(running.server, config);
 }

@@ -46,11 +46,18 @@ function probeOf(o: ObservedServer): ServerProbe {
     role: o.role.kind,
     connectionsByState: () => o.server.connectionsByState(),
     openConflicts: () => o.store.listConflicts('open').length,
-    slave: slave && (() => {
-      const { follower, lag } = slave;
-      const behind = lag.snapshot();
-      return { streaming: follower.status.state === 'streaming', synced: follower.isReady, lagChanges: behind.changes, lagSeconds: behind.seconds };
-    }),
+    slave:
+      slave &&
+      (() => {
+        const { follower, lag } = slave;
+        const behind = lag.snapshot();
+        return {
+          streaming: follower.status.state === 'streaming',
+          synced: follower.isReady,
+          lagChanges: behind.changes,
+          lagSeconds: behind.seconds,
+        };
+      }),
     etcd: store.health ? () => store.health!() : undefined,
   };
 }

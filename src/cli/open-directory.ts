@@ -20,22 +20,37 @@ export function applyEtcdFlags(config: { etcd: EtcdConfig }, flags: EtcdFlags): 
 
 /** Reports a change listener's failure (the change itself is committed and still told to the other listeners). */
 export function listenerErrorLog(log: Logger): ListenerFailure {
-  return (err, change) => log.error({ err: err instanceof Error ? err.message : String(err), seq: change.seq,
-    name: change.name.toString('latin1') }, 'a directory change listener failed');
+  return (err, change) =>
+    log.error(
+      { err: err instanceof Error ? err.message : String(err), seq: change.seq, name: change.name.toString('latin1') },
+      'a directory change listener failed',
+    );
 }
 
 export async function openDirectory(config: ServerConfig, log: Logger, o: { mustExist?: boolean } = {}): Promise<DirectoryStore> {
   if (config.etcd.endpoints.length) {
     const { EtcdDirectoryStore } = await import('../store/etcd/etcd-store.js');
-    const store = await EtcdDirectoryStore.open({
-      ...config.etcd, dataDir: config.dataDir, order: config.order, changeLogRetention: config.changeLogRetention, mustExist: o.mustExist,
-    }, log);
-    log.info({ etcd: config.etcd.endpoints, prefix: config.etcd.prefix, dbid: store.id, revision: store.viewRevision, order: config.order },
-      'cluster directory opened (etcd, local view in the data folder)');
+    const store = await EtcdDirectoryStore.open(
+      {
+        ...config.etcd,
+        dataDir: config.dataDir,
+        order: config.order,
+        changeLogRetention: config.changeLogRetention,
+        mustExist: o.mustExist,
+      },
+      log,
+    );
+    log.info(
+      { etcd: config.etcd.endpoints, prefix: config.etcd.prefix, dbid: store.id, revision: store.viewRevision, order: config.order },
+      'cluster directory opened (etcd, local view in the data folder)',
+    );
     return store;
   }
   const store = LmdbDirectoryStore.open(config.dataDir, {
-    order: config.order, changeLogRetention: config.changeLogRetention, mustExist: o.mustExist, onListenerError: listenerErrorLog(log),
+    order: config.order,
+    changeLogRetention: config.changeLogRetention,
+    mustExist: o.mustExist,
+    onListenerError: listenerErrorLog(log),
   });
   if (store.converted) log.info(`directory converted to format 2: ${store.converted.entries} entries`);
   log.info({ data: config.dataDir, lastChange: store.lastSeq, order: config.order }, 'directory opened');
@@ -52,9 +67,16 @@ export async function mirrorClusterUsers(config: ServerConfig, users: LocalUsers
   const { EtcdLayout } = await import('../store/etcd/layout.js');
   const { UserMirror } = await import('../store/etcd/user-mirror.js');
   const client = etcdClient(config.etcd);
-  const mirror = new UserMirror(client, new EtcdLayout(config.etcd.prefix), users, config.dataDir, log, config.etcd.writeTimeoutMs, () => client.close());
+  const mirror = new UserMirror(client, new EtcdLayout(config.etcd.prefix), users, config.dataDir, log, config.etcd.writeTimeoutMs, () =>
+    client.close(),
+  );
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([mirror.ready, new Promise((r) => { timer = setTimeout(r, config.etcd.writeTimeoutMs); })]);
+  await Promise.race([
+    mirror.ready,
+    new Promise((r) => {
+      timer = setTimeout(r, config.etcd.writeTimeoutMs);
+    }),
+  ]);
   clearTimeout(timer);
   return mirror;
 }

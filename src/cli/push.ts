@@ -29,7 +29,8 @@ export interface PushFlags extends TlsFlags {
   window?: string | undefined;
 }
 
-const USAGE = 'usage: mupdated push --master HOST:PORT --user NAME --password-file FILE --server BACKEND [--dry-run]\n' +
+const USAGE =
+  'usage: mupdated push --master HOST:PORT --user NAME --password-file FILE --server BACKEND [--dry-run]\n' +
   '                     [--starttls | --plaintext] [--tls-ca FILE] [--tls-insecure] DUMP|-';
 
 interface Command {
@@ -54,13 +55,17 @@ async function readLocal(file: string, backend: string): Promise<LocalMailbox[]>
 }
 
 /** Runs commands with up to `window` in flight; responses come back in order. */
-async function pipeline(conn: MupdateConnection, commands: Command[], window: number,
-  progress: (done: number) => void): Promise<CommandResult[]> {
+async function pipeline(
+  conn: MupdateConnection,
+  commands: Command[],
+  window: number,
+  progress: (done: number) => void,
+): Promise<CommandResult[]> {
   const results: CommandResult[] = [];
   let sent = 0;
   const sendMore = () => {
     while (sent < commands.length && sent - results.length < window) {
-      const c = commands[sent]!;
+      const c = commands[sent];
       conn.send(`P${sent}`, c.word, c.args);
       sent++;
     }
@@ -147,12 +152,16 @@ async function push(dump: string, flags: Required<PushFlags>): Promise<number> {
     const listed = list.data.map((r) => entryFromData(r.word, r.args)).filter((e): e is Entry => e !== null);
     const plan = planPush(local, listed);
 
-    const finds = await pipeline(conn, plan.lookUp.map((m) => ({ word: 'FIND', args: [m.name], label: showBytes(m.name) })),
-      window, progressBar('looking up', plan.lookUp.length));
+    const finds = await pipeline(
+      conn,
+      plan.lookUp.map((m) => ({ word: 'FIND', args: [m.name], label: showBytes(m.name) })),
+      window,
+      progressBar('looking up', plan.lookUp.length),
+    );
     const toActivate = [...plan.reactivate];
     const toQueue: LocalMailbox[] = [];
     plan.lookUp.forEach((m, i) => {
-      const found = finds[i]!.data.map((r) => entryFromData(r.word, r.args)).find((e) => e !== null) ?? null;
+      const found = finds[i].data.map((r) => entryFromData(r.word, r.args)).find((e) => e !== null) ?? null;
       if (judgeLookUp(backend, found) === 'activate') return void toActivate.push(m);
       review++;
       out(`Review (held by ${showBytes(found!.location)} on the master; local copy kept): ${showBytes(m.name)}`);
@@ -161,8 +170,10 @@ async function push(dump: string, flags: Required<PushFlags>): Promise<number> {
     for (const name of plan.removeFromMaster) out(`Remove from MUPDATE: ${showBytes(name)}`);
     for (const m of toActivate) out(`Force Activate: ${showBytes(m.name)}`);
     if (flags['dry-run']) {
-      out(`# dry run: ${plan.inSync} in sync, ${plan.removeFromMaster.length} to remove, ${toActivate.length} to activate, ` +
-        `${review} to review${toQueue.length ? ` (${toQueue.length} to be queued as conflicts)` : ''}`);
+      out(
+        `# dry run: ${plan.inSync} in sync, ${plan.removeFromMaster.length} to remove, ${toActivate.length} to activate, ` +
+          `${review} to review${toQueue.length ? ` (${toQueue.length} to be queued as conflicts)` : ''}`,
+      );
       return review ? 3 : 0;
     }
     const commands: Command[] = [
@@ -178,7 +189,7 @@ async function push(dump: string, flags: Required<PushFlags>): Promise<number> {
     results.forEach((r, i) => {
       if (r.status === 'OK') return;
       refused++;
-      out(`Refused (${commands[i]!.word}: ${r.status} ${r.text}): ${commands[i]!.label}`);
+      out(`Refused (${commands[i].word}: ${r.status} ${r.text}): ${commands[i].label}`);
     });
     out(`# ${plan.inSync} in sync, ${removedOk} removed, ${activatedOk} activated, ${review} to review, ${refused} refused`);
     return review || refused ? 3 : 0;

@@ -9,7 +9,15 @@ import { startFrontend, resolveFrontend } from '../frontend/frontend.js';
 import { UserDb } from '../sasl/user-db.js';
 import { LmdbDirectoryStore } from '../store/lmdb-store.js';
 import { securePrivateFolder } from '../store/private-files.js';
-import { configuredLogger, logImapdConf, logNarrowed, resolveServerConfig, startServer, type ResolvedConfig, type ServerFlags } from './master.js';
+import {
+  configuredLogger,
+  logImapdConf,
+  logNarrowed,
+  resolveServerConfig,
+  startServer,
+  type ResolvedConfig,
+  type ServerFlags,
+} from './master.js';
 import { Reloader } from './reload.js';
 import { listenerErrorLog } from './open-directory.js';
 
@@ -54,38 +62,58 @@ export async function runSlave(flags: SlaveFlags): Promise<void> {
   logImapdConf(log, imapd);
   logNarrowed(log, securePrivateFolder(config.dataDir));
   const store = LmdbDirectoryStore.open(config.dataDir, {
-    order: config.order, changeLogRetention: config.changeLogRetention, onListenerError: listenerErrorLog(log),
+    order: config.order,
+    changeLogRetention: config.changeLogRetention,
+    onListenerError: listenerErrorLog(log),
   });
   const users = UserDb.open(config.dataDir);
   const lag = new SlaveLag();
   const follower = new Follower({
     masters,
     upstream: {
-      user, authzid: up.username ?? user, password: up.password!,
-      starttls: up.starttls, tlsInsecure: up.tlsInsecure,
+      user,
+      authzid: up.username ?? user,
+      password: up.password!,
+      starttls: up.starttls,
+      tlsInsecure: up.tlsInsecure,
       tlsCa: up.tlsCa === undefined ? undefined : readFileSync(up.tlsCa),
     },
     retryDelaySeconds: up.retryDelaySeconds,
     connectTimeoutMs: up.connectTimeoutSeconds * 1000,
     dumpTimeoutMs: up.dumpTimeoutSeconds * 1000,
     resume: up.resume,
-    store, log,
+    store,
+    log,
     statusFile: join(config.dataDir, 'status.json'),
     lag,
   });
-  const frontendSettings = resolveFrontend({
-    db: flags['frontend-db'] ?? config.frontend.db, kickSocket: flags['kick-socket'] ?? config.frontend.kickSocket,
-  }, imapd, log);
+  const frontendSettings = resolveFrontend(
+    {
+      db: flags['frontend-db'] ?? config.frontend.db,
+      kickSocket: flags['kick-socket'] ?? config.frontend.kickSocket,
+    },
+    imapd,
+    log,
+  );
   const frontend = frontendSettings.db ? startFrontend(frontendSettings, store, follower, log) : null;
-  const running = await startServer(config, log, {
-    kind: 'slave', master: up.server!,
-    syncWithMaster: () => follower.syncWithMaster(),
-    ready: follower.ready,
-    isReady: () => follower.isReady,
-  }, store, users, async () => {
-    await follower.stop();
-    await frontend?.close();
-  }, { follower, lag });
+  const running = await startServer(
+    config,
+    log,
+    {
+      kind: 'slave',
+      master: up.server!,
+      syncWithMaster: () => follower.syncWithMaster(),
+      ready: follower.ready,
+      isReady: () => follower.isReady,
+    },
+    store,
+    users,
+    async () => {
+      await follower.stop();
+      await frontend?.close();
+    },
+    { follower, lag },
+  );
   follower.start();
   reloader.attach(running.server, config);
 }

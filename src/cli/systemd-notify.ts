@@ -8,14 +8,15 @@
 import { execFile } from 'node:child_process';
 import type { Logger } from '../log.js';
 
-
 export function notifySystemdReady(log: Logger): Promise<void> {
   if (!process.env['NOTIFY_SOCKET']) return Promise.resolve();
   return new Promise((resolve) => {
     execFile('systemd-notify', ['--ready', `--pid=${process.pid}`], { timeout: 10_000 }, (err, _out, stderr) => {
       if (err) {
-        log.error({ err: err.message, stderr: stderr.trim() },
-          'could not tell systemd the server is ready: check that systemd-notify is installed; systemd will time the start out');
+        log.error(
+          { err: err.message, stderr: stderr.trim() },
+          'could not tell systemd the server is ready: check that systemd-notify is installed; systemd will time the start out',
+        );
       } else {
         log.info('told systemd the server is ready');
       }

@@ -32,7 +32,7 @@ function localUsers(dataDir: string): UserStore {
   return {
     save: (name, password, admin) => users.set(name, password, admin),
     remove: (name) => users.remove(name),
-    list: async () => users.list(),
+    list: () => Promise.resolve(users.list()),
     close: () => users.close(),
   };
 }
@@ -62,11 +62,15 @@ async function clusterUsers(flags: ToolFlags): Promise<UserStore> {
     },
     remove: (name) => removeClusterUser(client, layout, name, ms),
     list: async () => (await readClusterUsers(client, layout, ms)).users,
-    async close() { client.close(); },
+    close: () => Promise.resolve(client.close()),
   };
 }
 
-export async function runUser(action: string | undefined, name: string | undefined, flags: ToolFlags & { admin?: boolean | undefined }): Promise<void> {
+export async function runUser(
+  action: string | undefined,
+  name: string | undefined,
+  flags: ToolFlags & { admin?: boolean | undefined },
+): Promise<void> {
   if (!((action === 'add' || action === 'remove') && name) && action !== 'list') throw new Error(USAGE);
   const cluster = isCluster(toolConfig(flags));
   const users = cluster ? await clusterUsers(flags) : localUsers(toolConfig(flags).dataDir);

@@ -14,7 +14,7 @@ export class Completions {
   remember(rows: Response[]): void {
     for (const r of rows) {
       if (!['MAILBOX', 'RESERVE', 'DELETE'].includes(r.word) || r.args.length === 0) continue;
-      if (this.names.size < 10_000) this.names.set(r.args[0]!.toString('latin1'), r.args[0]!);
+      if (this.names.size < 10_000) this.names.set(r.args[0].toString('latin1'), r.args[0]);
       const loc = r.args[1];
       if (loc && r.word !== 'DELETE') {
         if (this.locations.size < 1000) this.locations.set(loc.toString('latin1'), loc);
@@ -28,9 +28,9 @@ export class Completions {
   complete(line: string): [string[], string] {
     const first = /^(\s*)(\S*)$/.exec(line);
     if (first) {
-      const w = first[2]!.toLowerCase();
+      const w = first[2].toLowerCase();
       const hits = COMMAND_NAMES.filter((c) => c.startsWith(w)).map((c) => `${c} `);
-      return [hits, first[2]!];
+      return [hits, first[2]];
     }
     // Where the word being typed starts (a space inside quotes or after a backslash is part of it).
     let start = 0;
@@ -38,7 +38,7 @@ export class Completions {
     let inWord = false;
     let quoted = false;
     for (let i = 0; i < line.length; i++) {
-      const c = line[i]!;
+      const c = line[i];
       if (!inWord) {
         if (c === ' ' || c === '\t') continue;
         inWord = true;
@@ -66,7 +66,10 @@ export class Completions {
       pool = [...this.servers.values()].map((s) => form(Buffer.concat([s, Buffer.from('!')])));
     } else if (cmd === 'watch') pool = [...this.servers.values()].map(form);
     else if (cmd === 'help' && pos === 1) pool = COMMAND_NAMES;
-    const hits = pool.filter((p) => p.startsWith(last)).sort().slice(0, 200);
-    return [hits.length === 1 && !hits[0]!.endsWith('!') && !hits[0]!.endsWith('!"') ? [`${hits[0]} `] : hits, last];
+    const hits = pool
+      .filter((p) => p.startsWith(last))
+      .sort()
+      .slice(0, 200);
+    return [hits.length === 1 && !hits[0].endsWith('!') && !hits[0].endsWith('!"') ? [`${hits[0]} `] : hits, last];
   }
 }

@@ -12,7 +12,11 @@ export const HISTORY_SIZE = 1000;
 /** Newest first, as readline wants it. */
 export function loadHistory(path: string): string[] {
   try {
-    return readFileSync(path, 'utf8').split('\n').filter((l) => l.trim() !== '').slice(-HISTORY_SIZE).reverse();
+    return readFileSync(path, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .slice(-HISTORY_SIZE)
+      .reverse();
   } catch {
     return [];
   }
@@ -21,5 +25,7 @@ export function loadHistory(path: string): string[] {
 export function saveHistory(path: string, history: string[]): void {
   try {
     writeFileSync(path, history.slice(0, HISTORY_SIZE).reverse().join('\n') + '\n', { mode: 0o600 });
-  } catch { /* history is a convenience */ }
+  } catch {
+    /* history is a convenience */
+  }
 }

@@ -27,7 +27,7 @@ export function splitWords(line: string): Buffer[] {
     if (quoted) i++;
     let closed = false;
     while (i < n) {
-      const c = line[i]!;
+      const c = line[i];
       if (quoted && c === '"') {
         closed = true;
         i++;
@@ -95,7 +95,7 @@ export function bareArg(b: Buffer): string {
  * (in one quoted argument or as separate words) turned into that form.
  */
 export function aclFromWords(words: Buffer[]): Buffer {
-  if (words.length === 1 && words[0]!.includes(TAB)) return words[0]!;
+  if (words.length === 1 && words[0].includes(TAB)) return words[0];
   if (words.some((w) => w.includes(TAB))) {
     throw new InputError('an ACL containing \\t is sent as typed: give it as one argument, e.g. "bob\\tlrs\\t"');
   }
@@ -137,14 +137,20 @@ export const COMMANDS: CommandSpec[] = [
   { name: 'find', usage: 'find NAME', help: 'look up one mailbox (exact, case-sensitive name)' },
   { name: 'list', usage: 'list [PREFIX]', help: 'every entry, or those whose location starts with PREFIX' },
   { name: 'stats', usage: 'stats [PREFIX]', help: 'entries per server and partition, counted from a LIST' },
-  { name: 'activate', usage: 'activate NAME LOCATION ACL',
-    help: 'create/overwrite an active entry; ACL: "id rights ...", "" or "id\\trights\\t"' },
+  {
+    name: 'activate',
+    usage: 'activate NAME LOCATION ACL',
+    help: 'create/overwrite an active entry; ACL: "id rights ...", "" or "id\\trights\\t"',
+  },
   { name: 'reserve', usage: 'reserve NAME LOCATION', help: 'reserve a name at a location' },
   { name: 'deactivate', usage: 'deactivate NAME LOCATION', help: 'turn an active entry into a reservation at LOCATION' },
   { name: 'delete', usage: 'delete NAME', help: 'remove an entry' },
   { name: 'noop', usage: 'noop', help: 'NOOP (checks that the connection is alive)' },
-  { name: 'watch', usage: 'watch [HOST ...]',
-    help: 'UPDATE on a second connection: each change live until Ctrl-C; --dump prints the entries first, --count N stops after N changes' },
+  {
+    name: 'watch',
+    usage: 'watch [HOST ...]',
+    help: 'UPDATE on a second connection: each change live until Ctrl-C; --dump prints the entries first, --count N stops after N changes',
+  },
   { name: 'raw', usage: 'raw TAG COMMAND ...', help: 'send a protocol line exactly as typed and show the answer' },
   { name: 'help', usage: 'help [COMMAND]', help: 'this list' },
   { name: 'quit', usage: 'quit', help: 'log out and leave (also exit, logout, Ctrl-D)' },
@@ -179,7 +185,7 @@ export function parseCommand(line: string): ParsedCommand | null {
   const trimmed = line.replace(/^[ \t]+/, '');
   if (trimmed === '' || trimmed.startsWith('#')) return null;
   const m = /^(\S+)(?:[ \t]+(.*))?$/s.exec(trimmed)!;
-  const typed = m[1]!.toLowerCase();
+  const typed = m[1].toLowerCase();
   const name = ALIASES[typed] ?? typed;
   const rest = m[2] ?? '';
   if (name === 'raw') {
@@ -194,7 +200,7 @@ export function parseCommand(line: string): ParsedCommand | null {
       return { kind: 'help', name: 'help', topic: args[0] ? args[0].toString('utf8').toLowerCase() : null };
     case 'activate': {
       if (args.length < 3) throw arity('activate', args.length);
-      return { kind: 'protocol', name, word: 'ACTIVATE', args: [args[0]!, args[1]!, aclFromWords(args.slice(2))] };
+      return { kind: 'protocol', name, word: 'ACTIVATE', args: [args[0], args[1], aclFromWords(args.slice(2))] };
     }
     case 'stats':
       if (args.length > 1) throw arity('stats', args.length);
@@ -204,14 +210,14 @@ export function parseCommand(line: string): ParsedCommand | null {
       let count: number | null = null;
       const hosts: Buffer[] = [];
       for (let k = 0; k < args.length; k++) {
-        const a = args[k]!.toString('latin1');
+        const a = args[k].toString('latin1');
         if (a === '--dump') dump = true;
         else if (a === '--count') {
           const v = Number(args[++k]?.toString('latin1'));
           if (!Number.isInteger(v) || v < 1) throw new InputError('watch --count needs a whole number >= 1');
           count = v;
         } else if (a.startsWith('--')) throw new InputError('usage: watch [--dump] [--count N] [HOST ...]');
-        else hosts.push(args[k]!);
+        else hosts.push(args[k]);
       }
       if (hosts.length > 30) throw new InputError('watch takes at most 30 hosts');
       if (hosts.some((h) => h.length === 0)) throw new InputError('watch: a host name cannot be empty');
@@ -252,8 +258,11 @@ export function helpText(topic: string | null): string {
     parts.forEach((p, i) => lines.push(`  ${(i === 0 ? c.usage : '').padEnd(width)}  ${p}`));
   }
   if (!topic) {
-    lines.push('', '  Arguments are typed plainly; quote one with spaces ("user.bob.Sent Items").',
-      '  Escapes: \\t \\\\ \\" \\xNN. Names are shown in this syntax and can be typed back.');
+    lines.push(
+      '',
+      '  Arguments are typed plainly; quote one with spaces ("user.bob.Sent Items").',
+      '  Escapes: \\t \\\\ \\" \\xNN. Names are shown in this syntax and can be typed back.',
+    );
   }
   return lines.join('\n') + '\n';
 }

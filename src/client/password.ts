@@ -14,7 +14,7 @@ export async function askPassword(prompt: string): Promise<string> {
   let output: NodeJS.WritableStream;
   const opened: Array<{ destroy(): void }> = [];
   if (process.stdin.isTTY) {
-    input = process.stdin as tty.ReadStream;
+    input = process.stdin;
     output = process.stderr.isTTY ? process.stderr : process.stdout;
   } else {
     let rfd: number;

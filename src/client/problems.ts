@@ -1,6 +1,13 @@
 /** Connection problems of `mupdated client` in words a person can act on. */
 import {
-  BannerRefused, ConnectFailed, ConnectionClosed, LoginRefused, StartTlsRefused, StartTlsUnavailable, TimeoutError, TlsFailed,
+  BannerRefused,
+  ConnectFailed,
+  ConnectionClosed,
+  LoginRefused,
+  StartTlsRefused,
+  StartTlsUnavailable,
+  TimeoutError,
+  TlsFailed,
 } from '../mupdate/client/errors.js';
 import { isLoopbackHost } from '../mupdate/client/tls-policy.js';
 
@@ -19,8 +26,10 @@ export function describeProblem(err: unknown, where: string, user: string): stri
   const msg = err instanceof Error ? err.message : String(err);
   if (err instanceof StartTlsUnavailable) {
     if (isLoopbackHost(where.replace(/:\d+$/, ''))) return `${where} does not offer STARTTLS (leave out --starttls to talk in plain text)`;
-    return `${where} does not offer STARTTLS, which is required toward a server not on loopback ` +
-      '(--plaintext talks without TLS: the password crosses the network in clear)';
+    return (
+      `${where} does not offer STARTTLS, which is required toward a server not on loopback ` +
+      '(--plaintext talks without TLS: the password crosses the network in clear)'
+    );
   }
   if (err instanceof LoginRefused) return `login as ${user} refused by ${where}: ${err.reason || 'no reason given'}`;
   const failure = err instanceof ConnectFailed && err.code !== undefined ? CONNECT_FAILURES[err.code] : undefined;
@@ -30,7 +39,8 @@ export function describeProblem(err: unknown, where: string, user: string): stri
   }
   if (err instanceof TlsFailed) {
     const hint = /certificate|self[- ]signed|verify|altnames/i.test(err.reason)
-      ? ' (to trust it: --tls-ca CA.pem, or --tls-insecure to skip the check)' : '';
+      ? ' (to trust it: --tls-ca CA.pem, or --tls-insecure to skip the check)'
+      : '';
     return `TLS with ${where} failed: ${err.reason}${hint}`;
   }
   if (err instanceof StartTlsRefused) return `${where} refused STARTTLS`;

@@ -12,8 +12,15 @@ export interface Style {
 }
 
 const CODES = {
-  reset: '\x1b[0m', bold: '\x1b[1m', dim: '\x1b[2m', red: '\x1b[31m', green: '\x1b[32m', yellow: '\x1b[33m',
-  blue: '\x1b[34m', magenta: '\x1b[35m', cyan: '\x1b[36m',
+  reset: '\x1b[0m',
+  bold: '\x1b[1m',
+  dim: '\x1b[2m',
+  red: '\x1b[31m',
+  green: '\x1b[32m',
+  yellow: '\x1b[33m',
+  blue: '\x1b[34m',
+  magenta: '\x1b[35m',
+  cyan: '\x1b[36m',
 } as const;
 export type Colour = Exclude<keyof typeof CODES, 'reset'>;
 
@@ -28,7 +35,6 @@ export function colourWanted(isTTY: boolean | undefined, env: NodeJS.ProcessEnv)
 
 /** Visible width (ANSI codes take none). */
 function width(s: string): number {
-  // eslint-disable-next-line no-control-regex
   return [...s.replace(/\x1b\[[0-9;]*m/g, '')].length;
 }
 
@@ -57,8 +63,8 @@ export function aclPairs(acl: Buffer): AclPair[] | null {
   if (fields.length % 2 !== 0) return null;
   const pairs: AclPair[] = [];
   for (let i = 0; i < fields.length; i += 2) {
-    if (fields[i]!.length === 0) return null;
-    pairs.push({ id: fields[i]!, rights: fields[i + 1]! });
+    if (fields[i].length === 0) return null;
+    pairs.push({ id: fields[i], rights: fields[i + 1] });
   }
   return pairs;
 }
@@ -73,17 +79,23 @@ export function renderAcl(acl: Buffer, style: Style): string {
 }
 
 const KEYWORD_COLOUR: Record<string, Colour> = {
-  MAILBOX: 'green', RESERVE: 'yellow', DELETE: 'red', OK: 'green', NO: 'red', BAD: 'red', BYE: 'magenta',
+  MAILBOX: 'green',
+  RESERVE: 'yellow',
+  DELETE: 'red',
+  OK: 'green',
+  NO: 'red',
+  BAD: 'red',
+  BYE: 'magenta',
 };
 
 /** The columns of one data line (keyword, name, location, ACL), or null if it is not one. */
 function dataColumns(r: Response, style: Style): string[] | null {
   const kw = paint(style, KEYWORD_COLOUR[r.word] ?? 'cyan', r.word);
   if (r.word === 'MAILBOX' && r.args.length >= 3) {
-    return [kw, quoteArg(r.args[0]!), quoteArg(r.args[1]!), renderAcl(r.args[2]!, style)];
+    return [kw, quoteArg(r.args[0]), quoteArg(r.args[1]), renderAcl(r.args[2], style)];
   }
-  if (r.word === 'RESERVE' && r.args.length >= 2) return [kw, quoteArg(r.args[0]!), quoteArg(r.args[1]!)];
-  if (r.word === 'DELETE' && r.args.length >= 1) return [kw, quoteArg(r.args[0]!)];
+  if (r.word === 'RESERVE' && r.args.length >= 2) return [kw, quoteArg(r.args[0]), quoteArg(r.args[1])];
+  if (r.word === 'DELETE' && r.args.length >= 1) return [kw, quoteArg(r.args[0])];
   return null;
 }
 
@@ -106,18 +118,23 @@ export function renderRows(rows: Response[], style: Style): string[] {
   const widths: number[] = [7];
   for (const c of cols) {
     if (!c) continue;
-    c.forEach((v, i) => { widths[i] = Math.min(MAX_COLUMN, Math.max(widths[i] ?? 0, width(v))); });
+    c.forEach((v, i) => {
+      widths[i] = Math.min(MAX_COLUMN, Math.max(widths[i] ?? 0, width(v)));
+    });
   }
   return rows.map((r, k) => {
     const c = cols[k];
     if (!c) return isStatus(r) ? renderStatus(r.word, statusText(r), style) : renderOther(r, style);
-    return c.map((v, i) => (i === c.length - 1 ? v : padTo(v, widths[i]!))).join('  ').trimEnd();
+    return c
+      .map((v, i) => (i === c.length - 1 ? v : padTo(v, widths[i])))
+      .join('  ')
+      .trimEnd();
   });
 }
 
 /** One line on its own (a change in `watch`). */
 export function renderLine(r: Response, style: Style): string {
-  return renderRows([r], style)[0]!;
+  return renderRows([r], style)[0];
 }
 
 /** Local time as HH:MM:SS.mmm. */
@@ -140,16 +157,16 @@ export type JsonObject = Record<string, unknown>;
 export function responseJson(r: Response): JsonObject {
   const out: JsonObject = { tag: r.tag, response: r.word };
   if (r.word === 'MAILBOX' && r.args.length >= 3) {
-    const pairs = aclPairs(r.args[2]!);
-    out.name = showBytes(r.args[0]!);
-    out.location = showBytes(r.args[1]!);
-    out.acl = showBytes(r.args[2]!);
+    const pairs = aclPairs(r.args[2]);
+    out.name = showBytes(r.args[0]);
+    out.location = showBytes(r.args[1]);
+    out.acl = showBytes(r.args[2]);
     out.rights = pairs ? pairs.map((p) => ({ id: showBytes(p.id), rights: showBytes(p.rights) })) : null;
   } else if (r.word === 'RESERVE' && r.args.length >= 2) {
-    out.name = showBytes(r.args[0]!);
-    out.location = showBytes(r.args[1]!);
+    out.name = showBytes(r.args[0]);
+    out.location = showBytes(r.args[1]);
   } else if (r.word === 'DELETE' && r.args.length >= 1) {
-    out.name = showBytes(r.args[0]!);
+    out.name = showBytes(r.args[0]);
   } else if (isStatus(r)) {
     out.text = statusText(r);
   } else {
@@ -174,7 +191,7 @@ export function statsFromList(data: Response[]): StatsRow[] {
   const rows = new Map<string, StatsRow & { key: Buffer }>();
   for (const r of data) {
     if ((r.word !== 'MAILBOX' && r.word !== 'RESERVE') || r.args.length < 2) continue;
-    const loc = r.args[1]!;
+    const loc = r.args[1];
     const bang = loc.indexOf(0x21);
     const server = bang < 0 ? loc : loc.subarray(0, bang);
     const partition = bang < 0 ? null : loc.subarray(bang + 1);
@@ -198,16 +215,31 @@ export function renderStats(rows: StatsRow[], style: Style): string[] {
   const total = rows.reduce((t, r) => ({ active: t.active + r.active, reserved: t.reserved + r.reserved }), { active: 0, reserved: 0 });
   const table = [
     ['SERVER', 'PARTITION', 'ACTIVE', 'RESERVED', 'TOTAL'],
-    ...rows.map((r) => [quoteArg(r.server), r.partition ? quoteArg(r.partition) : '(none)', String(r.active), String(r.reserved), String(r.active + r.reserved)]),
+    ...rows.map((r) => [
+      quoteArg(r.server),
+      r.partition ? quoteArg(r.partition) : '(none)',
+      String(r.active),
+      String(r.reserved),
+      String(r.active + r.reserved),
+    ]),
     ['total', '', String(total.active), String(total.reserved), String(total.active + total.reserved)],
   ];
-  const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));
   return table.map((row, k) => {
-    const line = row.map((v, i) => (i >= 2 ? v.padStart(widths[i]!) : v.padEnd(widths[i]!))).join('  ').trimEnd();
+    const line = row
+      .map((v, i) => (i >= 2 ? v.padStart(widths[i]) : v.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
     return k === 0 || k === table.length - 1 ? paint(style, 'bold', line) : line;
   });
 }
 
 export function statsJson(r: StatsRow): JsonObject {
-  return { response: 'STATS', server: showBytes(r.server), partition: r.partition ? showBytes(r.partition) : null, active: r.active, reserved: r.reserved };
+  return {
+    response: 'STATS',
+    server: showBytes(r.server),
+    partition: r.partition ? showBytes(r.partition) : null,
+    active: r.active,
+    reserved: r.reserved,
+  };
 }

@@ -13,8 +13,12 @@ import type { ClientSession, Output, WatchHooks } from './session.js';
 export async function interactive(session: ClientSession, target: string, setOutput: (o: Output) => void): Promise<number> {
   const path = historyPath();
   const rl: Interface = createInterface({
-    input: process.stdin, output: process.stdout, terminal: !!process.stdout.isTTY,
-    history: loadHistory(path), historySize: HISTORY_SIZE, removeHistoryDuplicates: true,
+    input: process.stdin,
+    output: process.stdout,
+    terminal: !!process.stdout.isTTY,
+    history: loadHistory(path),
+    historySize: HISTORY_SIZE,
+    removeHistoryDuplicates: true,
     completer: (line: string) => session.complete(line),
     prompt: `${target}> `,
   });
@@ -22,7 +26,9 @@ export async function interactive(session: ClientSession, target: string, setOut
   rl.on('history', (h: string[]) => saveHistory(path, h));
   let promptShown = false;
   let closed = false;
-  rl.once('close', () => { closed = true; });
+  rl.once('close', () => {
+    closed = true;
+  });
   const stdout = process.stdout;
   const print = (text: string) => {
     if (promptShown && !closed && rl.terminal) {
@@ -39,7 +45,10 @@ export async function interactive(session: ClientSession, target: string, setOut
     rl.prompt(true);
   };
   const hooks: WatchHooks = {
-    begin: () => { rl.setPrompt(''); showPrompt(); },
+    begin: () => {
+      rl.setPrompt('');
+      showPrompt();
+    },
     end: () => {
       // what was typed while watching was not run: drop it
       if (closed) return;

@@ -15,35 +15,24 @@ import { ConnectionProblem, Interrupted, UsageError } from './errors.js';
 import { helpText, quoteArg, type ParsedCommand } from './input.js';
 import { describeProblem } from './problems.js';
 import {
-  paint, renderLine, renderRows, renderStats, renderStatus, renderWire, responseJson,
-  statsFromList, statsJson, timestamp, type JsonObject, type Style,
+  paint,
+  renderLine,
+  renderRows,
+  renderStats,
+  renderStatus,
+  renderWire,
+  responseJson,
+  statsFromList,
+  statsJson,
+  timestamp,
+  type JsonObject,
+  type Style,
 } from './render.js';
-import { tlsOptions, type TlsFlags } from './tls-flags.js';
+import { tlsOptions } from './tls-flags.js';
 import { wireLines } from './wire-log.js';
 
-export interface ClientFlags extends TlsFlags {
-  user?: string | undefined;
-  'password-file'?: string | undefined;
-  raw?: boolean | undefined;
-  json?: boolean | undefined;
-  timeout?: string | undefined;
-}
-
-/** What a command came to: answered OK, answered otherwise (or not parsed), or the end of the session. */
-export type Outcome = 'ok' | 'failed' | 'quit';
-
-/** Where output goes; the interactive mode redraws its prompt around it. */
-export interface Output {
-  /** A line for standard output. */
-  line(text: string): void;
-  /** A line for people about a problem or a state (stderr when scripted). */
-  note(text: string): void;
-}
-
-export interface WatchHooks {
-  begin(): void;
-  end(): void;
-}
+export type { ClientFlags, Outcome, Output, WatchHooks } from './session-types.js';
+import type { ClientFlags, Outcome, Output, WatchHooks } from './session-types.js';
 
 export class ClientSession {
   private conn: MupdateConnection | null = null;
@@ -93,7 +82,10 @@ export class ClientSession {
 
   private options(suffix: string): ClientOptions {
     return {
-      host: this.target.host, port: this.target.port, user: this.user, password: '',
+      host: this.target.host,
+      port: this.target.port,
+      user: this.user,
+      password: '',
       timeoutMs: this.timeoutMs,
       ...tlsOptions(this.flags, this.target.host, 'never'),
       onWire: this.wireLogger(suffix),
@@ -112,9 +104,11 @@ export class ClientSession {
     try {
       const auth = conn.mechanisms.join(' ');
       if (!conn.loginMechanism) {
-        throw new ConnectionProblem(conn.capabilities.has('STARTTLS')
-          ? `${this.where} offers no login without TLS: add --starttls`
-          : `${this.where} offers no PLAIN or SCRAM-SHA-256 login (its mechanisms: ${auth || 'none'})`);
+        throw new ConnectionProblem(
+          conn.capabilities.has('STARTTLS')
+            ? `${this.where} offers no login without TLS: add --starttls`
+            : `${this.where} offers no PLAIN or SCRAM-SHA-256 login (its mechanisms: ${auth || 'none'})`,
+        );
       }
       if (this.password === null) this.password = await this.passwordSource();
       await conn.authenticate({ ...opts, password: this.password });
@@ -129,7 +123,7 @@ export class ClientSession {
   /** The banner's OK line, e.g. `"master" "mupdated" "0.1.0" "(master)"`. */
   private bannerSummary(conn: MupdateConnection): string {
     const m = /^\* OK MUPDATE (.*?)\r?$/m.exec(conn.bannerText);
-    return m ? m[1]! : '(no banner)';
+    return m ? m[1] : '(no banner)';
   }
 
   async connect(): Promise<void> {
@@ -137,8 +131,13 @@ export class ClientSession {
     this.conn = conn;
     if (this.interactive) {
       const again = this.everConnected ? 're' : '';
-      this.out.note(paint(this.style, 'dim', `${again}connected to ${this.where}${conn.secure ? ' (TLS)' : ''}: ` +
-        `${this.bannerSummary(conn)}; logged in as ${this.user}`));
+      this.out.note(
+        paint(
+          this.style,
+          'dim',
+          `${again}connected to ${this.where}${conn.secure ? ' (TLS)' : ''}: ` + `${this.bannerSummary(conn)}; logged in as ${this.user}`,
+        ),
+      );
     }
     this.everConnected = true;
   }
@@ -311,7 +310,9 @@ export class ClientSession {
     const tag = `W${String(this.watchNo).padStart(2, '0')}`;
     const STOP = Symbol('stop');
     let stop!: () => void;
-    const stopped = new Promise<typeof STOP>((resolve) => { stop = () => resolve(STOP); });
+    const stopped = new Promise<typeof STOP>((resolve) => {
+      stop = () => resolve(STOP);
+    });
     this.stopWatch = stop;
     const onSignal = () => stop();
     if (!this.interactive) process.on('SIGINT', onSignal);
@@ -329,7 +330,11 @@ export class ClientSession {
         }
         res = first;
       } catch (err) {
-        throw new ConnectionProblem(err instanceof ConnectionClosed ? `${this.where} closed the connection (during UPDATE)` : describeProblem(err, this.where, this.user));
+        throw new ConnectionProblem(
+          err instanceof ConnectionClosed
+            ? `${this.where} closed the connection (during UPDATE)`
+            : describeProblem(err, this.where, this.user),
+        );
       }
       if (cmd.dump || res.status !== 'OK') this.showResponses('watch', res.data);
       if (res.status !== 'OK') return this.showResult('watch', { ...res, data: [] });
@@ -337,8 +342,14 @@ export class ClientSession {
       const what = cmd.hosts.length ? cmd.hosts.map((h) => quoteArg(h)).join(' ') : 'every server';
       if (this.flags.json) this.json({ command: 'watch', tag: res.tag, response: res.status, text: res.text, entries: res.data.length });
       else {
-        this.out.note(paint(this.style, 'dim', `watching ${what} on ${this.where}: ${res.data.length} ` +
-          `entr${res.data.length === 1 ? 'y' : 'ies'} now; changes appear below${this.interactive ? ' (Ctrl-C stops)' : ''}`));
+        this.out.note(
+          paint(
+            this.style,
+            'dim',
+            `watching ${what} on ${this.where}: ${res.data.length} ` +
+              `entr${res.data.length === 1 ? 'y' : 'ies'} now; changes appear below${this.interactive ? ' (Ctrl-C stops)' : ''}`,
+          ),
+        );
       }
       let pending = conn.next();
       for (;;) {

@@ -18,7 +18,11 @@ export class TlsFlagsError extends Error {}
  * refuses it, neither means required toward a server not on loopback and
  * `onLoopback` on loopback.
  */
-export function tlsOptions(flags: TlsFlags, host: string, onLoopback: StartTlsMode): Pick<ClientOptions, 'starttls' | 'tlsCa' | 'tlsInsecure'> {
+export function tlsOptions(
+  flags: TlsFlags,
+  host: string,
+  onLoopback: StartTlsMode,
+): Pick<ClientOptions, 'starttls' | 'tlsCa' | 'tlsInsecure'> {
   if (flags.starttls && flags.plaintext) throw new TlsFlagsError('--starttls and --plaintext exclude each other');
   if (flags.plaintext && (flags['tls-ca'] || flags['tls-insecure'])) {
     throw new TlsFlagsError('--tls-ca and --tls-insecure do not go with --plaintext');

@@ -17,7 +17,7 @@ export function wireLines(show: (dir: 'C' | 'S', line: Buffer) => void): NonNull
       if (line[line.length - 1] === 0x0d) line = line.subarray(0, -1);
       const auth = /^\S+ AUTHENTICATE "?([\w-]+)"? .*\{\d+\+?\}$/i.exec(line.toString('latin1'));
       if (dir === 'C' && hiding) line = Buffer.from(`<${hiding} credentials hidden>`);
-      else if (dir === 'C' && auth) hiding = auth[1]!.toUpperCase();
+      else if (dir === 'C' && auth) hiding = auth[1].toUpperCase();
       else if (dir === 'S' && /^\S+ (OK|NO|BAD|BYE)\b/i.test(line.toString('latin1'))) hiding = null;
       show(dir, line);
     }

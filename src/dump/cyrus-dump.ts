@@ -29,10 +29,10 @@ function aclObject(acl: Buffer): OrderedObject | null {
   const pairs: Array<[string, string]> = [];
   const seen = new Set<string>();
   for (let i = 0; i < parts.length; i += 2) {
-    const id = parts[i]!;
+    const id = parts[i];
     if (id === '' || seen.has(id)) return null;
     seen.add(id);
-    pairs.push([id, parts[i + 1]!]);
+    pairs.push([id, parts[i + 1]]);
   }
   return new OrderedObject(pairs);
 }
@@ -40,7 +40,7 @@ function aclObject(acl: Buffer): OrderedObject | null {
 export function aclFromObject(acl: OrderedJson | undefined): Buffer {
   if (!(acl instanceof OrderedObject)) return Buffer.alloc(0);
   let s = '';
-  for (const [id, rights] of acl.pairs) s += `${id}\t${String(rights)}\t`;
+  for (const [id, rights] of acl.pairs) s += `${id}\t${jsonText(rights)}\t`;
   return Buffer.from(s, 'utf8');
 }
 
@@ -58,7 +58,11 @@ export function dumpLine(e: Entry, mtime: number): string {
   if (acl === null) raw.acl = e.acl.toString('base64');
   const shownName = name ?? e.name.toString('latin1');
   const obj: Record<string, unknown> = {
-    name: shownName, mtime: String(mtime), uidvalidity: '0', createdmodseq: '0', foldermodseq: '0',
+    name: shownName,
+    mtime: String(mtime),
+    uidvalidity: '0',
+    createdmodseq: '0',
+    foldermodseq: '0',
     mbtype: e.state === 'reserved' ? 'erz' : 'er',
   };
   if (partition !== undefined) obj.partition = partition ?? '';
@@ -76,7 +80,9 @@ function janssonJson(value: unknown): string {
     return `{${value.pairs.map(([k, v]) => `${JSON.stringify(k)}: ${janssonJson(v)}`).join(', ')}}`;
   }
   if (value && typeof value === 'object') {
-    return `{${Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}: ${janssonJson(v)}`).join(', ')}}`;
+    return `{${Object.entries(value)
+      .map(([k, v]) => `${JSON.stringify(k)}: ${janssonJson(v)}`)
+      .join(', ')}}`;
   }
   return JSON.stringify(value);
 }
@@ -123,7 +129,7 @@ export function recordFromDump(key: string, record: OrderedJson): DumpRecord {
   const partition = text('partition');
   const rawName = raw('name');
   const name = rawName ? Buffer.from(rawName, 'base64') : Buffer.from(text('name') ?? key, 'utf8');
-  const mbtype = String(obj.get('mbtype') ?? 'e');
+  const mbtype = jsonText(obj.get('mbtype') ?? 'e');
   const hasServer = server !== undefined;
   let location: Buffer;
   const rawLocation = raw('location');
@@ -134,9 +140,14 @@ export function recordFromDump(key: string, record: OrderedJson): DumpRecord {
   const acl = rawAcl ? Buffer.from(rawAcl, 'base64') : aclFromObject(obj.get('acl'));
   const skip = /[di]/.test(mbtype);
   const reserved = mbtype.includes('z');
-  const entry: Entry | null = skip ? null : {
-    name, state: reserved ? 'reserved' : 'active', location, acl: reserved ? Buffer.alloc(0) : acl,
-  };
+  const entry: Entry | null = skip
+    ? null
+    : {
+        name,
+        state: reserved ? 'reserved' : 'active',
+        location,
+        acl: reserved ? Buffer.alloc(0) : acl,
+      };
   return { name, entry, hasServer, partition };
 }
 
@@ -174,8 +185,11 @@ export async function* parseDump(lines: AsyncIterable<string>): AsyncGenerator<D
       if (!line.startsWith('{')) throw new DumpFormatError(`line ${lineNo}: a dump starts with '{'`);
       started = true;
       const rest = line.slice(1).trim();
-      if (rest === '' ) continue;
-      if (rest === '}') { ended = true; continue; }
+      if (rest === '') continue;
+      if (rest === '}') {
+        ended = true;
+        continue;
+      }
       pending = rest;
     } else if (ended) {
       if (line !== '') throw new DumpFormatError(`line ${lineNo}: text after the end of the dump`);
@@ -214,4 +228,9 @@ export async function* parseDump(lines: AsyncIterable<string>): AsyncGenerator<D
   if (!started) throw new DumpFormatError('empty input: a dump starts with {');
   if (pending.trim() !== '') throw new DumpFormatError('the dump ends in the middle of a record');
   if (!ended) throw new DumpFormatError("the dump does not end with '}'");
+}
+
+/** A JSON scalar as Cyrus writes it in a dump (objects and arrays do not belong there: JSON text). */
+function jsonText(v: OrderedJson): string {
+  return v === null || typeof v !== 'object' ? String(v) : JSON.stringify(v);
 }

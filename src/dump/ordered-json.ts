@@ -48,7 +48,10 @@ export function parseOrderedJson(text: string): OrderedJson {
       i++;
       const pairs: Array<[string, OrderedJson]> = [];
       ws();
-      if (text[i] === '}') { i++; return new OrderedObject(pairs); }
+      if (text[i] === '}') {
+        i++;
+        return new OrderedObject(pairs);
+      }
       for (;;) {
         ws();
         if (text[i] !== '"') fail('expected a key');
@@ -57,8 +60,14 @@ export function parseOrderedJson(text: string): OrderedJson {
         if (text[i++] !== ':') fail("expected ':'");
         pairs.push([k, value()]);
         ws();
-        if (text[i] === ',') { i++; continue; }
-        if (text[i] === '}') { i++; return new OrderedObject(pairs); }
+        if (text[i] === ',') {
+          i++;
+          continue;
+        }
+        if (text[i] === '}') {
+          i++;
+          return new OrderedObject(pairs);
+        }
         fail("expected ',' or '}'");
       }
     }
@@ -66,12 +75,21 @@ export function parseOrderedJson(text: string): OrderedJson {
       i++;
       const items: OrderedJson[] = [];
       ws();
-      if (text[i] === ']') { i++; return items; }
+      if (text[i] === ']') {
+        i++;
+        return items;
+      }
       for (;;) {
         items.push(value());
         ws();
-        if (text[i] === ',') { i++; continue; }
-        if (text[i] === ']') { i++; return items; }
+        if (text[i] === ',') {
+          i++;
+          continue;
+        }
+        if (text[i] === ']') {
+          i++;
+          return items;
+        }
         fail("expected ',' or ']'");
       }
     }

@@ -63,7 +63,9 @@ class Turns {
 
 async function readStoredRows(target: CatchUpTarget, turns: Turns): Promise<StoredRows> {
   const { db, table } = target;
-  const page = db.prepare(`SELECT rowid, dbkey, data FROM ${table} WHERE rowid > ? AND substr(dbkey, 1, 1) = 'N' ORDER BY rowid LIMIT ${ROWS_PER_PAGE}`).raw(true);
+  const page = db
+    .prepare(`SELECT rowid, dbkey, data FROM ${table} WHERE rowid > ? AND substr(dbkey, 1, 1) = 'N' ORDER BY rowid LIMIT ${ROWS_PER_PAGE}`)
+    .raw(true);
   const asBytes = db.prepare(`SELECT CAST(dbkey AS BLOB), CAST(data AS BLOB) FROM ${table} WHERE rowid = ?`).raw(true);
   const out: StoredRows = { values: new Map(), duplicates: new Set(), rows: 0 };
   let after = 0;
@@ -87,7 +89,7 @@ async function readStoredRows(target: CatchUpTarget, turns: Turns): Promise<Stor
       } else out.values.set(key, value);
     }
     if (rows.length < ROWS_PER_PAGE) return out;
-    after = rows[rows.length - 1]![0];
+    after = rows[rows.length - 1][0];
     if (turns.due) await turns.next();
   }
 }
@@ -168,7 +170,9 @@ export async function catchUpByDifference(target: CatchUpTarget, store: Director
   } finally {
     try {
       snapshot.close();
-    } catch { /* the store closed first, at shutdown */ }
+    } catch {
+      /* the store closed first, at shutdown */
+    }
   }
   // Rows of names the copy does not hold.
   for (const key of [...stored.values.keys(), ...stored.duplicates]) {

@@ -53,7 +53,7 @@ function aclText(acl: string): string {
   const fields = acl.split('\t');
   if (fields[fields.length - 1] === '') fields.pop();
   const pairs: string[] = [];
-  for (let i = 0; i + 1 < fields.length; i += 2) pairs.push(`${dlistText(fields[i]!)} ${dlistText(fields[i + 1]!)}`);
+  for (let i = 0; i + 1 < fields.length; i += 2) pairs.push(`${dlistText(fields[i])} ${dlistText(fields[i + 1])}`);
   return pairs.join(' ');
 }
 

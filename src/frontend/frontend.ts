@@ -40,12 +40,17 @@ export function resolveFrontend(settings: FrontendSettings, imapd: ImapdConfKeys
   const sql = conf.get('mboxlist_db') === 'sql';
   out.db ??= conf.get('sql_database');
   if (!out.db && !sql && conf.has('mupdate_server')) {
-    log.warn({ file: imapd.file, mboxlist_db: conf.get('mboxlist_db') ?? 'twoskip' },
-      "the imapd.conf's mailboxes database is not sql, so it is not kept: only the MUPDATE service is taken over");
+    log.warn(
+      { file: imapd.file, mboxlist_db: conf.get('mboxlist_db') ?? 'twoskip' },
+      "the imapd.conf's mailboxes database is not sql, so it is not kept: only the MUPDATE service is taken over",
+    );
     return out;
   }
   if (!sql || (conf.get('sql_engine') ?? 'sqlite') !== 'sqlite') {
-    log.warn({ file: imapd.file }, "the frontend's imapd.conf does not say 'mboxlist_db: sql' and 'sql_engine: sqlite': Cyrus will not read the database we write");
+    log.warn(
+      { file: imapd.file },
+      "the frontend's imapd.conf does not say 'mboxlist_db: sql' and 'sql_engine: sqlite': Cyrus will not read the database we write",
+    );
   }
   const configDirectory = conf.get('configdirectory');
   if (configDirectory) out.kickSocket ??= join(configDirectory, 'socket', 'mupdate.target');
@@ -69,7 +74,10 @@ export interface RunningFrontend {
  * then a kick could only answer with a copy the master may have moved past.
  */
 export function startFrontend(
-  settings: FrontendSettings, store: DirectoryStore, follower: { synced: Promise<void>; syncWithMaster(): Promise<void> }, log: Logger,
+  settings: FrontendSettings,
+  store: DirectoryStore,
+  follower: { synced: Promise<void>; syncWithMaster(): Promise<void> },
+  log: Logger,
 ): RunningFrontend {
   if (!settings.db) throw new FrontendSettingsError('the frontend database needs a file (--frontend-db or frontend_db)');
   const mirror = SqliteMirror.open(settings.db, log);
@@ -80,34 +88,47 @@ export function startFrontend(
   // every row of a file converted from Cyrus's slave: it waits for the first sync instead,
   // so the frontend keeps finding its mailboxes meanwhile (the file is never emptied).
   const ready = store.lastSeq === 0 ? follower.synced : Promise.resolve();
-  const caughtUp = ready.then(() => (closing ? undefined : mirror.catchUp(store))).then(() => undefined, (err: Error) => {
-    if (err instanceof CatchUpAborted) return;
-    log.error({ err: err.message, file: settings.db }, 'frontend database: the start-up correction failed');
-    throw err;
-  });
+  const caughtUp = ready
+    .then(() => (closing ? undefined : mirror.catchUp(store)))
+    .then(
+      () => undefined,
+      (err: Error) => {
+        if (err instanceof CatchUpAborted) return;
+        log.error({ err: err.message, file: settings.db }, 'frontend database: the start-up correction failed');
+        throw err;
+      },
+    );
   let kick: KickSocket | null = null;
   const kickPath = settings.kickSocket;
   if (kickPath) {
     // Opened once both hold: a kick's answer must mean "the file holds the master's state".
-    void Promise.all([follower.synced, caughtUp]).then(async () => {
-      if (closing) return;
-      const listening = await KickSocket.listen({
-        path: kickPath, log, syncWithMaster: () => follower.syncWithMaster(), flushFrontend: () => mirror.flushNow(),
+    void Promise.all([follower.synced, caughtUp])
+      .then(async () => {
+        if (closing) return;
+        const listening = await KickSocket.listen({
+          path: kickPath,
+          log,
+          syncWithMaster: () => follower.syncWithMaster(),
+          flushFrontend: () => mirror.flushNow(),
+        });
+        // Closed while it was opening: close it again.
+        if (closing) await listening.close();
+        else kick = listening;
+      })
+      .catch((err: Error) => {
+        log.error({ err: err.message }, 'kick socket not opened: frontend writes will not be visible at once');
       });
-      // Closed while it was opening: close it again.
-      if (closing) await listening.close();
-      else kick = listening;
-    }).catch((err: Error) => {
-      log.error({ err: err.message }, 'kick socket not opened: frontend writes will not be visible at once');
-    });
   }
-  caughtUp.catch(() => { /* logged above */ });
+  caughtUp.catch(() => {
+    /* logged above */
+  });
   return {
-    mirror, caughtUp,
+    mirror,
+    caughtUp,
     async close() {
       closing = true;
       // (not waiting for the socket to open: that waits for a sync that may never come)
-      await (kick as KickSocket | null)?.close();
+      await kick?.close();
       unsubscribe();
       mirror.close();
     },

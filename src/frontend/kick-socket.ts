@@ -37,7 +37,10 @@ export class KickSocket {
   flushes = 0;
   kicks = 0;
 
-  private constructor(private readonly server: Server, private readonly opts: KickOptions) {}
+  private constructor(
+    private readonly server: Server,
+    private readonly opts: KickOptions,
+  ) {}
 
   /**
    * Listens on the socket path (a stale socket file left by a crash is
@@ -104,7 +107,9 @@ export class KickSocket {
     try {
       const timedOut = await Promise.race([
         this.opts.syncWithMaster().then(() => false),
-        new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(true), FLUSH_TIMEOUT_MS); }),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(true), FLUSH_TIMEOUT_MS);
+        }),
       ]);
       if (timedOut) this.opts.log.warn('kick: the master did not answer the NOOP in time; answering with the copy we have');
     } catch (err) {

@@ -48,7 +48,11 @@ export class SqliteMirror {
   private readonly insert: Database.Statement<[Buffer, Buffer]>;
   private readonly remove: Database.Statement<[Buffer]>;
 
-  private constructor(private readonly db: Database.Database, readonly file: string, private readonly log: Logger) {
+  private constructor(
+    private readonly db: Database.Database,
+    readonly file: string,
+    private readonly log: Logger,
+  ) {
     // Both columns hold TEXT (as Cyrus binds them): a BLOB never equals Cyrus's text key.
     this.selectKey = db.prepare(`SELECT CAST(data AS BLOB) AS data FROM ${TABLE} WHERE dbkey = CAST(? AS TEXT)`);
     this.update = db.prepare(`UPDATE ${TABLE} SET data = CAST(? AS TEXT) WHERE dbkey = CAST(? AS TEXT)`);
@@ -103,21 +107,25 @@ export class SqliteMirror {
     this.changedSinceCatchUp = changedSince;
     const t0 = performance.now();
     try {
-      const result = await catchUpByDifference({
-        db: this.db, table: TABLE,
-        changedSince: (key) => changedSince.has(key),
-        closed: () => this.closed,
-        requeue: (rows) => {
-          for (const [key, entry] of rows) if (!this.pending.has(key)) this.pending.set(key, entry);
-          this.log.error({ file: this.file, backlog: this.pending.size }, 'cannot write the frontend database; retrying');
-          this.schedule(RETRY_DELAY_MS);
+      const result = await catchUpByDifference(
+        {
+          db: this.db,
+          table: TABLE,
+          changedSince: (key) => changedSince.has(key),
+          closed: () => this.closed,
+          requeue: (rows) => {
+            for (const [key, entry] of rows) if (!this.pending.has(key)) this.pending.set(key, entry);
+            this.log.error({ file: this.file, backlog: this.pending.size }, 'cannot write the frontend database; retrying');
+            this.schedule(RETRY_DELAY_MS);
+          },
+          counted: (written, deleted) => {
+            this.counts.written += written;
+            this.counts.deleted += deleted;
+            this.counts.transactions++;
+          },
         },
-        counted: (written, deleted) => {
-          this.counts.written += written;
-          this.counts.deleted += deleted;
-          this.counts.transactions++;
-        },
-      }, store);
+        store,
+      );
       this.log.info({ ...result, ms: Math.round(performance.now() - t0) }, 'frontend database caught up with the local copy');
       return result;
     } finally {
@@ -194,8 +202,10 @@ export class SqliteMirror {
         this.pending.delete(key);
         this.pending.set(key, entry);
       }
-      this.log.error({ err: (err as Error).message, file: this.file, backlog: this.pending.size },
-        'cannot write the frontend database; retrying');
+      this.log.error(
+        { err: (err as Error).message, file: this.file, backlog: this.pending.size },
+        'cannot write the frontend database; retrying',
+      );
       this.schedule(RETRY_DELAY_MS);
       return false;
     }
@@ -209,7 +219,7 @@ export class SqliteMirror {
       return;
     }
     const existing = this.selectKey.all(key);
-    if (existing.length === 1 && sameRowValue(existing[0]!.data?.toString('latin1') ?? '', rowValueParts(entry))) return;
+    if (existing.length === 1 && sameRowValue(existing[0].data?.toString('latin1') ?? '', rowValueParts(entry))) return;
     const value = rowValue(entry, mtime);
     if (existing.length > 1) this.remove.run(key);
     if (existing.length === 1) this.update.run(value, key);

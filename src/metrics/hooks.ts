@@ -36,14 +36,28 @@ export function installMetricsSink(s: MetricsSink | null): void {
 }
 
 export const metricsHooks = {
-  commandAnswered(command: string, result: string): void { sink?.commandAnswered(command, result); },
+  commandAnswered(command: string, result: string): void {
+    sink?.commandAnswered(command, result);
+  },
   /** `startedAt` from performance.now() when the write was asked for. */
-  writeCommitted(startedAt: number): void { sink?.writeCommitted((performance.now() - startedAt) / 1000); },
-  commitBatch(size: number): void { sink?.commitBatch(size); },
-  streamOpened(stream: StreamGauge): void { streams.add(stream); },
-  streamClosed(stream: StreamGauge): void { streams.delete(stream); },
-  streamDropped(): void { sink?.streamDropped(); },
-  failedLogin(): void { sink?.failedLogin(); },
+  writeCommitted(startedAt: number): void {
+    sink?.writeCommitted((performance.now() - startedAt) / 1000);
+  },
+  commitBatch(size: number): void {
+    sink?.commitBatch(size);
+  },
+  streamOpened(stream: StreamGauge): void {
+    streams.add(stream);
+  },
+  streamClosed(stream: StreamGauge): void {
+    streams.delete(stream);
+  },
+  streamDropped(): void {
+    sink?.streamDropped();
+  },
+  failedLogin(): void {
+    sink?.failedLogin();
+  },
   /** `dump` counted as a dump in progress while it runs, and its duration when it ends. */
   timedDump(command: 'LIST' | 'UPDATE', dump: () => Promise<void>): () => Promise<void> {
     return async () => {

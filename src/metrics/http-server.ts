@@ -35,10 +35,11 @@ export async function startMetricsListener(at: HostPort, registry: Registry, rea
   const address = typeof addr === 'object' && addr ? { host: addr.address, port: addr.port } : at;
   return {
     address,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
 

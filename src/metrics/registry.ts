@@ -31,55 +31,91 @@ export function createServerMetrics(probe: ServerProbe): ServerMetrics {
   addProcessMetrics(registry);
 
   const commands = new Counter({
-    name: `${PREFIX}commands_total`, help: 'Commands answered, by command and result (OK, NO, BAD).',
-    labelNames: ['command', 'result'] as const, registers,
+    name: `${PREFIX}commands_total`,
+    help: 'Commands answered, by command and result (OK, NO, BAD).',
+    labelNames: ['command', 'result'] as const,
+    registers,
   });
   const commitSeconds = new Histogram({
-    name: `${PREFIX}commit_duration_seconds`, help: 'Time from a write being asked for to its durable commit.',
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers,
+    name: `${PREFIX}commit_duration_seconds`,
+    help: 'Time from a write being asked for to its durable commit.',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers,
   });
   const commitBatch = new Histogram({
-    name: `${PREFIX}commit_batch_size`, help: 'Writes decided together in one commit round.',
-    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], registers,
+    name: `${PREFIX}commit_batch_size`,
+    help: 'Writes decided together in one commit round.',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+    registers,
   });
   const streamDrops = new Counter({
-    name: `${PREFIX}stream_drops_total`, help: 'UPDATE streams closed because their client fell too far behind.', registers,
+    name: `${PREFIX}stream_drops_total`,
+    help: 'UPDATE streams closed because their client fell too far behind.',
+    registers,
   });
   const failedLogins = new Counter({
-    name: `${PREFIX}failed_logins_total`, help: 'Logins refused on their credentials.', registers,
+    name: `${PREFIX}failed_logins_total`,
+    help: 'Logins refused on their credentials.',
+    registers,
   });
   const dumpSeconds = new Histogram({
-    name: `${PREFIX}dump_duration_seconds`, help: 'Duration of whole-directory dumps, by command (LIST, UPDATE with XRESUME).',
+    name: `${PREFIX}dump_duration_seconds`,
+    help: 'Duration of whole-directory dumps, by command (LIST, UPDATE with XRESUME).',
     labelNames: ['command'] as const,
-    buckets: [0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300], registers,
+    buckets: [0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+    registers,
   });
 
   new Gauge({
-    name: `${PREFIX}connections`, help: 'Open client connections by state.', labelNames: ['state'] as const, registers,
+    name: `${PREFIX}connections`,
+    help: 'Open client connections by state.',
+    labelNames: ['state'] as const,
+    registers,
     collect() {
       const counts = probe.connectionsByState();
       for (const state of CONNECTION_STATES) this.set({ state }, counts.get(state) ?? 0);
     },
   });
   new Gauge({
-    name: `${PREFIX}stream_listeners`, help: 'UPDATE streams open.', registers,
-    collect() { this.set(liveStreams().count); },
+    name: `${PREFIX}stream_listeners`,
+    help: 'UPDATE streams open.',
+    registers,
+    collect() {
+      this.set(liveStreams().count);
+    },
   });
   new Gauge({
-    name: `${PREFIX}stream_pending_bytes`, help: 'Bytes of changes queued for UPDATE streams, not yet written.', registers,
-    collect() { this.set(liveStreams().pendingBytes); },
+    name: `${PREFIX}stream_pending_bytes`,
+    help: 'Bytes of changes queued for UPDATE streams, not yet written.',
+    registers,
+    collect() {
+      this.set(liveStreams().pendingBytes);
+    },
   });
   new Gauge({
-    name: `${PREFIX}dumps_in_progress`, help: 'Whole-directory dumps (LIST, UPDATE, XRESUME) running.', registers,
-    collect() { this.set(dumpsInProgress()); },
+    name: `${PREFIX}dumps_in_progress`,
+    help: 'Whole-directory dumps (LIST, UPDATE, XRESUME) running.',
+    registers,
+    collect() {
+      this.set(dumpsInProgress());
+    },
   });
   new Gauge({
-    name: `${PREFIX}open_conflicts`, help: 'Duplicate-mailbox claims waiting for an operator.', registers,
-    collect() { this.set(probe.openConflicts()); },
+    name: `${PREFIX}open_conflicts`,
+    help: 'Duplicate-mailbox claims waiting for an operator.',
+    registers,
+    collect() {
+      this.set(probe.openConflicts());
+    },
   });
   new Gauge({
-    name: `${PREFIX}info`, help: 'Always 1; the role label says master or slave.', labelNames: ['role'] as const, registers,
-    collect() { this.set({ role: probe.role }, 1); },
+    name: `${PREFIX}info`,
+    help: 'Always 1; the role label says master or slave.',
+    labelNames: ['role'] as const,
+    registers,
+    collect() {
+      this.set({ role: probe.role }, 1);
+    },
   });
   if (probe.slave) addSlaveGauges(registers, probe.slave);
   if (probe.etcd) addEtcdGauges(registers, probe.etcd);
@@ -111,20 +147,36 @@ function addProcessMetrics(registry: Registry): void {
 
 function addSlaveGauges(registers: Registry[], slave: NonNullable<ServerProbe['slave']>): void {
   new Gauge({
-    name: `${PREFIX}slave_streaming`, help: '1 while the slave follows its master\'s UPDATE stream.', registers,
-    collect() { this.set(slave().streaming ? 1 : 0); },
+    name: `${PREFIX}slave_streaming`,
+    help: "1 while the slave follows its master's UPDATE stream.",
+    registers,
+    collect() {
+      this.set(slave().streaming ? 1 : 0);
+    },
   });
   new Gauge({
-    name: `${PREFIX}slave_synced`, help: '1 once the slave holds a complete copy (first sync done).', registers,
-    collect() { this.set(slave().synced ? 1 : 0); },
+    name: `${PREFIX}slave_synced`,
+    help: '1 once the slave holds a complete copy (first sync done).',
+    registers,
+    collect() {
+      this.set(slave().synced ? 1 : 0);
+    },
   });
   new Gauge({
-    name: `${PREFIX}slave_lag_changes`, help: 'Changes received from the master and not yet applied.', registers,
-    collect() { this.set(slave().lagChanges); },
+    name: `${PREFIX}slave_lag_changes`,
+    help: 'Changes received from the master and not yet applied.',
+    registers,
+    collect() {
+      this.set(slave().lagChanges);
+    },
   });
   new Gauge({
-    name: `${PREFIX}slave_lag_seconds`, help: 'Seconds since the slave last held everything its master had sent (0 when caught up).',
-    registers, collect() { this.set(slave().lagSeconds); },
+    name: `${PREFIX}slave_lag_seconds`,
+    help: 'Seconds since the slave last held everything its master had sent (0 when caught up).',
+    registers,
+    collect() {
+      this.set(slave().lagSeconds);
+    },
   });
 }
 
@@ -132,15 +184,25 @@ function addEtcdGauges(registers: Registry[], etcd: NonNullable<ServerProbe['etc
   // One etcd round trip per scrape, shared by both gauges.
   let pending: Promise<{ reachable: boolean; viewLagRevisions: number | null }> | null = null;
   const read = () => {
-    pending ??= etcd().finally(() => { setImmediate(() => { pending = null; }); });
+    pending ??= etcd().finally(() => {
+      setImmediate(() => {
+        pending = null;
+      });
+    });
     return pending;
   };
   new Gauge({
-    name: `${PREFIX}etcd_reachable`, help: '1 when etcd answered the last scrape\'s read in time.', registers,
-    async collect() { this.set((await read()).reachable ? 1 : 0); },
+    name: `${PREFIX}etcd_reachable`,
+    help: "1 when etcd answered the last scrape's read in time.",
+    registers,
+    async collect() {
+      this.set((await read()).reachable ? 1 : 0);
+    },
   });
   new Gauge({
-    name: `${PREFIX}etcd_view_lag_revisions`, help: 'etcd revisions of the directory the local view has not applied yet.', registers,
+    name: `${PREFIX}etcd_view_lag_revisions`,
+    help: 'etcd revisions of the directory the local view has not applied yet.',
+    registers,
     async collect() {
       // NaN: unknown while etcd does not answer (comparisons with it are false, so no alert fires on it).
       this.set((await read()).viewLagRevisions ?? Number.NaN);

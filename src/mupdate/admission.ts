@@ -35,14 +35,17 @@ const BUDGETS_BEFORE_SWEEP = 4096;
 export function hostKey(address: string | undefined): string {
   if (!address) return '?';
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return mapped[1]!;
+  if (mapped) return mapped[1];
   if (!address.includes(':')) return address;
   const [head = '', tail = ''] = address.split('::');
   const headGroups = head ? head.split(':') : [];
   const tailGroups = tail ? tail.split(':') : [];
   const zeros = address.includes('::') ? 8 - headGroups.length - tailGroups.length : 0;
   const groups = [...headGroups, ...Array<string>(Math.max(0, zeros)).fill('0'), ...tailGroups];
-  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '').toLowerCase()).join(':')}::/64`;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, '').toLowerCase())
+    .join(':')}::/64`;
 }
 
 export class Admission {
@@ -51,7 +54,10 @@ export class Admission {
   /** Size at which full budgets are next forgotten (doubles while they are not full, so sweeps stay rare). */
   private sweepAt = BUDGETS_BEFORE_SWEEP;
 
-  constructor(private readonly limits: AdmissionLimits, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly limits: AdmissionLimits,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** Takes a not-logged-in slot for a new connection; false when its address holds the maximum. */
   admit(host: string): boolean {
@@ -90,7 +96,7 @@ export class Admission {
       this.budgets.set(host, budget);
     }
     const tokens = this.refill(budget);
-    if (tokens < 1) return Math.ceil((1 - tokens) * 60_000 / this.limits.failedLoginsPerMinute);
+    if (tokens < 1) return Math.ceil(((1 - tokens) * 60_000) / this.limits.failedLoginsPerMinute);
     budget.tokens -= 1;
     return 0;
   }
@@ -124,7 +130,10 @@ export class LoginGate {
   private reserved = false;
 
   /** The server has already taken the slot (Admission.admit). */
-  constructor(private readonly admission: Admission, private readonly host: string) {}
+  constructor(
+    private readonly admission: Admission,
+    private readonly host: string,
+  ) {}
 
   /** Starts the login deadline once (at the first banner). */
   startClock(timeoutMs: number, expired: () => void): void {

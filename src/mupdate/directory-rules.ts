@@ -16,9 +16,7 @@
 import type { ConflictRecord, Decision, Entry, TxnTools } from '../store/types.js';
 import { serverPart } from './location.js';
 
-export type WriteOutcome =
-  | { ok: true }
-  | { ok: false; text: string; conflictId?: number };
+export type WriteOutcome = { ok: true } | { ok: false; text: string; conflictId?: number };
 
 export type ConflictPolicy = 'queue' | 'cyrus';
 
@@ -45,8 +43,7 @@ export const WRITE_TEXT = {
 type Decide = (current: Entry | undefined, txn: TxnTools) => Decision<WriteOutcome>;
 
 function unchanged(current: Entry | undefined, next: Entry): boolean {
-  return !!current && current.state === next.state && current.location.equals(next.location) &&
-    current.acl.equals(next.acl);
+  return !!current && current.state === next.state && current.location.equals(next.location) && current.acl.equals(next.acl);
 }
 
 /** Put `next` unless it equals the current entry (then nothing is written or streamed). */
@@ -60,11 +57,20 @@ export function isDuplicateClaim(current: Entry | undefined, location: Buffer): 
 }
 
 function queueConflict(
-  current: Entry, claimed: { state: 'active'; location: Buffer; acl: Buffer }, command: string,
-  writer: Writer, txn: TxnTools,
+  current: Entry,
+  claimed: { state: 'active'; location: Buffer; acl: Buffer },
+  command: string,
+  writer: Writer,
+  txn: TxnTools,
 ): Decision<WriteOutcome> {
   const record = txn.recordConflict({
-    name: current.name, current, claimed, command, user: writer.user, authcid: writer.authcid, peer: writer.peer,
+    name: current.name,
+    current,
+    claimed,
+    command,
+    user: writer.user,
+    authcid: writer.authcid,
+    peer: writer.peer,
   });
   const holder = serverPart(current.location);
   if (record.status === 'resolved') {
@@ -78,8 +84,10 @@ function queueConflict(
 
 /** The NO for a claim a decision already settled: which decision, and that it is not queued again. */
 function decidedText(holder: string, decision: ConflictRecord): string {
-  return `mailbox is active on ${holder}; conflict #${decision.id} was decided (keep ${decision.resolution?.keep ?? 'current'}), ` +
-    `this copy is not used and the claim is not queued again (refused ${decision.refused ?? 1} time(s) since)`;
+  return (
+    `mailbox is active on ${holder}; conflict #${decision.id} was decided (keep ${decision.resolution?.keep ?? 'current'}), ` +
+    `this copy is not used and the claim is not queued again (refused ${decision.refused ?? 1} time(s) since)`
+  );
 }
 
 /** ACTIVATE: create or overwrite; a duplicate claim is queued under policy `queue`. */
@@ -113,6 +121,5 @@ export function deactivate(name: Buffer, location: Buffer): Decide {
 
 /** DELETE: removes any entry; a missing name is a NO (Cyrus crashes, spec 3.6). */
 export function remove(): Decide {
-  return (current) =>
-    current ? { kind: 'delete', result: OK } : { kind: 'keep', result: { ok: false, text: WRITE_TEXT.missing } };
+  return (current) => (current ? { kind: 'delete', result: OK } : { kind: 'keep', result: { ok: false, text: WRITE_TEXT.missing } });
 }

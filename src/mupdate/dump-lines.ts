@@ -10,7 +10,11 @@ import { ChunkEncoder, type ChunkAllocator } from './wire/chunk-encoder.js';
 export const DUMP_CHUNK_BYTES = 256 * 1024;
 
 export function* dumpChunks(
-  snapshot: Snapshot, tag: Buffer, filter: ScanFilter, allocate?: ChunkAllocator, chunkSize = DUMP_CHUNK_BYTES,
+  snapshot: Snapshot,
+  tag: Buffer,
+  filter: ScanFilter,
+  allocate?: ChunkAllocator,
+  chunkSize = DUMP_CHUNK_BYTES,
 ): Generator<Buffer> {
   const ready: Buffer[] = [];
   const encoder = new ChunkEncoder(chunkSize, (chunk) => ready.push(chunk), allocate);

@@ -26,10 +26,15 @@ class DumpWorker {
   private readonly worker: Worker;
   dead = false;
 
-  constructor(dataDir: string, private readonly log: Logger, onExit: (w: DumpWorker) => void) {
+  constructor(
+    dataDir: string,
+    private readonly log: Logger,
+    onExit: (w: DumpWorker) => void,
+  ) {
     // A worker holds a read transaction and a few chunks: small heaps keep its memory small.
     this.worker = new Worker(new URL('./dump-worker.js', import.meta.url), {
-      workerData: { dataDir }, resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 128 },
+      workerData: { dataDir },
+      resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 128 },
     });
     this.worker.unref();
     this.worker.on('message', (msg: FromWorker) => this.onMessage(msg));
@@ -60,7 +65,9 @@ class DumpWorker {
         await d.consumer.chunk(data, release);
         this.send({ type: 'ack', id: msg.id });
       });
-      d.chain.catch(() => { /* reported through end */ });
+      d.chain.catch(() => {
+        /* reported through end */
+      });
     } else if (msg.type === 'end') {
       this.dumps.delete(msg.id);
       d.chain.then(d.resolve, d.reject);
@@ -84,7 +91,11 @@ export class DumpPool implements DumpSource {
   private nextId = 1;
   private closed = false;
 
-  constructor(private readonly dataDir: string, private readonly size: number, private readonly log: Logger) {}
+  constructor(
+    private readonly dataDir: string,
+    private readonly size: number,
+    private readonly log: Logger,
+  ) {}
 
   /** Streams one dump to `consumer`; resolves when the last chunk has been written (or the reader left). */
   dump(tag: Buffer, filter: ScanFilter, consumer: DumpConsumer): Promise<void> {
@@ -95,8 +106,12 @@ export class DumpPool implements DumpSource {
       const active: ActiveDump = { consumer, chain: Promise.resolve(), resolve, reject };
       worker.dumps.set(id, active);
       worker.send({
-        type: 'start', id, tag, credit: CREDIT,
-        locationPrefix: filter.locationPrefix, servers: filter.servers ? [...filter.servers] : undefined,
+        type: 'start',
+        id,
+        tag,
+        credit: CREDIT,
+        locationPrefix: filter.locationPrefix,
+        servers: filter.servers ? [...filter.servers] : undefined,
       });
       // A reader that leaves mid-dump stops the worker's scan (checked between chunks).
       const poll = setInterval(() => {
@@ -108,8 +123,14 @@ export class DumpPool implements DumpSource {
       }, 200);
       poll.unref();
       const stopPoll = () => clearInterval(poll);
-      active.resolve = () => { stopPoll(); resolve(); };
-      active.reject = (err) => { stopPoll(); reject(err); };
+      active.resolve = () => {
+        stopPoll();
+        resolve();
+      };
+      active.reject = (err) => {
+        stopPoll();
+        reject(err);
+      };
     });
   }
 

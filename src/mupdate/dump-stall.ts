@@ -29,7 +29,10 @@ export class StallWatch {
  * `onStall` gets the period in seconds.
  */
 export async function underStallWatch(
-  periodMs: number, track: (watch: StallWatch | null) => void, dump: () => Promise<void>, onStall: (seconds: number) => void,
+  periodMs: number,
+  track: (watch: StallWatch | null) => void,
+  dump: () => Promise<void>,
+  onStall: (seconds: number) => void,
 ): Promise<void> {
   const watch = new StallWatch(periodMs, () => onStall(periodMs / 1000));
   track(watch);

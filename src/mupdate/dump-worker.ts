@@ -62,7 +62,7 @@ function step(): void {
       // Chunks are fresh allocations of their own (never Node's shared pool), so their memory can move.
       // A nearly empty last chunk is copied out; its full-size memory stays here for the next dump.
       const whole = chunk.byteOffset === 0 && chunk.length * 4 >= chunk.buffer.byteLength;
-      const data = whole ? chunk.buffer as ArrayBuffer : new Uint8Array(chunk).buffer;
+      const data = whole ? (chunk.buffer as ArrayBuffer) : new Uint8Array(chunk).buffer;
       if (!whole && chunk.buffer.byteLength === DUMP_CHUNK_BYTES && spare.length < MAX_SPARE) spare.push(chunk.buffer as ArrayBuffer);
       post({ type: 'chunk', id, data, length: chunk.length }, [data]);
     } catch (err) {

@@ -79,7 +79,7 @@ export class ConnectionOutput {
   flush(): void {
     this.flushQueued = false;
     if (this.out.length === 0) return;
-    const data = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out, this.outBytes);
+    const data = this.out.length === 1 ? this.out[0] : Buffer.concat(this.out, this.outBytes);
     this.out = [];
     this.outBytes = 0;
     this.onProgress();

@@ -60,8 +60,10 @@ export class MupdateServer {
     }
     const host = hostKey(socket.remoteAddress);
     if (!this.admission.admit(host)) {
-      this.ctx.log.warn({ peer: socket.remoteAddress, limit: this.ctx.admission.maxPendingPerHost },
-        'connection refused: this address holds the most connections not logged in');
+      this.ctx.log.warn(
+        { peer: socket.remoteAddress, limit: this.ctx.admission.maxPendingPerHost },
+        'connection refused: this address holds the most connections not logged in',
+      );
       return this.refuse(socket, 'Too many connections from your address');
     }
     const session = new Session(socket, { ...this.ctx, admission: this.admission, ended: (s) => this.sessions.delete(s) }, host);
@@ -79,7 +81,12 @@ export class MupdateServer {
    * now on use the new TLS context; limits read as a connection goes (at its
    * login, at each command) apply to open connections too. Nothing is dropped.
    */
-  reconfigure(next: { settings: SessionSettings; tls: SecureContext | undefined; maxConnections: number; admission: AdmissionLimits }): void {
+  reconfigure(next: {
+    settings: SessionSettings;
+    tls: SecureContext | undefined;
+    maxConnections: number;
+    admission: AdmissionLimits;
+  }): void {
     // Sessions share these objects with the server: changed in place, every one sees them.
     Object.assign(this.ctx.settings, next.settings);
     Object.assign(this.ctx.admission, next.admission);

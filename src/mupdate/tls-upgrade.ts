@@ -24,7 +24,7 @@ export function upgradeToTls(raw: Socket, secureContext: SecureContext, on: TlsU
   raw.on('close', () => on.gone());
   const secure = new TLSSocket(raw, { isServer: true, secureContext });
   secure.once('secure', () => on.secured());
-  secure.once('error', (err) => on.failed(err));
+  secure.once('error', (err: Error) => on.failed(err));
   secure.setTimeout(HANDSHAKE_TIMEOUT_MS, () => on.gone());
   return secure;
 }

@@ -52,9 +52,7 @@ function pendingBytes(p: Pending): number {
 }
 
 export function entryLine(tag: Buffer, e: Entry): Buffer {
-  return e.state === 'active'
-    ? dataLine(tag, 'MAILBOX', [e.name, e.location, e.acl])
-    : dataLine(tag, 'RESERVE', [e.name, e.location]);
+  return e.state === 'active' ? dataLine(tag, 'MAILBOX', [e.name, e.location, e.acl]) : dataLine(tag, 'RESERVE', [e.name, e.location]);
 }
 
 export function changeLine(tag: Buffer, name: Buffer, entry: Entry | null, seq?: number): Buffer {
@@ -101,10 +99,14 @@ export class UpdateStream {
     private readonly sink: StreamSink,
     private readonly options: StreamOptions,
     private readonly onOverflow: (pending: { names: number; bytes: number }) => void,
-  ) { metricsHooks.streamOpened(this); }
+  ) {
+    metricsHooks.streamOpened(this);
+  }
 
   /** Bytes of changes queued for the client (the stream-listener metrics). */
-  get pendingBytes(): number { return this.queuedBytes; }
+  get pendingBytes(): number {
+    return this.queuedBytes;
+  }
 
   /** Whether the stream has got past its initial dump. */
   get live(): boolean {
@@ -135,13 +137,17 @@ export class UpdateStream {
     this.seqTagged = true;
     this.unsubscribe = store.subscribe((c) => this.enqueue(c));
     try {
-      const sameHistory = resume.dbid === store.id && resume.after <= snapshot.seq &&
+      const sameHistory =
+        resume.dbid === store.id &&
+        resume.after <= snapshot.seq &&
         (resume.digest === undefined || resume.after === 0 || snapshot.changeDigest(resume.after) === resume.digest);
       const log = sameHistory ? snapshot.changesSince(resume.after) : null;
       const mode = log ? 'INCREMENTAL' : 'FULL';
       const from = log ? resume.after : snapshot.seq;
       const digest = snapshot.changeDigest(from) ?? '';
-      this.sink.write(dataLine(this.tag, 'XSYNC', [Buffer.from(mode), Buffer.from(store.id), Buffer.from(String(from)), Buffer.from(digest)]));
+      this.sink.write(
+        dataLine(this.tag, 'XSYNC', [Buffer.from(mode), Buffer.from(store.id), Buffer.from(String(from)), Buffer.from(digest)]),
+      );
       if (log) await this.send(this.logLines(log, snapshot.seq));
       else await this.sendChunks(dumpChunks(snapshot, this.tag, { servers: this.hosts ?? undefined }));
     } finally {
@@ -159,21 +165,25 @@ export class UpdateStream {
     this.snapshotSeq = 0;
     this.unsubscribe = store.subscribe((c) => this.enqueue(c));
     const sink = this.sink;
-    await dumps.dump(this.tag, { servers: this.hosts ?? undefined }, {
-      begin: (seq) => {
-        this.snapshotSeq = seq;
-        for (const [name, p] of this.queue) {
-          if (p.seq > seq) continue;
-          this.queue.delete(name);
-          this.queuedBytes -= pendingBytes(p);
-        }
+    await dumps.dump(
+      this.tag,
+      { servers: this.hosts ?? undefined },
+      {
+        begin: (seq) => {
+          this.snapshotSeq = seq;
+          for (const [name, p] of this.queue) {
+            if (p.seq > seq) continue;
+            this.queue.delete(name);
+            this.queuedBytes -= pendingBytes(p);
+          }
+        },
+        chunk: (data, release) => {
+          sink.writeOwned(data, release);
+          if (sink.backlog > this.options.highWater) return sink.drained();
+        },
+        isCancelled: () => sink.closed || this.overflowed,
       },
-      chunk: (data, release) => {
-        sink.writeOwned(data, release);
-        if (sink.backlog > this.options.highWater) return sink.drained();
-      },
-      isCancelled: () => sink.closed || this.overflowed,
-    });
+    );
   }
 
   private *logLines(changes: Iterable<Change>, upTo: number): Generator<Buffer> {
@@ -291,12 +301,12 @@ export class UpdateStream {
     const parts: Buffer[] = [];
     let bytes = 0;
     while (this.roundPos < this.round.length && bytes < SLICE_BYTES) {
-      const p = this.round[this.roundPos++]!;
+      const p = this.round[this.roundPos++];
       parts.push(p.line);
       bytes += p.line.length;
       this.queuedBytes -= pendingBytes(p);
     }
-    this.sink.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+    this.sink.write(parts.length === 1 ? parts[0] : Buffer.concat(parts));
   }
 
   private finishRound(): void {
@@ -304,7 +314,7 @@ export class UpdateStream {
     this.roundPos = 0;
     this.roundsWritten = this.roundsTaken;
     for (let i = this.flushWaiters.length - 1; i >= 0; i--) {
-      const w = this.flushWaiters[i]!;
+      const w = this.flushWaiters[i];
       if (w.round > this.roundsWritten) continue;
       this.flushWaiters.splice(i, 1);
       w.resolve();

@@ -6,78 +6,17 @@
  * reconnect with jittered backoff, status for operators.
  */
 import { rename, writeFile } from 'node:fs/promises';
-import type { Logger } from '../log.js';
-import { changeDigest, encodeLogRecord } from '../store/codec.js';
-import type { BatchItem, DirectoryStore, Entry } from '../store/types.js';
+import type { BatchItem, Entry } from '../store/types.js';
 import { entryProblem, shownName } from '../store/validate.js';
 import { entryFromData, reconcile } from './reconcile.js';
-import type { HostPort } from '../host-port.js';
 import { connectFirst, masterText } from './masters.js';
-import type { ClientOptions, MupdateConnection } from '../mupdate/client/connection.js';
+import type { MupdateConnection } from '../mupdate/client/connection.js';
 import { ConnectionClosed, MupdateClientError, TimeoutError } from '../mupdate/client/errors.js';
 import type { Response } from '../mupdate/client/responses.js';
+import { META_DBID, META_DIGEST, META_SEQ, META_SYNCED, isData, itemOf, lineDigest, seqOf } from './stream-records.js';
 
-export interface FollowerOptions {
-  upstream: Omit<ClientOptions, 'timeoutMs' | 'host' | 'port'>;
-  /** The masters to follow, tried in this order at every connect (cluster nodes serving one directory). */
-  masters: HostPort[];
-  /** Seconds of silence before a keep-alive NOOP, and the base reconnect delay (mupdate_retry_delay). */
-  retryDelaySeconds: number;
-  /** Longest wait for the next line of a dump before it is abandoned. */
-  dumpTimeoutMs: number;
-  /** Connect, banner and login toward a master (`client_timeout`); the retry delay if that is longer. Default 10 s. */
-  connectTimeoutMs?: number | undefined;
-  /** Ask a mupdated master for changes only (XRESUME). */
-  resume: boolean;
-  store: DirectoryStore;
-  log: Logger;
-  /** Where status.json is written (the data folder). */
-  statusFile?: string | undefined;
-  lag: import('../metrics/slave-lag.js').SlaveLag; // how far behind it is, for the metrics
-}
-
-export interface FollowerStatus {
-  state: 'starting' | 'connecting' | 'syncing' | 'streaming' | 'waiting' | 'stopped';
-  connected: boolean;
-  /** The master connected to (or, before the first connect, the first of the list). */
-  master: string;
-  masterKind: 'mupdated' | 'cyrus' | null;
-  lastFullSync: string | null;
-  lastSyncKind: 'full' | 'incremental' | null;
-  /** Records received by the last incremental resume (what the master sent, counted on the wire). */
-  lastResumeRecords: number | null;
-  lastAppliedChange: string | null;
-  upstreamSeq: number | null;
-  entries: number | null;
-  lastError: string | null;
-}
-
-const META_SYNCED = 'slave.synced';
-const META_DBID = 'slave.upstreamDbid';
-const META_SEQ = 'slave.upstreamSeq';
-const META_DIGEST = 'slave.upstreamDigest';
-
-/** Digest of the change a seq-tagged data line carries, as the master computes it from its log. */
-function lineDigest(r: Response): string {
-  const { name, entry } = itemOf(r);
-  return changeDigest(encodeLogRecord(name, entry));
-}
-
-function isData(r: Response): boolean {
-  return r.word === 'MAILBOX' || r.word === 'RESERVE' || r.word === 'DELETE';
-}
-
-/** The trailing sequence-number argument of an XRESUME data line. */
-function seqOf(r: Response): number | null {
-  const n = r.word === 'MAILBOX' ? 3 : r.word === 'RESERVE' ? 2 : 1;
-  const raw = r.args[n];
-  return raw === undefined ? null : Number(raw.toString('latin1'));
-}
-
-function itemOf(r: Response): BatchItem {
-  if (r.word === 'DELETE') return { name: r.args[0]!, entry: null };
-  return { name: r.args[0]!, entry: entryFromData(r.word, r.args)! };
-}
+export type { FollowerOptions, FollowerStatus } from './follower-types.js';
+import type { FollowerOptions, FollowerStatus } from './follower-types.js';
 
 export class Follower {
   private conn: MupdateConnection | null = null;
@@ -98,12 +37,24 @@ export class Follower {
   readonly status: FollowerStatus;
 
   constructor(private readonly opts: FollowerOptions) {
-    this.ready = new Promise((resolve) => { this.readyResolve = resolve; });
-    this.synced = new Promise((resolve) => { this.syncedResolve = resolve; });
+    this.ready = new Promise((resolve) => {
+      this.readyResolve = resolve;
+    });
+    this.synced = new Promise((resolve) => {
+      this.syncedResolve = resolve;
+    });
     this.status = {
-      state: 'starting', connected: false, master: masterText(opts.masters[0]!), masterKind: null,
-      lastFullSync: null, lastSyncKind: null, lastResumeRecords: null, lastAppliedChange: null,
-      upstreamSeq: (opts.store.getMeta(META_SEQ) as number | undefined) ?? null, entries: null, lastError: null,
+      state: 'starting',
+      connected: false,
+      master: masterText(opts.masters[0]),
+      masterKind: null,
+      lastFullSync: null,
+      lastSyncKind: null,
+      lastResumeRecords: null,
+      lastAppliedChange: null,
+      upstreamSeq: (opts.store.getMeta(META_SEQ) as number | undefined) ?? null,
+      entries: null,
+      lastError: null,
     };
     if (opts.store.getMeta(META_SYNCED) === true) this.markReady('copy from an earlier complete sync');
     // Entry count for status: counted once, then kept up to date from every applied change.
@@ -164,7 +115,7 @@ export class Follower {
 
   private releaseNoopWaiters(upTo = Infinity): void {
     for (let i = 0; i < this.noopWaiters.length;) {
-      const w = this.noopWaiters[i]!;
+      const w = this.noopWaiters[i];
       if (w.tag <= upTo) {
         this.noopWaiters.splice(i, 1);
         w.resolve();
@@ -225,7 +176,10 @@ export class Follower {
       const delay = retryMs + Math.floor(Math.random() * (retryMs / 2));
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, delay);
-        this.wakeSleep = () => { clearTimeout(t); resolve(); };
+        this.wakeSleep = () => {
+          clearTimeout(t);
+          resolve();
+        };
       });
       this.wakeSleep = null;
     }
@@ -233,7 +187,11 @@ export class Follower {
 
   private async connectAndFollow(retryMs: number): Promise<void> {
     this.setState('connecting');
-    const { conn, master } = await connectFirst(this.opts.masters, { ...this.opts.upstream, timeoutMs: Math.max(this.opts.connectTimeoutMs ?? 10_000, retryMs) }, this.opts.log);
+    const { conn, master } = await connectFirst(
+      this.opts.masters,
+      { ...this.opts.upstream, timeoutMs: Math.max(this.opts.connectTimeoutMs ?? 10_000, retryMs) },
+      this.opts.log,
+    );
     this.conn = conn;
     this.status.master = masterText(master);
     this.noopCounter = 0;
@@ -276,7 +234,12 @@ export class Follower {
     return r;
   }
 
-  private async applyFullDump(remote: Map<string, Entry>, dbid: string | null, seq: number | null, digest: string | null = null): Promise<void> {
+  private async applyFullDump(
+    remote: Map<string, Entry>,
+    dbid: string | null,
+    seq: number | null,
+    digest: string | null = null,
+  ): Promise<void> {
     const snapshot = this.opts.store.snapshot();
     let items: BatchItem[];
     try {
@@ -324,8 +287,12 @@ export class Follower {
       last = seqOf(r) ?? last;
       lastDigest = lineDigest(r);
     }
-    const changed = await store.applyMany(items,
-      { [META_SYNCED]: true, [META_DBID]: masterId, [META_SEQ]: last, [META_DIGEST]: lastDigest });
+    const changed = await store.applyMany(items, {
+      [META_SYNCED]: true,
+      [META_DBID]: masterId,
+      [META_SEQ]: last,
+      [META_DIGEST]: lastDigest,
+    });
     this.status.lastSyncKind = 'incremental';
     this.status.lastResumeRecords = items.length;
     this.status.upstreamSeq = last;
@@ -355,7 +322,11 @@ export class Follower {
           if (!peek || !isData(peek)) break;
           batch.push((await conn.next())!);
         }
-        await this.opts.lag.track(batch.length, () => this.applyStreamed(batch, seqTagged), () => conn.hasQueued());
+        await this.opts.lag.track(
+          batch.length,
+          () => this.applyStreamed(batch, seqTagged),
+          () => conn.hasQueued(),
+        );
         continue;
       }
       if (r.word === 'OK' && r.tag.startsWith('N')) {
@@ -376,8 +347,10 @@ export class Follower {
     return items.filter(({ name, entry }) => {
       const problem = entryProblem(name, entry);
       if (problem) {
-        this.opts.log.warn({ name: shownName(name), problem, change: entry ? 'put' : 'delete' },
-          'change from the master skipped: this directory cannot hold it');
+        this.opts.log.warn(
+          { name: shownName(name), problem, change: entry ? 'put' : 'delete' },
+          'change from the master skipped: this directory cannot hold it',
+        );
       }
       return problem === null;
     });
@@ -387,7 +360,7 @@ export class Follower {
     const items = this.storable(batch.map(itemOf));
     const meta: Record<string, unknown> = {};
     if (seqTagged) {
-      const lastLine = batch[batch.length - 1]!;
+      const lastLine = batch[batch.length - 1];
       const seq = seqOf(lastLine);
       if (seq !== null) {
         meta[META_SEQ] = seq;

@@ -18,7 +18,9 @@ export function masterText(m: HostPort): string {
 
 /** Opens a connection to the first master that answers; throws naming every failure when none does. */
 export async function connectFirst(
-  masters: HostPort[], options: Omit<ClientOptions, 'host' | 'port'>, log: Logger,
+  masters: HostPort[],
+  options: Omit<ClientOptions, 'host' | 'port'>,
+  log: Logger,
 ): Promise<{ conn: MupdateConnection; master: HostPort }> {
   const failures: string[] = [];
   for (const master of masters) {

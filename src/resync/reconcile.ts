@@ -35,10 +35,10 @@ export function applyItems(local: ReadonlyMap<string, Entry>, items: readonly Ba
 /** A MUPDATE data line (MAILBOX/RESERVE) as an entry; null for anything else. */
 export function entryFromData(word: string, args: Buffer[]): Entry | null {
   if (word === 'MAILBOX' && args.length >= 3) {
-    return { name: args[0]!, state: 'active', location: args[1]!, acl: args[2]! };
+    return { name: args[0], state: 'active', location: args[1], acl: args[2] };
   }
   if (word === 'RESERVE' && args.length >= 2) {
-    return { name: args[0]!, state: 'reserved', location: args[1]!, acl: Buffer.alloc(0) };
+    return { name: args[0], state: 'reserved', location: args[1], acl: Buffer.alloc(0) };
   }
   return null;
 }

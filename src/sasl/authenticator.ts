@@ -50,7 +50,10 @@ export class Authenticator {
   /** Verifications in progress, by credential digest. */
   private readonly verifying = new Map<string, Promise<boolean>>();
 
-  constructor(private readonly users: UserDb, private readonly policy: AuthPolicy) {}
+  constructor(
+    private readonly users: UserDb,
+    private readonly policy: AuthPolicy,
+  ) {}
 
   /** The identity to run the session as, or null (all refusals look the same to the client). */
   async login(creds: PlainCredentials): Promise<Identity | null> {
@@ -83,10 +86,15 @@ export class Authenticator {
   /** Replaces an old-cost hash in the background: the login is not kept waiting for a second hash. */
   private rehash(user: string, password: Buffer, oldHash: string): void {
     const copy = Buffer.from(password);
-    this.users.upgradeHash(user, copy, oldHash).then(
-      (replaced) => { if (replaced) this.policy.onRehash?.(user); },
-      (err: Error) => this.policy.onRehash?.(user, err),
-    ).finally(() => copy.fill(0));
+    this.users
+      .upgradeHash(user, copy, oldHash)
+      .then(
+        (replaced) => {
+          if (replaced) this.policy.onRehash?.(user);
+        },
+        (err: Error) => this.policy.onRehash?.(user, err),
+      )
+      .finally(() => copy.fill(0));
   }
 
   /**
@@ -99,7 +107,10 @@ export class Authenticator {
       return { offered: false, reason: 'sasl_mech_list leaves it out' };
     }
     if (this.policy.saslauthdSocket) return { offered: false, reason: 'passwords are checked by saslauthd' };
-    const without = this.users.list().filter((u) => !u.scram).map((u) => u.name);
+    const without = this.users
+      .list()
+      .filter((u) => !u.scram)
+      .map((u) => u.name);
     if (without.length > 0) {
       const names = without.slice(0, 10).join(', ') + (without.length > 10 ? `, ... (${without.length} in all)` : '');
       return { offered: false, reason: `users without SCRAM keys (set their passwords again with 'mupdated user add'): ${names}` };
@@ -119,8 +130,13 @@ export class Authenticator {
   }
 
   private async checkPassword(user: string, password: Buffer, hash: string | undefined): Promise<boolean> {
-    const digest = createHmac('sha256', this.cacheKey).update(user).update('\0').update(hash ?? '')
-      .update('\0').update(password).digest();
+    const digest = createHmac('sha256', this.cacheKey)
+      .update(user)
+      .update('\0')
+      .update(hash ?? '')
+      .update('\0')
+      .update(password)
+      .digest();
     const cached = this.cache.get(user);
     if (cached && cached.expires > Date.now() && timingSafeEqual(cached.digest, digest)) return true;
     // Logins with the same credentials at the same moment (backends reconnecting after a restart)

@@ -45,9 +45,12 @@ async function withSlot<T>(work: () => Promise<T>): Promise<T> {
 function derive(password: Buffer, salt: Buffer, n: number, r: number, p: number): Promise<Buffer> {
   // scrypt needs 128*N*r bytes for its table plus 128*r*p for the blocks; maxmem leaves room for both.
   const maxmem = 128 * n * r + 128 * r * p + 1024 * 1024;
-  return withSlot(() => new Promise((resolve, reject) => {
-    scrypt(password, salt, KEYLEN, { N: n, r, p, maxmem }, (err, key) => (err ? reject(err) : resolve(key)));
-  }));
+  return withSlot(
+    () =>
+      new Promise((resolve, reject) => {
+        scrypt(password, salt, KEYLEN, { N: n, r, p, maxmem }, (err, key) => (err ? reject(err) : resolve(key)));
+      }),
+  );
 }
 
 export async function hashPassword(password: Buffer): Promise<string> {
@@ -73,7 +76,7 @@ function parseHash(stored: string): StoredHash | null {
   if (!powerOfTwo || n > MAX_N || !Number.isInteger(r) || r < 1 || r > MAX_R || !Number.isInteger(p) || p < 1 || p > MAX_P) {
     return null;
   }
-  return { n, r, p, salt: Buffer.from(parts[4]!, 'base64'), key: Buffer.from(parts[5]!, 'base64') };
+  return { n, r, p, salt: Buffer.from(parts[4], 'base64'), key: Buffer.from(parts[5], 'base64') };
 }
 
 export async function verifyPassword(password: Buffer, stored: string): Promise<boolean> {

@@ -77,10 +77,15 @@ async function exchange(io: SaslLineIo, data: Buffer): Promise<Step> {
 }
 
 export async function runSaslExchange(
-  mechanismArg: Buffer, initialResponse: Buffer | undefined, io: SaslLineIo, auth: Authenticator, offered: OfferedMechanisms,
+  mechanismArg: Buffer,
+  initialResponse: Buffer | undefined,
+  io: SaslLineIo,
+  auth: Authenticator,
+  offered: OfferedMechanisms,
 ): Promise<SaslOutcome> {
   const mechanism = mechanismArg.toString('latin1').toUpperCase();
-  if (mechanism === PLAIN_MECHANISM && !offered.plainEnabled) return { kind: 'refused', text: 'no mechanism available', credentialsAt: null };
+  if (mechanism === PLAIN_MECHANISM && !offered.plainEnabled)
+    return { kind: 'refused', text: 'no mechanism available', credentialsAt: null };
   if (mechanism === PLAIN_MECHANISM && !offered.plain) {
     return { kind: 'refused', text: 'PLAIN needs TLS on this connection', credentialsAt: null };
   }

@@ -12,7 +12,12 @@ function counted(value: Buffer): Buffer {
 }
 
 export function saslauthdVerify(
-  socketPath: string, user: string, password: Buffer, service: string, realm: string, timeoutMs = 10_000,
+  socketPath: string,
+  user: string,
+  password: Buffer,
+  service: string,
+  realm: string,
+  timeoutMs = 10_000,
 ): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = connect(socketPath);

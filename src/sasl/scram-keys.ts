@@ -15,15 +15,19 @@ export interface StoredScramKeys {
 export async function newScramKeys(password: Buffer): Promise<StoredScramKeys> {
   const keys = await deriveScramKeys(password, randomBytes(16), SCRAM_ITERATIONS);
   return {
-    salt: keys.salt.toString('base64'), iterations: keys.iterations,
-    storedKey: keys.storedKey.toString('base64'), serverKey: keys.serverKey.toString('base64'),
+    salt: keys.salt.toString('base64'),
+    iterations: keys.iterations,
+    storedKey: keys.storedKey.toString('base64'),
+    serverKey: keys.serverKey.toString('base64'),
   };
 }
 
 export function scramKeysFromRecord(stored: StoredScramKeys): ScramKeys {
   return {
-    salt: Buffer.from(stored.salt, 'base64'), iterations: stored.iterations,
-    storedKey: Buffer.from(stored.storedKey, 'base64'), serverKey: Buffer.from(stored.serverKey, 'base64'),
+    salt: Buffer.from(stored.salt, 'base64'),
+    iterations: stored.iterations,
+    storedKey: Buffer.from(stored.storedKey, 'base64'),
+    serverKey: Buffer.from(stored.serverKey, 'base64'),
   };
 }
 

@@ -31,7 +31,7 @@ const sha256 = (data: Buffer): Buffer => createHash('sha256').update(data).diges
 
 function xor(a: Buffer, b: Buffer): Buffer {
   const out = Buffer.alloc(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = a[i]! ^ b[i]!;
+  for (let i = 0; i < a.length; i++) out[i] = a[i] ^ b[i];
   return out;
 }
 
@@ -49,7 +49,8 @@ async function saltedPassword(password: Buffer, salt: Buffer, iterations: number
 export async function deriveScramKeys(password: Buffer, salt: Buffer, iterations: number): Promise<ScramKeys> {
   const salted = await saltedPassword(password, salt, iterations);
   return {
-    salt, iterations,
+    salt,
+    iterations,
     storedKey: sha256(hmac(salted, 'Client Key')),
     serverKey: hmac(salted, 'Server Key'),
   };
@@ -82,7 +83,7 @@ function attributes(text: string): Array<[string, string]> | null {
   const out: Array<[string, string]> = [];
   for (const part of text.split(',')) {
     if (!/^[A-Za-z]=/.test(part)) return null;
-    out.push([part[0]!, part.slice(2)]);
+    out.push([part[0], part.slice(2)]);
   }
   return out;
 }
@@ -106,9 +107,9 @@ export function parseClientFirst(message: Buffer): ClientFirst {
   if (text === null || message.length > 4 * MAX_FIELD) throw new ScramError('malformed response');
   const m = /^([ny]|p=[^,]*),((?:a=[^,]*)?),(.*)$/s.exec(text);
   if (!m) throw new ScramError('malformed response');
-  if (m[1]!.startsWith('p=')) throw new ScramError('channel binding is not supported');
-  const authzid = m[2] === '' ? '' : decodeSaslName(m[2]!.slice(2));
-  const bare = m[3]!;
+  if (m[1].startsWith('p=')) throw new ScramError('channel binding is not supported');
+  const authzid = m[2] === '' ? '' : decodeSaslName(m[2].slice(2));
+  const bare = m[3];
   const attrs = attributes(bare);
   if (authzid === null || !attrs || attrs.length < 2) throw new ScramError('malformed response');
   // A leading `m=` is a mandatory extension we do not know: RFC 5802 says fail.
@@ -138,10 +139,10 @@ export function parseClientFinal(message: Buffer): ClientFinal {
   const withoutProof = text.slice(0, at);
   const attrs = attributes(withoutProof);
   const proofText = text.slice(at + 3);
-  if (!attrs || attrs.length < 2 || attrs[0]![0] !== 'c' || attrs[1]![0] !== 'r' || !BASE64.test(proofText)) {
+  if (!attrs || attrs.length < 2 || attrs[0][0] !== 'c' || attrs[1][0] !== 'r' || !BASE64.test(proofText)) {
     throw new ScramError('malformed response');
   }
-  return { channelBinding: attrs[0]![1], nonce: attrs[1]![1], proof: Buffer.from(proofText, 'base64'), withoutProof };
+  return { channelBinding: attrs[0][1], nonce: attrs[1][1], proof: Buffer.from(proofText, 'base64'), withoutProof };
 }
 
 /**
@@ -151,7 +152,11 @@ export function parseClientFinal(message: Buffer): ClientFinal {
 export class ScramServer {
   private readonly serverFirst: string;
 
-  constructor(private readonly first: ClientFirst, private readonly keys: ScramKeys, serverNonce: string) {
+  constructor(
+    private readonly first: ClientFirst,
+    private readonly keys: ScramKeys,
+    serverNonce: string,
+  ) {
     this.serverFirst = serverFirstMessage(first.nonce, serverNonce, keys.salt, keys.iterations);
   }
 
@@ -180,7 +185,12 @@ export class ScramClient {
   private readonly gs2Header: string;
   private expectedServerSignature: Buffer | null = null;
 
-  constructor(user: string, private readonly password: Buffer, authzid: string, private readonly nonce: string) {
+  constructor(
+    user: string,
+    private readonly password: Buffer,
+    authzid: string,
+    private readonly nonce: string,
+  ) {
     this.gs2Header = `n,${authzid === '' ? '' : `a=${encodeSaslName(authzid)}`},`;
     this.bare = `n=${encodeSaslName(user)},r=${nonce}`;
   }
@@ -193,8 +203,8 @@ export class ScramClient {
   async final(serverFirst: Buffer): Promise<Buffer> {
     const text = utf8(serverFirst);
     const attrs = text === null ? null : attributes(text);
-    if (!attrs || attrs.length < 3 || attrs[0]![0] !== 'r' || attrs[1]![0] !== 's' || attrs[2]![0] !== 'i') {
-      throw new ScramError(attrs?.[0]?.[0] === 'e' ? `server error: ${attrs[0]![1]}` : 'malformed server challenge');
+    if (!attrs || attrs.length < 3 || attrs[0][0] !== 'r' || attrs[1][0] !== 's' || attrs[2][0] !== 'i') {
+      throw new ScramError(attrs?.[0]?.[0] === 'e' ? `server error: ${attrs[0][1]}` : 'malformed server challenge');
     }
     const [[, nonce], [, saltText], [, iterText]] = attrs as [[string, string], [string, string], [string, string]];
     const iterations = Number(iterText);
@@ -218,7 +228,7 @@ export class ScramClient {
   verifyServer(serverFinal: Buffer): boolean {
     const m = /^v=([A-Za-z0-9+/=]+)$/.exec(serverFinal.toString('latin1'));
     if (!m || !this.expectedServerSignature) return false;
-    const got = Buffer.from(m[1]!, 'base64');
+    const got = Buffer.from(m[1], 'base64');
     return got.length === this.expectedServerSignature.length && timingSafeEqual(got, this.expectedServerSignature);
   }
 }

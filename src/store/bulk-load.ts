@@ -34,7 +34,10 @@ export class BulkLoad {
    */
   private loadSeq: number | null | undefined = undefined;
 
-  constructor(private readonly entries: EntryTable, private readonly log: ChangeLog) {}
+  constructor(
+    private readonly entries: EntryTable,
+    private readonly log: ChangeLog,
+  ) {}
 
   /** False once batches are plain applyMany ones. */
   get compact(): boolean {
@@ -52,21 +55,21 @@ export class BulkLoad {
     let append = true;
     let last = entries.lastKeyInTxn();
     for (let i = 0; i < items.length && append; i++) {
-      if (!items[i]!.entry) continue;
-      if (last && Buffer.compare(keys[i]!, last) <= 0) append = false;
+      if (!items[i].entry) continue;
+      if (last && Buffer.compare(keys[i], last) <= 0) append = false;
       last = keys[i]!;
     }
     let seq = startSeq;
     for (let i = 0; i < items.length; i++) {
-      const { name, entry } = items[i]!;
-      const key = keys[i]!;
+      const { name, entry } = items[i];
+      const key = keys[i];
       // Appended keys are all new; a deletion of a name that is not there changes nothing.
       const current = append ? null : entries.currentInTxn(key, name);
       if (sameEntry(current, entry)) continue;
       entries.putInTxn(key, current, entry, append);
       changes.push({ seq: ++seq, name, entry, previous: current });
     }
-    if (seq !== startSeq) log.keepOnlyInTxn(seq, changes[changes.length - 1]!);
+    if (seq !== startSeq) log.keepOnlyInTxn(seq, changes[changes.length - 1]);
     return { changes, loading, endSeq: seq };
   }
 

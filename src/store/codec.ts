@@ -36,7 +36,7 @@ export interface DecodedRecord {
 
 export function decodeRecord(raw: Uint8Array): DecodedRecord {
   const buf = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
-  const code = buf[0]!;
+  const code = buf[0];
   const nameLen = buf.readUInt32BE(1);
   // Copies: lmdb-js may hand out views of memory it reuses.
   const name = Buffer.from(buf.subarray(5, 5 + nameLen));
@@ -111,7 +111,7 @@ function readHead(raw: Uint8Array, end: number): void {
   let o = 1;
   for (;;) {
     if (o >= end) throw new Error('corrupt directory value');
-    const b = raw[o++]!;
+    const b = raw[o++];
     n += (b & 0x7f) * shift;
     if (b < 0x80) break;
     shift *= 128;
@@ -126,7 +126,7 @@ function stateOf(flags: number): EntryState {
 
 /** An independent Entry from a format-2 value `raw[0, end)`; `location(id)` resolves interned locations. */
 export function decodeValue(name: Buffer, raw: Uint8Array, end: number, location: (id: number) => Buffer): Entry {
-  const flags = raw[0]!;
+  const flags = raw[0];
   readHead(raw, end);
   const o = headEnd;
   const inline = (flags & INLINE_LOCATION) !== 0;
@@ -150,7 +150,7 @@ export class ValueReader {
   constructor(private readonly location: (id: number) => Buffer) {}
 
   read(raw: Uint8Array, end: number, view: EntryView): void {
-    const flags = raw[0]!;
+    const flags = raw[0];
     readHead(raw, end);
     const o = headEnd;
     view.state = stateOf(flags);

@@ -37,7 +37,10 @@ export class Commits {
   private lastWriter: object | undefined = undefined;
   private lastWriteAt = 0;
 
-  constructor(private readonly root: RootDatabase, private readonly locations: LocationTable) {}
+  constructor(
+    private readonly root: RootDatabase,
+    private readonly locations: LocationTable,
+  ) {}
 
   /**
    * Runs `body` in a durable write transaction; resolves with its result once
@@ -49,8 +52,13 @@ export class Commits {
     return new Promise<T>((resolve, reject) => {
       this.turnWrites.push({
         writer,
-        run: (sync) => (sync ? this.commitSync(body) : this.commitBatched(body))
-          .then((result) => { metricsHooks.writeCommitted(askedAt); resolve(result); }, reject),
+        run: (sync) => {
+          // The promise settles the caller's; nothing else waits on it.
+          void (sync ? this.commitSync(body) : this.commitBatched(body)).then((result) => {
+            metricsHooks.writeCommitted(askedAt);
+            resolve(result);
+          }, reject);
+        },
       });
       if (this.turnWrites.length === 1) process.nextTick(() => this.startTurnWrites());
     });
@@ -69,8 +77,10 @@ export class Commits {
     this.turnWrites = [];
     metricsHooks.commitBatch(writes.length);
     const now = performance.now();
-    const only = writes.length === 1 ? writes[0]! : null;
-    const sync = only !== null && this.batchedInFlight === 0 &&
+    const only = writes.length === 1 ? writes[0] : null;
+    const sync =
+      only !== null &&
+      this.batchedInFlight === 0 &&
       ((only.writer !== undefined && only.writer === this.lastWriter) || now - this.lastWriteAt > QUIET_MS);
     this.lastWriter = only?.writer;
     this.lastWriteAt = now;
@@ -90,7 +100,7 @@ export class Commits {
     try {
       return Promise.resolve(this.now(body));
     } catch (err) {
-      return Promise.reject(err as Error);
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
   }
 

@@ -54,7 +54,15 @@ export class ConflictQueue {
     const existing = existingId === undefined ? undefined : this.conflictsDb.get(existingId);
     let record: ConflictRecord;
     if (existing && existing.status === 'open') {
-      record = { ...existing, ...claim, id: existing.id, status: 'open', firstSeen: existing.firstSeen, lastSeen: now, count: existing.count + 1 };
+      record = {
+        ...existing,
+        ...claim,
+        id: existing.id,
+        status: 'open',
+        firstSeen: existing.firstSeen,
+        lastSeen: now,
+        count: existing.count + 1,
+      };
     } else {
       const id = ((this.metaDb.get('conflictSeq') as number | undefined) ?? 0) + 1;
       this.metaDb.putSync('conflictSeq', id);
@@ -91,7 +99,8 @@ export class ConflictQueue {
       change = entries.changeInTxn(record.name, next);
     }
     const closed: ConflictRecord = {
-      ...record, status: keep === 'none' ? 'dismissed' : 'resolved',
+      ...record,
+      status: keep === 'none' ? 'dismissed' : 'resolved',
       resolution: { keep, at: new Date().toISOString(), by },
     };
     this.conflictsDb.putSync(id, closed);

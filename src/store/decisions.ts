@@ -32,8 +32,13 @@ export function staleCopy(record: ConflictRecord): Buffer | null {
 export function decisionStands(decision: ConflictRecord, claim: ConflictClaim): boolean {
   const kept = keptLocation(decision);
   const stale = staleCopy(decision);
-  return kept !== null && stale !== null && decision.name.equals(claim.name) && stale.equals(claim.claimed.location) &&
-    serverOf(kept) === serverOf(claim.current.location);
+  return (
+    kept !== null &&
+    stale !== null &&
+    decision.name.equals(claim.name) &&
+    stale.equals(claim.claimed.location) &&
+    serverOf(kept) === serverOf(claim.current.location)
+  );
 }
 
 /** The decision with one more refused claim counted on it. */

@@ -41,7 +41,10 @@ export class OrderedEmitter {
   private readonly unemitted = new Map<number, Change>();
 
   /** `nextSeq`: the first sequence number not yet told (the store's last one + 1). */
-  constructor(private nextSeq: number, private readonly failed: ListenerFailure) {}
+  constructor(
+    private nextSeq: number,
+    private readonly failed: ListenerFailure,
+  ) {}
 
   subscribe(listener: ChangeListener): () => void {
     this.listeners.add(listener);

@@ -29,7 +29,7 @@ export const FIRST_KEY = Buffer.of(0);
 
 /** openDB options; `create: false` (open only what exists) is missing from lmdb-js's types. */
 export function dbOptions(name: string, o: object): DatabaseOptions & { name: string } {
-  return { name, ...o } as DatabaseOptions & { name: string };
+  return { name, ...o };
 }
 
 export function asBuffer(raw: Uint8Array): Buffer {
@@ -54,7 +54,10 @@ const RAW_VALUES = { encode: (v: Buffer) => v, decode: (b: Uint8Array) => b };
  * read); writeKey also takes a value in lmdb-js's value buffer (whose
  * `length` is less than its memory's).
  */
-function viewKeys(): { writeKey(key: Uint8Array, target: Uint8Array, start: number): number; readKey(src: Uint8Array, start: number, end: number): Uint8Array } {
+function viewKeys(): {
+  writeKey(key: Uint8Array, target: Uint8Array, start: number): number;
+  readKey(src: Uint8Array, start: number, end: number): Uint8Array;
+} {
   let source: Uint8Array | null = null;
   let views: Uint8Array[] = [];
   return {
@@ -114,19 +117,22 @@ export function openDatabases(root: RootDatabase, dir: string, wanted: Directory
   if (typeof format !== 'number' || !Number.isInteger(format) || format < 1 || format > FORMAT) {
     throw new StorageError(
       `the data folder ${dir} holds its directory in storage format ${String(format)}, which this version of mupdated ` +
-      `does not know (it reads formats 1 to ${FORMAT}); use the newer mupdated that wrote it`);
+        `does not know (it reads formats 1 to ${FORMAT}); use the newer mupdated that wrote it`,
+    );
   }
   const order = wanted ?? stored ?? 'cyrus';
   if (stored === undefined && readOnly) throw missing();
   if (stored !== undefined && stored !== order) {
     throw new StorageError(
       `the data folder ${dir} keeps its directory in '${stored}' order, but '${order}' is configured; ` +
-      `export with 'mupdated dump' and load into a fresh folder to change it`);
+        `export with 'mupdated dump' and load into a fresh folder to change it`,
+    );
   }
   if (format < FORMAT && readOnly) {
     throw new StorageError(
       `the data folder ${dir} holds its directory in storage format ${format}; it is converted to format ${FORMAT} ` +
-      `when opened for writing (start the server on it first)`);
+        `when opened for writing (start the server on it first)`,
+    );
   }
   const db = <K extends Key, V>(name: string, o: object): Database<V, K> => {
     const opened = root.openDB<V, K>(dbOptions(name, { create, ...o }));
@@ -145,7 +151,8 @@ export function openDatabases(root: RootDatabase, dir: string, wanted: Directory
     openClaims: db<Buffer, number>('open-claims', { keyEncoding: 'binary' }),
     locations: new LocationTable(
       db<number, Buffer>('locations', { keyEncoding: 'uint32', encoding: 'binary' }),
-      db<Buffer, Buffer>('location-ids', { keyEncoding: 'binary', encoding: 'binary' })),
+      db<Buffer, Buffer>('location-ids', { keyEncoding: 'binary', encoding: 'binary' }),
+    ),
   };
   if (stored === undefined) {
     root.transactionSync(() => {

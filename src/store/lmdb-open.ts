@@ -13,8 +13,9 @@ import { StorageError } from './types.js';
 const PERMISSION_CODES = new Set<unknown>([constants.errno.EACCES, constants.errno.EPERM, 'EACCES', 'EPERM']);
 
 function permissionDenied(path: string): StorageError {
-  return new StorageError(`cannot open ${path}: permission denied ` +
-    `(run mupdated as the user that owns the data folder ${dirname(path)})`);
+  return new StorageError(
+    `cannot open ${path}: permission denied ` + `(run mupdated as the user that owns the data folder ${dirname(path)})`,
+  );
 }
 
 /** Opens (creating if allowed) the LMDB file at `path`; permission problems become a StorageError. */

@@ -26,8 +26,20 @@ import { OrderedEmitter, warnListenerFailure, type ListenerFailure } from './lis
 import { entryKey } from './order.js';
 import { makePrivateFolder } from './private-files.js';
 import {
-  ConflictRefusal, StorageError, type BatchItem, type Change, type ChangeListener, type ConflictClaim, type ConflictRecord, type ConflictStatus,
-  type Decision, type DirectoryOrder, type DirectoryStore, type Entry, type Snapshot, type TxnTools,
+  ConflictRefusal,
+  StorageError,
+  type BatchItem,
+  type Change,
+  type ChangeListener,
+  type ConflictClaim,
+  type ConflictRecord,
+  type ConflictStatus,
+  type Decision,
+  type DirectoryOrder,
+  type DirectoryStore,
+  type Entry,
+  type Snapshot,
+  type TxnTools,
 } from './types.js';
 import { InvalidWrite, checkBatch, checkEntry, nameProblem } from './validate.js';
 
@@ -87,7 +99,10 @@ export class LmdbDirectoryStore implements DirectoryStore {
   converted: Conversion | null = null;
 
   private constructor(
-    private readonly dbs: Databases, readonly order: DirectoryOrder, retention: number, private readonly readOnly: boolean,
+    private readonly dbs: Databases,
+    readonly order: DirectoryOrder,
+    retention: number,
+    private readonly readOnly: boolean,
     listenerFailed: ListenerFailure,
   ) {
     this.root = dbs.root;
@@ -109,8 +124,13 @@ export class LmdbDirectoryStore implements DirectoryStore {
     const root = openLmdb<unknown, Key>(`${dir}/directory.mdb`, { overlappingSync: false, maxDbs: 12, compression: false });
     try {
       const { dbs, order, format } = openDatabases(root, dir, options.order, readOnly);
-      const store = new LmdbDirectoryStore(dbs, order, options.changeLogRetention ?? 1_000_000, readOnly,
-        options.onListenerError ?? warnListenerFailure);
+      const store = new LmdbDirectoryStore(
+        dbs,
+        order,
+        options.changeLogRetention ?? 1_000_000,
+        readOnly,
+        options.onListenerError ?? warnListenerFailure,
+      );
       if (format === 1) store.convertFormat1(dir);
       if (!readOnly && store.conflicts.oldDecisionsUnindexed) store.commits.now(() => store.conflicts.indexOldDecisionsInTxn());
       return store;
@@ -124,7 +144,9 @@ export class LmdbDirectoryStore implements DirectoryStore {
     try {
       this.converted = { from: 1, entries: convertFormat1(this.root, this.metaDb, this.commits, this.entries) };
     } catch (err) {
-      throw new StorageError(`could not convert the directory in ${dir} to storage format ${FORMAT} (it is unchanged): ${(err as Error).message}`);
+      throw new StorageError(
+        `could not convert the directory in ${dir} to storage format ${FORMAT} (it is unchanged): ${(err as Error).message}`,
+      );
     }
   }
 
@@ -282,7 +304,7 @@ export class LmdbDirectoryStore implements DirectoryStore {
           changes.push({ seq, name, entry, previous: current });
         }
         if (batch.rebuiltAt !== undefined) this.log.cutInTxn(batch.rebuiltAt, changes[changes.length - 1]);
-        else if (changes.length) this.log.setSeqInTxn(changes[changes.length - 1]!.seq);
+        else if (changes.length) this.log.setSeqInTxn(changes[changes.length - 1].seq);
         for (const record of batch.conflicts ?? []) this.conflicts.putInTxn(record);
         for (const [k, v] of Object.entries(batch.meta ?? {})) this.metaDb.putSync(k, v);
         for (const [k, v] of Object.entries(batch.userMeta ?? {})) this.metaDb.putSync(`user:${k}`, v);

@@ -98,7 +98,7 @@ export class KeyReader {
     let i = 0;
     // Map the sort key back until the separator: right for a clean name.
     for (; i < n; i++) {
-      const c = key[i]!;
+      const c = key[i];
       if (c === 0) break;
       out[i] = c === 0x1d ? 0x21 : c === 0x1f ? 0x2e : c;
     }

@@ -58,10 +58,7 @@ export interface TxnTools {
 }
 
 /** What a write decides, given the entry's current state, inside the write transaction. */
-export type Decision<R> =
-  | { kind: 'put'; entry: Entry; result: R }
-  | { kind: 'delete'; result: R }
-  | { kind: 'keep'; result: R };
+export type Decision<R> = { kind: 'put'; entry: Entry; result: R } | { kind: 'delete'; result: R } | { kind: 'keep'; result: R };
 
 /** Which entries a scan yields. */
 export interface ScanFilter {

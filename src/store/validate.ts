@@ -53,11 +53,13 @@ function isMetaValue(v: unknown): boolean {
 /** Throws InvalidWrite, before any write, when one item of a batch or one meta value cannot be stored. */
 export function checkBatch(items: readonly BatchItem[], meta: Record<string, unknown> = {}): void {
   for (let i = 0; i < items.length; i++) {
-    const { name, entry } = items[i]!;
+    const { name, entry } = items[i];
     const problem = entryProblem(name, entry);
-    if (problem) throw new InvalidWrite(`item ${i + 1} of ${items.length}, "${shownName(name)}": ${problem}; nothing of the batch was stored`);
+    if (problem)
+      throw new InvalidWrite(`item ${i + 1} of ${items.length}, "${shownName(name)}": ${problem}; nothing of the batch was stored`);
   }
   for (const [key, value] of Object.entries(meta)) {
-    if (!isMetaValue(value)) throw new InvalidWrite(`meta key ${key}: only strings, finite numbers, booleans and null are kept; nothing of the batch was stored`);
+    if (!isMetaValue(value))
+      throw new InvalidWrite(`meta key ${key}: only strings, finite numbers, booleans and null are kept; nothing of the batch was stored`);
   }
 }

@@ -41,7 +41,11 @@ export function passwordFile(password: string): string {
 
 export function clientArgs(port: number, o: ClientRunOptions = {}): string[] {
   return [
-    CLI, 'client', `${o.host ?? '127.0.0.1'}:${port}`, '--user', o.user ?? 'mupdateadmin',
+    CLI,
+    'client',
+    `${o.host ?? '127.0.0.1'}:${port}`,
+    '--user',
+    o.user ?? 'mupdateadmin',
     ...(o.password === null ? [] : ['--password-file', passwordFile(o.password ?? PASSWORD)]),
     ...(o.args ?? []),
   ];
@@ -55,18 +59,31 @@ export class ClientProcess {
   private cursor = 0;
   readonly done: Promise<ClientResult>;
 
-  constructor(readonly child: ChildProcess, timeoutMs: number) {
-    child.stdout!.on('data', (d: Buffer) => { this.stdout += d.toString('utf8'); this.wake?.(); });
-    child.stderr!.on('data', (d: Buffer) => { this.stderr += d.toString('utf8'); this.wake?.(); });
-    child.stdin!.on('error', () => { /* it exited */ });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    this.done = new Promise((resolve) => child.once('close', (code, signal) => {
-      clearTimeout(timer);
+  constructor(
+    readonly child: ChildProcess,
+    timeoutMs: number,
+  ) {
+    child.stdout!.on('data', (d: Buffer) => {
+      this.stdout += d.toString('utf8');
       this.wake?.();
-      const lines = this.stdout.split('\n');
-      if (lines[lines.length - 1] === '') lines.pop();
-      resolve({ code, signal, stdout: this.stdout, stderr: this.stderr, lines });
-    }));
+    });
+    child.stderr!.on('data', (d: Buffer) => {
+      this.stderr += d.toString('utf8');
+      this.wake?.();
+    });
+    child.stdin!.on('error', () => {
+      /* it exited */
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    this.done = new Promise((resolve) =>
+      child.once('close', (code, signal) => {
+        clearTimeout(timer);
+        this.wake?.();
+        const lines = this.stdout.split('\n');
+        if (lines[lines.length - 1] === '') lines.pop();
+        resolve({ code, signal, stdout: this.stdout, stderr: this.stderr, lines });
+      }),
+    );
   }
 
   type(line: string | Buffer): void {
@@ -95,8 +112,18 @@ export class ClientProcess {
       }
       if (this.exited || Date.now() >= deadline) break;
       await new Promise<void>((r) => {
-        const t = setTimeout(() => { this.wake = null; r(); }, Math.min(200, Math.max(1, deadline - Date.now())));
-        this.wake = () => { clearTimeout(t); this.wake = null; r(); };
+        const t = setTimeout(
+          () => {
+            this.wake = null;
+            r();
+          },
+          Math.min(200, Math.max(1, deadline - Date.now())),
+        );
+        this.wake = () => {
+          clearTimeout(t);
+          this.wake = null;
+          r();
+        };
       });
     }
     throw new Error(`client output never matched ${what}; stdout:\n${this.stdout}\nstderr:\n${this.stderr}`);

@@ -36,7 +36,9 @@ export function useEtcdCluster(): SharedCluster {
   const prefixes = new Map<string, string>();
   const nodes: RunningMupdated[] = [];
   // Serial: the file's other hooks and tests wait for the cluster.
-  test.serial.before(async () => { cluster = await EtcdCluster.start(3); });
+  test.serial.before(async () => {
+    cluster = await EtcdCluster.start(3);
+  });
   test.after.always(async () => {
     // Nodes first (stop() of a stopped node just returns): a node stopping while etcd goes away would wait for it.
     await Promise.all(nodes.map((n) => n.stop()));
@@ -50,7 +52,10 @@ export function useEtcdCluster(): SharedCluster {
     async node(options = {}) {
       const { prefix: joined, ...rest } = options;
       const prefix = joined ?? (rest.dataDir !== undefined ? prefixes.get(rest.dataDir) : undefined) ?? freshPrefix();
-      const server = await startMupdated({ ...rest, args: [...(rest.args ?? []), '--etcd', shared.cluster.etcdFlag, '--etcd-prefix', prefix] });
+      const server = await startMupdated({
+        ...rest,
+        args: [...(rest.args ?? []), '--etcd', shared.cluster.etcdFlag, '--etcd-prefix', prefix],
+      });
       prefixes.set(server.dataDir, prefix);
       nodes.push(server);
       // A node, not a single master: the directory it opened is the cluster's.
@@ -89,7 +94,9 @@ export function etcdForFile(): FileEtcd {
   let etcd: EtcdCluster | undefined;
   const started: RunningMupdated[] = [];
   const folders: string[] = [];
-  test.before(async () => { etcd = await EtcdCluster.start(3); });
+  test.before(async () => {
+    etcd = await EtcdCluster.start(3);
+  });
   test.after.always(async () => {
     for (const s of started) {
       await s.stop();

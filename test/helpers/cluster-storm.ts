@@ -67,7 +67,12 @@ export class StormWriter {
   private client: RawClient | null = null;
   private clientPort = 0;
 
-  constructor(readonly id: string, private readonly ports: () => number[], private readonly names: number, private readonly depth = 8) {}
+  constructor(
+    readonly id: string,
+    private readonly ports: () => number[],
+    private readonly names: number,
+    private readonly depth = 8,
+  ) {}
 
   name(i: number): string {
     return `user.storm${this.id}.n${i}`;
@@ -115,14 +120,15 @@ export class StormWriter {
           op.afterFault = this.faultInjected;
           batch.push(op);
           this.ops.push(op);
-          text += op.verb === 'DELETE'
-            ? `S${i + j} DELETE ${lit(op.name)}\r\n`
-            : `S${i + j} ACTIVATE ${lit(op.name)} ${lit(op.location)} ${lit(op.acl)}\r\n`;
+          text +=
+            op.verb === 'DELETE'
+              ? `S${i + j} DELETE ${lit(op.name)}\r\n`
+              : `S${i + j} ACTIVATE ${lit(op.name)} ${lit(op.location)} ${lit(op.acl)}\r\n`;
         }
         this.client.send(text);
         let refused = false;
         for (let j = 0; j < batch.length; j++) {
-          const op = batch[j]!;
+          const op = batch[j];
           let line: string;
           try {
             line = await this.client.readLine(30_000);
@@ -188,7 +194,9 @@ export function allowedStates(writers: StormWriter[]): Map<string, Set<string>> 
 
 /** A node's (or slave's) directory as name -> `MAILBOX loc acl` / `RESERVE loc` (LIST). */
 export async function directoryOf(port: number): Promise<Map<string, string>> {
-  return new Map((await listSorted(port)).map(([n, e]) => [n, e.kind === 'MAILBOX' ? `MAILBOX ${e.location} ${e.acl}` : `RESERVE ${e.location}`]));
+  return new Map(
+    (await listSorted(port)).map(([n, e]) => [n, e.kind === 'MAILBOX' ? `MAILBOX ${e.location} ${e.acl}` : `RESERVE ${e.location}`]),
+  );
 }
 
 /** Names whose state in `dir` is not one the answers allow (empty when all is well). */

@@ -26,7 +26,19 @@
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { accessSync, chmodSync, chownSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  chmodSync,
+  chownSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,7 +68,9 @@ function lookupId(file: string, name: string): number | undefined {
       const f = line.split(':');
       if (f[0] === name && f[2] !== undefined) return Number(f[2]);
     }
-  } catch { /* no such file */ }
+  } catch {
+    /* no such file */
+  }
   return undefined;
 }
 
@@ -65,7 +79,12 @@ function findInPath(prog: string): string | undefined {
   for (const d of dirs) {
     if (!d) continue;
     const p = join(d, prog);
-    try { accessSync(p, constants.X_OK); return p; } catch { /* next */ }
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      /* next */
+    }
   }
   return undefined;
 }
@@ -77,11 +96,16 @@ export function cyrusAvailability(): Availability {
   if (cachedAvailability) return cachedAvailability;
   const missing: string[] = [];
   for (const p of ['ctl_mboxlist', 'reconstruct', 'ctl_cyrusdb', 'master', 'imapd']) {
-    try { accessSync(join(CYRUS_BIN, p), constants.X_OK); } catch { missing.push(join(CYRUS_BIN, p)); }
+    try {
+      accessSync(join(CYRUS_BIN, p), constants.X_OK);
+    } catch {
+      missing.push(join(CYRUS_BIN, p));
+    }
   }
   if (!findInPath('saslpasswd2')) missing.push('saslpasswd2');
   const reasons: string[] = [];
-  if (missing.length) reasons.push(`missing ${missing.join(', ')} (apt-get install cyrus-common cyrus-imapd sasl2-bin libsasl2-modules libsasl2-modules-db)`);
+  if (missing.length)
+    reasons.push(`missing ${missing.join(', ')} (apt-get install cyrus-common cyrus-imapd sasl2-bin libsasl2-modules libsasl2-modules-db)`);
   const uid = lookupId('/etc/passwd', CYRUS_USER);
   if (uid === undefined) reasons.push(`no '${CYRUS_USER}' user`);
   else if (lookupId('/etc/group', CYRUS_GROUP) === undefined) reasons.push(`no '${CYRUS_GROUP}' group`);
@@ -127,7 +151,7 @@ export interface MailboxSpec {
 /** The default ACL the tests give a mailbox: `<owner> lrswipkxtecdan` for user.*, else `anyone lrs`. */
 export function defaultAcl(name: string): Array<[string, string]> {
   const m = /^user\.([^.]+)/.exec(name);
-  return m ? [[m[1]!, 'lrswipkxtecdan']] : [['anyone', 'lrs']];
+  return m ? [[m[1], 'lrswipkxtecdan']] : [['anyone', 'lrs']];
 }
 
 /** ACL pairs in MUPDATE wire form: `id TAB rights TAB` for each pair. */
@@ -147,8 +171,14 @@ export function backendDumpJson(mailboxes: MailboxSpec[]): string {
       acl[id] = rights;
     }
     const entry = {
-      uidvalidity: String(1_700_000_000 + i), createdmodseq: '1', foldermodseq: '1', mbtype: 'e',
-      partition: m.partition ?? 'default', acl, uniqueid: randomUUID(), name_history: [],
+      uidvalidity: String(1_700_000_000 + i),
+      createdmodseq: '1',
+      foldermodseq: '1',
+      mbtype: 'e',
+      partition: m.partition ?? 'default',
+      acl,
+      uniqueid: randomUUID(),
+      name_history: [],
     };
     return `${JSON.stringify(m.name)}: ${JSON.stringify(entry)}`;
   });
@@ -174,9 +204,14 @@ export function parseCyrusDump(text: string, servername: string): LocalMailbox[]
   return Object.entries(obj).map(([name, e]) => {
     const server = e.server ?? servername;
     return {
-      name, mbtype: e.mbtype ?? '', partition: e.partition, server: e.server,
+      name,
+      mbtype: e.mbtype ?? '',
+      partition: e.partition,
+      server: e.server,
       location: e.partition === undefined ? server : `${server}!${e.partition}`,
-      acl: Object.entries(e.acl ?? {}).map(([id, r]) => `${id}\t${r}\t`).join(''),
+      acl: Object.entries(e.acl ?? {})
+        .map(([id, r]) => `${id}\t${r}\t`)
+        .join(''),
     };
   });
 }
@@ -215,7 +250,11 @@ export class CyrusBackend {
   readonly spoolDir: string;
   private imapd: CyrusImapd | undefined;
 
-  private constructor(readonly dir: string, readonly servername: string, readonly options: BackendOptions) {
+  private constructor(
+    readonly dir: string,
+    readonly servername: string,
+    readonly options: BackendOptions,
+  ) {
     this.configPath = join(dir, 'imapd.conf');
     this.confDir = join(dir, 'conf');
     this.spoolDir = join(dir, 'spool');
@@ -256,7 +295,13 @@ export class CyrusBackend {
 
   private writeConfig(extra: Record<string, string> = {}): void {
     const keys = { ...this.configKeys(), ...extra };
-    writeFileSync(this.configPath, Object.entries(keys).map(([k, v]) => `${k}: ${v}`).join('\n') + '\n', { mode: 0o640 });
+    writeFileSync(
+      this.configPath,
+      Object.entries(keys)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join('\n') + '\n',
+      { mode: 0o640 },
+    );
     chownTree(this.dir);
   }
 
@@ -314,13 +359,18 @@ export class CyrusBackend {
    * instead of a free port of our choosing. `frontend`: a Murder frontend
    * (no `proxyservers`).
    */
-  async startImapd(options: {
-    deleteMode?: 'delayed' | 'immediate'; config?: Record<string, string>; port?: number; frontend?: boolean;
-  } = {}): Promise<CyrusImapd> {
+  async startImapd(
+    options: {
+      deleteMode?: 'delayed' | 'immediate';
+      config?: Record<string, string>;
+      port?: number;
+      frontend?: boolean;
+    } = {},
+  ): Promise<CyrusImapd> {
     if (this.imapd) throw new Error('imapd already running for this backend');
     const sasldb = join(this.dir, 'sasldb2');
     const sp = spawnSync(findInPath('saslpasswd2')!, ['-p', '-c', '-f', sasldb, '-u', this.servername, CYRUS_USER], { input: PASSWORD });
-    if (sp.status !== 0) throw new Error(`saslpasswd2 failed: ${sp.stderr}`);
+    if (sp.status !== 0) throw new Error(`saslpasswd2 failed: ${String(sp.stderr)}`);
     chmodSync(sasldb, 0o640);
     this.writeConfig({
       admins: CYRUS_USER,
@@ -334,10 +384,9 @@ export class CyrusBackend {
       delete_mode: options.deleteMode ?? 'delayed',
       ...(options.config ?? {}),
     });
-    const port = options.port ?? await freePort();
+    const port = options.port ?? (await freePort());
     const cyrusConf = join(this.dir, 'cyrus.conf');
-    writeFileSync(cyrusConf,
-      `SERVICES {\n  imap cmd="imapd -C ${this.configPath}" listen="127.0.0.1:${port}" prefork=0 maxchild=10\n}\n`);
+    writeFileSync(cyrusConf, `SERVICES {\n  imap cmd="imapd -C ${this.configPath}" listen="127.0.0.1:${port}" prefork=0 maxchild=10\n}\n`);
     chownTree(this.dir);
     const pidFile = join(this.dir, 'master.pid');
     // foreground master(8): our child, stopped with SIGTERM (it stops its imapds)
@@ -373,8 +422,18 @@ export class CyrusImapd {
   private exited: Promise<void>;
   private done = false;
 
-  constructor(readonly backend: CyrusBackend, readonly port: number, readonly child: ChildProcess, readonly output: string[]) {
-    this.exited = new Promise((res) => child.once('exit', () => { this.done = true; res(); }));
+  constructor(
+    readonly backend: CyrusBackend,
+    readonly port: number,
+    readonly child: ChildProcess,
+    readonly output: string[],
+  ) {
+    this.exited = new Promise((res) =>
+      child.once('exit', () => {
+        this.done = true;
+        res();
+      }),
+    );
   }
 
   /** Waits until imapd answers with its `* OK` banner (bounded attempts). */
@@ -414,7 +473,9 @@ export class CyrusImapd {
         try {
           const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'latin1');
           if (cmdline.includes(this.backend.configPath)) process.kill(pid, 'SIGKILL');
-        } catch { /* gone */ }
+        } catch {
+          /* gone */
+        }
       }
     }
     this.backend.forgetImapd(this);
@@ -424,7 +485,12 @@ export class CyrusImapd {
 /** Waits for p, but at most ms (without leaving a timer behind). */
 async function settleWithin(p: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([p, new Promise((r) => { timer = setTimeout(r, ms); })]);
+  await Promise.race([
+    p,
+    new Promise((r) => {
+      timer = setTimeout(r, ms);
+    }),
+  ]);
   clearTimeout(timer);
 }
 
@@ -432,15 +498,28 @@ function readBanner(port: number, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const s = connect({ port, host: '127.0.0.1' });
     let buf = '';
-    const timer = setTimeout(() => { s.destroy(); reject(new Error('banner timeout')); }, timeoutMs);
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error('banner timeout'));
+    }, timeoutMs);
     s.setEncoding('latin1');
     s.on('data', (d: string) => {
       buf += d;
       const i = buf.indexOf('\r\n');
-      if (i >= 0) { clearTimeout(timer); s.destroy(); resolve(buf.slice(0, i)); }
+      if (i >= 0) {
+        clearTimeout(timer);
+        s.destroy();
+        resolve(buf.slice(0, i));
+      }
     });
-    s.on('error', (e) => { clearTimeout(timer); reject(e); });
-    s.on('close', () => { clearTimeout(timer); reject(new Error(`closed before banner (${JSON.stringify(buf)})`)); });
+    s.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    s.on('close', () => {
+      clearTimeout(timer);
+      reject(new Error(`closed before banner (${JSON.stringify(buf)})`));
+    });
   });
 }
 
@@ -500,9 +579,11 @@ export async function masterWrite(port: number, entries: MasterEntry[], user = '
     let n = 0;
     for (const e of entries) {
       const tag = `W${n++}`;
-      c.send(e.kind === 'MAILBOX'
-        ? `${tag} ACTIVATE ${quote(e.name)} ${quote(e.location)} ${quote(e.acl)}\r\n`
-        : `${tag} RESERVE ${quote(e.name)} ${quote(e.location)}\r\n`);
+      c.send(
+        e.kind === 'MAILBOX'
+          ? `${tag} ACTIVATE ${quote(e.name)} ${quote(e.location)} ${quote(e.acl)}\r\n`
+          : `${tag} RESERVE ${quote(e.name)} ${quote(e.location)}\r\n`,
+      );
       const lines = await c.readUntilTagged(tag, 10_000);
       if (lines[lines.length - 1] !== `${tag} OK "done"`) throw new Error(`${e.kind} ${e.name}: ${lines.join(' | ')}`);
     }
@@ -535,7 +616,9 @@ export function directoryChanges(lines: string[], options: { refused?: boolean }
     try {
       const rec = JSON.parse(line) as { msg?: string; cmd: string; name: string; location?: string; user?: string };
       if (rec.msg === want) out.push({ cmd: rec.cmd, name: rec.name, location: rec.location, user: rec.user });
-    } catch { /* not JSON */ }
+    } catch {
+      /* not JSON */
+    }
   }
   return out;
 }

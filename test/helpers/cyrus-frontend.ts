@@ -35,16 +35,28 @@ export class Imtest {
   private exited = false;
 
   private constructor(private readonly child: ChildProcessWithoutNullStreams) {
-    child.stdout.on('data', (d: Buffer) => { this.output += d.toString('latin1'); this.wake?.(); });
-    child.stderr.on('data', (d: Buffer) => { this.output += d.toString('latin1'); this.wake?.(); });
-    child.stdin.on('error', () => { /* it exited */ });
-    child.once('close', () => { this.exited = true; this.wake?.(); });
+    child.stdout.on('data', (d: Buffer) => {
+      this.output += d.toString('latin1');
+      this.wake?.();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      this.output += d.toString('latin1');
+      this.wake?.();
+    });
+    child.stdin.on('error', () => {
+      /* it exited */
+    });
+    child.once('close', () => {
+      this.exited = true;
+      this.wake?.();
+    });
   }
 
   /** `imtest -m PLAIN -a USER -w PASSWORD -p PORT 127.0.0.1`, waiting for `Authenticated.`. */
   static async login(port: number, user = 'cyrus', password = PASSWORD): Promise<Imtest> {
-    const child = spawn(join(CYRUS_BIN, 'imtest'), ['-m', 'PLAIN', '-a', user, '-w', password, '-p', String(port), '127.0.0.1'],
-      { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(join(CYRUS_BIN, 'imtest'), ['-m', 'PLAIN', '-a', user, '-w', password, '-p', String(port), '127.0.0.1'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     const session = new Imtest(child);
     try {
       await session.waitFor(/^Authenticated\.\r?$/m, 20_000);
@@ -68,8 +80,18 @@ export class Imtest {
         throw new Error(`imtest never printed ${String(re)} (exited: ${this.exited}); output:\n${this.output}`);
       }
       await new Promise<void>((resolve) => {
-        const t = setTimeout(() => { this.wake = null; resolve(); }, Math.min(250, deadline - Date.now()));
-        this.wake = () => { clearTimeout(t); this.wake = null; resolve(); };
+        const t = setTimeout(
+          () => {
+            this.wake = null;
+            resolve();
+          },
+          Math.min(250, deadline - Date.now()),
+        );
+        this.wake = () => {
+          clearTimeout(t);
+          this.wake = null;
+          resolve();
+        };
       });
     }
   }
@@ -81,7 +103,10 @@ export class Imtest {
     this.child.stdin.write(Buffer.from(`${tag} ${text}\n`, 'latin1'));
     const m = await this.waitFor(new RegExp(`^${tag} (OK|NO|BAD)[^\\n]*`, 'm'), timeoutMs);
     const before = this.output.slice(from, m.index);
-    const untagged = before.split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => l !== '');
+    const untagged = before
+      .split('\n')
+      .map((l) => l.replace(/\r$/, ''))
+      .filter((l) => l !== '');
     return { ok: m[1] === 'OK', status: m[0].replace(/\r$/, ''), untagged };
   }
 
@@ -101,9 +126,9 @@ export interface Row {
 export function readRows(file: string): Row[] {
   const db = new Database(file, { readonly: true, fileMustExist: true, timeout: 5_000 });
   try {
-    const rows = db.prepare(
-      'SELECT CAST(dbkey AS BLOB) AS k, CAST(data AS BLOB) AS d, typeof(dbkey) AS kt, typeof(data) AS dt FROM mailboxes_db',
-    ).all() as Array<{ k: Buffer; d: Buffer | null; kt: string; dt: string }>;
+    const rows = db
+      .prepare('SELECT CAST(dbkey AS BLOB) AS k, CAST(data AS BLOB) AS d, typeof(dbkey) AS kt, typeof(data) AS dt FROM mailboxes_db')
+      .all() as Array<{ k: Buffer; d: Buffer | null; kt: string; dt: string }>;
     return rows
       .map((r) => ({ key: r.k.toString('latin1'), value: (r.d ?? Buffer.alloc(0)).toString('latin1'), keyType: r.kt, valueType: r.dt }))
       .sort((a, b) => Buffer.compare(Buffer.from(a.key, 'latin1'), Buffer.from(b.key, 'latin1')));

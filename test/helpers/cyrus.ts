@@ -32,10 +32,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import {
-  accessSync, chmodSync, chownSync, constants, mkdirSync, mkdtempSync,
-  rmSync, writeFileSync,
-} from 'node:fs';
+import { accessSync, chmodSync, chownSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CYRUS_BIN, spawnCyrusMaster } from './cyrus-master.js';
@@ -61,13 +58,15 @@ function which(program: string): string | null {
     try {
       accessSync(p, constants.X_OK);
       return p;
-    } catch { /* next */ }
+    } catch {
+      /* next */
+    }
   }
   return null;
 }
 
 function numericId(args: string[]): number | null {
-  const r = spawnSync(args[0]!, args.slice(1), { encoding: 'utf8' });
+  const r = spawnSync(args[0], args.slice(1), { encoding: 'utf8' });
   if (r.status !== 0) return null;
   const out = r.stdout.trim();
   const field = args[0] === 'getent' ? out.split(':')[2] : out;
@@ -118,13 +117,17 @@ type Impl = (t: ExecutionContext) => void | Promise<void>;
  * what is missing when `process.env.CI` is set, and as a skipped test whose
  * title says why otherwise.
  */
-export function interopTest(kind: 'concurrent' | 'serial' = 'concurrent', reason = cyrusMissingReason()): (title: string, impl: Impl) => void {
+export function interopTest(
+  kind: 'concurrent' | 'serial' = 'concurrent',
+  reason = cyrusMissingReason(),
+): (title: string, impl: Impl) => void {
   const register = kind === 'serial' ? test.serial : test;
   if (reason === null) return (title, impl) => register(title, impl);
   if (process.env.CI) {
-    return (title) => register(title, (t) => {
-      t.fail(`${reason}. These tests are required when CI is set.`);
-    });
+    return (title) =>
+      register(title, (t) => {
+        t.fail(`${reason}. These tests are required when CI is set.`);
+      });
   }
   const skip = kind === 'serial' ? test.serial.skip : test.skip;
   return (title, impl) => skip(`${title} [skipped: ${reason}]`, impl);
@@ -144,8 +147,17 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const livePids = new Set<number>();
 process.once('exit', () => {
   for (const pid of livePids) {
-    for (const k of descendantsOf(pid)) try { process.kill(k, 'SIGKILL'); } catch { /* gone */ }
-    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    for (const k of descendantsOf(pid))
+      try {
+        process.kill(k, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
   }
 });
 
@@ -175,14 +187,13 @@ function esc(s: string): string {
 
 /** One readable line per entry, e.g. `MAILBOX "user.a" "b1!default" "a\tlrs\t"`. */
 export function entryLine(e: DirEntry): string {
-  return e.state === 'RESERVED'
-    ? `RESERVE ${esc(e.name)} ${esc(e.location)}`
-    : `MAILBOX ${esc(e.name)} ${esc(e.location)} ${esc(e.acl)}`;
+  return e.state === 'RESERVED' ? `RESERVE ${esc(e.name)} ${esc(e.location)}` : `MAILBOX ${esc(e.name)} ${esc(e.location)} ${esc(e.acl)}`;
 }
 
 /** Entries as a sorted list of `entryLine`s (a set of (name, state, location, acl)). */
 export function canonicalEntries(entries: DirEntry[]): string[] {
-  return entries.slice()
+  return entries
+    .slice()
     .sort((a, b) => Buffer.compare(Buffer.from(a.name, 'latin1'), Buffer.from(b.name, 'latin1')))
     .map(entryLine);
 }
@@ -195,14 +206,14 @@ export function canonicalEntries(entries: DirEntry[]): string[] {
 export function parseDataResponses(lines: string[], tag: string): { entries: Array<DirEntry | { deleted: string }>; final: string } {
   const entries: Array<DirEntry | { deleted: string }> = [];
   for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
+    const line = lines[i];
     if (line.startsWith(`${tag} OK `) || line.startsWith(`${tag} NO `) || line.startsWith(`${tag} BAD `)) {
       if (i !== lines.length - 1) throw new Error(`lines after the final response: ${JSON.stringify(lines.slice(i))}`);
       return { entries, final: line };
     }
     const head = /^(\S+) (MAILBOX|RESERVE|DELETE) \{(\d+)\+\}$/.exec(line);
     if (!head || head[1] !== tag) throw new Error(`unexpected line ${JSON.stringify(line)}`);
-    const kind = head[2]!;
+    const kind = head[2];
     const count = kind === 'MAILBOX' ? 3 : kind === 'RESERVE' ? 2 : 1;
     let len = Number(head[3]);
     const fields: string[] = [];
@@ -219,15 +230,18 @@ export function parseDataResponses(lines: string[], tag: string): { entries: Arr
         throw new Error(`extra bytes after the last field of ${kind}: ${JSON.stringify(s)}`);
       }
     }
-    if (kind === 'MAILBOX') entries.push({ name: fields[0]!, state: 'ACTIVE', location: fields[1]!, acl: fields[2]! });
-    else if (kind === 'RESERVE') entries.push({ name: fields[0]!, state: 'RESERVED', location: fields[1]!, acl: '' });
-    else entries.push({ deleted: fields[0]! });
+    if (kind === 'MAILBOX') entries.push({ name: fields[0], state: 'ACTIVE', location: fields[1], acl: fields[2] });
+    else if (kind === 'RESERVE') entries.push({ name: fields[0], state: 'RESERVED', location: fields[1], acl: '' });
+    else entries.push({ deleted: fields[0] });
   }
   throw new Error(`no final ${tag} response in ${JSON.stringify(lines)}`);
 }
 
 /** Logs in to a MUPDATE server (ours or Cyrus's) and returns its LIST. */
-export async function listDirectory(port: number, options: { user?: string; password?: string; prefix?: string } = {}): Promise<DirEntry[]> {
+export async function listDirectory(
+  port: number,
+  options: { user?: string; password?: string; prefix?: string } = {},
+): Promise<DirEntry[]> {
   const c = await RawClient.login(port, options.user ?? 'mupdateadmin', options.password ?? CYRUS_PASSWORD);
   try {
     const arg = options.prefix === undefined ? '' : ` "${options.prefix}"`;
@@ -247,8 +261,12 @@ type Json = string | number | boolean | null | Json[] | { pairs: Array<[string, 
 
 function parseOrderedJson(text: string): Json {
   let i = 0;
-  const ws = () => { while (i < text.length && ' \t\r\n'.includes(text[i]!)) i++; };
-  const fail = (what: string): never => { throw new Error(`bad JSON at ${i} (${what}): ${text.slice(Math.max(0, i - 40), i + 40)}`); };
+  const ws = () => {
+    while (i < text.length && ' \t\r\n'.includes(text[i])) i++;
+  };
+  const fail = (what: string): never => {
+    throw new Error(`bad JSON at ${i} (${what}): ${text.slice(Math.max(0, i - 40), i + 40)}`);
+  };
   const str = (): string => {
     const m = /^"(?:[^"\\]|\\.)*"/s.exec(text.slice(i));
     if (!m) return fail('string');
@@ -263,7 +281,10 @@ function parseOrderedJson(text: string): Json {
       i++;
       const pairs: Array<[string, Json]> = [];
       ws();
-      if (text[i] === '}') { i++; return { pairs }; }
+      if (text[i] === '}') {
+        i++;
+        return { pairs };
+      }
       for (;;) {
         ws();
         const k = str();
@@ -280,7 +301,10 @@ function parseOrderedJson(text: string): Json {
       i++;
       const items: Json[] = [];
       ws();
-      if (text[i] === ']') { i++; return items; }
+      if (text[i] === ']') {
+        i++;
+        return items;
+      }
       for (;;) {
         items.push(value());
         ws();
@@ -322,30 +346,40 @@ export interface ParsedDump {
 export function parseCtlMboxlistDump(output: string): ParsedDump {
   const lines = output.split('\n');
   if (lines[lines.length - 1] === '') lines.pop();
-  if (lines[0] !== '{' || lines[lines.length - 1] !== '}') throw new Error(`not a ctl_mboxlist -d dump: ${JSON.stringify(output.slice(0, 200))}`);
+  if (lines[0] !== '{' || lines[lines.length - 1] !== '}')
+    throw new Error(`not a ctl_mboxlist -d dump: ${JSON.stringify(output.slice(0, 200))}`);
   const body = lines.slice(1, -1);
   const result: ParsedDump = { entries: [], unrepresentable: 0 };
   if (body.length === 1 && body[0] === '') return result; // empty database
   for (const raw of body) {
     const line = raw.endsWith(',') ? raw.slice(0, -1) : raw;
-    if (line === '') { result.unrepresentable++; continue; }
+    if (line === '') {
+      result.unrepresentable++;
+      continue;
+    }
     const parsed = parseOrderedJson(`{${line}}`);
     if (typeof parsed !== 'object' || parsed === null || !('pairs' in parsed) || parsed.pairs.length !== 1) {
       throw new Error(`unexpected dump line ${JSON.stringify(raw)}`);
     }
-    const [name, obj] = parsed.pairs[0]!;
+    const [name, obj] = parsed.pairs[0];
     if (typeof obj !== 'object' || obj === null || !('pairs' in obj)) throw new Error(`unexpected dump line ${JSON.stringify(raw)}`);
     const get = (k: string) => obj.pairs.find(([key]) => key === k)?.[1];
-    const mbtype = String(get('mbtype') ?? '');
+    const mbtype = typeof get('mbtype') === 'string' ? (get('mbtype') as string) : '';
     if (mbtype.includes('d') || mbtype.includes('i')) continue;
     const server = get('server');
     const partition = get('partition');
-    const location = typeof server === 'string' && typeof partition === 'string' ? `${server}!${partition}`
-      : typeof server === 'string' ? server : typeof partition === 'string' ? partition : '';
+    const location =
+      typeof server === 'string' && typeof partition === 'string'
+        ? `${server}!${partition}`
+        : typeof server === 'string'
+          ? server
+          : typeof partition === 'string'
+            ? partition
+            : '';
     const aclObj = get('acl');
     let acl = '';
     if (aclObj && typeof aclObj === 'object' && 'pairs' in aclObj) {
-      for (const [id, rights] of aclObj.pairs) acl += `${id}\t${String(rights)}\t`;
+      for (const [id, rights] of aclObj.pairs) acl += `${id}\t${typeof rights === 'string' ? rights : JSON.stringify(rights)}\t`;
     }
     const reserved = mbtype.includes('z');
     result.entries.push({
@@ -404,10 +438,18 @@ export class CyrusServer {
     private readonly startTimeoutMs: number,
   ) {}
 
-  get imapdConf(): string { return join(this.dir, 'imapd.conf'); }
-  get cyrusConf(): string { return join(this.dir, 'cyrus.conf'); }
-  get pid(): number | undefined { return this.child?.pid; }
-  get running(): boolean { return !!this.child && this.child.exitCode === null && this.child.signalCode === null; }
+  get imapdConf(): string {
+    return join(this.dir, 'imapd.conf');
+  }
+  get cyrusConf(): string {
+    return join(this.dir, 'cyrus.conf');
+  }
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+  get running(): boolean {
+    return !!this.child && this.child.exitCode === null && this.child.signalCode === null;
+  }
 
   /** Starts master(8) in the foreground and waits for this server's banner. */
   async start(): Promise<void> {
@@ -420,10 +462,12 @@ export class CyrusServer {
     const collect = (d: Buffer) => this.output.push(d.toString('utf8'));
     child.stdout!.on('data', collect);
     child.stderr!.on('data', collect);
-    this.exited = new Promise((resolve) => child.once('exit', () => {
-      if (child.pid) livePids.delete(child.pid);
-      resolve();
-    }));
+    this.exited = new Promise((resolve) =>
+      child.once('exit', () => {
+        if (child.pid) livePids.delete(child.pid);
+        resolve();
+      }),
+    );
     child.once('error', (e) => this.output.push(`spawn error: ${e.message}`));
     try {
       this.banner = await this.waitBanner(this.startTimeoutMs);
@@ -442,7 +486,9 @@ export class CyrusServer {
     let lastError = '';
     for (let attempt = 0; attempt < 1000 && Date.now() < deadline; attempt++) {
       if (!this.running) {
-        throw new Error(`Cyrus master(8) for ${this.role} exited (${this.child?.exitCode ?? this.child?.signalCode}); output: ${this.output.join('')}`);
+        throw new Error(
+          `Cyrus master(8) for ${this.role} exited (${this.child?.exitCode ?? this.child?.signalCode}); output: ${this.output.join('')}`,
+        );
       }
       let c: RawClient | undefined;
       try {
@@ -466,8 +512,10 @@ export class CyrusServer {
         c?.close();
       }
     }
-    throw new Error(`no MUPDATE banner from the Cyrus ${this.role} on 127.0.0.1:${this.port} within ${timeoutMs} ms ` +
-      `(${this.role === 'slave' ? 'a slave shows it only after its first sync with its master; ' : ''}last error: ${lastError})`);
+    throw new Error(
+      `no MUPDATE banner from the Cyrus ${this.role} on 127.0.0.1:${this.port} within ${timeoutMs} ms ` +
+        `(${this.role === 'slave' ? 'a slave shows it only after its first sync with its master; ' : ''}last error: ${lastError})`,
+    );
   }
 
   /** SIGTERM to master(8) (it stops its services) and wait; SIGKILL what is left after 10 s. */
@@ -477,11 +525,21 @@ export class CyrusServer {
     const kids = descendantsOf(pid);
     this.child!.kill('SIGTERM');
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.exited, new Promise<void>((r) => { timer = setTimeout(r, 10_000); })]);
+    await Promise.race([
+      this.exited,
+      new Promise<void>((r) => {
+        timer = setTimeout(r, 10_000);
+      }),
+    ]);
     clearTimeout(timer);
     if (this.running) this.child!.kill('SIGKILL');
     await this.exited;
-    for (const k of await waitGone(kids, 5_000)) try { process.kill(k, 'SIGKILL'); } catch { /* gone */ }
+    for (const k of await waitGone(kids, 5_000))
+      try {
+        process.kill(k, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
     await waitGone(kids, 5_000);
   }
 
@@ -490,7 +548,12 @@ export class CyrusServer {
     const pid = this.child?.pid;
     if (!pid || !this.running) return;
     const kids = descendantsOf(pid);
-    for (const p of [pid, ...kids]) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
+    for (const p of [pid, ...kids])
+      try {
+        process.kill(p, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
     await this.exited;
     await waitGone(kids, 5_000);
   }
@@ -554,37 +617,47 @@ function addSaslUsers(sasldb: string, realm: string, users: string[]): void {
 }
 
 function confLines(config: Record<string, string | number>): string {
-  return Object.entries(config).map(([k, v]) => `${k}: ${v}`).join('\n') + '\n';
+  return (
+    Object.entries(config)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join('\n') + '\n'
+  );
 }
 
-async function createCyrusServer(role: 'master' | 'slave', options: CyrusServerOptions,
-  roleConfig: Record<string, string | number>): Promise<CyrusServer> {
+async function createCyrusServer(
+  role: 'master' | 'slave',
+  options: CyrusServerOptions,
+  roleConfig: Record<string, string | number>,
+): Promise<CyrusServer> {
   cyrusIds();
-  const port = options.port ?? await freePort();
+  const port = options.port ?? (await freePort());
   const servername = options.servername ?? `cyrus-${role}-${port}`;
   const dir = makeCyrusDir(`cyrus-${role}-`);
   const server = new CyrusServer(role, dir, port, servername, options.startTimeoutMs ?? 60_000);
   try {
-    writeOwned(server.imapdConf, `# private imapd.conf for a Cyrus MUPDATE ${role} (test/helpers/cyrus.ts)\n` + confLines({
-      configdirectory: join(dir, 'conf'),
-      'partition-default': join(dir, 'spool'),
-      servername,
-      // Cyrus mupdate refuses every login by a user not listed here
-      admins: CYRUS_ADMINS.join(' '),
-      allowplaintext: 'yes',
-      sasl_pwcheck_method: 'auxprop',
-      sasl_auxprop_plugin: 'sasldb',
-      sasl_sasldb_path: join(dir, 'sasldb2'),
-      sasl_mech_list: 'PLAIN',
-      mupdate_config: 'standard',
-      syslog_prefix: `test-${role}-${port}`,
-      ...roleConfig,
-      ...(options.extraConfig ?? {}),
-    }));
+    writeOwned(
+      server.imapdConf,
+      `# private imapd.conf for a Cyrus MUPDATE ${role} (test/helpers/cyrus.ts)\n` +
+        confLines({
+          configdirectory: join(dir, 'conf'),
+          'partition-default': join(dir, 'spool'),
+          servername,
+          // Cyrus mupdate refuses every login by a user not listed here
+          admins: CYRUS_ADMINS.join(' '),
+          allowplaintext: 'yes',
+          sasl_pwcheck_method: 'auxprop',
+          sasl_auxprop_plugin: 'sasldb',
+          sasl_sasldb_path: join(dir, 'sasldb2'),
+          sasl_mech_list: 'PLAIN',
+          mupdate_config: 'standard',
+          syslog_prefix: `test-${role}-${port}`,
+          ...roleConfig,
+          ...(options.extraConfig ?? {}),
+        }),
+    );
     // master(8) does not hand its own -C to services: put it in cmd.
     const cmd = role === 'master' ? `mupdate -m -C ${server.imapdConf}` : `mupdate -C ${server.imapdConf}`;
-    writeOwned(server.cyrusConf,
-      `SERVICES {\n  mupdate cmd="${cmd}" listen="127.0.0.1:${port}" prefork=1 maxchild=1\n}\n`);
+    writeOwned(server.cyrusConf, `SERVICES {\n  mupdate cmd="${cmd}" listen="127.0.0.1:${port}" prefork=1 maxchild=1\n}\n`);
     addSaslUsers(join(dir, 'sasldb2'), servername, CYRUS_USERS);
     await server.start();
     return server;
@@ -671,37 +744,74 @@ export async function runMupdatetest(port: number, steps: MupdatetestStep[], opt
   const user = options.user ?? 'mupdateadmin';
   const authz = options.authzid === undefined ? user : options.authzid;
   const mechanism = options.mechanism === undefined ? 'PLAIN' : options.mechanism;
-  const args = [...(mechanism === null ? [] : ['-m', mechanism]), '-a', user, ...(authz === null ? [] : ['-u', authz]), '-w', options.password ?? CYRUS_PASSWORD,
-    '-p', String(port), ...(options.extraArgs ?? []), options.host ?? '127.0.0.1'];
+  const args = [
+    ...(mechanism === null ? [] : ['-m', mechanism]),
+    '-a',
+    user,
+    ...(authz === null ? [] : ['-u', authz]),
+    '-w',
+    options.password ?? CYRUS_PASSWORD,
+    '-p',
+    String(port),
+    ...(options.extraArgs ?? []),
+    options.host ?? '127.0.0.1',
+  ];
   const child = spawn(join(CYRUS_BIN, 'mupdatetest'), args, { stdio: ['pipe', 'pipe', 'pipe'] });
   if (child.pid) livePids.add(child.pid);
   let output = '';
   let stderr = '';
   let wake: (() => void) | null = null;
-  child.stdout.on('data', (d: Buffer) => { output += d.toString('latin1'); wake?.(); });
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString('latin1'); });
-  child.stdin.on('error', () => { /* it exited */ });
-  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('close', (code, signal) => {
-    if (child.pid) livePids.delete(child.pid);
+  child.stdout.on('data', (d: Buffer) => {
+    output += d.toString('latin1');
     wake?.();
-    resolve({ code, signal });
-  }));
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString('latin1');
+  });
+  child.stdin.on('error', () => {
+    /* it exited */
+  });
+  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('close', (code, signal) => {
+      if (child.pid) livePids.delete(child.pid);
+      wake?.();
+      resolve({ code, signal });
+    }),
+  );
   const overall = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000);
   let cursor = 0;
   const waitFor = async (what: RegExp | string, timeoutMs: number): Promise<void> => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const rest = output.slice(cursor);
-      const m = typeof what === 'string'
-        ? (rest.includes(what) ? { index: rest.indexOf(what), len: what.length } : null)
-        : ((r) => (r ? { index: r.index, len: r[0].length } : null))(what.exec(rest));
-      if (m) { cursor += m.index + m.len; return; }
+      const m =
+        typeof what === 'string'
+          ? rest.includes(what)
+            ? { index: rest.indexOf(what), len: what.length }
+            : null
+          : ((r) => (r ? { index: r.index, len: r[0].length } : null))(what.exec(rest));
+      if (m) {
+        cursor += m.index + m.len;
+        return;
+      }
       if (child.exitCode !== null || child.signalCode !== null || Date.now() >= deadline) {
-        throw new Error(`mupdatetest output never matched ${String(what)} (exited: ${child.exitCode ?? child.signalCode}); output so far:\n${output}\nstderr: ${stderr}`);
+        throw new Error(
+          `mupdatetest output never matched ${String(what)} (exited: ${child.exitCode ?? child.signalCode}); output so far:\n${output}\nstderr: ${stderr}`,
+        );
       }
       await new Promise<void>((r) => {
-        const t = setTimeout(() => { wake = null; r(); }, Math.min(250, deadline - Date.now()));
-        wake = () => { clearTimeout(t); wake = null; r(); };
+        const t = setTimeout(
+          () => {
+            wake = null;
+            r();
+          },
+          Math.min(250, deadline - Date.now()),
+        );
+        wake = () => {
+          clearTimeout(t);
+          wake = null;
+          r();
+        };
       });
     }
   };

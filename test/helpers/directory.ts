@@ -75,9 +75,7 @@ export function dataLines(tag: string, kind: Kind, args: string[]): string[] {
 }
 
 export function entryLines(tag: string, name: string, e: ModelEntry): string[] {
-  return e.kind === 'MAILBOX'
-    ? dataLines(tag, 'MAILBOX', [name, e.location, e.acl])
-    : dataLines(tag, 'RESERVE', [name, e.location]);
+  return e.kind === 'MAILBOX' ? dataLines(tag, 'MAILBOX', [name, e.location, e.acl]) : dataLines(tag, 'RESERVE', [name, e.location]);
 }
 
 function escapeRe(s: string): string {
@@ -95,8 +93,13 @@ export async function readUnit(c: RawClient, dataTag: string, statusTag: string,
   const line = await c.readLine(left());
   const head = new RegExp(`^${escapeRe(dataTag)} (MAILBOX|RESERVE|DELETE) \\{(\\d+)\\+\\}$`).exec(line);
   if (!head) {
-    if (line.startsWith(`${statusTag} OK `) || line.startsWith(`${statusTag} NO `) ||
-      line.startsWith(`${statusTag} BAD `) || line.startsWith('* BYE ')) return line;
+    if (
+      line.startsWith(`${statusTag} OK `) ||
+      line.startsWith(`${statusTag} NO `) ||
+      line.startsWith(`${statusTag} BAD `) ||
+      line.startsWith('* BYE ')
+    )
+      return line;
     throw new Error(`unexpected line ${JSON.stringify(line)} (data tag ${dataTag}, status tag ${statusTag})`);
   }
   const kind = head[1] as Kind;
@@ -143,8 +146,8 @@ export async function status(c: RawClient, tag: string, text: string): Promise<s
 /** Applies MAILBOX/RESERVE/DELETE records to a model, like a slave does. */
 export function apply(model: Model, records: Rec[]): Model {
   for (const r of records) {
-    if (r.kind === 'DELETE') model.delete(r.args[0]!);
-    else model.set(r.args[0]!, { kind: r.kind, location: r.args[1]!, acl: r.kind === 'MAILBOX' ? r.args[2]! : '' });
+    if (r.kind === 'DELETE') model.delete(r.args[0]);
+    else model.set(r.args[0], { kind: r.kind, location: r.args[1], acl: r.kind === 'MAILBOX' ? r.args[2] : '' });
   }
   return model;
 }
@@ -154,7 +157,7 @@ export function modelOf(records: Rec[]): Model {
   const m: Model = new Map();
   for (const r of records) {
     if (r.kind === 'DELETE') throw new Error(`DELETE in a snapshot: ${r.args[0]}`);
-    if (m.has(r.args[0]!)) throw new Error(`name twice in a snapshot: ${r.args[0]}`);
+    if (m.has(r.args[0])) throw new Error(`name twice in a snapshot: ${r.args[0]}`);
     apply(m, [r]);
   }
   return m;
@@ -179,11 +182,13 @@ export async function listSorted(port: number, prefix?: string): Promise<Array<[
 
 /** Runs `fn` over items with at most `width` running at once. */
 export async function inBatches<T, R>(items: T[], width: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
+  const out = new Array<R>(items.length);
   for (let i = 0; i < items.length; i += width) {
     const chunk = items.slice(i, i + width);
     const res = await Promise.all(chunk.map((item, j) => fn(item, i + j)));
-    res.forEach((r, j) => { out[i + j] = r; });
+    res.forEach((r, j) => {
+      out[i + j] = r;
+    });
   }
   return out;
 }
@@ -193,37 +198,44 @@ export async function inBatches<T, R>(items: T[], width: number, fn: (item: T, i
  * `entry(i)` gives name, location and ACL of the i-th mailbox.
  */
 export async function populate(
-  login: () => Promise<RawClient>, count: number,
-  entry: (i: number) => { name: string; location: string; acl: string }, connections = 8,
+  login: () => Promise<RawClient>,
+  count: number,
+  entry: (i: number) => { name: string; location: string; acl: string },
+  connections = 8,
 ): Promise<void> {
   const per = Math.ceil(count / connections);
-  await Promise.all(Array.from({ length: connections }, async (_, k) => {
-    const c = await login();
-    try {
-      const from = k * per;
-      const to = Math.min(count, from + per);
-      for (let b = from; b < to; b += 200) {
-        const end = Math.min(to, b + 200);
-        let out = '';
-        for (let i = b; i < end; i++) {
-          const e = entry(i);
-          out += `P${i} ACTIVATE ${lit(e.name)} ${lit(e.location)} ${lit(e.acl)}\r\n`;
+  await Promise.all(
+    Array.from({ length: connections }, async (_, k) => {
+      const c = await login();
+      try {
+        const from = k * per;
+        const to = Math.min(count, from + per);
+        for (let b = from; b < to; b += 200) {
+          const end = Math.min(to, b + 200);
+          let out = '';
+          for (let i = b; i < end; i++) {
+            const e = entry(i);
+            out += `P${i} ACTIVATE ${lit(e.name)} ${lit(e.location)} ${lit(e.acl)}\r\n`;
+          }
+          c.send(out);
+          for (let i = b; i < end; i++) {
+            const line = await c.readLine(60_000);
+            if (line !== `P${i} OK "done"`) throw new Error(`populate: ${line}`);
+          }
         }
-        c.send(out);
-        for (let i = b; i < end; i++) {
-          const line = await c.readLine(60_000);
-          if (line !== `P${i} OK "done"`) throw new Error(`populate: ${line}`);
-        }
+      } finally {
+        c.close();
       }
-    } finally {
-      c.close();
-    }
-  }));
+    }),
+  );
 }
 
 /** Reads and discards lines until the server closes; returns the last lines seen and any unterminated tail. */
 export async function drainToClose(
-  c: RawClient, timeoutMs = 30_000, keep = 5, each?: (line: string) => void,
+  c: RawClient,
+  timeoutMs = 30_000,
+  keep = 5,
+  each?: (line: string) => void,
 ): Promise<{ last: string[]; tail: string; closed: boolean; lines: number }> {
   const deadline = Date.now() + timeoutMs;
   const last: string[] = [];

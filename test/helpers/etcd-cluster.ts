@@ -20,7 +20,11 @@ export interface EtcdMember {
 }
 
 export class EtcdCluster {
-  private constructor(readonly members: EtcdMember[], private readonly root: string, private readonly initialCluster: string) {}
+  private constructor(
+    readonly members: EtcdMember[],
+    private readonly root: string,
+    private readonly initialCluster: string,
+  ) {}
 
   /** Starts `size` members and waits until the cluster has a leader and takes writes. */
   static async start(size = 3): Promise<EtcdCluster> {
@@ -30,8 +34,12 @@ export class EtcdCluster {
       const clientPort = await freePort();
       const peerPort = await freePort();
       members.push({
-        name: `m${i + 1}`, clientUrl: `http://127.0.0.1:${clientPort}`, peerUrl: `http://127.0.0.1:${peerPort}`,
-        dataDir: join(root, `m${i + 1}`), child: null, logs: [],
+        name: `m${i + 1}`,
+        clientUrl: `http://127.0.0.1:${clientPort}`,
+        peerUrl: `http://127.0.0.1:${peerPort}`,
+        dataDir: join(root, `m${i + 1}`),
+        child: null,
+        logs: [],
       });
     }
     const initialCluster = members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
@@ -52,19 +60,38 @@ export class EtcdCluster {
 
   private spawnMember(m: EtcdMember, state: 'new' | 'existing'): void {
     const args = [
-      '--name', m.name, '--data-dir', m.dataDir,
-      '--listen-client-urls', m.clientUrl, '--advertise-client-urls', m.clientUrl,
-      '--listen-peer-urls', m.peerUrl, '--initial-advertise-peer-urls', m.peerUrl,
-      '--initial-cluster', this.initialCluster, '--initial-cluster-state', state,
+      '--name',
+      m.name,
+      '--data-dir',
+      m.dataDir,
+      '--listen-client-urls',
+      m.clientUrl,
+      '--advertise-client-urls',
+      m.clientUrl,
+      '--listen-peer-urls',
+      m.peerUrl,
+      '--initial-advertise-peer-urls',
+      m.peerUrl,
+      '--initial-cluster',
+      this.initialCluster,
+      '--initial-cluster-state',
+      state,
       // Unique per cluster, so members of two clusters running at once never join each other.
-      '--initial-cluster-token', basename(this.root),
+      '--initial-cluster-token',
+      basename(this.root),
       // Short Raft timers: failover in tests within a second.
-      '--heartbeat-interval', '50', '--election-timeout', '500',
-      '--logger', 'zap', '--log-level', 'warn',
+      '--heartbeat-interval',
+      '50',
+      '--election-timeout',
+      '500',
+      '--logger',
+      'zap',
+      '--log-level',
+      'warn',
     ];
     const child = spawn(ETCD_BINARY, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (d: string) => {
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (d: string) => {
       m.logs.push(d);
       if (m.logs.length > 200) m.logs.shift();
     });
@@ -73,14 +100,14 @@ export class EtcdCluster {
   }
 
   pid(i: number): number {
-    const pid = this.members[i]!.child?.pid;
+    const pid = this.members[i].child?.pid;
     if (pid === undefined) throw new Error(`member ${i} is not running`);
     return pid;
   }
 
   /** Kills member i with a signal sent to its own PID, and waits for it to exit. */
   async kill(i: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    const m = this.members[i]!;
+    const m = this.members[i];
     const child = m.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((r) => child.once('exit', () => r()));
@@ -91,7 +118,7 @@ export class EtcdCluster {
 
   /** Starts member i again on its old folder and ports. */
   restart(i: number): void {
-    const m = this.members[i]!;
+    const m = this.members[i];
     if (m.child) throw new Error(`member ${m.name} is running`);
     this.spawnMember(m, 'existing');
   }
@@ -99,7 +126,7 @@ export class EtcdCluster {
   /** Asks each running member for its status (etcd's HTTP /v3 gateway): the leader's index, or -1. */
   async leader(): Promise<number> {
     for (let i = 0; i < this.members.length; i++) {
-      const m = this.members[i]!;
+      const m = this.members[i];
       if (!m.child) continue;
       try {
         const res = await fetch(`${m.clientUrl}/v3/maintenance/status`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(1_000) });
@@ -121,7 +148,8 @@ export class EtcdCluster {
         if (!m.child) continue;
         try {
           const res = await fetch(`${m.clientUrl}/v3/kv/put`, {
-            method: 'POST', body: JSON.stringify({ key: Buffer.from('/health-probe').toString('base64'), value: '' }),
+            method: 'POST',
+            body: JSON.stringify({ key: Buffer.from('/health-probe').toString('base64'), value: '' }),
             signal: AbortSignal.timeout(1_000),
           });
           if (res.ok) return;
@@ -132,7 +160,9 @@ export class EtcdCluster {
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new Error(`etcd cluster not healthy within ${timeoutMs} ms (${last}); logs:\n${this.members.map((m) => m.logs.join('')).join('\n')}`);
+    throw new Error(
+      `etcd cluster not healthy within ${timeoutMs} ms (${last}); logs:\n${this.members.map((m) => m.logs.join('')).join('\n')}`,
+    );
   }
 
   async stop(): Promise<void> {

@@ -68,7 +68,9 @@ export class LineScanner {
         this.literalLeft = Number(m[1]);
         continue;
       }
-      const text = Buffer.concat(this.partial).toString('latin1').replace(/\r?\n$/, '');
+      const text = Buffer.concat(this.partial)
+        .toString('latin1')
+        .replace(/\r?\n$/, '');
       this.partial = [];
       onLine(text, this.offset + pos);
     }
@@ -146,7 +148,7 @@ class Pipe {
     let hi = this.boundaries.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (this.boundaries[mid]! < n) lo = mid + 1;
+      if (this.boundaries[mid] < n) lo = mid + 1;
       else hi = mid;
     }
     return this.boundaries[lo];
@@ -159,7 +161,7 @@ class Pipe {
     d.write(buf);
     this.forwarded += buf.length;
     const now = Date.now();
-    while (this.pendingLines.length && this.pendingLines[0]!.end <= this.forwarded) {
+    while (this.pendingLines.length && this.pendingLines[0].end <= this.forwarded) {
       const l = this.pendingLines.shift()!;
       this.onLine({ dir: this.dir, text: l.text, ...parseHead(l.text), end: l.end, at: now });
     }
@@ -185,7 +187,10 @@ class Pipe {
       if (!head) break;
       const wait = head.due - Date.now();
       if (wait > 0) {
-        this.timer = setTimeout(() => { this.timer = null; this.pump(); }, wait);
+        this.timer = setTimeout(() => {
+          this.timer = null;
+          this.pump();
+        }, wait);
         return;
       }
       let n = head.buf.length;
@@ -236,10 +241,26 @@ export class ProxyConn {
   faultFired: string | null = null;
   private faultWaiters: Array<() => void> = [];
 
-  constructor(readonly id: number, readonly client: Socket, readonly refused: boolean) {
-    this.closedPromise = new Promise((r) => { this.resolveClosed = r; });
-    this.c2s = new Pipe('C', () => this.upstream, (l) => this.record(l), () => this.upstream?.end());
-    this.s2c = new Pipe('S', () => this.client, (l) => this.record(l), () => this.client.end());
+  constructor(
+    readonly id: number,
+    readonly client: Socket,
+    readonly refused: boolean,
+  ) {
+    this.closedPromise = new Promise((r) => {
+      this.resolveClosed = r;
+    });
+    this.c2s = new Pipe(
+      'C',
+      () => this.upstream,
+      (l) => this.record(l),
+      () => this.upstream?.end(),
+    );
+    this.s2c = new Pipe(
+      'S',
+      () => this.client,
+      (l) => this.record(l),
+      () => this.client.end(),
+    );
   }
 
   /** Records bytes the proxy sent to the client itself, as one line. */
@@ -291,7 +312,10 @@ export class ProxyConn {
       if (left <= 0) throw new Error(`fault of proxy connection #${this.id} did not fire within ${timeoutMs} ms`);
       await new Promise<void>((r) => {
         const t = setTimeout(r, left);
-        this.faultWaiters.push(() => { clearTimeout(t); r(); });
+        this.faultWaiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
       });
     }
     return this.faultFired;
@@ -319,18 +343,23 @@ export class ProxyConn {
     const deadline = Date.now() + timeoutMs;
     for (let i = from; ;) {
       for (; i < this.lines.length; i++) {
-        const l = this.lines[i]!;
+        const l = this.lines[i];
         if (l.dir === dir && match.test(l.text)) return { line: l, index: i };
       }
       const left = deadline - Date.now();
       if (left <= 0 || this.isClosed) {
-        throw new Error(`no ${dir} line matching ${match} on proxy connection #${this.id} ` +
-          `(${this.isClosed ? `closed by ${this.closedBy}` : 'timeout'}); last lines: ` +
-          JSON.stringify(this.lines.slice(-8).map((l) => `${l.dir}: ${l.text.slice(0, 120)}`)));
+        throw new Error(
+          `no ${dir} line matching ${match} on proxy connection #${this.id} ` +
+            `(${this.isClosed ? `closed by ${this.closedBy}` : 'timeout'}); last lines: ` +
+            JSON.stringify(this.lines.slice(-8).map((l) => `${l.dir}: ${l.text.slice(0, 120)}`)),
+        );
       }
       await new Promise<void>((r) => {
         const t = setTimeout(r, left);
-        this.lineWaiters.push(() => { clearTimeout(t); r(); });
+        this.lineWaiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
       });
     }
   }
@@ -341,7 +370,8 @@ export class ProxyConn {
     const previous = this.s2c.trigger;
     if (previous) throw new Error('a trigger is already pending on this connection');
     this.s2c.trigger = {
-      at: this.s2c.forwarded, atLineEnd: true,
+      at: this.s2c.forwarded,
+      atLineEnd: true,
       fire: () => {
         this.s2c.writeExtra(buf);
         this.recordInjected(buf);
@@ -373,7 +403,11 @@ export class FaultProxy {
   readonly targetHost: string;
   private connWaiters: Array<() => void> = [];
 
-  private constructor(private readonly server: Server, readonly port: number, options: FaultProxyOptions) {
+  private constructor(
+    private readonly server: Server,
+    readonly port: number,
+    options: FaultProxyOptions,
+  ) {
     this.targetPort = options.targetPort;
     this.targetHost = options.targetHost ?? '127.0.0.1';
   }
@@ -454,7 +488,8 @@ export class FaultProxy {
   arm(conn: ProxyConn, plan: ConnPlan): void {
     const atLineEnd = plan.action === 'bye' || !!plan.atLineEnd;
     conn.s2c.trigger = {
-      at: plan.atServerByte, atLineEnd,
+      at: plan.atServerByte,
+      atLineEnd,
       fire: () => {
         if (plan.thenRefuse) this.refusing = true;
         conn.markFault(plan.action);
@@ -462,7 +497,8 @@ export class FaultProxy {
           case 'cut':
             conn.cut();
             return 'stop';
-          case 'stall': case 'hold':
+          case 'stall':
+          case 'hold':
             conn.s2c.stall();
             return 'stop';
           case 'bye':
@@ -487,10 +523,13 @@ export class FaultProxy {
       if (left <= 0) throw new Error(`proxy connection #${index} did not arrive within ${timeoutMs} ms (have ${this.conns.length})`);
       await new Promise<void>((r) => {
         const t = setTimeout(r, left);
-        this.connWaiters.push(() => { clearTimeout(t); r(); });
+        this.connWaiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
       });
     }
-    return this.conns[index]!;
+    return this.conns[index];
   }
 
   /** Waits for the next forwarded (not refused) connection after those that exist now. */
@@ -518,13 +557,17 @@ export class FaultProxy {
  * `tag` between the line matching `start` (exclusive) and `<tag> OK`
  * (exclusive), server to client.
  */
-export function dataLinesBetween(conn: ProxyConn, tag: string, start: RegExp): { head: WireLine | undefined; data: WireLine[]; end: WireLine | undefined } {
+export function dataLinesBetween(
+  conn: ProxyConn,
+  tag: string,
+  start: RegExp,
+): { head: WireLine | undefined; data: WireLine[]; end: WireLine | undefined } {
   const s = conn.serverLines();
   const i = s.findIndex((l) => start.test(l.text));
   if (i < 0) return { head: undefined, data: [], end: undefined };
   const data: WireLine[] = [];
   for (let j = i + 1; j < s.length; j++) {
-    const l = s[j]!;
+    const l = s[j];
     if (l.tag === tag && l.word === 'OK') return { head: s[i], data, end: l };
     data.push(l);
   }

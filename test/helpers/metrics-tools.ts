@@ -39,8 +39,10 @@ export function promtoolCheck(body: string): { status: number | null; output: st
 }
 
 export function prometheusInstalled(): boolean {
-  return spawnSync('prometheus', ['--version'], { encoding: 'utf8' }).status === 0 &&
-    spawnSync('promtool', ['--version'], { encoding: 'utf8' }).status === 0;
+  return (
+    spawnSync('prometheus', ['--version'], { encoding: 'utf8' }).status === 0 &&
+    spawnSync('promtool', ['--version'], { encoding: 'utf8' }).status === 0
+  );
 }
 
 async function freePort(): Promise<number> {
@@ -63,17 +65,22 @@ export interface RunningPrometheus {
 /** Starts Prometheus scraping each job's target every second; resolves once it answers /-/ready. */
 export async function startPrometheus(targets: Record<string, number>, deadlineMs = 60_000): Promise<RunningPrometheus> {
   const dir = tempDir('mupdated-prom-');
-  const jobs = Object.entries(targets).map(([job, port]) =>
-    `  - job_name: ${job}\n    static_configs:\n      - targets: ['127.0.0.1:${port}']\n`).join('');
-  writeFileSync(join(dir, 'prometheus.yml'), `global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nscrape_configs:\n${jobs}`);
+  const jobs = Object.entries(targets)
+    .map(([job, port]) => `  - job_name: ${job}\n    static_configs:\n      - targets: ['127.0.0.1:${port}']\n`)
+    .join('');
+  writeFileSync(
+    join(dir, 'prometheus.yml'),
+    `global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nscrape_configs:\n${jobs}`,
+  );
   const port = await freePort();
-  const child = spawn('prometheus', [
-    `--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`,
-    `--web.listen-address=127.0.0.1:${port}`,
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    'prometheus',
+    [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   const output: string[] = [];
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => output.push(d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => output.push(d));
+  child.stdout.setEncoding('utf8').on('data', (d: string) => output.push(d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => output.push(d));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
@@ -86,7 +93,9 @@ export async function startPrometheus(targets: Record<string, number>, deadlineM
     if (child.exitCode !== null) throw new Error(`prometheus exited: ${output.join('')}`);
     try {
       if ((await httpGet(port, '/-/ready')).status === 200) break;
-    } catch { /* not listening yet */ }
+    } catch {
+      /* not listening yet */
+    }
     if (Date.now() > deadline) {
       await stop();
       throw new Error(`prometheus not ready in ${deadlineMs} ms: ${output.join('')}`);
@@ -94,10 +103,16 @@ export async function startPrometheus(targets: Record<string, number>, deadlineM
     await sleep(200);
   }
   return {
-    port, child, output, stop,
+    port,
+    child,
+    output,
+    stop,
     async query(expr) {
       const r = await httpGet(port, `/api/v1/query?query=${encodeURIComponent(expr)}`);
-      const parsed = JSON.parse(r.body) as { status: string; data?: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } };
+      const parsed = JSON.parse(r.body) as {
+        status: string;
+        data?: { result: Array<{ metric: Record<string, string>; value: [number, string] }> };
+      };
       if (parsed.status !== 'success' || !parsed.data) throw new Error(`query ${expr} failed: ${r.body}`);
       return parsed.data.result;
     },

@@ -48,7 +48,7 @@ export async function exchange(c: RawClient, tag: string, verb: string, ...args:
 /** Sends one write command and returns only its final answer line. */
 export async function answer(c: RawClient, tag: string, verb: string, ...args: string[]): Promise<string> {
   const lines = await exchange(c, tag, verb, ...args);
-  return lines[lines.length - 1]!;
+  return lines[lines.length - 1];
 }
 
 /** One write as `user` on its own connection (as Cyrus backends do): the final answer line. */
@@ -87,7 +87,7 @@ export async function readStreamed(c: RawClient, tag: string, timeoutMs = 10_000
   const lines = [head];
   for (let i = 0; i < fields; i++) lines.push(await c.readLine(Math.max(1, deadline - Date.now())));
   const { entries } = parseDataResponses([...lines, `${tag} OK "x"`], tag);
-  return entries[0]!;
+  return entries[0];
 }
 
 /**
@@ -141,16 +141,25 @@ export function parseClientBytes(buf: Buffer): ClientCommand[] {
       word = atom().toUpperCase();
     }
     for (let g = 0; i < buf.length && g < 10_000; g++) {
-      const c = buf[i]!;
-      if (c === 0x20) { i++; continue; }
-      if (c === 0x0d && buf[i + 1] === 0x0a) { i += 2; break; }
-      if (c === 0x0a) { i++; break; }
+      const c = buf[i];
+      if (c === 0x20) {
+        i++;
+        continue;
+      }
+      if (c === 0x0d && buf[i + 1] === 0x0a) {
+        i += 2;
+        break;
+      }
+      if (c === 0x0a) {
+        i++;
+        break;
+      }
       if (c === 0x22) {
         let s = '';
         i++;
         while (i < buf.length && buf[i] !== 0x22) {
           if (buf[i] === 0x5c) i++;
-          s += String.fromCharCode(buf[i++]!);
+          s += String.fromCharCode(buf[i++]);
         }
         i++;
         args.push(s);
@@ -177,7 +186,10 @@ export class RecordingProxy {
   readonly sessions: Buffer[][] = [];
   private readonly sockets = new Set<Socket>();
 
-  private constructor(private readonly server: Server, readonly port: number) {}
+  private constructor(
+    private readonly server: Server,
+    readonly port: number,
+  ) {}
 
   static start(targetPort: number): Promise<RecordingProxy> {
     return new Promise((resolve, reject) => {
@@ -188,9 +200,15 @@ export class RecordingProxy {
         const upstream = connect({ host: '127.0.0.1', port: targetPort });
         proxy.sockets.add(client);
         proxy.sockets.add(upstream);
-        client.on('data', (d: Buffer) => { chunks.push(Buffer.from(d)); upstream.write(d); });
+        client.on('data', (d: Buffer) => {
+          chunks.push(Buffer.from(d));
+          upstream.write(d);
+        });
         upstream.on('data', (d: Buffer) => client.write(d));
-        const end = () => { client.destroy(); upstream.destroy(); };
+        const end = () => {
+          client.destroy();
+          upstream.destroy();
+        };
         client.on('close', end);
         upstream.on('close', end);
         client.on('error', end);

@@ -33,7 +33,9 @@ function ephemeralStart(): number {
   try {
     const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
     if (Number.isInteger(low) && low > FIRST_PORT + 1000) return low;
-  } catch { /* not Linux: the IANA range starts at 49152 */ }
+  } catch {
+    /* not Linux: the IANA range starts at 49152 */
+  }
   return 32_768;
 }
 
@@ -41,7 +43,12 @@ const LAST_PORT = ephemeralStart() - 1;
 const mine = new Set<number>();
 
 process.once('exit', () => {
-  for (const port of mine) try { unlinkSync(join(CLAIMS, String(port))); } catch { /* gone */ }
+  for (const port of mine)
+    try {
+      unlinkSync(join(CLAIMS, String(port)));
+    } catch {
+      /* gone */
+    }
 });
 
 let swept = false;
@@ -54,7 +61,9 @@ function sweepStaleClaims(): void {
     try {
       if (Date.now() - statSync(file).mtimeMs < STALE_MS) continue;
       if (!alive(Number(readFileSync(file, 'utf8')))) unlinkSync(file);
-    } catch { /* taken care of by another process */ }
+    } catch {
+      /* taken care of by another process */
+    }
   }
 }
 
@@ -70,7 +79,11 @@ function claim(port: number): boolean {
 
 function release(port: number): void {
   mine.delete(port);
-  try { unlinkSync(join(CLAIMS, String(port))); } catch { /* gone */ }
+  try {
+    unlinkSync(join(CLAIMS, String(port)));
+  } catch {
+    /* gone */
+  }
 }
 
 function bindable(port: number, host: string): Promise<boolean> {

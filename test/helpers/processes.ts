@@ -24,7 +24,9 @@ export function childrenOf(pid: number): number[] {
       // pid (comm) state ppid ... ; comm may contain spaces and parentheses
       const after = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       if (Number(after[1]) === pid) kids.push(Number(entry));
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   return kids;
 }

@@ -20,9 +20,18 @@ export class RawClient {
       this.buf = Buffer.concat([this.buf, d]);
       this.wake();
     });
-    socket.on('close', () => { this.ended = true; this.wake(); });
-    socket.on('end', () => { this.ended = true; this.wake(); });
-    socket.on('error', () => { this.ended = true; this.wake(); });
+    socket.on('close', () => {
+      this.ended = true;
+      this.wake();
+    });
+    socket.on('end', () => {
+      this.ended = true;
+      this.wake();
+    });
+    socket.on('error', () => {
+      this.ended = true;
+      this.wake();
+    });
   }
 
   private wake(): void {
@@ -40,7 +49,12 @@ export class RawClient {
   }
 
   /** Connects, reads the banner and sends a PLAIN login (tag A01): the client and the tagged answer line. */
-  private static async attemptLogin(port: number, user: string, password: string, authzid: string): Promise<{ c: RawClient; line: string }> {
+  private static async attemptLogin(
+    port: number,
+    user: string,
+    password: string,
+    authzid: string,
+  ): Promise<{ c: RawClient; line: string }> {
     const c = await RawClient.connect(port);
     await c.readBanner();
     const ir = Buffer.from(`${authzid}\0${user}\0${password}`).toString('base64');
@@ -80,8 +94,14 @@ export class RawClient {
     const left = deadline - Date.now();
     if (left <= 0) return false;
     await new Promise<void>((resolve) => {
-      const t = setTimeout(() => { this.waiter = null; resolve(); }, left);
-      this.waiter = () => { clearTimeout(t); resolve(); };
+      const t = setTimeout(() => {
+        this.waiter = null;
+        resolve();
+      }, left);
+      this.waiter = () => {
+        clearTimeout(t);
+        resolve();
+      };
     });
     return true;
   }
@@ -123,7 +143,11 @@ export class RawClient {
         }
       }
       if (!(await this.waitData(deadline))) {
-        throw new Error(this.ended ? `connection closed (unread: ${JSON.stringify(this.buf.toString('latin1'))})` : `timeout waiting for a line (unread: ${JSON.stringify(this.buf.toString('latin1'))})`);
+        throw new Error(
+          this.ended
+            ? `connection closed (unread: ${JSON.stringify(this.buf.toString('latin1'))})`
+            : `timeout waiting for a line (unread: ${JSON.stringify(this.buf.toString('latin1'))})`,
+        );
       }
     }
   }

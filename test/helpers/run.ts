@@ -32,12 +32,17 @@ export function runProgram(file: string, args: string[], options: RunOptions = {
     child.stdout.on('data', (d: Buffer) => out.push(d));
     child.stderr.on('data', (d: Buffer) => err.push(d));
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
-    child.once('error', (e) => { clearTimeout(timer); reject(e); });
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
     child.once('close', (code, signal) => {
       clearTimeout(timer);
       resolve({ code, signal, stdout: Buffer.concat(out).toString('latin1'), stderr: Buffer.concat(err).toString('latin1'), command });
     });
-    child.stdin.on('error', () => { /* the program may exit before reading everything */ });
+    child.stdin.on('error', () => {
+      /* the program may exit before reading everything */
+    });
     child.stdin.end(options.input ?? '');
   });
 }

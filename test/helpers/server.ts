@@ -69,9 +69,11 @@ export function addUser(dataDir: string, user: UserSpec): void {
 }
 
 function configText(config: Record<string, string | number | boolean>): string {
-  return Object.entries(config)
-    .map(([k, v]) => `${k}: ${typeof v === 'boolean' ? (v ? 'yes' : 'no') : v}`)
-    .join('\n') + '\n';
+  return (
+    Object.entries(config)
+      .map(([k, v]) => `${k}: ${typeof v === 'boolean' ? (v ? 'yes' : 'no') : v}`)
+      .join('\n') + '\n'
+  );
 }
 
 export async function startMupdated(options: StartOptions = {}): Promise<RunningMupdated> {
@@ -80,8 +82,17 @@ export async function startMupdated(options: StartOptions = {}): Promise<Running
   if (fresh) for (const u of options.users ?? [{ name: 'mupdateadmin', admin: true }]) addUser(dataDir, u);
   const configPath = join(dataDir, 'test.conf');
   writeFileSync(configPath, configText({ failedloginpause: 0.05, ...(options.config ?? {}) }));
-  const args = [CLI, options.mode ?? 'master', '--data', dataDir, '--listen', '127.0.0.1:0', '--config', configPath,
-    ...(options.args ?? [])];
+  const args = [
+    CLI,
+    options.mode ?? 'master',
+    '--data',
+    dataDir,
+    '--listen',
+    '127.0.0.1:0',
+    '--config',
+    configPath,
+    ...(options.args ?? []),
+  ];
   const child = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, MUPDATED_LOG_LEVEL: 'debug', ...(options.env ?? {}) },
@@ -90,8 +101,8 @@ export async function startMupdated(options: StartOptions = {}): Promise<Running
   const logs: string[] = [];
   const waiters: Array<{ match: RegExp; resolve: (l: string) => void }> = [];
   let partial = '';
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (d: string) => {
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d: string) => {
     partial += d;
     const lines = partial.split('\n');
     partial = lines.pop()!;
@@ -105,14 +116,23 @@ export async function startMupdated(options: StartOptions = {}): Promise<Running
       }
     }
   });
-  child.stdout!.resume();
+  child.stdout.resume();
   const exited = new Promise<number | null>((res) => child.once('exit', (code, sig) => res(code ?? (sig ? -1 : null))));
   const waitForLog = (match: RegExp, timeoutMs = 20_000) => {
     const seen = logs.find((l) => match.test(l));
     if (seen) return Promise.resolve(seen);
     return new Promise<string>((resolvePromise, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no log line matching ${match} within ${timeoutMs} ms; logs:\n${logs.join('\n')}`)), timeoutMs);
-      waiters.push({ match, resolve: (l) => { clearTimeout(timer); resolvePromise(l); } });
+      const timer = setTimeout(
+        () => reject(new Error(`no log line matching ${match} within ${timeoutMs} ms; logs:\n${logs.join('\n')}`)),
+        timeoutMs,
+      );
+      waiters.push({
+        match,
+        resolve: (l) => {
+          clearTimeout(timer);
+          resolvePromise(l);
+        },
+      });
       void exited.then((code) => {
         clearTimeout(timer);
         reject(new Error(`mupdated exited (${code}) before logging ${match}; logs:\n${logs.join('\n')}`));
@@ -130,7 +150,12 @@ export async function startMupdated(options: StartOptions = {}): Promise<Running
   }
   const { host, port } = JSON.parse(line) as { host: string; port: number };
   return {
-    host, port, dataDir, child, logs, waitForLog,
+    host,
+    port,
+    dataDir,
+    child,
+    logs,
+    waitForLog,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;

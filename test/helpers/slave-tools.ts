@@ -55,8 +55,15 @@ export function startSlave(options: SlaveOptions): Promise<RunningMupdated> {
     ...(options.dataDir ? { dataDir: options.dataDir } : {}),
     ...(options.config ? { config: options.config } : {}),
     args: [
-      '--master', master, '--user', 'mupdateadmin', '--password-file', passwordFilePath(),
-      '--retry-delay', String(options.retryDelay ?? 1), ...(options.args ?? []),
+      '--master',
+      master,
+      '--user',
+      'mupdateadmin',
+      '--password-file',
+      passwordFilePath(),
+      '--retry-delay',
+      String(options.retryDelay ?? 1),
+      ...(options.args ?? []),
     ],
   });
 }
@@ -87,7 +94,9 @@ export async function waitUntil(cond: () => boolean | Promise<boolean>, timeoutM
 
 /** A directory listing as readable lines `NAME => MAILBOX loc acl` (sorted by name bytes; latin1). */
 export async function listOf(port: number, prefix?: string): Promise<string[]> {
-  return (await listSorted(port, prefix)).map(([n, e]) => `${JSON.stringify(n)} => ${e.kind} ${JSON.stringify(e.location)} ${JSON.stringify(e.acl)}`);
+  return (await listSorted(port, prefix)).map(
+    ([n, e]) => `${JSON.stringify(n)} => ${e.kind} ${JSON.stringify(e.location)} ${JSON.stringify(e.acl)}`,
+  );
 }
 
 /** Number of entries a LIST returns. */
@@ -103,7 +112,12 @@ export function same(a: string[], b: string[]): boolean {
  * Waits until the slave's LIST equals the master's (polling, bounded); returns
  * both last listings so the caller asserts on them (deepEqual gives a diff).
  */
-export async function waitInSync(slavePort: number, masterPort: number, timeoutMs = 30_000, listMaster: () => Promise<string[]> = () => listOf(masterPort)): Promise<{ slave: string[]; master: string[] }> {
+export async function waitInSync(
+  slavePort: number,
+  masterPort: number,
+  timeoutMs = 30_000,
+  listMaster: () => Promise<string[]> = () => listOf(masterPort),
+): Promise<{ slave: string[]; master: string[] }> {
   const deadline = Date.now() + timeoutMs;
   let master = await listMaster();
   let slave = await listOf(slavePort);
@@ -154,7 +168,10 @@ export class ChangeGenerator {
   readonly model = new Map<string, ModelState>();
   private counter = 0;
 
-  constructor(private readonly rand: () => number, private readonly names: string[]) {}
+  constructor(
+    private readonly rand: () => number,
+    private readonly names: string[],
+  ) {}
 
   static locationOf(name: string): string {
     let h = 0;
@@ -168,7 +185,7 @@ export class ChangeGenerator {
   }
 
   private pick<T>(xs: T[]): T {
-    return xs[Math.floor(this.rand() * xs.length)]!;
+    return xs[Math.floor(this.rand() * xs.length)];
   }
 
   next(): Cmd {
@@ -224,9 +241,9 @@ export async function applyChanges(port: number, cmds: Cmd[], pipelined = true):
   try {
     if (pipelined) c.send(cmds.map((cmd, i) => commandText(`C${i}`, cmd)).join(''));
     for (let i = 0; i < cmds.length; i++) {
-      if (!pipelined) c.send(commandText(`C${i}`, cmds[i]!));
+      if (!pipelined) c.send(commandText(`C${i}`, cmds[i]));
       const line = await c.readLine(30_000);
-      if (line !== `C${i} OK "done"`) throw new Error(`${cmds[i]!.join(' ')} got ${JSON.stringify(line)}`);
+      if (line !== `C${i} OK "done"`) throw new Error(`${cmds[i].join(' ')} got ${JSON.stringify(line)}`);
     }
   } finally {
     c.close();

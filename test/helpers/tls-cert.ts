@@ -15,10 +15,11 @@ export function makeSelfSignedCert(): TestCert {
   const dir = tempDir('mupdated-tls-');
   const cert = join(dir, 'cert.pem');
   const key = join(dir, 'key.pem');
-  const r = spawnSync('openssl', [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1',
-    '-keyout', key, '-out', cert,
-  ], { encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', key, '-out', cert],
+    { encoding: 'utf8', timeout: 60_000 },
+  );
   if (r.status !== 0) throw new Error(`openssl failed (${r.status}): ${r.stderr}${r.error ? r.error.message : ''}`);
   return { dir, cert, key };
 }
@@ -41,11 +42,28 @@ export function makeTestCa(): TestCa {
   const dir = tempDir('mupdated-ca-');
   const caKey = join(dir, 'ca-key.pem');
   const caCert = join(dir, 'ca.pem');
-  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=mupdated test CA', '-days', '1',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-    '-keyout', caKey, '-out', caCert]);
+  openssl([
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-subj',
+    '/CN=mupdated test CA',
+    '-days',
+    '1',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+    '-keyout',
+    caKey,
+    '-out',
+    caCert,
+  ]);
   return {
-    dir, caCert,
+    dir,
+    caCert,
     issue(name, altName) {
       const key = join(dir, `${name}-key.pem`);
       const csr = join(dir, `${name}.csr`);
@@ -53,8 +71,7 @@ export function makeTestCa(): TestCa {
       const ext = join(dir, `${name}.ext`);
       writeFileSync(ext, `subjectAltName=${altName}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`);
       openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${name}`, '-keyout', key, '-out', csr]);
-      openssl(['x509', '-req', '-in', csr, '-CA', caCert, '-CAkey', caKey, '-CAcreateserial', '-days', '1',
-        '-extfile', ext, '-out', cert]);
+      openssl(['x509', '-req', '-in', csr, '-CA', caCert, '-CAkey', caKey, '-CAcreateserial', '-days', '1', '-extfile', ext, '-out', cert]);
       return { dir, cert, key };
     },
   };

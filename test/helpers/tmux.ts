@@ -79,8 +79,8 @@ export class Tmux {
   cursorLine(): string {
     const [x, y] = this.tmux(['display-message', '-p', '#{cursor_x} #{cursor_y}']).trim().split(' ').map(Number);
     const visible = this.tmux(['capture-pane', '-p']).split('\n');
-    const line = (visible[y!] ?? '').replace(/\s+$/, '');
-    return line.length >= x! ? line : line.padEnd(x!);
+    const line = (visible[y] ?? '').replace(/\s+$/, '');
+    return line.length >= x ? line : line.padEnd(x);
   }
 
   /** Waits until the cursor's line matches. */
@@ -110,7 +110,7 @@ export function establishedAt(port: number): number {
     for (const line of text.split('\n').slice(1)) {
       const f = line.trim().split(/\s+/);
       if (f.length < 4) continue;
-      const localPort = parseInt(f[1]!.split(':')[1] ?? '', 16);
+      const localPort = parseInt(f[1].split(':')[1] ?? '', 16);
       if (localPort === port && f[3] === '01') n++;
     }
   }

@@ -44,10 +44,16 @@ export function unescapeText(text: string): Buffer {
       continue;
     }
     const n = text[i + 1];
-    if (n === '\\') { out.push(0x5c); i += 1; }
-    else if (n === 't') { out.push(0x09); i += 1; }
-    else if (n === 'r') { out.push(0x0d); i += 1; }
-    else if (n === 'x' && /^[0-9a-fA-F]{2}$/.test(text.slice(i + 2, i + 4))) {
+    if (n === '\\') {
+      out.push(0x5c);
+      i += 1;
+    } else if (n === 't') {
+      out.push(0x09);
+      i += 1;
+    } else if (n === 'r') {
+      out.push(0x0d);
+      i += 1;
+    } else if (n === 'x' && /^[0-9a-fA-F]{2}$/.test(text.slice(i + 2, i + 4))) {
       out.push(parseInt(text.slice(i + 2, i + 4), 16));
       i += 3;
     } else throw new Error(`bad escape at ${i} in transcript text: ${JSON.stringify(text)}`);
@@ -68,7 +74,7 @@ export function expandElided(shown: Buffer, elided: number, total: number, tail 
   const tailBytes = Buffer.from(tail, 'latin1');
   const fill = total - shown.length - tailBytes.length;
   if (fill < 0 || shown.length === 0) throw new Error('cannot expand elided line');
-  return Buffer.concat([shown, Buffer.alloc(fill, shown[shown.length - 1]!), tailBytes]);
+  return Buffer.concat([shown, Buffer.alloc(fill, shown[shown.length - 1]), tailBytes]);
 }
 
 // ---------------------------------------------------------------------------
@@ -110,15 +116,21 @@ export function applyPatches(lines: TextLine[], patches: Patch[]): TextLine[] {
     const find = p.find;
     const hits: number[] = [];
     for (let i = 0; i + find.length <= out.length; i++) {
-      if (find.every((pat, k) => lineMatches(out[i + k]!.text, pat))) hits.push(i);
+      if (find.every((pat, k) => lineMatches(out[i + k].text, pat))) hits.push(i);
     }
     if (hits.length !== 1) {
       throw new Error(`patch (${p.why}) matched ${hits.length} times, expected once: ${find.map(String).join(' | ')}`);
     }
-    const at = hits[0]!;
+    const at = hits[0];
     const found = out.slice(at, at + find.length);
     const replacement = p.replace.map((text, k) =>
-      text === '$0' ? found[k] ?? (() => { throw new Error(`'$0' at ${k} has no found line`); })() : { text, origin: 0 });
+      text === '$0'
+        ? (found[k] ??
+          (() => {
+            throw new Error(`'$0' at ${k} has no found line`);
+          })())
+        : { text, origin: 0 },
+    );
     out.splice(at, find.length, ...replacement);
   }
   return out;
@@ -179,8 +191,13 @@ export function parseTranscript(name: string, lines: TextLine[], options: ParseO
 
   const protocolBytes = (body: string, line: TextLine): { bytes: Buffer; eol: Eol } => {
     let eol: Eol = 'CRLF';
-    if (body.endsWith(' <LF>')) { eol = 'LF'; body = body.slice(0, -5); }
-    else if (body.endsWith(' <no-EOL>')) { eol = 'none'; body = body.slice(0, -9); }
+    if (body.endsWith(' <LF>')) {
+      eol = 'LF';
+      body = body.slice(0, -5);
+    } else if (body.endsWith(' <no-EOL>')) {
+      eol = 'none';
+      body = body.slice(0, -9);
+    }
     if (/ <binary chunk, \d+ bytes>$/.test(body)) {
       throw new Error(`${name}:${line.origin}: binary chunks (COMPRESS) cannot be replayed; patch them out`);
     }
@@ -207,14 +224,17 @@ export function parseTranscript(name: string, lines: TextLine[], options: ParseO
     if (conn === null) {
       if (!text.startsWith('#')) throw new Error(`${where}: protocol line before any connection marker`);
       header.push(text);
-      if (/^# state of the directory when the session starts:/.test(text)) { inSeed = true; continue; }
+      if (/^# state of the directory when the session starts:/.test(text)) {
+        inSeed = true;
+        continue;
+      }
       if (inSeed) {
         const m = SEED_LINE.exec(text);
         if (m) {
           seed.push({
             kind: m[1] as 'MAILBOX' | 'RESERVE',
-            name: unescapeText(m[2]!),
-            location: unescapeText(m[3]!),
+            name: unescapeText(m[2]),
+            location: unescapeText(m[3]),
             acl: unescapeText(m[4] ?? ''),
           });
           continue;
@@ -269,8 +289,10 @@ export function adaptBannersForMupdated(t: Transcript): Transcript {
       const m = /^\* OK MUPDATE ("[^"]*") "[^"]*" "[^"]*" ("[^"]*")$/.exec(s);
       if (m) {
         events.push({
-          kind: 'expect-match', conn: e.conn, line: e.line,
-          re: new RegExp(`^\\* OK MUPDATE ${reEscape(m[1]!)} ${QUOTED} ${QUOTED} ${reEscape(m[2]!)}$`),
+          kind: 'expect-match',
+          conn: e.conn,
+          line: e.line,
+          re: new RegExp(`^\\* OK MUPDATE ${reEscape(m[1])} ${QUOTED} ${QUOTED} ${reEscape(m[2])}$`),
         });
         continue;
       }
@@ -319,17 +341,17 @@ class ResponseAssembler {
 
 /** Splits one response (as assembled) into tag, keyword and string arguments, if it is a data response. */
 function toStreamRecord(lines: Buffer[]): StreamRecord | null {
-  const first = lines[0]!.toString('latin1');
+  const first = lines[0].toString('latin1');
   const m = /^(\S*) (MAILBOX|RESERVE|DELETE)(?: |$)/.exec(first);
   if (!m) return null;
   const args: Buffer[] = [];
   let n = LITERAL_AT_END.exec(first);
   for (let i = 1; i < lines.length && n; i++) {
     const len = Number(n[1]);
-    args.push(lines[i]!.subarray(0, len));
-    n = LITERAL_AT_END.exec(lines[i]!.subarray(len).toString('latin1'));
+    args.push(lines[i].subarray(0, len));
+    n = LITERAL_AT_END.exec(lines[i].subarray(len).toString('latin1'));
   }
-  return { tag: m[1]!, keyword: m[2]!, args };
+  return { tag: m[1], keyword: m[2], args };
 }
 
 /** name -> "MAILBOX location acl" / "RESERVE location" (escaped), as a stream consumer would keep it. */
@@ -342,7 +364,10 @@ function applyRecord(state: ConsumerState, r: StreamRecord): void {
 }
 
 function stateText(state: ConsumerState): string {
-  return [...state.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${k} => ${v}`).join('\n');
+  return [...state.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, v]) => `${k} => ${v}`)
+    .join('\n');
 }
 
 /** The state a consumer of `tag`'s stream holds after the given server lines. */
@@ -429,7 +454,7 @@ export async function replayTranscript(t: Transcript, options: ReplayOptions): P
     const noteAt = events.findIndex((e) => e.kind === 'note' && e.conn === b.conn && e.text === b.afterNote);
     if (noteAt < 0) throw new Error(`${t.name}: state block note not found: ${b.afterNote}`);
     let end = noteAt + 1;
-    while (end < events.length && events[end]!.kind === 'expect' && events[end]!.conn === b.conn) end++;
+    while (end < events.length && events[end].kind === 'expect' && events[end].conn === b.conn) end++;
     if (end === noteAt + 1) throw new Error(`${t.name}: no server lines after note ${b.afterNote}`);
     blocks.set(noteAt + 1, { block: b, end });
   }
@@ -487,9 +512,13 @@ export async function replayTranscript(t: Transcript, options: ReplayOptions): P
 
   /** The state the transcript's lines on `conn` lead to, up to event index `end` (exclusive). */
   const transcriptState = (conn: string, tag: string, end: number): ConsumerState =>
-    consumerStateOf(events.slice(0, end)
-      .filter((x): x is Extract<Event, { kind: 'expect' }> => x.kind === 'expect' && x.conn === conn)
-      .map((x) => x.bytes), tag);
+    consumerStateOf(
+      events
+        .slice(0, end)
+        .filter((x): x is Extract<Event, { kind: 'expect' }> => x.kind === 'expect' && x.conn === conn)
+        .map((x) => x.bytes),
+      tag,
+    );
 
   const checkAbsorbedState = (c: Conn, e: Event, at: number) => {
     if (!c.absorb) return;
@@ -507,7 +536,7 @@ export async function replayTranscript(t: Transcript, options: ReplayOptions): P
 
   try {
     for (let i = 0; i < events.length; i++) {
-      const e = events[i]!;
+      const e = events[i];
       const blk = blocks.get(i);
       if (blk) {
         // Transcript lines of the whole connection up to the block's end -> expected consumer state.
@@ -526,9 +555,12 @@ export async function replayTranscript(t: Transcript, options: ReplayOptions): P
             const first = await readLine(c, e, left);
             resp = await readResponse(c, e, first, Math.max(1, deadline - Date.now()));
           } catch (err) {
-            return fail(e, `stream did not reach the expected state (${(err as Error).message.split('\n')[0]})\n--- expected\n${stateText(expected)}\n--- got\n${stateText(state)}`);
+            return fail(
+              e,
+              `stream did not reach the expected state (${(err as Error).message.split('\n')[0]})\n--- expected\n${stateText(expected)}\n--- got\n${stateText(state)}`,
+            );
           }
-          const first = resp[0]!;
+          const first = resp[0];
           const r = toStreamRecord(resp);
           if (!r || r.tag !== tag) fail(e, `expected a streamed ${tag} MAILBOX/RESERVE/DELETE, got ${escapeBytes(first)}`);
           applyRecord(state, r!);
@@ -543,10 +575,18 @@ export async function replayTranscript(t: Transcript, options: ReplayOptions): P
           if (!conns.has(e.conn)) {
             const client = await RawClient.connect(options.port, options.host ?? '127.0.0.1');
             const c: Conn = {
-              id: e.conn, client, raw: [], consumed: 0, received: [],
-              asm: new ResponseAssembler(), closedByClient: false, absorb: null,
+              id: e.conn,
+              client,
+              raw: [],
+              consumed: 0,
+              received: [],
+              asm: new ResponseAssembler(),
+              closedByClient: false,
+              absorb: null,
             };
-            client.socket.on('data', (d: Buffer) => { c.raw.push(d); });
+            client.socket.on('data', (d: Buffer) => {
+              c.raw.push(d);
+            });
             conns.set(e.conn, c);
             result.connections++;
           }
@@ -590,7 +630,10 @@ export async function replayTranscript(t: Transcript, options: ReplayOptions): P
         case 'server-closes': {
           const c = connOf(e);
           if (!(await c.client.waitClosed(timeoutMs))) {
-            fail(e, `server did not close the connection${rawBytes(c).length > c.consumed ? `; it sent ${escapeBytes(rawBytes(c).subarray(c.consumed))}` : ''}`);
+            fail(
+              e,
+              `server did not close the connection${rawBytes(c).length > c.consumed ? `; it sent ${escapeBytes(rawBytes(c).subarray(c.consumed))}` : ''}`,
+            );
           }
           checkAbsorbedState(c, e, i);
           noUnread(c, e);

@@ -101,7 +101,6 @@ export async function waitStreamedMailbox(s: RawClient, tag: string, name: strin
   throw new Error('too many stream lines');
 }
 
-
 /**
  * Parses one server data unit `tag SP KEYWORD (SP {n+} CRLF <n bytes>)* CRLF`
  * strictly; null when it is not exactly that shape.

@@ -183,7 +183,11 @@ export function authenticationTests(start: ServerFactory): void {
     t.deepEqual(await other.readUntilTagged('A01'), ['A01 OK "Authenticated"']);
     t.deepEqual(await command(other, 'X01', 'ACTIVATE "user.c18.pause" "pausehost!default" ""'), ['X01 OK "done"']);
     t.deepEqual(await command(other, 'F01', 'FIND "user.c18.pause"'), [
-      'F01 MAILBOX {14+}', 'user.c18.pause {17+}', 'pausehost!default {0+}', '', 'F01 OK "Search completed"',
+      'F01 MAILBOX {14+}',
+      'user.c18.pause {17+}',
+      'pausehost!default {0+}',
+      '',
+      'F01 OK "Search completed"',
     ]);
     t.deepEqual(await command(other, 'N01', 'NOOP'), ['N01 OK "Noop done"']);
     t.true(await victim.expectSilence(0), 'the refused connection is still waiting for its NO');
@@ -237,7 +241,7 @@ export function authenticationTests(start: ServerFactory): void {
       c.send(lines.join(''));
       const answer = await c.readUntilTagged('A01');
       t.is(answer.length, 1, `only the tagged answer: ${JSON.stringify(answer)}`);
-      t.regex(answer[0]!, taggedNoOneString('A01'));
+      t.regex(answer[0], taggedNoOneString('A01'));
       await assertNotLoggedIn(t, c);
       c.send(authPlainCommand('A02', 'mupdateadmin', 'secret'));
       t.deepEqual(await c.readUntilTagged('A02'), ['A02 OK "Authenticated"']);
@@ -252,7 +256,7 @@ export function authenticationTests(start: ServerFactory): void {
     c.send('%%%not base64%%%\r\n');
     const answer = await c.readUntilTagged('A01');
     t.is(answer.length, 1);
-    t.regex(answer[0]!, taggedNoOneString('A01'));
+    t.regex(answer[0], taggedNoOneString('A01'));
     c.send(authPlainCommand('A02', 'mupdateadmin', 'secret'));
     t.deepEqual(await c.readUntilTagged('A02'), ['A02 OK "Authenticated"']);
     c.close();

@@ -32,18 +32,19 @@ function reserve(tag: string, name: string, location: string): string[] {
   return [`${tag} RESERVE {${name.length}+}`, `${name} {${location.length}+}`, location];
 }
 
-const WRITES_AND_READS = (n: string, loc: string) => [
-  ['W1', `ACTIVATE "${n}" "${loc}" "u\tlr\t"`],
-  ['W2', `RESERVE "${n}" "${loc}"`],
-  ['W3', `DEACTIVATE "${n}" "${loc}"`],
-  ['W4', `DELETE "${n}"`],
-  ['R1', `FIND "${n}"`],
-  ['R2', 'LIST'],
-  ['R3', `LIST "${loc}"`],
-  ['R4', 'UPDATE'],
-  ['R5', `UPDATE "${loc.split('!')[0]}"`],
-  ['R6', 'NOOP'],
-] as const;
+const WRITES_AND_READS = (n: string, loc: string) =>
+  [
+    ['W1', `ACTIVATE "${n}" "${loc}" "u\tlr\t"`],
+    ['W2', `RESERVE "${n}" "${loc}"`],
+    ['W3', `DEACTIVATE "${n}" "${loc}"`],
+    ['W4', `DELETE "${n}"`],
+    ['R1', `FIND "${n}"`],
+    ['R2', 'LIST'],
+    ['R3', `LIST "${loc}"`],
+    ['R4', 'UPDATE'],
+    ['R5', `UPDATE "${loc.split('!')[0]}"`],
+    ['R6', 'NOOP'],
+  ] as const;
 
 /** Registers the tests on servers made by `start` (a single master, or a cluster node). */
 export function authorizationTests(start: ServerFactory): void {
@@ -72,7 +73,10 @@ export function authorizationTests(start: ServerFactory): void {
 
   // ---- C15: nothing but AUTHENTICATE, LOGOUT (and STARTTLS) before login ----
 
-  for (const [label, server] of [['default policy', () => strict], ['allow_non_admins', () => open]] as const) {
+  for (const [label, server] of [
+    ['default policy', () => strict],
+    ['allow_non_admins', () => open],
+  ] as const) {
     test(`C15 (${label}) before login, ACTIVATE, RESERVE, DEACTIVATE, DELETE, FIND, LIST, UPDATE and NOOP get BAD "Please login first"`, async (t) => {
       const s = server();
       const name = `user.c15.${label.replace(/\W/g, '')}`;
@@ -145,14 +149,18 @@ export function authorizationTests(start: ServerFactory): void {
     t.is(await c.readLine(), 'A01 OK "Authenticated"');
     t.deepEqual(await command(c, 'X01', 'ACTIVATE "user.c58.boss" "c58host!default" ""'), ['X01 OK "done"']);
     t.deepEqual(await command(c, 'F01', 'FIND "user.c58.boss"'), [
-      ...mailbox('F01', 'user.c58.boss', 'c58host!default', ''), 'F01 OK "Search completed"',
+      ...mailbox('F01', 'user.c58.boss', 'c58host!default', ''),
+      'F01 OK "Search completed"',
     ]);
     c.close();
   });
 
   // ---- C59: authorization ids ----
 
-  for (const [what, authzid] of [['an empty authzid', ''], ['authzid equal to the authcid', 'mupdateadmin']] as const) {
+  for (const [what, authzid] of [
+    ['an empty authzid', ''],
+    ['authzid equal to the authcid', 'mupdateadmin'],
+  ] as const) {
     test(`C59 PLAIN with ${what} succeeds and the session has full rights`, async (t) => {
       const c = await connect(strict);
       c.send(authPlainCommand('A01', 'mupdateadmin', 'secret', authzid));
@@ -170,9 +178,7 @@ export function authorizationTests(start: ServerFactory): void {
       t.is(await c.readLine(), 'A01 OK "Authenticated"', `authzid ${authzid}`);
       const name = `user.c59.as.${authzid}`;
       t.deepEqual(await command(c, 'X01', `ACTIVATE "${name}" "c59host!default" ""`), ['X01 OK "done"']);
-      t.deepEqual(await command(c, 'F01', `FIND "${name}"`), [
-        ...mailbox('F01', name, 'c59host!default', ''), 'F01 OK "Search completed"',
-      ]);
+      t.deepEqual(await command(c, 'F01', `FIND "${name}"`), [...mailbox('F01', name, 'c59host!default', ''), 'F01 OK "Search completed"']);
       c.close();
     }
   });
@@ -202,7 +208,8 @@ export function authorizationTests(start: ServerFactory): void {
     t.is(await ro.readLine(), 'A01 OK "Authenticated"');
     t.deepEqual(await command(ro, 'N01', 'NOOP'), ['N01 OK "Noop done"']);
     t.deepEqual(await command(ro, 'F01', 'FIND "user.ro.read.a"'), [
-      ...mailbox('F01', 'user.ro.read.a', 'roread!default', 'a\tlr\t'), 'F01 OK "Search completed"',
+      ...mailbox('F01', 'user.ro.read.a', 'roread!default', 'a\tlr\t'),
+      'F01 OK "Search completed"',
     ]);
     t.deepEqual(await command(ro, 'L01', 'LIST "roread!"'), [
       ...mailbox('L01', 'user.ro.read.a', 'roread!default', 'a\tlr\t'),
@@ -215,9 +222,11 @@ export function authorizationTests(start: ServerFactory): void {
       'U01 OK "streaming starts"',
     ]);
     t.deepEqual(await command(admin, 'X03', 'ACTIVATE "user.ro.read.c" "roread!default" ""'), ['X03 OK "done"']);
-    t.deepEqual(await command(ro, 'N02', 'NOOP'), [
-      ...mailbox('U01', 'user.ro.read.c', 'roread!default', ''), 'N02 OK "Noop done"',
-    ], 'the read-only stream gets the admin\'s change');
+    t.deepEqual(
+      await command(ro, 'N02', 'NOOP'),
+      [...mailbox('U01', 'user.ro.read.c', 'roread!default', ''), 'N02 OK "Noop done"'],
+      "the read-only stream gets the admin's change",
+    );
 
     const ro2 = await connect(open);
     ro2.send(authPlainCommand('A01', 'reader', 'readerpw', 'reader'));
@@ -252,7 +261,7 @@ export function authorizationTests(start: ServerFactory): void {
     for (const [tag, text] of writes) {
       const answer = await command(ro, tag, text);
       t.is(answer.length, 1, `${text}: ${JSON.stringify(answer)}`);
-      t.regex(answer[0]!, taggedNoOneString(tag), text);
+      t.regex(answer[0], taggedNoOneString(tag), text);
     }
     t.deepEqual(await command(ro, 'N01', 'NOOP'), ['N01 OK "Noop done"'], 'the session goes on');
 

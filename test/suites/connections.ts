@@ -25,7 +25,7 @@ export function connectionTests(start: ServerFactory): void {
       const logged = await Promise.all([1, 2, 3].map(() => login(s.port)));
       const fresh = await Promise.all([1, 2].map(() => RawClient.connectWithBanner(s.port)));
       // one of the logged-in ones becomes an UPDATE listener
-      const listener = logged[0]!;
+      const listener = logged[0];
       listener.send('U1 UPDATE\r\n');
       t.is((await readResponse(listener, 'U1')).status, 'U1 OK "streaming starts"');
       for (let round = 0; round < 2; round++) {
@@ -37,11 +37,12 @@ export function connectionTests(start: ServerFactory): void {
         t.false(bytes.includes(0), 'no NUL byte');
       }
       // the five others are unaffected
-      t.is(await status(logged[1]!, 'N1', 'NOOP'), 'N1 OK "Noop done"');
-      t.is(await status(logged[2]!, 'W1', 'ACTIVATE "user.c64.a" "backend1!default" ""'), 'W1 OK "done"');
+      t.is(await status(logged[1], 'N1', 'NOOP'), 'N1 OK "Noop done"');
+      t.is(await status(logged[2], 'W1', 'ACTIVATE "user.c64.a" "backend1!default" ""'), 'W1 OK "done"');
       listener.send('N2 NOOP\r\n');
       t.deepEqual(await readResponse(listener, 'U1', 'N2'), {
-        records: [{ kind: 'MAILBOX', args: ['user.c64.a', 'backend1!default', ''] }], status: 'N2 OK "Noop done"',
+        records: [{ kind: 'MAILBOX', args: ['user.c64.a', 'backend1!default', ''] }],
+        status: 'N2 OK "Noop done"',
       });
       for (const f of fresh) {
         f.send('L1 LOGOUT\r\n');
@@ -50,7 +51,7 @@ export function connectionTests(start: ServerFactory): void {
       }
       // two places are free again: the next two connections get the banner and log in
       const again = await Promise.all([1, 2].map(() => login(s.port)));
-      t.is(await status(again[0]!, 'N3', 'NOOP'), 'N3 OK "Noop done"');
+      t.is(await status(again[0], 'N3', 'NOOP'), 'N3 OK "Noop done"');
       // and the limit holds again
       const extra = await RawClient.connect(s.port);
       const { bytes } = await bytesUntilClose(extra);
@@ -63,10 +64,16 @@ export function connectionTests(start: ServerFactory): void {
   test('C64 with max_connections 2000, 1100 simultaneous authenticated connections all get their NOOP answered', async (t) => {
     const COUNT = 1100;
     const limit = Number(spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).stdout.trim());
-    t.true(limit === Infinity || Number.isNaN(limit) || limit >= COUNT + 200,
-      `this test needs ${COUNT + 200} file descriptors in the test process and in the server, but 'ulimit -n' is ${limit}; raise it (ulimit -n 4096) and run again`);
+    t.true(
+      limit === Infinity || Number.isNaN(limit) || limit >= COUNT + 200,
+      `this test needs ${COUNT + 200} file descriptors in the test process and in the server, but 'ulimit -n' is ${limit}; raise it (ulimit -n 4096) and run again`,
+    );
     await withServer({ config: { max_connections: 2000 } }, async (s) => {
-      const clients = await inBatches(Array.from({ length: COUNT }, (_, i) => i), 50, () => login(s.port, 'mupdateadmin', 'secret', 60_000));
+      const clients = await inBatches(
+        Array.from({ length: COUNT }, (_, i) => i),
+        50,
+        () => login(s.port, 'mupdateadmin', 'secret', 60_000),
+      );
       t.is(clients.length, COUNT);
       // every one sends a NOOP at once; every one is answered
       clients.forEach((c, i) => c.send(`N${i} NOOP\r\n`));
@@ -74,7 +81,7 @@ export function connectionTests(start: ServerFactory): void {
       const wrong = answers.map((a, i) => [i, a] as const).filter(([i, a]) => a !== `N${i} OK "Noop done"`);
       t.deepEqual(wrong.slice(0, 5), [], `${wrong.length} of ${COUNT} NOOPs not answered`);
       // and the server still takes new work
-      t.is(await status(clients[COUNT - 1]!, 'W1', 'ACTIVATE "user.c64.many" "backend1!default" ""'), 'W1 OK "done"');
+      t.is(await status(clients[COUNT - 1], 'W1', 'ACTIVATE "user.c64.many" "backend1!default" ""'), 'W1 OK "done"');
       t.is(s.child.exitCode, null);
       for (const c of clients) c.close();
     });

@@ -18,17 +18,14 @@ import type { ServerFactory } from '../helpers/server-factory.js';
 function roundsOr(defaultRounds: number): number {
   return Math.max(1, Number.parseInt(process.env.CRASH_ROUNDS ?? String(defaultRounds), 10) || defaultRounds);
 }
-const SEED = Number.parseInt(process.env.CRASH_SEED ?? '', 10) || (Date.now() % 2 ** 31);
+const SEED = Number.parseInt(process.env.CRASH_SEED ?? '', 10) || Date.now() % 2 ** 31;
 const CONNECTIONS = 8;
 
 /** Upper bound of commands per connection per round (keeps every loop bounded). */
 const MAX_OPS_PER_CONNECTION = 2000;
 const KILL_DELAY_MS: [number, number] = [50, 400];
 
-type State =
-  | { kind: 'absent' }
-  | { kind: 'MAILBOX'; location: string; acl: string }
-  | { kind: 'RESERVE'; location: string };
+type State = { kind: 'absent' } | { kind: 'MAILBOX'; location: string; acl: string } | { kind: 'RESERVE'; location: string };
 
 const ABSENT: State = { kind: 'absent' };
 
@@ -52,7 +49,9 @@ interface Known {
 /** The states the directory may show for a name after a crash. */
 function acceptable(k: Known): State[] {
   let last = -1;
-  k.ops.forEach((op, i) => { if (op.acked) last = i; });
+  k.ops.forEach((op, i) => {
+    if (op.acked) last = i;
+  });
   return last < 0 ? [k.settled, ...k.ops.map((o) => o.after)] : k.ops.slice(last).map((o) => o.after);
 }
 
@@ -83,7 +82,7 @@ export function crashTests(start: ServerFactory, defaultRounds = 20): void {
     const out = new Map<string, State>();
     let i = 0;
     const literal = (n: number): { body: string; next: number | null } => {
-      const line = lines[i++]!;
+      const line = lines[i++];
       const body = line.slice(0, n);
       const rest = line.slice(n);
       if (rest === '') return { body, next: null };
@@ -92,7 +91,7 @@ export function crashTests(start: ServerFactory, defaultRounds = 20): void {
       return { body, next: Number(m[1]) };
     };
     while (i < lines.length) {
-      const head = lines[i++]!;
+      const head = lines[i++];
       if (i === lines.length) {
         if (!new RegExp(`^${tag} OK "`).test(head)) throw new Error(`bad final line ${JSON.stringify(head)}`);
         break;
@@ -150,7 +149,11 @@ export function crashTests(start: ServerFactory, defaultRounds = 20): void {
 
   /** One storm connection: keeps WINDOW commands in flight until the server dies or the budget is spent. */
   async function storm(
-    c: RawClient, round: number, conn: number, rand: () => number, known: Map<string, Known>,
+    c: RawClient,
+    round: number,
+    conn: number,
+    rand: () => number,
+    known: Map<string, Known>,
     stats: { sent: number; acked: number; firstAck: () => void; errors: string[]; killed: () => boolean },
   ): Promise<void> {
     /** This connection's names with no command in flight. */
@@ -222,10 +225,22 @@ export function crashTests(start: ServerFactory, defaultRounds = 20): void {
     const dataDir = server.dataDir;
     try {
       const steps: Array<{ name: string; cmd: State; expect: State }> = [
-        { name: 'user.c37', cmd: { kind: 'MAILBOX', location: 'backend1!default', acl: 'c37\tlrswipkxtecdan\t' }, expect: { kind: 'MAILBOX', location: 'backend1!default', acl: 'c37\tlrswipkxtecdan\t' } },
-        { name: 'user.c37', cmd: { kind: 'MAILBOX', location: 'backend1!ssd', acl: '' }, expect: { kind: 'MAILBOX', location: 'backend1!ssd', acl: '' } },
+        {
+          name: 'user.c37',
+          cmd: { kind: 'MAILBOX', location: 'backend1!default', acl: 'c37\tlrswipkxtecdan\t' },
+          expect: { kind: 'MAILBOX', location: 'backend1!default', acl: 'c37\tlrswipkxtecdan\t' },
+        },
+        {
+          name: 'user.c37',
+          cmd: { kind: 'MAILBOX', location: 'backend1!ssd', acl: '' },
+          expect: { kind: 'MAILBOX', location: 'backend1!ssd', acl: '' },
+        },
         { name: 'user.c37', cmd: ABSENT, expect: ABSENT },
-        { name: 'user.c62', cmd: { kind: 'RESERVE', location: 'backend3!default' }, expect: { kind: 'RESERVE', location: 'backend3!default' } },
+        {
+          name: 'user.c62',
+          cmd: { kind: 'RESERVE', location: 'backend3!default' },
+          expect: { kind: 'RESERVE', location: 'backend3!default' },
+        },
       ];
       for (const [i, step] of steps.entries()) {
         const pid = assertChildIsServer(t, server);
@@ -281,9 +296,16 @@ export function crashTests(start: ServerFactory, defaultRounds = 20): void {
           }
           if (got.kind !== 'absent') present++;
           let lastAcked = -1;
-          k.ops.forEach((op, i) => { if (op.acked) lastAcked = i; });
-          if (k.ops.length > 0 && lastAcked < k.ops.length - 1 && same(got, k.ops.at(-1)!.after)
-            && !same(got, lastAcked < 0 ? k.settled : k.ops[lastAcked]!.after)) unackedKept++;
+          k.ops.forEach((op, i) => {
+            if (op.acked) lastAcked = i;
+          });
+          if (
+            k.ops.length > 0 &&
+            lastAcked < k.ops.length - 1 &&
+            same(got, k.ops.at(-1)!.after) &&
+            !same(got, lastAcked < 0 ? k.settled : k.ops[lastAcked].after)
+          )
+            unackedKept++;
           k.settled = got;
           k.ops = [];
         }
@@ -294,7 +316,7 @@ export function crashTests(start: ServerFactory, defaultRounds = 20): void {
         // FIND agrees with LIST on a sample
         const names = [...known.keys()];
         for (let i = 0; i < Math.min(20, names.length); i++) {
-          const name = names[Math.floor(rand() * names.length)]!;
+          const name = names[Math.floor(rand() * names.length)];
           t.is(show(await find(v, `F${i}`, name)), show(known.get(name)!.settled), `FIND ${name}`);
         }
         // a fresh write works
@@ -311,12 +333,19 @@ export function crashTests(start: ServerFactory, defaultRounds = 20): void {
         const clients = await Promise.all(Array.from({ length: CONNECTIONS }, () => RawClient.login(server.port)));
         let killed = false;
         let onFirstAck!: () => void;
-        const firstAck = new Promise<void>((res) => { onFirstAck = res; });
+        const firstAck = new Promise<void>((res) => {
+          onFirstAck = res;
+        });
         const stats = { sent: 0, acked: 0, firstAck: onFirstAck, errors: [] as string[], killed: () => killed };
         const storms = clients.map((c, conn) => storm(c, round, conn, prng(SEED + round * 100 + conn), known, stats));
         const delay = KILL_DELAY_MS[0] + Math.floor(rand() * (KILL_DELAY_MS[1] - KILL_DELAY_MS[0]));
         let guard: NodeJS.Timeout | undefined;
-        await Promise.race([firstAck, new Promise((r) => { guard = setTimeout(r, 20_000); })]);
+        await Promise.race([
+          firstAck,
+          new Promise((r) => {
+            guard = setTimeout(r, 20_000);
+          }),
+        ]);
         clearTimeout(guard);
         await new Promise((r) => setTimeout(r, delay));
         killed = true;
@@ -329,7 +358,9 @@ export function crashTests(start: ServerFactory, defaultRounds = 20): void {
         t.true(stats.acked > 0, `round ${round}: the storm got acknowledgements before the kill`);
         if (inFlightAtKill > 0) midStorm++;
         perRound.push(`${stats.acked}/${stats.sent}`);
-        t.log(`round ${round}: kill after ${delay} ms, acked ${stats.acked} (${ackedAtKill} when the kill was sent) of ${stats.sent} sent, ${known.size} names known`);
+        t.log(
+          `round ${round}: kill after ${delay} ms, acked ${stats.acked} (${ackedAtKill} when the kill was sent) of ${stats.sent} sent, ${known.size} names known`,
+        );
       }
 
       t.log(`acked/sent per round: ${perRound.join(' ')}`);

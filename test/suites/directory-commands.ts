@@ -8,9 +8,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { RawClient } from '../helpers/raw-client.js';
 import { removeDir, type RunningMupdated } from '../helpers/server.js';
-import {
-  login, command, dataLines, lit, modelOf, q, readResponse, readUnit, sorted, status, type Rec,
-} from '../helpers/directory.js';
+import { login, command, dataLines, lit, modelOf, q, readResponse, readUnit, sorted, status, type Rec } from '../helpers/directory.js';
 import type { ServerFactory } from '../helpers/server-factory.js';
 
 const DONE = (tag: string) => `${tag} OK "done"`;
@@ -36,21 +34,34 @@ async function streamedUntilNoop(l: RawClient, updateTag: string, noopTag: strin
   l.send(`${noopTag} NOOP\r\n`);
   const r = await readResponse(l, updateTag, noopTag);
   if (r.status !== `${noopTag} OK "Noop done"`) throw new Error(`NOOP: ${r.status}`);
-  return r.records.filter((x) => x.args[0]!.startsWith(prefix));
+  return r.records.filter((x) => x.args[0].startsWith(prefix));
 }
 
 /** The 16 names of spec 4.5, in the order a Cyrus 3.6 master lists them. */
 const CYRUS_ORDER = [
-  'a!b.c', 'a.b!c', 'example.com!user.ann', 'example.org!user.bob', 'shared', 'shared.folder', 'user.John',
-  'user.joh', 'user.john', 'user.john.Sent', 'user.john.Sent.2024', 'user.john x', 'user.john-doe', 'user.john_x',
-  'user.johnny', 'user.john!x',
+  'a!b.c',
+  'a.b!c',
+  'example.com!user.ann',
+  'example.org!user.bob',
+  'shared',
+  'shared.folder',
+  'user.John',
+  'user.joh',
+  'user.john',
+  'user.john.Sent',
+  'user.john.Sent.2024',
+  'user.john x',
+  'user.john-doe',
+  'user.john_x',
+  'user.johnny',
+  'user.john!x',
 ];
 
 function shuffled<T>(items: readonly T[]): T[] {
   const a = [...items];
   for (let i = a.length - 1; i > 0; i--) {
     const j = Math.floor(Math.random() * (i + 1));
-    [a[i], a[j]] = [a[j]!, a[i]!];
+    [a[i], a[j]] = [a[j], a[i]];
   }
   return a;
 }
@@ -67,14 +78,18 @@ async function listedNames(port: number, order: readonly string[]): Promise<{ li
   const dump = await command(c, 'U1', 'UPDATE');
   if (dump.status !== 'U1 OK "streaming starts"') throw new Error(dump.status);
   c.close();
-  return { list: list.records.map((r) => r.args[0]!), dump: dump.records.map((r) => r.args[0]!) };
+  return { list: list.records.map((r) => r.args[0]), dump: dump.records.map((r) => r.args[0]) };
 }
 
 /** Registers the tests on servers made by `start` (a single master, or a cluster node). */
 export function directoryCommandTests(start: ServerFactory): void {
   let server: RunningMupdated;
-  test.before(async () => { server = await start(); });
-  test.after.always(async () => { await server?.stop(); });
+  test.before(async () => {
+    server = await start();
+  });
+  test.after.always(async () => {
+    await server?.stop();
+  });
 
   test('C24 ACTIVATE then FIND returns exactly the bytes sent', async (t) => {
     const c = await login(server.port);
@@ -82,21 +97,25 @@ export function directoryCommandTests(start: ServerFactory): void {
     t.deepEqual(await c.readUntilTagged('X1', 30_000), ['X1 OK "done"']);
     c.send('X2 FIND "user.c24"\r\n');
     t.deepEqual(await c.readUntilTagged('X2', 30_000), [
-      'X2 MAILBOX {8+}', 'user.c24 {16+}', 'backend1!default {19+}', 'c24\tlrswipkxtecdan\t', 'X2 OK "Search completed"',
+      'X2 MAILBOX {8+}',
+      'user.c24 {16+}',
+      'backend1!default {19+}',
+      'c24\tlrswipkxtecdan\t',
+      'X2 OK "Search completed"',
     ]);
     // the same through {n+} literals, with an empty ACL and an ACL with several pairs
     c.send(`X3 ACTIVATE ${lit('user.c24.lit')} ${lit('backend2!ssd')} ${lit('')}\r\n`);
     t.deepEqual(await c.readUntilTagged('X3', 30_000), [DONE('X3')]);
-    t.deepEqual(await find(c, 'X4', 'user.c24.lit'), [
-      'X4 MAILBOX {12+}', 'user.c24.lit {12+}', 'backend2!ssd {0+}', '', FOUND('X4'),
-    ]);
+    t.deepEqual(await find(c, 'X4', 'user.c24.lit'), ['X4 MAILBOX {12+}', 'user.c24.lit {12+}', 'backend2!ssd {0+}', '', FOUND('X4')]);
     const acl = 'alice\tlrswipkxtecdan\tanyone\tp\t-bob\tw\tgroup:staff\tlrs\t';
     c.send('X5 ACTIVATE {13}\r\n');
     t.is(await c.readLine(30_000), '+ go ahead');
     c.send(`user.c24.sync ${q('backend1!default')} ${lit(acl)}\r\n`);
     t.deepEqual(await c.readUntilTagged('X5', 30_000), [DONE('X5')]);
-    t.deepEqual(await find(c, 'X6', 'user.c24.sync'),
-      [...dataLines('X6', 'MAILBOX', ['user.c24.sync', 'backend1!default', acl]), FOUND('X6')]);
+    t.deepEqual(await find(c, 'X6', 'user.c24.sync'), [
+      ...dataLines('X6', 'MAILBOX', ['user.c24.sync', 'backend1!default', acl]),
+      FOUND('X6'),
+    ]);
     c.close();
   });
 
@@ -143,7 +162,7 @@ export function directoryCommandTests(start: ServerFactory): void {
     }
   });
 
-  test('C25 with the default conflict policy, ACTIVATE replaces reserved entries and its own server\'s entries; taking an active entry from another server is a tagged NO that changes nothing', async (t) => {
+  test("C25 with the default conflict policy, ACTIVATE replaces reserved entries and its own server's entries; taking an active entry from another server is a tagged NO that changes nothing", async (t) => {
     await activateOver(t, server.port, 'c25d', 'refused');
   });
 
@@ -225,13 +244,17 @@ export function directoryCommandTests(start: ServerFactory): void {
     const seen = await streamedUntilNoop(l, 'U30', 'N1', 'user.c30.');
     const missing = seen.filter((r) => r.args[0] === 'user.c30.missing' || r.args[0] === 'user.c30.missing2');
     t.deepEqual(missing, [], 'no DELETE streamed for a name that did not exist');
-    t.deepEqual(seen.filter((r) => r.args[0] === 'user.c30.after'),
-      [{ kind: 'MAILBOX', args: ['user.c30.after', 'backend1!default', 'x\tlrs\t'] }]);
+    t.deepEqual(
+      seen.filter((r) => r.args[0] === 'user.c30.after'),
+      [{ kind: 'MAILBOX', args: ['user.c30.after', 'backend1!default', 'x\tlrs\t'] }],
+    );
     t.deepEqual(seen.at(-1), { kind: 'MAILBOX', args: ['user.c30.after', 'backend1!default', 'x\tlrs\t'] });
     t.false(l.ended);
     // the refused connection keeps working, and new connections are served
-    t.deepEqual(await find(c, 'E7', 'user.c30.after'),
-      [...dataLines('E7', 'MAILBOX', ['user.c30.after', 'backend1!default', 'x\tlrs\t']), FOUND('E7')]);
+    t.deepEqual(await find(c, 'E7', 'user.c30.after'), [
+      ...dataLines('E7', 'MAILBOX', ['user.c30.after', 'backend1!default', 'x\tlrs\t']),
+      FOUND('E7'),
+    ]);
     const fresh = await login(server.port);
     t.is(await status(fresh, 'E8', 'NOOP'), 'E8 OK "Noop done"');
     fresh.close();
@@ -246,8 +269,7 @@ export function directoryCommandTests(start: ServerFactory): void {
     t.is(await status(c, 'G2', 'RESERVE "user.c31.r" "backend1!default"'), DONE('G2'));
     // a location different from the current one is taken as given
     t.is(await status(c, 'G3', 'DEACTIVATE "user.c31.a" "backend2!default"'), DONE('G3'));
-    t.deepEqual(await find(c, 'G4', 'user.c31.a'),
-      [...dataLines('G4', 'RESERVE', ['user.c31.a', 'backend2!default']), FOUND('G4')]);
+    t.deepEqual(await find(c, 'G4', 'user.c31.a'), [...dataLines('G4', 'RESERVE', ['user.c31.a', 'backend2!default']), FOUND('G4')]);
     // everything up to here has reached the listener
     const before = await streamedUntilNoop(l, 'U31', 'N1', 'user.c31.');
     t.deepEqual(before.at(-1), { kind: 'RESERVE', args: ['user.c31.a', 'backend2!default'] });
@@ -256,15 +278,12 @@ export function directoryCommandTests(start: ServerFactory): void {
     t.is(await status(c, 'G6', 'DEACTIVATE "user.c31.r" "backend1!default"'), `G6 NO "mailbox not currently active"`);
     t.is(await status(c, 'G7', 'DEACTIVATE "user.c31.r" "backend9!other"'), `G7 NO "mailbox not currently active"`);
     t.is(await status(c, 'G8', 'DEACTIVATE "user.c31.a" "backend2!default"'), `G8 NO "mailbox not currently active"`);
-    t.deepEqual(await find(c, 'G9', 'user.c31.r'),
-      [...dataLines('G9', 'RESERVE', ['user.c31.r', 'backend1!default']), FOUND('G9')]);
+    t.deepEqual(await find(c, 'G9', 'user.c31.r'), [...dataLines('G9', 'RESERVE', ['user.c31.r', 'backend1!default']), FOUND('G9')]);
     t.deepEqual(await find(c, 'G10', 'user.c31.missing'), [FOUND('G10')]);
-    t.deepEqual(await find(c, 'G11', 'user.c31.a'),
-      [...dataLines('G11', 'RESERVE', ['user.c31.a', 'backend2!default']), FOUND('G11')]);
+    t.deepEqual(await find(c, 'G11', 'user.c31.a'), [...dataLines('G11', 'RESERVE', ['user.c31.a', 'backend2!default']), FOUND('G11')]);
     t.is(await status(c, 'G12', 'ACTIVATE "user.c31.z" "backend1!default" ""'), DONE('G12'));
     // the listener got nothing for the four refusals: only the marker
-    t.deepEqual(await streamedUntilNoop(l, 'U31', 'N2', 'user.c31.'),
-      [{ kind: 'MAILBOX', args: ['user.c31.z', 'backend1!default', ''] }]);
+    t.deepEqual(await streamedUntilNoop(l, 'U31', 'N2', 'user.c31.'), [{ kind: 'MAILBOX', args: ['user.c31.z', 'backend1!default', ''] }]);
     t.is(server.child.exitCode, null);
     const other = await login(server.port);
     t.is(await status(other, 'G13', 'NOOP'), 'G13 OK "Noop done"');
@@ -276,12 +295,22 @@ export function directoryCommandTests(start: ServerFactory): void {
   test('C32 FIND of an unknown name answers only the OK; names are compared case-sensitively and exactly', async (t) => {
     const c = await login(server.port);
     t.is(await status(c, 'H1', 'ACTIVATE "user.c32.Mixed" "backend1!default" "m\tlrs\t"'), DONE('H1'));
-    for (const name of ['user.c32.nobody', 'user.c32.mixed', 'USER.C32.MIXED', 'user.c32.Mixed ', 'user.c32.Mixe',
-      'user.c32.Mixed.sub', ' user.c32.Mixed', '']) {
+    for (const name of [
+      'user.c32.nobody',
+      'user.c32.mixed',
+      'USER.C32.MIXED',
+      'user.c32.Mixed ',
+      'user.c32.Mixe',
+      'user.c32.Mixed.sub',
+      ' user.c32.Mixed',
+      '',
+    ]) {
       t.deepEqual(await find(c, 'H2', name), [FOUND('H2')], JSON.stringify(name));
     }
-    t.deepEqual(await find(c, 'H3', 'user.c32.Mixed'),
-      [...dataLines('H3', 'MAILBOX', ['user.c32.Mixed', 'backend1!default', 'm\tlrs\t']), FOUND('H3')]);
+    t.deepEqual(await find(c, 'H3', 'user.c32.Mixed'), [
+      ...dataLines('H3', 'MAILBOX', ['user.c32.Mixed', 'backend1!default', 'm\tlrs\t']),
+      FOUND('H3'),
+    ]);
     c.close();
   });
 
@@ -311,7 +340,10 @@ export function directoryCommandTests(start: ServerFactory): void {
       // a literal and a quoted empty prefix mean "everything" too
       const all = await command(c, 'L2', 'LIST ""');
       t.is(all.status, 'L2 OK "list complete"');
-      t.deepEqual(all.records.map((r) => r.args[0]), ['shared.news', 'user.alice', 'user.bob', 'user.carol', 'user.dave']);
+      t.deepEqual(
+        all.records.map((r) => r.args[0]),
+        ['shared.news', 'user.alice', 'user.bob', 'user.carol', 'user.dave'],
+      );
       c.close();
     } finally {
       await own.stop();
@@ -331,10 +363,13 @@ export function directoryCommandTests(start: ServerFactory): void {
     let i = 0;
     for (const [name, loc, acl] of entries) {
       const tag = `S${i++}`;
-      t.is(await status(c, tag, name === 'user.c34.c' ? `RESERVE ${q(name)} ${q(loc)}` : `ACTIVATE ${q(name)} ${q(loc)} ${q(acl)}`), DONE(tag));
+      t.is(
+        await status(c, tag, name === 'user.c34.c' ? `RESERVE ${q(name)} ${q(loc)}` : `ACTIVATE ${q(name)} ${q(loc)} ${q(acl)}`),
+        DONE(tag),
+      );
     }
     const line = (tag: string, k: number) => {
-      const [name, loc, acl] = entries[k]!;
+      const [name, loc, acl] = entries[k];
       return name === 'user.c34.c' ? dataLines(tag, 'RESERVE', [name, loc]) : dataLines(tag, 'MAILBOX', [name, loc, acl]);
     };
     c.send('P1 LIST "c34backend1"\r\n');
@@ -351,11 +386,17 @@ export function directoryCommandTests(start: ServerFactory): void {
     t.deepEqual(await c.readUntilTagged('P6', 30_000), ['P6 OK "list complete"'], 'a prefix longer than the location');
     c.send('P7 LIST "c34backend2"\r\n');
     t.deepEqual(await c.readUntilTagged('P7', 30_000), [...line('P7', 2), ...line('P7', 4), 'P7 OK "list complete"']);
-    for (const [tag, cmd] of [['P8', 'LIST ""'], ['P9', 'LIST']] as const) {
+    for (const [tag, cmd] of [
+      ['P8', 'LIST ""'],
+      ['P9', 'LIST'],
+    ] as const) {
       const r = await command(c, tag, cmd);
       t.is(r.status, `${tag} OK "list complete"`);
-      t.deepEqual(r.records.filter((x) => x.args[0]!.startsWith('user.c34.')).map((x) => x.args[0]),
-        ['user.c34.a', 'user.c34.b', 'user.c34.c', 'user.c34.d', 'user.c34.e'], `${cmd} lists everything`);
+      t.deepEqual(
+        r.records.filter((x) => x.args[0].startsWith('user.c34.')).map((x) => x.args[0]),
+        ['user.c34.a', 'user.c34.b', 'user.c34.c', 'user.c34.d', 'user.c34.e'],
+        `${cmd} lists everything`,
+      );
     }
     c.close();
   });
@@ -372,7 +413,10 @@ export function directoryCommandTests(start: ServerFactory): void {
       t.deepEqual(again.list, CYRUS_ORDER);
       const c = await login(own.port);
       const prefixed = await command(c, 'L2', 'LIST "backend1!"');
-      t.deepEqual(prefixed.records.map((r) => r.args[0]), CYRUS_ORDER);
+      t.deepEqual(
+        prefixed.records.map((r) => r.args[0]),
+        CYRUS_ORDER,
+      );
       // `user.john.Sent` before `user.john-doe`, a name's children right after it
       t.true(CYRUS_ORDER.indexOf('user.john.Sent') < CYRUS_ORDER.indexOf('user.john-doe'));
       c.close();
@@ -387,7 +431,11 @@ export function directoryCommandTests(start: ServerFactory): void {
     try {
       const names = [...CYRUS_ORDER, 'user.\xe4\xff', 'user.Z', 'user.john.Sent\x7f'];
       const expected = [...names].sort((a, b) => Buffer.compare(Buffer.from(a, 'latin1'), Buffer.from(b, 'latin1')));
-      t.notDeepEqual(expected.filter((n) => CYRUS_ORDER.includes(n)), CYRUS_ORDER, 'the two orders differ on these names');
+      t.notDeepEqual(
+        expected.filter((n) => CYRUS_ORDER.includes(n)),
+        CYRUS_ORDER,
+        'the two orders differ on these names',
+      );
       const got = await listedNames(own.port, shuffled(names));
       t.deepEqual(got.list, expected);
       t.deepEqual(got.dump, expected);
@@ -442,12 +490,17 @@ export function directoryCommandTests(start: ServerFactory): void {
     // LIST returns the same bytes; a prefix without `!` matches a location without `!`
     const all = await command(c, 'L1', `LIST ${q('c36loc')}`);
     t.is(all.status, 'L1 OK "list complete"');
-    t.deepEqual(sorted(modelOf(all.records)),
-      sorted(new Map(cases.map(([name, location, acl]) => [name, { kind: 'MAILBOX', location, acl }]))));
+    t.deepEqual(
+      sorted(modelOf(all.records)),
+      sorted(new Map(cases.map(([name, location, acl]) => [name, { kind: 'MAILBOX', location, acl }]))),
+    );
     const nobang = await command(c, 'L2', 'LIST "c36locnobang"');
     t.deepEqual(nobang.records, [{ kind: 'MAILBOX', args: ['user.c36.loc1', 'c36locnobang', 'l\tlrs\t'] }]);
     const eight = await command(c, 'L3', `LIST ${q('c36loc!\xe9')}`);
-    t.deepEqual(eight.records.map((r) => r.args[0]), ['user.c36.loc2']);
+    t.deepEqual(
+      eight.records.map((r) => r.args[0]),
+      ['user.c36.loc2'],
+    );
     // RESERVE compares the location without `!` byte for byte
     t.is(await status(c, 'K91', 'RESERVE "user.c36.loc1" "c36locnobang"'), DONE('K91'));
     t.is(await status(c, 'K92', 'RESERVE "user.c36.loc1" "c36locnobang!"'), 'K92 NO "mailbox already exists"');
@@ -477,13 +530,19 @@ export function directoryCommandTests(start: ServerFactory): void {
       const d = await login(second.port);
       t.deepEqual(await find(d, 'F1', 'user.c62.r'), [...dataLines('F1', 'RESERVE', ['user.c62.r', 'backend1!default']), FOUND('F1')]);
       t.deepEqual(await find(d, 'F2', 'user.c62.d'), [...dataLines('F2', 'RESERVE', ['user.c62.d', 'backend3!default']), FOUND('F2')]);
-      t.deepEqual(await find(d, 'F3', 'user.c62.a'), [...dataLines('F3', 'MAILBOX', ['user.c62.a', 'backend2!default', 'a\tlrs\t']), FOUND('F3')]);
+      t.deepEqual(await find(d, 'F3', 'user.c62.a'), [
+        ...dataLines('F3', 'MAILBOX', ['user.c62.a', 'backend2!default', 'a\tlrs\t']),
+        FOUND('F3'),
+      ]);
       const list = await command(d, 'L1', 'LIST');
-      t.deepEqual(modelOf(list.records), new Map([
-        ['user.c62.a', { kind: 'MAILBOX', location: 'backend2!default', acl: 'a\tlrs\t' }],
-        ['user.c62.d', { kind: 'RESERVE', location: 'backend3!default', acl: '' }],
-        ['user.c62.r', { kind: 'RESERVE', location: 'backend1!default', acl: '' }],
-      ]));
+      t.deepEqual(
+        modelOf(list.records),
+        new Map([
+          ['user.c62.a', { kind: 'MAILBOX', location: 'backend2!default', acl: 'a\tlrs\t' }],
+          ['user.c62.d', { kind: 'RESERVE', location: 'backend3!default', acl: '' }],
+          ['user.c62.r', { kind: 'RESERVE', location: 'backend1!default', acl: '' }],
+        ]),
+      );
       // still a reservation in every sense: RESERVE elsewhere is refused
       t.is(await status(d, 'R6', 'RESERVE "user.c62.r" "backend2!default"'), 'R6 NO "mailbox already exists"');
       d.close();

@@ -7,7 +7,14 @@ import test, { type ExecutionContext } from 'ava';
 import { RawClient } from '../helpers/raw-client.js';
 import { type RunningMupdated } from '../helpers/server.js';
 import {
-  BYE_LINE, RawCapture, STATUS_LINE, l1, openStream, parseDataUnit, splitServerUnits, waitStreamedMailbox,
+  BYE_LINE,
+  RawCapture,
+  STATUS_LINE,
+  l1,
+  openStream,
+  parseDataUnit,
+  splitServerUnits,
+  waitStreamedMailbox,
 } from '../helpers/wire-tools.js';
 import type { ServerFactory } from '../helpers/server-factory.js';
 
@@ -37,16 +44,32 @@ const NEED = '* BAD "Need command"\r\n';
 function c11Pipeline(k: string): { send: string; expect: string } {
   const name = `user.lex-c11${k}`;
   const send = [
-    `P1 NOOP`, `P2 ACTIVATE "${name}" "backend1!default" "c11\tlrs\t"`, `P3 FIND "${name}"`, 'P4 FOO',
-    `P5 RESERVE "${name}r" "c11${k}host!default"`, `P6 LIST "c11${k}host!"`, `P7 DELETE "${name}"`,
-    `P8 FIND "${name}"`, `P9 DELETE "${name}"`, `P10 NOOP`,
-  ].map((l) => `${l}\r\n`).join('');
+    `P1 NOOP`,
+    `P2 ACTIVATE "${name}" "backend1!default" "c11\tlrs\t"`,
+    `P3 FIND "${name}"`,
+    'P4 FOO',
+    `P5 RESERVE "${name}r" "c11${k}host!default"`,
+    `P6 LIST "c11${k}host!"`,
+    `P7 DELETE "${name}"`,
+    `P8 FIND "${name}"`,
+    `P9 DELETE "${name}"`,
+    `P10 NOOP`,
+  ]
+    .map((l) => `${l}\r\n`)
+    .join('');
   const expect = [
-    'P1 OK "Noop done"\r\n', 'P2 OK "done"\r\n', mailboxBytes('P3', name, 'backend1!default', 'c11\tlrs\t'),
-    'P3 OK "Search completed"\r\n', 'P4 BAD "Unrecognized command"\r\n', 'P5 OK "done"\r\n',
+    'P1 OK "Noop done"\r\n',
+    'P2 OK "done"\r\n',
+    mailboxBytes('P3', name, 'backend1!default', 'c11\tlrs\t'),
+    'P3 OK "Search completed"\r\n',
+    'P4 BAD "Unrecognized command"\r\n',
+    'P5 OK "done"\r\n',
     `P6 RESERVE {${name.length + 1}+}\r\n${name}r {${`c11${k}host!default`.length}+}\r\nc11${k}host!default\r\n`,
-    'P6 OK "list complete"\r\n', 'P7 OK "done"\r\n', 'P8 OK "Search completed"\r\n',
-    'P9 NO "mailbox doesn\'t exist"\r\n', 'P10 OK "Noop done"\r\n',
+    'P6 OK "list complete"\r\n',
+    'P7 OK "done"\r\n',
+    'P8 OK "Search completed"\r\n',
+    'P9 NO "mailbox doesn\'t exist"\r\n',
+    'P10 OK "Noop done"\r\n',
   ].join('');
   return { send, expect };
 }
@@ -54,8 +77,12 @@ function c11Pipeline(k: string): { send: string; expect: string } {
 /** Registers the tests on servers made by `start` (a single master, or a cluster node). */
 export function lexicalTests(start: ServerFactory): void {
   let server: RunningMupdated;
-  test.before(async () => { server = await start({ config: { servername: SERVERNAME } }); });
-  test.after.always(async () => { await server?.stop(); });
+  test.before(async () => {
+    server = await start({ config: { servername: SERVERNAME } });
+  });
+  test.after.always(async () => {
+    await server?.stop();
+  });
 
   const login = () => RawClient.login(server.port);
 
@@ -90,12 +117,14 @@ export function lexicalTests(start: ServerFactory): void {
     const lines = await c.readBanner();
     t.true(await c.expectSilence(300), 'nothing after the banner');
     const banner = l1(cap.take());
-    t.regex(banner,
-      /^\* AUTH(?: "[A-Z0-9_-]+")*\r\n(?:\* COMPRESS "DEFLATE"\r\n)?\* PARTIAL-UPDATE\r\n\* OK MUPDATE "lexical-master" "[^"\\\r\n]*" "[^"\\\r\n]*" "\(master\)"\r\n$/);
+    t.regex(
+      banner,
+      /^\* AUTH(?: "[A-Z0-9_-]+")*\r\n(?:\* COMPRESS "DEFLATE"\r\n)?\* PARTIAL-UPDATE\r\n\* OK MUPDATE "lexical-master" "[^"\\\r\n]*" "[^"\\\r\n]*" "\(master\)"\r\n$/,
+    );
     t.false(banner.includes('* STARTTLS'), 'no STARTTLS without TLS configured');
     // PLAIN is what every Cyrus client uses; over loopback it must be offered.
-    t.true(/^\* AUTH .*"PLAIN"/.test(lines[0]!), lines[0]);
-    t.is(lines[lines.length - 1]!.split('"').length, 9, 'OK MUPDATE carries exactly four quoted strings');
+    t.true(/^\* AUTH .*"PLAIN"/.test(lines[0]), lines[0]);
+    t.is(lines[lines.length - 1].split('"').length, 9, 'OK MUPDATE carries exactly four quoted strings');
     // * COMPRESS "DEFLATE" only if COMPRESS is implemented.
     c.send('Z01 COMPRESS "LZ4"\r\n');
     const z = await c.readLine();
@@ -120,17 +149,23 @@ export function lexicalTests(start: ServerFactory): void {
 
   test('C3 command words are case-insensitive (find, Delete, nOoP, aCtIvAtE, ...)', async (t) => {
     const pre = await fresh();
-    t.is(await exchange(pre.c, pre.cap, 'e13 find "user.x"\r\ne12 Delete "user.x"\r\ne09 nOoP\r\n', 'e09'),
-      'e13 BAD "Please login first"\r\ne12 BAD "Please login first"\r\ne09 BAD "Please login first"\r\n');
+    t.is(
+      await exchange(pre.c, pre.cap, 'e13 find "user.x"\r\ne12 Delete "user.x"\r\ne09 nOoP\r\n', 'e09'),
+      'e13 BAD "Please login first"\r\ne12 BAD "Please login first"\r\ne09 BAD "Please login first"\r\n',
+    );
     t.is(await exchange(pre.c, pre.cap, `a01 authenticate "plain" {44+}\r\n${PLAIN_IR}\r\n`, 'a01'), 'a01 OK "Authenticated"\r\n');
     const { c, cap } = pre;
     t.is(await exchange(c, cap, 'x03 nOoP\r\n', 'x03'), 'x03 OK "Noop done"\r\n');
     t.is(await exchange(c, cap, 'a1 aCtIvAtE "user.lex-c3" "backend1!default" ""\r\n', 'a1'), 'a1 OK "done"\r\n');
-    t.is(await exchange(c, cap, 'f1 find "user.lex-c3"\r\n', 'f1'),
-      `${mailboxBytes('f1', 'user.lex-c3', 'backend1!default', '')}f1 OK "Search completed"\r\n`);
+    t.is(
+      await exchange(c, cap, 'f1 find "user.lex-c3"\r\n', 'f1'),
+      `${mailboxBytes('f1', 'user.lex-c3', 'backend1!default', '')}f1 OK "Search completed"\r\n`,
+    );
     t.is(await exchange(c, cap, 'r1 Reserve "user.lex-c3r" "c3host!default"\r\n', 'r1'), 'r1 OK "done"\r\n');
-    t.is(await exchange(c, cap, 'l1 lIsT "c3host!"\r\n', 'l1'),
-      'l1 RESERVE {12+}\r\nuser.lex-c3r {14+}\r\nc3host!default\r\nl1 OK "list complete"\r\n');
+    t.is(
+      await exchange(c, cap, 'l1 lIsT "c3host!"\r\n', 'l1'),
+      'l1 RESERVE {12+}\r\nuser.lex-c3r {14+}\r\nc3host!default\r\nl1 OK "list complete"\r\n',
+    );
     t.is(await exchange(c, cap, 'd1 Delete "user.lex-c3"\r\n', 'd1'), 'd1 OK "done"\r\n');
     t.is(await exchange(c, cap, 'f2 FiNd "user.lex-c3"\r\n', 'f2'), 'f2 OK "Search completed"\r\n');
     t.is(await exchange(c, cap, 'q01 LoGoUt\r\n', 'q01'), 'q01 OK "bye-bye"\r\n');
@@ -138,8 +173,16 @@ export function lexicalTests(start: ServerFactory): void {
   });
 
   test('C4 a tag not followed by SP (empty line, tag alone, control byte, paren, quote) gets exactly * BAD "Need command"; the connection stays usable', async (t) => {
-    const probes = ['\r\n', '\n', 'X01\r\n', 'X02\tNOOP\r\n', 'X03(NOOP)\r\n', 'X04"x" NOOP\r\n', 'X05\x0bNOOP\r\n',
-      '\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n'];
+    const probes = [
+      '\r\n',
+      '\n',
+      'X01\r\n',
+      'X02\tNOOP\r\n',
+      'X03(NOOP)\r\n',
+      'X04"x" NOOP\r\n',
+      'X05\x0bNOOP\r\n',
+      '\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n',
+    ];
     // before login, one at a time
     const pre = await fresh();
     for (const p of probes) {
@@ -161,8 +204,10 @@ export function lexicalTests(start: ServerFactory): void {
     t.is(await exchange(pre.c, pre.cap, 'T0 \r\n', 'T0'), 'T0 BAD "Null command"\r\n');
     pre.c.close();
     const { c, cap } = await loggedIn();
-    t.is(await exchange(c, cap, 'T1 \r\nT2  NOOP\r\nT3 \nT4 (x)\r\nT5 NOOP\r\n', 'T5'),
-      'T1 BAD "Null command"\r\nT2 BAD "Null command"\r\nT3 BAD "Null command"\r\nT4 BAD "Null command"\r\nT5 OK "Noop done"\r\n');
+    t.is(
+      await exchange(c, cap, 'T1 \r\nT2  NOOP\r\nT3 \nT4 (x)\r\nT5 NOOP\r\n', 'T5'),
+      'T1 BAD "Null command"\r\nT2 BAD "Null command"\r\nT3 BAD "Null command"\r\nT4 BAD "Null command"\r\nT5 OK "Noop done"\r\n',
+    );
     c.close();
   });
 
@@ -196,13 +241,17 @@ export function lexicalTests(start: ServerFactory): void {
     t.is(await exchange(c, cap, 'c6\tlrs\t\r\n', 'X3'), '+ go ahead\r\n+ go ahead\r\n+ go ahead\r\nX3 OK "done"\r\n');
 
     // {n+}: no continuation, data follows at once
-    t.is(await exchange(c, cap, 'X4 FIND {11+}\r\nuser.lex-c6\r\n', 'X4'),
-      `${mailboxBytes('X4', 'user.lex-c6', 'backend1!default', 'c6\tlrs\t')}X4 OK "Search completed"\r\n`);
+    t.is(
+      await exchange(c, cap, 'X4 FIND {11+}\r\nuser.lex-c6\r\n', 'X4'),
+      `${mailboxBytes('X4', 'user.lex-c6', 'backend1!default', 'c6\tlrs\t')}X4 OK "Search completed"\r\n`,
+    );
     t.is(await exchange(c, cap, 'X5 ACTIVATE {12+}\r\nuser.lex-c6b {16+}\r\nbackend1!default {0+}\r\n\r\n', 'X5'), 'X5 OK "done"\r\n');
     t.is(await exchange(c, cap, 'X6 FIND {0+}\r\n\r\n', 'X6'), 'X6 OK "Search completed"\r\n');
     // After } the server needs CRLF: with a bare LF no go-ahead, BAD, and the would-be data is a new line.
-    t.is(await exchange(c, cap, 'T5 FIND {4}\nabcd\r\nT6 NOOP\r\n', 'T6'),
-      'T5 BAD "Extra arguments"\r\n* BAD "Need command"\r\nT6 OK "Noop done"\r\n');
+    t.is(
+      await exchange(c, cap, 'T5 FIND {4}\nabcd\r\nT6 NOOP\r\n', 'T6'),
+      'T5 BAD "Extra arguments"\r\n* BAD "Need command"\r\nT6 OK "Noop done"\r\n',
+    );
     c.close();
   });
 
@@ -211,23 +260,42 @@ export function lexicalTests(start: ServerFactory): void {
   test('C7 quoted strings: backslash escapes any byte; CR/LF before the closing quote and NUL inside are syntax errors', async (t) => {
     const { c, cap } = await loggedIn();
     t.is(await exchange(c, cap, 'X1 ACTIVATE "user.lex-c7" "backend1!default" "q\\"x\\\\y\tlrs\t"\r\n', 'X1'), 'X1 OK "done"\r\n');
-    t.is(await exchange(c, cap, 'X2 FIND "user.lex-c7"\r\n', 'X2'),
-      `${mailboxBytes('X2', 'user.lex-c7', 'backend1!default', 'q"x\\y\tlrs\t')}X2 OK "Search completed"\r\n`);
+    t.is(
+      await exchange(c, cap, 'X2 FIND "user.lex-c7"\r\n', 'X2'),
+      `${mailboxBytes('X2', 'user.lex-c7', 'backend1!default', 'q"x\\y\tlrs\t')}X2 OK "Search completed"\r\n`,
+    );
     // a backslash before an ordinary byte just yields that byte
-    t.is(await exchange(c, cap, 'X3 FIND "\\u\\ser.lex\\-c7"\r\n', 'X3'),
-      `${mailboxBytes('X3', 'user.lex-c7', 'backend1!default', 'q"x\\y\tlrs\t')}X3 OK "Search completed"\r\n`);
+    t.is(
+      await exchange(c, cap, 'X3 FIND "\\u\\ser.lex\\-c7"\r\n', 'X3'),
+      `${mailboxBytes('X3', 'user.lex-c7', 'backend1!default', 'q"x\\y\tlrs\t')}X3 OK "Search completed"\r\n`,
+    );
     // CR or LF before the closing quote
-    t.is(await exchange(c, cap, 'X4 FIND "user.lex-c7\r\nX5 FIND "user.lex-c7\nX6 FIND "user\rlex-c7"\r\nX7 NOOP\r\n', 'X7'),
-      'X4 BAD "Extra arguments"\r\nX5 BAD "Extra arguments"\r\nX6 BAD "Extra arguments"\r\nX7 OK "Noop done"\r\n');
-    t.is(await exchange(c, cap, 'X8 ACTIVATE "user.lex-c7x\r\nX9 FIND "user.lex-c7x"\r\n', 'X9'),
-      'X8 BAD "Missing arguments"\r\nX9 OK "Search completed"\r\n');
+    t.is(
+      await exchange(c, cap, 'X4 FIND "user.lex-c7\r\nX5 FIND "user.lex-c7\nX6 FIND "user\rlex-c7"\r\nX7 NOOP\r\n', 'X7'),
+      'X4 BAD "Extra arguments"\r\nX5 BAD "Extra arguments"\r\nX6 BAD "Extra arguments"\r\nX7 OK "Noop done"\r\n',
+    );
+    t.is(
+      await exchange(c, cap, 'X8 ACTIVATE "user.lex-c7x\r\nX9 FIND "user.lex-c7x"\r\n', 'X9'),
+      'X8 BAD "Missing arguments"\r\nX9 OK "Search completed"\r\n',
+    );
     // NUL inside a quoted string (plain or escaped) is a syntax error; nothing is cut and stored
-    t.is(await exchange(c, cap, 'Y1 FIND "user.\x00bob"\r\nY2 FIND "user.lex-c7\\\x00"\r\n', 'Y2'),
-      'Y1 BAD "Extra arguments"\r\nY2 BAD "Extra arguments"\r\n');
-    t.is(await exchange(c, cap, 'Y3 ACTIVATE "user.lex-c7n\x00cut" "backend1!default" ""\r\nY4 ACTIVATE "user.lex-c7m" "backend1!\x00" ""\r\n', 'Y4'),
-      'Y3 BAD "Missing arguments"\r\nY4 BAD "Missing arguments"\r\n');
-    t.is(await exchange(c, cap, 'Y5 FIND "user.lex-c7n"\r\nY6 FIND "user.lex-c7m"\r\nY7 NOOP\r\n', 'Y7'),
-      'Y5 OK "Search completed"\r\nY6 OK "Search completed"\r\nY7 OK "Noop done"\r\n');
+    t.is(
+      await exchange(c, cap, 'Y1 FIND "user.\x00bob"\r\nY2 FIND "user.lex-c7\\\x00"\r\n', 'Y2'),
+      'Y1 BAD "Extra arguments"\r\nY2 BAD "Extra arguments"\r\n',
+    );
+    t.is(
+      await exchange(
+        c,
+        cap,
+        'Y3 ACTIVATE "user.lex-c7n\x00cut" "backend1!default" ""\r\nY4 ACTIVATE "user.lex-c7m" "backend1!\x00" ""\r\n',
+        'Y4',
+      ),
+      'Y3 BAD "Missing arguments"\r\nY4 BAD "Missing arguments"\r\n',
+    );
+    t.is(
+      await exchange(c, cap, 'Y5 FIND "user.lex-c7n"\r\nY6 FIND "user.lex-c7m"\r\nY7 NOOP\r\n', 'Y7'),
+      'Y5 OK "Search completed"\r\nY6 OK "Search completed"\r\nY7 OK "Noop done"\r\n',
+    );
     c.close();
   });
 
@@ -235,20 +303,53 @@ export function lexicalTests(start: ServerFactory): void {
 
   test('C8 atoms, NIL and lists are not strings: FIND user.a, AUTHENTICATE PLAIN -> Extra arguments; ACTIVATE a b c -> Missing arguments', async (t) => {
     const pre = await fresh();
-    t.is(await exchange(pre.c, pre.cap, 'T1 AUTHENTICATE PLAIN\r\nT2 AUTHENTICATE\r\n', 'T2'),
-      'T1 BAD "Extra arguments"\r\nT2 BAD "Missing arguments"\r\n');
+    t.is(
+      await exchange(pre.c, pre.cap, 'T1 AUTHENTICATE PLAIN\r\nT2 AUTHENTICATE\r\n', 'T2'),
+      'T1 BAD "Extra arguments"\r\nT2 BAD "Missing arguments"\r\n',
+    );
     pre.c.close();
     const { c, cap } = await loggedIn();
-    t.is(await exchange(c, cap, [
-      'T1 FIND user.a', 'T2 ACTIVATE a b c', 'T3 FIND NIL', 'T4 ACTIVATE ("user.q") "backend1!default" ""',
-      'T5 FIND(x)', 'T6 NOOP(x)', 'T7 ACTIVATE "a""b" "c"', 'T8 FIND "user.bob"extra', 'T9 FIND  "user.bob"',
-      'T10 FIND ', 'T11 FIND', 'T12 ACTIVATE "user.lex-c8" "backend1!default" acl', 'T13 FIND "user.lex-c8"',
-    ].map((l) => `${l}\r\n`).join(''), 'T13'), [
-      'T1 BAD "Extra arguments"', 'T2 BAD "Missing arguments"', 'T3 BAD "Extra arguments"', 'T4 BAD "Missing arguments"',
-      'T5 BAD "Missing arguments"', 'T6 BAD "Extra arguments"', 'T7 BAD "Missing arguments"', 'T8 BAD "Extra arguments"',
-      'T9 BAD "Extra arguments"', 'T10 BAD "Extra arguments"', 'T11 BAD "Missing arguments"', 'T12 BAD "Extra arguments"',
-      'T13 OK "Search completed"',
-    ].map((l) => `${l}\r\n`).join(''));
+    t.is(
+      await exchange(
+        c,
+        cap,
+        [
+          'T1 FIND user.a',
+          'T2 ACTIVATE a b c',
+          'T3 FIND NIL',
+          'T4 ACTIVATE ("user.q") "backend1!default" ""',
+          'T5 FIND(x)',
+          'T6 NOOP(x)',
+          'T7 ACTIVATE "a""b" "c"',
+          'T8 FIND "user.bob"extra',
+          'T9 FIND  "user.bob"',
+          'T10 FIND ',
+          'T11 FIND',
+          'T12 ACTIVATE "user.lex-c8" "backend1!default" acl',
+          'T13 FIND "user.lex-c8"',
+        ]
+          .map((l) => `${l}\r\n`)
+          .join(''),
+        'T13',
+      ),
+      [
+        'T1 BAD "Extra arguments"',
+        'T2 BAD "Missing arguments"',
+        'T3 BAD "Extra arguments"',
+        'T4 BAD "Missing arguments"',
+        'T5 BAD "Missing arguments"',
+        'T6 BAD "Extra arguments"',
+        'T7 BAD "Missing arguments"',
+        'T8 BAD "Extra arguments"',
+        'T9 BAD "Extra arguments"',
+        'T10 BAD "Extra arguments"',
+        'T11 BAD "Missing arguments"',
+        'T12 BAD "Extra arguments"',
+        'T13 OK "Search completed"',
+      ]
+        .map((l) => `${l}\r\n`)
+        .join(''),
+    );
     c.close();
   });
 
@@ -256,16 +357,25 @@ export function lexicalTests(start: ServerFactory): void {
 
   test('C9 a literal containing NUL is rejected with BAD (the count is honoured) and the connection stays usable', async (t) => {
     const { c, cap } = await loggedIn();
-    t.is(await exchange(c, cap, 'X04 FIND {7+}\r\nuser\x00.l\r\nX05 NOOP\r\n', 'X05'),
-      'X04 BAD "Extra arguments"\r\nX05 OK "Noop done"\r\n');
-    t.is(await exchange(c, cap, 'X06 ACTIVATE {12+}\r\nuser.lex\x00c9 {16+}\r\nbackend1!default {0+}\r\n\r\nX07 NOOP\r\n', 'X07'),
-      'X06 BAD "Missing arguments"\r\nX07 OK "Noop done"\r\n');
-    t.is(await exchange(c, cap, 'X08 ACTIVATE "user.lex-c9" "backend1!default" {4+}\r\na\x00b\t\r\n', 'X08'), 'X08 BAD "Extra arguments"\r\n');
+    t.is(
+      await exchange(c, cap, 'X04 FIND {7+}\r\nuser\x00.l\r\nX05 NOOP\r\n', 'X05'),
+      'X04 BAD "Extra arguments"\r\nX05 OK "Noop done"\r\n',
+    );
+    t.is(
+      await exchange(c, cap, 'X06 ACTIVATE {12+}\r\nuser.lex\x00c9 {16+}\r\nbackend1!default {0+}\r\n\r\nX07 NOOP\r\n', 'X07'),
+      'X06 BAD "Missing arguments"\r\nX07 OK "Noop done"\r\n',
+    );
+    t.is(
+      await exchange(c, cap, 'X08 ACTIVATE "user.lex-c9" "backend1!default" {4+}\r\na\x00b\t\r\n', 'X08'),
+      'X08 BAD "Extra arguments"\r\n',
+    );
     c.send('X09 FIND {3}\r\n');
     t.is(await c.readLine(), '+ go ahead');
     t.is(await exchange(c, cap, 'a\x00b\r\n', 'X09'), '+ go ahead\r\nX09 BAD "Extra arguments"\r\n');
-    t.is(await exchange(c, cap, 'X10 FIND "user.lex-c9"\r\nX11 FIND "user.lex"\r\n', 'X11'),
-      'X10 OK "Search completed"\r\nX11 OK "Search completed"\r\n');
+    t.is(
+      await exchange(c, cap, 'X10 FIND "user.lex-c9"\r\nX11 FIND "user.lex"\r\n', 'X11'),
+      'X10 OK "Search completed"\r\nX11 OK "Search completed"\r\n',
+    );
     c.close();
   });
 
@@ -277,13 +387,19 @@ export function lexicalTests(start: ServerFactory): void {
     t.true(await c.expectSilence(300), 'no answer before the line end');
     t.is(await exchange(c, cap, '\r\n', 'X01'), 'X01 OK "Noop done"\r\n');
     t.is(await exchange(c, cap, 'X02 NOOP\n', 'X02'), 'X02 OK "Noop done"\r\n');
-    t.is(await exchange(c, cap, 'X03 NOOP\rX04 NOOP\r\nX05 FIND "user.lex-c10"\n', 'X05'),
-      'X03 BAD "Extra arguments"\r\nX05 OK "Search completed"\r\n');
+    t.is(
+      await exchange(c, cap, 'X03 NOOP\rX04 NOOP\r\nX05 FIND "user.lex-c10"\n', 'X05'),
+      'X03 BAD "Extra arguments"\r\nX05 OK "Search completed"\r\n',
+    );
     // the command after a lone CR is never executed, even a write
-    t.is(await exchange(c, cap, 'X06 NOOP\rX07 ACTIVATE "user.lex-c10" "backend1!default" ""\r\nX08 FIND "user.lex-c10"\r\n', 'X08'),
-      'X06 BAD "Extra arguments"\r\nX08 OK "Search completed"\r\n');
-    t.is(await exchange(c, cap, 'X09 ACTIVATE "user.lex-c10" "backend1!default" ""\nX10 FIND "user.lex-c10"\n', 'X10'),
-      `X09 OK "done"\r\n${mailboxBytes('X10', 'user.lex-c10', 'backend1!default', '')}X10 OK "Search completed"\r\n`);
+    t.is(
+      await exchange(c, cap, 'X06 NOOP\rX07 ACTIVATE "user.lex-c10" "backend1!default" ""\r\nX08 FIND "user.lex-c10"\r\n', 'X08'),
+      'X06 BAD "Extra arguments"\r\nX08 OK "Search completed"\r\n',
+    );
+    t.is(
+      await exchange(c, cap, 'X09 ACTIVATE "user.lex-c10" "backend1!default" ""\nX10 FIND "user.lex-c10"\n', 'X10'),
+      `X09 OK "done"\r\n${mailboxBytes('X10', 'user.lex-c10', 'backend1!default', '')}X10 OK "Search completed"\r\n`,
+    );
     c.close();
   });
 
@@ -312,26 +428,40 @@ export function lexicalTests(start: ServerFactory): void {
     const lit = (s: string) => `{${Buffer.byteLength(s, 'latin1')}+}\r\n${s}`;
     // before login: the arguments are not parsed, but the literal bodies are still skipped
     const pre = await fresh();
-    t.is(await exchange(pre.c, pre.cap, `E1 FIND ${lit('E9 LOGOUT\r\n')}\r\nE2 NOOP\r\n`, 'E2'),
-      'E1 BAD "Please login first"\r\nE2 BAD "Please login first"\r\n');
+    t.is(
+      await exchange(pre.c, pre.cap, `E1 FIND ${lit('E9 LOGOUT\r\n')}\r\nE2 NOOP\r\n`, 'E2'),
+      'E1 BAD "Please login first"\r\nE2 BAD "Please login first"\r\n',
+    );
     t.false(pre.c.ended, 'E9 LOGOUT was not executed');
     pre.c.close();
 
     const { c, cap } = await loggedIn();
     t.is(await exchange(c, cap, 'X0 ACTIVATE "user.lex-c12" "backend1!default" "c12\tlrs\t"\r\n', 'X0'), 'X0 OK "done"\r\n');
     const nested = 'X9 DELETE {12+}\r\nuser.lex-c12\r\n';
-    t.is(await exchange(c, cap, [
-      `X1 FOO ${lit(del)}\r\n`,
-      `X2 FIND "a" ${lit(del)}\r\n`,
-      `X3 ACTIVATE x ${lit(del)} ${lit(del)}\r\n`,
-      `X4 FIND "user.lex-c12"extra ${lit(nested)}\r\n`,
-      `X5 NOOP ${lit(del)} ${lit('')}\r\n`,
-      'X6 FIND "user.lex-c12"\r\n',
-    ].join(''), 'X6'), [
-      'X1 BAD "Unrecognized command"\r\n', 'X2 BAD "Extra arguments"\r\n', 'X3 BAD "Missing arguments"\r\n',
-      'X4 BAD "Extra arguments"\r\n', 'X5 BAD "Extra arguments"\r\n',
-      mailboxBytes('X6', 'user.lex-c12', 'backend1!default', 'c12\tlrs\t'), 'X6 OK "Search completed"\r\n',
-    ].join(''));
+    t.is(
+      await exchange(
+        c,
+        cap,
+        [
+          `X1 FOO ${lit(del)}\r\n`,
+          `X2 FIND "a" ${lit(del)}\r\n`,
+          `X3 ACTIVATE x ${lit(del)} ${lit(del)}\r\n`,
+          `X4 FIND "user.lex-c12"extra ${lit(nested)}\r\n`,
+          `X5 NOOP ${lit(del)} ${lit('')}\r\n`,
+          'X6 FIND "user.lex-c12"\r\n',
+        ].join(''),
+        'X6',
+      ),
+      [
+        'X1 BAD "Unrecognized command"\r\n',
+        'X2 BAD "Extra arguments"\r\n',
+        'X3 BAD "Missing arguments"\r\n',
+        'X4 BAD "Extra arguments"\r\n',
+        'X5 BAD "Extra arguments"\r\n',
+        mailboxBytes('X6', 'user.lex-c12', 'backend1!default', 'c12\tlrs\t'),
+        'X6 OK "Search completed"\r\n',
+      ].join(''),
+    );
     // a {n} in a command already refused gets no go-ahead, so no body follows and the next line is a command
     t.is(await exchange(c, cap, 'X7 FOO {26}\r\nX8 NOOP\r\n', 'X8'), 'X7 BAD "Unrecognized command"\r\nX8 OK "Noop done"\r\n');
     c.close();
@@ -344,19 +474,27 @@ export function lexicalTests(start: ServerFactory): void {
     const acl = Buffer.alloc(CAP, 'a\t').toString('latin1');
     const loc = 'b'.repeat(CAP);
     t.is(await exchange(c, cap, `X01 ACTIVATE "user.lex-c13big" "backend1!default" {${CAP}+}\r\n${acl}\r\n`, 'X01'), 'X01 OK "done"\r\n');
-    t.is(await exchange(c, cap, 'X02 FIND "user.lex-c13big"\r\n', 'X02'),
-      `${mailboxBytes('X02', 'user.lex-c13big', 'backend1!default', acl)}X02 OK "Search completed"\r\n`);
+    t.is(
+      await exchange(c, cap, 'X02 FIND "user.lex-c13big"\r\n', 'X02'),
+      `${mailboxBytes('X02', 'user.lex-c13big', 'backend1!default', acl)}X02 OK "Search completed"\r\n`,
+    );
     t.is(await exchange(c, cap, `X03 ACTIVATE "user.lex-c13loc" "${loc}" ""\r\n`, 'X03'), 'X03 OK "done"\r\n');
-    t.is(await exchange(c, cap, 'X04 FIND "user.lex-c13loc"\r\n', 'X04'),
-      `${mailboxBytes('X04', 'user.lex-c13loc', loc, '')}X04 OK "Search completed"\r\n`);
+    t.is(
+      await exchange(c, cap, 'X04 FIND "user.lex-c13loc"\r\n', 'X04'),
+      `${mailboxBytes('X04', 'user.lex-c13loc', loc, '')}X04 OK "Search completed"\r\n`,
+    );
     c.send('X05 ACTIVATE "user.lex-c13sync" "backend1!default" {' + CAP + '}\r\n');
     t.is(await c.readLine(), '+ go ahead');
     const acl2 = acl.replace(/a/g, 'z');
     t.is(await exchange(c, cap, `${acl2}\r\n`, 'X05'), '+ go ahead\r\nX05 OK "done"\r\n');
-    t.is(await exchange(c, cap, 'X06 FIND "user.lex-c13sync"\r\n', 'X06'),
-      `${mailboxBytes('X06', 'user.lex-c13sync', 'backend1!default', acl2)}X06 OK "Search completed"\r\n`);
-    t.is(await exchange(c, cap, 'X07 DELETE "user.lex-c13big"\r\nX08 DELETE "user.lex-c13loc"\r\nX09 DELETE "user.lex-c13sync"\r\n', 'X09'),
-      'X07 OK "done"\r\nX08 OK "done"\r\nX09 OK "done"\r\n');
+    t.is(
+      await exchange(c, cap, 'X06 FIND "user.lex-c13sync"\r\n', 'X06'),
+      `${mailboxBytes('X06', 'user.lex-c13sync', 'backend1!default', acl2)}X06 OK "Search completed"\r\n`,
+    );
+    t.is(
+      await exchange(c, cap, 'X07 DELETE "user.lex-c13big"\r\nX08 DELETE "user.lex-c13loc"\r\nX09 DELETE "user.lex-c13sync"\r\n', 'X09'),
+      'X07 OK "done"\r\nX08 OK "done"\r\nX09 OK "done"\r\n',
+    );
     c.close();
   });
 
@@ -379,7 +517,12 @@ export function lexicalTests(start: ServerFactory): void {
     t.true(await c.expectSilence(200), 'no go-ahead after the BAD');
     t.is(await exchange(c, cap, 'N1 NOOP\r\n', 'N1'), `${bad}\r\nN1 OK "Noop done"\r\n`);
     // the same, pipelined, and in a non-final position
-    const out = await exchange(c, cap, `T2 FIND {${CAP + 1}}\r\nN2 NOOP\r\nT3 ACTIVATE {${CAP + 1}} "b" "c"\r\nN3 FIND "user.lex-c13t"\r\n`, 'N3');
+    const out = await exchange(
+      c,
+      cap,
+      `T2 FIND {${CAP + 1}}\r\nN2 NOOP\r\nT3 ACTIVATE {${CAP + 1}} "b" "c"\r\nN3 FIND "user.lex-c13t"\r\n`,
+      'N3',
+    );
     t.regex(out, /^T2 BAD "(?:[^"\\]|\\.)*"\r\nN2 OK "Noop done"\r\nT3 BAD "(?:[^"\\]|\\.)*"\r\nN3 OK "Search completed"\r\n$/);
     t.false(out.includes('+ go ahead'));
     c.close();
@@ -412,20 +555,20 @@ export function lexicalTests(start: ServerFactory): void {
     other.close();
   }
 
-  test('C13 {131073+} gets * BYE and closes only that connection; an UPDATE stream keeps working',
-    (t) => overLimitClosesOnlyThatConnection(t, 'lit', `X02 FIND {${CAP + 1}+}\r\n`));
+  test('C13 {131073+} gets * BYE and closes only that connection; an UPDATE stream keeps working', (t) =>
+    overLimitClosesOnlyThatConnection(t, 'lit', `X02 FIND {${CAP + 1}+}\r\n`));
 
-  test('C13 a quoted string of 131073 bytes gets * BYE and closes only that connection; an UPDATE stream keeps working',
-    (t) => overLimitClosesOnlyThatConnection(t, 'quoted', `X01 FIND "${'q'.repeat(CAP + 1)}"\r\n`));
+  test('C13 a quoted string of 131073 bytes gets * BYE and closes only that connection; an UPDATE stream keeps working', (t) =>
+    overLimitClosesOnlyThatConnection(t, 'quoted', `X01 FIND "${'q'.repeat(CAP + 1)}"\r\n`));
 
-  test('C13 a 65-byte tag gets * BYE and closes only that connection; an UPDATE stream keeps working',
-    (t) => overLimitClosesOnlyThatConnection(t, 'tag', `${'T'.repeat(65)} NOOP\r\n`));
+  test('C13 a 65-byte tag gets * BYE and closes only that connection; an UPDATE stream keeps working', (t) =>
+    overLimitClosesOnlyThatConnection(t, 'tag', `${'T'.repeat(65)} NOOP\r\n`));
 
-  test('C13 a 65-byte command word gets * BYE and closes only that connection; an UPDATE stream keeps working',
-    (t) => overLimitClosesOnlyThatConnection(t, 'word', `X1 ${'W'.repeat(65)}\r\n`));
+  test('C13 a 65-byte command word gets * BYE and closes only that connection; an UPDATE stream keeps working', (t) =>
+    overLimitClosesOnlyThatConnection(t, 'word', `X1 ${'W'.repeat(65)}\r\n`));
 
-  test('C13 {2147483648+} gets * BYE and closes only that connection; an UPDATE stream keeps working',
-    (t) => overLimitClosesOnlyThatConnection(t, 'num', 'X06 FIND {2147483648+}\r\n'));
+  test('C13 {2147483648+} gets * BYE and closes only that connection; an UPDATE stream keeps working', (t) =>
+    overLimitClosesOnlyThatConnection(t, 'num', 'X06 FIND {2147483648+}\r\n'));
 
   test('C13 a 64-byte tag and a 64-byte command word are within the caps', async (t) => {
     const { c, cap } = await loggedIn();
@@ -441,12 +584,18 @@ export function lexicalTests(start: ServerFactory): void {
     const stream = await openStream(login, 'U14');
     const sCap = new RawCapture(stream);
     const { c, cap } = await loggedIn();
-    t.is(await exchange(c, cap, 'X1 ACTIVATE "user.lex-c14" "backend1!default" ""\r\nX2 RESERVE "user.lex-c14r" "backend1!default"\r\n', 'X2'),
-      'X1 OK "done"\r\nX2 OK "done"\r\n');
-    t.is(await exchange(c, cap, 'X3 FIND "user.lex-c14"\r\n', 'X3'),
-      'X3 MAILBOX {12+}\r\nuser.lex-c14 {16+}\r\nbackend1!default {0+}\r\n\r\nX3 OK "Search completed"\r\n');
-    t.is(await exchange(c, cap, 'X4 FIND "user.lex-c14r"\r\n', 'X4'),
-      'X4 RESERVE {13+}\r\nuser.lex-c14r {16+}\r\nbackend1!default\r\nX4 OK "Search completed"\r\n');
+    t.is(
+      await exchange(c, cap, 'X1 ACTIVATE "user.lex-c14" "backend1!default" ""\r\nX2 RESERVE "user.lex-c14r" "backend1!default"\r\n', 'X2'),
+      'X1 OK "done"\r\nX2 OK "done"\r\n',
+    );
+    t.is(
+      await exchange(c, cap, 'X3 FIND "user.lex-c14"\r\n', 'X3'),
+      'X3 MAILBOX {12+}\r\nuser.lex-c14 {16+}\r\nbackend1!default {0+}\r\n\r\nX3 OK "Search completed"\r\n',
+    );
+    t.is(
+      await exchange(c, cap, 'X4 FIND "user.lex-c14r"\r\n', 'X4'),
+      'X4 RESERVE {13+}\r\nuser.lex-c14r {16+}\r\nbackend1!default\r\nX4 OK "Search completed"\r\n',
+    );
     t.is(await exchange(c, cap, 'X5 DELETE "user.lex-c14"\r\nX6 DELETE "user.lex-c14r"\r\n', 'X6'), 'X5 OK "done"\r\nX6 OK "done"\r\n');
     // the stream carries the same shapes; DELETE has one literal
     const want = ['U14 DELETE {12+}\r\nuser.lex-c14\r\n', 'U14 DELETE {13+}\r\nuser.lex-c14r\r\n'];
@@ -525,22 +674,58 @@ export function lexicalTests(start: ServerFactory): void {
 
   test('C60 an unknown command word gets <tag> BAD "Unrecognized command" in every state, before login included', async (t) => {
     const pre = await fresh();
-    t.is(await exchange(pre.c, pre.cap, [
-      'E10 FOO', 'E11 ZAP', 'E12 ACTIVATEX "a" "b" "c"', 'E13 LOGIN mupdateadmin secret', 'E14 CAPABILITY', 'E15 DELETEX',
-      'E16 STARTTLS', 'E17 NOOP',
-    ].map((l) => `${l}\r\n`).join(''), 'E17'), [
-      'E10 BAD "Unrecognized command"', 'E11 BAD "Unrecognized command"', 'E12 BAD "Unrecognized command"',
-      'E13 BAD "Unrecognized command"', 'E14 BAD "Unrecognized command"', 'E15 BAD "Unrecognized command"',
-      'E16 BAD "Unrecognized command"', 'E17 BAD "Please login first"',
-    ].map((l) => `${l}\r\n`).join(''));
+    t.is(
+      await exchange(
+        pre.c,
+        pre.cap,
+        [
+          'E10 FOO',
+          'E11 ZAP',
+          'E12 ACTIVATEX "a" "b" "c"',
+          'E13 LOGIN mupdateadmin secret',
+          'E14 CAPABILITY',
+          'E15 DELETEX',
+          'E16 STARTTLS',
+          'E17 NOOP',
+        ]
+          .map((l) => `${l}\r\n`)
+          .join(''),
+        'E17',
+      ),
+      [
+        'E10 BAD "Unrecognized command"',
+        'E11 BAD "Unrecognized command"',
+        'E12 BAD "Unrecognized command"',
+        'E13 BAD "Unrecognized command"',
+        'E14 BAD "Unrecognized command"',
+        'E15 BAD "Unrecognized command"',
+        'E16 BAD "Unrecognized command"',
+        'E17 BAD "Please login first"',
+      ]
+        .map((l) => `${l}\r\n`)
+        .join(''),
+    );
     pre.c.close();
     const { c, cap } = await loggedIn();
-    t.is(await exchange(c, cap, [
-      'U01 FOO', 'U02 CAPABILITY', 'U03 LOGIN mupdateadmin secret', 'U04 SELECT INBOX', 'U05 STARTTLS', 'U06 XYZZY a b c',
-      'U07 ACTIVATEX "a" "b" "c"',
-    ].map((l) => `${l}\r\n`).join(''), 'U07'), [
-      'U01', 'U02', 'U03', 'U04', 'U05', 'U06', 'U07',
-    ].map((tag) => `${tag} BAD "Unrecognized command"\r\n`).join(''));
+    t.is(
+      await exchange(
+        c,
+        cap,
+        [
+          'U01 FOO',
+          'U02 CAPABILITY',
+          'U03 LOGIN mupdateadmin secret',
+          'U04 SELECT INBOX',
+          'U05 STARTTLS',
+          'U06 XYZZY a b c',
+          'U07 ACTIVATEX "a" "b" "c"',
+        ]
+          .map((l) => `${l}\r\n`)
+          .join(''),
+        'U07',
+      ),
+      ['U01', 'U02', 'U03', 'U04', 'U05', 'U06', 'U07'].map((tag) => `${tag} BAD "Unrecognized command"\r\n`).join(''),
+    );
     c.close();
     const s = await openStream(login, 'U60');
     s.send('S1 FOO\r\nS2 FINDX "x"\r\n');
@@ -553,20 +738,31 @@ export function lexicalTests(start: ServerFactory): void {
 
   test('C61 the tag is echoed byte for byte, 8-bit bytes and NUL included', async (t) => {
     const pre = await fresh();
-    t.is(await exchange(pre.c, pre.cap, '\x00\x01\x02\xff\xfe junk\x80\x81\r\n', '\x00\x01\x02\xff\xfe'),
-      '\x00\x01\x02\xff\xfe BAD "Unrecognized command"\r\n');
+    t.is(
+      await exchange(pre.c, pre.cap, '\x00\x01\x02\xff\xfe junk\x80\x81\r\n', '\x00\x01\x02\xff\xfe'),
+      '\x00\x01\x02\xff\xfe BAD "Unrecognized command"\r\n',
+    );
     t.is(await exchange(pre.c, pre.cap, '\xde\xad \xbe\xef\r\n', '\xde\xad'), '\xde\xad BAD "Unrecognized command"\r\n');
     t.is(await exchange(pre.c, pre.cap, '\x00 NOOP\r\n', '\x00'), '\x00 BAD "Please login first"\r\n');
     t.is(await exchange(pre.c, pre.cap, '* NOOP\r\n', '*'), '* BAD "Please login first"\r\n');
-    t.is(await exchange(pre.c, pre.cap, `\xa0\x00A AUTHENTICATE "PLAIN" {44+}\r\n${PLAIN_IR}\r\n`, '\xa0\x00A'),
-      '\xa0\x00A OK "Authenticated"\r\n');
+    t.is(
+      await exchange(pre.c, pre.cap, `\xa0\x00A AUTHENTICATE "PLAIN" {44+}\r\n${PLAIN_IR}\r\n`, '\xa0\x00A'),
+      '\xa0\x00A OK "Authenticated"\r\n',
+    );
     const { c, cap } = pre;
-    t.is(await exchange(c, cap, '\xc3\xa4\x00 ACTIVATE "user.lex-c61" "backend1!default" "c61\tlrs\t"\r\n', '\xc3\xa4\x00'),
-      '\xc3\xa4\x00 OK "done"\r\n');
-    t.is(await exchange(c, cap, '\x7f\x1b FIND "user.lex-c61"\r\n', '\x7f\x1b'),
-      `${mailboxBytes('\x7f\x1b', 'user.lex-c61', 'backend1!default', 'c61\tlrs\t')}\x7f\x1b OK "Search completed"\r\n`);
-    t.is(await exchange(c, cap, '* NOOP\r\n+ NOOP\r\n.{} NOOP\r\n', '.{}'), '* OK "Noop done"\r\n+ OK "Noop done"\r\n.{} OK "Noop done"\r\n');
-    const binTag = Buffer.from(Array.from({ length: 64 }, (_, i) => [0x80 + i, 0x00, 0x7e][i % 3]!)).toString('latin1');
+    t.is(
+      await exchange(c, cap, '\xc3\xa4\x00 ACTIVATE "user.lex-c61" "backend1!default" "c61\tlrs\t"\r\n', '\xc3\xa4\x00'),
+      '\xc3\xa4\x00 OK "done"\r\n',
+    );
+    t.is(
+      await exchange(c, cap, '\x7f\x1b FIND "user.lex-c61"\r\n', '\x7f\x1b'),
+      `${mailboxBytes('\x7f\x1b', 'user.lex-c61', 'backend1!default', 'c61\tlrs\t')}\x7f\x1b OK "Search completed"\r\n`,
+    );
+    t.is(
+      await exchange(c, cap, '* NOOP\r\n+ NOOP\r\n.{} NOOP\r\n', '.{}'),
+      '* OK "Noop done"\r\n+ OK "Noop done"\r\n.{} OK "Noop done"\r\n',
+    );
+    const binTag = Buffer.from(Array.from({ length: 64 }, (_, i) => [0x80 + i, 0x00, 0x7e][i % 3])).toString('latin1');
     t.is(await exchange(c, cap, `${binTag} NOOP\r\n`, binTag), `${binTag} OK "Noop done"\r\n`);
     t.is(await exchange(c, cap, '\xff\xfe FIND "x\r\n', '\xff\xfe'), '\xff\xfe BAD "Extra arguments"\r\n');
     t.is(await exchange(c, cap, '\xc3\xa4\x00 DELETE "user.lex-c61"\r\n', '\xc3\xa4\x00'), '\xc3\xa4\x00 OK "done"\r\n');

@@ -13,7 +13,13 @@ import test from 'ava';
 import { storageKey } from '../../src/store/order.js';
 import { active, B, plain, reserved } from '../helpers/store-entries.js';
 import {
-  ConflictRefusal, StorageError, type Change, type ConflictClaim, type DirectoryOrder, type DirectoryStore, type Entry,
+  ConflictRefusal,
+  StorageError,
+  type Change,
+  type ConflictClaim,
+  type DirectoryOrder,
+  type DirectoryStore,
+  type Entry,
 } from '../../src/store/types.js';
 
 export interface StoreUnderTest {
@@ -52,8 +58,12 @@ async function eventually(cond: () => boolean, ms = 10_000): Promise<boolean> {
 
 function claimOf(store: DirectoryStore, name: string, location: string): ConflictClaim {
   return {
-    name: B(name), current: store.find(B(name))!,
-    claimed: { state: 'active', location: B(location), acl: B('') }, command: 'ACTIVATE', user: 'backend2', peer: '127.0.0.1',
+    name: B(name),
+    current: store.find(B(name))!,
+    claimed: { state: 'active', location: B(location), acl: B('') },
+    command: 'ACTIVATE',
+    user: 'backend2',
+    peer: '127.0.0.1',
   };
 }
 
@@ -72,18 +82,54 @@ export function storeConformance(label: string, open: StoreFactory): void {
     await withStore('cyrus', async ({ store }) => {
       const seen: Array<ReturnType<typeof plain>> = [];
       const name = B('user.a');
-      t.is(await store.mutate(name, (cur) => { seen.push(plain(cur)); return put(active('user.a', 'b1!p', 'a\tlrs\t'))(); }), 'put');
+      t.is(
+        await store.mutate(name, (cur) => {
+          seen.push(plain(cur));
+          return put(active('user.a', 'b1!p', 'a\tlrs\t'))();
+        }),
+        'put',
+      );
       t.deepEqual(plain(store.find(name)), ['user.a', 'active', 'b1!p', 'a\tlrs\t']);
-      t.is(await store.mutate(name, (cur) => { seen.push(plain(cur)); return put(reserved('user.a', 'b2!q'))(); }), 'put');
+      t.is(
+        await store.mutate(name, (cur) => {
+          seen.push(plain(cur));
+          return put(reserved('user.a', 'b2!q'))();
+        }),
+        'put',
+      );
       t.deepEqual(plain(store.find(name)), ['user.a', 'reserved', 'b2!q', '']);
       const before = store.lastSeq;
-      t.is(await store.mutate(name, (cur) => { seen.push(plain(cur)); return { kind: 'keep', result: 'kept' }; }), 'kept');
+      t.is(
+        await store.mutate(name, (cur) => {
+          seen.push(plain(cur));
+          return { kind: 'keep', result: 'kept' };
+        }),
+        'kept',
+      );
       t.deepEqual(plain(store.find(name)), ['user.a', 'reserved', 'b2!q', '']);
       t.is(store.lastSeq, before, 'keep writes no change');
-      t.is(await store.mutate(name, (cur) => { seen.push(plain(cur)); return remove(); }), 'deleted');
+      t.is(
+        await store.mutate(name, (cur) => {
+          seen.push(plain(cur));
+          return remove();
+        }),
+        'deleted',
+      );
       t.is(store.find(name), undefined);
-      t.is(await store.mutate(name, (cur) => { seen.push(plain(cur)); return remove(); }), 'deleted');
-      t.deepEqual(seen, [null, ['user.a', 'active', 'b1!p', 'a\tlrs\t'], ['user.a', 'reserved', 'b2!q', ''], ['user.a', 'reserved', 'b2!q', ''], null]);
+      t.is(
+        await store.mutate(name, (cur) => {
+          seen.push(plain(cur));
+          return remove();
+        }),
+        'deleted',
+      );
+      t.deepEqual(seen, [
+        null,
+        ['user.a', 'active', 'b1!p', 'a\tlrs\t'],
+        ['user.a', 'reserved', 'b2!q', ''],
+        ['user.a', 'reserved', 'b2!q', ''],
+        null,
+      ]);
       t.is(store.find(B('user.A')), undefined, 'names are compared exactly');
     })();
   });
@@ -107,20 +153,24 @@ export function storeConformance(label: string, open: StoreFactory): void {
       }
       await store.mutate(B('user.s1'), remove);
       seqs.push(store.lastSeq);
-      for (let i = 1; i < seqs.length; i++) t.true(seqs[i]! > seqs[i - 1]!, `lastSeq ${seqs[i]} after ${seqs[i - 1]}`);
+      for (let i = 1; i < seqs.length; i++) t.true(seqs[i] > seqs[i - 1], `lastSeq ${seqs[i]} after ${seqs[i - 1]}`);
       // Concurrent writes: still one told change each, in increasing seq order.
       await Promise.all([5, 6, 7, 8, 9].map((i) => store.mutate(B(`user.s${i}`), put(active(`user.s${i}`, 'b1!p')))));
       t.true(await eventually(() => rec.changes.length === 11));
       const told = rec.changes.map((c) => c.seq);
-      t.deepEqual(told, [...told].sort((a, b) => a - b));
+      t.deepEqual(
+        told,
+        [...told].sort((a, b) => a - b),
+      );
       t.is(new Set(told).size, told.length, 'no seq told twice');
       t.deepEqual(told.slice(0, 6), seqs.slice(1));
       t.is(told[told.length - 1], store.lastSeq);
       t.deepEqual(rec.changes.slice(0, 6).map(plainChange), [
-        ...[0, 1, 2, 3, 4].map((i) => [`user.s${i}`, ['user.s' + i, 'active', 'b1!p', '']]), ['user.s1', null],
+        ...[0, 1, 2, 3, 4].map((i) => [`user.s${i}`, ['user.s' + i, 'active', 'b1!p', '']]),
+        ['user.s1', null],
       ]);
-      t.deepEqual(plain(rec.changes[5]!.previous), ['user.s1', 'active', 'b1!p', ''], 'a change carries the entry it replaced');
-      t.is(rec.changes[0]!.previous, null);
+      t.deepEqual(plain(rec.changes[5].previous), ['user.s1', 'active', 'b1!p', ''], 'a change carries the entry it replaced');
+      t.is(rec.changes[0].previous, null);
       rec.stop();
       await store.mutate(B('user.after'), put(active('user.after', 'b1!p')));
       await new Promise((r) => setTimeout(r, 50));
@@ -131,13 +181,18 @@ export function storeConformance(label: string, open: StoreFactory): void {
   test(`${label}: concurrent read-modify-write of one name through every writer loses no update`, async (t) => {
     await withStore('cyrus', async ({ store, peer }) => {
       const name = B('user.counter');
-      const bump = (s: DirectoryStore) => s.mutate(name, (cur) => {
-        const n = cur ? Number(cur.acl.toString('latin1')) : 0;
-        return { kind: 'put', entry: active('user.counter', 'b1!p', String(n + 1)), result: n + 1 };
-      });
+      const bump = (s: DirectoryStore) =>
+        s.mutate(name, (cur) => {
+          const n = cur ? Number(cur.acl.toString('latin1')) : 0;
+          return { kind: 'put', entry: active('user.counter', 'b1!p', String(n + 1)), result: n + 1 };
+        });
       const writers = peer ? [store, peer] : [store];
-      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => bump(writers[i % writers.length]!)));
-      t.deepEqual([...results].sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i + 1), 'each decision saw the one before');
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => bump(writers[i % writers.length])));
+      t.deepEqual(
+        [...results].sort((a, b) => a - b),
+        Array.from({ length: 20 }, (_, i) => i + 1),
+        'each decision saw the one before',
+      );
       await store.sync?.();
       t.is(store.find(name)?.acl.toString('latin1'), '20');
     })();
@@ -146,10 +201,11 @@ export function storeConformance(label: string, open: StoreFactory): void {
   test(`${label}: a conflict is recorded once per claim with its count; closeConflict keeps the claimant, the current entry or nothing, once`, async (t) => {
     await withStore('cyrus', async ({ store }) => {
       for (const n of ['user.k1', 'user.k2', 'user.k3']) await store.mutate(B(n), put(active(n, 'b1!p', 'x\tlr\t')));
-      const claim = async (n: string, location: string) => store.mutate(B(n), (_cur, txn) => {
-        const r = txn.recordConflict(claimOf(store, n, location));
-        return { kind: 'keep', result: r.id };
-      });
+      const claim = async (n: string, location: string) =>
+        store.mutate(B(n), (_cur, txn) => {
+          const r = txn.recordConflict(claimOf(store, n, location));
+          return { kind: 'keep', result: r.id };
+        });
       const seqBefore = store.lastSeq;
       const first = await claim('user.k1', 'b2!p');
       t.is(await claim('user.k1', 'b2!p'), first, 'the same claim again is the same record');
@@ -158,8 +214,18 @@ export function storeConformance(label: string, open: StoreFactory): void {
       const other = await claim('user.k1', 'b3!p');
       t.is(new Set([first, second, third, other]).size, 4);
       t.is(store.lastSeq, seqBefore, 'recording a conflict is not a directory change');
-      t.deepEqual(store.listConflicts('open').map((c) => [c.name.toString('latin1'), c.claimed.location.toString('latin1'), c.count]).sort(),
-        [['user.k1', 'b2!p', 2], ['user.k1', 'b3!p', 1], ['user.k2', 'b2!p', 1], ['user.k3', 'b2!p', 1]]);
+      t.deepEqual(
+        store
+          .listConflicts('open')
+          .map((c) => [c.name.toString('latin1'), c.claimed.location.toString('latin1'), c.count])
+          .sort(),
+        [
+          ['user.k1', 'b2!p', 2],
+          ['user.k1', 'b3!p', 1],
+          ['user.k2', 'b2!p', 1],
+          ['user.k3', 'b2!p', 1],
+        ],
+      );
       const rec1 = store.getConflict(first)!;
       t.is(rec1.status, 'open');
       t.is(rec1.command, 'ACTIVATE');
@@ -170,7 +236,7 @@ export function storeConformance(label: string, open: StoreFactory): void {
       t.is(closed.status, 'resolved');
       t.deepEqual(closed.resolution && [closed.resolution.keep, closed.resolution.by], ['claimant', 'admin']);
       t.deepEqual(plain(store.find(B('user.k1'))), ['user.k1', 'active', 'b2!p', '']);
-      t.deepEqual(rec.changes.map(plainChange), [['user.k1', ['user.k1', 'active', 'b2!p', '']]], 'listeners see the claimant\'s entry');
+      t.deepEqual(rec.changes.map(plainChange), [['user.k1', ['user.k1', 'active', 'b2!p', '']]], "listeners see the claimant's entry");
       const kept = await store.closeConflict(second, 'current', 'admin');
       t.is(kept.status, 'resolved');
       t.deepEqual(plain(store.find(B('user.k2'))), ['user.k2', 'active', 'b1!p', 'x\tlr\t']);
@@ -183,7 +249,10 @@ export function storeConformance(label: string, open: StoreFactory): void {
       await t.throwsAsync(store.closeConflict(first, 'current', 'admin'), { instanceOf: ConflictRefusal });
       await t.throwsAsync(store.closeConflict(9_999, 'none', 'admin'), { instanceOf: ConflictRefusal });
       t.is(store.getConflict(first)!.status, 'resolved', 'a refused close changes nothing');
-      t.deepEqual(store.listConflicts('open').map((c) => c.id), [other]);
+      t.deepEqual(
+        store.listConflicts('open').map((c) => c.id),
+        [other],
+      );
       t.is(store.listConflicts().length, 4);
       // A claim after its record was dismissed opens a new record (a decided one is counted on its decision: below).
       const again = await claim('user.k3', 'b2!p');
@@ -195,10 +264,11 @@ export function storeConformance(label: string, open: StoreFactory): void {
   test(`${label}: a decided conflict stays decided: the losing location's claim is counted on the decision (either keep), not recorded anew, while the directory points where the decision left it`, async (t) => {
     await withStore('cyrus', async ({ store, peer }) => {
       for (const n of ['user.d1', 'user.d2']) await store.mutate(B(n), put(active(n, 'b1!p', 'x\tlr\t')));
-      const claimOn = (s: DirectoryStore, n: string, location: string) => s.mutate(B(n), (_cur, txn) => {
-        const r = txn.recordConflict(claimOf(s, n, location));
-        return { kind: 'keep', result: r };
-      });
+      const claimOn = (s: DirectoryStore, n: string, location: string) =>
+        s.mutate(B(n), (_cur, txn) => {
+          const r = txn.recordConflict(claimOf(s, n, location));
+          return { kind: 'keep', result: r };
+        });
       const keptCurrent = (await claimOn(store, 'user.d1', 'b2!p')).id;
       const keptClaimant = (await claimOn(store, 'user.d2', 'b2!p')).id;
       await store.closeConflict(keptCurrent, 'current', 'admin');
@@ -235,16 +305,23 @@ export function storeConformance(label: string, open: StoreFactory): void {
 
   test(`${label}: applyMany stores puts and deletes together with its meta, skips unchanged items and counts the changes`, async (t) => {
     await withStore('cyrus', async ({ store }) => {
-      t.is(await store.applyMany([active('user.m1', 'b1!p'), active('user.m2', 'b1!p'), reserved('user.m3', 'b2!p')]
-        .map((e) => ({ name: e.name, entry: e }))), 3);
+      t.is(
+        await store.applyMany(
+          [active('user.m1', 'b1!p'), active('user.m2', 'b1!p'), reserved('user.m3', 'b2!p')].map((e) => ({ name: e.name, entry: e })),
+        ),
+        3,
+      );
       const rec = recorder(store);
-      const n = await store.applyMany([
-        { name: B('user.m1'), entry: active('user.m1', 'b1!p') },
-        { name: B('user.m2'), entry: null },
-        { name: B('user.m3'), entry: active('user.m3', 'b2!p', 'a\tlrs\t') },
-        { name: B('user.m4'), entry: active('user.m4', 'b3!p') },
-        { name: B('user.absent'), entry: null },
-      ], { 'push:b1': 42, marker: 'x' });
+      const n = await store.applyMany(
+        [
+          { name: B('user.m1'), entry: active('user.m1', 'b1!p') },
+          { name: B('user.m2'), entry: null },
+          { name: B('user.m3'), entry: active('user.m3', 'b2!p', 'a\tlrs\t') },
+          { name: B('user.m4'), entry: active('user.m4', 'b3!p') },
+          { name: B('user.absent'), entry: null },
+        ],
+        { 'push:b1': 42, marker: 'x' },
+      );
       t.is(n, 3, 'the unchanged entry and the delete of a missing name do not count');
       t.is(store.getMeta('push:b1'), 42);
       t.is(store.getMeta('marker'), 'x');
@@ -259,9 +336,16 @@ export function storeConformance(label: string, open: StoreFactory): void {
       t.is(store.getMeta('marker'), 'y');
       // A batch with one item or meta value the store cannot hold is refused whole: nothing of it is stored.
       const before = store.lastSeq;
-      await t.throwsAsync(store.applyMany([{ name: B('user.m5'), entry: active('user.m5', 'b1!p') }, { name: B('user.\0nul'), entry: active('user.\0nul', 'b1!p') }]),
-        { instanceOf: StorageError });
-      await t.throwsAsync(store.applyMany([{ name: B('user.m6'), entry: active('user.m6', 'b1!p') }], { marker: { nested: true } }), { instanceOf: StorageError });
+      await t.throwsAsync(
+        store.applyMany([
+          { name: B('user.m5'), entry: active('user.m5', 'b1!p') },
+          { name: B('user.\0nul'), entry: active('user.\0nul', 'b1!p') },
+        ]),
+        { instanceOf: StorageError },
+      );
+      await t.throwsAsync(store.applyMany([{ name: B('user.m6'), entry: active('user.m6', 'b1!p') }], { marker: { nested: true } }), {
+        instanceOf: StorageError,
+      });
       t.is(store.find(B('user.m5')), undefined);
       t.is(store.find(B('user.m6')), undefined);
       t.is(store.getMeta('marker'), 'y');
@@ -285,11 +369,21 @@ export function storeConformance(label: string, open: StoreFactory): void {
           afterLater = store.lastSeq;
           await store.mutate(B('user.a'), remove);
           t.true(store.lastSeq > snap.seq);
-          const expected = names.filter((n) => n !== 'user.ab').map(B).sort((a, b) => Buffer.compare(storageKey(a, order), storageKey(b, order)));
-          t.deepEqual([...snap.entries()].map((e) => e.name.toString('latin1')), expected.map((b) => b.toString('latin1')), `${order} order`);
+          const expected = names
+            .filter((n) => n !== 'user.ab')
+            .map(B)
+            .sort((a, b) => Buffer.compare(storageKey(a, order), storageKey(b, order)));
+          t.deepEqual(
+            [...snap.entries()].map((e) => e.name.toString('latin1')),
+            expected.map((b) => b.toString('latin1')),
+            `${order} order`,
+          );
           const scanned: string[] = [];
           for (const e of snap.scan()) scanned.push(e.name.toString('latin1')); // transient entries: copy at once
-          t.deepEqual(scanned, expected.map((b) => b.toString('latin1')));
+          t.deepEqual(
+            scanned,
+            expected.map((b) => b.toString('latin1')),
+          );
           t.deepEqual(plain(snap.find(B('user.a'))), ['user.a', 'active', 'b1!p', ''], 'the snapshot does not see later changes');
           t.is(snap.find(B('user.later')), undefined);
           const onB2: string[] = [];
@@ -297,7 +391,10 @@ export function storeConformance(label: string, open: StoreFactory): void {
           t.deepEqual(onB2, ['user.a.b']);
           const since = snap.changesSince(mark);
           t.not(since, null);
-          t.deepEqual([...since!].map(plainChange), [['user.a.b', ['user.a.b', 'reserved', 'b2!p', '']], ['user.ab', null]]);
+          t.deepEqual([...since!].map(plainChange), [
+            ['user.a.b', ['user.a.b', 'reserved', 'b2!p', '']],
+            ['user.ab', null],
+          ]);
           t.deepEqual([...snap.changesSince(snap.seq)!], []);
         } finally {
           snap.close();

@@ -9,8 +9,22 @@ import test from 'ava';
 import { RawClient } from '../helpers/raw-client.js';
 import { type RunningMupdated } from '../helpers/server.js';
 import {
-  login, apply, command, dataLines, drainToClose, inBatches, lit, modelOf, populate, q, readResponse, readUnit, sorted,
-  status, type Model, type Rec,
+  login,
+  apply,
+  command,
+  dataLines,
+  drainToClose,
+  inBatches,
+  lit,
+  modelOf,
+  populate,
+  q,
+  readResponse,
+  readUnit,
+  sorted,
+  status,
+  type Model,
+  type Rec,
 } from '../helpers/directory.js';
 import { serverScope, type ServerFactory } from '../helpers/server-factory.js';
 
@@ -53,8 +67,12 @@ function rnd(n: number): number {
 export function streamingTests(start: ServerFactory): void {
   let server: RunningMupdated;
   // Cyrus's last-writer-wins (spec 5.2): these tests move active mailboxes between servers.
-  test.before(async () => { server = await start({ config: { conflict_policy: 'cyrus' } }); });
-  test.after.always(async () => { await server?.stop(); });
+  test.before(async () => {
+    server = await start({ config: { conflict_policy: 'cyrus' } });
+  });
+  test.after.always(async () => {
+    await server?.stop();
+  });
 
   const withServer = serverScope(start);
 
@@ -80,9 +98,15 @@ export function streamingTests(start: ServerFactory): void {
         'Tag.7 OK "streaming starts"',
       ]);
       // a big directory: every entry exactly once, in LIST order, no DELETE, while a writer deletes
-      await populate(() => login(s.port), 6000, (i) => ({
-        name: `user.c38.${i}`, location: `backend${i % 3}!default`, acl: `u${i}\tlrs\t`,
-      }));
+      await populate(
+        () => login(s.port),
+        6000,
+        (i) => ({
+          name: `user.c38.${i}`,
+          location: `backend${i % 3}!default`,
+          acl: `u${i}\tlrs\t`,
+        }),
+      );
       const before = await command(w, 'L1', 'LIST');
       let stop = false;
       const writer = (async () => {
@@ -93,22 +117,31 @@ export function streamingTests(start: ServerFactory): void {
         }
         x.close();
       })();
-      const dumps = await Promise.all([1, 2, 3, 4].map(async (k) => {
-        const { c: lk, dump } = await listen(s.port, `B${k}`);
-        lk.close();
-        return dump;
-      }));
+      const dumps = await Promise.all(
+        [1, 2, 3, 4].map(async (k) => {
+          const { c: lk, dump } = await listen(s.port, `B${k}`);
+          lk.close();
+          return dump;
+        }),
+      );
       stop = true;
       await writer;
       for (const dump of dumps) {
-        t.false(dump.some((r) => r.kind === 'DELETE'), 'no DELETE in a dump');
+        t.false(
+          dump.some((r) => r.kind === 'DELETE'),
+          'no DELETE in a dump',
+        );
         const m = modelOf(dump); // throws on a repeated name
-        const listed = before.records.filter((r) => m.has(r.args[0]!)).map((r) => r.args[0]);
-        t.deepEqual(dump.map((r) => r.args[0]), listed, 'dump order is LIST order');
+        const listed = before.records.filter((r) => m.has(r.args[0])).map((r) => r.args[0]);
+        t.deepEqual(
+          dump.map((r) => r.args[0]),
+          listed,
+          'dump order is LIST order',
+        );
         // the dump is a snapshot: entries the writer did not touch are all there
         for (const r of before.records) {
-          const n = Number(r.args[0]!.split('.').at(-1));
-          if (!r.args[0]!.startsWith('user.c38.') || n % 3 !== 0 || n >= 3000) t.true(m.has(r.args[0]!), r.args[0]);
+          const n = Number(r.args[0].split('.').at(-1));
+          if (!r.args[0].startsWith('user.c38.') || n % 3 !== 0 || n >= 3000) t.true(m.has(r.args[0]), r.args[0]);
         }
       }
       w.close();
@@ -120,8 +153,11 @@ export function streamingTests(start: ServerFactory): void {
     const { c: l } = await listen(server.port, 'S39');
     const w = await login(server.port);
     t.is(await status(w, 'W1', 'ACTIVATE "user.c39.a" "backend1!default" "c39\tlrs\t"'), DONE('W1'));
-    t.deepEqual(await waitFor(l, 'S39', 'user.c39.a', 5000),
-      { kind: 'MAILBOX', args: ['user.c39.a', 'backend1!default', 'c39\tlrs\t'] }, 'pushed within 5 s without a NOOP');
+    t.deepEqual(
+      await waitFor(l, 'S39', 'user.c39.a', 5000),
+      { kind: 'MAILBOX', args: ['user.c39.a', 'backend1!default', 'c39\tlrs\t'] },
+      'pushed within 5 s without a NOOP',
+    );
     t.is(await status(w, 'W2', 'DELETE "user.c39.a"'), DONE('W2'));
     t.deepEqual(await waitFor(l, 'S39', 'user.c39.a', 5000), { kind: 'DELETE', args: ['user.c39.a'] });
     w.close();
@@ -132,13 +168,21 @@ export function streamingTests(start: ServerFactory): void {
     const { c: l } = await listen(server.port, 'S40');
     const w = await login(server.port);
     for (let i = 0; i < 20; i++) {
-      const op = i % 4 === 3 ? `DELETE "user.c40.${i - 1}"` : i % 4 === 2
-        ? `RESERVE "user.c40.${i}" "backend2!default"` : `ACTIVATE "user.c40.${i}" "backend1!default" "n${i}\tlrs\t"`;
+      const op =
+        i % 4 === 3
+          ? `DELETE "user.c40.${i - 1}"`
+          : i % 4 === 2
+            ? `RESERVE "user.c40.${i}" "backend2!default"`
+            : `ACTIVATE "user.c40.${i}" "backend1!default" "n${i}\tlrs\t"`;
       t.is(await status(w, `W${i}`, op), DONE(`W${i}`));
       const before = await noop(l, 'S40', `N${i}`);
       const name = i % 4 === 3 ? `user.c40.${i - 1}` : `user.c40.${i}`;
-      const expected: Rec = i % 4 === 3 ? { kind: 'DELETE', args: [name] } : i % 4 === 2
-        ? { kind: 'RESERVE', args: [name, 'backend2!default'] } : { kind: 'MAILBOX', args: [name, 'backend1!default', `n${i}\tlrs\t`] };
+      const expected: Rec =
+        i % 4 === 3
+          ? { kind: 'DELETE', args: [name] }
+          : i % 4 === 2
+            ? { kind: 'RESERVE', args: [name, 'backend2!default'] }
+            : { kind: 'MAILBOX', args: [name, 'backend1!default', `n${i}\tlrs\t`] };
       t.deepEqual(before.filter((r) => r.args[0] === name).at(-1), expected, `change ${i} before N${i} OK`);
     }
     w.close();
@@ -150,7 +194,10 @@ export function streamingTests(start: ServerFactory): void {
     t.deepEqual(dump, []);
     const w = await login(server.port);
     const steps: Array<[string, string[]]> = [
-      ['ACTIVATE "user.c41.m" "c41host!default" "m\tlrswipkxtecdan\t"', dataLines('S41', 'MAILBOX', ['user.c41.m', 'c41host!default', 'm\tlrswipkxtecdan\t'])],
+      [
+        'ACTIVATE "user.c41.m" "c41host!default" "m\tlrswipkxtecdan\t"',
+        dataLines('S41', 'MAILBOX', ['user.c41.m', 'c41host!default', 'm\tlrswipkxtecdan\t']),
+      ],
       ['RESERVE "user.c41.r" "c41host!default"', dataLines('S41', 'RESERVE', ['user.c41.r', 'c41host!default'])],
       ['ACTIVATE "user.c41.e" "c41host!ssd" ""', ['S41 MAILBOX {10+}', 'user.c41.e {11+}', 'c41host!ssd {0+}', '']],
       ['DEACTIVATE "user.c41.m" "c41host!default"', dataLines('S41', 'RESERVE', ['user.c41.m', 'c41host!default'])],
@@ -236,7 +283,11 @@ export function streamingTests(start: ServerFactory): void {
     const steps: Array<[string, Rec[], Rec[]]> = [
       ['ACTIVATE "user.c43.a" "c43h3!default" "a\tlrs\t"', [M('user.c43.a', 'c43h3!default', 'a\tlrs\t')], []], // moved away
       ['ACTIVATE "user.c43.c" "c43h2!x" "c\tlrs\t"', [], [M('user.c43.c', 'c43h2!x', 'c\tlrs\t')]],
-      ['ACTIVATE "user.c43.c" "c43h1!default" "c\tlrs\t"', [M('user.c43.c', 'c43h1!default', 'c\tlrs\t')], [M('user.c43.c', 'c43h1!default', 'c\tlrs\t')]],
+      [
+        'ACTIVATE "user.c43.c" "c43h1!default" "c\tlrs\t"',
+        [M('user.c43.c', 'c43h1!default', 'c\tlrs\t')],
+        [M('user.c43.c', 'c43h1!default', 'c\tlrs\t')],
+      ],
       ['DELETE "user.c43.d"', [], [{ kind: 'DELETE', args: ['user.c43.d'] }]],
       ['DELETE "user.c43.b"', [{ kind: 'DELETE', args: ['user.c43.b'] }], []],
       ['RESERVE "user.c43.h" "c43h1!default"', [{ kind: 'RESERVE', args: ['user.c43.h', 'c43h1!default'] }], []],
@@ -261,12 +312,18 @@ export function streamingTests(start: ServerFactory): void {
     const hosts31 = Array.from({ length: 31 }, (_, k) => `"c43x${k}"`).join(' ');
     t.is(await status(c, 'E4', `UPDATE ${hosts31}`), 'E4 BAD "Extra arguments"');
     c.send('E5 FIND "user.c43.h"\r\n');
-    t.deepEqual(await c.readUntilTagged('E5', 30_000), [...dataLines('E5', 'RESERVE', ['user.c43.h', 'c43h1!default']), 'E5 OK "Search completed"']);
+    t.deepEqual(await c.readUntilTagged('E5', 30_000), [
+      ...dataLines('E5', 'RESERVE', ['user.c43.h', 'c43h1!default']),
+      'E5 OK "Search completed"',
+    ]);
     // 30 hosts are accepted
     const hosts30 = ['"c43h1"', ...Array.from({ length: 29 }, (_, k) => `"c43x${k}"`)].join(' ');
     const r = await command(c, 'E6', `UPDATE ${hosts30}`);
     t.is(r.status, 'E6 OK "streaming starts"');
-    t.deepEqual(r.records.map((x) => x.args[0]), ['user.c43.c', 'user.c43.f', 'user.c43.h']);
+    t.deepEqual(
+      r.records.map((x) => x.args[0]),
+      ['user.c43.c', 'user.c43.f', 'user.c43.h'],
+    );
     c.close();
     w.close();
     one.c.close();
@@ -276,9 +333,15 @@ export function streamingTests(start: ServerFactory): void {
   test.serial('C44 no change is lost or duplicated between the UPDATE snapshot and the stream, under concurrent writers', async (t) => {
     await withServer({ config: { conflict_policy: 'cyrus' } }, async (s) => {
       // a directory big enough that a dump spans several chunks of a dump worker (256 KiB each)
-      await populate(() => login(s.port), 12_000, (i) => ({
-        name: `user.c44.pre.${i}`, location: `backend${i % 2 + 1}!default`, acl: `p${i}\tlrs\t`,
-      }));
+      await populate(
+        () => login(s.port),
+        12_000,
+        (i) => ({
+          name: `user.c44.pre.${i}`,
+          location: `backend${(i % 2) + 1}!default`,
+          acl: `p${i}\tlrs\t`,
+        }),
+      );
       const names = [
         ...Array.from({ length: 60 }, (_, i) => `user.c44.hot.${i}`),
         ...Array.from({ length: 40 }, (_, i) => `user.c44.pre.${i * 100}`),
@@ -297,30 +360,37 @@ export function streamingTests(start: ServerFactory): void {
         startAt.forEach((at, k) => {
           if (!started[k] && done >= at) {
             started[k] = true;
-            listeners[k]!.send(`L${k} UPDATE${partial.has(k) ? ' "backend1"' : ''}\r\n`);
+            listeners[k].send(`L${k} UPDATE${partial.has(k) ? ' "backend1"' : ''}\r\n`);
           }
         });
       };
       startDue();
-      const outcomes = await Promise.all(Array.from({ length: WRITERS }, async (_, w) => {
-        const c = await login(s.port);
-        let ok = 0;
-        for (let i = 0; i < OPS; i++) {
-          const name = names[rnd(names.length)]!;
-          const loc = locations[rnd(locations.length)]!;
-          const op = rnd(10);
-          const cmd = op < 4 ? `ACTIVATE ${q(name)} ${q(loc)} ${q(`w${w}.${i}\tlrs\t`)}`
-            : op < 6 ? `RESERVE ${q(name)} ${q(loc)}`
-              : op < 8 ? `DELETE ${q(name)}` : `DEACTIVATE ${q(name)} ${q(loc)}`;
-          const st = await status(c, `W${w}.${i}`, cmd);
-          if (!/^\S+ (OK|NO) "/.test(st)) throw new Error(`${cmd}: ${st}`);
-          if (st.includes(' OK ')) ok++;
-          done++;
-          startDue();
-        }
-        c.close();
-        return ok;
-      }));
+      const outcomes = await Promise.all(
+        Array.from({ length: WRITERS }, async (_, w) => {
+          const c = await login(s.port);
+          let ok = 0;
+          for (let i = 0; i < OPS; i++) {
+            const name = names[rnd(names.length)];
+            const loc = locations[rnd(locations.length)];
+            const op = rnd(10);
+            const cmd =
+              op < 4
+                ? `ACTIVATE ${q(name)} ${q(loc)} ${q(`w${w}.${i}\tlrs\t`)}`
+                : op < 6
+                  ? `RESERVE ${q(name)} ${q(loc)}`
+                  : op < 8
+                    ? `DELETE ${q(name)}`
+                    : `DEACTIVATE ${q(name)} ${q(loc)}`;
+            const st = await status(c, `W${w}.${i}`, cmd);
+            if (!/^\S+ (OK|NO) "/.test(st)) throw new Error(`${cmd}: ${st}`);
+            if (st.includes(' OK ')) ok++;
+            done++;
+            startDue();
+          }
+          c.close();
+          return ok;
+        }),
+      );
       t.true(outcomes.reduce((a, b) => a + b, 0) > total / 3, 'a good share of the changes succeeded');
       t.true(started.every(Boolean));
       const fresh = await login(s.port);
@@ -328,10 +398,13 @@ export function streamingTests(start: ServerFactory): void {
       t.is(list.status, 'LL OK "list complete"');
       const truth = modelOf(list.records);
       for (let k = 0; k < LISTENERS; k++) {
-        const l = listeners[k]!;
+        const l = listeners[k];
         const dump = await readResponse(l, `L${k}`, `L${k}`, 60_000);
         t.is(dump.status, `L${k} OK "streaming starts"`);
-        t.false(dump.records.some((r) => r.kind === 'DELETE'), `no DELETE before the OK (listener ${k})`);
+        t.false(
+          dump.records.some((r) => r.kind === 'DELETE'),
+          `no DELETE before the OK (listener ${k})`,
+        );
         const model: Model = modelOf(dump.records);
         l.send(`N${k} NOOP\r\n`);
         const rest = await readResponse(l, `L${k}`, `N${k}`, 60_000);
@@ -349,83 +422,98 @@ export function streamingTests(start: ServerFactory): void {
     });
   });
 
-  test.serial('C45 a consumer that stops reading is disconnected with * BYE; the server and other connections are unaffected', async (t) => {
-    await withServer({ config: { stream_queue_limit: 100 } }, async (s) => {
-      const { c: slow } = await listen(s.port, 'SLOW');
-      slow.socket.pause();
-      // a listener that keeps reading, in the background
-      const { c: fast } = await listen(s.port, 'FAST');
-      const fastSeen = new Map<string, Rec>();
-      let fastError: Error | null = null;
-      let fastStop = false;
-      const fastLoop = (async () => {
-        while (!fastStop) {
-          const u = await readUnit(fast, 'FAST', 'FN', 60_000).catch((e: Error) => { fastError = e; return null; });
-          if (u === null) return;
-          if (typeof u === 'string') {
-            if (u === 'FN OK "Noop done"') return;
-            fastError = new Error(`fast listener got ${u}`);
-            return;
+  test.serial(
+    'C45 a consumer that stops reading is disconnected with * BYE; the server and other connections are unaffected',
+    async (t) => {
+      await withServer({ config: { stream_queue_limit: 100 } }, async (s) => {
+        const { c: slow } = await listen(s.port, 'SLOW');
+        slow.socket.pause();
+        // a listener that keeps reading, in the background
+        const { c: fast } = await listen(s.port, 'FAST');
+        const fastSeen = new Map<string, Rec>();
+        let fastError: Error | null = null;
+        let fastStop = false;
+        const fastLoop = (async () => {
+          while (!fastStop) {
+            const u = await readUnit(fast, 'FAST', 'FN', 60_000).catch((e: Error) => {
+              fastError = e;
+              return null;
+            });
+            if (u === null) return;
+            if (typeof u === 'string') {
+              if (u === 'FN OK "Noop done"') return;
+              fastError = new Error(`fast listener got ${u}`);
+              return;
+            }
+            fastSeen.set(u.args[0], u);
           }
-          fastSeen.set(u.args[0]!, u);
+        })();
+        const other = await login(s.port);
+        const w = await login(s.port);
+        const acl = (i: number) => `big${i}\t${'lrswipkxtecdan'.repeat(7300)}\t`; // ~100 KB
+        let made = 0;
+        let overflowed = false;
+        // the server's log tells when it gave up on the slow stream (so the test resumes reading at once)
+        void s.waitForLog(/"msg":"UPDATE stream (?!starts)/, 120_000).then(
+          () => {
+            overflowed = true;
+          },
+          () => undefined,
+        );
+        for (let batch = 0; batch < 60 && !overflowed; batch++) {
+          let out = '';
+          for (let i = made; i < made + 10; i++) out += `W${i} ACTIVATE ${q(`user.c45.${i}`)} "backend1!default" ${lit(acl(i))}\r\n`;
+          w.send(out);
+          for (let i = made; i < made + 10; i++) t.is(await w.readLine(30_000), DONE(`W${i}`));
+          made += 10;
+          // other connections are served all along
+          other.send(`F${batch} FIND "user.c45.0"\r\n`);
+          const f = await readResponse(other, `F${batch}`);
+          t.is(f.status, `F${batch} OK "Search completed"`);
         }
-      })();
-      const other = await login(s.port);
-      const w = await login(s.port);
-      const acl = (i: number) => `big${i}\t${'lrswipkxtecdan'.repeat(7300)}\t`; // ~100 KB
-      let made = 0;
-      let overflowed = false;
-      // the server's log tells when it gave up on the slow stream (so the test resumes reading at once)
-      void s.waitForLog(/"msg":"UPDATE stream (?!starts)/, 120_000).then(() => { overflowed = true; }, () => undefined);
-      for (let batch = 0; batch < 60 && !overflowed; batch++) {
-        let out = '';
-        for (let i = made; i < made + 10; i++) out += `W${i} ACTIVATE ${q(`user.c45.${i}`)} "backend1!default" ${lit(acl(i))}\r\n`;
-        w.send(out);
-        for (let i = made; i < made + 10; i++) t.is(await w.readLine(30_000), DONE(`W${i}`));
-        made += 10;
-        // other connections are served all along
-        other.send(`F${batch} FIND "user.c45.0"\r\n`);
-        const f = await readResponse(other, `F${batch}`);
-        t.is(f.status, `F${batch} OK "Search completed"`);
-      }
-      // more than stream_queue_limit distinct names changed while the socket was backed up
-      t.true(made > 100);
-      // the slow consumer's connection ends; after it resumes reading, it finds * BYE at the end
-      slow.socket.resume();
-      const end = await drainToClose(slow, 60_000);
-      t.true(end.closed, 'the slow consumer was disconnected');
-      t.regex(end.last.at(-1) ?? '', /^\* BYE "[^"]*"$/, `last line: ${JSON.stringify(end.last.at(-1))}`);
-      t.is(end.tail, '', 'nothing after the BYE');
-      t.true(end.lines < made * 4 + 10, 'the slow consumer did not get everything');
-      // the server is healthy: still running, the fast listener got every change, new connections work
-      t.is(s.child.exitCode, null);
-      t.is(await status(w, 'X1', 'ACTIVATE "user.c45.after" "backend1!default" "a\tlrs\t"'), DONE('X1'));
-      fast.send('FN NOOP\r\n');
-      await fastLoop;
-      fastStop = true;
-      t.is(fastError, null);
-      t.false(fast.ended);
-      t.is(fastSeen.size, made + 1, 'the reading listener received every change');
-      t.deepEqual(fastSeen.get('user.c45.after'), { kind: 'MAILBOX', args: ['user.c45.after', 'backend1!default', 'a\tlrs\t'] });
-      t.deepEqual(fastSeen.get('user.c45.7'), { kind: 'MAILBOX', args: ['user.c45.7', 'backend1!default', acl(7)] });
-      const fresh = await login(s.port);
-      t.is(await status(fresh, 'Z1', 'NOOP'), 'Z1 OK "Noop done"');
-      fresh.send('Z2 FIND "user.c45.after"\r\n');
-      t.is((await fresh.readUntilTagged('Z2', 30_000)).at(-1), 'Z2 OK "Search completed"');
-      t.is(await status(other, 'Z3', 'NOOP'), 'Z3 OK "Noop done"');
-      t.true(overflowed, 'the server logged why it closed the stream');
-      fresh.close();
-      other.close();
-      fast.close();
-      w.close();
-    });
-  });
+        // more than stream_queue_limit distinct names changed while the socket was backed up
+        t.true(made > 100);
+        // the slow consumer's connection ends; after it resumes reading, it finds * BYE at the end
+        slow.socket.resume();
+        const end = await drainToClose(slow, 60_000);
+        t.true(end.closed, 'the slow consumer was disconnected');
+        t.regex(end.last.at(-1) ?? '', /^\* BYE "[^"]*"$/, `last line: ${JSON.stringify(end.last.at(-1))}`);
+        t.is(end.tail, '', 'nothing after the BYE');
+        t.true(end.lines < made * 4 + 10, 'the slow consumer did not get everything');
+        // the server is healthy: still running, the fast listener got every change, new connections work
+        t.is(s.child.exitCode, null);
+        t.is(await status(w, 'X1', 'ACTIVATE "user.c45.after" "backend1!default" "a\tlrs\t"'), DONE('X1'));
+        fast.send('FN NOOP\r\n');
+        await fastLoop;
+        fastStop = true;
+        t.is(fastError, null);
+        t.false(fast.ended);
+        t.is(fastSeen.size, made + 1, 'the reading listener received every change');
+        t.deepEqual(fastSeen.get('user.c45.after'), { kind: 'MAILBOX', args: ['user.c45.after', 'backend1!default', 'a\tlrs\t'] });
+        t.deepEqual(fastSeen.get('user.c45.7'), { kind: 'MAILBOX', args: ['user.c45.7', 'backend1!default', acl(7)] });
+        const fresh = await login(s.port);
+        t.is(await status(fresh, 'Z1', 'NOOP'), 'Z1 OK "Noop done"');
+        fresh.send('Z2 FIND "user.c45.after"\r\n');
+        t.is((await fresh.readUntilTagged('Z2', 30_000)).at(-1), 'Z2 OK "Search completed"');
+        t.is(await status(other, 'Z3', 'NOOP'), 'Z3 OK "Noop done"');
+        t.true(overflowed, 'the server logged why it closed the stream');
+        fresh.close();
+        other.close();
+        fast.close();
+        w.close();
+      });
+    },
+  );
 
   test.serial('C46 no * BYE before OK "streaming starts", also when the server shuts down during the dump', async (t) => {
     await withServer({}, async (s) => {
       // ~24 MB of directory: a dump that cannot complete while its reader is paused
       const acl = (i: number) => `u${i}\t${'lrswipkxtecdan'.repeat(210)}\t`;
-      await populate(() => login(s.port), 8000, (i) => ({ name: `user.c46.${i}`, location: 'backend1!default', acl: acl(i) }));
+      await populate(
+        () => login(s.port),
+        8000,
+        (i) => ({ name: `user.c46.${i}`, location: 'backend1!default', acl: acl(i) }),
+      );
       const paused = await login(s.port);
       const reading = await login(s.port);
       paused.send('U01 UPDATE\r\n');
@@ -435,7 +523,9 @@ export function streamingTests(start: ServerFactory): void {
       // the reading client records every byte it gets (and keeps RawClient's buffer empty)
       const got: Buffer[] = [];
       let started: () => void = () => undefined;
-      const dumpStarted = new Promise<void>((r) => { started = r; });
+      const dumpStarted = new Promise<void>((r) => {
+        started = r;
+      });
       reading.socket.on('data', (d: Buffer) => {
         got.push(Buffer.from(d));
         reading.takeBuffered();
@@ -470,8 +560,11 @@ export function streamingTests(start: ServerFactory): void {
   });
 
   test('C63 100 idle UPDATE listeners leave the server responsive, and each receives a later change', async (t) => {
-    const listeners = await inBatches(Array.from({ length: 100 }, (_, i) => i), 25,
-      async (i) => (await listen(server.port, `I${i}`)).c);
+    const listeners = await inBatches(
+      Array.from({ length: 100 }, (_, i) => i),
+      25,
+      async (i) => (await listen(server.port, `I${i}`)).c,
+    );
     // a new connection: banner, AUTHENTICATE and FIND are answered
     const c = await RawClient.connect(server.port);
     const banner: string[] = [];

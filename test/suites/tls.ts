@@ -50,7 +50,7 @@ function assertBanner(t: import('ava').ExecutionContext, lines: string[], startt
   if (lines[i] === '* COMPRESS "DEFLATE"') i++;
   t.is(lines[i], '* PARTIAL-UPDATE');
   t.is(i + 2, lines.length, `no other banner lines: ${JSON.stringify(lines)}`);
-  t.regex(lines[lines.length - 1]!, OK_BANNER);
+  t.regex(lines[lines.length - 1], OK_BANNER);
 }
 
 /** Registers the tests on servers made by `start` (a single master, or a cluster node). */
@@ -63,10 +63,7 @@ export function tlsTests(start: ServerFactory): void {
 
   test.before(async () => {
     cert = makeSelfSignedCert();
-    [tlsServer, plainServer] = await Promise.all([
-      start({ config: { tls_server_cert: cert.cert, tls_server_key: cert.key } }),
-      start(),
-    ]);
+    [tlsServer, plainServer] = await Promise.all([start({ config: { tls_server_cert: cert.cert, tls_server_key: cert.key } }), start()]);
   });
 
   test.after.always(async () => {
@@ -102,9 +99,8 @@ export function tlsTests(start: ServerFactory): void {
   test('C22 bytes pipelined after STARTTLS are discarded: an injected NOOP, AUTHENTICATE and ACTIVATE never run', async (t) => {
     const c = await RawClient.connect(tlsServer.port);
     await c.readBanner();
-    const injected = 'N01 NOOP\r\n'
-      + authPlainCommand('A01', 'mupdateadmin', 'secret')
-      + 'X01 ACTIVATE "user.c22.injected" "tlsinject!default" ""\r\n';
+    const injected =
+      'N01 NOOP\r\n' + authPlainCommand('A01', 'mupdateadmin', 'secret') + 'X01 ACTIVATE "user.c22.injected" "tlsinject!default" ""\r\n';
     c.send(`S01 STARTTLS\r\n${injected}`); // one write: arrives together with the STARTTLS line
     t.is(await c.readLine(), 'S01 OK "Begin TLS negotiation now"');
     t.is(c.takeBuffered().length, 0, 'no answer to the injected commands in cleartext');
@@ -146,8 +142,7 @@ export function tlsTests(start: ServerFactory): void {
     c.send('S01 STARTTLS\r\n');
     t.is(await c.readLine(), 'S01 OK "Begin TLS negotiation now"');
     // Cleartext instead of a ClientHello: a login and a change that must never run.
-    c.send(authPlainCommand('A01', 'mupdateadmin', 'secret')
-      + 'X01 ACTIVATE "user.c22.garbage" "tlsgarbage!default" ""\r\nN01 NOOP\r\n');
+    c.send(authPlainCommand('A01', 'mupdateadmin', 'secret') + 'X01 ACTIVATE "user.c22.garbage" "tlsgarbage!default" ""\r\nN01 NOOP\r\n');
     t.true(await c.waitClosed(10_000), 'the server closes the connection');
     t.is(c.takeBuffered().toString('latin1'), '', 'nothing was sent after the OK');
 
@@ -156,7 +151,8 @@ export function tlsTests(start: ServerFactory): void {
     t.deepEqual(await command(check, 'F01', 'FIND "user.c22.garbage"'), ['F01 OK "Search completed"']);
     t.deepEqual(await command(check, 'X02', 'ACTIVATE "user.c22.garbage2" "tlsgarbage!default" ""'), ['X02 OK "done"']);
     t.deepEqual(await command(stream, 'N02', 'NOOP'), [
-      ...mailbox('U01', 'user.c22.garbage2', 'tlsgarbage!default', ''), 'N02 OK "Noop done"',
+      ...mailbox('U01', 'user.c22.garbage2', 'tlsgarbage!default', ''),
+      'N02 OK "Noop done"',
     ]);
     t.is(tlsServer.child.exitCode, null, 'the server is still running');
     stream.close();
@@ -173,26 +169,30 @@ export function tlsTests(start: ServerFactory): void {
 
     for (let round = 0; round < 4; round++) {
       // 5 concurrent TLS sessions per round, ended in different ways.
-      await Promise.all([0, 1, 2, 3, 4].map(async (k) => {
-        const i = round * 5 + k;
-        const { c, raw, banner } = await connectTls(tlsServer.port);
-        t.false(banner.includes('* STARTTLS'));
-        if (i % 4 === 3) { // abrupt close right after the handshake
-          c.close();
-          raw.destroy();
-          return;
-        }
-        c.send(authPlainCommand('A01', 'mupdateadmin', 'secret'));
-        t.is(await c.readLine(), 'A01 OK "Authenticated"');
-        t.deepEqual(await command(c, 'N01', 'NOOP'), ['N01 OK "Noop done"']);
-        if (i % 2 === 0) {
-          t.deepEqual(await command(c, 'Q01', 'LOGOUT'), ['Q01 OK "bye-bye"']);
-          t.true(await c.waitClosed());
-        } else { // abrupt close after login
-          c.close();
-          raw.destroy();
-        }
-      }));
+      await Promise.all(
+        [0, 1, 2, 3, 4].map(async (k) => {
+          const i = round * 5 + k;
+          const { c, raw, banner } = await connectTls(tlsServer.port);
+          t.false(banner.includes('* STARTTLS'));
+          if (i % 4 === 3) {
+            // abrupt close right after the handshake
+            c.close();
+            raw.destroy();
+            return;
+          }
+          c.send(authPlainCommand('A01', 'mupdateadmin', 'secret'));
+          t.is(await c.readLine(), 'A01 OK "Authenticated"');
+          t.deepEqual(await command(c, 'N01', 'NOOP'), ['N01 OK "Noop done"']);
+          if (i % 2 === 0) {
+            t.deepEqual(await command(c, 'Q01', 'LOGOUT'), ['Q01 OK "bye-bye"']);
+            t.true(await c.waitClosed());
+          } else {
+            // abrupt close after login
+            c.close();
+            raw.destroy();
+          }
+        }),
+      );
     }
     // A plain session ending after the TLS ones (once enough to crash Cyrus).
     const plain = await RawClient.login(tlsServer.port);
@@ -201,12 +201,15 @@ export function tlsTests(start: ServerFactory): void {
 
     const writer = await RawClient.login(tlsServer.port);
     t.deepEqual(await command(writer, 'X01', 'ACTIVATE "user.c22.after" "tlsmany!default" "a\tlr\t"'), ['X01 OK "done"']);
-    t.deepEqual(await command(stream, 'N01', 'NOOP'), [
-      ...mailbox('U01', 'user.c22.after', 'tlsmany!default', 'a\tlr\t'), 'N01 OK "Noop done"',
-    ], 'the streaming connection is still up and gets the later change');
+    t.deepEqual(
+      await command(stream, 'N01', 'NOOP'),
+      [...mailbox('U01', 'user.c22.after', 'tlsmany!default', 'a\tlr\t'), 'N01 OK "Noop done"'],
+      'the streaming connection is still up and gets the later change',
+    );
     t.deepEqual(await command(idle, 'N01', 'NOOP'), ['N01 OK "Noop done"']);
     t.deepEqual(await command(tlsIdle, 'F01', 'FIND "user.c22.after"'), [
-      ...mailbox('F01', 'user.c22.after', 'tlsmany!default', 'a\tlr\t'), 'F01 OK "Search completed"',
+      ...mailbox('F01', 'user.c22.after', 'tlsmany!default', 'a\tlr\t'),
+      'F01 OK "Search completed"',
     ]);
     t.is(tlsServer.child.exitCode, null, 'the server is still running');
     for (const c of [stream, idle, tlsIdle, writer]) c.close();

@@ -12,12 +12,20 @@
 import test from 'ava';
 import { cpSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { addUser, PROJECT_ROOT, removeDir, tempDir, type RunningMupdated } from '../helpers/server.js';
 import {
-  addUser, PROJECT_ROOT, removeDir, tempDir, type RunningMupdated,
-} from '../helpers/server.js';
-import {
-  adaptBannersForMupdated, applyPatches, parseTranscript, QUOTED, replayTranscript, seedDirectory, splitLines,
-  TranscriptMismatch, type ParseOptions, type Patch, type StateBlock, type Transcript,
+  adaptBannersForMupdated,
+  applyPatches,
+  parseTranscript,
+  QUOTED,
+  replayTranscript,
+  seedDirectory,
+  splitLines,
+  TranscriptMismatch,
+  type ParseOptions,
+  type Patch,
+  type StateBlock,
+  type Transcript,
 } from '../helpers/transcript.js';
 import type { ServerFactory } from '../helpers/server-factory.js';
 
@@ -33,11 +41,7 @@ const BANNER = [
   'S: * PARTIAL-UPDATE',
   'S: * OK MUPDATE "mupdate-master" "Cyrus IMAP" "3.6.1-Debian-3.6.1-4+deb12u5" "(master)"',
 ];
-const LOGIN = [
-  'C: A01 AUTHENTICATE "PLAIN" {28+}',
-  'C: AG11cGRhdGVhZG1pbgBzZWNyZXQ=',
-  'S: A01 OK "Authenticated"',
-];
+const LOGIN = ['C: A01 AUTHENTICATE "PLAIN" {28+}', 'C: AG11cGRhdGVhZG1pbgBzZWNyZXQ=', 'S: A01 OK "Authenticated"'];
 const CLOSED = ['# server closed the connection', '# client closes the connection'];
 /** `* BYE` with one quoted string of free wording (spec 1.7, 8.4). */
 const BYE = `S~ ^\\* BYE ${QUOTED}$`;
@@ -47,7 +51,14 @@ function logout(conn: string, tag: string): string[] {
 }
 
 function noopAndLogout(conn: string, tag: string): string[] {
-  return [`# ---- connection ${conn} ----`, `C: ${tag} NOOP`, `S: ${tag} OK "Noop done"`, `C: Q${tag} LOGOUT`, `S: Q${tag} OK "bye-bye"`, ...CLOSED];
+  return [
+    `# ---- connection ${conn} ----`,
+    `C: ${tag} NOOP`,
+    `S: ${tag} OK "Noop done"`,
+    `C: Q${tag} LOGOUT`,
+    `S: Q${tag} OK "bye-bye"`,
+    ...CLOSED,
+  ];
 }
 
 /**
@@ -57,7 +68,9 @@ function noopAndLogout(conn: string, tag: string): string[] {
  */
 function streamWitness(conn: string, tag: string, name: string): string[] {
   return [
-    '# ---- connection W ----', ...BANNER, ...LOGIN,
+    '# ---- connection W ----',
+    ...BANNER,
+    ...LOGIN,
     `C: W01 ACTIVATE "${name}" "backend1!default" ""`,
     'S: W01 OK "done"',
     ...logout('W', 'W02').slice(1),
@@ -99,40 +112,68 @@ const CASES: Case[] = [
   { file: '04-auth-plain-no-initial-response', ids: 'C17', title: 'PLAIN without initial response: empty challenge line' },
   { file: '05-auth-plain-sync-literal', ids: 'C6 C16', title: 'PLAIN with a {n} literal and + go ahead' },
   {
-    file: '06-auth-plain-failures', ids: 'C18', title: 'wrong password and unknown user, then success',
+    file: '06-auth-plain-failures',
+    ids: 'C18',
+    title: 'wrong password and unknown user, then success',
     patches: [
       { why: CREDENTIALS, find: ['S: A01 NO "undefined error!"'], replace: ['S: A01 NO "authentication failure"'] },
       { why: CREDENTIALS, find: ['S: A02 NO "undefined error!"'], replace: ['S: A02 NO "authentication failure"'] },
     ],
   },
   {
-    file: '07-auth-non-admin', ids: 'C58', title: 'a non-admin cannot log in, later commands need a login',
+    file: '07-auth-non-admin',
+    ids: 'C58',
+    title: 'a non-admin cannot log in, later commands need a login',
     patches: [{ why: CREDENTIALS, find: ['S: A01 NO "undefined error!"'], replace: ['S: A01 NO "authentication failure"'] }],
   },
   {
-    file: '08-auth-cancel-and-errors', ids: 'C19 C21 C8', title: 'cancel, unknown mechanism, bad base64, atom mechanism',
+    file: '08-auth-cancel-and-errors',
+    ids: 'C19 C21 C8',
+    title: 'cancel, unknown mechanism, bad base64, atom mechanism',
     patches: [
-      { why: '9.1: the cancel text is quoted', find: ['S: A01 NO Client canceled authentication'], replace: ['S: A01 NO "Client canceled authentication"'] },
-      { why: '9.1: non-credential SASL failures: NO with one quoted string of our wording', find: ['S: A02 NO "undefined error!"'], replace: [`S~ ^A02 NO ${QUOTED}$`] },
-      { why: '9.1: non-credential SASL failures: NO with one quoted string of our wording', find: ['S: A03 NO "undefined error!"'], replace: [`S~ ^A03 NO ${QUOTED}$`] },
-      { why: '9.1: non-credential SASL failures: NO with one quoted string of our wording', find: ['S: A06 NO "undefined error!"'], replace: [`S~ ^A06 NO ${QUOTED}$`] },
+      {
+        why: '9.1: the cancel text is quoted',
+        find: ['S: A01 NO Client canceled authentication'],
+        replace: ['S: A01 NO "Client canceled authentication"'],
+      },
+      {
+        why: '9.1: non-credential SASL failures: NO with one quoted string of our wording',
+        find: ['S: A02 NO "undefined error!"'],
+        replace: [`S~ ^A02 NO ${QUOTED}$`],
+      },
+      {
+        why: '9.1: non-credential SASL failures: NO with one quoted string of our wording',
+        find: ['S: A03 NO "undefined error!"'],
+        replace: [`S~ ^A03 NO ${QUOTED}$`],
+      },
+      {
+        why: '9.1: non-credential SASL failures: NO with one quoted string of our wording',
+        find: ['S: A06 NO "undefined error!"'],
+        replace: [`S~ ^A06 NO ${QUOTED}$`],
+      },
     ],
   },
   {
-    file: '09-auth-authzid', ids: 'C59 C18', title: 'an admin may take another authzid, a non-admin may not',
+    file: '09-auth-authzid',
+    ids: 'C59 C18',
+    title: 'an admin may take another authzid, a non-admin may not',
     patches: [{ why: CREDENTIALS, find: ['S: A01 NO "undefined error!"'], replace: ['S: A01 NO "authentication failure"'] }],
   },
   { file: '10-activate-reserve-delete-find', ids: 'C14 C24 C25 C26 C29 C32 C36', title: 'ACTIVATE, RESERVE, FIND, DELETE' },
   { file: '11-deactivate', ids: 'C31', title: 'DEACTIVATE of an active entry, at its own and at another location' },
   { file: '12-list', ids: 'C33 C34 C35', title: 'LIST and location prefixes' },
   {
-    file: '13-update-full-then-stream', ids: 'C38 C39 C41 C42 C20', title: 'UPDATE dump, streamed changes, commands while streaming',
+    file: '13-update-full-then-stream',
+    ids: 'C38 C39 C41 C42 C20',
+    title: 'UPDATE dump, streamed changes, commands while streaming',
     // 9.1: mupdated may push earlier than Cyrus' 5 s batch; compare the state the stream leads to (5.3).
     stateBlocks: [{ conn: 'A', tag: 'U01', afterNote: '(client waits 6.5s, reading)', timeoutMs: 10_000 }],
   },
   { file: '14-update-noop-flush', ids: 'C40', title: 'NOOP on a stream delivers pending changes before its OK' },
   {
-    file: '15-partial-update', ids: 'C43', title: 'UPDATE with host names (conflict_policy cyrus)',
+    file: '15-partial-update',
+    ids: 'C43',
+    title: 'UPDATE with host names (conflict_policy cyrus)',
     // B03/B04 move active mailboxes between servers with a bare ACTIVATE, which
     // the default `queue` policy refuses (5.2, C25); the transcript shows
     // Cyrus's last writer wins, mupdated's `cyrus` policy.
@@ -140,25 +181,40 @@ const CASES: Case[] = [
   },
   { file: '17-noop-logout', ids: 'C15', title: 'NOOP needs a login, LOGOUT closes' },
   {
-    file: '20-errors-before-login', ids: 'C15 C3 C60', title: 'every command before login',
-    patches: [{ why: '9.1: unknown words get "Unrecognized command" before login too (3.0)', find: ['S: E10 BAD "Please login first"'], replace: ['S: E10 BAD "Unrecognized command"'] }],
+    file: '20-errors-before-login',
+    ids: 'C15 C3 C60',
+    title: 'every command before login',
+    patches: [
+      {
+        why: '9.1: unknown words get "Unrecognized command" before login too (3.0)',
+        find: ['S: E10 BAD "Please login first"'],
+        replace: ['S: E10 BAD "Unrecognized command"'],
+      },
+    ],
   },
   { file: '21-errors-syntax', ids: 'C3 C4 C5 C7 C8', title: 'syntax errors after login' },
   { file: '22-errors-unknown-command', ids: 'C60 C22', title: 'unknown commands and STARTTLS without TLS' },
   { file: '23-errors-arg-counts', ids: 'C8', title: 'too few and too many arguments' },
   {
-    file: '24-errors-delete-missing-crash', ids: 'C30', title: 'DELETE of a missing name: NO, no crash, stream unaffected',
+    file: '24-errors-delete-missing-crash',
+    ids: 'C30',
+    title: 'DELETE of a missing name: NO, no crash, stream unaffected',
     patches: [
       {
         why: '9.1: NO "mailbox doesn\'t exist"; connection S keeps streaming (no crash)',
         find: ['C: X01 DELETE "user.does-not-exist"', ...CLOSED, '# ---- connection S ----', ...CLOSED],
         replace: ['$0', 'S: X01 NO "mailbox doesn\'t exist"'],
       },
-      { why: '9.1: S keeps streaming and connection 1 stays usable', replace: [...streamWitness('S', 'U01', 'user.after24'), ...noopAndLogout('1', 'X02')] },
+      {
+        why: '9.1: S keeps streaming and connection 1 stays usable',
+        replace: [...streamWitness('S', 'U01', 'user.after24'), ...noopAndLogout('1', 'X02')],
+      },
     ],
   },
   {
-    file: '25-errors-deactivate-crashes', ids: 'C31', title: 'DEACTIVATE of a missing and of a reserved name: NO, no crash',
+    file: '25-errors-deactivate-crashes',
+    ids: 'C31',
+    title: 'DEACTIVATE of a missing and of a reserved name: NO, no crash',
     patches: [
       {
         why: '9.1: NO "mailbox doesn\'t exist"; the connection stays open',
@@ -174,7 +230,9 @@ const CASES: Case[] = [
     ],
   },
   {
-    file: '26-errors-huge-literal', ids: 'C13', title: '{131072+} accepted, {131073+} gets BYE on that connection only',
+    file: '26-errors-huge-literal',
+    ids: 'C13',
+    title: '{131072+} accepted, {131073+} gets BYE on that connection only',
     patches: [
       {
         why: '9.1: * BYE and close on connection 1 only; S keeps streaming',
@@ -185,59 +243,92 @@ const CASES: Case[] = [
     ],
   },
   {
-    file: '27-errors-long-word-and-quoted', ids: 'C13', title: 'over-long tag and quoted string get BYE on that connection only',
+    file: '27-errors-long-word-and-quoted',
+    ids: 'C13',
+    title: 'over-long tag and quoted string get BYE on that connection only',
     // The capture shows only the first 300 bytes of each long line; the line
     // lengths (131078 = 131073 + 5, 131084 = 10 + 131073 + 1) say a 131073-byte
     // tag followed by " NOOP", and a 131073-byte quoted string with its closing quote.
     parse: { elidedTails: [' NOOP', '"'] },
     patches: [
-      { why: '9.1: * BYE and close on that connection only', find: [/^C: T{300}\.\.\.\[/, CLOSED[0]!], replace: ['$0', BYE, CLOSED[0]!] },
-      { why: '9.1: * BYE and close on that connection only', find: [/^C: X01 FIND "q{290}/, CLOSED[0]!], replace: ['$0', BYE, CLOSED[0]!] },
+      { why: '9.1: * BYE and close on that connection only', find: [/^C: T{300}\.\.\.\[/, CLOSED[0]], replace: ['$0', BYE, CLOSED[0]] },
+      { why: '9.1: * BYE and close on that connection only', find: [/^C: X01 FIND "q{290}/, CLOSED[0]], replace: ['$0', BYE, CLOSED[0]] },
     ],
   },
   {
-    file: '28-literals-sync-nonsync', ids: 'C6 C9 C13', title: '{n} and {n+} literals, NUL in a literal, {2147483648+}',
-    patches: [{ why: '9.1: * BYE and close on connection 1 only', find: ['C: X06 FIND {2147483648+}', CLOSED[0]!], replace: ['$0', BYE, CLOSED[0]!] }],
+    file: '28-literals-sync-nonsync',
+    ids: 'C6 C9 C13',
+    title: '{n} and {n+} literals, NUL in a literal, {2147483648+}',
+    patches: [
+      { why: '9.1: * BYE and close on connection 1 only', find: ['C: X06 FIND {2147483648+}', CLOSED[0]], replace: ['$0', BYE, CLOSED[0]] },
+    ],
   },
   { file: '29-errors-no-crlf', ids: 'C10', title: 'no line end, bare LF, lone CR' },
   {
-    file: '30-errors-binary-junk', ids: 'C4 C7 C36 C61', title: 'binary tags and commands, NUL and 8-bit bytes',
+    file: '30-errors-binary-junk',
+    ids: 'C4 C7 C36 C61',
+    title: 'binary tags and commands, NUL and 8-bit bytes',
     patches: [
-      { why: '9.1: the tag is echoed in full, NUL included', find: ['S:  BAD "Unrecognized command"'], replace: ['S: \\x00\\x01\\x02\\xff\\xfe BAD "Unrecognized command"'] },
-      { why: '9.1: a NUL in a quoted string is a syntax error', find: ['S: X01 OK "Search completed"'], replace: ['S: X01 BAD "Extra arguments"'] },
+      {
+        why: '9.1: the tag is echoed in full, NUL included',
+        find: ['S:  BAD "Unrecognized command"'],
+        replace: ['S: \\x00\\x01\\x02\\xff\\xfe BAD "Unrecognized command"'],
+      },
+      {
+        why: '9.1: a NUL in a quoted string is a syntax error',
+        find: ['S: X01 OK "Search completed"'],
+        replace: ['S: X01 BAD "Extra arguments"'],
+      },
     ],
   },
   { file: '31-reserve-existing', ids: 'C27 C28', title: 'RESERVE of a taken name' },
   {
-    file: '32-activate-reserved-by-other', ids: 'C25', title: 'ACTIVATE over another server\'s entry (conflict_policy cyrus)',
+    file: '32-activate-reserved-by-other',
+    ids: 'C25',
+    title: "ACTIVATE over another server's entry (conflict_policy cyrus)",
     // C25 / 5.2: a configured conflict policy may refuse X03 (taking an active
     // mailbox from another server); the transcript shows Cyrus's last writer
     // wins, which is mupdated's `cyrus` policy.
     config: { conflict_policy: 'cyrus' },
   },
   {
-    file: '33-compress-deflate', ids: 'C1 C14', title: 'COMPRESS is not implemented: BAD "Unrecognized command", no compression',
+    file: '33-compress-deflate',
+    ids: 'C1 C14',
+    title: 'COMPRESS is not implemented: BAD "Unrecognized command", no compression',
     patches: [
-      { why: '9.1/3.13: mupdated omits COMPRESS', find: ['S: Z01 NO Unknown COMPRESS algorithm: LZ4'], replace: ['S: Z01 BAD "Unrecognized command"'] },
+      {
+        why: '9.1/3.13: mupdated omits COMPRESS',
+        find: ['S: Z01 NO Unknown COMPRESS algorithm: LZ4'],
+        replace: ['S: Z01 BAD "Unrecognized command"'],
+      },
       {
         // Without COMPRESS nothing is compressed: the client sends what the
         // "# inflated:" notes show, in clear, and gets mupdated's answers.
         why: '9.1/3.13: mupdated omits COMPRESS; the rest of the session runs uncompressed',
         find: [
           'S: Z02 OK DEFLATE active',
-          '# inflated: C: Z03 FIND "user.none"', /<binary chunk, 28 bytes>$/, /<binary chunk, 33 bytes>$/,
+          '# inflated: C: Z03 FIND "user.none"',
+          /<binary chunk, 28 bytes>$/,
+          /<binary chunk, 33 bytes>$/,
           '# inflated: S: Z03 OK "Search completed"',
-          '# inflated: C: Z04 COMPRESS "DEFLATE"', /<binary chunk, 29 bytes>$/, /<binary chunk, 43 bytes>$/,
+          '# inflated: C: Z04 COMPRESS "DEFLATE"',
+          /<binary chunk, 29 bytes>$/,
+          /<binary chunk, 43 bytes>$/,
           '# inflated: S: Z04 BAD DEFLATE active via COMPRESS',
-          '# inflated: C: Q01 LOGOUT', /<binary chunk, 18 bytes>$/, /<binary chunk, 19 bytes>$/,
+          '# inflated: C: Q01 LOGOUT',
+          /<binary chunk, 18 bytes>$/,
+          /<binary chunk, 19 bytes>$/,
           '# server closed the connection',
           '# inflated: S: Q01 OK "bye-bye"',
         ],
         replace: [
           'S: Z02 BAD "Unrecognized command"',
-          'C: Z03 FIND "user.none"', 'S: Z03 OK "Search completed"',
-          'C: Z04 COMPRESS "DEFLATE"', 'S: Z04 BAD "Unrecognized command"',
-          'C: Q01 LOGOUT', 'S: Q01 OK "bye-bye"',
+          'C: Z03 FIND "user.none"',
+          'S: Z03 OK "Search completed"',
+          'C: Z04 COMPRESS "DEFLATE"',
+          'S: Z04 BAD "Unrecognized command"',
+          'C: Q01 LOGOUT',
+          'S: Q01 OK "bye-bye"',
           '# server closed the connection',
         ],
       },
@@ -250,7 +341,6 @@ function load(c: Pick<Case, 'file' | 'patches' | 'parse'>, extra: Patch[] = []):
   const lines = applyPatches(splitLines(text), [...(c.patches ?? []), ...extra]);
   return adaptBannersForMupdated(parseTranscript(c.file, lines, c.parse));
 }
-
 
 // ---------------------------------------------------------------------------
 // Servers: one fresh master per transcript (they reuse mailbox names), users
@@ -270,7 +360,9 @@ export function transcriptTests(start: ServerFactory): void {
     template = tempDir('mupdated-transcripts-users-');
     for (const u of USERS) addUser(template, u);
   });
-  test.after.always(() => { if (template) removeDir(template); });
+  test.after.always(() => {
+    if (template) removeDir(template);
+  });
 
   /** At most this many servers at once (the file's tests run concurrently). */
   let slots = 3;
@@ -282,12 +374,16 @@ export function transcriptTests(start: ServerFactory): void {
       return await fn();
     } finally {
       const next = queue.shift();
-      if (next) next(); else slots++;
+      if (next) next();
+      else slots++;
     }
   }
 
   test('the fixtures are exactly the master-session transcripts 01-33', (t) => {
-    const files = readdirSync(FIXTURES).filter((f) => f.endsWith('.txt')).map((f) => f.replace(/\.txt$/, '')).sort();
+    const files = readdirSync(FIXTURES)
+      .filter((f) => f.endsWith('.txt'))
+      .map((f) => f.replace(/\.txt$/, ''))
+      .sort();
     t.deepEqual(files, CASES.map((c) => c.file).sort());
   });
 
@@ -326,27 +422,44 @@ export function transcriptTests(start: ServerFactory): void {
       ['changed byte', { why: 'control', find: ['S: N01 OK "Noop done"'], replace: ['S: N01 OK "Noop Done"'] }],
       ['missing line', { why: 'control', find: ['S: N00 BAD "Please login first"'], replace: [] }],
       ['extra line', { why: 'control', find: ['S: N01 OK "Noop done"'], replace: ['$0', 'S: N01 OK "Noop done"'] }],
-      ['close that does not happen', { why: 'control', find: ['S: N01 OK "Noop done"'], replace: ['$0', '# server closed the connection'] }],
-      ['close that is missing', { why: 'control', find: ['S: Q01 OK "bye-bye"', '# server closed the connection'], replace: ['$0', 'C: N02 NOOP', 'S: N02 OK "Noop done"'] }],
+      [
+        'close that does not happen',
+        { why: 'control', find: ['S: N01 OK "Noop done"'], replace: ['$0', '# server closed the connection'] },
+      ],
+      [
+        'close that is missing',
+        {
+          why: 'control',
+          find: ['S: Q01 OK "bye-bye"', '# server closed the connection'],
+          replace: ['$0', 'C: N02 NOOP', 'S: N02 OK "Noop done"'],
+        },
+      ],
       ['line end', { why: 'control', find: ['C: N01 NOOP'], replace: ['C: N01 NOOP <no-EOL>'] }],
     ];
     await withServer({}, async (server) => {
       for (const [what, patch] of broken) {
-        await t.throwsAsync(replayTranscript(load(seventeen, [patch]), { port: server.port, timeoutMs: 1000 }),
-          { instanceOf: TranscriptMismatch }, what);
+        await t.throwsAsync(
+          replayTranscript(load(seventeen, [patch]), { port: server.port, timeoutMs: 1000 }),
+          { instanceOf: TranscriptMismatch },
+          what,
+        );
       }
       // The unbroken transcript passes on the same server.
       await t.notThrowsAsync(replayTranscript(load(seventeen), { port: server.port }));
     });
     const thirteen = CASES.find((c) => c.file.startsWith('13-'))!;
-    const wrongState: Patch = { why: 'control', find: ['S: backend1!default {28+}', 'S: alice\\tlrswipkxtecdan\\tbob\\tlr\\t'],
+    const wrongState: Patch = {
+      why: 'control',
+      find: ['S: backend1!default {28+}', 'S: alice\\tlrswipkxtecdan\\tbob\\tlr\\t'],
       replace: ['S: backend1!default {29+}', 'S: alice\\tlrswipkxtecdan\\tbob\\tlrs\\t'],
     };
     await withServer({}, async (server) => {
       const tr = load(thirteen, [wrongState]);
       await seedDirectory(server.port, tr.seed);
-      await t.throwsAsync(replayTranscript(tr, { port: server.port, stateBlocks: thirteen.stateBlocks!.map((b) => ({ ...b, timeoutMs: 2000 })) }),
-        { instanceOf: TranscriptMismatch, message: /stream did not reach the expected state/ });
+      await t.throwsAsync(
+        replayTranscript(tr, { port: server.port, stateBlocks: thirteen.stateBlocks!.map((b) => ({ ...b, timeoutMs: 2000 })) }),
+        { instanceOf: TranscriptMismatch, message: /stream did not reach the expected state/ },
+      );
     });
   });
 }

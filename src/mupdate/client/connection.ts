@@ -11,7 +11,14 @@ import { decodeBase64Strict } from '../../sasl/plain.js';
 import { clientCommand } from '../wire/encoder.js';
 import { CommandReader, type ReadResult, type SaslLineResult } from '../wire/reader.js';
 import {
-  BannerRefused, ConnectFailed, ConnectionClosed, MupdateClientError, StartTlsRefused, StartTlsUnavailable, TimeoutError, TlsFailed,
+  BannerRefused,
+  ConnectFailed,
+  ConnectionClosed,
+  MupdateClientError,
+  StartTlsRefused,
+  StartTlsUnavailable,
+  TimeoutError,
+  TlsFailed,
 } from './errors.js';
 import { logIn, loginMechanism, type Credentials, type LoginChannel, type SaslStep } from './login.js';
 import { commandResult, isStatus, RESPONSE_LIMITS, RESPONSE_SHAPES, statusText, type CommandResult, type Response } from './responses.js';
@@ -50,7 +57,11 @@ export class MupdateConnection implements LoginChannel {
   bannerText = '';
   private bannerDone = false;
 
-  private constructor(socket: Socket, private readonly log?: Logger, private readonly onWire?: ClientOptions['onWire']) {
+  private constructor(
+    socket: Socket,
+    private readonly log?: Logger,
+    private readonly onWire?: ClientOptions['onWire'],
+  ) {
     this.socket = socket;
     this.attach(socket);
   }
@@ -103,7 +114,12 @@ export class MupdateConnection implements LoginChannel {
     const status = /^(\S+) (OK|NO|BAD|BYE)(?: (.*))?$/is.exec(r.line.toString('latin1'));
     if (!status) return r;
     this.saslMode = false;
-    return { kind: 'command', tag: Buffer.from(status[1]!, 'latin1'), word: status[2]!.toUpperCase(), args: [Buffer.from(status[3] ?? '', 'latin1')] };
+    return {
+      kind: 'command',
+      tag: Buffer.from(status[1], 'latin1'),
+      word: status[2].toUpperCase(),
+      args: [Buffer.from(status[3] ?? '', 'latin1')],
+    };
   }
 
   private wake(): void {
@@ -115,8 +131,15 @@ export class MupdateConnection implements LoginChannel {
   static async open(opts: ClientOptions, log?: Logger): Promise<MupdateConnection> {
     const socket = await new Promise<Socket>((resolve, reject) => {
       const s = connect({ host: opts.host, port: opts.port });
-      const timer = setTimeout(() => { s.destroy(); reject(new TimeoutError('connect', `connect to ${opts.host}:${opts.port} timed out`)); }, opts.timeoutMs);
-      s.once('connect', () => { clearTimeout(timer); s.setNoDelay(true); resolve(s); });
+      const timer = setTimeout(() => {
+        s.destroy();
+        reject(new TimeoutError('connect', `connect to ${opts.host}:${opts.port} timed out`));
+      }, opts.timeoutMs);
+      s.once('connect', () => {
+        clearTimeout(timer);
+        s.setNoDelay(true);
+        resolve(s);
+      });
       s.once('error', (err: NodeJS.ErrnoException) => {
         clearTimeout(timer);
         reject(new ConnectFailed(err.code, `cannot connect to ${opts.host}:${opts.port}: ${err.message}`));
@@ -160,12 +183,15 @@ export class MupdateConnection implements LoginChannel {
     // SNI takes host names only (an IP address there is deprecated).
     // `host` is the name the certificate must carry (a DNS name or an IP address in its altnames).
     const secure = tlsConnect({
-      socket: raw, host: opts.host, rejectUnauthorized: !opts.tlsInsecure, ...(opts.tlsCa ? { ca: opts.tlsCa } : {}),
+      socket: raw,
+      host: opts.host,
+      rejectUnauthorized: !opts.tlsInsecure,
+      ...(opts.tlsCa ? { ca: opts.tlsCa } : {}),
       ...(isIP(opts.host) === 0 ? { servername: opts.host } : {}),
     });
     await new Promise<void>((resolve, reject) => {
       secure.once('secureConnect', () => resolve());
-      secure.once('error', (err) => reject(new TlsFailed(err.message)));
+      secure.once('error', (err: Error) => reject(new TlsFailed(err.message)));
     });
     this.socket = secure;
     this.bannerText = '';
@@ -215,8 +241,16 @@ export class MupdateConnection implements LoginChannel {
       const left = deadline - Date.now();
       if (left <= 0) throw new TimeoutError('response', 'timed out waiting for the server');
       await new Promise<void>((resolve) => {
-        const timer = Number.isFinite(left) ? setTimeout(() => { this.waiter = null; resolve(); }, left) : null;
-        this.waiter = () => { if (timer) clearTimeout(timer); resolve(); };
+        const timer = Number.isFinite(left)
+          ? setTimeout(() => {
+              this.waiter = null;
+              resolve();
+            }, left)
+          : null;
+        this.waiter = () => {
+          if (timer) clearTimeout(timer);
+          resolve();
+        };
       });
     }
     const r = this.queue.shift()!;
@@ -302,7 +336,9 @@ export class MupdateConnection implements LoginChannel {
     this.send('Q01', 'LOGOUT');
     try {
       await this.next(2000);
-    } catch { /* closing anyway */ }
+    } catch {
+      /* closing anyway */
+    }
     this.close();
   }
 

@@ -8,14 +8,20 @@ export class MupdateClientError extends Error {}
 
 /** No answer in time: while connecting, or while waiting for a response. */
 export class TimeoutError extends MupdateClientError {
-  constructor(readonly phase: 'connect' | 'response', message: string) {
+  constructor(
+    readonly phase: 'connect' | 'response',
+    message: string,
+  ) {
     super(message);
   }
 }
 
 /** The TCP connection could not be made; `code` is the system's (ECONNREFUSED, ENOTFOUND, ...). */
 export class ConnectFailed extends MupdateClientError {
-  constructor(readonly code: string | undefined, message: string) {
+  constructor(
+    readonly code: string | undefined,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -41,7 +47,10 @@ export class TlsFailed extends MupdateClientError {
 
 /** The server refused the credentials; `reason` is the text of its answer. */
 export class LoginRefused extends MupdateClientError {
-  constructor(readonly user: string, readonly reason: string) {
+  constructor(
+    readonly user: string,
+    readonly reason: string,
+  ) {
     super(`login as ${user} refused by the server: ${reason}`);
   }
 }

@@ -26,7 +26,7 @@ export function isStatus(r: Response): boolean {
 export function statusText(r: Response): string {
   const raw = r.args[0]?.toString('utf8') ?? '';
   const m = /^"((?:[^"\\]|\\.)*)"$/s.exec(raw);
-  return m ? m[1]!.replace(/\\(.)/gs, '$1') : raw;
+  return m ? m[1].replace(/\\(.)/gs, '$1') : raw;
 }
 
 /** A status line read as a command's result, with the data lines that came before it. */

@@ -14,7 +14,7 @@ export class ByteAccumulator {
   }
 
   take(): Buffer {
-    const out = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.length);
+    const out = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.length);
     this.chunks = [];
     this.length = 0;
     return out;
@@ -38,8 +38,7 @@ export const PLUS = 0x2b;
 
 /** Bytes that end a tag or a command word (Cyrus's word reader). */
 export function isWordDelimiter(b: number): boolean {
-  return b === SP || b === TAB || b === CR || b === LF || b === 0x0b || b === 0x0c ||
-    b === 0x28 || b === 0x29 || b === DQUOTE;
+  return b === SP || b === TAB || b === CR || b === LF || b === 0x0b || b === 0x0c || b === 0x28 || b === 0x29 || b === DQUOTE;
 }
 
 /** ASCII-only upper-casing of a command word, so 8-bit bytes never match a command. */

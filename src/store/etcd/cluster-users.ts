@@ -26,13 +26,20 @@ export async function readClusterUsers(client: Etcd3, layout: EtcdLayout, timeou
   let key = layout.users;
   let revision = 0;
   for (;;) {
-    const res = await withDeadline(client.kv.range({
-      key, range_end: prefixEnd(layout.users), limit: 1_000, ...(revision ? { revision: String(revision) } : {}),
-    }), timeoutMs, 'a read of the users');
+    const res = await withDeadline(
+      client.kv.range({
+        key,
+        range_end: prefixEnd(layout.users),
+        limit: 1_000,
+        ...(revision ? { revision: String(revision) } : {}),
+      }),
+      timeoutMs,
+      'a read of the users',
+    );
     if (!revision) revision = Number(res.header.revision);
     for (const kv of res.kvs) users.push(decodeUser(kv.value));
     if (!res.more || !res.kvs.length) break;
-    key = Buffer.concat([res.kvs[res.kvs.length - 1]!.key, Buffer.of(0)]);
+    key = Buffer.concat([res.kvs[res.kvs.length - 1].key, Buffer.of(0)]);
   }
   return { users, revision };
 }

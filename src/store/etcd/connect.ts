@@ -50,7 +50,7 @@ export interface TlsFiles {
 /** The TLS files the settings name, read and checked (none: plain http, or https with the system's CAs). */
 export function readTlsFiles(s: EtcdSettings): TlsFiles {
   if (!s.ca && !s.cert && !s.key) return {};
-  if (!s.ca) throw new EtcdCredentialsError('etcd TLS needs --etcd-ca (the CA that signed the members\' certificates)');
+  if (!s.ca) throw new EtcdCredentialsError("etcd TLS needs --etcd-ca (the CA that signed the members' certificates)");
   if (!!s.cert !== !!s.key) throw new EtcdCredentialsError('etcd client certificates need both --etcd-cert and --etcd-key');
   return {
     ca: tlsFile(s.ca, '--etcd-ca', 'certificate'),
@@ -85,7 +85,10 @@ export function etcdClient(s: EtcdSettings): Etcd3 {
 
 /** Parses `--etcd URL[,URL...]`: http(s)://host:port or host:port. */
 export function parseEndpoints(value: string): string[] {
-  const list = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const list = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (!list.length) throw new StorageError('--etcd needs at least one endpoint (http://host:port)');
   return list.map((e) => (/^https?:\/\//.test(e) ? e : `http://${e}`));
 }
@@ -105,7 +108,15 @@ export function asUnavailable(err: unknown, what: string): unknown {
 export function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DirectoryUnavailable(`directory unavailable: etcd did not answer ${what} within ${ms / 1000} s`)), ms);
+    timer = setTimeout(
+      () => reject(new DirectoryUnavailable(`directory unavailable: etcd did not answer ${what} within ${ms / 1000} s`)),
+      ms,
+    );
   });
-  return Promise.race([promise.catch((err: unknown) => { throw asUnavailable(err, what); }), timeout]).finally(() => clearTimeout(timer));
+  return Promise.race([
+    promise.catch((err: unknown) => {
+      throw asUnavailable(err, what);
+    }),
+    timeout,
+  ]).finally(() => clearTimeout(timer));
 }

@@ -16,8 +16,19 @@ import { LmdbDirectoryStore } from '../lmdb-store.js';
 import { MAX_NAME_BYTES } from '../order.js';
 import { checkBatch } from '../validate.js';
 import {
-  ConflictRefusal, StorageError, type BatchItem, type ChangeListener, type ConflictClaim, type ConflictRecord, type ConflictStatus,
-  type Decision, type DirectoryOrder, type DirectoryStore, type Entry, type Snapshot, type TxnTools,
+  ConflictRefusal,
+  StorageError,
+  type BatchItem,
+  type ChangeListener,
+  type ConflictClaim,
+  type ConflictRecord,
+  type ConflictStatus,
+  type Decision,
+  type DirectoryOrder,
+  type DirectoryStore,
+  type Entry,
+  type Snapshot,
+  type TxnTools,
 } from '../types.js';
 import { ClusterMismatch, DirectoryUnavailable, withDeadline, type EtcdSettings } from './connect.js';
 import { connectEtcd } from './tls-check.js';
@@ -70,7 +81,8 @@ export class EtcdDirectoryStore implements DirectoryStore {
         await view.close();
         throw new ClusterMismatch(
           `${o.dataDir} holds a single master's directory, not a cluster view; move it into the cluster with ` +
-          `'mupdated dump --data ${o.dataDir} | mupdated load - --etcd ...' and start the node on an empty --data folder`);
+            `'mupdated dump --data ${o.dataDir} | mupdated load - --etcd ...' and start the node on an empty --data folder`,
+        );
       }
       let identity: ClusterIdentity;
       try {
@@ -79,16 +91,23 @@ export class EtcdDirectoryStore implements DirectoryStore {
         if (err instanceof ClusterMismatch || !(err instanceof DirectoryUnavailable) || viewDbid === null) {
           await view.close();
           if (err instanceof DirectoryUnavailable) {
-            throw new DirectoryUnavailable(`cannot reach etcd at ${o.endpoints.join(', ')} and ${o.dataDir} holds no view of the directory yet: ${err.message}`);
+            throw new DirectoryUnavailable(
+              `cannot reach etcd at ${o.endpoints.join(', ')} and ${o.dataDir} holds no view of the directory yet: ${err.message}`,
+            );
           }
           throw err;
         }
-        log.error({ endpoints: o.endpoints, err: (err as Error).message },
-          'etcd is unreachable: serving reads from the local view, refusing writes until etcd answers');
+        log.error(
+          { endpoints: o.endpoints, err: err.message },
+          'etcd is unreachable: serving reads from the local view, refusing writes until etcd answers',
+        );
         identity = { dbid: viewDbid, order: o.order };
       }
       if (viewDbid !== null && viewDbid !== identity.dbid) {
-        log.warn({ view: viewDbid, cluster: identity.dbid }, 'the local view belongs to another directory: throwing it away and rebuilding from etcd');
+        log.warn(
+          { view: viewDbid, cluster: identity.dbid },
+          'the local view belongs to another directory: throwing it away and rebuilding from etcd',
+        );
         await view.close();
         rmSync(`${o.dataDir}/directory.mdb`, { force: true });
         rmSync(`${o.dataDir}/directory.mdb-lock`, { force: true });
@@ -125,8 +144,11 @@ export class EtcdDirectoryStore implements DirectoryStore {
     // The three keys in one read-only transaction: one round trip, one revision.
     const keys = ['format', 'dbid', 'order'] as const;
     const read = async () => {
-      const res = await withDeadline(client.kv.txn({ compare: [], success: keys.map((k) => ({ request_range: { key: layout.meta(k) } })) }),
-        o.writeTimeoutMs, 'at start');
+      const res = await withDeadline(
+        client.kv.txn({ compare: [], success: keys.map((k) => ({ request_range: { key: layout.meta(k) } })) }),
+        o.writeTimeoutMs,
+        'at start',
+      );
       const value = (i: number) => res.responses[i]?.response_range?.kvs[0]?.value.toString();
       return { format: value(0), dbid: value(1), order: value(2) };
     };
@@ -134,26 +156,31 @@ export class EtcdDirectoryStore implements DirectoryStore {
     if (found.dbid === undefined) {
       if (o.mustExist) throw new StorageError(`no directory under the etcd prefix ${o.prefix} (is --etcd-prefix right?)`);
       const dbid = randomUUID();
-      await withDeadline(client.kv.txn({
-        compare: [{ key: layout.meta('dbid'), target: 'Create', result: 'Equal', create_revision: 0 }],
-        success: [
-          { request_put: { key: layout.meta('format'), value: Buffer.from(String(CLUSTER_FORMAT)) } },
-          { request_put: { key: layout.meta('dbid'), value: Buffer.from(dbid) } },
-          { request_put: { key: layout.meta('order'), value: Buffer.from(o.order) } },
-        ],
-      }), o.writeTimeoutMs, 'at start');
+      await withDeadline(
+        client.kv.txn({
+          compare: [{ key: layout.meta('dbid'), target: 'Create', result: 'Equal', create_revision: 0 }],
+          success: [
+            { request_put: { key: layout.meta('format'), value: Buffer.from(String(CLUSTER_FORMAT)) } },
+            { request_put: { key: layout.meta('dbid'), value: Buffer.from(dbid) } },
+            { request_put: { key: layout.meta('order'), value: Buffer.from(o.order) } },
+          ],
+        }),
+        o.writeTimeoutMs,
+        'at start',
+      );
       found = await read();
     }
     const format = Number(found.format);
     if (!Number.isInteger(format) || format < 1 || format > CLUSTER_FORMAT) {
       throw new ClusterMismatch(
         `the etcd prefix ${o.prefix} holds a directory in cluster format ${String(found.format)}, which this version of mupdated ` +
-        `does not know (it reads formats 1 to ${CLUSTER_FORMAT}); use the newer mupdated that wrote it`);
+          `does not know (it reads formats 1 to ${CLUSTER_FORMAT}); use the newer mupdated that wrote it`,
+      );
     }
     if (found.order !== o.order) {
       throw new ClusterMismatch(`the cluster keeps its directory in '${String(found.order)}' order, but '${o.order}' is configured`);
     }
-    return { dbid: found.dbid!, order: o.order };
+    return { dbid: found.dbid, order: o.order };
   }
 
   // ---- reads: the view ----
@@ -213,7 +240,11 @@ export class EtcdDirectoryStore implements DirectoryStore {
     const deadline = Date.now() + this.timeoutMs;
     for (let attempt = 0; Date.now() < deadline && !this.closed; attempt++) {
       try {
-        const res = await withDeadline(this.client.kv.range({ key: this.layout.meta('head') }), Math.max(1, deadline - Date.now()), 'a NOOP');
+        const res = await withDeadline(
+          this.client.kv.range({ key: this.layout.meta('head') }),
+          Math.max(1, deadline - Date.now()),
+          'a NOOP',
+        );
         const head = Number(res.kvs[0]?.mod_revision ?? 0);
         if (!(await this.feed.waitFor(head, Math.max(1, deadline - Date.now())))) this.feed.nudge(head);
         return;
@@ -255,12 +286,22 @@ export class EtcdDirectoryStore implements DirectoryStore {
           ops.push({ request_put: { key: this.layout.conflict(decision.id), value: encodeConflict(counted) } });
           return counted;
         }
-        const existing = this.view.listConflicts('open').find((c) => c.name.equals(claim.name) && c.claimed.location.equals(claim.claimed.location));
+        const existing = this.view
+          .listConflicts('open')
+          .find((c) => c.name.equals(claim.name) && c.claimed.location.equals(claim.claimed.location));
         const seqKey = this.layout.meta('conflict-seq');
         reads.push(seqKey);
         let record: ConflictRecord;
         if (existing) {
-          record = { ...existing, ...claim, id: existing.id, status: 'open', firstSeen: existing.firstSeen, lastSeen: now, count: existing.count + 1 };
+          record = {
+            ...existing,
+            ...claim,
+            id: existing.id,
+            status: 'open',
+            firstSeen: existing.firstSeen,
+            lastSeen: now,
+            count: existing.count + 1,
+          };
           reads.push(this.layout.conflict(existing.id));
         } else {
           const id = ((this.view.getOwnMeta('conflictSeq') as number | undefined) ?? 0) + 1;
@@ -293,7 +334,9 @@ export class EtcdDirectoryStore implements DirectoryStore {
         if (!sameEntry(current, next)) ops.push({ request_put: { key, value: encodeEntryValue(next) } });
       }
       const closed: ConflictRecord = {
-        ...record, status: keep === 'none' ? 'dismissed' : 'resolved', resolution: { keep, at: new Date().toISOString(), by },
+        ...record,
+        status: keep === 'none' ? 'dismissed' : 'resolved',
+        resolution: { keep, at: new Date().toISOString(), by },
       };
       ops.push({ request_put: { key: conflictKey, value: encodeConflict(closed) } });
       return { reads, present, ops, result: closed };
@@ -310,7 +353,9 @@ export class EtcdDirectoryStore implements DirectoryStore {
     checkBatch(items, meta);
     const CHUNK = 100;
     let changed = 0;
-    const metaOps: IRequestOp[] = Object.entries(meta).map(([k, v]) => ({ request_put: { key: this.layout.userMeta(k), value: encodeJson(v) } }));
+    const metaOps: IRequestOp[] = Object.entries(meta).map(([k, v]) => ({
+      request_put: { key: this.layout.userMeta(k), value: encodeJson(v) },
+    }));
     for (let i = 0; i < items.length || (i === 0 && metaOps.length); i += CHUNK) {
       const chunk = items.slice(i, i + CHUNK);
       const last = i + CHUNK >= items.length;

@@ -94,8 +94,8 @@ export class EtcdLayout {
 export function prefixEnd(prefix: Buffer): Buffer {
   const end = Buffer.from(prefix);
   for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i]!++;
+    if (end[i] < 0xff) {
+      end[i]++;
       return end.subarray(0, i + 1);
     }
   }
@@ -112,15 +112,18 @@ export function decodeEntryValue(raw: Buffer): Entry | null {
 
 /** JSON with buffers as `{"$b": base64}`: conflict records and other small records. */
 export function encodeJson(value: unknown): Buffer {
-  return Buffer.from(JSON.stringify(value, function (this: Record<string, unknown>, key: string, v: unknown) {
-    const raw = this[key];
-    return Buffer.isBuffer(raw) ? { $b: raw.toString('base64') } : v;
-  }));
+  return Buffer.from(
+    JSON.stringify(value, function (this: Record<string, unknown>, key: string, v: unknown) {
+      const raw = this[key];
+      return Buffer.isBuffer(raw) ? { $b: raw.toString('base64') } : v;
+    }),
+  );
 }
 
 export function decodeJson<T>(raw: Buffer): T {
   return JSON.parse(raw.toString('utf8'), (_key, v: unknown) => {
-    if (v && typeof v === 'object' && typeof (v as { $b?: unknown }).$b === 'string') return Buffer.from((v as { $b: string }).$b, 'base64');
+    if (v && typeof v === 'object' && typeof (v as { $b?: unknown }).$b === 'string')
+      return Buffer.from((v as { $b: string }).$b, 'base64');
     return v;
   }) as T;
 }

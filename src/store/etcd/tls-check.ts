@@ -11,7 +11,16 @@ import type { Etcd3 } from 'etcd3';
 import { EtcdCredentialsError, etcdClient, readTlsFiles, type EtcdSettings, type TlsFiles } from './connect.js';
 
 /** Errors that mean "not reachable now", not "not trusted". */
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+]);
 
 /** The HTTP/2 client preface and an empty SETTINGS frame (RFC 9113 3.4): the member answers with its SETTINGS. */
 const H2_PREFACE = Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]);
@@ -22,8 +31,13 @@ function handshake(endpoint: string, tls: TlsFiles, ms: number): Promise<Outcome
   const url = new URL(endpoint);
   return new Promise((resolve) => {
     const socket = connect({
-      host: url.hostname, port: Number(url.port || 2379), ca: tls.ca, cert: tls.cert, key: tls.key,
-      ...(/^[\d.]+$|:/.test(url.hostname) ? {} : { servername: url.hostname }), ALPNProtocols: ['h2'],
+      host: url.hostname,
+      port: Number(url.port || 2379),
+      ca: tls.ca,
+      cert: tls.cert,
+      key: tls.key,
+      ...(/^[\d.]+$|:/.test(url.hostname) ? {} : { servername: url.hostname }),
+      ALPNProtocols: ['h2'],
     });
     const done = (o: Outcome) => {
       clearTimeout(timer);
@@ -49,10 +63,16 @@ export async function checkEtcdTls(s: EtcdSettings, files: TlsFiles): Promise<vo
   const refused = outcomes.filter((o): o is Extract<Outcome, { ok: false }> => !o.ok && !o.network);
   if (refused.length) {
     // An alert from the member (ERR_SSL_..._ALERT_...) means it refused us; other codes, that we refused it.
-    const which = refused.map((o) => `${o.endpoint}: ${/^ERR_SSL_.*ALERT/.test(o.code) ? 'the member refused this client\'s certificate' : 'the member\'s certificate is not trusted'}, ${o.code} (${o.message})`).join('; ');
+    const which = refused
+      .map(
+        (o) =>
+          `${o.endpoint}: ${/^ERR_SSL_.*ALERT/.test(o.code) ? "the member refused this client's certificate" : "the member's certificate is not trusted"}, ${o.code} (${o.message})`,
+      )
+      .join('; ');
     throw new EtcdCredentialsError(
-      `TLS with etcd failed, so this is not an outage: ${which}. Check --etcd-ca (${s.ca ?? 'the system\'s CAs'})` +
-      `${s.cert ? `, --etcd-cert ${s.cert} and --etcd-key` : ''}.`);
+      `TLS with etcd failed, so this is not an outage: ${which}. Check --etcd-ca (${s.ca ?? "the system's CAs"})` +
+        `${s.cert ? `, --etcd-cert ${s.cert} and --etcd-key` : ''}.`,
+    );
   }
 }
 

@@ -52,7 +52,8 @@ export class UserMirror {
         await this.watchFrom(revision + 1);
         return;
       } catch (err) {
-        if (attempt === 0) this.log.warn({ err: (err as Error).message }, 'cluster users: cannot read them from etcd yet (local logins go on), retrying');
+        if (attempt === 0)
+          this.log.warn({ err: (err as Error).message }, 'cluster users: cannot read them from etcd yet (local logins go on), retrying');
         await new Promise((r) => setTimeout(r, Math.min(5_000, 250 * 2 ** attempt)));
       }
     }
@@ -78,10 +79,12 @@ export class UserMirror {
     }
     this.watcher = watcher;
     watcher.on('data', (res: IWatchResponse) => {
-      this.applying = this.applying.then(() => this.apply(res)).catch((err: unknown) => {
-        this.log.error({ err: (err as Error).message }, 'cluster users: could not apply a change from etcd; reading them all again');
-        void this.restart();
-      });
+      this.applying = this.applying
+        .then(() => this.apply(res))
+        .catch((err: unknown) => {
+          this.log.error({ err: (err as Error).message }, 'cluster users: could not apply a change from etcd; reading them all again');
+          void this.restart();
+        });
     });
     // A cancelled watch (etcd compacted past it): read everything again.
     watcher.on('error', () => void this.restart());

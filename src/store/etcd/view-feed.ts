@@ -50,7 +50,13 @@ export class ViewFeed {
         this.waiters = this.waiters.filter((w) => w !== waiter);
         resolve(false);
       }, ms);
-      const waiter = { revision, resolve: () => { clearTimeout(timer); resolve(true); } };
+      const waiter = {
+        revision,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve(true);
+        },
+      };
       this.waiters.push(waiter);
     });
   }
@@ -76,10 +82,12 @@ export class ViewFeed {
     let created = false;
     return new Promise<void>((resolve) => {
       watcher.on('data', (res: IWatchResponse) => {
-        this.applying = this.applying.then(() => this.applyResponse(res)).catch((err: unknown) => {
-          this.log.error({ err: (err as Error).message }, 'cluster view: could not apply changes from etcd; rebuilding the view');
-          void this.restart('apply failed');
-        });
+        this.applying = this.applying
+          .then(() => this.applyResponse(res))
+          .catch((err: unknown) => {
+            this.log.error({ err: (err as Error).message }, 'cluster view: could not apply changes from etcd; rebuilding the view');
+            void this.restart('apply failed');
+          });
       });
       watcher.on('disconnected', (err: Error) => this.log.warn({ err: err.message }, 'cluster view: lost the etcd watch, reconnecting'));
       watcher.on('connected', () => {
@@ -89,7 +97,10 @@ export class ViewFeed {
       });
       watcher.on('error', (err: Error) => {
         // A cancelled watch: etcd compacted the history it would resume from.
-        this.log.warn({ err: err.message, revision: this.revision }, 'cluster view: watch cancelled by etcd; rebuilding the view from a full read');
+        this.log.warn(
+          { err: err.message, revision: this.revision },
+          'cluster view: watch cancelled by etcd; rebuilding the view from a full read',
+        );
         // etcd has dropped this watch already: cancelling it again would wait for an answer that never comes.
         if (this.watcher === watcher) {
           this.watcher = null;
@@ -107,8 +118,10 @@ export class ViewFeed {
    */
   nudge(revision: number): void {
     if (this.closed || this.restarting || this.revision >= revision) return;
-    this.log.warn({ revision, view: this.revision },
-      'cluster view: etcd holds changes the view has not received in time; restarting the watch with a full read (no action needed unless this repeats)');
+    this.log.warn(
+      { revision, view: this.revision },
+      'cluster view: etcd holds changes the view has not received in time; restarting the watch with a full read (no action needed unless this repeats)',
+    );
     void this.restart('view fell behind etcd');
   }
 
@@ -142,7 +155,12 @@ export class ViewFeed {
   /** One watch response: its events, in revision order, in one view transaction. */
   private async applyResponse(res: IWatchResponse): Promise<void> {
     if (this.closed) return;
-    const batch: Required<Pick<ExternalBatch, 'changes' | 'conflicts'>> & ExternalBatch = { changes: [], conflicts: [], meta: {}, userMeta: {} };
+    const batch: Required<Pick<ExternalBatch, 'changes' | 'conflicts'>> & ExternalBatch = {
+      changes: [],
+      conflicts: [],
+      meta: {},
+      userMeta: {},
+    };
     let revision = Number(res.header.revision);
     let last = 0;
     let index = 0;
@@ -164,11 +182,21 @@ export class ViewFeed {
     this.advance(revision);
   }
 
-  private collect(batch: ExternalBatch & { changes: ExternalBatch['changes']; conflicts: ConflictRecord[] }, kv: IKeyValue, deleted: boolean, rev: number, index: number): void {
+  private collect(
+    batch: ExternalBatch & { changes: ExternalBatch['changes']; conflicts: ConflictRecord[] },
+    kv: IKeyValue,
+    deleted: boolean,
+    rev: number,
+    index: number,
+  ): void {
     const what = this.layout.classify(kv.key);
     switch (what.kind) {
       case 'entry':
-        batch.changes.push({ seq: seqOf(rev, index), name: what.name, entry: deleted ? null : withName(decodeEntryValue(kv.value), what.name) });
+        batch.changes.push({
+          seq: seqOf(rev, index),
+          name: what.name,
+          entry: deleted ? null : withName(decodeEntryValue(kv.value), what.name),
+        });
         return;
       case 'conflict':
         if (!deleted) batch.conflicts.push(decodeConflict(kv.value));
@@ -194,12 +222,24 @@ export class ViewFeed {
     let revision = 0;
     let key = this.layout.all;
     const seen = new Set<string>();
-    const batch: ExternalBatch & { changes: ExternalBatch['changes']; conflicts: ConflictRecord[] } = { changes: [], conflicts: [], meta: {}, userMeta: {} };
+    const batch: ExternalBatch & { changes: ExternalBatch['changes']; conflicts: ConflictRecord[] } = {
+      changes: [],
+      conflicts: [],
+      meta: {},
+      userMeta: {},
+    };
     let read = 0;
     for (;;) {
-      const res = await withDeadline(this.client.kv.range({
-        key, range_end: rangeEnd, limit: PAGE, ...(revision ? { revision } : {}),
-      }), this.timeoutMs, 'a read of the directory');
+      const res = await withDeadline(
+        this.client.kv.range({
+          key,
+          range_end: rangeEnd,
+          limit: PAGE,
+          ...(revision ? { revision } : {}),
+        }),
+        this.timeoutMs,
+        'a read of the directory',
+      );
       if (!revision) revision = Number(res.header.revision);
       for (const kv of res.kvs) {
         read++;
@@ -213,7 +253,7 @@ export class ViewFeed {
         }
       }
       if (!res.more || !res.kvs.length) break;
-      key = Buffer.concat([res.kvs[res.kvs.length - 1]!.key, Buffer.of(0)]);
+      key = Buffer.concat([res.kvs[res.kvs.length - 1].key, Buffer.of(0)]);
     }
     const snapshot = this.view.snapshot();
     try {
@@ -246,7 +286,9 @@ async function cancelWithin(watcher: Watcher, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([
     watcher.cancel().catch(() => {}),
-    new Promise<void>((resolve) => { timer = setTimeout(resolve, ms); }),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
   ]).finally(() => clearTimeout(timer));
 }
 

@@ -77,8 +77,13 @@ export class WriteQueue {
   submit<R>(plan: () => Plan<R>): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.queue.push({
-        plan, resolve: resolve as (v: unknown) => void, reject, notBefore: 0, attempts: 0,
-        deadline: Date.now() + this.timeoutMs, keys: [],
+        plan,
+        resolve: resolve,
+        reject,
+        notBefore: 0,
+        attempts: 0,
+        deadline: Date.now() + this.timeoutMs,
+        keys: [],
       });
       this.schedule();
     });
@@ -111,7 +116,11 @@ export class WriteQueue {
     };
     for (const job of this.queue) {
       if (now > job.deadline) {
-        job.reject(new DirectoryUnavailable(`directory unavailable: the change could not be decided within ${this.timeoutMs / 1000} s (the view did not catch up with etcd)`));
+        job.reject(
+          new DirectoryUnavailable(
+            `directory unavailable: the change could not be decided within ${this.timeoutMs / 1000} s (the view did not catch up with etcd)`,
+          ),
+        );
         continue;
       }
       if (job.notBefore > viewRevision || taken.length >= MAX_WRITES_PER_TXN || job.keys.some((k) => waiting.has(k))) {
@@ -169,7 +178,8 @@ export class WriteQueue {
           const head = Number(res.responses[0]?.response_range?.kvs[0]?.mod_revision ?? revision);
           for (const { job } of taken) {
             job.notBefore = head;
-            if (++job.attempts >= MAX_ATTEMPTS) job.reject(new StorageError('the name is being changed by other writers too often; try again'));
+            if (++job.attempts >= MAX_ATTEMPTS)
+              job.reject(new StorageError('the name is being changed by other writers too often; try again'));
             else this.queue.unshift(job);
           }
           this.schedule();
@@ -194,7 +204,10 @@ export class WriteQueue {
    * an earlier attempt did commit, the repeat fails its compare and changes
    * nothing (and the caller answers that the outcome is unknown).
    */
-  private async commit(txn: { compare: ICompare[]; success: IRequestOp[]; failure: IRequestOp[] }, deadline: Date): Promise<{ res: ITxnResponse; failedBefore: Error | null }> {
+  private async commit(
+    txn: { compare: ICompare[]; success: IRequestOp[]; failure: IRequestOp[] },
+    deadline: Date,
+  ): Promise<{ res: ITxnResponse; failedBefore: Error | null }> {
     let failedBefore: Error | null = null;
     for (let attempt = 0; ; attempt++) {
       try {
