@@ -11,6 +11,7 @@
 import type { Database } from 'lmdb';
 import { createHash } from 'node:crypto';
 import { countRefusal, decisionStands, keptLocation, staleCopy } from './decisions.js';
+import { firstClaim, repeatedClaim } from './conflict-records.js';
 import type { EntryTable } from './entry-table.js';
 import type { Change, ConflictClaim, ConflictRecord, ConflictStatus, Entry } from './types.js';
 import { checkEntry } from './validate.js';
@@ -54,19 +55,11 @@ export class ConflictQueue {
     const existing = existingId === undefined ? undefined : this.conflictsDb.get(existingId);
     let record: ConflictRecord;
     if (existing && existing.status === 'open') {
-      record = {
-        ...existing,
-        ...claim,
-        id: existing.id,
-        status: 'open',
-        firstSeen: existing.firstSeen,
-        lastSeen: now,
-        count: existing.count + 1,
-      };
+      record = repeatedClaim(existing, claim, now);
     } else {
       const id = ((this.metaDb.get('conflictSeq') as number | undefined) ?? 0) + 1;
       this.metaDb.putSync('conflictSeq', id);
-      record = { ...claim, id, status: 'open', firstSeen: now, lastSeen: now, count: 1 };
+      record = firstClaim(claim, id, now);
       this.openClaimsDb.putSync(key, id);
     }
     this.conflictsDb.putSync(record.id, record);

@@ -12,6 +12,7 @@ import type { Etcd3, IRequestOp } from 'etcd3';
 import type { Logger } from '../../log.js';
 import { sameEntry } from '../codec.js';
 import { countRefusal } from '../decisions.js';
+import { firstClaim, repeatedClaim } from '../conflict-records.js';
 import { LmdbDirectoryStore } from '../lmdb-store.js';
 import { MAX_NAME_BYTES } from '../order.js';
 import { checkBatch } from '../validate.js';
@@ -293,19 +294,11 @@ export class EtcdDirectoryStore implements DirectoryStore {
         reads.push(seqKey);
         let record: ConflictRecord;
         if (existing) {
-          record = {
-            ...existing,
-            ...claim,
-            id: existing.id,
-            status: 'open',
-            firstSeen: existing.firstSeen,
-            lastSeen: now,
-            count: existing.count + 1,
-          };
+          record = repeatedClaim(existing, claim, now);
           reads.push(this.layout.conflict(existing.id));
         } else {
           const id = ((this.view.getOwnMeta('conflictSeq') as number | undefined) ?? 0) + 1;
-          record = { ...claim, id, status: 'open', firstSeen: now, lastSeen: now, count: 1 };
+          record = firstClaim(claim, id, now);
           ops.push({ request_put: { key: seqKey, value: Buffer.from(String(id)) } });
         }
         ops.push({ request_put: { key: this.layout.conflict(record.id), value: encodeConflict(record) } });
