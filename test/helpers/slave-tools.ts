@@ -9,21 +9,11 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { lit, listSorted, login, readResponse } from './directory.js';
 import type { RawClient } from './raw-client.js';
+import type { FollowerStatus } from '../../src/resync/follower-types.js';
 import { PASSWORD, startMupdated, tempDir, type RunningMupdated, type StartOptions } from './server.js';
 
-export interface SlaveStatus {
-  state: 'starting' | 'connecting' | 'syncing' | 'streaming' | 'waiting' | 'stopped';
-  connected: boolean;
-  master: string;
-  masterKind: 'mupdated' | 'cyrus' | null;
-  lastFullSync: string | null;
-  lastSyncKind: 'full' | 'incremental' | null;
-  lastResumeRecords: number | null;
-  lastAppliedChange: string | null;
-  upstreamSeq: number | null;
-  entries: number | null;
-  lastError: string | null;
-}
+/** status.json as the slave writes it: the follower's own type. */
+export type SlaveStatus = FollowerStatus;
 
 let passwordFile: string | undefined;
 
