@@ -9,7 +9,7 @@ import { MupdateConn } from './client.js';
 import type { ClusterNode, ClusterUnderTest } from './cluster-servers.js';
 import { closedLoop, cpuMs, expectOk, latencySummary, openMany, sleep, verifyWithFind, WrongAnswer, type Expected } from './measure.js';
 import { ADMIN, PASSWORD } from './servers.js';
-import type { Context, Measurement } from './workloads.js';
+import type { Context, Measurement } from './workload-kit.js';
 
 export interface ClusterContext extends Context {
   cluster: ClusterUnderTest;

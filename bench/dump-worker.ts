@@ -57,6 +57,8 @@ export interface DumpsDone {
   wrongCount: number;
   /** The first dumper that failed other than by being stopped (the others carried on). */
   error: SerializedError | null;
+  /** From the dumpers' start until the last of them stopped (ms, this thread's clock). */
+  elapsedMs: number;
 }
 
 export type FromDumpWorker = { type: 'ready' } | DumpsDone;
@@ -157,6 +159,7 @@ async function runDumpers(data: DumpWorkerData, port: MessagePort): Promise<void
     }
   };
 
+  const started = performance.now();
   const runs = dumps.map((_, i) => dumper(i));
   port.postMessage({ type: 'ready' } satisfies FromDumpWorker);
   const outcomes = await Promise.allSettled(runs);
@@ -167,6 +170,7 @@ async function runDumpers(data: DumpWorkerData, port: MessagePort): Promise<void
     wrong,
     wrongCount,
     error: failed ? serializeError(failed.reason) : null,
+    elapsedMs: performance.now() - started,
   } satisfies FromDumpWorker);
   port.unref();
 }

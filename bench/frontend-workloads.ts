@@ -28,7 +28,7 @@ import { MupdateConn } from './client.js';
 import { entryAt } from './dataset.js';
 import { expectOk, latencySummary, sleep, WrongAnswer } from './measure.js';
 import { ADMIN, PASSWORD } from './servers.js';
-import type { Context, Measurement } from './workloads.js';
+import type { Context, Measurement } from './workload-kit.js';
 
 const LOCATION = 'benchfe!default';
 const ACL = 'bfe\tlrswipkxtecdan\t';

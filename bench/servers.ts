@@ -43,6 +43,12 @@ export interface ServerUnderTest {
   /** What the server printed or why it stopped, for failure reports. */
   diagnostics(): string;
   stop(): Promise<void>;
+  /**
+   * (mupdated only) SIGKILLs the server, waits for it to go, and spawns it
+   * again on the same data and port; resolves right after the spawn, with
+   * performance.now() at the kill and at the spawn.
+   */
+  killAndRestart?(): Promise<{ killedAt: number; spawnedAt: number }>;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -78,15 +84,19 @@ export async function startMupdatedUnderTest(dumpPath: string, users: string[]):
     // BENCH_MUPDATED_CONFIG: extra config-file lines for experiments, e.g. "dump_workers: 1"
     writeFileSync(configPath, `max_connections: ${MAX_CONNECTIONS}\n${(process.env.BENCH_MUPDATED_CONFIG ?? '').replace(/\\n/g, '\n')}\n`);
     const logPath = join(dataDir, 'server.log');
-    const logFd = openSync(logPath, 'w');
     // Logs go to a file: the benchmark process must not spend its CPU reading them.
     // BENCH_MUPDATED_NODE_ARGS: extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
     const nodeArgs = (process.env.BENCH_MUPDATED_NODE_ARGS ?? '').split(' ').filter(Boolean);
-    child = spawn(process.execPath, [...nodeArgs, CLI, 'master', '--data', dataDir, '--listen', '127.0.0.1:0', '--config', configPath], {
-      stdio: ['ignore', 'ignore', logFd],
-    });
-    closeSync(logFd);
-    const proc = child;
+    const spawnMaster = (listen: string): ChildProcess => {
+      const logFd = openSync(logPath, 'w');
+      const c = spawn(process.execPath, [...nodeArgs, CLI, 'master', '--data', dataDir, '--listen', listen, '--config', configPath], {
+        stdio: ['ignore', 'ignore', logFd],
+      });
+      closeSync(logFd);
+      return c;
+    };
+    let proc = spawnMaster('127.0.0.1:0');
+    child = proc;
     const log = () => {
       try {
         return readFileSync(logPath, 'utf8');
@@ -108,7 +118,9 @@ export async function startMupdatedUnderTest(dumpPath: string, users: string[]):
       else await sleep(50);
     }
     if (!port) throw new Error(`mupdated did not log "listening" within 30 s: ${log()}`);
-    const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+    const exitOf = (c: ChildProcess) =>
+      new Promise<void>((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', () => r())));
+    let exited = exitOf(proc);
     const version = (JSON.parse(readFileSync(join(CLI, '../../../../package.json'), 'utf8')) as { version: string }).version;
     return {
       kind: 'mupdated',
@@ -118,6 +130,15 @@ export async function startMupdatedUnderTest(dumpPath: string, users: string[]):
       pids: () => (proc.pid ? [proc.pid] : []),
       running: () => proc.exitCode === null && proc.signalCode === null,
       diagnostics: () => `exit ${proc.exitCode ?? proc.signalCode ?? 'none'}; log tail: ${log().slice(-2000)}`,
+      async killAndRestart() {
+        const killedAt = performance.now();
+        proc.kill('SIGKILL');
+        await exited;
+        const spawnedAt = performance.now();
+        proc = spawnMaster(`127.0.0.1:${port}`);
+        exited = exitOf(proc);
+        return { killedAt, spawnedAt };
+      },
       async stop() {
         if (proc.exitCode === null && proc.signalCode === null) {
           proc.kill('SIGTERM');

@@ -65,6 +65,12 @@ test('bench --quick runs both servers, checks every answer and writes its result
     'idle_connections',
     'rss',
     'push',
+    'create_1x1',
+    'list_small',
+    'resync_writer_p99',
+    'resync_all_dumps',
+    'anon_after_suite',
+    'rss_after_suite',
   ]) {
     t.true(workloads.has(w), `no record for ${w}`);
   }
