@@ -1,8 +1,9 @@
 /**
- * The dumpers of activateDuringDumps (workloads.ts), run in a worker thread:
- * each reads full UPDATE dumps in a loop (log in, UPDATE, read to "streaming
- * starts", disconnect), so that their parsing does not stall the main
- * thread's event loop, where the writer whose latency is measured runs.
+ * The dumpers of activateDuringDumps and resyncDuringWrites
+ * (dump-workloads.ts), run in a worker thread: each reads full UPDATE dumps,
+ * up to maxRounds of them (log in, UPDATE, read to "streaming starts",
+ * disconnect), so that their parsing does not stall the main thread's event
+ * loop, where the writer whose latency is measured runs.
  *
  * The writer's counters come through shared memory (an Int32Array over a
  * SharedArrayBuffer, laid out as DUMP_COUNTERS): how many ACTIVATEs were

@@ -85,54 +85,81 @@ function checkDumps(report: DumpsDone): void {
   if (report.wrongCount) throw new WrongAnswer(`${report.wrongCount} wrong dumps: ${report.wrong.slice(0, 3).join('; ')}`);
 }
 
+/** `count` dumpers of the preloaded directory, up to `maxRounds` dumps each, while a writer adds `<prefix><i>` names. */
+function startDumpers(ctx: Context, writerPrefix: string, count: number, maxRounds: number): DumpWorker {
+  const n = ctx.sizes.entries;
+  return new DumpWorker({
+    port: ctx.server.port,
+    user: ADMIN,
+    password: PASSWORD,
+    entries: n,
+    lastName: entryAt(n - 1).name,
+    writerPrefix,
+    dumpers: count,
+    maxRounds,
+  });
+}
+
+/**
+ * The writer of a dump workload: one ACTIVATE at a time of `<prefix><i>`,
+ * each latency recorded, with the counters the dumpers check their dumps
+ * against (acknowledged before a dump starts, issued before it ends).
+ */
+class CountedWriter {
+  issued = 0;
+  acked = 0;
+  readonly latencies: number[] = [];
+  readonly expected = new Map<string, Expected | null>();
+
+  constructor(
+    readonly conn: MupdateConn,
+    private readonly counters: Int32Array,
+    private readonly prefix: string,
+    private readonly entry: Expected,
+  ) {}
+
+  async write(): Promise<void> {
+    const name = `${this.prefix}${this.issued}`;
+    Atomics.store(this.counters, DUMP_COUNTERS.issued, ++this.issued);
+    const t = performance.now();
+    const r = await this.conn.activate(name, this.entry.location, this.entry.acl);
+    this.latencies.push(performance.now() - t);
+    expectOk(r, 'done', `ACTIVATE ${name}`);
+    Atomics.store(this.counters, DUMP_COUNTERS.acked, ++this.acked);
+    this.expected.set(name, this.entry);
+  }
+
+  /** Logs out, reads every write back, then deletes them: the next dump workload counts the whole directory. */
+  async finish(ctx: Context, details: Record<string, unknown>): Promise<void> {
+    await this.conn.logout();
+    await checkWrites(ctx, this.expected, details);
+    await deleteAll(ctx, [...this.expected.keys()]);
+  }
+}
+
 /**
  * 4 clients take full UPDATE dumps in a loop (log in, UPDATE, read to
  * "streaming starts", disconnect: a slave resyncing), while one writer
  * ACTIVATEs one at a time; the value is the writer's p99 latency.
  */
 export async function activateDuringDumps(ctx: Context): Promise<Measurement> {
-  const n = ctx.sizes.entries;
-  const dumpers = new DumpWorker({
-    port: ctx.server.port,
-    user: ADMIN,
-    password: PASSWORD,
-    entries: n,
-    lastName: entryAt(n - 1).name,
-    writerPrefix: 'user.bdw.m',
-    dumpers: 4,
-    maxRounds: 10_000,
-  });
-  const { counters } = dumpers;
-  let acked = 0;
-  let issued = 0;
-  let writer: MupdateConn | null = null;
+  const dumpers = startDumpers(ctx, 'user.bdw.m', 4, 10_000);
+  let conn: MupdateConn | null = null;
   try {
     await dumpers.ready;
     await sleep(200);
-    const conn = await MupdateConn.login(ctx.server.port, ADMIN, PASSWORD);
-    writer = conn;
-    const latencies: number[] = [];
-    const expected = new Map<string, Expected | null>();
+    conn = await MupdateConn.login(ctx.server.port, ADMIN, PASSWORD);
+    const writer = new CountedWriter(conn, dumpers.counters, 'user.bdw.m', { location: 'benchdw!default', acl: 'bdw\tlrswipkxtecdan\t' });
     // how late this thread's event loop ran meanwhile (the client's own share of the writer's latency)
     const loopDelay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
     loopDelay.enable();
     const { result, serverCpuMs, clientCpuMs } = await withCpu(ctx, () =>
-      closedLoop([conn], 1, ctx.sizes.dumpWriterMs, ctx.sizes.maxOps, async (w, _i, seq) => {
-        const name = `user.bdw.m${seq}`;
-        const e = { location: 'benchdw!default', acl: 'bdw\tlrswipkxtecdan\t' };
-        Atomics.store(counters, DUMP_COUNTERS.issued, ++issued);
-        const t = performance.now();
-        const r = await w.activate(name, e.location, e.acl);
-        latencies.push(performance.now() - t);
-        expectOk(r, 'done', `ACTIVATE ${name}`);
-        Atomics.store(counters, DUMP_COUNTERS.acked, ++acked);
-        expected.set(name, e);
-      }),
+      closedLoop([writer], 1, ctx.sizes.dumpWriterMs, ctx.sizes.maxOps, (w) => w.write()),
     );
     loopDelay.disable();
     const report = await dumpers.stop();
     checkDumps(report);
-    const lat = latencySummary(latencies);
+    const lat = latencySummary(writer.latencies);
     const completedDumps = report.dumps.reduce((a, b) => a + b, 0);
     const details: Record<string, unknown> = {
       dumpers: 4,
@@ -146,14 +173,11 @@ export async function activateDuringDumps(ctx: Context): Promise<Measurement> {
       clientCpuMs,
       writerLoopLagMs: { p99: loopLagMs(loopDelay.percentile(99)), max: loopLagMs(loopDelay.max) },
     };
-    await conn.logout();
-    await checkWrites(ctx, expected, details);
-    // the next dump workload counts the whole directory: leave it as it was
-    await deleteAll(ctx, [...expected.keys()]);
+    await writer.finish(ctx, details);
     return { value: lat.p99, correct: true, details };
   } finally {
     await dumpers.terminate();
-    writer?.destroy();
+    conn?.destroy();
   }
 }
 
@@ -165,65 +189,58 @@ export async function activateDuringDumps(ctx: Context): Promise<Measurement> {
  * the details hold the writer's latencies.
  */
 export async function resyncDuringWrites(ctx: Context): Promise<Measurement> {
-  const n = ctx.sizes.entries;
   const clients = ctx.sizes.resyncClients;
-  const writer = await MupdateConn.login(ctx.server.port, ADMIN, PASSWORD);
+  const conn = await MupdateConn.login(ctx.server.port, ADMIN, PASSWORD);
   let dumpers: DumpWorker | null = null;
   try {
-    const d = new DumpWorker({
-      port: ctx.server.port,
-      user: ADMIN,
-      password: PASSWORD,
-      entries: n,
-      lastName: entryAt(n - 1).name,
-      writerPrefix: 'user.brs.m',
-      dumpers: clients,
-      maxRounds: 1,
-    });
+    const d = startDumpers(ctx, 'user.brs.m', clients, 1);
     dumpers = d;
     let finished = false;
     d.done.then(
       () => (finished = true),
       () => (finished = true),
     );
-    const { counters } = d;
+    const writer = new CountedWriter(conn, d.counters, 'user.brs.m', { location: 'benchrs!default', acl: 'brs\tlrswipkxtecdan\t' });
     await d.ready;
-    const latencies: number[] = [];
-    const expected = new Map<string, Expected | null>();
-    const e = { location: 'benchrs!default', acl: 'brs\tlrswipkxtecdan\t' };
-    let issued = 0;
-    let acked = 0;
-    const t0 = performance.now();
-    const { serverCpuMs, clientCpuMs } = await withCpu(ctx, async () => {
-      while (!finished && performance.now() - t0 < ctx.sizes.resyncMaxMs && issued < ctx.sizes.maxOps) {
-        const name = `user.brs.m${issued}`;
-        Atomics.store(counters, DUMP_COUNTERS.issued, ++issued);
-        const t = performance.now();
-        const r = await writer.activate(name, e.location, e.acl);
-        latencies.push(performance.now() - t);
-        expectOk(r, 'done', `ACTIVATE ${name}`);
-        Atomics.store(counters, DUMP_COUNTERS.acked, ++acked);
-        expected.set(name, e);
-      }
+    // at the bound the dumps are cut off at once, even while the writer waits for an answer (Cyrus: behind the dumps)
+    let timeUp = false;
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        timeUp = true;
+        resolve();
+      }, ctx.sizes.resyncMaxMs);
     });
-    const allDone = finished;
-    const report = allDone ? await d.done : await d.stop();
+    const {
+      result: { allDone, report },
+      serverCpuMs,
+      clientCpuMs,
+    } = await withCpu(ctx, async () => {
+      const writes = (async () => {
+        while (!finished && !timeUp && writer.issued < ctx.sizes.maxOps) await writer.write();
+      })();
+      // (awaited below; must not go unhandled if the dumpers fail first)
+      writes.catch(() => {});
+      await Promise.race([writes, bound, d.done.catch(() => {})]);
+      const done = finished;
+      const dumps = done ? await d.done : await d.stop();
+      clearTimeout(timer);
+      await writes;
+      return { allDone: done, report: dumps };
+    });
     checkDumps(report);
     const completed = report.dumps.reduce((a, b) => a + b, 0);
-    const lat = latencySummary(latencies);
+    const lat = latencySummary(writer.latencies);
     const details: Record<string, unknown> = {
       dumpers: clients,
       dumpersIn: 'worker thread',
       completedDumps: completed,
-      writes: acked,
+      writes: writer.acked,
       ...lat,
       serverCpuMs,
       clientCpuMs,
     };
-    await writer.logout();
-    await checkWrites(ctx, expected, details);
-    // the next dump workload counts the whole directory: leave it as it was
-    await deleteAll(ctx, [...expected.keys()]);
+    await writer.finish(ctx, details);
     if (!allDone || completed !== clients) {
       return {
         value: null,
@@ -235,6 +252,6 @@ export async function resyncDuringWrites(ctx: Context): Promise<Measurement> {
     return { value: report.elapsedMs / 1000, correct: true, details };
   } finally {
     await dumpers?.terminate();
-    writer.destroy();
+    conn.destroy();
   }
 }

@@ -70,18 +70,21 @@ export async function runSuite(
 ): Promise<Results> {
   const ctx: Context = { server, sizes, log };
   // reads of the untouched preloaded directory first, then memory, then writes
-  await runOne(ctx, 'list', () => listAll(ctx), results);
-  await runOne(ctx, 'dump', () => dumpAll(ctx), results);
-  await runOne(ctx, 'memory', () => memory(ctx), results);
-  await runOne(ctx, 'dumpWriter', () => activateDuringDumps(ctx), results);
-  await runOne(ctx, 'resync', () => resyncDuringWrites(ctx), results);
-  await runOne(ctx, 'act1', () => activate1x1(ctx), results);
-  await runOne(ctx, 'create', () => createSequential(ctx), results);
-  await runOne(ctx, 'act16', () => activate16x8(ctx), results);
-  await runOne(ctx, 'churn', () => churn(ctx), results);
-  await runOne(ctx, 'find', () => find16x8(ctx), results);
-  await runOne(ctx, 'mixed', () => mixed(ctx), results);
-  await runOne(ctx, 'propagation', () => propagation(ctx), results);
+  const plan: Array<[WorkloadId, (c: Context) => Promise<Measurement>]> = [
+    ['list', listAll],
+    ['dump', dumpAll],
+    ['memory', memory],
+    ['dumpWriter', activateDuringDumps],
+    ['resync', resyncDuringWrites],
+    ['act1', activate1x1],
+    ['create', createSequential],
+    ['act16', activate16x8],
+    ['churn', churn],
+    ['find', find16x8],
+    ['mixed', mixed],
+    ['propagation', (c) => propagation(c)],
+  ];
+  for (const [id, fn] of plan) await runOne(ctx, id, () => fn(ctx), results);
   const readFile = (p: string) => readFileSync(p, 'utf8');
   if (server.kind === 'mupdated') {
     const setup: PushSetup = push ?? {
