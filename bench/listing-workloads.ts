@@ -35,7 +35,7 @@ function sameBytes(buf: Buffer, start: number, end: number, expected: Buffer, le
  * entryAt every 4096 entries), so that the client decodes and builds no
  * strings per entry; any other response goes through checkNth (onData).
  */
-export class ListingCheck {
+class ListingCheck {
   count = 0;
   private readonly expected = new EntryBytes(0);
 
