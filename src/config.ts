@@ -89,6 +89,8 @@ export interface ServerConfig {
   streamQueueBytes: number;
   /** Worker threads for whole-directory dumps (LIST, UPDATE); 0 dumps in the server thread. */
   dumpWorkers: number;
+  /** A dump worker with no dump for this long exits, freeing its memory (`dump_worker_idle`, seconds; 0: never). */
+  dumpWorkerIdleMs: number;
   /** Bytes buffered for a socket before we stop writing to it and queue instead. */
   socketHighWater: number;
   /** How long a verified password is remembered (`auth_cache_seconds`); 0 verifies every login. */
@@ -153,6 +155,7 @@ export function defaultConfig(): ServerConfig {
     streamQueueBytes: 8 * 1024 * 1024,
     // One core stays free for the event loop: writers wait least while slaves resync.
     dumpWorkers: Math.max(1, Math.min(4, availableParallelism() - 1)),
+    dumpWorkerIdleMs: 30_000,
     socketHighWater: 4 * 1024 * 1024,
     authCacheTtlMs: 10 * 60 * 1000,
     conflictPolicy: 'queue',
@@ -288,6 +291,9 @@ export function applySettings(config: ServerConfig, settings: Map<string, string
         break;
       case 'dump_workers':
         config.dumpWorkers = Math.min(int(key, v, 0), 16);
+        break;
+      case 'dump_worker_idle':
+        config.dumpWorkerIdleMs = int(key, v, 0) * 1000;
         break;
       case 'max_string':
         config.limits.maxString = int(key, v, 1024);

@@ -1,7 +1,7 @@
 /** Opens the directory a command works on: LMDB in --data, or with --etcd the cluster (through a view in --data). */
 import type { EtcdConfig, ServerConfig } from '../config.js';
 import type { Logger } from '../log.js';
-import { parseEndpoints } from '../store/etcd/connect.js';
+import { parseEndpoints } from '../store/etcd/endpoints.js';
 import type { ListenerFailure } from '../store/listeners.js';
 import { LmdbDirectoryStore } from '../store/lmdb-store.js';
 import type { DirectoryStore } from '../store/types.js';

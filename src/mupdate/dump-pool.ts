@@ -2,7 +2,9 @@
  * Whole-directory dumps (LIST, UPDATE) in worker threads (dump-worker.ts):
  * the server thread only writes finished chunks to sockets, so writers and
  * FINDs are answered at once while slaves resync. Workers start on the first
- * dump and are shared: each dump goes to the worker with the fewest.
+ * dump and are shared: each dump goes to the worker with the fewest. A worker
+ * with no dump for `idleMs` exits: its V8 heap and chunk memory (about 20 MB)
+ * go back to the system, and the next dump starts a new one.
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log.js';
@@ -25,11 +27,13 @@ class DumpWorker {
   readonly dumps = new Map<number, ActiveDump>();
   private readonly worker: Worker;
   dead = false;
+  private idleTimer: NodeJS.Timeout | null = null;
 
   constructor(
     dataDir: string,
     private readonly log: Logger,
     onExit: (w: DumpWorker) => void,
+    private readonly idle: { ms: number; onIdle: (w: DumpWorker) => void },
   ) {
     // A worker holds a read transaction and a few chunks: small heaps keep its memory small.
     this.worker = new Worker(new URL('./dump-worker.js', import.meta.url), {
@@ -41,10 +45,33 @@ class DumpWorker {
     this.worker.on('error', (err) => this.log.error({ err: err.message }, 'dump worker failed'));
     this.worker.on('exit', (code) => {
       this.dead = true;
+      this.busy();
       for (const [, d] of this.dumps) d.reject(new Error(`dump worker exited (${code})`));
       this.dumps.clear();
       onExit(this);
     });
+  }
+
+  /** Takes a dump: the worker is not idle. */
+  add(id: number, dump: ActiveDump): void {
+    this.busy();
+    this.dumps.set(id, dump);
+  }
+
+  /** A dump is over (ended, failed or its reader left); with none left the idle period starts. */
+  remove(id: number): void {
+    this.dumps.delete(id);
+    if (this.dumps.size > 0 || this.dead || this.idle.ms <= 0 || this.idleTimer) return;
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null;
+      if (this.dumps.size === 0 && !this.dead) this.idle.onIdle(this);
+    }, this.idle.ms);
+    this.idleTimer.unref();
+  }
+
+  private busy(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
   }
 
   send(msg: ToWorker, transfer?: ArrayBuffer[]): void {
@@ -69,15 +96,16 @@ class DumpWorker {
         /* reported through end */
       });
     } else if (msg.type === 'end') {
-      this.dumps.delete(msg.id);
-      d.chain.then(d.resolve, d.reject);
+      // Idle only once the last chunk is written: a chunk still to write may recycle its memory.
+      d.chain.then(d.resolve, d.reject).finally(() => this.remove(msg.id));
     } else {
-      this.dumps.delete(msg.id);
+      this.remove(msg.id);
       d.reject(new Error(msg.message));
     }
   }
 
   terminate(): Promise<void> {
+    this.busy();
     this.send({ type: 'close' });
     const exited = new Promise<void>((r) => this.worker.once('exit', () => r()));
     const timer = setTimeout(() => void this.worker.terminate(), 5000);
@@ -90,12 +118,21 @@ export class DumpPool implements DumpSource {
   private readonly workers: DumpWorker[] = [];
   private nextId = 1;
   private closed = false;
+  /** Idle workers on their way out: close() waits for them too. */
+  private readonly leaving = new Set<Promise<void>>();
 
+  /** `idleMs`: a worker with no dump for this long exits (0: workers stay). */
   constructor(
     private readonly dataDir: string,
     private readonly size: number,
     private readonly log: Logger,
+    private readonly idleMs = 0,
   ) {}
+
+  /** Worker threads running now. */
+  get running(): number {
+    return this.workers.length;
+  }
 
   /** Streams one dump to `consumer`; resolves when the last chunk has been written (or the reader left). */
   dump(tag: Buffer, filter: ScanFilter, consumer: DumpConsumer): Promise<void> {
@@ -104,7 +141,7 @@ export class DumpPool implements DumpSource {
     const id = this.nextId++;
     return new Promise<void>((resolve, reject) => {
       const active: ActiveDump = { consumer, chain: Promise.resolve(), resolve, reject };
-      worker.dumps.set(id, active);
+      worker.add(id, active);
       worker.send({
         type: 'start',
         id,
@@ -117,7 +154,7 @@ export class DumpPool implements DumpSource {
       const poll = setInterval(() => {
         if (!consumer.isCancelled() || !worker.dumps.has(id)) return;
         clearInterval(poll);
-        worker.dumps.delete(id);
+        worker.remove(id);
         worker.send({ type: 'cancel', id });
         resolve();
       }, 200);
@@ -136,9 +173,15 @@ export class DumpPool implements DumpSource {
 
   private pick(): DumpWorker {
     if (this.workers.length < this.size) {
-      const w = new DumpWorker(this.dataDir, this.log, (dead) => {
-        const i = this.workers.indexOf(dead);
-        if (i >= 0) this.workers.splice(i, 1);
+      const w = new DumpWorker(this.dataDir, this.log, (dead) => this.forget(dead), {
+        ms: this.idleMs,
+        onIdle: (idle) => {
+          // Out of the pool first, so no new dump is given to a worker on its way out.
+          this.forget(idle);
+          const exit = idle.terminate();
+          this.leaving.add(exit);
+          void exit.finally(() => this.leaving.delete(exit));
+        },
       });
       this.workers.push(w);
       return w;
@@ -146,8 +189,13 @@ export class DumpPool implements DumpSource {
     return this.workers.reduce((a, b) => (b.dumps.size < a.dumps.size ? b : a));
   }
 
+  private forget(w: DumpWorker): void {
+    const i = this.workers.indexOf(w);
+    if (i >= 0) this.workers.splice(i, 1);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    await Promise.all([...this.workers.map((w) => w.terminate()), ...this.leaving]);
   }
 }

@@ -83,16 +83,6 @@ export function etcdClient(s: EtcdSettings): Etcd3 {
   return new Etcd3(options);
 }
 
-/** Parses `--etcd URL[,URL...]`: http(s)://host:port or host:port. */
-export function parseEndpoints(value: string): string[] {
-  const list = value
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  if (!list.length) throw new StorageError('--etcd needs at least one endpoint (http://host:port)');
-  return list.map((e) => (/^https?:\/\//.test(e) ? e : `http://${e}`));
-}
-
 /** An error of the etcd client (no member reachable, no leader, refused) as DirectoryUnavailable; others unchanged. */
 export function asUnavailable(err: unknown, what: string): unknown {
   if (err instanceof GRPCGenericError || err instanceof ClientRuntimeError || err instanceof EtcdError) {
