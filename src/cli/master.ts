@@ -19,6 +19,10 @@ import { loadTls, sessionSettings } from './server-settings.js';
 import { announceReadiness, startMetrics } from './observability.js';
 import type { FollowedMaster } from './observability.js';
 import type { MetricsListener } from '../metrics/http-server.js';
+import { IdleTrim } from '../mupdate/idle-trim.js';
+
+/** How long the server must be idle before its heap is trimmed (idle-trim.ts). */
+const IDLE_TRIM_PERIOD_MS = 10_000;
 
 export interface ServerFlags extends EtcdFlags {
   listen?: string | undefined;
@@ -131,6 +135,7 @@ export async function startServer(
   const scram = auth.scramAvailability();
   if (scram.offered) log.info('SCRAM-SHA-256 offered beside PLAIN');
   else log.warn(`SCRAM-SHA-256 not offered: ${scram.reason}`);
+  const trim = new IdleTrim(IDLE_TRIM_PERIOD_MS, log);
   let admin: Server | null = null;
   let metrics: MetricsListener | null = null;
   let stopping: Promise<void> | null = null;
@@ -141,6 +146,7 @@ export async function startServer(
       await server.close();
       await metrics?.close();
       await dumps.close();
+      trim.stop();
       if (admin) await new Promise((resolve) => admin!.close(resolve));
       await store.close();
       await users.close();

@@ -1,0 +1,83 @@
+/**
+ * Gives the server thread's heap back once the server is idle. A LIST, a
+ * dump or a thousand logins grow V8's young generation (up to 32 MB) and
+ * old space, and V8 keeps that memory committed for good when no
+ * collection follows; a server idle for hours then holds it all. When the
+ * process has used almost no CPU for a whole period and the heap is
+ * larger than after the last trim, one full collection runs: with the
+ * allocation rate low V8 also shrinks the young generation (to 1 MB). It
+ * runs only while idle, so it delays no busy server's answers, and once
+ * per growth, not every period.
+ */
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import type { Logger } from '../log.js';
+
+/** Idle: less CPU than this share of the period (1%). */
+const IDLE_CPU_SHARE = 0.01;
+/** Heap growth since the last trim that makes another worth it. */
+const REGROWTH_BYTES = 4 * 1024 * 1024;
+/** A young generation larger than this is shrunk on the next idle period. */
+const YOUNG_BYTES = 2 * 1024 * 1024;
+/**
+ * Trims for a large young generation alone, until the heap grows again: V8
+ * shrinks it only once it sees the allocation rate low, often at the second.
+ */
+const YOUNG_TRIES = 2;
+
+/** V8's full collection, made callable from the running process (no start flag). */
+function fullCollection(): (() => void) | null {
+  try {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as unknown;
+    v8.setFlagsFromString('--no-expose-gc');
+    return typeof gc === 'function' ? (gc as () => void) : null;
+  } catch {
+    return null;
+  }
+}
+
+function youngBytes(): number {
+  return v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0;
+}
+
+export class IdleTrim {
+  private readonly timer: NodeJS.Timeout;
+  private readonly gc = fullCollection();
+  private cpu = process.cpuUsage();
+  /** The heap's committed size after the last trim. */
+  private floor = 0;
+  private youngTries = 0;
+  /** Trims done so far. */
+  trims = 0;
+
+  constructor(
+    private readonly periodMs: number,
+    private readonly log: Logger,
+  ) {
+    this.timer = setInterval(() => this.check(), periodMs);
+    this.timer.unref();
+  }
+
+  private check(): void {
+    const used = process.cpuUsage(this.cpu);
+    this.cpu = process.cpuUsage();
+    const busyMs = (used.user + used.system) / 1000;
+    if (!this.gc || busyMs > this.periodMs * IDLE_CPU_SHARE) return;
+    const total = process.memoryUsage().heapTotal;
+    if (total >= this.floor + REGROWTH_BYTES) this.youngTries = 0;
+    else if (youngBytes() <= YOUNG_BYTES || this.youngTries >= YOUNG_TRIES) return;
+    else this.youngTries++;
+    const t0 = performance.now();
+    this.gc();
+    this.floor = process.memoryUsage().heapTotal;
+    this.trims++;
+    // The collection's own CPU must not count against the next period's idleness.
+    this.cpu = process.cpuUsage();
+    this.log.debug({ ms: Math.round(performance.now() - t0), heapBefore: total, heapAfter: this.floor }, 'idle server: heap trimmed');
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
