@@ -98,6 +98,19 @@ test('a worker busy with a dump does not exit, and with dump_worker_idle 0 a wor
   t.true(await until(() => busyPool.running === 0, 10_000), 'and exits once idle');
 });
 
+test('warm() starts a worker before the first dump; with no dump it exits after the idle period', async (t) => {
+  keepAlive(t);
+  const dataDir = await directory(t);
+  const pool = new DumpPool(dataDir, 2, createLogger('silent'), 300);
+  t.teardown(() => pool.close());
+  pool.warm();
+  pool.warm();
+  t.is(pool.running, 1, 'one worker, however often warmed');
+  t.true(await until(() => pool.running === 0, 10_000), 'no dump came: it exited');
+  const lines = (await dumpBytes(pool)).toString('latin1').split('\r\n');
+  t.is(lines.filter((l) => l.startsWith('L1 MAILBOX')).length, ENTRIES, 'a dump afterwards still works');
+});
+
 test('dump_worker_idle is read in seconds, 30 by default', (t) => {
   const read = (value: string) => {
     const config = defaultConfig();

@@ -159,6 +159,8 @@ export async function startServer(
     process.once(sig, () => void stop().then(() => process.exit(0)));
   }
   await server.listen(config.listen);
+  // After listening: the worker's start runs beside the first connections, not before them.
+  dumps.warm();
   admin = await startAdminSocket(config.dataDir, store, log);
   metrics = await startMetrics(config, log, { server, store, role, slave });
   announceReadiness(log, { server, store, role, slave });

@@ -44,6 +44,8 @@ export interface DumpConsumer {
 export interface DumpSource {
   /** Streams one dump to `consumer`; resolves when the last chunk has been written (or the reader left). */
   dump(tag: Buffer, filter: ScanFilter, consumer: DumpConsumer): Promise<void>;
+  /** Gets ready for a first dump ahead of time (dump workers start). */
+  warm(): void;
   close(): Promise<void>;
 }
 
@@ -64,6 +66,8 @@ export class InThreadDumps implements DumpSource {
       snapshot.close();
     }
   }
+
+  warm(): void {}
 
   async close(): Promise<void> {}
 }

@@ -61,6 +61,10 @@ class DumpWorker {
   /** A dump is over (ended, failed or its reader left); with none left the idle period starts. */
   remove(id: number): void {
     this.dumps.delete(id);
+    this.idleUnlessBusy();
+  }
+
+  idleUnlessBusy(): void {
     if (this.dumps.size > 0 || this.dead || this.idle.ms <= 0 || this.idleTimer) return;
     this.idleTimer = setTimeout(() => {
       this.idleTimer = null;
@@ -171,22 +175,34 @@ export class DumpPool implements DumpSource {
     });
   }
 
+  /**
+   * Starts a worker ahead of the first dump when none runs: a worker's start
+   * (a V8 isolate, Node's bootstrap, the store's modules) is then not part of
+   * the first LIST's time. It exits again after the idle period if no dump comes.
+   */
+  warm(): void {
+    if (this.closed || this.workers.length > 0 || this.size === 0) return;
+    this.spawn().idleUnlessBusy();
+  }
+
   private pick(): DumpWorker {
-    if (this.workers.length < this.size) {
-      const w = new DumpWorker(this.dataDir, this.log, (dead) => this.forget(dead), {
-        ms: this.idleMs,
-        onIdle: (idle) => {
-          // Out of the pool first, so no new dump is given to a worker on its way out.
-          this.forget(idle);
-          const exit = idle.terminate();
-          this.leaving.add(exit);
-          void exit.finally(() => this.leaving.delete(exit));
-        },
-      });
-      this.workers.push(w);
-      return w;
-    }
+    if (this.workers.length < this.size) return this.spawn();
     return this.workers.reduce((a, b) => (b.dumps.size < a.dumps.size ? b : a));
+  }
+
+  private spawn(): DumpWorker {
+    const w = new DumpWorker(this.dataDir, this.log, (dead) => this.forget(dead), {
+      ms: this.idleMs,
+      onIdle: (idle) => {
+        // Out of the pool first, so no new dump is given to a worker on its way out.
+        this.forget(idle);
+        const exit = idle.terminate();
+        this.leaving.add(exit);
+        void exit.finally(() => this.leaving.delete(exit));
+      },
+    });
+    this.workers.push(w);
+    return w;
   }
 
   private forget(w: DumpWorker): void {
