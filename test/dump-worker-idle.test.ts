@@ -28,7 +28,15 @@ async function directory(t: { teardown(fn: () => void): void }): Promise<string>
   const store = LmdbDirectoryStore.open(dataDir, {});
   const items = Array.from({ length: ENTRIES }, (_, i) => {
     const name = Buffer.from(`user.idle${String(i).padStart(5, '0')}`);
-    return { name, entry: { name, state: 'active' as const, location: Buffer.from(`backend${i % 3}!default`), acl: Buffer.from(`user${i}\tlrswipkxtecdan\tanyone\tlrs\t`) } };
+    return {
+      name,
+      entry: {
+        name,
+        state: 'active' as const,
+        location: Buffer.from(`backend${i % 3}!default`),
+        acl: Buffer.from(`user${i}\tlrswipkxtecdan\tanyone\tlrs\t`),
+      },
+    };
   });
   await store.applyMany(items);
   await store.close();
@@ -38,14 +46,18 @@ async function directory(t: { teardown(fn: () => void): void }): Promise<string>
 /** One whole LIST-style dump through the pool, as the bytes a client would get. */
 async function dumpBytes(pool: DumpPool): Promise<Buffer> {
   const parts: Buffer[] = [];
-  await pool.dump(Buffer.from('L1'), {}, {
-    begin: () => {},
-    chunk: (data, release) => {
-      parts.push(Buffer.from(data));
-      release();
+  await pool.dump(
+    Buffer.from('L1'),
+    {},
+    {
+      begin: () => {},
+      chunk: (data, release) => {
+        parts.push(Buffer.from(data));
+        release();
+      },
+      isCancelled: () => false,
     },
-    isCancelled: () => false,
-  });
+  );
   return Buffer.concat(parts);
 }
 
@@ -62,7 +74,13 @@ test('an idle dump worker exits and a later dump starts a new one with the same 
   t.teardown(() => pool.close());
   t.is(pool.running, 0, 'no worker before the first dump');
   const first = await dumpBytes(pool);
-  t.is(first.toString('latin1').split('\r\n').filter((l) => l.startsWith('L1 MAILBOX')).length, ENTRIES);
+  t.is(
+    first
+      .toString('latin1')
+      .split('\r\n')
+      .filter((l) => l.startsWith('L1 MAILBOX')).length,
+    ENTRIES,
+  );
   t.is(pool.running, 1, 'the dump started a worker');
   t.true(await until(() => pool.running === 0, 10_000), 'the idle worker exited');
   const second = await dumpBytes(pool);
@@ -84,16 +102,20 @@ test('a worker busy with a dump does not exit, and with dump_worker_idle 0 a wor
   t.teardown(() => busyPool.close());
   // A reader slower than the idle period: each chunk waits 150 ms before the next may come.
   let chunks = 0;
-  await busyPool.dump(Buffer.from('U1'), {}, {
-    begin: () => {},
-    chunk: async (_data, release) => {
-      chunks++;
-      t.is(busyPool.running, 1, 'the worker is there while its dump runs');
-      await new Promise((r) => setTimeout(r, 150));
-      release();
+  await busyPool.dump(
+    Buffer.from('U1'),
+    {},
+    {
+      begin: () => {},
+      chunk: async (_data, release) => {
+        chunks++;
+        t.is(busyPool.running, 1, 'the worker is there while its dump runs');
+        await new Promise((r) => setTimeout(r, 150));
+        release();
+      },
+      isCancelled: () => false,
     },
-    isCancelled: () => false,
-  });
+  );
   t.true(chunks >= 2, 'the dump spans several chunks, longer than the idle period');
   t.true(await until(() => busyPool.running === 0, 10_000), 'and exits once idle');
 });

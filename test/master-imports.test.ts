@@ -15,7 +15,7 @@ test('the master and the directory opener load no etcd client modules until a cl
     "import { createRequire } from 'node:module';",
     ...modules.map((m) => `await import(${JSON.stringify(m)});`),
     'const loaded = Object.keys(createRequire(import.meta.url).cache);',
-    "console.log(JSON.stringify({ total: loaded.length, etcd: loaded.filter((k) => /[\\\\/](etcd3|@grpc|protobufjs)[\\\\/]/.test(k)) }));",
+    'console.log(JSON.stringify({ total: loaded.length, etcd: loaded.filter((k) => /[\\\\/](etcd3|@grpc|protobufjs)[\\\\/]/.test(k)) }));',
   ].join('\n');
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', cwd: PROJECT_ROOT, timeout: 30_000 });
   t.is(r.status, 0, r.stderr);

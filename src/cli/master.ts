@@ -117,7 +117,8 @@ export async function startServer(
     },
     mechanisms: config.saslMechanisms,
   });
-  const dumps = config.dumpWorkers > 0 ? new DumpPool(config.dataDir, config.dumpWorkers, log, config.dumpWorkerIdleMs) : new InThreadDumps(store);
+  const dumps =
+    config.dumpWorkers > 0 ? new DumpPool(config.dataDir, config.dumpWorkers, log, config.dumpWorkerIdleMs) : new InThreadDumps(store);
   const server = new MupdateServer({
     settings: sessionSettings(config),
     store,
