@@ -31,6 +31,7 @@ export const sizes: Sizes = quick
       resyncClients: 5,
       resyncMaxMs: 30_000,
       churnedConnections: 200,
+      restMs: 1_000,
       propagationSamples: 20,
       propagationIntervalMs: 50,
       idleConnections: 500,
@@ -44,6 +45,8 @@ export const sizes: Sizes = quick
       resyncClients: 20,
       resyncMaxMs: 120_000,
       churnedConnections: 1_000,
+      // a server at rest: its idle dump workers (30 s) have exited and its heap has been trimmed
+      restMs: 45_000,
       propagationSamples: 200,
       propagationIntervalMs: 50,
       idleConnections: 10_000,

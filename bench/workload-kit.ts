@@ -24,6 +24,8 @@ export interface Sizes {
   resyncMaxMs: number;
   /** Connections opened and closed one after the other before the memory at the end. */
   churnedConnections: number;
+  /** How long the server rests after the churn before the memory at the end is read. */
+  restMs: number;
   propagationSamples: number;
   propagationIntervalMs: number;
   idleConnections: number;
