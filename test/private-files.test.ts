@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { runCli } from './helpers/operator-tools.js';
 import { addUser, CLI, removeDir, startMupdated, tempDir } from './helpers/server.js';
 import { showRun } from './helpers/run.js';
+import { straceWorks } from './helpers/syscall-trace.js';
 
 process.umask(0);
 const scratch = tempDir('private-files-');
@@ -61,11 +62,6 @@ test('a data folder found 0755 with 0644 files is narrowed to 0700 and 0600 at s
     await server.stop();
   }
 });
-
-/** Whether strace can trace a child here (CI installs it; elsewhere the test says why it cannot run). */
-function straceWorks(): boolean {
-  return spawnSync('strace', ['-f', '-o', '/dev/null', 'true']).status === 0;
-}
 
 test('load fsyncs its compacted copy before renaming it over directory.mdb, and the folder after; the copy is 0600', async (t) => {
   if (!straceWorks()) {

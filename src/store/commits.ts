@@ -13,7 +13,9 @@
  * its own child transaction (lmdb-js's `transaction()` would commit whatever
  * the body wrote before it threw, together with the rest of the batch), so a
  * failing write is rolled back alone and the others of its batch still
- * commit. Locations a write interned become known to the cache only once it
+ * commit. The writes of one turn (a connection's pipelined chunk) share one
+ * child transaction, which costs less than one each; if one of them throws,
+ * that child is rolled back and each write runs again in its own. Locations a write interned become known to the cache only once it
  * has committed.
  */
 import type { RootDatabase } from 'lmdb';
@@ -26,6 +28,9 @@ const QUIET_MS = 20;
 interface TurnWrite {
   writer: object | undefined;
   run: (sync: boolean) => void;
+  /** The body alone, for a turn's writes committed in one child transaction. */
+  body: () => unknown;
+  settle: (result: unknown) => void;
 }
 
 export class Commits {
@@ -52,6 +57,11 @@ export class Commits {
     return new Promise<T>((resolve, reject) => {
       this.turnWrites.push({
         writer,
+        body,
+        settle: (result) => {
+          metricsHooks.writeCommitted(askedAt);
+          resolve(result as T);
+        },
         run: (sync) => {
           // The promise settles the caller's; nothing else waits on it.
           void (sync ? this.commitSync(body) : this.commitBatched(body)).then((result) => {
@@ -84,7 +94,35 @@ export class Commits {
       ((only.writer !== undefined && only.writer === this.lastWriter) || now - this.lastWriteAt > QUIET_MS);
     this.lastWriter = only?.writer;
     this.lastWriteAt = now;
-    for (const w of writes) w.run(sync);
+    if (sync || writes.length === 1) for (const w of writes) w.run(sync);
+    else void this.commitGroup(writes);
+  }
+
+  /**
+   * A turn's writes in one child transaction of the batch (one nested
+   * transaction instead of one per write). If a body throws, the whole group
+   * is rolled back and every write retried in its own child transaction, so
+   * only the failing one fails.
+   */
+  private async commitGroup(writes: TurnWrite[]): Promise<void> {
+    let interned: Interned = new Map();
+    let results: unknown[] = [];
+    this.batchedInFlight++;
+    try {
+      await this.root.childTransaction(() => {
+        interned = new Map();
+        results = [];
+        for (const w of writes) results.push(this.inTxn(w.body, interned));
+      });
+    } catch {
+      // Nothing of the group stayed: each write again on its own, where only the failing one fails.
+      this.batchedInFlight--;
+      for (const w of writes) w.run(false);
+      return;
+    }
+    this.batchedInFlight--;
+    this.locations.commit(interned);
+    writes.forEach((w, i) => w.settle(results[i]));
   }
 
   private inTxn<T>(body: () => T, interned: Interned): T {
