@@ -8,7 +8,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { parseHostPort } from '../config.js';
+import { parseHostPort } from '../config-values.js';
 import { entryFromData } from '../resync/reconcile.js';
 import { MupdateConnection } from '../mupdate/client/connection.js';
 import { MupdateClientError } from '../mupdate/client/errors.js';
