@@ -7,7 +7,6 @@
  * review (held by another server on the master, or a write was refused).
  */
 import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { parseHostPort } from '../config-values.js';
 import { entryFromData } from '../resync/reconcile.js';
 import { MupdateConnection } from '../mupdate/client/connection.js';
@@ -15,7 +14,7 @@ import { MupdateClientError } from '../mupdate/client/errors.js';
 import { commandResult, isStatus, type CommandResult, type Response } from '../mupdate/client/responses.js';
 import type { Entry } from '../store/types.js';
 import { showBytes } from '../admin/conflict-view.js';
-import { parseDump } from '../dump/cyrus-dump.js';
+import { readDump } from '../dump/dump-reader.js';
 import { judgeLookUp, planPush, type LocalMailbox } from '../push/push-plan.js';
 import { readPasswordFile } from '../client/password.js';
 import { tlsOptions, TlsFlagsError, type TlsFlags } from '../client/tls-flags.js';
@@ -42,15 +41,16 @@ interface Command {
 class UsageError extends Error {}
 
 async function readLocal(file: string, backend: string): Promise<LocalMailbox[]> {
-  const input = file === '-' ? process.stdin : createReadStream(file);
+  const input = file === '-' ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 });
   const out: LocalMailbox[] = [];
-  for await (const r of parseDump(createInterface({ input, crlfDelay: Infinity }))) {
-    if (!r.entry || r.entry.state !== 'active') continue;
+  const serverPrefix = `${backend}!`;
+  await readDump(input, (r) => {
+    if (!r.entry || r.entry.state !== 'active') return;
     // A backend's own mailboxes carry no server; entries of other servers are not ours to push.
-    if (r.hasServer && !r.entry.location.toString('latin1').startsWith(`${backend}!`)) continue;
+    if (r.hasServer && !r.entry.location.toString('latin1').startsWith(serverPrefix)) return;
     const location = r.hasServer ? r.entry.location : Buffer.from(`${backend}!${r.partition ?? 'default'}`);
     out.push({ name: r.name, location, acl: r.entry.acl });
-  }
+  });
   return out;
 }
 
