@@ -147,9 +147,18 @@ async function push(dump: string, flags: Required<PushFlags>): Promise<number> {
   try {
     // A NOOP first: this is not ctl_mboxlist, so the master need not hide other servers' entries from FIND.
     await conn.command('X00', 'NOOP', [], 30_000);
-    const list = await conn.command('X0', 'LIST', [Buffer.from(`${backend}!`)], 120_000);
+    const listed: Entry[] = [];
+    const list = await conn.commandStreaming(
+      'X0',
+      'LIST',
+      [Buffer.from(`${backend}!`)],
+      (word, args) => {
+        const e = entryFromData(word, args);
+        if (e) listed.push(e);
+      },
+      120_000,
+    );
     if (list.status !== 'OK') throw new MupdateClientError(`the master refused LIST (${list.status})`);
-    const listed = list.data.map((r) => entryFromData(r.word, r.args)).filter((e): e is Entry => e !== null);
     const plan = planPush(local, listed);
 
     const finds = await pipeline(
