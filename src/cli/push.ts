@@ -44,11 +44,18 @@ async function readLocal(file: string, backend: string): Promise<LocalMailbox[]>
   const input = file === '-' ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 });
   const out: LocalMailbox[] = [];
   const serverPrefix = `${backend}!`;
+  // A backend's mailboxes share a handful of partitions: one location buffer each (only ever read).
+  const locations = new Map<string, Buffer>();
+  const locationOf = (partition: string) => {
+    let location = locations.get(partition);
+    if (!location) locations.set(partition, (location = Buffer.from(`${backend}!${partition}`)));
+    return location;
+  };
   await readDump(input, (r) => {
     if (!r.entry || r.entry.state !== 'active') return;
     // A backend's own mailboxes carry no server; entries of other servers are not ours to push.
     if (r.hasServer && !r.entry.location.toString('latin1').startsWith(serverPrefix)) return;
-    const location = r.hasServer ? r.entry.location : Buffer.from(`${backend}!${r.partition ?? 'default'}`);
+    const location = r.hasServer ? r.entry.location : locationOf(r.partition ?? 'default');
     out.push({ name: r.name, location, acl: r.entry.acl });
   });
   return out;

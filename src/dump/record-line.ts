@@ -12,9 +12,33 @@ import { OrderedObject, type OrderedJson } from './ordered-json.js';
 class NotPlainLine extends Error {}
 const NOT_PLAIN = new NotPlainLine('not a plain one-record line');
 
-/** The top-level members recordFromDump reads, and the ones of `x_raw`. */
-const SCALAR_KEYS: ReadonlySet<string> = new Set(['name', 'server', 'partition']);
-const RAW_KEYS: ReadonlySet<string> = new Set(['name', 'location', 'acl']);
+/** The top-level members recordFromDump reads, one bit each: only the first of each counts (OrderedObject.get). */
+const MBTYPE = 8;
+const ACL = 16;
+const X_RAW = 32;
+function recordKeyBit(key: string): number {
+  switch (key) {
+    case 'name':
+      return 1;
+    case 'server':
+      return 2;
+    case 'partition':
+      return 4;
+    case 'mbtype':
+      return MBTYPE;
+    case 'acl':
+      return ACL;
+    case 'x_raw':
+      return X_RAW;
+    default:
+      return 0;
+  }
+}
+
+/** The members of `x_raw` recordFromDump reads. */
+function rawKeyBit(key: string): number {
+  return key === 'name' ? 1 : key === 'location' ? 2 : key === 'acl' ? 4 : 0;
+}
 
 /** What JSON allows after a backslash, besides `u` and its four hex digits. */
 function isSimpleEscape(c: number): boolean {
@@ -156,37 +180,33 @@ class LineScanner {
       return null;
     }
     const pairs: Array<[string, OrderedJson]> = [];
-    const seen = new Set<string>();
+    let seen = 0;
     this.members((key) => {
-      if (!RAW_KEYS.has(key) || seen.has(key)) return this.skip();
-      seen.add(key);
+      const bit = rawKeyBit(key);
+      if (bit === 0 || (seen & bit) !== 0) return this.skip();
+      seen |= bit;
       pairs.push([key, this.stringOrNull()]);
     });
     return new OrderedObject(pairs);
+  }
+
+  /** `mbtype` as a string; jsonText of anything else differs from it, so that goes to the general reader. */
+  mbtype(): string {
+    if (!this.isAt(0x22)) throw NOT_PLAIN;
+    return this.str(true);
   }
 
   /** The record object, reduced to the members a record is built from. */
   record(): OrderedObject {
     if (!this.isAt(0x7b)) throw NOT_PLAIN;
     const pairs: Array<[string, OrderedJson]> = [];
-    const seen = new Set<string>();
+    let seen = 0;
     this.members((key) => {
-      if (seen.has(key)) return this.skip();
-      if (SCALAR_KEYS.has(key)) {
-        seen.add(key);
-        pairs.push([key, this.stringOrNull()]);
-      } else if (key === 'mbtype') {
-        seen.add(key);
-        // jsonText of a non-string differs from the string: leave those to the general reader.
-        if (!this.isAt(0x22)) throw NOT_PLAIN;
-        pairs.push([key, this.str(true)]);
-      } else if (key === 'acl') {
-        seen.add(key);
-        pairs.push([key, this.acl()]);
-      } else if (key === 'x_raw') {
-        seen.add(key);
-        pairs.push([key, this.raw()]);
-      } else this.skip();
+      const bit = recordKeyBit(key);
+      if (bit === 0 || (seen & bit) !== 0) return this.skip();
+      seen |= bit;
+      const value = bit === MBTYPE ? this.mbtype() : bit === ACL ? this.acl() : bit === X_RAW ? this.raw() : this.stringOrNull();
+      pairs.push([key, value]);
     });
     return new OrderedObject(pairs);
   }
