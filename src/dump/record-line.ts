@@ -179,13 +179,18 @@ class LineScanner {
       this.skip();
       return null;
     }
+    return this.firstMembers(rawKeyBit, () => this.stringOrNull());
+  }
+
+  /** An object at the cursor, keeping the first member of each key `keyBit` knows (read by `read`), skipping the rest. */
+  firstMembers(keyBit: (key: string) => number, read: (bit: number) => OrderedJson): OrderedObject {
     const pairs: Array<[string, OrderedJson]> = [];
     let seen = 0;
     this.members((key) => {
-      const bit = rawKeyBit(key);
+      const bit = keyBit(key);
       if (bit === 0 || (seen & bit) !== 0) return this.skip();
       seen |= bit;
-      pairs.push([key, this.stringOrNull()]);
+      pairs.push([key, read(bit)]);
     });
     return new OrderedObject(pairs);
   }
@@ -199,16 +204,9 @@ class LineScanner {
   /** The record object, reduced to the members a record is built from. */
   record(): OrderedObject {
     if (!this.isAt(0x7b)) throw NOT_PLAIN;
-    const pairs: Array<[string, OrderedJson]> = [];
-    let seen = 0;
-    this.members((key) => {
-      const bit = recordKeyBit(key);
-      if (bit === 0 || (seen & bit) !== 0) return this.skip();
-      seen |= bit;
-      const value = bit === MBTYPE ? this.mbtype() : bit === ACL ? this.acl() : bit === X_RAW ? this.raw() : this.stringOrNull();
-      pairs.push([key, value]);
-    });
-    return new OrderedObject(pairs);
+    return this.firstMembers(recordKeyBit, (bit) =>
+      bit === MBTYPE ? this.mbtype() : bit === ACL ? this.acl() : bit === X_RAW ? this.raw() : this.stringOrNull(),
+    );
   }
 }
 
