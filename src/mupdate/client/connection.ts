@@ -243,8 +243,14 @@ export class MupdateConnection implements LoginChannel {
 
   /** The next queued item, waiting for it until the timeout. */
   private async take(timeoutMs?: number): Promise<ReadResult | SaslLineResult | null> {
-    const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
+    let deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
+    let lines = this.fastData?.lines;
     while (this.queue.length === 0) {
+      // Lines the fast reader took count as responses: the timeout runs from the last one, as for queued ones.
+      if (timeoutMs !== undefined && this.fastData && this.fastData.lines !== lines) {
+        lines = this.fastData.lines;
+        deadline = Date.now() + timeoutMs;
+      }
       const left = deadline - Date.now();
       if (left <= 0) throw new TimeoutError('response', 'timed out waiting for the server');
       await new Promise<void>((resolve) => {

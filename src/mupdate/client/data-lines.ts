@@ -91,6 +91,8 @@ const PENDING_MAX = 1 << 16;
 /** Reads the plain data lines at the start of an answer, as its bytes arrive. */
 export class DataLineStream {
   private pending: Buffer | null = null;
+  /** How many lines were taken so far. */
+  lines = 0;
 
   constructor(
     private readonly onData: (word: string, args: Buffer[]) => void,
@@ -110,6 +112,7 @@ export class DataLineStream {
       }
       if (line === MORE || line === null) return buf.subarray(pos);
       this.onData(line.word, line.args);
+      this.lines++;
       pos = line.end;
     }
   }
