@@ -1,6 +1,6 @@
 /** The values a setting may take, each parsed with an error naming its key (config.ts uses them). */
 import type { HostPort } from './host-port.js';
-import { LOG_FORMATS, type LogFormat } from './log.js';
+import { LOG_FORMATS, type LogFormat } from './log-formats.js';
 
 export const DEFAULT_PORT = 3905;
 

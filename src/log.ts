@@ -6,11 +6,10 @@
 import { pino, type Logger, type LevelWithSilent } from 'pino';
 import PinoPretty from 'pino-pretty';
 import { adviceFor } from './log-advice.js';
+import type { LogFormat } from './log-formats.js';
 
 export type { Logger };
-
-export const LOG_FORMATS = ['pretty', 'json'] as const;
-export type LogFormat = (typeof LOG_FORMATS)[number];
+export { LOG_FORMATS, type LogFormat } from './log-formats.js';
 export const LOG_LEVELS: readonly LevelWithSilent[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export interface LogOptions {

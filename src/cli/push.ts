@@ -7,15 +7,14 @@
  * review (held by another server on the master, or a write was refused).
  */
 import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
-import { parseHostPort } from '../config.js';
+import { parseHostPort } from '../config-values.js';
 import { entryFromData } from '../resync/reconcile.js';
 import { MupdateConnection } from '../mupdate/client/connection.js';
 import { MupdateClientError } from '../mupdate/client/errors.js';
 import { commandResult, isStatus, type CommandResult, type Response } from '../mupdate/client/responses.js';
 import type { Entry } from '../store/types.js';
 import { showBytes } from '../admin/conflict-view.js';
-import { parseDump } from '../dump/cyrus-dump.js';
+import { readDump } from '../dump/dump-reader.js';
 import { judgeLookUp, planPush, type LocalMailbox } from '../push/push-plan.js';
 import { readPasswordFile } from '../client/password.js';
 import { tlsOptions, TlsFlagsError, type TlsFlags } from '../client/tls-flags.js';
@@ -42,15 +41,23 @@ interface Command {
 class UsageError extends Error {}
 
 async function readLocal(file: string, backend: string): Promise<LocalMailbox[]> {
-  const input = file === '-' ? process.stdin : createReadStream(file);
+  const input = file === '-' ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 });
   const out: LocalMailbox[] = [];
-  for await (const r of parseDump(createInterface({ input, crlfDelay: Infinity }))) {
-    if (!r.entry || r.entry.state !== 'active') continue;
+  const serverPrefix = `${backend}!`;
+  // A backend's mailboxes share a handful of partitions: one location buffer each (only ever read).
+  const locations = new Map<string, Buffer>();
+  const locationOf = (partition: string) => {
+    let location = locations.get(partition);
+    if (!location) locations.set(partition, (location = Buffer.from(`${backend}!${partition}`)));
+    return location;
+  };
+  await readDump(input, (r) => {
+    if (!r.entry || r.entry.state !== 'active') return;
     // A backend's own mailboxes carry no server; entries of other servers are not ours to push.
-    if (r.hasServer && !r.entry.location.toString('latin1').startsWith(`${backend}!`)) continue;
-    const location = r.hasServer ? r.entry.location : Buffer.from(`${backend}!${r.partition ?? 'default'}`);
+    if (r.hasServer && !r.entry.location.toString('latin1').startsWith(serverPrefix)) return;
+    const location = r.hasServer ? r.entry.location : locationOf(r.partition ?? 'default');
     out.push({ name: r.name, location, acl: r.entry.acl });
-  }
+  });
   return out;
 }
 
@@ -147,9 +154,18 @@ async function push(dump: string, flags: Required<PushFlags>): Promise<number> {
   try {
     // A NOOP first: this is not ctl_mboxlist, so the master need not hide other servers' entries from FIND.
     await conn.command('X00', 'NOOP', [], 30_000);
-    const list = await conn.command('X0', 'LIST', [Buffer.from(`${backend}!`)], 120_000);
+    const listed: Entry[] = [];
+    const list = await conn.commandStreaming(
+      'X0',
+      'LIST',
+      [Buffer.from(`${backend}!`)],
+      (word, args) => {
+        const e = entryFromData(word, args);
+        if (e) listed.push(e);
+      },
+      120_000,
+    );
     if (list.status !== 'OK') throw new MupdateClientError(`the master refused LIST (${list.status})`);
-    const listed = list.data.map((r) => entryFromData(r.word, r.args)).filter((e): e is Entry => e !== null);
     const plan = planPush(local, listed);
 
     const finds = await pipeline(

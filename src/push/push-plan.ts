@@ -4,6 +4,7 @@
  * places on another server is reported for review instead.
  */
 import { serverPart } from '../mupdate/location.js';
+import { compareNames } from '../store/order.js';
 import type { Entry } from '../store/types.js';
 
 export interface LocalMailbox {
@@ -24,7 +25,59 @@ export interface PushPlan {
 
 const key = (b: Buffer) => b.toString('latin1');
 
+const byteOrder = (a: Buffer, b: Buffer) => Buffer.compare(a, b);
+const cyrusOrder = (a: Buffer, b: Buffer) => compareNames(a, b, 'cyrus');
+
+/**
+ * The plan. Both lists usually come in one order (a master LISTs in its directory order, which
+ * matches the backend's mailboxes.db): then one merge pass, without a map of either side.
+ */
 export function planPush(local: readonly LocalMailbox[], listed: readonly Entry[]): PushPlan {
+  for (const order of [byteOrder, cyrusOrder]) {
+    if (ascending(local, order) && ascending(listed, order)) return planByMerge(local, listed, order);
+  }
+  return planByMaps(local, listed);
+}
+
+/** Whether every name sorts strictly after the one before it (so no name repeats). */
+function ascending(items: ReadonlyArray<{ name: Buffer }>, order: (a: Buffer, b: Buffer) => number): boolean {
+  for (let i = 1; i < items.length; i++) if (order(items[i - 1].name, items[i].name) >= 0) return false;
+  return true;
+}
+
+/** The plan of two lists sorted strictly by `order`: the same plan as planByMaps gives them. */
+function planByMerge(local: readonly LocalMailbox[], listed: readonly Entry[], order: (a: Buffer, b: Buffer) => number): PushPlan {
+  const plan: PushPlan = { removeFromMaster: [], reactivate: [], lookUp: [], inSync: 0 };
+  let i = 0;
+  let j = 0;
+  while (i < local.length && j < listed.length) {
+    const m = local[i];
+    const e = listed[j];
+    const c = order(m.name, e.name);
+    if (c < 0) {
+      plan.lookUp.push(m);
+      i++;
+    } else if (c > 0) {
+      plan.removeFromMaster.push(e.name);
+      j++;
+    } else {
+      if (inSync(m, e)) plan.inSync++;
+      else plan.reactivate.push(m);
+      i++;
+      j++;
+    }
+  }
+  for (; i < local.length; i++) plan.lookUp.push(local[i]);
+  for (; j < listed.length; j++) plan.removeFromMaster.push(listed[j].name);
+  return plan;
+}
+
+function inSync(m: LocalMailbox, e: Entry): boolean {
+  return e.state === 'active' && e.location.equals(m.location) && e.acl.equals(m.acl);
+}
+
+/** The plan of lists in any order (duplicates included: the last of a name counts). */
+export function planByMaps(local: readonly LocalMailbox[], listed: readonly Entry[]): PushPlan {
   const localByName = new Map(local.map((m) => [key(m.name), m]));
   const listedByName = new Map(listed.map((e) => [key(e.name), e]));
   const plan: PushPlan = { removeFromMaster: [], reactivate: [], lookUp: [], inSync: 0 };
@@ -32,7 +85,7 @@ export function planPush(local: readonly LocalMailbox[], listed: readonly Entry[
   for (const m of local) {
     const e = listedByName.get(key(m.name));
     if (!e) plan.lookUp.push(m);
-    else if (e.state === 'active' && e.location.equals(m.location) && e.acl.equals(m.acl)) plan.inSync++;
+    else if (inSync(m, e)) plan.inSync++;
     else plan.reactivate.push(m);
   }
   return plan;

@@ -23,6 +23,7 @@ import {
 import { logIn, loginMechanism, type Credentials, type LoginChannel, type SaslStep } from './login.js';
 import { commandResult, isStatus, RESPONSE_LIMITS, RESPONSE_SHAPES, statusText, type CommandResult, type Response } from './responses.js';
 import { defaultStartTls, type StartTlsMode } from './tls-policy.js';
+import { DataLineStream } from './data-lines.js';
 
 export interface ClientOptions extends Credentials {
   host: string;
@@ -56,6 +57,8 @@ export class MupdateConnection implements LoginChannel {
   /** The banner as received (its `* OK MUPDATE` strings name the implementation and extensions). */
   bannerText = '';
   private bannerDone = false;
+  /** While commandStreaming reads a large answer, its fast reader of plain data lines. */
+  private fastData: DataLineStream | null = null;
 
   private constructor(
     socket: Socket,
@@ -80,8 +83,12 @@ export class MupdateConnection implements LoginChannel {
         this.bannerText = (this.bannerText + d.toString('latin1')).slice(0, 65536);
         if (/^\* OK/m.test(this.bannerText)) this.bannerDone = true;
       }
-      this.reader.push(d);
-      this.parseBuffered();
+      const rest = this.fastData ? this.fastData.read(d) : d;
+      if (rest) {
+        this.fastData = null;
+        this.reader.push(rest);
+        this.parseBuffered();
+      }
       this.wake();
     });
     const end = () => {
@@ -236,8 +243,14 @@ export class MupdateConnection implements LoginChannel {
 
   /** The next queued item, waiting for it until the timeout. */
   private async take(timeoutMs?: number): Promise<ReadResult | SaslLineResult | null> {
-    const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
+    let deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
+    let lines = this.fastData?.lines;
     while (this.queue.length === 0) {
+      // Lines the fast reader took count as responses: the timeout runs from the last one, as for queued ones.
+      if (timeoutMs !== undefined && this.fastData && this.fastData.lines !== lines) {
+        lines = this.fastData.lines;
+        deadline = Date.now() + timeoutMs;
+      }
       const left = deadline - Date.now();
       if (left <= 0) throw new TimeoutError('response', 'timed out waiting for the server');
       await new Promise<void>((resolve) => {
@@ -307,6 +320,32 @@ export class MupdateConnection implements LoginChannel {
   async command(tag: string, word: string, args: Buffer[], timeoutMs?: number): Promise<CommandResult> {
     this.send(tag, word, args);
     return this.collect(word, timeoutMs);
+  }
+
+  /** Sends a command with a large answer (a LIST), handing each data line to `onData` in order (data-lines.ts); `data` comes back empty. */
+  async commandStreaming(
+    tag: string,
+    word: string,
+    args: Buffer[],
+    onData: (word: string, args: Buffer[]) => void,
+    timeoutMs?: number,
+  ): Promise<CommandResult> {
+    if (this.queue.length === 0 && this.reader.buffered === 0 && this.reader.atCommandStart && !this.saslMode) {
+      this.fastData = new DataLineStream(onData, RESPONSE_LIMITS);
+    }
+    this.send(tag, word, args);
+    try {
+      const result = await this.collect(word, timeoutMs);
+      for (const r of result.data) onData(r.word, r.args);
+      return { ...result, data: [] };
+    } finally {
+      const left = this.fastData?.unread();
+      this.fastData = null;
+      if (left) {
+        this.reader.push(left);
+        this.parseBuffered();
+      }
+    }
   }
 
   /** Reads data lines until a status line; the answer to a command already sent. */
