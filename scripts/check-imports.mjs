@@ -41,6 +41,7 @@ const LAYERS = [
   ['store/', 0],
   ['sasl/', 0],
   ['log.ts', 0],
+  ['log-formats.ts', 0],
   ['log-advice.ts', 0],
   ['cyrus-conf/read.ts', 0],
   ['version.ts', 0],
