@@ -68,6 +68,23 @@ export function addUser(dataDir: string, user: UserSpec): void {
   if (r.status !== 0) throw new Error(`user add failed: ${r.stderr}`);
 }
 
+/**
+ * Stores the users with the same UserDb code `mupdated user add` runs, in this
+ * process: a `user add` child per user costs a node start each, and most
+ * servers the tests start get three users. The CLI itself is tested in
+ * passwords.test.ts and private-files.test.ts (and addUser above).
+ */
+async function addUsersInProcess(dataDir: string, users: UserSpec[]): Promise<void> {
+  // imported here, not at the top: the scrypt cost is read when the module loads, after the line above sets it
+  const { UserDb } = await import('../../src/sasl/user-db.js');
+  const db = UserDb.open(dataDir);
+  try {
+    for (const u of users) await db.set(u.name, Buffer.from(u.password ?? PASSWORD, 'utf8'), !!u.admin);
+  } finally {
+    await db.close();
+  }
+}
+
 function configText(config: Record<string, string | number | boolean>): string {
   return (
     Object.entries(config)
@@ -79,7 +96,7 @@ function configText(config: Record<string, string | number | boolean>): string {
 export async function startMupdated(options: StartOptions = {}): Promise<RunningMupdated> {
   const dataDir = options.dataDir ?? tempDir();
   const fresh = options.dataDir === undefined;
-  if (fresh) for (const u of options.users ?? [{ name: 'mupdateadmin', admin: true }]) addUser(dataDir, u);
+  if (fresh) await addUsersInProcess(dataDir, options.users ?? [{ name: 'mupdateadmin', admin: true }]);
   const configPath = join(dataDir, 'test.conf');
   writeFileSync(configPath, configText({ failedloginpause: 0.05, ...(options.config ?? {}) }));
   const args = [
