@@ -23,30 +23,14 @@ import { storedFormat, writeFormat1 } from './helpers/format1.js';
 import { exchange, literalCommand, runCli, type CliResult } from './helpers/operator-tools.js';
 import { showRun } from './helpers/run.js';
 import { RawClient } from './helpers/raw-client.js';
-import { removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
+import { serversForFile } from './helpers/file-servers.js';
+import type { RunningMupdated } from './helpers/server.js';
 import { LmdbDirectoryStore } from '../src/store/lmdb-store.js';
 import type { Entry } from '../src/store/types.js';
 
-const servers: RunningMupdated[] = [];
-const dirs: string[] = [];
-
-test.after.always(async () => {
-  for (const s of servers) await s.stop();
-  for (const d of dirs) removeDir(d);
-});
-
-async function start(dataDir?: string): Promise<RunningMupdated> {
-  const s = await startMupdated(dataDir ? { dataDir } : {});
-  servers.push(s);
-  if (!dataDir) dirs.push(s.dataDir);
-  return s;
-}
-
-function scratch(): string {
-  const d = tempDir('backup-test-');
-  dirs.push(d);
-  return d;
-}
+const files = serversForFile();
+const start = (dataDir?: string): Promise<RunningMupdated> => files.start(dataDir ? { dataDir } : {});
+const scratch = (): string => files.folder('backup-test-');
 
 const NAMES = 400;
 /**

@@ -32,6 +32,24 @@ async function node(prefix: string, o: { dataDir?: string } = {}): Promise<Runni
   return s;
 }
 
+/** Two nodes on one prefix, started together (they race to bootstrap an empty prefix, as nodes may). */
+function twoNodes(prefix: string): Promise<[RunningMupdated, RunningMupdated]> {
+  return Promise.all([node(prefix), node(prefix)]);
+}
+
+/** A serial test on its own etcd prefix (its own directory) with two nodes running on it. */
+function twoNodeTest(
+  title: string,
+  prefix: string,
+  body: (t: ExecutionContext, a: RunningMupdated, b: RunningMupdated, prefix: string) => Promise<void>,
+): void {
+  test.serial(title, async (t) => {
+    t.timeout(300_000);
+    const [a, b] = await twoNodes(prefix);
+    await body(t, a, b, prefix);
+  });
+}
+
 function cli(prefix: string, args: string[], input?: string): Promise<CliResult> {
   return runCli([...args, ...etcdArgs(prefix)], input === undefined ? {} : { input });
 }
@@ -70,13 +88,10 @@ function mustSucceed(t: ExecutionContext, r: CliResult): void {
   t.is(r.code, 0, showRun(r));
 }
 
-test.serial(
+twoNodeTest(
   'user add --etcd: the user logs in on two running nodes and on one started later; user remove --etcd: refused everywhere, local users stay',
-  async (t) => {
-    t.timeout(300_000);
-    const prefix = '/t-users/';
-    const a = await node(prefix);
-    const b = await node(prefix);
+  '/t-users/',
+  async (t, a, b, prefix) => {
     t.not(await tryLogin(a, 'carol', 'pw-1'), 'A01 OK "Authenticated"');
 
     const add = await cli(prefix, ['user', 'add', 'carol', '--admin'], 'pw-1\n');
@@ -123,68 +138,71 @@ test.serial('a user removed with --etcd while a node was down is gone from that 
   t.is(await tryLogin(again, 'mupdateadmin', 'secret'), 'A01 OK "Authenticated"');
 });
 
-test.serial('conflicts list, resolve and dismiss with --etcd act on the cluster; every node sees the outcome', async (t) => {
-  t.timeout(300_000);
-  const prefix = '/t-conflicts/';
-  const a = await node(prefix);
-  const b = await node(prefix);
-  t.is(await writeAs(a, 'backend1', 'ACTIVATE', 'user.c1', 'h1!default', 'u1\tlrs\t'), 'X1 OK "done"');
-  t.regex(
-    await writeAs(b, 'backend2', 'ACTIVATE', 'user.c1', 'h2!default', 'u2\tlrs\t'),
-    /^X1 NO "mailbox is active on h1; conflict #\d+ queued/,
-  );
-  t.is(await writeAs(a, 'backend1', 'ACTIVATE', 'user.c2', 'h1!default', 'u1\tlrs\t'), 'X1 OK "done"');
-  t.regex(
-    await writeAs(a, 'backend2', 'ACTIVATE', 'user.c2', 'h2!default', 'u2\tlrs\t'),
-    /^X1 NO "mailbox is active on h1; conflict #\d+ queued/,
-  );
+twoNodeTest(
+  'conflicts list, resolve and dismiss with --etcd act on the cluster; every node sees the outcome',
+  '/t-conflicts/',
+  async (t, a, b, prefix) => {
+    t.is(await writeAs(a, 'backend1', 'ACTIVATE', 'user.c1', 'h1!default', 'u1\tlrs\t'), 'X1 OK "done"');
+    t.regex(
+      await writeAs(b, 'backend2', 'ACTIVATE', 'user.c1', 'h2!default', 'u2\tlrs\t'),
+      /^X1 NO "mailbox is active on h1; conflict #\d+ queued/,
+    );
+    t.is(await writeAs(a, 'backend1', 'ACTIVATE', 'user.c2', 'h1!default', 'u1\tlrs\t'), 'X1 OK "done"');
+    t.regex(
+      await writeAs(a, 'backend2', 'ACTIVATE', 'user.c2', 'h2!default', 'u2\tlrs\t'),
+      /^X1 NO "mailbox is active on h1; conflict #\d+ queued/,
+    );
 
-  const list = await cli(prefix, ['conflicts', 'list', '--json']);
-  mustSucceed(t, list);
-  const open = JSON.parse(list.stdout) as Array<{ id: number; name: string; status: string; claimed: { location: string } }>;
-  t.deepEqual(
-    open.map((c) => [c.name, c.status, c.claimed.location]),
-    [
-      ['user.c1', 'open', 'h2!default'],
-      ['user.c2', 'open', 'h2!default'],
-    ],
-  );
+    const list = await cli(prefix, ['conflicts', 'list', '--json']);
+    mustSucceed(t, list);
+    const open = JSON.parse(list.stdout) as Array<{ id: number; name: string; status: string; claimed: { location: string } }>;
+    t.deepEqual(
+      open.map((c) => [c.name, c.status, c.claimed.location]),
+      [
+        ['user.c1', 'open', 'h2!default'],
+        ['user.c2', 'open', 'h2!default'],
+      ],
+    );
 
-  const table = await cli(prefix, ['conflicts', 'list']);
-  mustSucceed(t, table);
-  t.regex(table.stdout, /user\.c1/);
+    const table = await cli(prefix, ['conflicts', 'list']);
+    mustSucceed(t, table);
+    t.regex(table.stdout, /user\.c1/);
 
-  const audit = tempDir('mupdated-audit-');
-  folders.push(audit);
-  const resolve = await cli(prefix, ['conflicts', 'resolve', String(open[0].id), '--keep', 'claimant', '--data', audit]);
-  mustSucceed(t, resolve);
-  mustSucceed(t, await cli(prefix, ['conflicts', 'dismiss', String(open[1].id)]));
+    const audit = tempDir('mupdated-audit-');
+    folders.push(audit);
+    const resolve = await cli(prefix, ['conflicts', 'resolve', String(open[0].id), '--keep', 'claimant', '--data', audit]);
+    mustSucceed(t, resolve);
+    mustSucceed(t, await cli(prefix, ['conflicts', 'dismiss', String(open[1].id)]));
 
-  // Every node's view has the claimant's entry and the closed records.
-  for (const s of [a, b]) {
-    await barrier(s);
-    t.deepEqual(await find(s, 'user.c1'), ['F1 MAILBOX {7+}', 'user.c1 {10+}', 'h2!default {7+}', 'u2\tlrs\t', 'F1 OK "Search completed"']);
-  }
-  const closed = await cli(prefix, ['conflicts', 'list', '--all', '--json']);
-  mustSucceed(t, closed);
-  t.deepEqual(
-    (JSON.parse(closed.stdout) as Array<{ status: string }>).map((c) => c.status),
-    ['resolved', 'dismissed'],
-  );
+    // Every node's view has the claimant's entry and the closed records.
+    for (const s of [a, b]) {
+      await barrier(s);
+      t.deepEqual(await find(s, 'user.c1'), [
+        'F1 MAILBOX {7+}',
+        'user.c1 {10+}',
+        'h2!default {7+}',
+        'u2\tlrs\t',
+        'F1 OK "Search completed"',
+      ]);
+    }
+    const closed = await cli(prefix, ['conflicts', 'list', '--all', '--json']);
+    mustSucceed(t, closed);
+    t.deepEqual(
+      (JSON.parse(closed.stdout) as Array<{ status: string }>).map((c) => c.status),
+      ['resolved', 'dismissed'],
+    );
 
-  const twice = await cli(prefix, ['conflicts', 'resolve', String(open[0].id), '--keep', 'current']);
-  t.is(twice.code, 1, showRun(twice));
-  t.regex(twice.stderr, /already resolved/);
-  t.regex(readFileSync(join(audit, 'audit.log'), 'utf8'), /"op":"resolve","keep":"claimant"/);
-});
+    const twice = await cli(prefix, ['conflicts', 'resolve', String(open[0].id), '--keep', 'current']);
+    t.is(twice.code, 1, showRun(twice));
+    t.regex(twice.stderr, /already resolved/);
+    t.regex(readFileSync(join(audit, 'audit.log'), 'utf8'), /"op":"resolve","keep":"claimant"/);
+  },
+);
 
-test.serial(
+twoNodeTest(
   "a decided conflict stays decided on every node: the losing backend's same claim, sent to either node, is refused naming the decision and counted on it in etcd",
-  async (t) => {
-    t.timeout(300_000);
-    const prefix = '/t-decided/';
-    const a = await node(prefix);
-    const b = await node(prefix);
+  '/t-decided/',
+  async (t, a, b, prefix) => {
     t.is(await writeAs(a, 'backend1', 'ACTIVATE', 'user.dd', 'h1!default', 'u1\tlrs\t'), 'X1 OK "done"');
     const first = await writeAs(b, 'backend2', 'ACTIVATE', 'user.dd', 'h2!default', 'u2\tlrs\t');
     const m = /^X1 NO "mailbox is active on h1; conflict #(\d+) queued/.exec(first);
@@ -230,11 +248,7 @@ const entryOf = (i: number) => ({
   acl: `u${i}\tlrswipkxtecda\t`,
 });
 
-test.serial("dump --etcd gives exactly the dump of a node's view", async (t) => {
-  t.timeout(300_000);
-  const prefix = '/t-dump/';
-  const a = await node(prefix);
-  const b = await node(prefix);
+twoNodeTest("dump --etcd gives exactly the dump of a node's view", '/t-dump/', async (t, a, b, prefix) => {
   await populate(() => RawClient.login(a.port), 300, entryOf, 4);
   t.is(await writeAs(b, 'mupdateadmin', 'RESERVE', 'user.r1', 'srv9!p1'), 'X1 OK "done"');
   t.is(await writeAs(b, 'mupdateadmin', 'DELETE', 'user.d0007'), 'X1 OK "done"');
@@ -273,8 +287,7 @@ test.serial('load --etcd into an empty cluster: a running node and a node starte
   mustSucceed(t, load);
   t.regex(load.stderr, /loaded 250 entries into the cluster \(250 new or changed/);
 
-  const a = await node(prefix);
-  const b = await node(prefix);
+  const [a, b] = await twoNodes(prefix);
   for (const i of [0, 1, 77, 249]) {
     const e = entryOf(i);
     for (const s of [a, b]) {

@@ -26,29 +26,19 @@ import { join } from 'node:path';
 import { canonicalEntries, listDirectory, type DirEntry } from './helpers/cyrus.js';
 import { aclOf, answer, drainStream, exchange, readStreamed, runCli, type CliResult, find, writeAs } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
-import { BACKEND_ADMINS, removeDir, startMupdated, type RunningMupdated } from './helpers/server.js';
+import { serversForFile } from './helpers/file-servers.js';
+import { BACKEND_ADMINS, type RunningMupdated } from './helpers/server.js';
 import { showRun } from './helpers/run.js';
 
+const files = serversForFile();
 let server: RunningMupdated;
-const extra: RunningMupdated[] = [];
 
 test.before(async () => {
-  server = await startMupdated({ users: BACKEND_ADMINS });
+  server = await files.start({ users: BACKEND_ADMINS });
 });
 
-test.after.always(async () => {
-  await server?.stop();
-  for (const s of extra) {
-    await s.stop();
-    removeDir(s.dataDir);
-  }
-  if (server) removeDir(server.dataDir);
-});
-
-async function ownServer(config: Record<string, string> = {}): Promise<RunningMupdated> {
-  const s = await startMupdated({ users: BACKEND_ADMINS, config });
-  extra.push(s);
-  return s;
+function ownServer(config: Record<string, string> = {}): Promise<RunningMupdated> {
+  return files.start({ users: BACKEND_ADMINS, config });
 }
 
 interface ConflictJson {
@@ -242,24 +232,32 @@ test('a push session (first command LIST "<server>!") gets no FIND data for name
   t.is(await push.readLine(), 'Q01 OK "bye-bye"');
   push.close();
 
-  // a session that does not start with LIST "<server>!" sees everything
-  const plain = await RawClient.login(server.port, 'backend2');
-  t.deepEqual(await exchange(plain, 'X1', 'FIND', 'user.pf1'), mailboxLines('X1', 'user.pf1', 'srv-pf-a!default', acl1));
-  await exchange(plain, 'X2', 'LIST', 'srv-pf-b!');
-  t.deepEqual(
-    await exchange(plain, 'X3', 'FIND', 'user.pf1'),
-    mailboxLines('X3', 'user.pf1', 'srv-pf-a!default', acl1),
-    'a LIST that is not the first command does not make a push session',
-  );
-  plain.close();
-  const all = await RawClient.login(server.port, 'backend2');
-  await exchange(all, 'X1', 'LIST', '');
-  t.deepEqual(
-    await exchange(all, 'X2', 'FIND', 'user.pf1'),
-    mailboxLines('X2', 'user.pf1', 'srv-pf-a!default', acl1),
-    'LIST "" first is not a push session',
-  );
-  all.close();
+  // a session that does not start with LIST "<server>!" sees everything: every FIND below shows user.pf1
+  const sessions: Array<[steps: Array<[verb: 'FIND' | 'LIST', arg: string]>, why: string]> = [
+    [
+      [
+        ['FIND', 'user.pf1'],
+        ['LIST', 'srv-pf-b!'],
+        ['FIND', 'user.pf1'],
+      ],
+      'a LIST that is not the first command does not make a push session',
+    ],
+    [
+      [
+        ['LIST', ''],
+        ['FIND', 'user.pf1'],
+      ],
+      'LIST "" first is not a push session',
+    ],
+  ];
+  for (const [steps, why] of sessions) {
+    const c = await RawClient.login(server.port, 'backend2');
+    for (const [i, [verb, arg]] of steps.entries()) {
+      const lines = await exchange(c, `X${i + 1}`, verb, arg);
+      if (verb === 'FIND') t.deepEqual(lines, mailboxLines(`X${i + 1}`, 'user.pf1', 'srv-pf-a!default', acl1), why);
+    }
+    c.close();
+  }
   t.deepEqual(await find(server, 'user.pf1'), mailboxLines('F1', 'user.pf1', 'srv-pf-a!default', acl1));
 });
 
@@ -683,8 +681,7 @@ test('with the server stopped the CLI works on the data folder directly (list, s
     ],
   );
 
-  const restarted = await startMupdated({ dataDir: s.dataDir });
-  extra.push(restarted);
+  const restarted = await files.start({ dataDir: s.dataDir });
   t.deepEqual(
     await find(restarted, 'user.off1'),
     mailboxLines('F1', 'user.off1', 'backend2!default', acl),

@@ -15,20 +15,18 @@ import test, { type ExecutionContext } from 'ava';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { interopTest, listDirectory, startCyrusMaster, type CyrusServer } from './helpers/cyrus.js';
-import { dumpThenLoad, literalCommand, runCli } from './helpers/operator-tools.js';
+import { dumpThenLoad, literalCommand, runCli, type CliResult } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
-import { addUser, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
+import { serversForFile } from './helpers/file-servers.js';
+import { addUser, type RunningMupdated } from './helpers/server.js';
 import { showRun } from './helpers/run.js';
 
 const interop = interopTest('serial');
-const scratch = tempDir('dump-load-');
-const servers: RunningMupdated[] = [];
-const dirs: string[] = [scratch];
+const files = serversForFile();
+const scratch = files.folder('dump-load-');
 let cyrusStarting: Promise<CyrusServer> | undefined;
 
 test.after.always(async () => {
-  for (const s of servers) await s.stop();
-  for (const d of dirs) removeDir(d);
   const cyrus = await cyrusStarting?.catch(() => undefined);
   await cyrus?.cleanup();
 });
@@ -38,17 +36,11 @@ function cyrusMaster(): Promise<CyrusServer> {
   return cyrusStarting;
 }
 
-async function start(dataDir?: string): Promise<RunningMupdated> {
-  const s = await startMupdated(dataDir ? { dataDir } : {});
-  servers.push(s);
-  if (!dataDir) dirs.push(s.dataDir);
-  return s;
-}
+const start = (dataDir?: string): Promise<RunningMupdated> => files.start(dataDir ? { dataDir } : {});
 
 /** A fresh data folder with the default admin (mupdateadmin / secret), no directory yet. */
 function freshFolder(): string {
-  const dir = tempDir('dump-load-data-');
-  dirs.push(dir);
+  const dir = files.folder('dump-load-data-');
   addUser(dir, { name: 'mupdateadmin', admin: true });
   return dir;
 }
@@ -127,6 +119,21 @@ const SEED: Write[] = [
   ...Array.from({ length: 25 }, (_, i): Write => ['ACTIVATE', `user.gen${i}`, `backend${i % 3}!default`, `gen${i}\tlrswipkxtecdan\t`]),
 ];
 
+/** Writes `text` to a file and loads that into a fresh data folder; the load must succeed. */
+async function loadIntoFresh(
+  t: ExecutionContext,
+  fileName: string,
+  text: string,
+  encoding: BufferEncoding = 'latin1',
+): Promise<{ folder: string; load: CliResult }> {
+  const file = join(scratch, fileName);
+  writeFileSync(file, text, encoding);
+  const folder = freshFolder();
+  const load = await runCli(['load', file, '--data', folder]);
+  t.is(load.code, 0, showRun(load));
+  return { folder, load };
+}
+
 /** The dump with its mtime values blanked (they are the time of the dump). */
 function withoutMtime(dump: string): string {
   return dump.replace(/"mtime": "\d+"/g, '"mtime": "T"');
@@ -148,12 +155,8 @@ test('dump, then load into a fresh data folder, reproduces LIST byte for byte (8
     t.notThrows(() => JSON.parse(`{${line.replace(/,$/, '')}}`) as unknown, line);
     t.regex(line, /^"(?:[^"\\]|\\.)*": \{"name": /, line);
   }
-  const file = join(scratch, 'roundtrip.json');
-  writeFileSync(file, dump.stdout, 'latin1');
 
-  const folder = freshFolder();
-  const load = await runCli(['load', file, '--data', folder]);
-  t.is(load.code, 0, showRun(load));
+  const { folder, load } = await loadIntoFresh(t, 'roundtrip.json', dump.stdout);
   t.is(load.stderr, `loaded ${SEED.length} entries (${SEED.length} new or changed, 0 deleted/intermediate skipped)\n`);
   const b = await start(folder);
   t.deepEqual(await rawList(b.port), before, 'LIST is identical, byte for byte and in order');
@@ -205,10 +208,7 @@ test('load refuses while a server runs on the folder, and a broken dump loads no
   const empty = await runCli(['dump', '--data', folder]);
   t.is(empty.code, 0, showRun(empty));
   t.is(empty.stdout, '{\n\n}\n');
-  const emptyFile = join(scratch, 'empty.json');
-  writeFileSync(emptyFile, empty.stdout);
-  const loadEmpty = await runCli(['load', emptyFile, '--data', freshFolder()]);
-  t.is(loadEmpty.code, 0, showRun(loadEmpty));
+  const { load: loadEmpty } = await loadIntoFresh(t, 'empty.json', empty.stdout);
   t.is(loadEmpty.stderr, 'loaded 0 entries (0 new or changed, 0 deleted/intermediate skipped)\n');
 });
 
@@ -238,11 +238,7 @@ const CYRUS_SEED: Write[] = [
 async function loadCyrusDump(t: ExecutionContext, cyrus: CyrusServer, name: string): Promise<RunningMupdated> {
   const text = await cyrus.dumpRaw();
   t.true(text.startsWith('{\n'), text.slice(0, 200));
-  const file = join(scratch, name);
-  writeFileSync(file, text, 'utf8');
-  const folder = freshFolder();
-  const load = await runCli(['load', file, '--data', folder]);
-  t.is(load.code, 0, showRun(load));
+  const { folder, load } = await loadIntoFresh(t, name, text, 'utf8');
   t.regex(load.stderr, /^loaded \d+ entries/);
   return start(folder);
 }

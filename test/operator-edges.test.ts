@@ -13,22 +13,17 @@ import { join } from 'node:path';
 import { adminSocketPath } from '../src/admin/socket-server.js';
 import { MupdateConnection } from '../src/mupdate/client/connection.js';
 import { TimeoutError } from '../src/mupdate/client/errors.js';
-import { literalCommand, runCli } from './helpers/operator-tools.js';
+import { literalCommand, runCli, writeAs } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
-import { BACKEND_ADMINS, addUser, CLI, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
+import { serversForFile } from './helpers/file-servers.js';
+import { BACKEND_ADMINS, addUser, CLI, type RunningMupdated } from './helpers/server.js';
 import { showRun } from './helpers/run.js';
 
+const files = serversForFile();
 let server: RunningMupdated;
-const dirs: string[] = [];
 
 test.before(async () => {
-  server = await startMupdated({ users: BACKEND_ADMINS });
-});
-
-test.after.always(async () => {
-  await server?.stop();
-  if (server) removeDir(server.dataDir);
-  for (const d of dirs) removeDir(d);
+  server = await files.start({ users: BACKEND_ADMINS });
 });
 
 /** Sends `text` on the admin socket, shuts the sending side, and returns everything the server answered. */
@@ -53,19 +48,9 @@ function adminAsk(dataDir: string, text: string): Promise<string> {
   });
 }
 
-async function writeAs(user: string, ...command: string[]): Promise<string> {
-  const c = await RawClient.login(server.port, user);
-  try {
-    c.send(literalCommand('X1', ...(command as [string, ...string[]])));
-    return (await c.readUntilTagged('X1')).at(-1)!;
-  } finally {
-    c.close();
-  }
-}
-
 test('the admin socket refuses keep "bogus" (and other malformed requests) and saves nothing; a half-closed request is answered', async (t) => {
-  t.is(await writeAs('backend1', 'ACTIVATE', 'user.edge', 'b1!default', 'a\tlrs\t'), 'X1 OK "done"');
-  const refused = await writeAs('backend2', 'ACTIVATE', 'user.edge', 'b2!default', 'a\tlrs\t');
+  t.is(await writeAs(server, 'backend1', 'ACTIVATE', 'user.edge', 'b1!default', 'a\tlrs\t'), 'X1 OK "done"');
+  const refused = await writeAs(server, 'backend2', 'ACTIVATE', 'user.edge', 'b2!default', 'a\tlrs\t');
   const id = Number(/conflict #(\d+)/.exec(refused)?.[1]);
   t.true(id > 0, refused);
 
@@ -125,8 +110,7 @@ test('mupdated dump run by a user who cannot open the folder says so in one line
     t.pass();
     return;
   }
-  const outer = tempDir('edges-perm-');
-  dirs.push(outer);
+  const outer = files.folder('edges-perm-');
   const data = join(outer, 'data');
   addUser(data, { name: 'mupdateadmin', admin: true });
   const load = await runCli(['load', '-', '--data', data], { input: '{\n}\n' });
