@@ -24,7 +24,18 @@ import test, { type ExecutionContext } from 'ava';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { canonicalEntries, listDirectory, type DirEntry } from './helpers/cyrus.js';
-import { aclOf, answer, drainStream, exchange, readStreamed, runCli, type CliResult, find, writeAs } from './helpers/operator-tools.js';
+import {
+  aclOf,
+  answer,
+  drainStream,
+  exchange,
+  mailboxLines,
+  readStreamed,
+  runCli,
+  type CliResult,
+  find,
+  writeAs,
+} from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
 import { serversForFile } from './helpers/file-servers.js';
 import { BACKEND_ADMINS, type RunningMupdated } from './helpers/server.js';
@@ -68,12 +79,6 @@ async function listJson(t: ExecutionContext, s: RunningMupdated, ...flags: strin
   t.is(r.code, 0, showRun(r));
   t.is(r.stderr, '', showRun(r));
   return JSON.parse(r.stdout) as ConflictJson[];
-}
-
-/** The FIND lines of a MAILBOX answer, as RawClient reads them. */
-function mailboxLines(tag: string, name: string, location: string, acl: string): string[] {
-  const n = (s: string) => Buffer.byteLength(s, 'latin1');
-  return [`${tag} MAILBOX {${n(name)}+}`, `${name} {${n(location)}+}`, `${location} {${n(acl)}+}`, acl, `${tag} OK "Search completed"`];
 }
 
 /** A PARTIAL-UPDATE stream for the given server names, dump read. */

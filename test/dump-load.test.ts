@@ -78,6 +78,16 @@ async function rawList(port: number): Promise<string[]> {
   }
 }
 
+/** `count` ordinary mailboxes over three backends, as most of a real directory is. */
+function plainEntries(count: number): Write[] {
+  return Array.from({ length: count }, (_, i): Write => [
+    'ACTIVATE',
+    `user.gen${i}`,
+    `backend${i % 3}!default`,
+    `gen${i}\tlrswipkxtecdan\t`,
+  ]);
+}
+
 /** Every entry shape the protocol carries (bytes as latin1). */
 const SEED: Write[] = [
   ['ACTIVATE', 'user.plain', 'backend1!default', 'plain\tlrswipkxtecdan\t'],
@@ -116,7 +126,7 @@ const SEED: Write[] = [
   ['RESERVE', 'user.res', 'backend2!default'],
   ['RESERVE', 'user.res.\xe4', 'backend2!'],
   ['RESERVE', 'user.res.nobang', 'backend7'],
-  ...Array.from({ length: 25 }, (_, i): Write => ['ACTIVATE', `user.gen${i}`, `backend${i % 3}!default`, `gen${i}\tlrswipkxtecdan\t`]),
+  ...plainEntries(25),
 ];
 
 /** Writes `text` to a file and loads that into a fresh data folder; the load must succeed. */
@@ -232,7 +242,7 @@ const CYRUS_SEED: Write[] = [
   ['ACTIVATE', 'shared.news', 'backend2!default', 'anyone\tlrs\t'],
   ['RESERVE', 'user.bob', 'backend1!default'],
   ['RESERVE', 'user.bob.Sent', 'backend2!'],
-  ...Array.from({ length: 20 }, (_, i): Write => ['ACTIVATE', `user.gen${i}`, `backend${i % 3}!default`, `gen${i}\tlrswipkxtecdan\t`]),
+  ...plainEntries(20),
 ];
 
 async function loadCyrusDump(t: ExecutionContext, cyrus: CyrusServer, name: string): Promise<RunningMupdated> {

@@ -51,6 +51,12 @@ export async function answer(c: RawClient, tag: string, verb: string, ...args: s
   return lines[lines.length - 1];
 }
 
+/** The FIND lines of a MAILBOX answer, as RawClient reads them. */
+export function mailboxLines(tag: string, name: string, location: string, acl: string): string[] {
+  const n = (s: string) => Buffer.byteLength(s, 'latin1');
+  return [`${tag} MAILBOX {${n(name)}+}`, `${name} {${n(location)}+}`, `${location} {${n(acl)}+}`, acl, `${tag} OK "Search completed"`];
+}
+
 /** One write as `user` on its own connection (as Cyrus backends do): the final answer line. */
 export async function writeAs(server: { port: number }, user: string, verb: string, ...args: string[]): Promise<string> {
   const c = await RawClient.login(server.port, user);
