@@ -75,6 +75,7 @@ export function addUser(dataDir: string, user: UserSpec): void {
  * passwords.test.ts and private-files.test.ts (and addUser above).
  */
 async function addUsersInProcess(dataDir: string, users: UserSpec[]): Promise<void> {
+  if (users.length === 0) return; // no users.mdb at all, as before
   // imported here, not at the top: the scrypt cost is read when the module loads, after the line above sets it
   const { UserDb } = await import('../../src/sasl/user-db.js');
   const db = UserDb.open(dataDir);
