@@ -10,7 +10,6 @@
  * `delete_mode: immediate`.
  */
 import test from 'ava';
-import { connect, type Socket } from 'node:net';
 import {
   asMasterEntries,
   CyrusBackend,
@@ -25,84 +24,33 @@ import {
 } from './helpers/cyrus-backend.js';
 import { interopTest } from './helpers/cyrus.js';
 import { BACKEND_ADMINS, startMupdated, type RunningMupdated } from './helpers/server.js';
+import { RawClient } from './helpers/raw-client.js';
 import { showRun } from './helpers/run.js';
 
 // ---------------------------------------------------------------------------
 // a tiny IMAP client: LOGIN, then one command at a time
 
 class Imap {
-  private buf = '';
-  private waiter: (() => void) | null = null;
-  private closed = false;
   private n = 0;
 
-  private constructor(private socket: Socket) {
-    socket.setEncoding('latin1');
-    socket.on('data', (d: string) => {
-      this.buf += d;
-      this.wake();
-    });
-    socket.on('close', () => {
-      this.closed = true;
-      this.wake();
-    });
-    socket.on('error', () => {
-      this.closed = true;
-      this.wake();
-    });
-  }
-
-  private wake(): void {
-    const w = this.waiter;
-    this.waiter = null;
-    w?.();
-  }
+  private constructor(private raw: RawClient) {}
 
   static async login(port: number, user = 'cyrus', password = 'secret'): Promise<Imap> {
-    const socket = await new Promise<Socket>((resolve, reject) => {
-      const s = connect({ port, host: '127.0.0.1' }, () => resolve(s));
-      s.once('error', reject);
-    });
-    const c = new Imap(socket);
-    const banner = await c.line(10_000);
+    const c = new Imap(await RawClient.connect(port));
+    const banner = await c.raw.readLine(10_000);
     if (!banner.startsWith('* OK')) throw new Error(`IMAP banner: ${banner}`);
     const r = await c.command(`LOGIN ${quoted(user)} ${quoted(password)}`);
     if (!r.ok) throw new Error(`IMAP LOGIN failed: ${r.status}`);
     return c;
   }
 
-  private async line(timeoutMs: number): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const i = this.buf.indexOf('\r\n');
-      if (i >= 0) {
-        const l = this.buf.slice(0, i);
-        this.buf = this.buf.slice(i + 2);
-        return l;
-      }
-      if (this.closed) throw new Error(`IMAP connection closed (unread ${JSON.stringify(this.buf)})`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`IMAP timeout (unread ${JSON.stringify(this.buf)})`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(() => {
-          this.waiter = null;
-          resolve();
-        }, left);
-        this.waiter = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-    }
-  }
-
   /** Sends `<tag> <text>` and reads up to the tagged reply. */
   async command(text: string, timeoutMs = 30_000): Promise<{ ok: boolean; status: string; untagged: string[] }> {
     const tag = `T${++this.n}`;
-    this.socket.write(`${tag} ${text}\r\n`, 'latin1');
+    this.raw.send(`${tag} ${text}\r\n`);
     const untagged: string[] = [];
     for (let i = 0; i < 10_000; i++) {
-      const l = await this.line(timeoutMs);
+      const l = await this.raw.readLine(timeoutMs);
       if (l.startsWith(`${tag} `)) return { ok: l.startsWith(`${tag} OK`), status: l, untagged };
       untagged.push(l);
     }
@@ -115,7 +63,7 @@ class Imap {
   }
 
   close(): void {
-    this.socket.end();
+    this.raw.socket.end();
   }
 }
 

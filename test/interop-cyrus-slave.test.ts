@@ -24,6 +24,7 @@ import {
   type CyrusServer,
   type DirEntry,
 } from './helpers/cyrus.js';
+import { acl, ODD_BYTE_NAMES } from './helpers/seed-commands.js';
 
 const interop = interopTest('serial');
 const RETRY_DELAY = 2; // mupdate_retry_delay: keep-alive NOOP period and reconnect delay
@@ -56,7 +57,6 @@ async function apply(port: number, commands: Array<[verb: string, ...args: strin
   }
 }
 
-const acl = (...pairs: Array<[string, string]>) => pairs.map(([id, rights]) => `${id}\t${rights}\t`).join('');
 
 /** Names whose 3.6 order differs from strcmp, spaces, 8-bit bytes (valid and invalid UTF-8), quotes, domains. */
 const SEED: Array<[verb: string, ...args: string[]]> = [
@@ -69,8 +69,7 @@ const SEED: Array<[verb: string, ...args: string[]]> = [
   ['ACTIVATE', 'user.xy', 'backend10!default', acl(['xy', 'lrswipkxtecdan'])],
   ['ACTIVATE', 'user.alice.Sent Items', 'backend1!default', acl(['alice', 'lrswipkxtecdan'])],
   ['ACTIVATE', 'user.\xc3\xa4nne', 'backend1!default', acl(['\xc3\xa4nne', 'lrswipkxtecdan'])],
-  ['ACTIVATE', 'user.\xe4\xff', 'backend1!default', acl(['anyone', 'lr'])],
-  ['ACTIVATE', 'user.q"uote\\back', 'backend1!default', acl(['q"uote', 'lrs'])],
+  ...ODD_BYTE_NAMES,
   ['ACTIVATE', 'shared.news', 'backend2!default', acl(['anyone', 'lrs'], ['group:staff', 'lrswipkxtecdan'], ['-bob', 'w'])],
   ['ACTIVATE', 'user.empty', 'backend1!default', ''],
   ['ACTIVATE', 'user.nobang', 'backend9', ''],

@@ -34,6 +34,7 @@ import { drainStream, passwordFile, readStreamed, RecordingProxy, runCli, wireSu
 import { RawClient } from './helpers/raw-client.js';
 import { BACKEND_ADMINS, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
 import { showRun, type ProgramResult } from './helpers/run.js';
+import { acl } from './helpers/seed-commands.js';
 
 const interop = interopTest('serial');
 
@@ -97,7 +98,6 @@ async function openStream(port: number): Promise<RawClient> {
   return c;
 }
 
-const acl = (...pairs: Array<[string, string]>) => pairs.map(([id, r]) => `${id}\t${r}\t`).join('');
 
 // ---------------------------------------------------------------------------
 // the same scenario against mupdated and against a Cyrus master

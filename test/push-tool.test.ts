@@ -35,6 +35,7 @@ import { drainStream, passwordFile, RecordingProxy, runCli, wireSummary, type Cl
 import { RawClient } from './helpers/raw-client.js';
 import { BACKEND_ADMINS, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
 import { runProgram, showRun } from './helpers/run.js';
+import { acl } from './helpers/seed-commands.js';
 
 const interop = interopTest('serial');
 
@@ -67,7 +68,6 @@ function cyrusMaster(): Promise<CyrusServer> {
   return cyrusStarting;
 }
 
-const acl = (...pairs: Array<[string, string]>) => pairs.map(([id, r]) => `${id}\t${r}\t`).join('');
 
 interface PushRun {
   code: number | null;

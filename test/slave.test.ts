@@ -29,6 +29,7 @@ import {
   type Cmd,
 } from './helpers/slave-tools.js';
 import { prng } from './helpers/prng.js';
+import { acl, DOMAIN_MAILBOX, generatedMailboxes, ODD_BYTE_NAMES } from './helpers/seed-commands.js';
 
 const SEED = Number.parseInt(process.env.SLAVE_SEED ?? '', 10) || Date.now() % 2 ** 31;
 
@@ -38,7 +39,6 @@ let masterDir = '';
 let slave: RunningMupdated | undefined;
 const cleanups: Array<() => Promise<void> | void> = [];
 
-const acl = (...pairs: Array<[string, string]>) => pairs.map(([id, rights]) => `${id}\t${rights}\t`).join('');
 
 /** Names whose directory order differs from strcmp, 8-bit bytes, quotes, domains, reservations. */
 const SEED_CMDS: Cmd[] = [
@@ -48,18 +48,12 @@ const SEED_CMDS: Cmd[] = [
   ['ACTIVATE', 'user.x y', 'backend2!default', acl(['x y', 'lrs'])],
   ['ACTIVATE', 'user.x_y', 'backend2!default', acl(['x_y', 'lrswipkxtecdan'])],
   ['ACTIVATE', 'user.xy', 'backend10!default', acl(['xy', 'lrswipkxtecdan'])],
-  ['ACTIVATE', 'user.\xe4\xff', 'backend1!default', acl(['anyone', 'lr'])],
-  ['ACTIVATE', 'user.q"uote\\back', 'backend1!default', acl(['q"uote', 'lrs'])],
-  ['ACTIVATE', 'example.com!user.carol', 'backend1!ssd', acl(['carol@example.com', 'lrswipkxtecdan'])],
+  ...ODD_BYTE_NAMES,
+  DOMAIN_MAILBOX,
   ['ACTIVATE', 'user.empty', 'backend1!default', ''],
   ['ACTIVATE', 'user.nobang', 'backend9', ''],
   ['RESERVE', 'user.res', 'backend2!default'],
-  ...Array.from({ length: 300 }, (_, i): Cmd => [
-    'ACTIVATE',
-    `user.gen${i}`,
-    ChangeGenerator.locationOf(`user.gen${i}`),
-    acl([`gen${i}`, 'lrswipkxtecdan']),
-  ]),
+  ...generatedMailboxes(300),
 ];
 
 /**
