@@ -35,6 +35,7 @@ import { RawClient } from './helpers/raw-client.js';
 import { BACKEND_ADMINS, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
 import { showRun, type ProgramResult } from './helpers/run.js';
 import { acl } from './helpers/seed-commands.js';
+import { ownedMailboxes, type PushStep } from './helpers/push-scenario.js';
 
 const interop = interopTest('serial');
 
@@ -98,7 +99,6 @@ async function openStream(port: number): Promise<RawClient> {
   return c;
 }
 
-
 // ---------------------------------------------------------------------------
 // the same scenario against mupdated and against a Cyrus master
 
@@ -106,8 +106,7 @@ const CMP = 'backend-cmp';
 
 function comparisonMailboxes(): MailboxSpec[] {
   const o = 'cmp';
-  const own: [string, string] = [o, 'lrswipkxtecdan'];
-  return [
+  const names = [
     `user.${o}`,
     `user.${o}.Sent`,
     `user.${o}.Sent.2024`,
@@ -124,26 +123,16 @@ function comparisonMailboxes(): MailboxSpec[] {
     `shared-${o}`,
     `shared-${o}.folder`,
     `shared-${o}.folder-x`,
-  ].map((name, i): MailboxSpec => {
-    if (i === 4) return { name, acl: [] };
-    if (i === 6) return { name, acl: [own, ['alice', 'lrs'], ['group:staff', 'lrswipkxte'], ['-bob', 'w']] };
-    if (name.startsWith('shared')) return { name, acl: [['anyone', 'lrs']] };
-    return { name, acl: [own] };
-  });
+  ];
+  return ownedMailboxes(names, o, 4, 6, [
+    ['alice', 'lrs'],
+    ['group:staff', 'lrswipkxte'],
+    ['-bob', 'w'],
+  ]);
 }
 
-interface StepResult {
-  step: string;
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  /** What ctl_mboxlist sent (through the proxy). */
-  wire: string[];
-  /** `LIST "backend-cmp!"` afterwards, canonical. */
-  list: string[];
-  /** Changes an UPDATE stream got meanwhile. */
-  streamed: string[];
-}
+/** `wire`: what ctl_mboxlist sent; `list`: `LIST "backend-cmp!"` afterwards. */
+type StepResult = PushStep;
 
 /** Runs the push scenario with a backend whose mupdate_server is a recording proxy in front of `port`. */
 async function comparisonScenario(port: number): Promise<StepResult[]> {

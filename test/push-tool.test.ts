@@ -36,6 +36,7 @@ import { RawClient } from './helpers/raw-client.js';
 import { BACKEND_ADMINS, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
 import { runProgram, showRun } from './helpers/run.js';
 import { acl } from './helpers/seed-commands.js';
+import { ownedMailboxes, pushArgs, type PushStep } from './helpers/push-scenario.js';
 
 const interop = interopTest('serial');
 
@@ -68,7 +69,6 @@ function cyrusMaster(): Promise<CyrusServer> {
   return cyrusStarting;
 }
 
-
 interface PushRun {
   code: number | null;
   stdout: string;
@@ -82,19 +82,15 @@ async function push(
   dump: string,
   options: { dryRun?: boolean; user?: string; passwordFile?: string; input?: string } = {},
 ): Promise<PushRun> {
-  const args = [
-    'push',
-    '--master',
-    `127.0.0.1:${port}`,
-    '--user',
+  const args = pushArgs(
+    port,
     options.user ?? 'backend1',
-    '--password-file',
     options.passwordFile ?? PASSWORD_FILE,
     '--server',
     server,
     ...(options.dryRun ? ['--dry-run'] : []),
     dump,
-  ];
+  );
   const r = await runCli(args, { input: options.input });
   return { code: r.code, stdout: r.stdout, stderr: r.stderr, result: r };
 }
@@ -107,8 +103,7 @@ function writeDump(name: string, text: string): string {
 
 /** The mailboxes the scenarios push: names whose 3.6 order differs from strcmp, several ACL shapes. */
 function scenarioMailboxes(o: string): MailboxSpec[] {
-  const own: [string, string] = [o, 'lrswipkxtecdan'];
-  return [
+  const names = [
     `user.${o}`,
     `user.${o}.Sent`,
     `user.${o}.Sent.2024`,
@@ -120,23 +115,14 @@ function scenarioMailboxes(o: string): MailboxSpec[] {
     `user.${o} y`,
     `shared-${o}`,
     `shared-${o}.folder`,
-  ].map((name, i): MailboxSpec => {
-    if (i === 3) return { name, acl: [] };
-    if (i === 4) return { name, acl: [own, ['alice', 'lrs'], ['-bob', 'w']] };
-    if (name.startsWith('shared')) return { name, acl: [['anyone', 'lrs']] };
-    return { name, acl: [own] };
-  });
+  ];
+  return ownedMailboxes(names, o, 3, 4, [
+    ['alice', 'lrs'],
+    ['-bob', 'w'],
+  ]);
 }
 
-interface Step {
-  step: string;
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  wire: string[];
-  list: string[];
-  streamed: string[];
-}
+type Step = PushStep;
 
 /**
  * first push, in-sync repush, stale entries and a changed ACL, each with
@@ -372,73 +358,21 @@ test('push exit codes: 1 when the master is unreachable or refuses the login, 2 
 
   const proxy = await RecordingProxy.start(master.port);
   proxies.push(proxy);
+  const login = (...rest: string[]) => pushArgs(proxy.port, 'backend1', PASSWORD_FILE, ...rest);
   const cases: Array<[string, string[]]> = [
-    ['no --server', ['push', '--master', `127.0.0.1:${proxy.port}`, '--user', 'backend1', '--password-file', PASSWORD_FILE, dump]],
-    [
-      'no dump',
-      ['push', '--master', `127.0.0.1:${proxy.port}`, '--user', 'backend1', '--password-file', PASSWORD_FILE, '--server', 'bp-codes'],
-    ],
-    [
-      'unknown option',
-      [
-        'push',
-        '--master',
-        `127.0.0.1:${proxy.port}`,
-        '--user',
-        'backend1',
-        '--password-file',
-        PASSWORD_FILE,
-        '--server',
-        'bp-codes',
-        '--frobnicate',
-        dump,
-      ],
-    ],
+    ['no --server', login(dump)],
+    ['no dump', login('--server', 'bp-codes')],
+    ['unknown option', login('--server', 'bp-codes', '--frobnicate', dump)],
     [
       'truncated dump',
-      [
-        'push',
-        '--master',
-        `127.0.0.1:${proxy.port}`,
-        '--user',
-        'backend1',
-        '--password-file',
-        PASSWORD_FILE,
+      login(
         '--server',
         'bp-codes',
         writeDump('truncated.json', '{\n"user.codes": {"name": "user.codes", "mbtype": "e", "partition": "default", "acl": {}\n'),
-      ],
+      ),
     ],
-    [
-      'not a dump',
-      [
-        'push',
-        '--master',
-        `127.0.0.1:${proxy.port}`,
-        '--user',
-        'backend1',
-        '--password-file',
-        PASSWORD_FILE,
-        '--server',
-        'bp-codes',
-        writeDump('text.txt', 'user.codes\t1 default codes\tlrs\t\n'),
-      ],
-    ],
-    [
-      'missing dump file',
-      [
-        'push',
-        '--master',
-        `127.0.0.1:${proxy.port}`,
-        '--user',
-        'backend1',
-        '--password-file',
-        PASSWORD_FILE,
-        '--server',
-        'bp-codes',
-        join(scratch, 'no-such-dump.json'),
-      ],
-    ],
+    ['not a dump', login('--server', 'bp-codes', writeDump('text.txt', 'user.codes\t1 default codes\tlrs\t\n'))],
+    ['missing dump file', login('--server', 'bp-codes', join(scratch, 'no-such-dump.json'))],
   ];
   const codes: Record<string, number | null> = {};
   const runs: string[] = [];
