@@ -17,6 +17,7 @@ import {
   directoryChanges,
   logBarrier,
   masterEntries,
+  mailboxEntry,
   masterFind,
   type CyrusImapd,
   type LocalMailbox,
@@ -133,12 +134,7 @@ interop('C23 a real Cyrus backend imapd logs in to mupdated and completes RESERV
   );
   const mine = await local(delayed, 'user.c23');
   t.is(mine.acl, 'c23\tlrswipkxtecdan\t');
-  t.deepEqual(await masterFind(server.port, 'user.c23'), {
-    kind: 'MAILBOX',
-    name: 'user.c23',
-    location: 'backend1!default',
-    acl: mine.acl,
-  });
+  t.deepEqual(await masterFind(server.port, 'user.c23'), mailboxEntry('user.c23', 'backend1!default', mine.acl));
 });
 
 interop(
@@ -179,21 +175,11 @@ interop('C55 SETACL and DELETEACL each send one ACTIVATE with the new ACL', asyn
   t.deepEqual(set, ['ACTIVATE user.c55acl backend1!default']);
   const after = await local(delayed, 'user.c55acl');
   t.is(after.acl, 'c55acl\tlrswipkxtecdan\talice\tlrs\t');
-  t.deepEqual(await masterFind(server.port, 'user.c55acl'), {
-    kind: 'MAILBOX',
-    name: 'user.c55acl',
-    location: 'backend1!default',
-    acl: after.acl,
-  });
+  t.deepEqual(await masterFind(server.port, 'user.c55acl'), mailboxEntry('user.c55acl', 'backend1!default', after.acl));
 
   const del = await changesDuring(() => imap(imapDelayed, 'DELETEACL user.c55acl alice'));
   t.deepEqual(del, ['ACTIVATE user.c55acl backend1!default']);
-  t.deepEqual(await masterFind(server.port, 'user.c55acl'), {
-    kind: 'MAILBOX',
-    name: 'user.c55acl',
-    location: 'backend1!default',
-    acl: 'c55acl\tlrswipkxtecdan\t',
-  });
+  t.deepEqual(await masterFind(server.port, 'user.c55acl'), mailboxEntry('user.c55acl', 'backend1!default', 'c55acl\tlrswipkxtecdan\t'));
 });
 
 interop('C55 RENAME: DELETE old, RESERVE+ACTIVATE new at "backend1!" (empty partition, spec 7.0), children too', async (t) => {
@@ -204,12 +190,7 @@ interop('C55 RENAME: DELETE old, RESERVE+ACTIVATE new at "backend1!" (empty part
   t.is(await masterFind(server.port, 'user.c55r.old'), undefined, 'old name gone');
   const renamed = await local(delayed, 'user.c55r.new');
   t.is(renamed.location, 'backend1!default', 'the backend itself keeps it on its default partition');
-  t.deepEqual(await masterFind(server.port, 'user.c55r.new'), {
-    kind: 'MAILBOX',
-    name: 'user.c55r.new',
-    location: 'backend1!',
-    acl: renamed.acl,
-  });
+  t.deepEqual(await masterFind(server.port, 'user.c55r.new'), mailboxEntry('user.c55r.new', 'backend1!', renamed.acl));
 
   const tree = await changesDuring(() => imap(imapDelayed, 'RENAME user.c55r.tree user.c55r.moved'));
   t.deepEqual(tree, [
@@ -222,12 +203,7 @@ interop('C55 RENAME: DELETE old, RESERVE+ACTIVATE new at "backend1!" (empty part
   ]);
   for (const gone of ['user.c55r.tree', 'user.c55r.tree.sub']) t.is(await masterFind(server.port, gone), undefined, gone);
   for (const name of ['user.c55r.moved', 'user.c55r.moved.sub']) {
-    t.deepEqual(await masterFind(server.port, name), {
-      kind: 'MAILBOX',
-      name,
-      location: 'backend1!',
-      acl: (await local(delayed, name)).acl,
-    });
+    t.deepEqual(await masterFind(server.port, name), mailboxEntry(name, 'backend1!', (await local(delayed, name)).acl));
   }
 });
 
@@ -241,12 +217,7 @@ interop('C55 DELETE with delete_mode delayed: DELETE name, then DELETED.<name>.<
   t.truthy(tomb, `local DELETED.* mailbox: ${localNames.join(', ')}`);
   t.deepEqual(changes, ['DELETE user.c55d', `RESERVE ${tomb} backend1!`, `ACTIVATE ${tomb} backend1!`]);
   t.is(await masterFind(server.port, 'user.c55d'), undefined);
-  t.deepEqual(await masterFind(server.port, tomb!), {
-    kind: 'MAILBOX',
-    name: tomb,
-    location: 'backend1!',
-    acl: (await local(delayed, tomb!)).acl,
-  });
+  t.deepEqual(await masterFind(server.port, tomb!), mailboxEntry(tomb!, 'backend1!', (await local(delayed, tomb!)).acl));
 });
 
 interop(

@@ -24,6 +24,7 @@ import {
   CyrusBackend,
   defaultAcl,
   CYRUS_BIN,
+  mailboxEntry,
   masterFind,
   masterWrite,
   type MailboxSpec,
@@ -269,12 +270,10 @@ test("push against mupdated master: first push, in-sync repush (only LIST, nothi
     { kind: 'MAILBOX', name: 'user.hand.foreign', location: 'backend-other!default', acl: '' },
     "other servers' entries are untouched",
   );
-  t.deepEqual(await masterFind(master.port, 'user.hand.a b'), {
-    kind: 'MAILBOX',
-    name: 'user.hand.a b',
-    location: 'bp-hand!default',
-    acl: acl(['hand', 'lrswipkxtecdan'], ['alice', 'lrs'], ['-bob', 'w']),
-  });
+  t.deepEqual(
+    await masterFind(master.port, 'user.hand.a b'),
+    mailboxEntry('user.hand.a b', 'bp-hand!default', acl(['hand', 'lrswipkxtecdan'], ['alice', 'lrs'], ['-bob', 'w'])),
+  );
 });
 
 test('push reads the dump from standard input with "-"', async (t) => {
@@ -317,12 +316,10 @@ test('push against mupdated master: a mailbox active on another server is never 
   t.true(out.includes('Review (held by backend1!default on the master; local copy kept): user.pdup'), r.stdout);
   t.is(out[out.length - 1], '# 0 in sync, 0 removed, 1 activated, 1 to review, 1 refused');
   t.deepEqual(await masterFind(master.port, 'user.pdup'), held, 'never overwritten');
-  t.deepEqual(await masterFind(master.port, 'user.pdup.Sent'), {
-    kind: 'MAILBOX',
-    name: 'user.pdup.Sent',
-    location: 'backend2!default',
-    acl: acl(['pdup', 'lrswipkxtecdan']),
-  });
+  t.deepEqual(
+    await masterFind(master.port, 'user.pdup.Sent'),
+    mailboxEntry('user.pdup.Sent', 'backend2!default', acl(['pdup', 'lrswipkxtecdan'])),
+  );
   const id = Number(/conflict #(\d+)/.exec(refused ?? '')?.[1]);
   const list = await runCli(['conflicts', 'list', '--json', '--data', master.dataDir]);
   t.is(list.code, 0, showRun(list));
@@ -440,12 +437,10 @@ interop(
       '# 0 in sync, 0 removed, 1 activated, 1 to review, 0 refused',
     ]);
     t.deepEqual(await masterFind(cyrus.port, 'user.cdup'), held, 'never overwritten');
-    t.deepEqual(await masterFind(cyrus.port, 'user.cdup.Sent'), {
-      kind: 'MAILBOX',
-      name: 'user.cdup.Sent',
-      location: 'backend2!default',
-      acl: acl(['cdup', 'lrswipkxtecdan']),
-    });
+    t.deepEqual(
+      await masterFind(cyrus.port, 'user.cdup.Sent'),
+      mailboxEntry('user.cdup.Sent', 'backend2!default', acl(['cdup', 'lrswipkxtecdan'])),
+    );
 
     const wrong = await push(cyrus.port, 'backend2', dump, {
       user: 'backend2',

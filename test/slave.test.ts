@@ -39,7 +39,6 @@ let masterDir = '';
 let slave: RunningMupdated | undefined;
 const cleanups: Array<() => Promise<void> | void> = [];
 
-
 /** Names whose directory order differs from strcmp, 8-bit bytes, quotes, domains, reservations. */
 const SEED_CMDS: Cmd[] = [
   ['ACTIVATE', 'user.x', 'backend1!default', acl(['x', 'lrswipkxtecdan'])],
@@ -227,19 +226,21 @@ test.serial(
 // ---------------------------------------------------------------------------
 // Through the proxy: plain UPDATE resync, streamed changes, keep-alive
 
+/** Waits until the master's UPDATE answer says streaming starts; the slave's first two lines on `conn`. */
+async function openingLines(conn: ProxyConn): Promise<string[]> {
+  await conn.waitForLine('S', /^U01 OK "streaming starts"$/, 30_000);
+  return conn
+    .clientLines()
+    .slice(0, 2)
+    .map((l) => l.text);
+}
+
 test.serial(
   'C47 with slave_resume: no it logs in and sends U01 UPDATE on start and after every reconnect; entries only local are removed and changed ones overwritten',
   async (t) => {
     const { proxy, s } = await proxiedSlave({ slave_resume: false });
     const first = await proxy.waitForConnection(0);
-    await first.waitForLine('S', /^U01 OK "streaming starts"$/, 30_000);
-    t.deepEqual(
-      first
-        .clientLines()
-        .slice(0, 2)
-        .map((l) => l.text),
-      [LOGIN_LINE, 'U01 UPDATE'],
-    );
+    t.deepEqual(await openingLines(first), [LOGIN_LINE, 'U01 UPDATE']);
     t.deepEqual(await listOf(s.port), await listOf(masterPort));
 
     // The master changes while the slave is cut off.
@@ -259,14 +260,7 @@ test.serial(
     t.true(stale.includes('"user.x.Sent" => MAILBOX "backend1!default" "x\\tlrswipkxtecdan\\t"'));
     proxy.refusing = false;
     const second = await proxy.nextForwarded(30_000);
-    await second.waitForLine('S', /^U01 OK "streaming starts"$/, 30_000);
-    t.deepEqual(
-      second
-        .clientLines()
-        .slice(0, 2)
-        .map((l) => l.text),
-      [LOGIN_LINE, 'U01 UPDATE'],
-    );
+    t.deepEqual(await openingLines(second), [LOGIN_LINE, 'U01 UPDATE']);
     const { slave: mine, master: theirs } = await waitInSync(s.port, masterPort);
     t.deepEqual(mine, theirs);
     for (const gone of ['"user.x.Sent"', '"user.res"', '"user.gen1"'])

@@ -524,6 +524,11 @@ export interface MasterEntry {
   acl: string;
 }
 
+/** A MAILBOX entry as the master's FIND or LIST returns it. */
+export function mailboxEntry(name: string, location: string, acl: string): MasterEntry {
+  return { kind: 'MAILBOX', name, location, acl };
+}
+
 /** The entries of a LIST or FIND answer (read up to its tagged OK) in the order sent. */
 function toEntries(lines: string[], tag: string): MasterEntry[] {
   const { entries, final } = parseDataResponses(lines, tag);
