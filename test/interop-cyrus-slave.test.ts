@@ -24,7 +24,7 @@ import {
   type CyrusServer,
   type DirEntry,
 } from './helpers/cyrus.js';
-import { acl, ODD_BYTE_NAMES } from './helpers/seed-commands.js';
+import { acl, ODD_BYTE_NAMES, USER_X, ORDER_NAMES } from './helpers/seed-commands.js';
 
 const interop = interopTest('serial');
 const RETRY_DELAY = 2; // mupdate_retry_delay: keep-alive NOOP period and reconnect delay
@@ -57,16 +57,11 @@ async function apply(port: number, commands: Array<[verb: string, ...args: strin
   }
 }
 
-
 /** Names whose 3.6 order differs from strcmp, spaces, 8-bit bytes (valid and invalid UTF-8), quotes, domains. */
 const SEED: Array<[verb: string, ...args: string[]]> = [
-  ['ACTIVATE', 'user.x', 'backend1!default', acl(['x', 'lrswipkxtecdan'])],
-  ['ACTIVATE', 'user.x.Sent', 'backend1!default', acl(['x', 'lrswipkxtecdan'])],
+  ...USER_X,
   ['ACTIVATE', 'user.x.Sent.2024', 'backend1!default', acl(['x', 'lrswipkxtecdan'], ['anyone', 'lrs'])],
-  ['ACTIVATE', 'user.x-y', 'backend2!default', acl(['x-y', 'lrswipkxtecdan'])],
-  ['ACTIVATE', 'user.x y', 'backend2!default', acl(['x y', 'lrs'])],
-  ['ACTIVATE', 'user.x_y', 'backend2!default', acl(['x_y', 'lrswipkxtecdan'])],
-  ['ACTIVATE', 'user.xy', 'backend10!default', acl(['xy', 'lrswipkxtecdan'])],
+  ...ORDER_NAMES,
   ['ACTIVATE', 'user.alice.Sent Items', 'backend1!default', acl(['alice', 'lrswipkxtecdan'])],
   ['ACTIVATE', 'user.\xc3\xa4nne', 'backend1!default', acl(['\xc3\xa4nne', 'lrswipkxtecdan'])],
   ...ODD_BYTE_NAMES,

@@ -29,7 +29,7 @@ import {
   type Cmd,
 } from './helpers/slave-tools.js';
 import { prng } from './helpers/prng.js';
-import { acl, DOMAIN_MAILBOX, generatedMailboxes, ODD_BYTE_NAMES } from './helpers/seed-commands.js';
+import { acl, DOMAIN_MAILBOX, generatedMailboxes, ODD_BYTE_NAMES, USER_X, ORDER_NAMES } from './helpers/seed-commands.js';
 
 const SEED = Number.parseInt(process.env.SLAVE_SEED ?? '', 10) || Date.now() % 2 ** 31;
 
@@ -41,12 +41,8 @@ const cleanups: Array<() => Promise<void> | void> = [];
 
 /** Names whose directory order differs from strcmp, 8-bit bytes, quotes, domains, reservations. */
 const SEED_CMDS: Cmd[] = [
-  ['ACTIVATE', 'user.x', 'backend1!default', acl(['x', 'lrswipkxtecdan'])],
-  ['ACTIVATE', 'user.x.Sent', 'backend1!default', acl(['x', 'lrswipkxtecdan'])],
-  ['ACTIVATE', 'user.x-y', 'backend2!default', acl(['x-y', 'lrswipkxtecdan'])],
-  ['ACTIVATE', 'user.x y', 'backend2!default', acl(['x y', 'lrs'])],
-  ['ACTIVATE', 'user.x_y', 'backend2!default', acl(['x_y', 'lrswipkxtecdan'])],
-  ['ACTIVATE', 'user.xy', 'backend10!default', acl(['xy', 'lrswipkxtecdan'])],
+  ...USER_X,
+  ...ORDER_NAMES,
   ...ODD_BYTE_NAMES,
   DOMAIN_MAILBOX,
   ['ACTIVATE', 'user.empty', 'backend1!default', ''],

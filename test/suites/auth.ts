@@ -32,6 +32,14 @@ async function finishesLogin(t: import('ava').ExecutionContext, c: RawClient): P
   c.close();
 }
 
+/** After a refusal a good PLAIN login (tag A02) still succeeds, and with `checkSession` the session then works; closes `c`. */
+async function loginStillWorks(t: import('ava').ExecutionContext, c: RawClient, checkSession = false): Promise<void> {
+  c.send(authPlainCommand('A02', 'mupdateadmin', 'secret'));
+  t.deepEqual(await c.readUntilTagged('A02'), ['A02 OK "Authenticated"']);
+  if (checkSession) await assertLoggedIn(t, c);
+  c.close();
+}
+
 async function assertNotLoggedIn(t: import('ava').ExecutionContext, c: RawClient, tag = 'N08'): Promise<void> {
   t.deepEqual(await command(c, tag, 'NOOP'), [`${tag} BAD "Please login first"`]);
 }
@@ -148,10 +156,7 @@ export function authenticationTests(start: ServerFactory): void {
       t.true(elapsed >= PAUSE_LOWER_BOUND_MS, `NO came after ${elapsed} ms, before the ${PAUSE_MS} ms pause`);
       // The connection stays usable, still not logged in, and may retry.
       await assertNotLoggedIn(t, c);
-      c.send(authPlainCommand('A02', 'mupdateadmin', 'secret'));
-      t.deepEqual(await c.readUntilTagged('A02'), ['A02 OK "Authenticated"']);
-      await assertLoggedIn(t, c);
-      c.close();
+      await loginStillWorks(t, c, true);
     });
   }
 
@@ -168,9 +173,7 @@ export function authenticationTests(start: ServerFactory): void {
     }
     await plainWithoutIr(t, c, `${plainB64('c18-ghost', 'secret')}\r\n`);
     t.deepEqual(await c.readUntilTagged('A01'), [AUTH_FAILURE]);
-    c.send(authPlainCommand('A02', 'mupdateadmin', 'secret'));
-    t.deepEqual(await c.readUntilTagged('A02'), ['A02 OK "Authenticated"']);
-    c.close();
+    await loginStillWorks(t, c);
   });
 
   test('C18 another connection is answered normally while one connection waits out its failed-login pause', async (t) => {
@@ -205,10 +208,7 @@ export function authenticationTests(start: ServerFactory): void {
     await plainWithoutIr(t, c, '*\r\n');
     t.is(await c.readLine(5000), 'A01 NO "Client canceled authentication"');
     await assertNotLoggedIn(t, c);
-    c.send(authPlainCommand('A02', 'mupdateadmin', 'secret'));
-    t.deepEqual(await c.readUntilTagged('A02'), ['A02 OK "Authenticated"']);
-    await assertLoggedIn(t, c);
-    c.close();
+    await loginStillWorks(t, c, true);
   });
 
   // ---- C20: AUTHENTICATE after success ----
@@ -242,9 +242,7 @@ export function authenticationTests(start: ServerFactory): void {
       t.is(answer.length, 1, `only the tagged answer: ${JSON.stringify(answer)}`);
       t.regex(answer[0], taggedNoOneString('A01'));
       await assertNotLoggedIn(t, c);
-      c.send(authPlainCommand('A02', 'mupdateadmin', 'secret'));
-      t.deepEqual(await c.readUntilTagged('A02'), ['A02 OK "Authenticated"']);
-      c.close();
+      await loginStillWorks(t, c);
     });
   }
 
@@ -254,8 +252,6 @@ export function authenticationTests(start: ServerFactory): void {
     const answer = await c.readUntilTagged('A01');
     t.is(answer.length, 1);
     t.regex(answer[0], taggedNoOneString('A01'));
-    c.send(authPlainCommand('A02', 'mupdateadmin', 'secret'));
-    t.deepEqual(await c.readUntilTagged('A02'), ['A02 OK "Authenticated"']);
-    c.close();
+    await loginStillWorks(t, c);
   });
 }
