@@ -30,12 +30,12 @@ import {
   type MasterEntry,
 } from './helpers/cyrus-backend.js';
 import { canonicalEntries, interopTest, listDirectory, startCyrusMaster, type CyrusServer } from './helpers/cyrus.js';
-import { drainStream, passwordFile, readStreamed, RecordingProxy, runCli, wireSummary } from './helpers/operator-tools.js';
+import { drainStream, passwordFile, readStreamed, RecordingProxy, runCli } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
 import { BACKEND_ADMINS, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
 import { showRun, type ProgramResult } from './helpers/run.js';
 import { acl } from './helpers/seed-commands.js';
-import { ownedMailboxes, type PushStep } from './helpers/push-scenario.js';
+import { ownedMailboxes, recordStep, type PushStep } from './helpers/push-scenario.js';
 
 const interop = interopTest('serial');
 
@@ -143,15 +143,7 @@ async function comparisonScenario(port: number): Promise<StepResult[]> {
   const local = await b.localList();
   const results: StepResult[] = [];
   const step = async (name: string, run: () => Promise<ProgramResult>) => {
-    const stream = await openStream(port);
-    proxy.clear();
-    const r = await run();
-    const streamed = (await drainStream(stream, 'U1', 'N1')).map((e) =>
-      'deleted' in e ? `DELETE ${e.deleted}` : `${e.state} ${e.name} ${e.location}`,
-    );
-    stream.close();
-    const list = canonicalEntries(await listDirectory(port, { prefix: `${CMP}!` }));
-    results.push({ step: name, code: r.code, stdout: r.stdout, stderr: r.stderr, wire: wireSummary(proxy.commands()), list, streamed });
+    results.push(await recordStep(name, port, CMP, proxy, await openStream(port), run));
   };
   await step('-w on an empty master', () => b.push({ warn: true }));
   await step('first push', () => b.push());

@@ -32,12 +32,12 @@ import {
 } from './helpers/cyrus-backend.js';
 import { canonicalEntries, interopTest, listDirectory, startCyrusMaster, type CyrusServer } from './helpers/cyrus.js';
 import { freePort } from './helpers/ports.js';
-import { drainStream, passwordFile, RecordingProxy, runCli, wireSummary, type CliResult } from './helpers/operator-tools.js';
+import { passwordFile, RecordingProxy, runCli, type CliResult } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
 import { BACKEND_ADMINS, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
 import { runProgram, showRun } from './helpers/run.js';
 import { acl } from './helpers/seed-commands.js';
-import { ownedMailboxes, pushArgs, type PushStep } from './helpers/push-scenario.js';
+import { ownedMailboxes, pushArgs, recordStep, type PushStep } from './helpers/push-scenario.js';
 
 const interop = interopTest('serial');
 
@@ -137,22 +137,7 @@ async function scenario(port: number, server: string, o: string, dump: string): 
     const stream = await RawClient.login(port);
     stream.send(`U1 UPDATE "${server}"\r\n`); // PARTIAL-UPDATE: only this scenario's server
     await stream.readUntilTagged('U1', 30_000);
-    proxy.clear();
-    const r = await push(proxy.port, server, dump, { dryRun });
-    const streamed = (await drainStream(stream, 'U1', 'N1')).map((e) =>
-      'deleted' in e ? `DELETE ${e.deleted}` : `${e.state} ${e.name} ${e.location}`,
-    );
-    stream.close();
-    const wire = wireSummary(proxy.commands());
-    steps.push({
-      step,
-      code: r.code,
-      stdout: r.stdout,
-      stderr: r.stderr,
-      wire,
-      list: canonicalEntries(await listDirectory(port, { prefix: `${server}!` })),
-      streamed,
-    });
+    steps.push(await recordStep(step, port, server, proxy, stream, () => push(proxy.port, server, dump, { dryRun })));
   };
   await run('dry run on an empty master', true);
   await run('first push', false);
