@@ -24,7 +24,6 @@ const avail = cyrusAvailability();
 
 const interop = interopTest('serial', backendMissingReason());
 
-
 const SEED: Cmd[] = [
   ['ACTIVATE', 'user.x', 'backend1!default', acl(['x', 'lrswipkxtecdan'], ['anyone', 'lr'])],
   ['ACTIVATE', 'user.x.Sent', 'backend1!default', acl(['x', 'lrswipkxtecdan'])],
