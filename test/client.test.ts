@@ -12,7 +12,7 @@ import { showBytes } from '../src/admin/conflict-view.js';
 import { aclFromWords, parseCommand, quoteArg, splitWords, InputError } from '../src/client/input.js';
 import { aclPairs, colourWanted, renderAcl, renderRows } from '../src/client/render.js';
 import { freePort } from './helpers/ports.js';
-import { runClient, startClient } from './helpers/client-run.js';
+import { jsonFindMailbox, runClient, startClient } from './helpers/client-run.js';
 import { EXPECTED, SCRIPT } from './helpers/client-script.js';
 import { RawClient } from './helpers/raw-client.js';
 import { removeDir, startMupdated, type RunningMupdated } from './helpers/server.js';
@@ -162,18 +162,10 @@ test('scripted --json: one JSON object per response, byte strings escaped exactl
     r.lines.map((l) => JSON.parse(l) as unknown),
     [
       { command: 'activate', tag: 'C01', response: 'OK', text: 'done' },
-      {
-        command: 'find',
-        tag: 'C02',
-        response: 'MAILBOX',
-        name: 'user.j son',
-        location: 'jsrv!p',
-        acl: 'a"b\\tlrs\\tanyone\\tp\\t',
-        rights: [
-          { id: 'a"b', rights: 'lrs' },
-          { id: 'anyone', rights: 'p' },
-        ],
-      },
+      jsonFindMailbox('C02', 'user.j son', 'jsrv!p', 'a"b\\tlrs\\tanyone\\tp\\t', [
+        ['a"b', 'lrs'],
+        ['anyone', 'p'],
+      ]),
       { command: 'find', tag: 'C02', response: 'OK', text: 'Search completed' },
       { command: 'delete', tag: 'C03', response: 'NO', text: "mailbox doesn't exist" },
       { command: 'stats', tag: 'C04', response: 'STATS', server: 'jsrv', partition: 'p', active: 1, reserved: 0 },

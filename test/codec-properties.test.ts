@@ -11,6 +11,7 @@ import { clientCommand, dataLine, statusLine, type DataKeyword } from '../src/mu
 import { DEFAULT_LIMITS, type WireLimits } from '../src/mupdate/wire/limits.js';
 import { ChunkEncoder } from '../src/mupdate/wire/chunk-encoder.js';
 import { parseDataUnit, splitServerUnits } from './helpers/wire-tools.js';
+import { LINE_ENDS, STRING_SYNTAX } from './helpers/wire-pieces.js';
 
 const RUNS = 300;
 fc.configureGlobal({ includeErrorInReport: true });
@@ -164,16 +165,10 @@ const fragmentArb: fc.Arbitrary<Buffer> = fc.oneof(
     weight: 4,
     arbitrary: fc
       .constantFrom(
-        '\r\n',
-        '\n',
-        '\r',
+        ...LINE_ENDS,
         ' ',
         '  ',
-        '"',
-        '\\',
-        '{',
-        '}',
-        '+',
+        ...STRING_SYNTAX,
         '{5+}\r\n',
         '{3}\r\n',
         '{0}\r\n',

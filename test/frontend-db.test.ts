@@ -10,7 +10,7 @@ import test from 'ava';
 import Database from 'better-sqlite3';
 import { spawnSync } from 'node:child_process';
 import { statSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { readUntilClose } from './helpers/unix-socket.js';
 import { join } from 'node:path';
 import { dlistString, rowKey } from '../src/frontend/cyrus-row.js';
 import { journalMode, readRows } from './helpers/cyrus-frontend.js';
@@ -30,25 +30,7 @@ let sock = '';
 let slaveData = '';
 
 function kick(path: string, send?: Buffer): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect(path, () => {
-      if (send) s.write(send);
-    });
-    const got: Buffer[] = [];
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new Error('no answer to the kick'));
-    }, 20_000);
-    s.on('data', (d: Buffer) => got.push(d));
-    s.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    s.on('close', () => {
-      clearTimeout(timer);
-      resolve(Buffer.concat(got).toString('latin1'));
-    });
-  });
+  return readUntilClose(path, { send, timeoutText: 'no answer to the kick' });
 }
 
 /** Names with a row, in the file. */

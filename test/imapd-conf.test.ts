@@ -44,6 +44,12 @@ function meaning(c: ServerConfig): ServerConfig {
   return copy;
 }
 
+/** Stops the servers in order, then removes their data folders and `dir`. */
+async function stopAndRemove(dir: string, ...servers: Array<RunningMupdated | undefined>): Promise<void> {
+  for (const s of servers) await s?.stop();
+  for (const s of servers) if (s) removeDir(s.dataDir);
+  removeDir(dir);
+}
 test("the reader follows Cyrus's rules: comments, continuations, lower-cased keys, @include from the working directory", (t) => {
   const dir = tempDir('mupdated-imapdconf-');
   try {
@@ -171,11 +177,7 @@ test("Debian's shipped /etc/imapd.conf starts a master, and with the Murder line
       'the slave says the twoskip database is not kept',
     );
   } finally {
-    await slave?.stop();
-    await master?.stop();
-    if (slave) removeDir(slave.dataDir);
-    if (master) removeDir(master.dataDir);
-    removeDir(dir);
+    await stopAndRemove(dir, slave, master);
   }
 });
 
@@ -362,10 +364,6 @@ test("a master and a slave started from a Cyrus master's and slave's imapd.conf 
     );
     removeDir(slaveDir);
   } finally {
-    await slave?.stop();
-    await master?.stop();
-    if (slave) removeDir(slave.dataDir);
-    if (master) removeDir(master.dataDir);
-    removeDir(dir);
+    await stopAndRemove(dir, slave, master);
   }
 });

@@ -10,7 +10,6 @@
  * `delete_mode: immediate`.
  */
 import test from 'ava';
-import { connect, type Socket } from 'node:net';
 import {
   asMasterEntries,
   CyrusBackend,
@@ -18,6 +17,7 @@ import {
   directoryChanges,
   logBarrier,
   masterEntries,
+  mailboxEntry,
   masterFind,
   type CyrusImapd,
   type LocalMailbox,
@@ -25,84 +25,33 @@ import {
 } from './helpers/cyrus-backend.js';
 import { interopTest } from './helpers/cyrus.js';
 import { BACKEND_ADMINS, startMupdated, type RunningMupdated } from './helpers/server.js';
+import { RawClient } from './helpers/raw-client.js';
 import { showRun } from './helpers/run.js';
 
 // ---------------------------------------------------------------------------
 // a tiny IMAP client: LOGIN, then one command at a time
 
 class Imap {
-  private buf = '';
-  private waiter: (() => void) | null = null;
-  private closed = false;
   private n = 0;
 
-  private constructor(private socket: Socket) {
-    socket.setEncoding('latin1');
-    socket.on('data', (d: string) => {
-      this.buf += d;
-      this.wake();
-    });
-    socket.on('close', () => {
-      this.closed = true;
-      this.wake();
-    });
-    socket.on('error', () => {
-      this.closed = true;
-      this.wake();
-    });
-  }
-
-  private wake(): void {
-    const w = this.waiter;
-    this.waiter = null;
-    w?.();
-  }
+  private constructor(private raw: RawClient) {}
 
   static async login(port: number, user = 'cyrus', password = 'secret'): Promise<Imap> {
-    const socket = await new Promise<Socket>((resolve, reject) => {
-      const s = connect({ port, host: '127.0.0.1' }, () => resolve(s));
-      s.once('error', reject);
-    });
-    const c = new Imap(socket);
-    const banner = await c.line(10_000);
+    const c = new Imap(await RawClient.connect(port));
+    const banner = await c.raw.readLine(10_000);
     if (!banner.startsWith('* OK')) throw new Error(`IMAP banner: ${banner}`);
     const r = await c.command(`LOGIN ${quoted(user)} ${quoted(password)}`);
     if (!r.ok) throw new Error(`IMAP LOGIN failed: ${r.status}`);
     return c;
   }
 
-  private async line(timeoutMs: number): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const i = this.buf.indexOf('\r\n');
-      if (i >= 0) {
-        const l = this.buf.slice(0, i);
-        this.buf = this.buf.slice(i + 2);
-        return l;
-      }
-      if (this.closed) throw new Error(`IMAP connection closed (unread ${JSON.stringify(this.buf)})`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`IMAP timeout (unread ${JSON.stringify(this.buf)})`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(() => {
-          this.waiter = null;
-          resolve();
-        }, left);
-        this.waiter = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-    }
-  }
-
   /** Sends `<tag> <text>` and reads up to the tagged reply. */
   async command(text: string, timeoutMs = 30_000): Promise<{ ok: boolean; status: string; untagged: string[] }> {
     const tag = `T${++this.n}`;
-    this.socket.write(`${tag} ${text}\r\n`, 'latin1');
+    this.raw.send(`${tag} ${text}\r\n`);
     const untagged: string[] = [];
     for (let i = 0; i < 10_000; i++) {
-      const l = await this.line(timeoutMs);
+      const l = await this.raw.readLine(timeoutMs);
       if (l.startsWith(`${tag} `)) return { ok: l.startsWith(`${tag} OK`), status: l, untagged };
       untagged.push(l);
     }
@@ -115,7 +64,7 @@ class Imap {
   }
 
   close(): void {
-    this.socket.end();
+    this.raw.socket.end();
   }
 }
 
@@ -185,12 +134,7 @@ interop('C23 a real Cyrus backend imapd logs in to mupdated and completes RESERV
   );
   const mine = await local(delayed, 'user.c23');
   t.is(mine.acl, 'c23\tlrswipkxtecdan\t');
-  t.deepEqual(await masterFind(server.port, 'user.c23'), {
-    kind: 'MAILBOX',
-    name: 'user.c23',
-    location: 'backend1!default',
-    acl: mine.acl,
-  });
+  t.deepEqual(await masterFind(server.port, 'user.c23'), mailboxEntry('user.c23', 'backend1!default', mine.acl));
 });
 
 interop(
@@ -231,21 +175,11 @@ interop('C55 SETACL and DELETEACL each send one ACTIVATE with the new ACL', asyn
   t.deepEqual(set, ['ACTIVATE user.c55acl backend1!default']);
   const after = await local(delayed, 'user.c55acl');
   t.is(after.acl, 'c55acl\tlrswipkxtecdan\talice\tlrs\t');
-  t.deepEqual(await masterFind(server.port, 'user.c55acl'), {
-    kind: 'MAILBOX',
-    name: 'user.c55acl',
-    location: 'backend1!default',
-    acl: after.acl,
-  });
+  t.deepEqual(await masterFind(server.port, 'user.c55acl'), mailboxEntry('user.c55acl', 'backend1!default', after.acl));
 
   const del = await changesDuring(() => imap(imapDelayed, 'DELETEACL user.c55acl alice'));
   t.deepEqual(del, ['ACTIVATE user.c55acl backend1!default']);
-  t.deepEqual(await masterFind(server.port, 'user.c55acl'), {
-    kind: 'MAILBOX',
-    name: 'user.c55acl',
-    location: 'backend1!default',
-    acl: 'c55acl\tlrswipkxtecdan\t',
-  });
+  t.deepEqual(await masterFind(server.port, 'user.c55acl'), mailboxEntry('user.c55acl', 'backend1!default', 'c55acl\tlrswipkxtecdan\t'));
 });
 
 interop('C55 RENAME: DELETE old, RESERVE+ACTIVATE new at "backend1!" (empty partition, spec 7.0), children too', async (t) => {
@@ -256,12 +190,7 @@ interop('C55 RENAME: DELETE old, RESERVE+ACTIVATE new at "backend1!" (empty part
   t.is(await masterFind(server.port, 'user.c55r.old'), undefined, 'old name gone');
   const renamed = await local(delayed, 'user.c55r.new');
   t.is(renamed.location, 'backend1!default', 'the backend itself keeps it on its default partition');
-  t.deepEqual(await masterFind(server.port, 'user.c55r.new'), {
-    kind: 'MAILBOX',
-    name: 'user.c55r.new',
-    location: 'backend1!',
-    acl: renamed.acl,
-  });
+  t.deepEqual(await masterFind(server.port, 'user.c55r.new'), mailboxEntry('user.c55r.new', 'backend1!', renamed.acl));
 
   const tree = await changesDuring(() => imap(imapDelayed, 'RENAME user.c55r.tree user.c55r.moved'));
   t.deepEqual(tree, [
@@ -274,12 +203,7 @@ interop('C55 RENAME: DELETE old, RESERVE+ACTIVATE new at "backend1!" (empty part
   ]);
   for (const gone of ['user.c55r.tree', 'user.c55r.tree.sub']) t.is(await masterFind(server.port, gone), undefined, gone);
   for (const name of ['user.c55r.moved', 'user.c55r.moved.sub']) {
-    t.deepEqual(await masterFind(server.port, name), {
-      kind: 'MAILBOX',
-      name,
-      location: 'backend1!',
-      acl: (await local(delayed, name)).acl,
-    });
+    t.deepEqual(await masterFind(server.port, name), mailboxEntry(name, 'backend1!', (await local(delayed, name)).acl));
   }
 });
 
@@ -293,12 +217,7 @@ interop('C55 DELETE with delete_mode delayed: DELETE name, then DELETED.<name>.<
   t.truthy(tomb, `local DELETED.* mailbox: ${localNames.join(', ')}`);
   t.deepEqual(changes, ['DELETE user.c55d', `RESERVE ${tomb} backend1!`, `ACTIVATE ${tomb} backend1!`]);
   t.is(await masterFind(server.port, 'user.c55d'), undefined);
-  t.deepEqual(await masterFind(server.port, tomb!), {
-    kind: 'MAILBOX',
-    name: tomb,
-    location: 'backend1!',
-    acl: (await local(delayed, tomb!)).acl,
-  });
+  t.deepEqual(await masterFind(server.port, tomb!), mailboxEntry(tomb!, 'backend1!', (await local(delayed, tomb!)).acl));
 });
 
 interop(

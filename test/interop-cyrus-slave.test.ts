@@ -24,6 +24,7 @@ import {
   type CyrusServer,
   type DirEntry,
 } from './helpers/cyrus.js';
+import { acl, ODD_BYTE_NAMES, USER_X, ORDER_NAMES } from './helpers/seed-commands.js';
 
 const interop = interopTest('serial');
 const RETRY_DELAY = 2; // mupdate_retry_delay: keep-alive NOOP period and reconnect delay
@@ -56,21 +57,14 @@ async function apply(port: number, commands: Array<[verb: string, ...args: strin
   }
 }
 
-const acl = (...pairs: Array<[string, string]>) => pairs.map(([id, rights]) => `${id}\t${rights}\t`).join('');
-
 /** Names whose 3.6 order differs from strcmp, spaces, 8-bit bytes (valid and invalid UTF-8), quotes, domains. */
 const SEED: Array<[verb: string, ...args: string[]]> = [
-  ['ACTIVATE', 'user.x', 'backend1!default', acl(['x', 'lrswipkxtecdan'])],
-  ['ACTIVATE', 'user.x.Sent', 'backend1!default', acl(['x', 'lrswipkxtecdan'])],
+  ...USER_X,
   ['ACTIVATE', 'user.x.Sent.2024', 'backend1!default', acl(['x', 'lrswipkxtecdan'], ['anyone', 'lrs'])],
-  ['ACTIVATE', 'user.x-y', 'backend2!default', acl(['x-y', 'lrswipkxtecdan'])],
-  ['ACTIVATE', 'user.x y', 'backend2!default', acl(['x y', 'lrs'])],
-  ['ACTIVATE', 'user.x_y', 'backend2!default', acl(['x_y', 'lrswipkxtecdan'])],
-  ['ACTIVATE', 'user.xy', 'backend10!default', acl(['xy', 'lrswipkxtecdan'])],
+  ...ORDER_NAMES,
   ['ACTIVATE', 'user.alice.Sent Items', 'backend1!default', acl(['alice', 'lrswipkxtecdan'])],
   ['ACTIVATE', 'user.\xc3\xa4nne', 'backend1!default', acl(['\xc3\xa4nne', 'lrswipkxtecdan'])],
-  ['ACTIVATE', 'user.\xe4\xff', 'backend1!default', acl(['anyone', 'lr'])],
-  ['ACTIVATE', 'user.q"uote\\back', 'backend1!default', acl(['q"uote', 'lrs'])],
+  ...ODD_BYTE_NAMES,
   ['ACTIVATE', 'shared.news', 'backend2!default', acl(['anyone', 'lrs'], ['group:staff', 'lrswipkxtecdan'], ['-bob', 'w'])],
   ['ACTIVATE', 'user.empty', 'backend1!default', ''],
   ['ACTIVATE', 'user.nobang', 'backend9', ''],

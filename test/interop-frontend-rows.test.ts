@@ -9,7 +9,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { existsSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { readUntilClose } from './helpers/unix-socket.js';
 import { join } from 'node:path';
 import { CyrusBackend, CyrusImapd, chownTree, cyrusAvailability, backendMissingReason } from './helpers/cyrus-backend.js';
 import { interopTest } from './helpers/cyrus.js';
@@ -18,21 +18,19 @@ import { freePort } from './helpers/ports.js';
 import { readRows, withoutMtime, type Row } from './helpers/cyrus-frontend.js';
 import { removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
 import { applyChanges, startSlave, waitUntil, type Cmd } from './helpers/slave-tools.js';
+import { acl, DOMAIN_MAILBOX, generatedMailboxes, ODD_BYTE_NAMES } from './helpers/seed-commands.js';
 
 const avail = cyrusAvailability();
 
 const interop = interopTest('serial', backendMissingReason());
-
-const acl = (...pairs: Array<[string, string]>) => pairs.map(([id, rights]) => `${id}\t${rights}\t`).join('');
 
 const SEED: Cmd[] = [
   ['ACTIVATE', 'user.x', 'backend1!default', acl(['x', 'lrswipkxtecdan'], ['anyone', 'lr'])],
   ['ACTIVATE', 'user.x.Sent', 'backend1!default', acl(['x', 'lrswipkxtecdan'])],
   ['ACTIVATE', 'user.x y', 'backend2!default', acl(['x y', 'lrs'])],
   ['ACTIVATE', 'user.x^y', 'backend2!default', acl(['x.y', 'lrs'])],
-  ['ACTIVATE', 'user.\xe4\xff', 'backend1!default', acl(['anyone', 'lr'])],
-  ['ACTIVATE', 'user.q"uote\\back', 'backend1!default', acl(['q"uote', 'lrs'])],
-  ['ACTIVATE', 'example.com!user.carol', 'backend1!ssd', acl(['carol@example.com', 'lrswipkxtecdan'])],
+  ...ODD_BYTE_NAMES,
+  DOMAIN_MAILBOX,
   ['ACTIVATE', 'example.com!user.carol.x^y', 'backend1!ssd', acl(['carol@example.com', 'lrswipkxtecdan'])],
   ['ACTIVATE', 'user.empty', 'backend1!default', ''],
   ['ACTIVATE', 'user.nobang', 'backend9', ''],
@@ -43,12 +41,7 @@ const SEED: Cmd[] = [
   ['ACTIVATE', 'user.eight', 'backend1!default', acl(['\xe4lf', 'lr'], ['back\\slash', 'lr'])],
   ['ACTIVATE', 'DELETED.user.bob.Trash.6B158D6A', 'backend2!', acl(['bob', 'lrswipkxtecdan'])],
   ['RESERVE', 'user.res', 'backend2!default'],
-  ...Array.from({ length: 200 }, (_, i): Cmd => [
-    'ACTIVATE',
-    `user.gen${i}`,
-    `backend${i % 3}!default`,
-    acl([`gen${i}`, 'lrswipkxtecdan']),
-  ]),
+  ...generatedMailboxes(200, (_, i) => `backend${i % 3}!default`),
 ];
 
 const CHANGES: Cmd[] = [
@@ -74,23 +67,7 @@ function comparable(rows: Row[]): Array<[string, string, string, string]> {
 }
 
 function kick(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect(path);
-    const got: Buffer[] = [];
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new Error(`no answer on ${path}`));
-    }, 20_000);
-    s.on('data', (d: Buffer) => got.push(d));
-    s.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    s.on('close', () => {
-      clearTimeout(timer);
-      resolve(Buffer.concat(got).toString('latin1'));
-    });
-  });
+  return readUntilClose(path);
 }
 
 async function sameRows(t: ExecutionContext): Promise<void> {

@@ -168,6 +168,17 @@ test.after.always(async () => {
   void imapds;
 });
 
+/** Sends an IMAP command through the frontend and checks that it succeeds (its status line as the message). */
+async function commandOk(t: ExecutionContext, c: Imtest, text: string, timeoutMs?: number): Promise<void> {
+  const r = await c.command(text, timeoutMs);
+  t.true(r.ok, r.status);
+}
+
+/** Where the master's entries put `name`. */
+function locationIn(entries: MasterEntry[], name: string): string | undefined {
+  return entries.find((e) => e.name === name)?.location;
+}
+
 interop('the frontend database is in WAL mode, owned by the Cyrus user, writable by nobody else', async (t) => {
   t.is(journalMode(dbFile), 'wal');
   const { statSync } = await import('node:fs');
@@ -192,28 +203,24 @@ interop(
       for (const user of ['alice', 'bob']) t.true((await c.command(`SETACL user.${user} cyrus lrswipkxtecda`)).ok);
       // no server given: it goes where its parent is; visible at once to the same client
       for (const sub of ['Sent', 'Drafts', 'Trash']) {
-        const created = await c.command(`CREATE user.alice.${sub}`);
-        t.true(created.ok, created.status);
+        await commandOk(t, c, `CREATE user.alice.${sub}`);
         const selected = await c.command(`SELECT user.alice.${sub}`);
         t.true(selected.ok, `SELECT right after CREATE: ${selected.status}`);
       }
-      const bobSent = await c.command('CREATE user.bob.Sent');
-      t.true(bobSent.ok, bobSent.status);
+      await commandOk(t, c, 'CREATE user.bob.Sent');
       t.true((await c.command('SELECT user.bob.Sent')).ok);
       const list = await c.command('LIST "" "*"');
       t.true(list.ok);
       const names = list.untagged.filter((l) => l.startsWith('* LIST')).map((l) => l.replace(/^.* /, '').replace(/"/g, ''));
       t.deepEqual(names.sort(), ['user.alice', 'user.alice.Drafts', 'user.alice.Sent', 'user.alice.Trash', 'user.bob', 'user.bob.Sent']);
-      const alice = await c.command('SELECT user.alice');
-      t.true(alice.ok, alice.status);
-      const bob = await c.command('SELECT user.bob');
-      t.true(bob.ok, bob.status);
+      await commandOk(t, c, 'SELECT user.alice');
+      await commandOk(t, c, 'SELECT user.bob');
     } finally {
       c.close();
     }
     const entries = await masterEntries(master!.port);
-    t.is(entries.find((e) => e.name === 'user.alice.Sent')?.location, `${server[0]}!default`);
-    t.is(entries.find((e) => e.name === 'user.bob.Sent')?.location, `${server[1]}!default`);
+    t.is(locationIn(entries, 'user.alice.Sent'), `${server[0]}!default`);
+    t.is(locationIn(entries, 'user.bob.Sent'), `${server[1]}!default`);
     t.true(
       slave!.logs.some((l) => l.includes('"msg":"kick answered"')),
       'the frontend kicked the slave',
@@ -225,12 +232,10 @@ interop(
 interop('through the frontend: RENAME and DELETE show at once, and the rows follow', async (t) => {
   const c = await Imtest.login(frontendImapd!.port);
   try {
-    const renamed = await c.command('RENAME user.alice.Drafts user.alice.Old');
-    t.true(renamed.ok, renamed.status);
+    await commandOk(t, c, 'RENAME user.alice.Drafts user.alice.Old');
     t.true((await c.command('SELECT user.alice.Old')).ok);
     t.false((await c.command('SELECT user.alice.Drafts')).ok);
-    const deleted = await c.command('DELETE user.alice.Old');
-    t.true(deleted.ok, deleted.status);
+    await commandOk(t, c, 'DELETE user.alice.Old');
     t.false((await c.command('SELECT user.alice.Old')).ok);
     const list = await c.command('LIST "" "user.alice*"');
     const names = list.untagged.filter((l) => l.startsWith('* LIST')).map((l) => l.replace(/^.* /, '').replace(/"/g, ''));
@@ -244,15 +249,12 @@ interop('through the frontend: RENAME and DELETE show at once, and the rows foll
 interop('through the frontend: a user moved between backends (XFER) is found on the new backend', async (t) => {
   const c = await Imtest.login(frontendImapd!.port);
   try {
-    const moved = await c.command(`RENAME user.bob user.bob ${server[0]}!default`, 60_000);
-    t.true(moved.ok, moved.status);
-    const bob = await c.command('SELECT user.bob');
-    t.true(bob.ok, bob.status);
+    await commandOk(t, c, `RENAME user.bob user.bob ${server[0]}!default`, 60_000);
+    await commandOk(t, c, 'SELECT user.bob');
   } finally {
     c.close();
   }
-  const entries = await masterEntries(master!.port);
-  t.is(entries.find((e) => e.name === 'user.bob')?.location, `${server[0]}!default`);
+  t.is(locationIn(await masterEntries(master!.port), 'user.bob'), `${server[0]}!default`);
   await rowsMatchMaster(t);
 });
 

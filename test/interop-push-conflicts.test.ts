@@ -30,10 +30,12 @@ import {
   type MasterEntry,
 } from './helpers/cyrus-backend.js';
 import { canonicalEntries, interopTest, listDirectory, startCyrusMaster, type CyrusServer } from './helpers/cyrus.js';
-import { drainStream, passwordFile, readStreamed, RecordingProxy, runCli, wireSummary } from './helpers/operator-tools.js';
+import { drainStream, passwordFile, readStreamed, RecordingProxy, runCli } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
 import { BACKEND_ADMINS, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
 import { showRun, type ProgramResult } from './helpers/run.js';
+import { acl } from './helpers/seed-commands.js';
+import { ownedMailboxes, recordStep, type PushStep } from './helpers/push-scenario.js';
 
 const interop = interopTest('serial');
 
@@ -97,8 +99,6 @@ async function openStream(port: number): Promise<RawClient> {
   return c;
 }
 
-const acl = (...pairs: Array<[string, string]>) => pairs.map(([id, r]) => `${id}\t${r}\t`).join('');
-
 // ---------------------------------------------------------------------------
 // the same scenario against mupdated and against a Cyrus master
 
@@ -106,8 +106,7 @@ const CMP = 'backend-cmp';
 
 function comparisonMailboxes(): MailboxSpec[] {
   const o = 'cmp';
-  const own: [string, string] = [o, 'lrswipkxtecdan'];
-  return [
+  const names = [
     `user.${o}`,
     `user.${o}.Sent`,
     `user.${o}.Sent.2024`,
@@ -124,26 +123,16 @@ function comparisonMailboxes(): MailboxSpec[] {
     `shared-${o}`,
     `shared-${o}.folder`,
     `shared-${o}.folder-x`,
-  ].map((name, i): MailboxSpec => {
-    if (i === 4) return { name, acl: [] };
-    if (i === 6) return { name, acl: [own, ['alice', 'lrs'], ['group:staff', 'lrswipkxte'], ['-bob', 'w']] };
-    if (name.startsWith('shared')) return { name, acl: [['anyone', 'lrs']] };
-    return { name, acl: [own] };
-  });
+  ];
+  return ownedMailboxes(names, o, 4, 6, [
+    ['alice', 'lrs'],
+    ['group:staff', 'lrswipkxte'],
+    ['-bob', 'w'],
+  ]);
 }
 
-interface StepResult {
-  step: string;
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  /** What ctl_mboxlist sent (through the proxy). */
-  wire: string[];
-  /** `LIST "backend-cmp!"` afterwards, canonical. */
-  list: string[];
-  /** Changes an UPDATE stream got meanwhile. */
-  streamed: string[];
-}
+/** `wire`: what ctl_mboxlist sent; `list`: `LIST "backend-cmp!"` afterwards. */
+type StepResult = PushStep;
 
 /** Runs the push scenario with a backend whose mupdate_server is a recording proxy in front of `port`. */
 async function comparisonScenario(port: number): Promise<StepResult[]> {
@@ -154,15 +143,7 @@ async function comparisonScenario(port: number): Promise<StepResult[]> {
   const local = await b.localList();
   const results: StepResult[] = [];
   const step = async (name: string, run: () => Promise<ProgramResult>) => {
-    const stream = await openStream(port);
-    proxy.clear();
-    const r = await run();
-    const streamed = (await drainStream(stream, 'U1', 'N1')).map((e) =>
-      'deleted' in e ? `DELETE ${e.deleted}` : `${e.state} ${e.name} ${e.location}`,
-    );
-    stream.close();
-    const list = canonicalEntries(await listDirectory(port, { prefix: `${CMP}!` }));
-    results.push({ step: name, code: r.code, stdout: r.stdout, stderr: r.stderr, wire: wireSummary(proxy.commands()), list, streamed });
+    results.push(await recordStep(name, port, CMP, proxy, await openStream(port), run));
   };
   await step('-w on an empty master', () => b.push({ warn: true }));
   await step('first push', () => b.push());

@@ -40,6 +40,7 @@ import {
 } from './helpers/slave-tools.js';
 import { prng } from './helpers/prng.js';
 import test from 'ava';
+import { acl, generatedMailboxes, USER_X } from './helpers/seed-commands.js';
 
 const interop = interopTest('serial');
 const SEED = Number.parseInt(process.env.SLAVE_SEED ?? '', 10) || Date.now() % 2 ** 31;
@@ -48,24 +49,17 @@ let cyrus: CyrusServer | undefined;
 let proxy: FaultProxy | undefined;
 let slave: RunningMupdated | undefined;
 
-const acl = (...pairs: Array<[string, string]>) => pairs.map(([id, rights]) => `${id}\t${rights}\t`).join('');
 const LOGIN_LINE = `A01 AUTHENTICATE "PLAIN" {44+}\r\n${Buffer.from('mupdateadmin\0mupdateadmin\0secret').toString('base64')}`;
 
 const SEED_CMDS: Cmd[] = [
-  ['ACTIVATE', 'user.x', 'backend1!default', acl(['x', 'lrswipkxtecdan'])],
-  ['ACTIVATE', 'user.x.Sent', 'backend1!default', acl(['x', 'lrswipkxtecdan'])],
+  ...USER_X,
   ['ACTIVATE', 'user.x-y', 'backend2!default', acl(['x-y', 'lrswipkxtecdan'])],
   ['ACTIVATE', 'user.x y', 'backend2!default', acl(['x y', 'lrs'])],
   ['ACTIVATE', 'user.\xe4\xff', 'backend1!default', acl(['anyone', 'lr'])],
   ['ACTIVATE', 'shared.news', 'backend2!default', acl(['anyone', 'lrs'], ['group:staff', 'lrswipkxtecdan'])],
   ['ACTIVATE', 'user.empty', 'backend1!default', ''],
   ['RESERVE', 'user.res', 'backend2!default'],
-  ...Array.from({ length: 60 }, (_, i): Cmd => [
-    'ACTIVATE',
-    `user.gen${i}`,
-    ChangeGenerator.locationOf(`user.gen${i}`),
-    acl([`gen${i}`, 'lrswipkxtecdan']),
-  ]),
+  ...generatedMailboxes(60),
 ];
 
 test.before(async () => {

@@ -24,6 +24,7 @@ import {
   CyrusBackend,
   defaultAcl,
   CYRUS_BIN,
+  mailboxEntry,
   masterFind,
   masterWrite,
   type MailboxSpec,
@@ -31,10 +32,12 @@ import {
 } from './helpers/cyrus-backend.js';
 import { canonicalEntries, interopTest, listDirectory, startCyrusMaster, type CyrusServer } from './helpers/cyrus.js';
 import { freePort } from './helpers/ports.js';
-import { drainStream, passwordFile, RecordingProxy, runCli, wireSummary, type CliResult } from './helpers/operator-tools.js';
+import { passwordFile, RecordingProxy, runCli, type CliResult } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
 import { BACKEND_ADMINS, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
 import { runProgram, showRun } from './helpers/run.js';
+import { acl } from './helpers/seed-commands.js';
+import { ownedMailboxes, pushArgs, recordStep, type PushStep } from './helpers/push-scenario.js';
 
 const interop = interopTest('serial');
 
@@ -67,8 +70,6 @@ function cyrusMaster(): Promise<CyrusServer> {
   return cyrusStarting;
 }
 
-const acl = (...pairs: Array<[string, string]>) => pairs.map(([id, r]) => `${id}\t${r}\t`).join('');
-
 interface PushRun {
   code: number | null;
   stdout: string;
@@ -82,19 +83,15 @@ async function push(
   dump: string,
   options: { dryRun?: boolean; user?: string; passwordFile?: string; input?: string } = {},
 ): Promise<PushRun> {
-  const args = [
-    'push',
-    '--master',
-    `127.0.0.1:${port}`,
-    '--user',
+  const args = pushArgs(
+    port,
     options.user ?? 'backend1',
-    '--password-file',
     options.passwordFile ?? PASSWORD_FILE,
     '--server',
     server,
     ...(options.dryRun ? ['--dry-run'] : []),
     dump,
-  ];
+  );
   const r = await runCli(args, { input: options.input });
   return { code: r.code, stdout: r.stdout, stderr: r.stderr, result: r };
 }
@@ -107,8 +104,7 @@ function writeDump(name: string, text: string): string {
 
 /** The mailboxes the scenarios push: names whose 3.6 order differs from strcmp, several ACL shapes. */
 function scenarioMailboxes(o: string): MailboxSpec[] {
-  const own: [string, string] = [o, 'lrswipkxtecdan'];
-  return [
+  const names = [
     `user.${o}`,
     `user.${o}.Sent`,
     `user.${o}.Sent.2024`,
@@ -120,23 +116,14 @@ function scenarioMailboxes(o: string): MailboxSpec[] {
     `user.${o} y`,
     `shared-${o}`,
     `shared-${o}.folder`,
-  ].map((name, i): MailboxSpec => {
-    if (i === 3) return { name, acl: [] };
-    if (i === 4) return { name, acl: [own, ['alice', 'lrs'], ['-bob', 'w']] };
-    if (name.startsWith('shared')) return { name, acl: [['anyone', 'lrs']] };
-    return { name, acl: [own] };
-  });
+  ];
+  return ownedMailboxes(names, o, 3, 4, [
+    ['alice', 'lrs'],
+    ['-bob', 'w'],
+  ]);
 }
 
-interface Step {
-  step: string;
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  wire: string[];
-  list: string[];
-  streamed: string[];
-}
+type Step = PushStep;
 
 /**
  * first push, in-sync repush, stale entries and a changed ACL, each with
@@ -150,22 +137,7 @@ async function scenario(port: number, server: string, o: string, dump: string): 
     const stream = await RawClient.login(port);
     stream.send(`U1 UPDATE "${server}"\r\n`); // PARTIAL-UPDATE: only this scenario's server
     await stream.readUntilTagged('U1', 30_000);
-    proxy.clear();
-    const r = await push(proxy.port, server, dump, { dryRun });
-    const streamed = (await drainStream(stream, 'U1', 'N1')).map((e) =>
-      'deleted' in e ? `DELETE ${e.deleted}` : `${e.state} ${e.name} ${e.location}`,
-    );
-    stream.close();
-    const wire = wireSummary(proxy.commands());
-    steps.push({
-      step,
-      code: r.code,
-      stdout: r.stdout,
-      stderr: r.stderr,
-      wire,
-      list: canonicalEntries(await listDirectory(port, { prefix: `${server}!` })),
-      streamed,
-    });
+    steps.push(await recordStep(step, port, server, proxy, stream, () => push(proxy.port, server, dump, { dryRun })));
   };
   await run('dry run on an empty master', true);
   await run('first push', false);
@@ -283,12 +255,10 @@ test("push against mupdated master: first push, in-sync repush (only LIST, nothi
     { kind: 'MAILBOX', name: 'user.hand.foreign', location: 'backend-other!default', acl: '' },
     "other servers' entries are untouched",
   );
-  t.deepEqual(await masterFind(master.port, 'user.hand.a b'), {
-    kind: 'MAILBOX',
-    name: 'user.hand.a b',
-    location: 'bp-hand!default',
-    acl: acl(['hand', 'lrswipkxtecdan'], ['alice', 'lrs'], ['-bob', 'w']),
-  });
+  t.deepEqual(
+    await masterFind(master.port, 'user.hand.a b'),
+    mailboxEntry('user.hand.a b', 'bp-hand!default', acl(['hand', 'lrswipkxtecdan'], ['alice', 'lrs'], ['-bob', 'w'])),
+  );
 });
 
 test('push reads the dump from standard input with "-"', async (t) => {
@@ -331,12 +301,10 @@ test('push against mupdated master: a mailbox active on another server is never 
   t.true(out.includes('Review (held by backend1!default on the master; local copy kept): user.pdup'), r.stdout);
   t.is(out[out.length - 1], '# 0 in sync, 0 removed, 1 activated, 1 to review, 1 refused');
   t.deepEqual(await masterFind(master.port, 'user.pdup'), held, 'never overwritten');
-  t.deepEqual(await masterFind(master.port, 'user.pdup.Sent'), {
-    kind: 'MAILBOX',
-    name: 'user.pdup.Sent',
-    location: 'backend2!default',
-    acl: acl(['pdup', 'lrswipkxtecdan']),
-  });
+  t.deepEqual(
+    await masterFind(master.port, 'user.pdup.Sent'),
+    mailboxEntry('user.pdup.Sent', 'backend2!default', acl(['pdup', 'lrswipkxtecdan'])),
+  );
   const id = Number(/conflict #(\d+)/.exec(refused ?? '')?.[1]);
   const list = await runCli(['conflicts', 'list', '--json', '--data', master.dataDir]);
   t.is(list.code, 0, showRun(list));
@@ -372,73 +340,21 @@ test('push exit codes: 1 when the master is unreachable or refuses the login, 2 
 
   const proxy = await RecordingProxy.start(master.port);
   proxies.push(proxy);
+  const login = (...rest: string[]) => pushArgs(proxy.port, 'backend1', PASSWORD_FILE, ...rest);
   const cases: Array<[string, string[]]> = [
-    ['no --server', ['push', '--master', `127.0.0.1:${proxy.port}`, '--user', 'backend1', '--password-file', PASSWORD_FILE, dump]],
-    [
-      'no dump',
-      ['push', '--master', `127.0.0.1:${proxy.port}`, '--user', 'backend1', '--password-file', PASSWORD_FILE, '--server', 'bp-codes'],
-    ],
-    [
-      'unknown option',
-      [
-        'push',
-        '--master',
-        `127.0.0.1:${proxy.port}`,
-        '--user',
-        'backend1',
-        '--password-file',
-        PASSWORD_FILE,
-        '--server',
-        'bp-codes',
-        '--frobnicate',
-        dump,
-      ],
-    ],
+    ['no --server', login(dump)],
+    ['no dump', login('--server', 'bp-codes')],
+    ['unknown option', login('--server', 'bp-codes', '--frobnicate', dump)],
     [
       'truncated dump',
-      [
-        'push',
-        '--master',
-        `127.0.0.1:${proxy.port}`,
-        '--user',
-        'backend1',
-        '--password-file',
-        PASSWORD_FILE,
+      login(
         '--server',
         'bp-codes',
         writeDump('truncated.json', '{\n"user.codes": {"name": "user.codes", "mbtype": "e", "partition": "default", "acl": {}\n'),
-      ],
+      ),
     ],
-    [
-      'not a dump',
-      [
-        'push',
-        '--master',
-        `127.0.0.1:${proxy.port}`,
-        '--user',
-        'backend1',
-        '--password-file',
-        PASSWORD_FILE,
-        '--server',
-        'bp-codes',
-        writeDump('text.txt', 'user.codes\t1 default codes\tlrs\t\n'),
-      ],
-    ],
-    [
-      'missing dump file',
-      [
-        'push',
-        '--master',
-        `127.0.0.1:${proxy.port}`,
-        '--user',
-        'backend1',
-        '--password-file',
-        PASSWORD_FILE,
-        '--server',
-        'bp-codes',
-        join(scratch, 'no-such-dump.json'),
-      ],
-    ],
+    ['not a dump', login('--server', 'bp-codes', writeDump('text.txt', 'user.codes\t1 default codes\tlrs\t\n'))],
+    ['missing dump file', login('--server', 'bp-codes', join(scratch, 'no-such-dump.json'))],
   ];
   const codes: Record<string, number | null> = {};
   const runs: string[] = [];
@@ -506,12 +422,10 @@ interop(
       '# 0 in sync, 0 removed, 1 activated, 1 to review, 0 refused',
     ]);
     t.deepEqual(await masterFind(cyrus.port, 'user.cdup'), held, 'never overwritten');
-    t.deepEqual(await masterFind(cyrus.port, 'user.cdup.Sent'), {
-      kind: 'MAILBOX',
-      name: 'user.cdup.Sent',
-      location: 'backend2!default',
-      acl: acl(['cdup', 'lrswipkxtecdan']),
-    });
+    t.deepEqual(
+      await masterFind(cyrus.port, 'user.cdup.Sent'),
+      mailboxEntry('user.cdup.Sent', 'backend2!default', acl(['cdup', 'lrswipkxtecdan'])),
+    );
 
     const wrong = await push(cyrus.port, 'backend2', dump, {
       user: 'backend2',

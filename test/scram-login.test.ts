@@ -23,6 +23,7 @@ import { RawClient } from './helpers/raw-client.js';
 import { scramLogin } from './helpers/scram-auth.js';
 import { addUser, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
 import { listOf, passwordFilePath, startSlave, waitUntil } from './helpers/slave-tools.js';
+import { pushArgs } from './helpers/push-scenario.js';
 
 const AUTH_FAILURE = 'A01 NO "authentication failure"';
 const SCRAM_BANNER = '* AUTH "SCRAM-SHA-256" "PLAIN"';
@@ -270,18 +271,7 @@ test('mupdated slave, push and client log in with SCRAM-SHA-256: the password ne
     const dumpDir = tempDir();
     const dump = join(dumpDir, 'dump.json');
     writeFileSync(dump, backendDumpJson([{ name: 'user.scrampush' }]));
-    const push = await runCli([
-      'push',
-      '--master',
-      `127.0.0.1:${proxy.port}`,
-      '--user',
-      'backend1',
-      '--password-file',
-      passwordFilePath(),
-      '--server',
-      'backend1',
-      dump,
-    ]);
+    const push = await runCli(pushArgs(proxy.port, 'backend1', passwordFilePath(), '--server', 'backend1', dump));
     t.is(push.code, 0, push.stderr);
     removeDir(dumpDir);
     const client = await runClient(proxy.port, ['find user.scrampush']);

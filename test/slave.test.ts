@@ -29,6 +29,7 @@ import {
   type Cmd,
 } from './helpers/slave-tools.js';
 import { prng } from './helpers/prng.js';
+import { acl, DOMAIN_MAILBOX, generatedMailboxes, ODD_BYTE_NAMES, USER_X, ORDER_NAMES } from './helpers/seed-commands.js';
 
 const SEED = Number.parseInt(process.env.SLAVE_SEED ?? '', 10) || Date.now() % 2 ** 31;
 
@@ -38,28 +39,16 @@ let masterDir = '';
 let slave: RunningMupdated | undefined;
 const cleanups: Array<() => Promise<void> | void> = [];
 
-const acl = (...pairs: Array<[string, string]>) => pairs.map(([id, rights]) => `${id}\t${rights}\t`).join('');
-
 /** Names whose directory order differs from strcmp, 8-bit bytes, quotes, domains, reservations. */
 const SEED_CMDS: Cmd[] = [
-  ['ACTIVATE', 'user.x', 'backend1!default', acl(['x', 'lrswipkxtecdan'])],
-  ['ACTIVATE', 'user.x.Sent', 'backend1!default', acl(['x', 'lrswipkxtecdan'])],
-  ['ACTIVATE', 'user.x-y', 'backend2!default', acl(['x-y', 'lrswipkxtecdan'])],
-  ['ACTIVATE', 'user.x y', 'backend2!default', acl(['x y', 'lrs'])],
-  ['ACTIVATE', 'user.x_y', 'backend2!default', acl(['x_y', 'lrswipkxtecdan'])],
-  ['ACTIVATE', 'user.xy', 'backend10!default', acl(['xy', 'lrswipkxtecdan'])],
-  ['ACTIVATE', 'user.\xe4\xff', 'backend1!default', acl(['anyone', 'lr'])],
-  ['ACTIVATE', 'user.q"uote\\back', 'backend1!default', acl(['q"uote', 'lrs'])],
-  ['ACTIVATE', 'example.com!user.carol', 'backend1!ssd', acl(['carol@example.com', 'lrswipkxtecdan'])],
+  ...USER_X,
+  ...ORDER_NAMES,
+  ...ODD_BYTE_NAMES,
+  DOMAIN_MAILBOX,
   ['ACTIVATE', 'user.empty', 'backend1!default', ''],
   ['ACTIVATE', 'user.nobang', 'backend9', ''],
   ['RESERVE', 'user.res', 'backend2!default'],
-  ...Array.from({ length: 300 }, (_, i): Cmd => [
-    'ACTIVATE',
-    `user.gen${i}`,
-    ChangeGenerator.locationOf(`user.gen${i}`),
-    acl([`gen${i}`, 'lrswipkxtecdan']),
-  ]),
+  ...generatedMailboxes(300),
 ];
 
 /**
@@ -233,19 +222,21 @@ test.serial(
 // ---------------------------------------------------------------------------
 // Through the proxy: plain UPDATE resync, streamed changes, keep-alive
 
+/** Waits until the master's UPDATE answer says streaming starts; the slave's first two lines on `conn`. */
+async function openingLines(conn: ProxyConn): Promise<string[]> {
+  await conn.waitForLine('S', /^U01 OK "streaming starts"$/, 30_000);
+  return conn
+    .clientLines()
+    .slice(0, 2)
+    .map((l) => l.text);
+}
+
 test.serial(
   'C47 with slave_resume: no it logs in and sends U01 UPDATE on start and after every reconnect; entries only local are removed and changed ones overwritten',
   async (t) => {
     const { proxy, s } = await proxiedSlave({ slave_resume: false });
     const first = await proxy.waitForConnection(0);
-    await first.waitForLine('S', /^U01 OK "streaming starts"$/, 30_000);
-    t.deepEqual(
-      first
-        .clientLines()
-        .slice(0, 2)
-        .map((l) => l.text),
-      [LOGIN_LINE, 'U01 UPDATE'],
-    );
+    t.deepEqual(await openingLines(first), [LOGIN_LINE, 'U01 UPDATE']);
     t.deepEqual(await listOf(s.port), await listOf(masterPort));
 
     // The master changes while the slave is cut off.
@@ -265,14 +256,7 @@ test.serial(
     t.true(stale.includes('"user.x.Sent" => MAILBOX "backend1!default" "x\\tlrswipkxtecdan\\t"'));
     proxy.refusing = false;
     const second = await proxy.nextForwarded(30_000);
-    await second.waitForLine('S', /^U01 OK "streaming starts"$/, 30_000);
-    t.deepEqual(
-      second
-        .clientLines()
-        .slice(0, 2)
-        .map((l) => l.text),
-      [LOGIN_LINE, 'U01 UPDATE'],
-    );
+    t.deepEqual(await openingLines(second), [LOGIN_LINE, 'U01 UPDATE']);
     const { slave: mine, master: theirs } = await waitInSync(s.port, masterPort);
     t.deepEqual(mine, theirs);
     for (const gone of ['"user.x.Sent"', '"user.res"', '"user.gen1"'])

@@ -119,36 +119,20 @@ test('push --starttls --tls-ca pushes over TLS; push --starttls toward a server 
   t.is(both.code, 2, showRun(both));
 });
 
+/** `mupdated client --starttls --tls-ca` (the test CA) to `port`, sending one NOOP. */
+function clientNoop(port: number): ReturnType<typeof runCli> {
+  return runCli(
+    ['client', `127.0.0.1:${port}`, '--user', 'mupdateadmin', '--password-file', passwordFilePath(), '--starttls', '--tls-ca', ca.caCert],
+    {
+      input: 'noop\n',
+    },
+  );
+}
+
 test('client --starttls --tls-ca connects with a checked certificate; the wrong name is one clear line', async (t) => {
-  const ok = await runCli(
-    [
-      'client',
-      `127.0.0.1:${rightName.port}`,
-      '--user',
-      'mupdateadmin',
-      '--password-file',
-      passwordFilePath(),
-      '--starttls',
-      '--tls-ca',
-      ca.caCert,
-    ],
-    { input: 'noop\n' },
-  );
+  const ok = await clientNoop(rightName.port);
   t.is(ok.code, 0, showRun(ok));
-  const bad = await runCli(
-    [
-      'client',
-      `127.0.0.1:${wrongName.port}`,
-      '--user',
-      'mupdateadmin',
-      '--password-file',
-      passwordFilePath(),
-      '--starttls',
-      '--tls-ca',
-      ca.caCert,
-    ],
-    { input: 'noop\n' },
-  );
+  const bad = await clientNoop(wrongName.port);
   t.is(bad.code, 2, showRun(bad));
   t.regex(bad.stderr, /^mupdated client: TLS with 127\.0\.0\.1:\d+ failed: .*(altnames|does not match)/);
 });

@@ -75,15 +75,18 @@ export function readLocations(dbs: DirectoryDatabases, txn: Transaction, problem
   return byId;
 }
 
+/** What the checks below read from and report into. */
+interface Walk {
+  dbs: DirectoryDatabases;
+  txn: Transaction;
+  order: DirectoryOrder;
+  lookup: EntryLookup;
+  problems: Problems;
+  counts: EntryCounts;
+}
+
 /** Every entry: key, value, location, and its pair in the by-server index. */
-function checkEntries(
-  dbs: DirectoryDatabases,
-  txn: Transaction,
-  order: DirectoryOrder,
-  lookup: EntryLookup,
-  problems: Problems,
-  counts: EntryCounts,
-): void {
+function checkEntries({ dbs, txn, order, lookup, problems, counts }: Walk): void {
   const names = new KeyReader(order);
   for (const { key, value } of dbs.entries!.getRange({ transaction: txn })) {
     const k = Buffer.from(key);
@@ -114,14 +117,7 @@ function checkEntries(
 }
 
 /** Every by-server pair: an entry exists under the key, and its location's server is the pair's. */
-function checkIndex(
-  dbs: DirectoryDatabases,
-  txn: Transaction,
-  order: DirectoryOrder,
-  lookup: EntryLookup,
-  problems: Problems,
-  counts: EntryCounts,
-): void {
+function checkIndex({ dbs, txn, order, lookup, problems, counts }: Walk): void {
   const names = new KeyReader(order);
   for (const { key: bucket, value } of dbs.byServer!.getRange({ transaction: txn })) {
     counts.indexPairs++;
@@ -158,7 +154,8 @@ export function checkDirectory(
     problems.add('the entries or by-server databases are missing');
     return { counts, lookup };
   }
-  checkEntries(dbs, txn, order, lookup, problems, counts);
-  checkIndex(dbs, txn, order, lookup, problems, counts);
+  const walk: Walk = { dbs, txn, order, lookup, problems, counts };
+  checkEntries(walk);
+  checkIndex(walk);
   return { counts, lookup };
 }

@@ -145,3 +145,14 @@ export function runClient(port: number, lines: Array<string | Buffer>, o: Client
   for (const l of lines) c.type(l);
   return c.end();
 }
+
+/** The `--json` object `mupdated client` prints for a FIND's MAILBOX answer; `rights` as (id, rights) pairs. */
+export function jsonFindMailbox(
+  tag: string,
+  name: string,
+  location: string,
+  acl: string,
+  rights: Array<[string, string]>,
+): Record<string, unknown> {
+  return { command: 'find', tag, response: 'MAILBOX', name, location, acl, rights: rights.map(([id, r]) => ({ id, rights: r })) };
+}

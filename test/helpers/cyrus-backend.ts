@@ -47,6 +47,7 @@ import { parseDataResponses } from './cyrus.js';
 import { freePort } from './ports.js';
 import { RawClient } from './raw-client.js';
 import { runProgram, showRun, type ProgramResult } from './run.js';
+import { findExecutable } from './find-program.js';
 
 export { CYRUS_BIN };
 export const CYRUS_USER = 'cyrus';
@@ -75,18 +76,7 @@ function lookupId(file: string, name: string): number | undefined {
 }
 
 function findInPath(prog: string): string | undefined {
-  const dirs = (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/sbin', '/usr/bin']);
-  for (const d of dirs) {
-    if (!d) continue;
-    const p = join(d, prog);
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch {
-      /* next */
-    }
-  }
-  return undefined;
+  return findExecutable(prog, ['/usr/sbin', '/sbin', '/usr/bin']);
 }
 
 let cachedAvailability: Availability | undefined;
@@ -532,6 +522,11 @@ export interface MasterEntry {
   location: string;
   /** '' for RESERVE. */
   acl: string;
+}
+
+/** A MAILBOX entry as the master's FIND or LIST returns it. */
+export function mailboxEntry(name: string, location: string, acl: string): MasterEntry {
+  return { kind: 'MAILBOX', name, location, acl };
 }
 
 /** The entries of a LIST or FIND answer (read up to its tagged OK) in the order sent. */

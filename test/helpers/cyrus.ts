@@ -40,6 +40,7 @@ import { freePort } from './ports.js';
 import { descendantsOf, waitGone } from './processes.js';
 import { RawClient } from './raw-client.js';
 import { runProgram } from './run.js';
+import { findExecutable } from './find-program.js';
 
 export { CYRUS_BIN };
 export const CYRUS_PROGRAMS = ['master', 'mupdate', 'mupdatetest', 'ctl_mboxlist'] as const;
@@ -52,17 +53,7 @@ export const CYRUS_USERS = [...CYRUS_ADMINS, 'alice'];
 // Availability
 
 function which(program: string): string | null {
-  for (const dir of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/sbin'])) {
-    if (!dir) continue;
-    const p = join(dir, program);
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch {
-      /* next */
-    }
-  }
-  return null;
+  return findExecutable(program, ['/usr/sbin', '/sbin']) ?? null;
 }
 
 function numericId(args: string[]): number | null {

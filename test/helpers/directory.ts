@@ -4,6 +4,7 @@
  * building the exact lines the server must send, and a directory model that
  * a stream consumer reconstructs.
  */
+import type { ExecutionContext } from 'ava';
 import { RawClient } from './raw-client.js';
 
 export type Kind = 'MAILBOX' | 'RESERVE' | 'DELETE';
@@ -141,6 +142,11 @@ export async function status(c: RawClient, tag: string, text: string): Promise<s
   const r = await command(c, tag, text);
   if (r.records.length) throw new Error(`${tag}: unexpected data ${JSON.stringify(r.records)}`);
   return r.status;
+}
+
+/** Sends each `[tag, command]` in turn on `c` and checks that each is answered `tag OK "done"`. */
+export async function expectDone(t: ExecutionContext, c: RawClient, commands: Array<[tag: string, text: string]>): Promise<void> {
+  for (const [tag, text] of commands) t.is(await status(c, tag, text), `${tag} OK "done"`);
 }
 
 /** Applies MAILBOX/RESERVE/DELETE records to a model, like a slave does. */

@@ -13,6 +13,7 @@ import { parseDataResponses, type DirEntry } from './cyrus.js';
 import { RawClient } from './raw-client.js';
 import { runProgram, showRun, type ProgramResult, type RunOptions } from './run.js';
 import { CLI } from './server.js';
+import { acl } from './seed-commands.js';
 
 export type CliResult = ProgramResult;
 
@@ -77,8 +78,8 @@ export async function find(server: { port: number }, name: string): Promise<stri
   }
 }
 
-/** `id TAB rights TAB` for each pair. */
-export const aclOf = (...pairs: Array<[string, string]>): string => pairs.map(([id, r]) => `${id}\t${r}\t`).join('');
+/** `id TAB rights TAB` for each pair (defined once, in seed-commands.ts). */
+export const aclOf = acl;
 
 /**
  * Reads exactly one streamed data response (`tag MAILBOX|RESERVE|DELETE ...`)

@@ -5,14 +5,14 @@
  * the server is still running and other connections (one opened before the
  * abuse, one opened after) keep working.
  */
-import { spawnSync } from 'node:child_process';
 import { connect } from 'node:net';
-import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { RawClient } from '../helpers/raw-client.js';
-import { removeDir, tempDir, type RunningMupdated } from '../helpers/server.js';
+import { removeDir, type RunningMupdated } from '../helpers/server.js';
 import { BYE_LINE, RawCapture, STATUS_LINE, l1, splitServerUnits } from '../helpers/wire-tools.js';
 import { prng } from '../helpers/prng.js';
+import { makeSelfSignedCert } from '../helpers/tls-cert.js';
+import { LINE_ENDS, STRING_SYNTAX } from '../helpers/wire-pieces.js';
 import type { ServerFactory } from '../helpers/server-factory.js';
 
 const PLAIN_IR = Buffer.from('mupdateadmin\0mupdateadmin\0secret').toString('base64');
@@ -32,29 +32,10 @@ export function abuseTests(start: ServerFactory): void {
   let certDir: string;
 
   test.before(async () => {
-    certDir = tempDir('mupdated-abuse-cert-');
-    const r = spawnSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-subj',
-        '/CN=localhost',
-        '-days',
-        '1',
-        '-keyout',
-        join(certDir, 'key.pem'),
-        '-out',
-        join(certDir, 'cert.pem'),
-      ],
-      { encoding: 'utf8' },
-    );
-    if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr}`);
+    const cert = makeSelfSignedCert();
+    certDir = cert.dir;
     server = await start({
-      config: { tls_server_cert: join(certDir, 'cert.pem'), tls_server_key: join(certDir, 'key.pem') },
+      config: { tls_server_cert: cert.cert, tls_server_key: cert.key },
     });
     const c = await RawClient.login(server.port);
     c.send(`X1 ACTIVATE "${CANARY}" "backend1!default" "abuse\tlrs\t\tx"\r\n`);
@@ -184,15 +165,9 @@ export function abuseTests(start: ServerFactory): void {
       const before = await bystander();
       const rand = prng(0x5eed);
       const pieces = [
-        '\r\n',
-        '\n',
-        '\r',
+        ...LINE_ENDS,
         ' ',
-        '"',
-        '\\',
-        '{',
-        '}',
-        '+',
+        ...STRING_SYNTAX,
         '\x00',
         '(',
         ')',

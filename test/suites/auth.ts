@@ -3,7 +3,7 @@
  * form, the credential-failure line and its pause, cancel, repeated
  * AUTHENTICATE, and the non-credential SASL failures.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { RawClient } from '../helpers/raw-client.js';
 import { removeDir, type RunningMupdated } from '../helpers/server.js';
 import { authPlainCommand, plainB64, taggedNoOneString } from '../helpers/plain-auth.js';
@@ -29,6 +29,14 @@ async function assertLoggedIn(t: import('ava').ExecutionContext, c: RawClient, t
 async function finishesLogin(t: import('ava').ExecutionContext, c: RawClient): Promise<void> {
   t.deepEqual(await c.readUntilTagged('A01'), ['A01 OK "Authenticated"']);
   await assertLoggedIn(t, c);
+  c.close();
+}
+
+/** After a refusal a good PLAIN login (tag A02) still succeeds, and with `checkSession` the session then works; closes `c`. */
+async function loginStillWorks(t: import('ava').ExecutionContext, c: RawClient, checkSession = false): Promise<void> {
+  c.send(authPlainCommand('A02', 'mupdateadmin', 'secret'));
+  t.deepEqual(await c.readUntilTagged('A02'), ['A02 OK "Authenticated"']);
+  if (checkSession) await assertLoggedIn(t, c);
   c.close();
 }
 
@@ -69,6 +77,13 @@ export function authenticationTests(start: ServerFactory): void {
     await Promise.all([fast?.stop(), paused?.stop(), slow?.stop()]);
     for (const s of [fast, paused, slow]) if (s) removeDir(s.dataDir);
   });
+
+  /** AUTHENTICATE "PLAIN" without initial response: checks the empty challenge, then sends `response`. */
+  async function plainWithoutIr(t: ExecutionContext, c: RawClient, response: string, message?: string): Promise<void> {
+    c.send('A01 AUTHENTICATE "PLAIN"\r\n');
+    t.is(await c.readLine(), '', message);
+    c.send(response);
+  }
 
   async function connect(server: RunningMupdated): Promise<RawClient> {
     const c = await RawClient.connect(server.port);
@@ -113,17 +128,13 @@ export function authenticationTests(start: ServerFactory): void {
 
   test('C17 AUTHENTICATE "PLAIN" without initial response gets an empty line, and a base64 line completes it', async (t) => {
     const c = await connect(fast);
-    c.send('A01 AUTHENTICATE "PLAIN"\r\n');
-    t.is(await c.readLine(), '', 'the empty challenge is just CRLF');
-    c.send(`${plainB64('mupdateadmin', 'secret')}\r\n`);
+    await plainWithoutIr(t, c, `${plainB64('mupdateadmin', 'secret')}\r\n`, 'the empty challenge is just CRLF');
     await finishesLogin(t, c);
   });
 
   test('C17 a wrong password in the response line gets the credential-failure line', async (t) => {
     const c = await connect(fast);
-    c.send('A01 AUTHENTICATE "PLAIN"\r\n');
-    t.is(await c.readLine(), '');
-    c.send(`${plainB64('mupdateadmin', 'wrong')}\r\n`);
+    await plainWithoutIr(t, c, `${plainB64('mupdateadmin', 'wrong')}\r\n`);
     t.deepEqual(await c.readUntilTagged('A01'), [AUTH_FAILURE]);
     await assertNotLoggedIn(t, c);
     c.close();
@@ -145,10 +156,7 @@ export function authenticationTests(start: ServerFactory): void {
       t.true(elapsed >= PAUSE_LOWER_BOUND_MS, `NO came after ${elapsed} ms, before the ${PAUSE_MS} ms pause`);
       // The connection stays usable, still not logged in, and may retry.
       await assertNotLoggedIn(t, c);
-      c.send(authPlainCommand('A02', 'mupdateadmin', 'secret'));
-      t.deepEqual(await c.readUntilTagged('A02'), ['A02 OK "Authenticated"']);
-      await assertLoggedIn(t, c);
-      c.close();
+      await loginStillWorks(t, c, true);
     });
   }
 
@@ -163,13 +171,9 @@ export function authenticationTests(start: ServerFactory): void {
       c.send(cmd);
       t.deepEqual(await c.readUntilTagged('A01'), [AUTH_FAILURE]);
     }
-    c.send('A01 AUTHENTICATE "PLAIN"\r\n');
-    t.is(await c.readLine(), '');
-    c.send(`${plainB64('c18-ghost', 'secret')}\r\n`);
+    await plainWithoutIr(t, c, `${plainB64('c18-ghost', 'secret')}\r\n`);
     t.deepEqual(await c.readUntilTagged('A01'), [AUTH_FAILURE]);
-    c.send(authPlainCommand('A02', 'mupdateadmin', 'secret'));
-    t.deepEqual(await c.readUntilTagged('A02'), ['A02 OK "Authenticated"']);
-    c.close();
+    await loginStillWorks(t, c);
   });
 
   test('C18 another connection is answered normally while one connection waits out its failed-login pause', async (t) => {
@@ -201,15 +205,10 @@ export function authenticationTests(start: ServerFactory): void {
   test('C19 a "*" line during the exchange gets A01 NO "Client canceled authentication" without the pause', async (t) => {
     // On the 30 s-pause server: an answer within the 5 s read timeout shows no pause was applied.
     const c = await connect(slow);
-    c.send('A01 AUTHENTICATE "PLAIN"\r\n');
-    t.is(await c.readLine(), '');
-    c.send('*\r\n');
+    await plainWithoutIr(t, c, '*\r\n');
     t.is(await c.readLine(5000), 'A01 NO "Client canceled authentication"');
     await assertNotLoggedIn(t, c);
-    c.send(authPlainCommand('A02', 'mupdateadmin', 'secret'));
-    t.deepEqual(await c.readUntilTagged('A02'), ['A02 OK "Authenticated"']);
-    await assertLoggedIn(t, c);
-    c.close();
+    await loginStillWorks(t, c, true);
   });
 
   // ---- C20: AUTHENTICATE after success ----
@@ -243,22 +242,16 @@ export function authenticationTests(start: ServerFactory): void {
       t.is(answer.length, 1, `only the tagged answer: ${JSON.stringify(answer)}`);
       t.regex(answer[0], taggedNoOneString('A01'));
       await assertNotLoggedIn(t, c);
-      c.send(authPlainCommand('A02', 'mupdateadmin', 'secret'));
-      t.deepEqual(await c.readUntilTagged('A02'), ['A02 OK "Authenticated"']);
-      c.close();
+      await loginStillWorks(t, c);
     });
   }
 
   test('C21 invalid base64 in a response line gets a tagged NO with one quoted string', async (t) => {
     const c = await connect(fast);
-    c.send('A01 AUTHENTICATE "PLAIN"\r\n');
-    t.is(await c.readLine(), '');
-    c.send('%%%not base64%%%\r\n');
+    await plainWithoutIr(t, c, '%%%not base64%%%\r\n');
     const answer = await c.readUntilTagged('A01');
     t.is(answer.length, 1);
     t.regex(answer[0], taggedNoOneString('A01'));
-    c.send(authPlainCommand('A02', 'mupdateadmin', 'secret'));
-    t.deepEqual(await c.readUntilTagged('A02'), ['A02 OK "Authenticated"']);
-    c.close();
+    await loginStillWorks(t, c);
   });
 }

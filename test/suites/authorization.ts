@@ -3,7 +3,7 @@
  * before authentication, the admin-only default, the optional read-only
  * identities (`allow_non_admins`), and PLAIN authorization ids.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { RawClient } from '../helpers/raw-client.js';
 import { removeDir, type RunningMupdated } from '../helpers/server.js';
 import { authPlainCommand, taggedNoOneString } from '../helpers/plain-auth.js';
@@ -64,6 +64,19 @@ export function authorizationTests(start: ServerFactory): void {
     await Promise.all([strict?.stop(), open?.stop()]);
     for (const s of [strict, open]) if (s) removeDir(s.dataDir);
   });
+
+  /** Connects and logs in with PLAIN as `login` (user, password, authzid), checking the tagged OK. */
+  async function loggedInAs(
+    t: ExecutionContext,
+    server: RunningMupdated,
+    login: [user: string, password: string, authzid?: string],
+    message?: string,
+  ): Promise<RawClient> {
+    const c = await connect(server);
+    c.send(authPlainCommand('A01', ...login));
+    t.is(await c.readLine(), 'A01 OK "Authenticated"', message);
+    return c;
+  }
 
   async function connect(server: RunningMupdated): Promise<RawClient> {
     const c = await RawClient.connect(server.port);
@@ -144,9 +157,7 @@ export function authorizationTests(start: ServerFactory): void {
   });
 
   test('C58 an identity listed in the admins setting logs in and may write', async (t) => {
-    const c = await connect(strict);
-    c.send(authPlainCommand('A01', 'boss', 'bosspw'));
-    t.is(await c.readLine(), 'A01 OK "Authenticated"');
+    const c = await loggedInAs(t, strict, ['boss', 'bosspw']);
     t.deepEqual(await command(c, 'X01', 'ACTIVATE "user.c58.boss" "c58host!default" ""'), ['X01 OK "done"']);
     t.deepEqual(await command(c, 'F01', 'FIND "user.c58.boss"'), [
       ...mailbox('F01', 'user.c58.boss', 'c58host!default', ''),
@@ -162,9 +173,7 @@ export function authorizationTests(start: ServerFactory): void {
     ['authzid equal to the authcid', 'mupdateadmin'],
   ] as const) {
     test(`C59 PLAIN with ${what} succeeds and the session has full rights`, async (t) => {
-      const c = await connect(strict);
-      c.send(authPlainCommand('A01', 'mupdateadmin', 'secret', authzid));
-      t.is(await c.readLine(), 'A01 OK "Authenticated"');
+      const c = await loggedInAs(t, strict, ['mupdateadmin', 'secret', authzid]);
       const name = `user.c59.${authzid === '' ? 'empty' : 'same'}`;
       t.deepEqual(await command(c, 'X01', `ACTIVATE "${name}" "c59host!default" ""`), ['X01 OK "done"']);
       c.close();
@@ -173,9 +182,7 @@ export function authorizationTests(start: ServerFactory): void {
 
   test('C59 an admin naming another identity as authzid succeeds and runs with full rights', async (t) => {
     for (const authzid of ['reader', 'c59-someone-else']) {
-      const c = await connect(strict);
-      c.send(authPlainCommand('A01', 'mupdateadmin', 'secret', authzid));
-      t.is(await c.readLine(), 'A01 OK "Authenticated"', `authzid ${authzid}`);
+      const c = await loggedInAs(t, strict, ['mupdateadmin', 'secret', authzid], `authzid ${authzid}`);
       const name = `user.c59.as.${authzid}`;
       t.deepEqual(await command(c, 'X01', `ACTIVATE "${name}" "c59host!default" ""`), ['X01 OK "done"']);
       t.deepEqual(await command(c, 'F01', `FIND "${name}"`), [...mailbox('F01', name, 'c59host!default', ''), 'F01 OK "Search completed"']);
@@ -203,9 +210,7 @@ export function authorizationTests(start: ServerFactory): void {
     t.deepEqual(await command(admin, 'X01', 'ACTIVATE "user.ro.read.a" "roread!default" "a\tlr\t"'), ['X01 OK "done"']);
     t.deepEqual(await command(admin, 'X02', 'RESERVE "user.ro.read.b" "roread!p2"'), ['X02 OK "done"']);
 
-    const ro = await connect(open);
-    ro.send(authPlainCommand('A01', 'reader', 'readerpw'));
-    t.is(await ro.readLine(), 'A01 OK "Authenticated"');
+    const ro = await loggedInAs(t, open, ['reader', 'readerpw']);
     t.deepEqual(await command(ro, 'N01', 'NOOP'), ['N01 OK "Noop done"']);
     t.deepEqual(await command(ro, 'F01', 'FIND "user.ro.read.a"'), [
       ...mailbox('F01', 'user.ro.read.a', 'roread!default', 'a\tlr\t'),
@@ -228,9 +233,7 @@ export function authorizationTests(start: ServerFactory): void {
       "the read-only stream gets the admin's change",
     );
 
-    const ro2 = await connect(open);
-    ro2.send(authPlainCommand('A01', 'reader', 'readerpw', 'reader'));
-    t.is(await ro2.readLine(), 'A01 OK "Authenticated"');
+    const ro2 = await loggedInAs(t, open, ['reader', 'readerpw', 'reader']);
     t.deepEqual(await command(ro2, 'N01', 'NOOP'), ['N01 OK "Noop done"']);
     for (const c of [admin, ro, ro2]) c.close();
   });
@@ -244,9 +247,7 @@ export function authorizationTests(start: ServerFactory): void {
     const dump = await command(watcher, 'U01', 'UPDATE "rowrite"');
     t.is(dump[dump.length - 1], 'U01 OK "streaming starts"');
 
-    const ro = await connect(open);
-    ro.send(authPlainCommand('A01', 'reader', 'readerpw'));
-    t.is(await ro.readLine(), 'A01 OK "Authenticated"');
+    const ro = await loggedInAs(t, open, ['reader', 'readerpw']);
     const writes: Array<[string, string]> = [
       ['W1', 'ACTIVATE "user.ro.w.new" "rowrite!default" ""'],
       ['W2', 'ACTIVATE "user.ro.w.active" "rowrite!other" "x\tlrswipkxtecda\t"'],

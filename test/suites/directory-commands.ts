@@ -8,8 +8,21 @@
 import test, { type ExecutionContext } from 'ava';
 import { RawClient } from '../helpers/raw-client.js';
 import { removeDir, type RunningMupdated } from '../helpers/server.js';
-import { login, command, dataLines, lit, modelOf, q, readResponse, readUnit, sorted, status, type Rec } from '../helpers/directory.js';
-import type { ServerFactory } from '../helpers/server-factory.js';
+import {
+  login,
+  command,
+  dataLines,
+  lit,
+  modelOf,
+  q,
+  readResponse,
+  readUnit,
+  sorted,
+  expectDone,
+  status,
+  type Rec,
+} from '../helpers/directory.js';
+import { serverScope, type ServerFactory } from '../helpers/server-factory.js';
 
 const DONE = (tag: string) => `${tag} OK "done"`;
 const FOUND = (tag: string) => `${tag} OK "Search completed"`;
@@ -83,6 +96,7 @@ async function listedNames(port: number, order: readonly string[]): Promise<{ li
 
 /** Registers the tests on servers made by `start` (a single master, or a cluster node). */
 export function directoryCommandTests(start: ServerFactory): void {
+  const withServer = serverScope(start);
   let server: RunningMupdated;
   test.before(async () => {
     server = await start();
@@ -124,8 +138,10 @@ export function directoryCommandTests(start: ServerFactory): void {
     const c = await login(port);
     const a = `user.${p}.a`;
     const b = `user.${p}.b`;
-    t.is(await status(c, 'A1', `ACTIVATE ${q(a)} "backend1!default" "a\tlrs\t"`), DONE('A1'));
-    t.is(await status(c, 'A2', `RESERVE ${q(b)} "backend1!default"`), DONE('A2'));
+    await expectDone(t, c, [
+      ['A1', `ACTIVATE ${q(a)} "backend1!default" "a\tlrs\t"`],
+      ['A2', `RESERVE ${q(b)} "backend1!default"`],
+    ]);
     // over a reservation, from another server (a move or rename completing)
     t.is(await status(c, 'A3', `ACTIVATE ${q(b)} "backend2!other" "b\tlr\t"`), DONE('A3'));
     t.deepEqual(await find(c, 'A4', b), [...dataLines('A4', 'MAILBOX', [b, 'backend2!other', 'b\tlr\t']), FOUND('A4')]);
@@ -137,8 +153,10 @@ export function directoryCommandTests(start: ServerFactory): void {
     t.deepEqual(await find(c, 'A8', a), [...dataLines('A8', 'MAILBOX', [a, 'backend1!x', 'new\tlrswipkxtecdan\t']), FOUND('A8')]);
     // over a reservation at the same location (a backend's RESERVE + ACTIVATE)
     const cc = `user.${p}.c`;
-    t.is(await status(c, 'A9', `RESERVE ${q(cc)} "backend1!default"`), DONE('A9'));
-    t.is(await status(c, 'A10', `ACTIVATE ${q(cc)} "backend1!default" "c\tlrswipkxtecdan\t"`), DONE('A10'));
+    await expectDone(t, c, [
+      ['A9', `RESERVE ${q(cc)} "backend1!default"`],
+      ['A10', `ACTIVATE ${q(cc)} "backend1!default" "c\tlrswipkxtecdan\t"`],
+    ]);
     t.deepEqual(await find(c, 'A11', cc), [...dataLines('A11', 'MAILBOX', [cc, 'backend1!default', 'c\tlrswipkxtecdan\t']), FOUND('A11')]);
     // over an active entry held by another server
     const answer = await status(c, 'A12', `ACTIVATE ${q(a)} "backend3!default" "z\tlrs\t"`);
@@ -153,13 +171,9 @@ export function directoryCommandTests(start: ServerFactory): void {
   }
 
   test('C25 with conflict_policy: cyrus, ACTIVATE over a reserved or active entry at any location answers OK and replaces location and ACL', async (t) => {
-    const own = await start({ config: { conflict_policy: 'cyrus' } });
-    try {
+    await withServer({ config: { conflict_policy: 'cyrus' } }, async (own) => {
       await activateOver(t, own.port, 'c25', 'replaces');
-    } finally {
-      await own.stop();
-      removeDir(own.dataDir);
-    }
+    });
   });
 
   test("C25 with the default conflict policy, ACTIVATE replaces reserved entries and its own server's entries; taking an active entry from another server is a tagged NO that changes nothing", async (t) => {
@@ -176,8 +190,10 @@ export function directoryCommandTests(start: ServerFactory): void {
 
   test('C27 RESERVE of a name held at a different location answers NO and changes nothing', async (t) => {
     const c = await login(server.port);
-    t.is(await status(c, 'B1', 'ACTIVATE "user.c27.a" "backend1!default" "a\tlrs\t"'), DONE('B1'));
-    t.is(await status(c, 'B2', 'RESERVE "user.c27.r" "backend1!default"'), DONE('B2'));
+    await expectDone(t, c, [
+      ['B1', 'ACTIVATE "user.c27.a" "backend1!default" "a\tlrs\t"'],
+      ['B2', 'RESERVE "user.c27.r" "backend1!default"'],
+    ]);
     const activeBefore = await find(c, 'F', 'user.c27.a');
     const reservedBefore = await find(c, 'F', 'user.c27.r');
     const attempts = [
@@ -203,8 +219,10 @@ export function directoryCommandTests(start: ServerFactory): void {
 
   test('C28 RESERVE at the identical location answers OK and leaves the entry RESERVED with empty ACL', async (t) => {
     const c = await login(server.port);
-    t.is(await status(c, 'C1', 'ACTIVATE "user.c28" "backend1!default" "c28\tlrswipkxtecdan\t"'), DONE('C1'));
-    t.is(await status(c, 'C2', 'RESERVE "user.c28" "backend1!default"'), DONE('C2'));
+    await expectDone(t, c, [
+      ['C1', 'ACTIVATE "user.c28" "backend1!default" "c28\tlrswipkxtecdan\t"'],
+      ['C2', 'RESERVE "user.c28" "backend1!default"'],
+    ]);
     t.deepEqual(await find(c, 'C3', 'user.c28'), [...dataLines('C3', 'RESERVE', ['user.c28', 'backend1!default']), FOUND('C3')]);
     // again, now over the reservation itself
     t.is(await status(c, 'C4', 'RESERVE "user.c28" "backend1!default"'), DONE('C4'));
@@ -217,10 +235,12 @@ export function directoryCommandTests(start: ServerFactory): void {
 
   test('C29 DELETE of an active or reserved entry answers OK and FIND then returns only the OK', async (t) => {
     const c = await login(server.port);
-    t.is(await status(c, 'D1', 'ACTIVATE "user.c29.a" "backend1!default" "a\tlrs\t"'), DONE('D1'));
-    t.is(await status(c, 'D2', 'RESERVE "user.c29.r" "backend2!default"'), DONE('D2'));
-    t.is(await status(c, 'D3', 'DELETE "user.c29.a"'), DONE('D3'));
-    t.is(await status(c, 'D4', `DELETE ${lit('user.c29.r')}`), DONE('D4'));
+    await expectDone(t, c, [
+      ['D1', 'ACTIVATE "user.c29.a" "backend1!default" "a\tlrs\t"'],
+      ['D2', 'RESERVE "user.c29.r" "backend2!default"'],
+      ['D3', 'DELETE "user.c29.a"'],
+      ['D4', `DELETE ${lit('user.c29.r')}`],
+    ]);
     t.deepEqual(await find(c, 'D5', 'user.c29.a'), [FOUND('D5')]);
     t.deepEqual(await find(c, 'D6', 'user.c29.r'), [FOUND('D6')]);
     // the name is free again: a RESERVE elsewhere works
@@ -234,8 +254,10 @@ export function directoryCommandTests(start: ServerFactory): void {
     t.is(await status(c, 'E1', 'DELETE "user.c30.missing"'), `E1 NO "mailbox doesn't exist"`);
     t.is(await status(c, 'E2', `DELETE ${lit('user.c30.missing2')}`), `E2 NO "mailbox doesn't exist"`);
     // deleted twice: the second DELETE is a missing name too
-    t.is(await status(c, 'E3', 'ACTIVATE "user.c30.once" "backend1!default" ""'), DONE('E3'));
-    t.is(await status(c, 'E4', 'DELETE "user.c30.once"'), DONE('E4'));
+    await expectDone(t, c, [
+      ['E3', 'ACTIVATE "user.c30.once" "backend1!default" ""'],
+      ['E4', 'DELETE "user.c30.once"'],
+    ]);
     t.is(await status(c, 'E5', 'DELETE "user.c30.once"'), `E5 NO "mailbox doesn't exist"`);
     t.is(server.child.exitCode, null, 'the server is still running');
     t.is(server.child.signalCode, null);
@@ -265,8 +287,10 @@ export function directoryCommandTests(start: ServerFactory): void {
   test('C31 DEACTIVATE: active entry becomes RESERVED at the given location; missing and reserved entries get NO, unnoticed elsewhere', async (t) => {
     const l = await listener(server.port, 'U31');
     const c = await login(server.port);
-    t.is(await status(c, 'G1', 'ACTIVATE "user.c31.a" "backend1!default" "a\tlrswipkxtecdan\t"'), DONE('G1'));
-    t.is(await status(c, 'G2', 'RESERVE "user.c31.r" "backend1!default"'), DONE('G2'));
+    await expectDone(t, c, [
+      ['G1', 'ACTIVATE "user.c31.a" "backend1!default" "a\tlrswipkxtecdan\t"'],
+      ['G2', 'RESERVE "user.c31.r" "backend1!default"'],
+    ]);
     // a location different from the current one is taken as given
     t.is(await status(c, 'G3', 'DEACTIVATE "user.c31.a" "backend2!default"'), DONE('G3'));
     t.deepEqual(await find(c, 'G4', 'user.c31.a'), [...dataLines('G4', 'RESERVE', ['user.c31.a', 'backend2!default']), FOUND('G4')]);
@@ -315,19 +339,20 @@ export function directoryCommandTests(start: ServerFactory): void {
   });
 
   test('C33 LIST returns every entry, MAILBOX or RESERVE, then OK "list complete"', async (t) => {
-    const own = await start();
-    try {
+    await withServer({}, async (own) => {
       const c = await login(own.port);
       c.send('L0 LIST\r\n');
       t.deepEqual(await c.readUntilTagged('L0', 30_000), ['L0 OK "list complete"'], 'empty directory');
-      t.is(await status(c, 'W1', 'ACTIVATE "user.bob" "backend2!default" "bob\tlrswipkxtecdan\t"'), DONE('W1'));
-      t.is(await status(c, 'W2', 'RESERVE "user.carol" "backend1!default"'), DONE('W2'));
-      t.is(await status(c, 'W3', 'ACTIVATE "user.alice" "backend1!default" ""'), DONE('W3'));
-      t.is(await status(c, 'W4', 'ACTIVATE "shared.news" "backend3!default" "anyone\tlrs\t"'), DONE('W4'));
-      t.is(await status(c, 'W5', 'ACTIVATE "user.dave" "backend1!default" "d\tlrs\t"'), DONE('W5'));
-      t.is(await status(c, 'W6', 'DEACTIVATE "user.dave" "backend1!default"'), DONE('W6'));
-      t.is(await status(c, 'W7', 'ACTIVATE "user.erin" "backend1!default" ""'), DONE('W7'));
-      t.is(await status(c, 'W8', 'DELETE "user.erin"'), DONE('W8'));
+      await expectDone(t, c, [
+        ['W1', 'ACTIVATE "user.bob" "backend2!default" "bob\tlrswipkxtecdan\t"'],
+        ['W2', 'RESERVE "user.carol" "backend1!default"'],
+        ['W3', 'ACTIVATE "user.alice" "backend1!default" ""'],
+        ['W4', 'ACTIVATE "shared.news" "backend3!default" "anyone\tlrs\t"'],
+        ['W5', 'ACTIVATE "user.dave" "backend1!default" "d\tlrs\t"'],
+        ['W6', 'DEACTIVATE "user.dave" "backend1!default"'],
+        ['W7', 'ACTIVATE "user.erin" "backend1!default" ""'],
+        ['W8', 'DELETE "user.erin"'],
+      ]);
       c.send('L1 LIST\r\n');
       t.deepEqual(await c.readUntilTagged('L1', 30_000), [
         ...dataLines('L1', 'MAILBOX', ['shared.news', 'backend3!default', 'anyone\tlrs\t']),
@@ -345,10 +370,7 @@ export function directoryCommandTests(start: ServerFactory): void {
         ['shared.news', 'user.alice', 'user.bob', 'user.carol', 'user.dave'],
       );
       c.close();
-    } finally {
-      await own.stop();
-      removeDir(own.dataDir);
-    }
+    });
   });
 
   test('C34 LIST with a prefix matches the location byte-wise and case-sensitively', async (t) => {
@@ -402,8 +424,7 @@ export function directoryCommandTests(start: ServerFactory): void {
   });
 
   test('C35 LIST and UPDATE return the 16 names of spec 4.5 in exactly the Cyrus 3.6 order', async (t) => {
-    const own = await start();
-    try {
+    await withServer({}, async (own) => {
       // reversed first (the worst case for an insertion-ordered store), then random
       const got = await listedNames(own.port, [...CYRUS_ORDER].reverse());
       t.deepEqual(got.list, CYRUS_ORDER);
@@ -420,15 +441,11 @@ export function directoryCommandTests(start: ServerFactory): void {
       // `user.john.Sent` before `user.john-doe`, a name's children right after it
       t.true(CYRUS_ORDER.indexOf('user.john.Sent') < CYRUS_ORDER.indexOf('user.john-doe'));
       c.close();
-    } finally {
-      await own.stop();
-      removeDir(own.dataDir);
-    }
+    });
   });
 
   test('C35 with directory_order: bytes, LIST and UPDATE use plain byte order', async (t) => {
-    const own = await start({ config: { directory_order: 'bytes' } });
-    try {
+    await withServer({ config: { directory_order: 'bytes' } }, async (own) => {
       const names = [...CYRUS_ORDER, 'user.\xe4\xff', 'user.Z', 'user.john.Sent\x7f'];
       const expected = [...names].sort((a, b) => Buffer.compare(Buffer.from(a, 'latin1'), Buffer.from(b, 'latin1')));
       t.notDeepEqual(
@@ -440,10 +457,7 @@ export function directoryCommandTests(start: ServerFactory): void {
       t.deepEqual(got.list, expected);
       t.deepEqual(got.dump, expected);
       t.true(got.list.indexOf('user.john-doe') < got.list.indexOf('user.john.Sent'));
-    } finally {
-      await own.stop();
-      removeDir(own.dataDir);
-    }
+    });
   });
 
   test('C36 names, locations and ACLs are stored and returned as bytes: 8-bit, no case folding, no trimming, ACLs not in TAB pairs, locations without !', async (t) => {
@@ -519,11 +533,13 @@ export function directoryCommandTests(start: ServerFactory): void {
     let second: RunningMupdated | undefined;
     try {
       const c = await login(first.port);
-      t.is(await status(c, 'R1', 'RESERVE "user.c62.r" "backend1!default"'), DONE('R1'));
-      t.is(await status(c, 'R2', 'ACTIVATE "user.c62.a" "backend2!default" "a\tlrs\t"'), DONE('R2'));
-      t.is(await status(c, 'R3', 'RESERVE "user.c62.d" "backend1!default"'), DONE('R3'));
-      t.is(await status(c, 'R4', 'ACTIVATE "user.c62.d" "backend1!default" "d\tlrs\t"'), DONE('R4'));
-      t.is(await status(c, 'R5', 'DEACTIVATE "user.c62.d" "backend3!default"'), DONE('R5'));
+      await expectDone(t, c, [
+        ['R1', 'RESERVE "user.c62.r" "backend1!default"'],
+        ['R2', 'ACTIVATE "user.c62.a" "backend2!default" "a\tlrs\t"'],
+        ['R3', 'RESERVE "user.c62.d" "backend1!default"'],
+        ['R4', 'ACTIVATE "user.c62.d" "backend1!default" "d\tlrs\t"'],
+        ['R5', 'DEACTIVATE "user.c62.d" "backend3!default"'],
+      ]);
       c.close();
       t.is(await first.stop('SIGTERM'), 0, 'clean exit on SIGTERM');
       second = await start({ dataDir });

@@ -29,6 +29,16 @@ async function exchange(c: RawClient, cap: RawCapture, send: string | Buffer, la
   return l1(cap.take());
 }
 
+/** Runs exchanges in turn on one connection, checking each answer: `[send, lastTag, expected, message?]`. */
+async function expectExchanges(
+  t: ExecutionContext,
+  c: RawClient,
+  cap: RawCapture,
+  steps: Array<[send: string | Buffer, lastTag: string, expected: string, message?: string]>,
+): Promise<void> {
+  for (const [send, lastTag, expected, message] of steps) t.is(await exchange(c, cap, send, lastTag), expected, message);
+}
+
 /** `tag MAILBOX` response bytes as mupdated must send them ({n+} literals). */
 function mailboxBytes(tag: string, name: string, location: string, acl: string): string {
   const n = (s: string) => Buffer.byteLength(s, 'latin1');
@@ -149,26 +159,25 @@ export function lexicalTests(start: ServerFactory): void {
 
   test('C3 command words are case-insensitive (find, Delete, nOoP, aCtIvAtE, ...)', async (t) => {
     const pre = await fresh();
-    t.is(
-      await exchange(pre.c, pre.cap, 'e13 find "user.x"\r\ne12 Delete "user.x"\r\ne09 nOoP\r\n', 'e09'),
-      'e13 BAD "Please login first"\r\ne12 BAD "Please login first"\r\ne09 BAD "Please login first"\r\n',
-    );
-    t.is(await exchange(pre.c, pre.cap, `a01 authenticate "plain" {44+}\r\n${PLAIN_IR}\r\n`, 'a01'), 'a01 OK "Authenticated"\r\n');
+    await expectExchanges(t, pre.c, pre.cap, [
+      [
+        'e13 find "user.x"\r\ne12 Delete "user.x"\r\ne09 nOoP\r\n',
+        'e09',
+        'e13 BAD "Please login first"\r\ne12 BAD "Please login first"\r\ne09 BAD "Please login first"\r\n',
+      ],
+      [`a01 authenticate "plain" {44+}\r\n${PLAIN_IR}\r\n`, 'a01', 'a01 OK "Authenticated"\r\n'],
+    ]);
     const { c, cap } = pre;
-    t.is(await exchange(c, cap, 'x03 nOoP\r\n', 'x03'), 'x03 OK "Noop done"\r\n');
-    t.is(await exchange(c, cap, 'a1 aCtIvAtE "user.lex-c3" "backend1!default" ""\r\n', 'a1'), 'a1 OK "done"\r\n');
-    t.is(
-      await exchange(c, cap, 'f1 find "user.lex-c3"\r\n', 'f1'),
-      `${mailboxBytes('f1', 'user.lex-c3', 'backend1!default', '')}f1 OK "Search completed"\r\n`,
-    );
-    t.is(await exchange(c, cap, 'r1 Reserve "user.lex-c3r" "c3host!default"\r\n', 'r1'), 'r1 OK "done"\r\n');
-    t.is(
-      await exchange(c, cap, 'l1 lIsT "c3host!"\r\n', 'l1'),
-      'l1 RESERVE {12+}\r\nuser.lex-c3r {14+}\r\nc3host!default\r\nl1 OK "list complete"\r\n',
-    );
-    t.is(await exchange(c, cap, 'd1 Delete "user.lex-c3"\r\n', 'd1'), 'd1 OK "done"\r\n');
-    t.is(await exchange(c, cap, 'f2 FiNd "user.lex-c3"\r\n', 'f2'), 'f2 OK "Search completed"\r\n');
-    t.is(await exchange(c, cap, 'q01 LoGoUt\r\n', 'q01'), 'q01 OK "bye-bye"\r\n');
+    await expectExchanges(t, c, cap, [
+      ['x03 nOoP\r\n', 'x03', 'x03 OK "Noop done"\r\n'],
+      ['a1 aCtIvAtE "user.lex-c3" "backend1!default" ""\r\n', 'a1', 'a1 OK "done"\r\n'],
+      ['f1 find "user.lex-c3"\r\n', 'f1', `${mailboxBytes('f1', 'user.lex-c3', 'backend1!default', '')}f1 OK "Search completed"\r\n`],
+      ['r1 Reserve "user.lex-c3r" "c3host!default"\r\n', 'r1', 'r1 OK "done"\r\n'],
+      ['l1 lIsT "c3host!"\r\n', 'l1', 'l1 RESERVE {12+}\r\nuser.lex-c3r {14+}\r\nc3host!default\r\nl1 OK "list complete"\r\n'],
+      ['d1 Delete "user.lex-c3"\r\n', 'd1', 'd1 OK "done"\r\n'],
+      ['f2 FiNd "user.lex-c3"\r\n', 'f2', 'f2 OK "Search completed"\r\n'],
+      ['q01 LoGoUt\r\n', 'q01', 'q01 OK "bye-bye"\r\n'],
+    ]);
     t.true(await c.waitClosed());
   });
 
@@ -241,12 +250,15 @@ export function lexicalTests(start: ServerFactory): void {
     t.is(await exchange(c, cap, 'c6\tlrs\t\r\n', 'X3'), '+ go ahead\r\n+ go ahead\r\n+ go ahead\r\nX3 OK "done"\r\n');
 
     // {n+}: no continuation, data follows at once
-    t.is(
-      await exchange(c, cap, 'X4 FIND {11+}\r\nuser.lex-c6\r\n', 'X4'),
-      `${mailboxBytes('X4', 'user.lex-c6', 'backend1!default', 'c6\tlrs\t')}X4 OK "Search completed"\r\n`,
-    );
-    t.is(await exchange(c, cap, 'X5 ACTIVATE {12+}\r\nuser.lex-c6b {16+}\r\nbackend1!default {0+}\r\n\r\n', 'X5'), 'X5 OK "done"\r\n');
-    t.is(await exchange(c, cap, 'X6 FIND {0+}\r\n\r\n', 'X6'), 'X6 OK "Search completed"\r\n');
+    await expectExchanges(t, c, cap, [
+      [
+        'X4 FIND {11+}\r\nuser.lex-c6\r\n',
+        'X4',
+        `${mailboxBytes('X4', 'user.lex-c6', 'backend1!default', 'c6\tlrs\t')}X4 OK "Search completed"\r\n`,
+      ],
+      ['X5 ACTIVATE {12+}\r\nuser.lex-c6b {16+}\r\nbackend1!default {0+}\r\n\r\n', 'X5', 'X5 OK "done"\r\n'],
+      ['X6 FIND {0+}\r\n\r\n', 'X6', 'X6 OK "Search completed"\r\n'],
+    ]);
     // After } the server needs CRLF: with a bare LF no go-ahead, BAD, and the would-be data is a new line.
     t.is(
       await exchange(c, cap, 'T5 FIND {4}\nabcd\r\nT6 NOOP\r\n', 'T6'),
@@ -259,43 +271,42 @@ export function lexicalTests(start: ServerFactory): void {
 
   test('C7 quoted strings: backslash escapes any byte; CR/LF before the closing quote and NUL inside are syntax errors', async (t) => {
     const { c, cap } = await loggedIn();
-    t.is(await exchange(c, cap, 'X1 ACTIVATE "user.lex-c7" "backend1!default" "q\\"x\\\\y\tlrs\t"\r\n', 'X1'), 'X1 OK "done"\r\n');
-    t.is(
-      await exchange(c, cap, 'X2 FIND "user.lex-c7"\r\n', 'X2'),
-      `${mailboxBytes('X2', 'user.lex-c7', 'backend1!default', 'q"x\\y\tlrs\t')}X2 OK "Search completed"\r\n`,
-    );
+    await expectExchanges(t, c, cap, [
+      ['X1 ACTIVATE "user.lex-c7" "backend1!default" "q\\"x\\\\y\tlrs\t"\r\n', 'X1', 'X1 OK "done"\r\n'],
+      [
+        'X2 FIND "user.lex-c7"\r\n',
+        'X2',
+        `${mailboxBytes('X2', 'user.lex-c7', 'backend1!default', 'q"x\\y\tlrs\t')}X2 OK "Search completed"\r\n`,
+      ],
+    ]);
     // a backslash before an ordinary byte just yields that byte
     t.is(
       await exchange(c, cap, 'X3 FIND "\\u\\ser.lex\\-c7"\r\n', 'X3'),
       `${mailboxBytes('X3', 'user.lex-c7', 'backend1!default', 'q"x\\y\tlrs\t')}X3 OK "Search completed"\r\n`,
     );
     // CR or LF before the closing quote
-    t.is(
-      await exchange(c, cap, 'X4 FIND "user.lex-c7\r\nX5 FIND "user.lex-c7\nX6 FIND "user\rlex-c7"\r\nX7 NOOP\r\n', 'X7'),
-      'X4 BAD "Extra arguments"\r\nX5 BAD "Extra arguments"\r\nX6 BAD "Extra arguments"\r\nX7 OK "Noop done"\r\n',
-    );
-    t.is(
-      await exchange(c, cap, 'X8 ACTIVATE "user.lex-c7x\r\nX9 FIND "user.lex-c7x"\r\n', 'X9'),
-      'X8 BAD "Missing arguments"\r\nX9 OK "Search completed"\r\n',
-    );
+    await expectExchanges(t, c, cap, [
+      [
+        'X4 FIND "user.lex-c7\r\nX5 FIND "user.lex-c7\nX6 FIND "user\rlex-c7"\r\nX7 NOOP\r\n',
+        'X7',
+        'X4 BAD "Extra arguments"\r\nX5 BAD "Extra arguments"\r\nX6 BAD "Extra arguments"\r\nX7 OK "Noop done"\r\n',
+      ],
+      ['X8 ACTIVATE "user.lex-c7x\r\nX9 FIND "user.lex-c7x"\r\n', 'X9', 'X8 BAD "Missing arguments"\r\nX9 OK "Search completed"\r\n'],
+    ]);
     // NUL inside a quoted string (plain or escaped) is a syntax error; nothing is cut and stored
-    t.is(
-      await exchange(c, cap, 'Y1 FIND "user.\x00bob"\r\nY2 FIND "user.lex-c7\\\x00"\r\n', 'Y2'),
-      'Y1 BAD "Extra arguments"\r\nY2 BAD "Extra arguments"\r\n',
-    );
-    t.is(
-      await exchange(
-        c,
-        cap,
+    await expectExchanges(t, c, cap, [
+      ['Y1 FIND "user.\x00bob"\r\nY2 FIND "user.lex-c7\\\x00"\r\n', 'Y2', 'Y1 BAD "Extra arguments"\r\nY2 BAD "Extra arguments"\r\n'],
+      [
         'Y3 ACTIVATE "user.lex-c7n\x00cut" "backend1!default" ""\r\nY4 ACTIVATE "user.lex-c7m" "backend1!\x00" ""\r\n',
         'Y4',
-      ),
-      'Y3 BAD "Missing arguments"\r\nY4 BAD "Missing arguments"\r\n',
-    );
-    t.is(
-      await exchange(c, cap, 'Y5 FIND "user.lex-c7n"\r\nY6 FIND "user.lex-c7m"\r\nY7 NOOP\r\n', 'Y7'),
-      'Y5 OK "Search completed"\r\nY6 OK "Search completed"\r\nY7 OK "Noop done"\r\n',
-    );
+        'Y3 BAD "Missing arguments"\r\nY4 BAD "Missing arguments"\r\n',
+      ],
+      [
+        'Y5 FIND "user.lex-c7n"\r\nY6 FIND "user.lex-c7m"\r\nY7 NOOP\r\n',
+        'Y7',
+        'Y5 OK "Search completed"\r\nY6 OK "Search completed"\r\nY7 OK "Noop done"\r\n',
+      ],
+    ]);
     c.close();
   });
 
@@ -357,25 +368,21 @@ export function lexicalTests(start: ServerFactory): void {
 
   test('C9 a literal containing NUL is rejected with BAD (the count is honoured) and the connection stays usable', async (t) => {
     const { c, cap } = await loggedIn();
-    t.is(
-      await exchange(c, cap, 'X04 FIND {7+}\r\nuser\x00.l\r\nX05 NOOP\r\n', 'X05'),
-      'X04 BAD "Extra arguments"\r\nX05 OK "Noop done"\r\n',
-    );
-    t.is(
-      await exchange(c, cap, 'X06 ACTIVATE {12+}\r\nuser.lex\x00c9 {16+}\r\nbackend1!default {0+}\r\n\r\nX07 NOOP\r\n', 'X07'),
-      'X06 BAD "Missing arguments"\r\nX07 OK "Noop done"\r\n',
-    );
-    t.is(
-      await exchange(c, cap, 'X08 ACTIVATE "user.lex-c9" "backend1!default" {4+}\r\na\x00b\t\r\n', 'X08'),
-      'X08 BAD "Extra arguments"\r\n',
-    );
+    await expectExchanges(t, c, cap, [
+      ['X04 FIND {7+}\r\nuser\x00.l\r\nX05 NOOP\r\n', 'X05', 'X04 BAD "Extra arguments"\r\nX05 OK "Noop done"\r\n'],
+      [
+        'X06 ACTIVATE {12+}\r\nuser.lex\x00c9 {16+}\r\nbackend1!default {0+}\r\n\r\nX07 NOOP\r\n',
+        'X07',
+        'X06 BAD "Missing arguments"\r\nX07 OK "Noop done"\r\n',
+      ],
+      ['X08 ACTIVATE "user.lex-c9" "backend1!default" {4+}\r\na\x00b\t\r\n', 'X08', 'X08 BAD "Extra arguments"\r\n'],
+    ]);
     c.send('X09 FIND {3}\r\n');
     t.is(await c.readLine(), '+ go ahead');
-    t.is(await exchange(c, cap, 'a\x00b\r\n', 'X09'), '+ go ahead\r\nX09 BAD "Extra arguments"\r\n');
-    t.is(
-      await exchange(c, cap, 'X10 FIND "user.lex-c9"\r\nX11 FIND "user.lex"\r\n', 'X11'),
-      'X10 OK "Search completed"\r\nX11 OK "Search completed"\r\n',
-    );
+    await expectExchanges(t, c, cap, [
+      ['a\x00b\r\n', 'X09', '+ go ahead\r\nX09 BAD "Extra arguments"\r\n'],
+      ['X10 FIND "user.lex-c9"\r\nX11 FIND "user.lex"\r\n', 'X11', 'X10 OK "Search completed"\r\nX11 OK "Search completed"\r\n'],
+    ]);
     c.close();
   });
 
@@ -385,21 +392,24 @@ export function lexicalTests(start: ServerFactory): void {
     const { c, cap } = await loggedIn();
     c.send('X01 NOOP');
     t.true(await c.expectSilence(300), 'no answer before the line end');
-    t.is(await exchange(c, cap, '\r\n', 'X01'), 'X01 OK "Noop done"\r\n');
-    t.is(await exchange(c, cap, 'X02 NOOP\n', 'X02'), 'X02 OK "Noop done"\r\n');
-    t.is(
-      await exchange(c, cap, 'X03 NOOP\rX04 NOOP\r\nX05 FIND "user.lex-c10"\n', 'X05'),
-      'X03 BAD "Extra arguments"\r\nX05 OK "Search completed"\r\n',
-    );
+    await expectExchanges(t, c, cap, [
+      ['\r\n', 'X01', 'X01 OK "Noop done"\r\n'],
+      ['X02 NOOP\n', 'X02', 'X02 OK "Noop done"\r\n'],
+      ['X03 NOOP\rX04 NOOP\r\nX05 FIND "user.lex-c10"\n', 'X05', 'X03 BAD "Extra arguments"\r\nX05 OK "Search completed"\r\n'],
+    ]);
     // the command after a lone CR is never executed, even a write
-    t.is(
-      await exchange(c, cap, 'X06 NOOP\rX07 ACTIVATE "user.lex-c10" "backend1!default" ""\r\nX08 FIND "user.lex-c10"\r\n', 'X08'),
-      'X06 BAD "Extra arguments"\r\nX08 OK "Search completed"\r\n',
-    );
-    t.is(
-      await exchange(c, cap, 'X09 ACTIVATE "user.lex-c10" "backend1!default" ""\nX10 FIND "user.lex-c10"\n', 'X10'),
-      `X09 OK "done"\r\n${mailboxBytes('X10', 'user.lex-c10', 'backend1!default', '')}X10 OK "Search completed"\r\n`,
-    );
+    await expectExchanges(t, c, cap, [
+      [
+        'X06 NOOP\rX07 ACTIVATE "user.lex-c10" "backend1!default" ""\r\nX08 FIND "user.lex-c10"\r\n',
+        'X08',
+        'X06 BAD "Extra arguments"\r\nX08 OK "Search completed"\r\n',
+      ],
+      [
+        'X09 ACTIVATE "user.lex-c10" "backend1!default" ""\nX10 FIND "user.lex-c10"\n',
+        'X10',
+        `X09 OK "done"\r\n${mailboxBytes('X10', 'user.lex-c10', 'backend1!default', '')}X10 OK "Search completed"\r\n`,
+      ],
+    ]);
     c.close();
   });
 
@@ -473,35 +483,41 @@ export function lexicalTests(start: ServerFactory): void {
     const { c, cap } = await loggedIn();
     const acl = Buffer.alloc(CAP, 'a\t').toString('latin1');
     const loc = 'b'.repeat(CAP);
-    t.is(await exchange(c, cap, `X01 ACTIVATE "user.lex-c13big" "backend1!default" {${CAP}+}\r\n${acl}\r\n`, 'X01'), 'X01 OK "done"\r\n');
-    t.is(
-      await exchange(c, cap, 'X02 FIND "user.lex-c13big"\r\n', 'X02'),
-      `${mailboxBytes('X02', 'user.lex-c13big', 'backend1!default', acl)}X02 OK "Search completed"\r\n`,
-    );
-    t.is(await exchange(c, cap, `X03 ACTIVATE "user.lex-c13loc" "${loc}" ""\r\n`, 'X03'), 'X03 OK "done"\r\n');
-    t.is(
-      await exchange(c, cap, 'X04 FIND "user.lex-c13loc"\r\n', 'X04'),
-      `${mailboxBytes('X04', 'user.lex-c13loc', loc, '')}X04 OK "Search completed"\r\n`,
-    );
+    await expectExchanges(t, c, cap, [
+      [`X01 ACTIVATE "user.lex-c13big" "backend1!default" {${CAP}+}\r\n${acl}\r\n`, 'X01', 'X01 OK "done"\r\n'],
+      [
+        'X02 FIND "user.lex-c13big"\r\n',
+        'X02',
+        `${mailboxBytes('X02', 'user.lex-c13big', 'backend1!default', acl)}X02 OK "Search completed"\r\n`,
+      ],
+      [`X03 ACTIVATE "user.lex-c13loc" "${loc}" ""\r\n`, 'X03', 'X03 OK "done"\r\n'],
+      ['X04 FIND "user.lex-c13loc"\r\n', 'X04', `${mailboxBytes('X04', 'user.lex-c13loc', loc, '')}X04 OK "Search completed"\r\n`],
+    ]);
     c.send('X05 ACTIVATE "user.lex-c13sync" "backend1!default" {' + CAP + '}\r\n');
     t.is(await c.readLine(), '+ go ahead');
     const acl2 = acl.replace(/a/g, 'z');
-    t.is(await exchange(c, cap, `${acl2}\r\n`, 'X05'), '+ go ahead\r\nX05 OK "done"\r\n');
-    t.is(
-      await exchange(c, cap, 'X06 FIND "user.lex-c13sync"\r\n', 'X06'),
-      `${mailboxBytes('X06', 'user.lex-c13sync', 'backend1!default', acl2)}X06 OK "Search completed"\r\n`,
-    );
-    t.is(
-      await exchange(c, cap, 'X07 DELETE "user.lex-c13big"\r\nX08 DELETE "user.lex-c13loc"\r\nX09 DELETE "user.lex-c13sync"\r\n', 'X09'),
-      'X07 OK "done"\r\nX08 OK "done"\r\nX09 OK "done"\r\n',
-    );
+    await expectExchanges(t, c, cap, [
+      [`${acl2}\r\n`, 'X05', '+ go ahead\r\nX05 OK "done"\r\n'],
+      [
+        'X06 FIND "user.lex-c13sync"\r\n',
+        'X06',
+        `${mailboxBytes('X06', 'user.lex-c13sync', 'backend1!default', acl2)}X06 OK "Search completed"\r\n`,
+      ],
+      [
+        'X07 DELETE "user.lex-c13big"\r\nX08 DELETE "user.lex-c13loc"\r\nX09 DELETE "user.lex-c13sync"\r\n',
+        'X09',
+        'X07 OK "done"\r\nX08 OK "done"\r\nX09 OK "done"\r\n',
+      ],
+    ]);
     c.close();
   });
 
   test('C13 FIND of a 131072-byte name (quoted, {n+}, {n}) is accepted and answers OK "Search completed" [live 26]', async (t) => {
     const { c, cap } = await loggedIn();
-    t.is(await exchange(c, cap, `X01 FIND {${CAP}+}\r\n${'x'.repeat(CAP)}\r\n`, 'X01'), 'X01 OK "Search completed"\r\n');
-    t.is(await exchange(c, cap, `X02 FIND "${'q'.repeat(CAP)}"\r\n`, 'X02'), 'X02 OK "Search completed"\r\n');
+    await expectExchanges(t, c, cap, [
+      [`X01 FIND {${CAP}+}\r\n${'x'.repeat(CAP)}\r\n`, 'X01', 'X01 OK "Search completed"\r\n'],
+      [`X02 FIND "${'q'.repeat(CAP)}"\r\n`, 'X02', 'X02 OK "Search completed"\r\n'],
+    ]);
     c.send(`X03 FIND {${CAP}}\r\n`);
     t.is(await c.readLine(), '+ go ahead');
     t.is(await exchange(c, cap, `${'y'.repeat(CAP)}\r\n`, 'X03'), '+ go ahead\r\nX03 OK "Search completed"\r\n');
@@ -573,8 +589,10 @@ export function lexicalTests(start: ServerFactory): void {
   test('C13 a 64-byte tag and a 64-byte command word are within the caps', async (t) => {
     const { c, cap } = await loggedIn();
     const tag = 'T'.repeat(64);
-    t.is(await exchange(c, cap, `${tag} NOOP\r\n`, tag), `${tag} OK "Noop done"\r\n`);
-    t.is(await exchange(c, cap, `X1 ${'W'.repeat(64)}\r\n`, 'X1'), 'X1 BAD "Unrecognized command"\r\n');
+    await expectExchanges(t, c, cap, [
+      [`${tag} NOOP\r\n`, tag, `${tag} OK "Noop done"\r\n`],
+      [`X1 ${'W'.repeat(64)}\r\n`, 'X1', 'X1 BAD "Unrecognized command"\r\n'],
+    ]);
     c.close();
   });
 
@@ -584,19 +602,20 @@ export function lexicalTests(start: ServerFactory): void {
     const stream = await openStream(login, 'U14');
     const sCap = new RawCapture(stream);
     const { c, cap } = await loggedIn();
-    t.is(
-      await exchange(c, cap, 'X1 ACTIVATE "user.lex-c14" "backend1!default" ""\r\nX2 RESERVE "user.lex-c14r" "backend1!default"\r\n', 'X2'),
-      'X1 OK "done"\r\nX2 OK "done"\r\n',
-    );
-    t.is(
-      await exchange(c, cap, 'X3 FIND "user.lex-c14"\r\n', 'X3'),
-      'X3 MAILBOX {12+}\r\nuser.lex-c14 {16+}\r\nbackend1!default {0+}\r\n\r\nX3 OK "Search completed"\r\n',
-    );
-    t.is(
-      await exchange(c, cap, 'X4 FIND "user.lex-c14r"\r\n', 'X4'),
-      'X4 RESERVE {13+}\r\nuser.lex-c14r {16+}\r\nbackend1!default\r\nX4 OK "Search completed"\r\n',
-    );
-    t.is(await exchange(c, cap, 'X5 DELETE "user.lex-c14"\r\nX6 DELETE "user.lex-c14r"\r\n', 'X6'), 'X5 OK "done"\r\nX6 OK "done"\r\n');
+    await expectExchanges(t, c, cap, [
+      [
+        'X1 ACTIVATE "user.lex-c14" "backend1!default" ""\r\nX2 RESERVE "user.lex-c14r" "backend1!default"\r\n',
+        'X2',
+        'X1 OK "done"\r\nX2 OK "done"\r\n',
+      ],
+      [
+        'X3 FIND "user.lex-c14"\r\n',
+        'X3',
+        'X3 MAILBOX {12+}\r\nuser.lex-c14 {16+}\r\nbackend1!default {0+}\r\n\r\nX3 OK "Search completed"\r\n',
+      ],
+      ['X4 FIND "user.lex-c14r"\r\n', 'X4', 'X4 RESERVE {13+}\r\nuser.lex-c14r {16+}\r\nbackend1!default\r\nX4 OK "Search completed"\r\n'],
+      ['X5 DELETE "user.lex-c14"\r\nX6 DELETE "user.lex-c14r"\r\n', 'X6', 'X5 OK "done"\r\nX6 OK "done"\r\n'],
+    ]);
     // the stream carries the same shapes; DELETE has one literal
     const want = ['U14 DELETE {12+}\r\nuser.lex-c14\r\n', 'U14 DELETE {13+}\r\nuser.lex-c14r\r\n'];
     const deadline = Date.now() + 10_000;
@@ -738,34 +757,29 @@ export function lexicalTests(start: ServerFactory): void {
 
   test('C61 the tag is echoed byte for byte, 8-bit bytes and NUL included', async (t) => {
     const pre = await fresh();
-    t.is(
-      await exchange(pre.c, pre.cap, '\x00\x01\x02\xff\xfe junk\x80\x81\r\n', '\x00\x01\x02\xff\xfe'),
-      '\x00\x01\x02\xff\xfe BAD "Unrecognized command"\r\n',
-    );
-    t.is(await exchange(pre.c, pre.cap, '\xde\xad \xbe\xef\r\n', '\xde\xad'), '\xde\xad BAD "Unrecognized command"\r\n');
-    t.is(await exchange(pre.c, pre.cap, '\x00 NOOP\r\n', '\x00'), '\x00 BAD "Please login first"\r\n');
-    t.is(await exchange(pre.c, pre.cap, '* NOOP\r\n', '*'), '* BAD "Please login first"\r\n');
-    t.is(
-      await exchange(pre.c, pre.cap, `\xa0\x00A AUTHENTICATE "PLAIN" {44+}\r\n${PLAIN_IR}\r\n`, '\xa0\x00A'),
-      '\xa0\x00A OK "Authenticated"\r\n',
-    );
+    await expectExchanges(t, pre.c, pre.cap, [
+      ['\x00\x01\x02\xff\xfe junk\x80\x81\r\n', '\x00\x01\x02\xff\xfe', '\x00\x01\x02\xff\xfe BAD "Unrecognized command"\r\n'],
+      ['\xde\xad \xbe\xef\r\n', '\xde\xad', '\xde\xad BAD "Unrecognized command"\r\n'],
+      ['\x00 NOOP\r\n', '\x00', '\x00 BAD "Please login first"\r\n'],
+      ['* NOOP\r\n', '*', '* BAD "Please login first"\r\n'],
+      [`\xa0\x00A AUTHENTICATE "PLAIN" {44+}\r\n${PLAIN_IR}\r\n`, '\xa0\x00A', '\xa0\x00A OK "Authenticated"\r\n'],
+    ]);
     const { c, cap } = pre;
-    t.is(
-      await exchange(c, cap, '\xc3\xa4\x00 ACTIVATE "user.lex-c61" "backend1!default" "c61\tlrs\t"\r\n', '\xc3\xa4\x00'),
-      '\xc3\xa4\x00 OK "done"\r\n',
-    );
-    t.is(
-      await exchange(c, cap, '\x7f\x1b FIND "user.lex-c61"\r\n', '\x7f\x1b'),
-      `${mailboxBytes('\x7f\x1b', 'user.lex-c61', 'backend1!default', 'c61\tlrs\t')}\x7f\x1b OK "Search completed"\r\n`,
-    );
-    t.is(
-      await exchange(c, cap, '* NOOP\r\n+ NOOP\r\n.{} NOOP\r\n', '.{}'),
-      '* OK "Noop done"\r\n+ OK "Noop done"\r\n.{} OK "Noop done"\r\n',
-    );
+    await expectExchanges(t, c, cap, [
+      ['\xc3\xa4\x00 ACTIVATE "user.lex-c61" "backend1!default" "c61\tlrs\t"\r\n', '\xc3\xa4\x00', '\xc3\xa4\x00 OK "done"\r\n'],
+      [
+        '\x7f\x1b FIND "user.lex-c61"\r\n',
+        '\x7f\x1b',
+        `${mailboxBytes('\x7f\x1b', 'user.lex-c61', 'backend1!default', 'c61\tlrs\t')}\x7f\x1b OK "Search completed"\r\n`,
+      ],
+      ['* NOOP\r\n+ NOOP\r\n.{} NOOP\r\n', '.{}', '* OK "Noop done"\r\n+ OK "Noop done"\r\n.{} OK "Noop done"\r\n'],
+    ]);
     const binTag = Buffer.from(Array.from({ length: 64 }, (_, i) => [0x80 + i, 0x00, 0x7e][i % 3])).toString('latin1');
-    t.is(await exchange(c, cap, `${binTag} NOOP\r\n`, binTag), `${binTag} OK "Noop done"\r\n`);
-    t.is(await exchange(c, cap, '\xff\xfe FIND "x\r\n', '\xff\xfe'), '\xff\xfe BAD "Extra arguments"\r\n');
-    t.is(await exchange(c, cap, '\xc3\xa4\x00 DELETE "user.lex-c61"\r\n', '\xc3\xa4\x00'), '\xc3\xa4\x00 OK "done"\r\n');
+    await expectExchanges(t, c, cap, [
+      [`${binTag} NOOP\r\n`, binTag, `${binTag} OK "Noop done"\r\n`],
+      ['\xff\xfe FIND "x\r\n', '\xff\xfe', '\xff\xfe BAD "Extra arguments"\r\n'],
+      ['\xc3\xa4\x00 DELETE "user.lex-c61"\r\n', '\xc3\xa4\x00', '\xc3\xa4\x00 OK "done"\r\n'],
+    ]);
     c.close();
   });
 }

@@ -22,6 +22,7 @@ import {
   readResponse,
   readUnit,
   sorted,
+  expectDone,
   status,
   type Model,
   type Rec,
@@ -84,11 +85,13 @@ export function streamingTests(start: ServerFactory): void {
       t.deepEqual(await c.readUntilTagged('U0', 30_000), ['U0 OK "streaming starts"']);
       c.close();
       const w = await login(s.port);
-      t.is(await status(w, 'W1', 'ACTIVATE "user.alice" "backend1!default" "alice\tlrswipkxtecdan\t"'), DONE('W1'));
-      t.is(await status(w, 'W2', 'RESERVE "user.bob" "backend2!default"'), DONE('W2'));
-      t.is(await status(w, 'W3', 'ACTIVATE "shared.news" "backend2!default" ""'), DONE('W3'));
-      t.is(await status(w, 'W4', 'ACTIVATE "user.gone" "backend2!default" ""'), DONE('W4'));
-      t.is(await status(w, 'W5', 'DELETE "user.gone"'), DONE('W5'));
+      await expectDone(t, w, [
+        ['W1', 'ACTIVATE "user.alice" "backend1!default" "alice\tlrswipkxtecdan\t"'],
+        ['W2', 'RESERVE "user.bob" "backend2!default"'],
+        ['W3', 'ACTIVATE "shared.news" "backend2!default" ""'],
+        ['W4', 'ACTIVATE "user.gone" "backend2!default" ""'],
+        ['W5', 'DELETE "user.gone"'],
+      ]);
       const l = await login(s.port);
       l.send('Tag.7 UPDATE\r\n');
       t.deepEqual(await l.readUntilTagged('Tag.7', 30_000), [

@@ -54,6 +54,12 @@ function assertBanner(t: import('ava').ExecutionContext, lines: string[], startt
 }
 
 /** Registers the tests on servers made by `start` (a single master, or a cluster node). */
+/** Logs in as the admin with PLAIN under `tag` and checks the tagged OK. */
+async function adminLogin(t: import('ava').ExecutionContext, c: RawClient, tag: string): Promise<void> {
+  c.send(authPlainCommand(tag, 'mupdateadmin', 'secret'));
+  t.is(await c.readLine(), `${tag} OK "Authenticated"`);
+}
+
 export function tlsTests(start: ServerFactory): void {
   let cert: TestCert;
   /** TLS configured (certificate and key), default plaintext policy. */
@@ -89,8 +95,7 @@ export function tlsTests(start: ServerFactory): void {
     assertBanner(t, await c.readBanner(), false);
     // The session works normally under TLS.
     t.deepEqual(await command(c, 'N01', 'NOOP'), ['N01 BAD "Please login first"']);
-    c.send(authPlainCommand('A01', 'mupdateadmin', 'secret'));
-    t.is(await c.readLine(), 'A01 OK "Authenticated"');
+    await adminLogin(t, c, 'A01');
     t.deepEqual(await command(c, 'N02', 'NOOP'), ['N02 OK "Noop done"']);
     t.deepEqual(await command(c, 'Q01', 'LOGOUT'), ['Q01 OK "bye-bye"']);
     t.true(await c.waitClosed());
@@ -108,8 +113,7 @@ export function tlsTests(start: ServerFactory): void {
     assertBanner(t, await c.readBanner(), false);
     // Not logged in: the injected AUTHENTICATE did not run, and nothing answers N01/A01/X01.
     t.deepEqual(await command(c, 'N02', 'NOOP'), ['N02 BAD "Please login first"']);
-    c.send(authPlainCommand('A02', 'mupdateadmin', 'secret'));
-    t.is(await c.readLine(), 'A02 OK "Authenticated"');
+    await adminLogin(t, c, 'A02');
     t.deepEqual(await command(c, 'F01', 'FIND "user.c22.injected"'), ['F01 OK "Search completed"']);
     c.close();
   });
@@ -127,8 +131,7 @@ export function tlsTests(start: ServerFactory): void {
     c.send('S02 STARTTLS\r\nN01 NOOP\r\n');
     t.deepEqual(await c.readUntilTagged('S02'), ['S02 BAD "Already did a successful Starttls"']);
     t.deepEqual(await c.readUntilTagged('N01'), ['N01 BAD "Please login first"'], 'the next command is answered');
-    c.send(authPlainCommand('A01', 'mupdateadmin', 'secret'));
-    t.is(await c.readLine(), 'A01 OK "Authenticated"');
+    await adminLogin(t, c, 'A01');
     t.deepEqual(await command(c, 'N02', 'NOOP'), ['N02 OK "Noop done"']);
     c.close();
   });
@@ -164,8 +167,7 @@ export function tlsTests(start: ServerFactory): void {
     t.deepEqual(await command(stream, 'U01', 'UPDATE "tlsmany"'), ['U01 OK "streaming starts"']);
     const idle = await RawClient.login(tlsServer.port);
     const { c: tlsIdle } = await connectTls(tlsServer.port);
-    tlsIdle.send(authPlainCommand('A01', 'mupdateadmin', 'secret'));
-    t.is(await tlsIdle.readLine(), 'A01 OK "Authenticated"');
+    await adminLogin(t, tlsIdle, 'A01');
 
     for (let round = 0; round < 4; round++) {
       // 5 concurrent TLS sessions per round, ended in different ways.
@@ -180,8 +182,7 @@ export function tlsTests(start: ServerFactory): void {
             raw.destroy();
             return;
           }
-          c.send(authPlainCommand('A01', 'mupdateadmin', 'secret'));
-          t.is(await c.readLine(), 'A01 OK "Authenticated"');
+          await adminLogin(t, c, 'A01');
           t.deepEqual(await command(c, 'N01', 'NOOP'), ['N01 OK "Noop done"']);
           if (i % 2 === 0) {
             t.deepEqual(await command(c, 'Q01', 'LOGOUT'), ['Q01 OK "bye-bye"']);
@@ -234,8 +235,7 @@ export function tlsTests(start: ServerFactory): void {
     const c = await RawClient.connect(tlsServer.port);
     const banner = await c.readBanner();
     t.is(banner[0], '* AUTH "SCRAM-SHA-256" "PLAIN"');
-    c.send(authPlainCommand('A01', 'mupdateadmin', 'secret'));
-    t.is(await c.readLine(), 'A01 OK "Authenticated"');
+    await adminLogin(t, c, 'A01');
     t.deepEqual(await command(c, 'N01', 'NOOP'), ['N01 OK "Noop done"']);
     c.close();
   });

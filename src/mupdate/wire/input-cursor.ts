@@ -84,6 +84,17 @@ export class InputCursor {
     return i;
   }
 
+  /**
+   * Appends the bytes from pos up to the first `stop` byte (at most `room` + 1
+   * on, as scan) to `into` and consumes them: the index it stopped at, or
+   * Fatal when the command grew past its cap.
+   */
+  gather(into: ByteAccumulator, stop: (b: number) => boolean, room = Infinity): number | Fatal {
+    const end = this.scan(stop, room);
+    into.append(this.buf.subarray(this.pos, end));
+    return this.consume(end - this.pos) ?? end;
+  }
+
   /** Reads one raw line (SASL exchange), without its CR LF. Null when the line is not complete yet. */
   readRawLine(): SaslLineResult | null {
     const lf = this.buf.indexOf(LF, this.pos);

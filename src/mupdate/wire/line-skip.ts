@@ -7,7 +7,7 @@
 import { CR, LBRACE, LF, PLUS, RBRACE } from './bytes.js';
 import type { Fatal, InputCursor } from './input-cursor.js';
 import type { WireLimits } from './limits.js';
-import { MAX_COUNT } from './string-token.js';
+import { LiteralCount } from './literal-count.js';
 
 type Phase = 'skip' | 'skipCount' | 'skipClose' | 'skipCR' | 'skipLF' | 'skipBody';
 
@@ -16,14 +16,25 @@ export const LINE_END = 'end';
 
 export class LineSkipper {
   private phase: Phase = 'skip';
-  private litCount = 0;
-  private litDigits = 0;
+  private readonly count = new LiteralCount();
   private litRemaining = 0;
 
   constructor(
     private readonly input: InputCursor,
     private readonly limits: WireLimits,
   ) {}
+
+  /** The cursor's byte is the expected one: it is consumed and `next` reads on. */
+  private advance(next: Phase): Fatal | null {
+    this.phase = next;
+    return this.input.consume(1);
+  }
+
+  /** What followed the `{` is not a `{n+}` CRLF: plain skipping goes on at this same byte. */
+  private notALiteral(): null {
+    this.phase = 'skip';
+    return null;
+  }
 
   /** Starts skipping at the cursor's byte. */
   begin(): void {
@@ -44,45 +55,21 @@ export class LineSkipper {
         if (fatal2) return fatal2;
         if (input.buf[end] === LF) return LINE_END;
         this.phase = 'skipCount';
-        this.litCount = 0;
-        this.litDigits = 0;
+        this.count.reset();
         return null;
       }
       case 'skipCount':
-        if (b >= 0x30 && b <= 0x39) {
-          this.litDigits++;
-          this.litCount = Math.min(this.litCount * 10 + (b - 0x30), MAX_COUNT + 1);
-          return input.consume(1);
-        }
-        if (b === PLUS && this.litDigits > 0) {
-          this.phase = 'skipClose';
-          return input.consume(1);
-        }
-        this.phase = 'skip';
-        return null;
+        if (this.count.addDigit(b)) return input.consume(1);
+        return b === PLUS && this.count.digits > 0 ? this.advance('skipClose') : this.notALiteral();
       case 'skipClose':
-        if (b === RBRACE) {
-          this.phase = 'skipCR';
-          return input.consume(1);
-        }
-        this.phase = 'skip';
-        return null;
+        return b === RBRACE ? this.advance('skipCR') : this.notALiteral();
       case 'skipCR':
-        if (b === CR) {
-          this.phase = 'skipLF';
-          return input.consume(1);
-        }
-        this.phase = 'skip';
-        return null;
+        return b === CR ? this.advance('skipLF') : this.notALiteral();
       case 'skipLF':
-        if (b === LF) {
-          if (this.litCount > this.limits.maxString) return { kind: 'fatal', text: 'Literal too large' };
-          this.litRemaining = this.litCount;
-          this.phase = this.litRemaining > 0 ? 'skipBody' : 'skip';
-          return input.consume(1);
-        }
-        this.phase = 'skip';
-        return null;
+        if (b !== LF) return this.notALiteral();
+        if (this.count.value > this.limits.maxString) return { kind: 'fatal', text: 'Literal too large' };
+        this.litRemaining = this.count.value;
+        return this.advance(this.litRemaining > 0 ? 'skipBody' : 'skip');
       case 'skipBody': {
         const n = Math.min(this.litRemaining, input.buf.length - input.pos);
         this.litRemaining -= n;

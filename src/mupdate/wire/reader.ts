@@ -162,15 +162,33 @@ export class CommandReader {
     return this.bad(this.args.length < policy.min ? TEXT.missing : TEXT.extra);
   }
 
+  /** The byte `b` after a command word or an argument: SP (another argument), a line end, or junk. */
+  private afterToken(b: number, crPhase: 'wordCR' | 'afterArgCR'): ReadResult | null {
+    if (b === SP) {
+      this.phase = 'argStart';
+      return this.input.consume(1);
+    }
+    if (b === LF) return this.input.consume(1) ?? this.endOfLine();
+    if (b === CR) {
+      this.phase = crPhase;
+      return this.input.consume(1);
+    }
+    return this.skipWith(this.trailingJunkError());
+  }
+
+  /** The byte after a CR: only LF ends the line. */
+  private lineEndLF(b: number): ReadResult | null {
+    if (b === LF) return this.input.consume(1) ?? this.endOfLine();
+    return this.skipWith(this.trailingJunkError());
+  }
+
   private step(): ReadResult | null {
     const input = this.input;
     const b = input.buf[input.pos];
     switch (this.phase) {
       case 'tag': {
-        const end = input.scan(isWordDelimiter);
-        this.tag.append(input.buf.subarray(input.pos, end));
-        const fatal = input.consume(end - input.pos);
-        if (fatal) return fatal;
+        const end = input.gather(this.tag, isWordDelimiter);
+        if (typeof end !== 'number') return end;
         if (this.tag.length > this.limits.maxTag) return { kind: 'fatal', text: 'Tag too long' };
         if (end >= input.buf.length) return null;
         const d = input.buf[end];
@@ -182,10 +200,8 @@ export class CommandReader {
         return this.skipWith({ kind: 'bad', tag: null, text: TEXT.needCommand });
       }
       case 'word': {
-        const end = input.scan(isWordDelimiter);
-        this.word.append(input.buf.subarray(input.pos, end));
-        const fatal = input.consume(end - input.pos);
-        if (fatal) return fatal;
+        const end = input.gather(this.word, isWordDelimiter);
+        if (typeof end !== 'number') return end;
         if (this.word.length > this.limits.maxWord) return { kind: 'fatal', text: 'Command word too long' };
         if (end >= input.buf.length) return null;
         const wordBytes = this.word.take();
@@ -197,27 +213,10 @@ export class CommandReader {
           input.startCapture();
           return this.skipWith({ kind: 'command', tag: this.tagBytes, word: this.wordText, args: [] });
         }
-        const d = input.buf[end];
-        if (d === SP) {
-          this.phase = 'argStart';
-          return input.consume(1);
-        }
-        if (d === LF) {
-          const fatal2 = input.consume(1);
-          return fatal2 ?? this.endOfLine();
-        }
-        if (d === CR) {
-          this.phase = 'wordCR';
-          return input.consume(1);
-        }
-        return this.skipWith(this.trailingJunkError());
+        return this.afterToken(input.buf[end], 'wordCR');
       }
       case 'wordCR':
-        if (b === LF) {
-          const fatal = input.consume(1);
-          return fatal ?? this.endOfLine();
-        }
-        return this.skipWith(this.trailingJunkError());
+        return this.lineEndLF(b);
       case 'argStart': {
         const policy = this.policy;
         if (policy.kind === 'args' && this.args.length >= policy.max) return this.skipWith(this.bad(TEXT.extra));
@@ -238,25 +237,9 @@ export class CommandReader {
         return got === null ? null : this.stringStep(got);
       }
       case 'afterArg':
-        if (b === SP) {
-          this.phase = 'argStart';
-          return input.consume(1);
-        }
-        if (b === LF) {
-          const fatal = input.consume(1);
-          return fatal ?? this.endOfLine();
-        }
-        if (b === CR) {
-          this.phase = 'afterArgCR';
-          return input.consume(1);
-        }
-        return this.skipWith(this.trailingJunkError());
+        return this.afterToken(b, 'afterArgCR');
       case 'afterArgCR':
-        if (b === LF) {
-          const fatal = input.consume(1);
-          return fatal ?? this.endOfLine();
-        }
-        return this.skipWith(this.trailingJunkError());
+        return this.lineEndLF(b);
       case 'skip': {
         const skipped = this.skipper.step();
         return skipped === LINE_END ? this.finishSkip() : skipped;

@@ -8,6 +8,7 @@
 import { ByteAccumulator, BACKSLASH, CR, DQUOTE, LF, PLUS, RBRACE } from './bytes.js';
 import type { Fatal, InputCursor } from './input-cursor.js';
 import type { WireLimits } from './limits.js';
+import { LiteralCount } from './literal-count.js';
 
 export type StringStep =
   /** The string is complete; `invalid` when it held a NUL byte. */
@@ -20,9 +21,6 @@ export type StringStep =
 
 type Phase = 'quoted' | 'quotedEscape' | 'litCount' | 'litClose' | 'litCR' | 'litLF' | 'litBody';
 
-/** Literal counts saturate here; anything past it is refused. */
-export const MAX_COUNT = 2 ** 31 - 1;
-
 const MALFORMED: StringStep = { kind: 'malformed' };
 
 function endsQuoted(c: number): boolean {
@@ -33,8 +31,7 @@ export class StringToken {
   private phase: Phase = 'quoted';
   private str = new ByteAccumulator();
   private invalid = false;
-  private litCount = 0;
-  private litDigits = 0;
+  private readonly count = new LiteralCount();
   private litSync = false;
   private litRemaining = 0;
 
@@ -54,8 +51,7 @@ export class StringToken {
   /** The opening `{` has been consumed. */
   beginLiteral(): void {
     this.phase = 'litCount';
-    this.litCount = 0;
-    this.litDigits = 0;
+    this.count.reset();
     this.litSync = true;
   }
 
@@ -71,10 +67,8 @@ export class StringToken {
     switch (this.phase) {
       case 'quoted': {
         const room = Math.min(this.limits.maxString - this.str.length, this.limits.maxCommand - input.commandBytes);
-        const end = input.scan(endsQuoted, room);
-        this.str.append(input.buf.subarray(input.pos, end));
-        const fatal = input.consume(end - input.pos);
-        if (fatal) return fatal;
+        const end = input.gather(this.str, endsQuoted, room);
+        if (typeof end !== 'number') return end;
         if (this.str.length > this.limits.maxString) return { kind: 'fatal', text: 'Quoted string too long' };
         if (end >= input.buf.length) return null;
         const c = input.buf[end];
@@ -102,18 +96,14 @@ export class StringToken {
         this.phase = 'quoted';
         return input.consume(1);
       case 'litCount':
-        if (b >= 0x30 && b <= 0x39) {
-          this.litDigits++;
-          // Saturate instead of overflowing; anything past MAX_COUNT is refused below.
-          this.litCount = Math.min(this.litCount * 10 + (b - 0x30), MAX_COUNT + 1);
-          return input.consume(1);
-        }
-        if (b === PLUS && this.litDigits > 0) {
+        // Saturates instead of overflowing; anything past MAX_COUNT is refused below.
+        if (this.count.addDigit(b)) return input.consume(1);
+        if (b === PLUS && this.count.digits > 0) {
           this.litSync = false;
           this.phase = 'litClose';
           return input.consume(1);
         }
-        if (b === RBRACE && this.litDigits > 0) {
+        if (b === RBRACE && this.count.digits > 0) {
           this.phase = 'litClose';
           return null; // handled in litClose without consuming twice
         }
@@ -122,7 +112,7 @@ export class StringToken {
         if (b !== RBRACE) return MALFORMED;
         const fatal = input.consume(1);
         if (fatal) return fatal;
-        if (this.litCount > this.limits.maxString) {
+        if (this.count.value > this.limits.maxString) {
           if (!this.litSync) return { kind: 'fatal', text: 'Literal too large' };
           // No go-ahead was given, so no body follows: refuse and read on normally.
           return { kind: 'refused', text: 'Literal too large' };
@@ -141,7 +131,7 @@ export class StringToken {
         const fatal = input.consume(1);
         if (fatal) return fatal;
         if (this.litSync) this.continuation();
-        this.litRemaining = this.litCount;
+        this.litRemaining = this.count.value;
         this.invalid = false;
         this.phase = 'litBody';
         return this.litRemaining === 0 ? this.finish() : null;
