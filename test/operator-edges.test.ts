@@ -8,7 +8,7 @@
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { adminSocketPath } from '../src/admin/socket-server.js';
 import { MupdateConnection } from '../src/mupdate/client/connection.js';
@@ -18,6 +18,7 @@ import { RawClient } from './helpers/raw-client.js';
 import { serversForFile } from './helpers/file-servers.js';
 import { BACKEND_ADMINS, addUser, CLI, type RunningMupdated } from './helpers/server.js';
 import { showRun } from './helpers/run.js';
+import { readUntilClose } from './helpers/unix-socket.js';
 
 const files = serversForFile();
 let server: RunningMupdated;
@@ -28,23 +29,12 @@ test.before(async () => {
 
 /** Sends `text` on the admin socket, shuts the sending side, and returns everything the server answered. */
 function adminAsk(dataDir: string, text: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const sock = connect(adminSocketPath(dataDir));
-    const got: Buffer[] = [];
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new Error('no answer on the admin socket within 10 s'));
-    }, 10_000);
-    sock.on('data', (d: Buffer) => got.push(d));
-    sock.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    sock.on('close', () => {
-      clearTimeout(timer);
-      resolve(Buffer.concat(got).toString('utf8'));
-    });
-    sock.end(text);
+  return readUntilClose(adminSocketPath(dataDir), {
+    send: text,
+    end: true,
+    encoding: 'utf8',
+    timeoutMs: 10_000,
+    timeoutText: 'no answer on the admin socket within 10 s',
   });
 }
 

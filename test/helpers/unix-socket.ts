@@ -4,11 +4,22 @@
  */
 import { connect } from 'node:net';
 
-/** What the socket at `path` sent before closing (latin1); rejects with `timeoutText` after `timeoutMs`. */
-export function readUntilClose(path: string, options: { send?: Buffer; timeoutMs?: number; timeoutText?: string } = {}): Promise<string> {
+export interface UnixExchange {
+  send?: Buffer | string;
+  /** Shut our sending side after `send` (a request ended by half-close). */
+  end?: boolean;
+  /** How the answer's bytes are read (latin1 unless said). */
+  encoding?: BufferEncoding;
+  timeoutMs?: number;
+  timeoutText?: string;
+}
+
+/** What the socket at `path` sent before closing; rejects with `timeoutText` after `timeoutMs`. */
+export function readUntilClose(path: string, options: UnixExchange = {}): Promise<string> {
   return new Promise((resolve, reject) => {
     const s = connect(path, () => {
-      if (options.send) s.write(options.send);
+      if (options.end) s.end(options.send ?? '');
+      else if (options.send) s.write(options.send);
     });
     const got: Buffer[] = [];
     const timer = setTimeout(() => {
@@ -22,7 +33,7 @@ export function readUntilClose(path: string, options: { send?: Buffer; timeoutMs
     });
     s.on('close', () => {
       clearTimeout(timer);
-      resolve(Buffer.concat(got).toString('latin1'));
+      resolve(Buffer.concat(got).toString(options.encoding ?? 'latin1'));
     });
   });
 }
