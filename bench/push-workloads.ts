@@ -3,9 +3,9 @@
  * `ctl_mboxlist -d` dump, and the real `ctl_mboxlist -m`; a sample of the
  * pushed names is read back afterwards (nothing may have changed).
  */
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { runProgram, type ProgramResult } from '../test/helpers/run.js';
 import { CLI } from '../test/helpers/server.js';
 import { verifyWithFind, WrongAnswer, type Expected } from './measure.js';
 import { ADMIN, PASSWORD } from './servers.js';
@@ -23,32 +23,11 @@ export interface PushSetup {
   sample: Array<{ name: string; location: string; acl: string }>;
 }
 
-function timed(
-  file: string,
-  args: string[],
-  timeoutMs: number,
-): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: performance.now() - t0 });
-    });
-  });
+/** `runProgram` (the test helpers' one process runner), timed. */
+async function timed(file: string, args: string[], timeoutMs: number): Promise<ProgramResult & { ms: number }> {
+  const t0 = performance.now();
+  const r = await runProgram(file, args, { timeoutMs });
+  return { ...r, ms: performance.now() - t0 };
 }
 
 export function pointBackendAt(setup: PushSetup, port: number, readFile: (p: string) => string): void {

@@ -4,10 +4,10 @@
  * the answers were correct. No timing is asserted (CI machines vary).
  */
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runProgram } from './helpers/run.js';
 import { PROJECT_ROOT } from './helpers/server.js';
 
 test('bench --quick runs both servers, checks every answer and writes its results', async (t) => {
@@ -15,21 +15,14 @@ test('bench --quick runs both servers, checks every answer and writes its result
   t.timeout(250_000);
   const results = mkdtempSync(join(tmpdir(), 'bench-quick-'));
   t.teardown(() => rmSync(results, { recursive: true, force: true }));
-  const child = spawn(process.execPath, [join(PROJECT_ROOT, 'dist/bench/run.js'), '--quick', '--results', results], {
-    cwd: PROJECT_ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => {
-    stdout += d;
-  });
-  child.stderr.setEncoding('utf8').on('data', (d: string) => {
-    stderr += d;
-  });
-  const killer = setTimeout(() => child.kill('SIGKILL'), 240_000);
-  const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
-  clearTimeout(killer);
+  // (the bench bounds its own loops; SIGKILL after 240 s if it does not end)
+  const { code, stdout, stderr } = await runProgram(
+    process.execPath,
+    [join(PROJECT_ROOT, 'dist/bench/run.js'), '--quick', '--results', results],
+    {
+      timeoutMs: 240_000,
+    },
+  );
   t.is(code, 0, `bench exited ${code}\nstdout:\n${stdout}\nstderr:\n${stderr.slice(-4000)}`);
   t.regex(stdout, /\| workload +\| mupdated \| +Cyrus \| +ratio \| +target \| met\? \|/);
   for (const row of [
