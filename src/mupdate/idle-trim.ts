@@ -21,9 +21,15 @@ const REGROWTH_BYTES = 4 * 1024 * 1024;
 const YOUNG_BYTES = 2 * 1024 * 1024;
 /**
  * Trims for a large young generation alone, until the heap grows again: V8
- * shrinks it only once it sees the allocation rate low, often at the second.
+ * shrinks it only once it sees the allocation rate low.
  */
 const YOUNG_TRIES = 2;
+/**
+ * V8 judges the allocation rate over its last 5 s of collections; a retry
+ * this long after the previous trim sees only idle time in that window, so
+ * it is not misled by the burst that grew the young generation.
+ */
+const YOUNG_RETRY_GAP_MS = 6000;
 
 /** V8's full collection, made callable from the running process (no start flag). */
 function fullCollection(): (() => void) | null {
@@ -48,6 +54,7 @@ export class IdleTrim {
   /** The heap's committed size after the last trim. */
   private floor = 0;
   private youngTries = 0;
+  private lastTrimAt = 0;
   /** Trims done so far. */
   trims = 0;
 
@@ -67,8 +74,10 @@ export class IdleTrim {
     const total = process.memoryUsage().heapTotal;
     if (total >= this.floor + REGROWTH_BYTES) this.youngTries = 0;
     else if (youngBytes() <= YOUNG_BYTES || this.youngTries >= YOUNG_TRIES) return;
+    else if (performance.now() - this.lastTrimAt < YOUNG_RETRY_GAP_MS) return;
     else this.youngTries++;
     const t0 = performance.now();
+    this.lastTrimAt = t0;
     this.gc();
     this.floor = process.memoryUsage().heapTotal;
     this.trims++;
