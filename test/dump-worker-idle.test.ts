@@ -9,6 +9,7 @@ import { LmdbDirectoryStore } from '../src/store/lmdb-store.js';
 import { DumpPool } from '../src/mupdate/dump-pool.js';
 import { createLogger } from '../src/log.js';
 import { applySettings, defaultConfig } from '../src/config.js';
+import { readdirSync, readFileSync } from 'node:fs';
 import { removeDir, tempDir } from './helpers/server.js';
 
 const ENTRIES = 5_000;
@@ -131,6 +132,28 @@ test('warm() starts a worker before the first dump; with no dump it exits after 
   t.true(await until(() => pool.running === 0, 10_000), 'no dump came: it exited');
   const lines = (await dumpBytes(pool)).toString('latin1').split('\r\n');
   t.is(lines.filter((l) => l.startsWith('L1 MAILBOX')).length, ENTRIES, 'a dump afterwards still works');
+});
+
+/** The nice value of each thread of this process, by thread id (field 19 of /proc/self/task/<tid>/stat). */
+function threadNices(): Map<number, number> {
+  const nices = new Map<number, number>();
+  for (const tid of readdirSync('/proc/self/task')) {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'latin1');
+    nices.set(Number(tid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
+  }
+  return nices;
+}
+
+test.serial('a dump worker runs at nice 10, below the thread that answers writes', async (t) => {
+  keepAlive(t);
+  const dataDir = await directory(t);
+  const pool = new DumpPool(dataDir, 1, createLogger('silent'), 0);
+  t.teardown(() => pool.close());
+  t.deepEqual([...threadNices().values()].filter((n) => n !== 0), [], 'before any worker every thread is at nice 0');
+  await dumpBytes(pool);
+  const nices = threadNices();
+  t.is(nices.get(process.pid), 0, 'the event loop thread keeps nice 0');
+  t.deepEqual([...nices.values()].filter((n) => n !== 0), [10], 'one thread, the worker, at nice 10');
 });
 
 test('dump_worker_idle is read in seconds, 30 by default', (t) => {

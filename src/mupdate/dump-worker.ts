@@ -11,6 +11,7 @@ import { LmdbDirectoryStore } from '../store/lmdb-store.js';
 import type { Snapshot } from '../store/types.js';
 import { dumpChunks, DUMP_CHUNK_BYTES } from './dump-lines.js';
 import type { ToWorker, FromWorker } from './dump-protocol.js';
+import { niceThisThread } from './thread-priority.js';
 
 interface Job {
   snapshot: Snapshot;
@@ -18,7 +19,14 @@ interface Job {
   credit: number;
 }
 
+/**
+ * Dumps yield the CPU to the event loop that answers writes: on two cores a
+ * writer's latency otherwise rises with every dump running.
+ */
+const DUMP_WORKER_NICE = 10;
+
 const port = parentPort!;
+niceThisThread(DUMP_WORKER_NICE);
 const { dataDir } = workerData as { dataDir: string };
 const store = LmdbDirectoryStore.open(dataDir, { mustExist: true, readOnly: true });
 const jobs = new Map<number, Job>();
