@@ -149,11 +149,19 @@ test.serial('a dump worker runs at nice 10, below the thread that answers writes
   const dataDir = await directory(t);
   const pool = new DumpPool(dataDir, 1, createLogger('silent'), 0);
   t.teardown(() => pool.close());
-  t.deepEqual([...threadNices().values()].filter((n) => n !== 0), [], 'before any worker every thread is at nice 0');
+  t.deepEqual(
+    [...threadNices().values()].filter((n) => n !== 0),
+    [],
+    'before any worker every thread is at nice 0',
+  );
   await dumpBytes(pool);
   const nices = threadNices();
   t.is(nices.get(process.pid), 0, 'the event loop thread keeps nice 0');
-  t.deepEqual([...nices.values()].filter((n) => n !== 0), [10], 'one thread, the worker, at nice 10');
+  t.deepEqual(
+    [...nices.values()].filter((n) => n !== 0),
+    [10],
+    'one thread, the worker, at nice 10',
+  );
 });
 
 test('dump_worker_idle is read in seconds, 30 by default', (t) => {
