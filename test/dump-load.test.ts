@@ -222,6 +222,35 @@ test('load refuses while a server runs on the folder, and a broken dump loads no
   t.is(loadEmpty.stderr, 'loaded 0 entries (0 new or changed, 0 deleted/intermediate skipped)\n');
 });
 
+test('a dump of several batches loads the same from a file (parsed on its own thread) and from standard input; deleted records are skipped; a missing file is named', async (t) => {
+  // 25,000 entries: more than two batches of LOAD_BATCH (10,000), so batches are handed over while others commit
+  const lines = Array.from({ length: 25_000 }, (_, i) => {
+    const name = `user.batch${String(i).padStart(5, '0')}`;
+    const mbtype = i % 1000 === 7 ? 'ed' : i % 100 === 3 ? 'ez' : 'er';
+    return `"${name}": {"name": "${name}", "mbtype": "${mbtype}", "partition": "p${i % 3}", "server": "backend${i % 5}", "acl": {"u${i}": "lrs"}}`;
+  });
+  const text = `{\n${lines.join(',\n')}\n}\n`;
+  const file = join(scratch, 'batches.json');
+  writeFileSync(file, text);
+  const fromFile = freshFolder();
+  const loaded = await runCli(['load', file, '--data', fromFile]);
+  t.is(loaded.code, 0, showRun(loaded));
+  t.is(loaded.stderr, 'loaded 24975 entries (24975 new or changed, 25 deleted/intermediate skipped)\n');
+  const fromStdin = freshFolder();
+  const piped = await runCli(['load', '-', '--data', fromStdin], { input: text });
+  t.is(piped.code, 0, showRun(piped));
+  t.is(piped.stderr, loaded.stderr);
+  const withoutTimes = (dump: string) => dump.replace(/"mtime": "\d+"/g, '');
+  const [dumpFile, dumpStdin] = await Promise.all([runCli(['dump', '--data', fromFile]), runCli(['dump', '--data', fromStdin])]);
+  t.is(withoutTimes(dumpFile.stdout), withoutTimes(dumpStdin.stdout));
+  t.is(dumpFile.stdout.split('\n').filter((l) => l.includes('"mbtype": "erz"')).length, 250, 'reservations kept');
+  t.true(dumpFile.stdout.includes('"user.batch24999": {"name": "user.batch24999"'), 'the last record of the last batch');
+
+  const missing = await runCli(['load', join(scratch, 'no-such.json'), '--data', freshFolder()]);
+  t.not(missing.code, 0, showRun(missing));
+  t.regex(missing.stderr, /ENOENT.*no-such\.json/);
+});
+
 // ---------------------------------------------------------------------------
 // a real Cyrus master's dump
 

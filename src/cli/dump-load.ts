@@ -2,12 +2,12 @@
 import { createReadStream, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:net';
-import { createInterface } from 'node:readline';
 import { adminSocketPath } from '../admin/socket-server.js';
 import { replaceDurably } from '../store/durable-replace.js';
 import { LmdbDirectoryStore } from '../store/lmdb-store.js';
 import { writeDump } from '../dump/cyrus-dump.js';
-import { loadInBatches, type LoadCounts } from '../dump/load-batches.js';
+import { loadFileInBatches, loadInBatches, type LoadCounts } from '../dump/load-batches.js';
+import type { BatchItem } from '../store/types.js';
 import { isCluster, openClusterDirectory, toolConfig, type ToolFlags } from './cluster-tool.js';
 
 function writeStdout(chunk: string): Promise<void> | void {
@@ -55,11 +55,10 @@ function serverRunning(dataDir: string): Promise<boolean> {
 async function loadIntoCluster(file: string, flags: ToolFlags): Promise<number> {
   const dir = await openClusterDirectory(toolConfig(flags), { mustExist: false });
   // The reader is made only now: lines read while etcd was being reached would be lost.
-  const input = file === '-' ? process.stdin : createReadStream(file);
-  const lines = createInterface({ input, crlfDelay: Infinity });
+  const input = file === '-' ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 });
   let counts: LoadCounts;
   try {
-    counts = await loadInBatches(lines, (batch) => dir.store.applyMany(batch));
+    counts = await loadInBatches(input, (batch) => dir.store.applyMany(batch));
   } finally {
     await dir.close();
   }
@@ -76,15 +75,14 @@ export async function runLoad(file: string | undefined, flags: ToolFlags): Promi
   if (await serverRunning(dataDir)) {
     throw new Error(`a server is running on ${dataDir}; stop it before loading (its clients would not see the loaded entries)`);
   }
-  const input = file === '-' ? process.stdin : createReadStream(file);
-  const lines = createInterface({ input, crlfDelay: Infinity });
   const store = LmdbDirectoryStore.open(dataDir, {});
   const compacted = join(dataDir, 'directory.mdb.compact');
   rmSync(compacted, { force: true });
   if (store.converted) process.stderr.write(`directory converted to format 2: ${store.converted.entries} entries\n`);
   let counts: LoadCounts;
   try {
-    counts = await loadInBatches(lines, (batch) => store.loadMany(batch));
+    const apply = (batch: BatchItem[]) => store.loadMany(batch);
+    counts = await (file === '-' ? loadInBatches(process.stdin, apply) : loadFileInBatches(file, apply));
     await store.compactCopy(compacted);
   } catch (err) {
     rmSync(compacted, { force: true });

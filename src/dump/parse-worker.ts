@@ -1,0 +1,64 @@
+/**
+ * The thread that reads and parses a dump for `mupdated load`, so that
+ * parsing runs on one core while the directory writes on the other. It sends
+ * packed batches (packed-batch.ts) and stays at most MAX_AHEAD batches ahead
+ * of the commits, so a large dump never piles up in memory.
+ */
+import { createReadStream } from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import { DumpParser, type DumpRecord } from './cyrus-dump.js';
+import { LineSplitter } from './dump-reader.js';
+import { BatchPacker } from './packed-batch.js';
+import type { FromParser, ToParser } from './parse-protocol.js';
+
+const MAX_AHEAD = 2;
+const port = parentPort!;
+const { path, batchSize } = workerData as { path: string; batchSize: number };
+
+let ahead = 0;
+let wake: (() => void) | null = null;
+port.on('message', (msg: ToParser) => {
+  if (msg.type !== 'ack') return;
+  ahead--;
+  wake?.();
+  wake = null;
+});
+
+const post = (msg: FromParser, transfer?: ArrayBuffer[]) => port.postMessage(msg, transfer);
+
+async function parse(): Promise<void> {
+  const parser = new DumpParser();
+  const records: DumpRecord[] = [];
+  const packer = new BatchPacker();
+  let skipped = 0;
+  const send = () => {
+    const data = packer.take();
+    post({ type: 'batch', data, skipped }, [data]);
+    skipped = 0;
+    ahead++;
+  };
+  const lines = new LineSplitter((line) => {
+    parser.line(line, records);
+    for (const record of records) {
+      if (!record.entry) skipped++;
+      else {
+        packer.add(record.entry);
+        if (packer.count >= batchSize) send();
+      }
+    }
+    records.length = 0;
+  });
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
+    lines.push(chunk as Buffer);
+    while (ahead >= MAX_AHEAD) await new Promise<void>((resolve) => (wake = resolve));
+  }
+  lines.end();
+  parser.end();
+  if (packer.count > 0) send();
+  post({ type: 'end', skipped });
+}
+
+parse().catch((err: unknown) => {
+  const e = err instanceof Error ? err : new Error(String(err));
+  post({ type: 'error', name: e.name, message: e.message, code: (e as NodeJS.ErrnoException).code });
+});
