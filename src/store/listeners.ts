@@ -53,6 +53,12 @@ export class OrderedEmitter {
 
   /** Tells `change` once every change before it was told. */
   emit(change: Change): void {
+    // The usual case, the next change with none waiting: no map work (a load emits millions).
+    if (change.seq === this.nextSeq && this.unemitted.size === 0) {
+      this.nextSeq++;
+      tellListeners(this.listeners, change, this.failed);
+      return;
+    }
     this.unemitted.set(change.seq, change);
     for (let c = this.unemitted.get(this.nextSeq); c; c = this.unemitted.get(this.nextSeq)) {
       this.unemitted.delete(this.nextSeq);
