@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { Readable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import { DumpParser, dumpLine, parseDump, type DumpRecord } from '../src/dump/cyrus-dump.js';
-import { readDump } from '../src/dump/dump-reader.js';
+import { LineSplitter, readDump } from '../src/dump/dump-reader.js';
 import { scanRecordLine } from '../src/dump/record-line.js';
 import { OrderedObject } from '../src/dump/ordered-json.js';
 import type { Entry } from '../src/store/types.js';
@@ -192,4 +192,37 @@ test('the fast scanner takes the lines ctl_mboxlist writes and leaves unusual on
   t.is(scanRecordLine('"a": {"acl": {"x": 1}}'), null);
   t.is(scanRecordLine('"a": {"mtime": 01}'), null);
   t.is(scanRecordLine('"a": {"mbtype": "e"}}'), null);
+});
+
+test('the line splitter gives the lines of the whole input decoded at once and split as readline splits, for any bytes in any chunks (line breaks of every kind, UTF-8 split across chunks, invalid UTF-8)', (t) => {
+  const piece = fc.constantFrom(
+    [0x61],
+    [0x7b, 0x22],
+    [0x0a],
+    [0x0d],
+    [0x0d, 0x0a],
+    [0xc3, 0xa9],
+    [0xe2, 0x82, 0xac],
+    [0xf0, 0x9f, 0x98, 0x80],
+    [0xe2, 0x82],
+    [0xff],
+    [0x80],
+    [0x20, 0x09],
+  );
+  const input = fc.array(piece, { maxLength: 40 }).map((ps) => Buffer.from(ps.flat()));
+  fc.assert(
+    fc.property(input, fc.integer({ min: 1, max: 16 }), (bytes, size) => {
+      // readline's breaks (crlfDelay Infinity); unlike readline, an unfinished UTF-8 sequence at the
+      // very end gives U+FFFD instead of vanishing, as it did before the splitter read bytes.
+      const expected = bytes.toString('utf8').split(/\r\n|\n|\r/);
+      if (expected[expected.length - 1] === '') expected.pop();
+      const got: string[] = [];
+      const splitter = new LineSplitter((line) => got.push(line));
+      for (const c of chunks(bytes, size)) splitter.push(c);
+      splitter.end();
+      t.deepEqual(got, expected);
+    }),
+    { numRuns: RUNS * 3 },
+  );
+  t.pass();
 });

@@ -3,46 +3,61 @@
  * and decoded as node:readline does (UTF-8, `\n`, `\r\n` or a lone `\r`), but
  * without an await per line, so a million-line dump costs only its parsing.
  */
-import { StringDecoder } from 'node:string_decoder';
+import { isAscii } from 'node:buffer';
 import { DumpParser, type DumpRecord } from './cyrus-dump.js';
 
-/** Splits text into lines as readline does with crlfDelay Infinity; keeps the unfinished tail. */
+/**
+ * Splits bytes into lines as readline does with crlfDelay Infinity (`\n`,
+ * `\r\n` or a lone `\r`), decoded as UTF-8. Lines are found in the bytes
+ * (a line break is never part of a UTF-8 sequence), so only whole lines are
+ * decoded; a chunk of plain ASCII, as most dumps are, is decoded as Latin-1,
+ * which gives the same text for less work. An unfinished line's bytes wait
+ * as a list of pieces, joined once its end comes.
+ */
 export class LineSplitter {
-  private tail = '';
-  private readonly decoder = new StringDecoder('utf8');
+  private tail: Buffer[] = [];
 
   constructor(private readonly onLine: (line: string) => void) {}
 
   push(chunk: Buffer | string): void {
-    this.split(this.tail + (typeof chunk === 'string' ? chunk : this.decoder.write(chunk)), false);
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+    if (bytes.length === 0) return;
+    if (this.tail.length > 0 && bytes.indexOf(0x0a) < 0 && bytes.indexOf(0x0d) < 0) return void this.tail.push(bytes);
+    this.split(this.tail.length > 0 ? Buffer.concat([...this.tail, bytes]) : bytes, false);
   }
 
   end(): void {
-    this.split(this.tail + this.decoder.end(), true);
-    if (this.tail.length > 0) this.onLine(this.tail);
-    this.tail = '';
+    const rest = Buffer.concat(this.tail);
+    this.tail = [];
+    const left = this.split(rest, true);
+    if (left.length > 0) this.onLine(left.toString('utf8'));
+    this.tail = [];
   }
 
-  private split(text: string, final: boolean): void {
+  /** Calls onLine for each whole line of `bytes`; keeps (and returns) what follows the last one. */
+  private split(bytes: Buffer, final: boolean): Buffer {
+    const encoding = isAscii(bytes) ? 'latin1' : 'utf8';
     let start = 0;
     // Where the next `\r` is, looked up again only once passed: most dumps have none, and
     // searching the rest of the chunk for one at every line would be quadratic.
     let cr = -2;
     for (;;) {
-      const lf = text.indexOf('\n', start);
-      if (cr !== -1 && cr < start) cr = text.indexOf('\r', start);
+      const lf = bytes.indexOf(0x0a, start);
+      if (cr !== -1 && cr < start) cr = bytes.indexOf(0x0d, start);
       if (lf < 0 && cr < 0) break;
       if (cr < 0 || (lf >= 0 && lf < cr)) {
-        this.onLine(text.slice(start, lf));
+        this.onLine(bytes.toString(encoding, start, lf));
         start = lf + 1;
         continue;
       }
       // A `\r` at the very end may be the first half of a `\r\n` still on its way.
-      if (cr === text.length - 1 && !final) break;
-      this.onLine(text.slice(start, cr));
-      start = text.charCodeAt(cr + 1) === 0x0a ? cr + 2 : cr + 1;
+      if (cr === bytes.length - 1 && !final) break;
+      this.onLine(bytes.toString(encoding, start, cr));
+      start = bytes[cr + 1] === 0x0a ? cr + 2 : cr + 1;
     }
-    this.tail = start === 0 ? text : text.slice(start);
+    const left = start === 0 ? bytes : bytes.subarray(start);
+    this.tail = left.length > 0 ? [left] : [];
+    return left;
   }
 }
 
