@@ -222,7 +222,7 @@ test('load refuses while a server runs on the folder, and a broken dump loads no
   t.is(loadEmpty.stderr, 'loaded 0 entries (0 new or changed, 0 deleted/intermediate skipped)\n');
 });
 
-test('a dump of several batches loads the same from a file (parsed on its own thread) and from standard input; deleted records are skipped; a missing file is named', async (t) => {
+test('a dump of several batches loads the same from a file and from standard input (each read on the parse thread); deleted records are skipped; a missing file is named', async (t) => {
   // 25,000 entries: more than two batches of LOAD_BATCH (10,000), so batches are handed over while others commit
   const lines = Array.from({ length: 25_000 }, (_, i) => {
     const name = `user.batch${String(i).padStart(5, '0')}`;

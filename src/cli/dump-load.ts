@@ -1,13 +1,12 @@
 /** `mupdated dump` and `mupdated load FILE`: the directory as Cyrus 3.6 `ctl_mboxlist -d` JSON. */
-import { createReadStream, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:net';
 import { adminSocketPath } from '../admin/socket-server.js';
 import { replaceDurably } from '../store/durable-replace.js';
 import { LmdbDirectoryStore } from '../store/lmdb-store.js';
 import { writeDump } from '../dump/cyrus-dump.js';
-import { loadFileInBatches, loadInBatches, type LoadCounts } from '../dump/load-batches.js';
-import type { BatchItem } from '../store/types.js';
+import { loadInBatches, type LoadCounts } from '../dump/load-batches.js';
 import { isCluster, openClusterDirectory, toolConfig, type ToolFlags } from './cluster-tool.js';
 
 function writeStdout(chunk: string): Promise<void> | void {
@@ -54,11 +53,9 @@ function serverRunning(dataDir: string): Promise<boolean> {
  */
 async function loadIntoCluster(file: string, flags: ToolFlags): Promise<number> {
   const dir = await openClusterDirectory(toolConfig(flags), { mustExist: false });
-  // The reader is made only now: lines read while etcd was being reached would be lost.
-  const input = file === '-' ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 });
   let counts: LoadCounts;
   try {
-    counts = await loadInBatches(input, (batch) => dir.store.applyMany(batch));
+    counts = await loadInBatches(file, (batch) => dir.store.applyMany(batch));
   } finally {
     await dir.close();
   }
@@ -81,8 +78,7 @@ export async function runLoad(file: string | undefined, flags: ToolFlags): Promi
   if (store.converted) process.stderr.write(`directory converted to format 2: ${store.converted.entries} entries\n`);
   let counts: LoadCounts;
   try {
-    const apply = (batch: BatchItem[]) => store.loadMany(batch);
-    counts = await (file === '-' ? loadInBatches(process.stdin, apply) : loadFileInBatches(file, apply));
+    counts = await loadInBatches(file, (batch) => store.loadMany(batch));
     await store.compactCopy(compacted);
   } catch (err) {
     rmSync(compacted, { force: true });

@@ -61,16 +61,34 @@ export class LineSplitter {
   }
 }
 
+/** A dump fed a chunk at a time: each record goes to `onRecord` as soon as its line is complete. */
+export class DumpRecordReader {
+  private readonly parser = new DumpParser();
+  private readonly records: DumpRecord[] = [];
+  private readonly lines: LineSplitter;
+
+  constructor(onRecord: (r: DumpRecord) => void) {
+    this.lines = new LineSplitter((line) => {
+      this.parser.line(line, this.records);
+      for (const r of this.records) onRecord(r);
+      this.records.length = 0;
+    });
+  }
+
+  push(chunk: Buffer | string): void {
+    this.lines.push(chunk);
+  }
+
+  /** The input ended: the last line is read, and a dump that is not complete throws DumpFormatError. */
+  end(): void {
+    this.lines.end();
+    this.parser.end();
+  }
+}
+
 /** Parses a dump from `input`, calling `onRecord` for each record in order; throws DumpFormatError as parseDump does. */
 export async function readDump(input: AsyncIterable<Buffer | string>, onRecord: (r: DumpRecord) => void): Promise<void> {
-  const parser = new DumpParser();
-  const out: DumpRecord[] = [];
-  const lines = new LineSplitter((line) => {
-    parser.line(line, out);
-    for (const r of out) onRecord(r);
-    out.length = 0;
-  });
-  for await (const chunk of input) lines.push(chunk);
-  lines.end();
-  parser.end();
+  const reader = new DumpRecordReader(onRecord);
+  for await (const chunk of input) reader.push(chunk);
+  reader.end();
 }

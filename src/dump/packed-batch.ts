@@ -23,14 +23,15 @@ export class BatchPacker {
       this.buffer.copy(grown, 0, 0, this.used);
       this.buffer = grown;
     }
-    const b = this.buffer;
-    let at = b.writeUInt8(STATE_CODES[entry.state], this.used);
-    for (const part of [entry.name, entry.location, entry.acl]) {
-      at = b.writeUInt32LE(part.length, at);
-      at += part.copy(b, at);
-    }
-    this.used = at;
+    const at = this.buffer.writeUInt8(STATE_CODES[entry.state], this.used);
+    this.used = this.part(entry.acl, this.part(entry.location, this.part(entry.name, at)));
     this.count++;
+  }
+
+  /** Writes one length-prefixed part at `at`; answers where the next begins. */
+  private part(bytes: Buffer, at: number): number {
+    const start = this.buffer.writeUInt32LE(bytes.length, at);
+    return start + bytes.copy(this.buffer, start);
   }
 
   /** The packed bytes so far, as an ArrayBuffer of their own; the packer starts over. */

@@ -1,19 +1,19 @@
 /**
- * The thread that reads and parses a dump for `mupdated load`, so that
+ * The thread that reads and parses a dump (a file, or standard input) for `mupdated load`, so that
  * parsing runs on one core while the directory writes on the other. It sends
  * packed batches (packed-batch.ts) and stays at most MAX_AHEAD batches ahead
  * of the commits, so a large dump never piles up in memory.
  */
 import { createReadStream } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { DumpParser, type DumpRecord } from './cyrus-dump.js';
-import { LineSplitter } from './dump-reader.js';
+import { DumpRecordReader } from './dump-reader.js';
 import { BatchPacker } from './packed-batch.js';
 import type { FromParser, ToParser } from './parse-protocol.js';
 
 const MAX_AHEAD = 2;
 const port = parentPort!;
-const { path, batchSize } = workerData as { path: string; batchSize: number };
+/** `source`: a file's path, or `-` for standard input. */
+const { source, batchSize } = workerData as { source: string; batchSize: number };
 
 let ahead = 0;
 let wake: (() => void) | null = null;
@@ -27,8 +27,6 @@ port.on('message', (msg: ToParser) => {
 const post = (msg: FromParser, transfer?: ArrayBuffer[]) => port.postMessage(msg, transfer);
 
 async function parse(): Promise<void> {
-  const parser = new DumpParser();
-  const records: DumpRecord[] = [];
   const packer = new BatchPacker();
   let skipped = 0;
   const send = () => {
@@ -37,23 +35,18 @@ async function parse(): Promise<void> {
     skipped = 0;
     ahead++;
   };
-  const lines = new LineSplitter((line) => {
-    parser.line(line, records);
-    for (const record of records) {
-      if (!record.entry) skipped++;
-      else {
-        packer.add(record.entry);
-        if (packer.count >= batchSize) send();
-      }
-    }
-    records.length = 0;
+  const reader = new DumpRecordReader((record) => {
+    if (!record.entry) return void skipped++;
+    packer.add(record.entry);
+    if (packer.count >= batchSize) send();
   });
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
-    lines.push(chunk as Buffer);
+  // Standard input is read through its descriptor: process.stdin belongs to the main thread.
+  const input = source === '-' ? createReadStream('', { fd: 0, autoClose: false }) : createReadStream(source, { highWaterMark: 1 << 20 });
+  for await (const chunk of input) {
+    reader.push(chunk as Buffer);
     while (ahead >= MAX_AHEAD) await new Promise<void>((resolve) => (wake = resolve));
   }
-  lines.end();
-  parser.end();
+  reader.end();
   if (packer.count > 0) send();
   post({ type: 'end', skipped });
 }
