@@ -127,6 +127,12 @@ function auditLines(s: RunningMupdated): Array<Record<string, unknown>> {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
+/** An open conflict that backend2's first refused ACTIVATE queued. */
+const FIRST_ACTIVATE_BY_BACKEND2 = { status: 'open', command: 'ACTIVATE', user: 'backend2', count: 1 } as const;
+
+/** A conflict record's side that holds or claims an active entry. */
+const active = (location: string, acl: string) => ({ state: 'active', location, acl }) as const;
+
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 // ---------------------------------------------------------------------------
@@ -152,14 +158,11 @@ test('an ACTIVATE naming another server for an ACTIVE mailbox gets NO naming the
   t.is(records.length, 1);
   const rec = records[0];
   t.like(rec, {
+    ...FIRST_ACTIVATE_BY_BACKEND2,
     id,
-    status: 'open',
     name: 'user.dup1',
-    command: 'ACTIVATE',
-    user: 'backend2',
-    count: 1,
-    current: { state: 'active', location: 'srv-dup-a!default', acl: 'dup1\\tlrswipkxtecdan\\t' },
-    claimed: { state: 'active', location: 'srv-dup-b!default', acl: 'dup1\\tlrs\\t' },
+    current: active('srv-dup-a!default', 'dup1\\tlrswipkxtecdan\\t'),
+    claimed: active('srv-dup-b!default', 'dup1\\tlrs\\t'),
     peer: `127.0.0.1:${b2.socket.localPort}`,
   });
   t.regex(rec.firstSeen, ISO);
@@ -185,7 +188,7 @@ test('an ACTIVATE naming another server for an ACTIVE mailbox gets NO naming the
     count: 3,
     firstSeen: rec.firstSeen,
     peer: `127.0.0.1:${b2again.socket.localPort}`,
-    claimed: { state: 'active', location: 'srv-dup-b!default', acl: 'dup1\\tlrswipkxtecdan\\tanyone\\tlr\\t' },
+    claimed: active('srv-dup-b!default', 'dup1\\tlrswipkxtecdan\\tanyone\\tlr\\t'),
   });
   t.true(records[0].lastSeen >= rec.firstSeen);
   b2again.close();
@@ -405,14 +408,11 @@ test('conflicts show (text and --json) and list (table, --json, --status) descri
   t.is(json.code, 0, showRun(json));
   const rec = JSON.parse(json.stdout) as ConflictJson;
   t.like(rec, {
+    ...FIRST_ACTIVATE_BY_BACKEND2,
     id,
-    status: 'open',
     name: 'user.k\\xe4se',
-    command: 'ACTIVATE',
-    user: 'backend2',
-    count: 1,
-    current: { state: 'active', location: 'srv-show-a!default', acl: 'k\\xe4se\\tlrswipkxtecdan\\t' },
-    claimed: { state: 'active', location: 'srv-show-b!default', acl: '' },
+    current: active('srv-show-a!default', 'k\\xe4se\\tlrswipkxtecdan\\t'),
+    claimed: active('srv-show-b!default', ''),
   });
   t.deepEqual(
     (await listJson(t, server)).find((r) => r.id === id),

@@ -79,6 +79,14 @@ async function rawList(port: number): Promise<string[]> {
 }
 
 /** `count` ordinary mailboxes over three backends, as most of a real directory is. */
+/** Locations Cyrus stores as sent: no "!", "server!" (empty partition, spec 7.0), "!partition", empty. */
+const ODD_LOCATIONS: Write[] = [
+  ['ACTIVATE', 'user.loc.nobang', 'backend9', ''],
+  ['ACTIVATE', 'user.loc.emptypart', 'backend1!', 'x\tlrs\t'],
+  ['ACTIVATE', 'user.loc.noserver', '!part', 'x\tlr\t'],
+  ['ACTIVATE', 'user.loc.empty', '', 'x\tlr\t'],
+];
+
 function plainEntries(count: number): Write[] {
   return Array.from({ length: count }, (_, i): Write => [
     'ACTIVATE',
@@ -115,11 +123,8 @@ const SEED: Write[] = [
   ['ACTIVATE', 'user.acl.8bit', 'backend1!default', 'j\xfcrgen\tlrs\t'],
   ['ACTIVATE', 'user.acl.proto', 'backend1!default', '__proto__\tlrs\tconstructor\tlr\t'],
   ['ACTIVATE', 'user.acl.empty', 'backend1!default', ''],
-  // locations: no "!", "server!" (empty partition, spec 7.0), "!partition", empty, 8-bit
-  ['ACTIVATE', 'user.loc.nobang', 'backend9', ''],
-  ['ACTIVATE', 'user.loc.emptypart', 'backend1!', 'x\tlrs\t'],
-  ['ACTIVATE', 'user.loc.noserver', '!part', 'x\tlr\t'],
-  ['ACTIVATE', 'user.loc.empty', '', ''],
+  // locations: the odd ones, 8-bit, two bangs
+  ...ODD_LOCATIONS,
   ['ACTIVATE', 'user.loc.8bit', 'backend\xe9!p\xe4rt', 'x\tlr\t'],
   ['ACTIVATE', 'user.loc.twobangs', 'backend1!a!b', 'x\tlr\t'],
   // reservations
@@ -264,10 +269,7 @@ const CYRUS_SEED: Write[] = [
   ['ACTIVATE', 'user.smile\xf0\x9f\x98\x80', 'backend1!default', 'smile\tlrs\t'],
   ['ACTIVATE', 'user.q"uote\\back', 'backend1!default', 'q"uote\tlrs\t'],
   ['ACTIVATE', 'example.com!user.carol', 'backend1!ssd', 'carol@example.com\tlrswipkxtecdan\t'],
-  ['ACTIVATE', 'user.nobang', 'backend9', ''],
-  ['ACTIVATE', 'user.emptypart', 'backend1!', 'x\tlrs\t'],
-  ['ACTIVATE', 'user.noserver', '!part', 'x\tlr\t'],
-  ['ACTIVATE', 'user.emptyloc', '', 'x\tlr\t'],
+  ...ODD_LOCATIONS,
   ['ACTIVATE', 'shared.news', 'backend2!default', 'anyone\tlrs\t'],
   ['RESERVE', 'user.bob', 'backend1!default'],
   ['RESERVE', 'user.bob.Sent', 'backend2!'],

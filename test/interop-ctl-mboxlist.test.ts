@@ -9,31 +9,19 @@
  * not see each other's entries; they run serially to keep the log readable.
  */
 import test, { type ExecutionContext } from 'ava';
-import {
-  asMasterEntries,
-  CyrusBackend,
-  cyrusAvailability,
-  directoryChanges,
-  logBarrier,
-  masterEntries,
-  mailboxEntry,
-  masterFind,
-  masterWrite,
-  type MailboxSpec,
-  backendMissingReason,
-} from './helpers/cyrus-backend.js';
+import * as cyrus from './helpers/cyrus-backend.js';
 import { interopTest } from './helpers/cyrus.js';
 import { shuffled } from './helpers/prng.js';
 import { RawClient } from './helpers/raw-client.js';
 import { BACKEND_ADMINS, startMupdated, type RunningMupdated } from './helpers/server.js';
 import { showRun, type ProgramResult } from './helpers/run.js';
 
-const avail = cyrusAvailability();
+const avail = cyrus.cyrusAvailability();
 
-const interop = interopTest('serial', backendMissingReason());
+const interop = interopTest('serial', cyrus.backendMissingReason());
 
 let server: RunningMupdated;
-const backends: CyrusBackend[] = [];
+const backends: cyrus.CyrusBackend[] = [];
 
 test.before(async () => {
   if (!avail.available) return;
@@ -47,8 +35,8 @@ test.after.always(async () => {
   await server?.stop();
 });
 
-async function backend(servername: string, user = 'backend1'): Promise<CyrusBackend> {
-  const b = await CyrusBackend.create({ mupdatePort: server.port, servername, user });
+async function backend(servername: string, user = 'backend1'): Promise<cyrus.CyrusBackend> {
+  const b = await cyrus.CyrusBackend.create({ mupdatePort: server.port, servername, user });
   backends.push(b);
   return b;
 }
@@ -58,7 +46,7 @@ async function backend(servername: string, user = 'backend1'): Promise<CyrusBack
  * (children vs `-`, `_`, space and longer names), several ACL shapes
  * (multiple identifiers, negative rights, groups, empty ACL).
  */
-function trickyMailboxes(o: string): MailboxSpec[] {
+function trickyMailboxes(o: string): cyrus.MailboxSpec[] {
   const own: [string, string] = [o, 'lrswipkxtecdan'];
   const names = [
     `user.${o}`,
@@ -98,7 +86,7 @@ function trickyMailboxes(o: string): MailboxSpec[] {
     `shared-${o}.folder-x`,
     `shared-${o}.folder x`,
   ];
-  return names.map((name, i): MailboxSpec => {
+  return names.map((name, i): cyrus.MailboxSpec => {
     if (i % 11 === 3) return { name, acl: [own, ['alice', 'lrs'], ['group:staff', 'lrswipkxte'], ['-bob', 'w']] };
     if (i % 13 === 5) return { name, acl: [] };
     if (name.startsWith('shared'))
@@ -121,15 +109,15 @@ async function changesDuring<T>(
 ): Promise<{ result: T; changes: string[]; refused: string[] }> {
   const mark = server.logs.length;
   const result = await fn();
-  await logBarrier(server);
+  await cyrus.logBarrier(server);
   const lines = server.logs.slice(mark);
   const mine = (c: { name: string; location?: string }) => names.has(c.name) || (c.location ?? '').startsWith(`${servername}!`);
   const fmt = (c: { cmd: string; name: string; location?: string }) =>
     `${c.cmd} ${c.name}${c.location === undefined ? '' : ` ${c.location}`}`;
   return {
     result,
-    changes: directoryChanges(lines).filter(mine).map(fmt),
-    refused: directoryChanges(lines, { refused: true }).filter(mine).map(fmt),
+    changes: cyrus.directoryChanges(lines).filter(mine).map(fmt),
+    refused: cyrus.directoryChanges(lines, { refused: true }).filter(mine).map(fmt),
   };
 }
 
@@ -151,8 +139,12 @@ interop(
     const local = await b.localList();
     t.is(local.length, specs.length);
     // the master learns every entry (ACTIVATEd in a shuffled order, exactly the local location and ACL bytes)
-    await masterWrite(server.port, shuffled(asMasterEntries(local), 52));
-    t.deepEqual(await masterEntries(server.port, 'backend-c52!'), asMasterEntries(local), 'mupdated lists them in the backend order');
+    await cyrus.masterWrite(server.port, shuffled(cyrus.asMasterEntries(local), 52));
+    t.deepEqual(
+      await cyrus.masterEntries(server.port, 'backend-c52!'),
+      cyrus.asMasterEntries(local),
+      'mupdated lists them in the backend order',
+    );
 
     // an UPDATE stream for this server, which must stay silent through the push
     const stream = await RawClient.login(server.port, 'backend2');
@@ -174,7 +166,7 @@ interop(
     const warn = await b.push({ warn: true });
     t.is(warn.code, 0, showRun(warn));
     t.is(warn.stdout, '', showRun(warn));
-    t.deepEqual(await masterEntries(server.port, 'backend-c52!'), asMasterEntries(local));
+    t.deepEqual(await cyrus.masterEntries(server.port, 'backend-c52!'), cyrus.asMasterEntries(local));
   },
 );
 
@@ -192,8 +184,8 @@ interop(
         local.some((l) => l.name === m),
         m,
       );
-    await masterWrite(server.port, asMasterEntries(local.filter((l) => !missing.includes(l.name))));
-    const before = await masterEntries(server.port, 'backend1!');
+    await cyrus.masterWrite(server.port, cyrus.asMasterEntries(local.filter((l) => !missing.includes(l.name))));
+    const before = await cyrus.masterEntries(server.port, 'backend1!');
     t.is(before.length, 22);
 
     const names = new Set(specs.map((s) => s.name));
@@ -207,8 +199,8 @@ interop(
     t.is(warn.stdout, expectedPlan, showRun(warn));
     t.is(warn.stderr, '', showRun(warn));
     t.deepEqual(warnChanges, [], '-w changes nothing');
-    t.deepEqual(await masterEntries(server.port, 'backend1!'), before);
-    for (const m of missing) t.is(await masterFind(server.port, m), undefined, `${m} still unknown after -w`);
+    t.deepEqual(await cyrus.masterEntries(server.port, 'backend1!'), before);
+    for (const m of missing) t.is(await cyrus.masterFind(server.port, m), undefined, `${m} still unknown after -w`);
 
     const { result: push, changes } = await changesDuring('backend1', names, () => b.push());
     expectSilentSuccess(t, push);
@@ -218,9 +210,9 @@ interop(
     );
     for (const m of missing) {
       const want = local.find((l) => l.name === m)!;
-      t.deepEqual(await masterFind(server.port, m), { kind: 'MAILBOX', name: m, location: 'backend1!default', acl: want.acl });
+      t.deepEqual(await cyrus.masterFind(server.port, m), { kind: 'MAILBOX', name: m, location: 'backend1!default', acl: want.acl });
     }
-    t.deepEqual(await masterEntries(server.port, 'backend1!'), asMasterEntries(local), 'master now lists exactly the backend');
+    t.deepEqual(await cyrus.masterEntries(server.port, 'backend1!'), cyrus.asMasterEntries(local), 'master now lists exactly the backend');
     t.deepEqual(await b.localList(), local, 'the backend kept all its mailboxes');
   },
 );
@@ -250,7 +242,7 @@ interop(
       local.map((l) => `ACTIVATE ${l.name} backend-c54!default`),
       'one ACTIVATE per mailbox, in backend order',
     );
-    t.deepEqual(await masterEntries(server.port, 'backend-c54!'), asMasterEntries(local));
+    t.deepEqual(await cyrus.masterEntries(server.port, 'backend-c54!'), cyrus.asMasterEntries(local));
 
     // in sync: LIST order must pair up with the backend's order one by one
     const { result: again, changes: againChanges } = await changesDuring('backend-c54', names, () => b.push());
@@ -277,8 +269,8 @@ interop('ctl_mboxlist -m DELETEs master entries for the backend that it lacks ("
     { kind: 'MAILBOX' as const, name: 'user.tdel.Sent.gone', location: 'backend-del!default', acl: '' },
     { kind: 'RESERVE' as const, name: 'user.tdel-reserved', location: 'backend-del!default', acl: '' },
   ];
-  await masterWrite(server.port, [...asMasterEntries(local), ...stale]);
-  const listed = (await masterEntries(server.port, 'backend-del!')).map((e) => e.name);
+  await cyrus.masterWrite(server.port, [...cyrus.asMasterEntries(local), ...stale]);
+  const listed = (await cyrus.masterEntries(server.port, 'backend-del!')).map((e) => e.name);
   t.is(listed.length, 23);
   // ctl_mboxlist collects the names to remove by prepending to a list: it
   // prints and DELETEs them in the reverse of the master's LIST order
@@ -297,8 +289,8 @@ interop('ctl_mboxlist -m DELETEs master entries for the backend that it lacks ("
     changes,
     staleReversed.map((n) => `DELETE ${n}`),
   );
-  for (const s of stale) t.is(await masterFind(server.port, s.name), undefined, s.name);
-  t.deepEqual(await masterEntries(server.port, 'backend-del!'), asMasterEntries(local));
+  for (const s of stale) t.is(await cyrus.masterFind(server.port, s.name), undefined, s.name);
+  t.deepEqual(await cyrus.masterEntries(server.port, 'backend-del!'), cyrus.asMasterEntries(local));
 });
 
 interop(
@@ -309,17 +301,12 @@ interop(
       config: { conflict_policy: 'cyrus' },
     });
     try {
-      const b = await CyrusBackend.create({ mupdatePort: cyrusLike.port, servername: 'backend-dup', user: 'backend1' });
+      const b = await cyrus.CyrusBackend.create({ mupdatePort: cyrusLike.port, servername: 'backend-dup', user: 'backend1' });
       backends.push(b);
-      const specs: MailboxSpec[] = [
-        { name: 'user.tdup' },
-        { name: 'user.tdup.Sent' },
-        { name: 'user.tdup.keep' },
-        { name: 'user.tdup.mine' },
-      ];
+      const specs = ['user.tdup', 'user.tdup.Sent', 'user.tdup.keep', 'user.tdup.mine'].map((name): cyrus.MailboxSpec => ({ name }));
       await b.load(specs, { files: true });
       const elsewhere = { kind: 'MAILBOX' as const, name: 'user.tdup.Sent', location: 'backend2!default', acl: 'tdup\tlrs\t' };
-      await masterWrite(cyrusLike.port, [elsewhere]);
+      await cyrus.masterWrite(cyrusLike.port, [elsewhere]);
 
       const warn = await b.push({ warn: true });
       t.is(warn.code, 0, showRun(warn));
@@ -331,18 +318,18 @@ interop(
 
       const mark = cyrusLike.logs.length;
       const push = await b.push();
-      await logBarrier(cyrusLike);
+      await cyrus.logBarrier(cyrusLike);
       t.is(push.code, 0, showRun(push));
       t.is(push.stderr, '', showRun(push));
       t.deepEqual(
-        directoryChanges(cyrusLike.logs.slice(mark)).map((c) => `${c.cmd} ${c.name} ${c.location}`),
+        cyrus.directoryChanges(cyrusLike.logs.slice(mark)).map((c) => `${c.cmd} ${c.name} ${c.location}`),
         [
           'ACTIVATE user.tdup backend-dup!default',
           'ACTIVATE user.tdup.keep backend-dup!default',
           'ACTIVATE user.tdup.mine backend-dup!default',
         ],
       );
-      t.deepEqual(await masterFind(cyrusLike.port, 'user.tdup.Sent'), elsewhere, 'the other server keeps the name');
+      t.deepEqual(await cyrus.masterFind(cyrusLike.port, 'user.tdup.Sent'), elsewhere, 'the other server keeps the name');
       const after = (await b.localList()).map((l) => l.name);
       t.false(after.includes('user.tdup.Sent'), 'the backend deleted its own copy');
       t.true(
@@ -351,18 +338,21 @@ interop(
       );
 
       // -a on a second backend that also has user.tdup.mine: the local list wins, last writer wins
-      const b2 = await CyrusBackend.create({ mupdatePort: cyrusLike.port, servername: 'backend-dup2', user: 'backend2' });
+      const b2 = await cyrus.CyrusBackend.create({ mupdatePort: cyrusLike.port, servername: 'backend-dup2', user: 'backend2' });
       backends.push(b2);
       await b2.load([{ name: 'user.tdup.mine', acl: [['tdup', 'lr']] }]);
       const mark2 = cyrusLike.logs.length;
       const auth = await b2.push({ authoritative: true });
-      await logBarrier(cyrusLike);
+      await cyrus.logBarrier(cyrusLike);
       t.is(auth.code, 0, showRun(auth));
       t.deepEqual(
-        directoryChanges(cyrusLike.logs.slice(mark2)).map((c) => `${c.cmd} ${c.name} ${c.location}`),
+        cyrus.directoryChanges(cyrusLike.logs.slice(mark2)).map((c) => `${c.cmd} ${c.name} ${c.location}`),
         ['ACTIVATE user.tdup.mine backend-dup2!default'],
       );
-      t.deepEqual(await masterFind(cyrusLike.port, 'user.tdup.mine'), mailboxEntry('user.tdup.mine', 'backend-dup2!default', 'tdup\tlr\t'));
+      t.deepEqual(
+        await cyrus.masterFind(cyrusLike.port, 'user.tdup.mine'),
+        cyrus.mailboxEntry('user.tdup.mine', 'backend-dup2!default', 'tdup\tlr\t'),
+      );
     } finally {
       await cyrusLike.stop();
     }
@@ -373,10 +363,10 @@ interop(
   'default conflict policy: ctl_mboxlist -m (with and without -a) keeps its local copy of a name held by another server, the claim is refused and the push still exits 0',
   async (t) => {
     const b = await backend('backend-q');
-    const specs: MailboxSpec[] = [{ name: 'user.tq' }, { name: 'user.tq.Sent' }, { name: 'user.tq.keep' }];
+    const specs: cyrus.MailboxSpec[] = [{ name: 'user.tq' }, { name: 'user.tq.Sent' }, { name: 'user.tq.keep' }];
     await b.load(specs, { files: true });
     const elsewhere = { kind: 'MAILBOX' as const, name: 'user.tq.Sent', location: 'backend2!default', acl: 'tq\tlrs\t' };
-    await masterWrite(server.port, [elsewhere]);
+    await cyrus.masterWrite(server.port, [elsewhere]);
     const names = new Set(specs.map((s) => s.name));
 
     for (const authoritative of [false, true]) {
@@ -386,7 +376,7 @@ interop(
       t.regex(push.stderr, /temporary failure storing 'user\.tq\.Sent' \(update continuing\)/, showRun(push));
       t.false(push.stderr.includes(NOT_US), showRun(push));
       t.deepEqual(changes, authoritative ? [] : ['ACTIVATE user.tq backend-q!default', 'ACTIVATE user.tq.keep backend-q!default']);
-      t.deepEqual(await masterFind(server.port, 'user.tq.Sent'), elsewhere, 'the holder keeps the name');
+      t.deepEqual(await cyrus.masterFind(server.port, 'user.tq.Sent'), elsewhere, 'the holder keeps the name');
       t.deepEqual(
         (await b.localList()).map((l) => l.name),
         ['user.tq', 'user.tq.Sent', 'user.tq.keep'],

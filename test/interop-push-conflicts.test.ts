@@ -20,15 +20,7 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  CyrusBackend,
-  directoryChanges,
-  logBarrier,
-  masterFind,
-  masterWrite,
-  type MailboxSpec,
-  type MasterEntry,
-} from './helpers/cyrus-backend.js';
+import * as cyrusBackend from './helpers/cyrus-backend.js';
 import { canonicalEntries, interopTest, listDirectory, startCyrusMaster, type CyrusServer } from './helpers/cyrus.js';
 import { drainStream, passwordFile, readStreamed, RecordingProxy, runCli } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
@@ -41,7 +33,7 @@ const interop = interopTest('serial');
 
 let master: RunningMupdated | undefined;
 let cyrus: CyrusServer | undefined;
-const backends: CyrusBackend[] = [];
+const backends: cyrusBackend.CyrusBackend[] = [];
 const proxies: RecordingProxy[] = [];
 const others: RunningMupdated[] = [];
 const scratch = tempDir('push-conflicts-');
@@ -84,8 +76,8 @@ function cyrusMaster(): CyrusServer {
   return cyrus;
 }
 
-async function backend(port: number, servername: string, user: string): Promise<CyrusBackend> {
-  const b = await CyrusBackend.create({ mupdatePort: port, servername, user });
+async function backend(port: number, servername: string, user: string): Promise<cyrusBackend.CyrusBackend> {
+  const b = await cyrusBackend.CyrusBackend.create({ mupdatePort: port, servername, user });
   backends.push(b);
   return b;
 }
@@ -104,7 +96,7 @@ async function openStream(port: number): Promise<RawClient> {
 
 const CMP = 'backend-cmp';
 
-function comparisonMailboxes(): MailboxSpec[] {
+function comparisonMailboxes(): cyrusBackend.MailboxSpec[] {
   const o = 'cmp';
   const names = [
     `user.${o}`,
@@ -150,14 +142,14 @@ async function comparisonScenario(port: number): Promise<StepResult[]> {
   await step('in-sync repush', () => b.push());
   await step('-w in sync', () => b.push({ warn: true }));
   // the master gains entries at this backend that it lacks, and one of its ACLs changes
-  const stale: MasterEntry[] = [
+  const stale: cyrusBackend.MasterEntry[] = [
     { kind: 'MAILBOX', name: 'user.cmp.stale', location: `${CMP}!default`, acl: acl(['cmp', 'lrs']) },
     { kind: 'MAILBOX', name: 'user.cmp.Sent.gone', location: `${CMP}!default`, acl: '' },
     { kind: 'RESERVE', name: 'user.cmp-reserved', location: `${CMP}!default`, acl: '' },
     { kind: 'MAILBOX', name: 'user.cmp.a.b', location: `${CMP}!default`, acl: acl(['cmp', 'lr']) },
     { kind: 'MAILBOX', name: 'user.cmp.elsewhere', location: 'backend-other!default', acl: '' },
   ];
-  await masterWrite(port, stale);
+  await cyrusBackend.masterWrite(port, stale);
   await step('-w with stale entries', () => b.push({ warn: true }));
   await step('push removing stale entries', () => b.push());
   await step('repush after cleanup', () => b.push());
@@ -217,7 +209,7 @@ interop(
     t.deepEqual(byStep.get('repush after cleanup')!.wire, [`LIST ${CMP}!`]);
     // the foreign entry is untouched on both
     for (const port of [mupdated().port, cyrusMaster().port]) {
-      t.deepEqual(await masterFind(port, 'user.cmp.elsewhere'), {
+      t.deepEqual(await cyrusBackend.masterFind(port, 'user.cmp.elsewhere'), {
         kind: 'MAILBOX',
         name: 'user.cmp.elsewhere',
         location: 'backend-other!default',
@@ -230,7 +222,7 @@ interop(
 // ---------------------------------------------------------------------------
 // backend1 and backend2 both hold user.bob
 
-const BOB: MailboxSpec[] = [{ name: 'user.bob' }, { name: 'user.bob.Sent' }];
+const BOB: cyrusBackend.MailboxSpec[] = [{ name: 'user.bob' }, { name: 'user.bob.Sent' }];
 const BOB_ACL = acl(['bob', 'lrswipkxtecdan']);
 
 interop(
@@ -250,7 +242,7 @@ interop(
       cyrusLocal.some((n) => /^DELETED\.user\.bob\.[0-9A-F]{8}$/.test(n)),
       cyrusLocal.join(', '),
     );
-    t.deepEqual(await masterFind(cyrusMaster().port, 'user.bob'), {
+    t.deepEqual(await cyrusBackend.masterFind(cyrusMaster().port, 'user.bob'), {
       kind: 'MAILBOX',
       name: 'user.bob',
       location: 'backend1!default',
@@ -276,12 +268,12 @@ interop(
 
     const mark = m.logs.length;
     const p2 = await b2.push();
-    await logBarrier(m);
+    await cyrusBackend.logBarrier(m);
     t.is(p2.code, 0, showRun(p2));
     t.is(p2.stdout, '', showRun(p2));
     t.is(p2.stderr.trim(), "temporary failure storing 'user.bob' (update continuing)", showRun(p2));
     t.deepEqual(
-      directoryChanges(m.logs.slice(mark)).map((c) => `${c.cmd} ${c.name} ${c.location}`),
+      cyrusBackend.directoryChanges(m.logs.slice(mark)).map((c) => `${c.cmd} ${c.name} ${c.location}`),
       ['ACTIVATE user.carl backend2!default'],
     );
     t.true(
@@ -294,7 +286,12 @@ interop(
 
     const local = (await b2.localList()).map((l) => l.name);
     t.deepEqual(local, ['user.bob', 'user.carl'], 'backend2 kept its user.bob (no DELETED.*)');
-    t.deepEqual(await masterFind(m.port, 'user.bob'), { kind: 'MAILBOX', name: 'user.bob', location: 'backend1!default', acl: BOB_ACL });
+    t.deepEqual(await cyrusBackend.masterFind(m.port, 'user.bob'), {
+      kind: 'MAILBOX',
+      name: 'user.bob',
+      location: 'backend1!default',
+      acl: BOB_ACL,
+    });
     t.deepEqual(
       (await drainStream(stream, 'U1', 'N1')).map((e) => ('name' in e ? e.name : e.deleted)),
       ['user.carl'],
@@ -340,9 +337,9 @@ interop(
       'the UPDATE stream gets the move',
     );
     stream.close();
-    let seen: MasterEntry | undefined;
+    let seen: cyrusBackend.MasterEntry | undefined;
     for (let i = 0; i < 100; i++) {
-      seen = await masterFind(slave.port, 'user.bob');
+      seen = await cyrusBackend.masterFind(slave.port, 'user.bob');
       if (seen?.location === 'backend2!default') break;
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -362,7 +359,7 @@ interop(
     t.is(synced.stderr, '', showRun(synced));
     const backMark = m.logs.length;
     const back = await b1.push();
-    await logBarrier(m);
+    await cyrusBackend.logBarrier(m);
     t.is(back.code, 0, showRun(back));
     t.is(back.stderr.trim(), "temporary failure storing 'user.bob' (update continuing)", showRun(back));
     t.deepEqual(
@@ -396,7 +393,7 @@ interop(
   "a decided conflict stays decided: after resolve --keep current, the losing backend's ctl_mboxlist -m reruns are refused naming the decision and counted on it, no new conflict; conflicts show names the backend with the stale copy",
   async (t) => {
     const m = mupdated();
-    const FAY: MailboxSpec[] = [{ name: 'user.fay' }, { name: 'user.fay.Sent' }];
+    const FAY: cyrusBackend.MailboxSpec[] = [{ name: 'user.fay' }, { name: 'user.fay.Sent' }];
     const k1 = await backend(m.port, 'backend-k1', 'backend1');
     const k2 = await backend(m.port, 'backend-k2', 'backend2');
     await k1.load(FAY, { files: true });
@@ -418,10 +415,10 @@ interop(
     for (const n of [1, 2]) {
       const mark = m.logs.length;
       const rerun = await k2.push();
-      await logBarrier(m);
+      await cyrusBackend.logBarrier(m);
       t.is(rerun.code, 0, showRun(rerun));
       t.is(rerun.stderr.trim(), "temporary failure storing 'user.fay' (update continuing)", showRun(rerun));
-      t.deepEqual(directoryChanges(m.logs.slice(mark)), [], 'nothing changes');
+      t.deepEqual(cyrusBackend.directoryChanges(m.logs.slice(mark)), [], 'nothing changes');
       t.true(
         m.logs
           .slice(mark)
@@ -438,7 +435,7 @@ interop(
       ['user.fay', 'user.gus'],
       'backend-k2 keeps its copy',
     );
-    t.deepEqual(await masterFind(m.port, 'user.fay'), {
+    t.deepEqual(await cyrusBackend.masterFind(m.port, 'user.fay'), {
       kind: 'MAILBOX',
       name: 'user.fay',
       location: 'backend-k1!default',
@@ -472,9 +469,11 @@ interop(
   'ctl_mboxlist -m -a: the ACTIVATE of a name active on another server is refused and queued, every other local mailbox is pushed, nothing local is deleted',
   async (t) => {
     const m = mupdated();
-    await masterWrite(m.port, [{ kind: 'MAILBOX', name: 'user.dan', location: 'backend-held!default', acl: acl(['dan', 'lr']) }]);
+    await cyrusBackend.masterWrite(m.port, [
+      { kind: 'MAILBOX', name: 'user.dan', location: 'backend-held!default', acl: acl(['dan', 'lr']) },
+    ]);
     const b = await backend(m.port, 'backend-a', 'backend2');
-    const specs: MailboxSpec[] = [{ name: 'user.dan' }, { name: 'user.dan.Sent' }, { name: 'user.eve' }, { name: 'user.eve.x' }];
+    const specs = ['user.dan', 'user.dan.Sent', 'user.eve', 'user.eve.x'].map((name): cyrusBackend.MailboxSpec => ({ name }));
     await b.load(specs, { files: true });
 
     const warn = await b.push({ warn: true, authoritative: true });
@@ -483,14 +482,14 @@ interop(
 
     const mark = m.logs.length;
     const push = await b.push({ authoritative: true });
-    await logBarrier(m);
+    await cyrusBackend.logBarrier(m);
     t.is(push.code, 0, showRun(push));
     t.is(push.stderr.trim(), "temporary failure storing 'user.dan' (update continuing)", showRun(push));
     t.deepEqual(
-      directoryChanges(m.logs.slice(mark)).map((c) => `${c.cmd} ${c.name} ${c.location}`),
+      cyrusBackend.directoryChanges(m.logs.slice(mark)).map((c) => `${c.cmd} ${c.name} ${c.location}`),
       ['ACTIVATE user.dan.Sent backend-a!default', 'ACTIVATE user.eve backend-a!default', 'ACTIVATE user.eve.x backend-a!default'],
     );
-    t.deepEqual(await masterFind(m.port, 'user.dan'), {
+    t.deepEqual(await cyrusBackend.masterFind(m.port, 'user.dan'), {
       kind: 'MAILBOX',
       name: 'user.dan',
       location: 'backend-held!default',

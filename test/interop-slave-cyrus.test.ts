@@ -26,18 +26,7 @@ import {
   type DirEntry,
 } from './helpers/cyrus.js';
 import { removeDir, startMupdated, type RunningMupdated } from './helpers/server.js';
-import {
-  ChangeGenerator,
-  applyChanges,
-  kickThroughSlave,
-  listOf,
-  namePool,
-  readStatus,
-  startSlave,
-  waitInSync,
-  waitUntil,
-  type Cmd,
-} from './helpers/slave-tools.js';
+import * as slaveTools from './helpers/slave-tools.js';
 import { prng } from './helpers/prng.js';
 import test from 'ava';
 import { acl, generatedMailboxes, USER_X } from './helpers/seed-commands.js';
@@ -51,7 +40,7 @@ let slave: RunningMupdated | undefined;
 
 const LOGIN_LINE = `A01 AUTHENTICATE "PLAIN" {44+}\r\n${Buffer.from('mupdateadmin\0mupdateadmin\0secret').toString('base64')}`;
 
-const SEED_CMDS: Cmd[] = [
+const SEED_CMDS: slaveTools.Cmd[] = [
   ...USER_X,
   ['ACTIVATE', 'user.x-y', 'backend2!default', acl(['x-y', 'lrswipkxtecdan'])],
   ['ACTIVATE', 'user.x y', 'backend2!default', acl(['x y', 'lrs'])],
@@ -65,9 +54,9 @@ const SEED_CMDS: Cmd[] = [
 test.before(async () => {
   if (!cyrusAvailable()) return;
   cyrus = await startCyrusMaster();
-  await applyChanges(cyrus.port, SEED_CMDS, false);
+  await slaveTools.applyChanges(cyrus.port, SEED_CMDS, false);
   proxy = await FaultProxy.start({ targetPort: cyrus.port });
-  slave = await startSlave({ master: proxy.port, retryDelay: 1 });
+  slave = await slaveTools.startSlave({ master: proxy.port, retryDelay: 1 });
 });
 
 test.after.always(async () => {
@@ -89,18 +78,12 @@ interop(
   async (t) => {
     const conn = await proxy!.waitForConnection(0);
     await conn.waitForLine('S', /^U01 OK "streaming starts"$/, 30_000);
-    t.deepEqual(
-      conn
-        .clientLines()
-        .slice(0, 2)
-        .map((l) => l.text),
-      [LOGIN_LINE, 'U01 UPDATE'],
-    );
-    const { slave: mine, master: theirs } = await waitInSync(slave!.port, cyrus!.port);
+    t.deepEqual(conn.firstClientTexts(2), [LOGIN_LINE, 'U01 UPDATE']);
+    const { slave: mine, master: theirs } = await slaveTools.waitInSync(slave!.port, cyrus!.port);
     t.is(theirs.length, SEED_CMDS.length);
     t.deepEqual(mine, theirs);
-    await waitUntil(() => readStatus(slave!.dataDir)?.state === 'streaming', 10_000, 'status streaming');
-    const status = readStatus(slave!.dataDir)!;
+    await slaveTools.waitUntil(() => slaveTools.readStatus(slave!.dataDir)?.state === 'streaming', 10_000, 'status streaming');
+    const status = slaveTools.readStatus(slave!.dataDir)!;
     t.is(status.masterKind, 'cyrus');
     t.is(status.lastSyncKind, 'full');
   },
@@ -109,24 +92,24 @@ interop(
 interop(
   "C51 a NOOP on the slave's UPDATE stream reaches through to the Cyrus master, which otherwise sends changes in 5 s batches",
   async (t) => {
-    await applyChanges(cyrus!.port, [['ACTIVATE', 'user.kick', 'backend1!default', acl(['kick', 'lrs'])]], false);
-    const kick = await kickThroughSlave(slave!.port);
+    await slaveTools.applyChanges(cyrus!.port, [['ACTIVATE', 'user.kick', 'backend1!default', acl(['kick', 'lrs'])]], false);
+    const kick = await slaveTools.kickThroughSlave(slave!.port);
     t.is(kick.status, 'K2 OK "Noop done"');
     t.is(kick.streamed, 1, "the change was streamed to the slave's client before the NOOP's OK");
-    t.true((await listOf(slave!.port)).includes('"user.kick" => MAILBOX "backend1!default" "kick\\tlrs\\t"'));
+    t.true((await slaveTools.listOf(slave!.port)).includes('"user.kick" => MAILBOX "backend1!default" "kick\\tlrs\\t"'));
   },
 );
 
 interop(
   "C48 C51 after 200 streamed ACTIVATE/RESERVE/DEACTIVATE/DELETE changes on the Cyrus master the slave's LIST equals the master's (no resync)",
   async (t) => {
-    const gen = new ChangeGenerator(prng(SEED), namePool('c', 50));
+    const gen = new slaveTools.ChangeGenerator(prng(SEED), slaveTools.namePool('c', 50));
     const cmds = gen.batch(200);
     t.deepEqual([...new Set(cmds.map((c) => c[0]))].sort(), ['ACTIVATE', 'DEACTIVATE', 'DELETE', 'RESERVE'], `SLAVE_SEED=${SEED}`);
     const connsBefore = proxy!.conns.length;
-    await applyChanges(cyrus!.port, cmds, false);
-    t.is((await kickThroughSlave(slave!.port)).status, 'K2 OK "Noop done"');
-    t.deepEqual(await listOf(slave!.port), await listOf(cyrus!.port), `SLAVE_SEED=${SEED}`);
+    await slaveTools.applyChanges(cyrus!.port, cmds, false);
+    t.is((await slaveTools.kickThroughSlave(slave!.port)).status, 'K2 OK "Noop done"');
+    t.deepEqual(await slaveTools.listOf(slave!.port), await slaveTools.listOf(cyrus!.port), `SLAVE_SEED=${SEED}`);
     t.is(proxy!.conns.length, connsBefore, 'the changes came by streaming on the same connection');
     const streamedWords = new Set(
       proxy!
@@ -144,20 +127,24 @@ interop("C48 a DELETE of an unknown name in the Cyrus master's stream is ignored
   const name = 'user.never.was';
   // As if from the master: a DELETE of a name nobody has, then one of a name the slave has.
   conn.inject(`U01 DELETE {${name.length}+}\r\n${name}\r\nU01 DELETE {9+}\r\nuser.gen5\r\n`);
-  await applyChanges(cyrus!.port, [['ACTIVATE', 'user.after.unknown.delete', 'backend2!default', acl(['a', 'lrs'])]], false);
-  t.is((await kickThroughSlave(slave!.port)).status, 'K2 OK "Noop done"');
+  await slaveTools.applyChanges(cyrus!.port, [['ACTIVATE', 'user.after.unknown.delete', 'backend2!default', acl(['a', 'lrs'])]], false);
+  t.is((await slaveTools.kickThroughSlave(slave!.port)).status, 'K2 OK "Noop done"');
   t.false(conn.isClosed);
   t.is(proxy!.conns.length, connsBefore);
-  const masterNow = await listOf(cyrus!.port);
+  const masterNow = await slaveTools.listOf(cyrus!.port);
   t.true(masterNow.some((l) => l.startsWith('"user.gen5"')));
   t.deepEqual(
-    await listOf(slave!.port),
+    await slaveTools.listOf(slave!.port),
     masterNow.filter((l) => !l.startsWith('"user.gen5"')),
     'only the known name was deleted',
   );
-  await applyChanges(cyrus!.port, [['ACTIVATE', 'user.gen5', ChangeGenerator.locationOf('user.gen5'), acl(['gen5', 'lr'])]], false);
-  await kickThroughSlave(slave!.port);
-  t.deepEqual(await listOf(slave!.port), await listOf(cyrus!.port));
+  await slaveTools.applyChanges(
+    cyrus!.port,
+    [['ACTIVATE', 'user.gen5', slaveTools.ChangeGenerator.locationOf('user.gen5'), acl(['gen5', 'lr'])]],
+    false,
+  );
+  await slaveTools.kickThroughSlave(slave!.port);
+  t.deepEqual(await slaveTools.listOf(slave!.port), await slaveTools.listOf(cyrus!.port));
 });
 
 interop(
@@ -170,20 +157,14 @@ interop(
     t.is(await streaming.closed(20_000), 'client', 'the slave ends the connection after BYE');
     const next = await proxy!.nextForwarded(20_000);
     await next.waitForLine('S', /^U01 OK /, 30_000);
-    t.deepEqual(
-      next
-        .clientLines()
-        .slice(0, 2)
-        .map((l) => l.text),
-      [LOGIN_LINE, 'U01 UPDATE'],
-    );
-    await waitUntil(() => countLogs(slave!, /"msg":"full sync applied"/) > resyncs, 20_000, 'the resync');
+    t.deepEqual(next.firstClientTexts(2), [LOGIN_LINE, 'U01 UPDATE']);
+    await slaveTools.waitUntil(() => countLogs(slave!, /"msg":"full sync applied"/) > resyncs, 20_000, 'the resync');
 
     // BYE in the middle of a dump: nothing of it is applied.
     proxy!.refusing = true;
     proxy!.cutAll();
-    await waitUntil(() => readStatus(slave!.dataDir)?.state !== 'streaming', 10_000, 'the slave to notice the cut');
-    await applyChanges(
+    await slaveTools.waitUntil(() => slaveTools.readStatus(slave!.dataDir)?.state !== 'streaming', 10_000, 'the slave to notice the cut');
+    await slaveTools.applyChanges(
       cyrus!.port,
       [
         ['DELETE', 'user.gen1'],
@@ -192,7 +173,7 @@ interop(
       ],
       false,
     );
-    const before = await listOf(slave!.port);
+    const before = await slaveTools.listOf(slave!.port);
     proxy!.nextPlan = { atServerByte: 2000, action: 'bye', thenRefuse: true };
     proxy!.refusing = false;
     const cut = await proxy!.nextForwarded(20_000);
@@ -201,10 +182,10 @@ interop(
       cut.serverLines().some((l) => /^U01 OK /.test(l.text)),
       "the BYE came before the dump's OK",
     );
-    await waitUntil(() => cut.isClosed, 10_000, 'the cut connection to close');
-    t.deepEqual(await listOf(slave!.port), before, 'a dump ended by BYE changes nothing (a Cyrus slave would apply it)');
+    await slaveTools.waitUntil(() => cut.isClosed, 10_000, 'the cut connection to close');
+    t.deepEqual(await slaveTools.listOf(slave!.port), before, 'a dump ended by BYE changes nothing (a Cyrus slave would apply it)');
     proxy!.refusing = false;
-    const { slave: mine, master: theirs } = await waitInSync(slave!.port, cyrus!.port);
+    const { slave: mine, master: theirs } = await slaveTools.waitInSync(slave!.port, cyrus!.port);
     t.deepEqual(mine, theirs);
     t.false(mine.some((l) => l.startsWith('"user.gen1"')));
   },
@@ -213,13 +194,13 @@ interop(
 interop(
   "C47 C51 after the Cyrus master is SIGKILLed and restarted the slave serves meanwhile, reconnects with U01 UPDATE, and its LIST equals the master's",
   async (t) => {
-    const before = await listOf(slave!.port);
+    const before = await slaveTools.listOf(slave!.port);
     const connsBefore = proxy!.forwarded.length;
     await cyrus!.kill();
-    await waitUntil(() => readStatus(slave!.dataDir)?.state !== 'streaming', 15_000, 'the slave to notice');
-    t.deepEqual(await listOf(slave!.port), before, 'it keeps serving its copy');
+    await slaveTools.waitUntil(() => slaveTools.readStatus(slave!.dataDir)?.state !== 'streaming', 15_000, 'the slave to notice');
+    t.deepEqual(await slaveTools.listOf(slave!.port), before, 'it keeps serving its copy');
     await cyrus!.start();
-    await applyChanges(
+    await slaveTools.applyChanges(
       cyrus!.port,
       [
         ['ACTIVATE', 'user.after.kill', 'backend1!default', acl(['k', 'lrs'])],
@@ -228,21 +209,15 @@ interop(
       ],
       false,
     );
-    await waitUntil(
+    await slaveTools.waitUntil(
       () => proxy!.forwarded.slice(connsBefore).some((c) => c.serverLines().some((l) => /^U01 OK /.test(l.text))),
       30_000,
       'a resync with the restarted master',
     );
     const resynced = proxy!.forwarded.slice(connsBefore).find((c) => c.serverLines().some((l) => /^U01 OK /.test(l.text)))!;
-    t.deepEqual(
-      resynced
-        .clientLines()
-        .slice(0, 2)
-        .map((l) => l.text),
-      [LOGIN_LINE, 'U01 UPDATE'],
-    );
-    await kickThroughSlave(slave!.port);
-    const { slave: mine, master: theirs } = await waitInSync(slave!.port, cyrus!.port);
+    t.deepEqual(resynced.firstClientTexts(2), [LOGIN_LINE, 'U01 UPDATE']);
+    await slaveTools.kickThroughSlave(slave!.port);
+    const { slave: mine, master: theirs } = await slaveTools.waitInSync(slave!.port, cyrus!.port);
     t.deepEqual(mine, theirs);
     t.true(mine.some((l) => l.startsWith('"user.after.kill"')));
     t.false(mine.some((l) => l.startsWith('"user.gen3"')));
@@ -285,7 +260,7 @@ interop(
     const listed = parseDataResponses(list, 'X06');
     t.is(listed.final, 'X06 OK "list complete"');
     t.deepEqual(canonicalEntries(listed.entries as DirEntry[]), canonicalEntries(await listDirectory(slave!.port)));
-    t.deepEqual(await listOf(slave!.port), await listOf(cyrus!.port), 'nothing was written');
+    t.deepEqual(await slaveTools.listOf(slave!.port), await slaveTools.listOf(cyrus!.port), 'nothing was written');
   },
 );
 
@@ -301,9 +276,9 @@ interop(
     try {
       // UTF-8 names and well-formed ACLs: what ctl_mboxlist -d can show.
       const seed = SEED_CMDS.filter(([, name]) => isUtf8(name));
-      await applyChanges(top.port, seed);
-      mid = await startSlave({ master: top.port, retryDelay: 1 });
-      await waitInSync(mid.port, top.port);
+      await slaveTools.applyChanges(top.port, seed);
+      mid = await slaveTools.startSlave({ master: top.port, retryDelay: 1 });
+      await slaveTools.waitInSync(mid.port, top.port);
       leaf = await startCyrusSlave({ masterPort: mid.port, retryDelay: 2 });
       const compare = async () => ({
         theirs: canonicalEntries((await leaf!.dump()).entries),
@@ -313,8 +288,8 @@ interop(
       t.is(c.ours.length, seed.length);
       t.deepEqual(c.theirs, c.ours, "after the Cyrus slave's first sync");
 
-      const gen = new ChangeGenerator(prng(SEED + 7), namePool('casc', 40));
-      await applyChanges(top.port, gen.batch(100));
+      const gen = new slaveTools.ChangeGenerator(prng(SEED + 7), slaveTools.namePool('casc', 40));
+      await slaveTools.applyChanges(top.port, gen.batch(100));
       const deadline = Date.now() + 30_000;
       for (let i = 0; i < 150 && Date.now() < deadline; i++) {
         c = await compare();

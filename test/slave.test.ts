@@ -225,10 +225,7 @@ test.serial(
 /** Waits until the master's UPDATE answer says streaming starts; the slave's first two lines on `conn`. */
 async function openingLines(conn: ProxyConn): Promise<string[]> {
   await conn.waitForLine('S', /^U01 OK "streaming starts"$/, 30_000);
-  return conn
-    .clientLines()
-    .slice(0, 2)
-    .map((l) => l.text);
+  return conn.firstClientTexts(2);
 }
 
 test.serial(
@@ -376,13 +373,7 @@ test.serial('C49 a NOOP not answered within another retry-delay makes the slave 
   t.true(first.closedAt! - noop.line.at >= 900, 'it waited about a retry-delay for the answer');
   const second = await proxy.nextForwarded(20_000);
   await second.waitForLine('S', /^U01 OK /, 20_000);
-  t.deepEqual(
-    second
-      .clientLines()
-      .slice(0, 1)
-      .map((l) => l.text),
-    [LOGIN_LINE],
-  );
+  t.deepEqual(second.firstClientTexts(1), [LOGIN_LINE]);
   await second.waitForLine('C', /^N0 NOOP$/, 20_000);
   await second.waitForLine('S', /^N0 OK "Noop done"$/, 20_000);
   await waitUntil(() => readStatus(s.dataDir)?.state === 'streaming', 10_000, 'streaming again');
@@ -707,26 +698,31 @@ test.serial(
 
 const BIG = 100_000;
 
+/** A data folder loaded offline from a `ctl_mboxlist -d` style dump of `count` active mailboxes on four servers. */
+function loadBigDirectory(count: number): string {
+  const dir = tempDir('mupdated-slave-big-');
+  cleanups.push(() => removeDir(dir));
+  const lines: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const server = `backend${i % 4}`;
+    lines.push(
+      `"user.big${i}": {"name": "user.big${i}", "mtime": "1700000000", "uidvalidity": "0", "createdmodseq": "0", ` +
+        `"foldermodseq": "0", "mbtype": "e", "partition": "default", "server": "${server}", "acl": {"big${i}": "lrswipkxtecdan"}, "name_history": []}`,
+    );
+  }
+  const dumpFile = join(dir, 'dump.json');
+  writeFileSync(dumpFile, `{\n${lines.join(',\n')}\n}\n`);
+  const dataDir = join(dir, 'data');
+  const load = spawnSync(process.execPath, [CLI, 'load', dumpFile, '--data', dataDir], { encoding: 'utf8' });
+  if (load.status !== 0) throw new Error(`load failed: ${load.stderr}`);
+  return dataDir;
+}
+
 test.serial(
   'XRESUME: on a 100k-entry directory a slave that was down while 10 changes happened receives exactly those 10 records',
   async (t) => {
     t.timeout(180_000);
-    const dir = tempDir('mupdated-slave-big-');
-    const dataDir = join(dir, 'data');
-    cleanups.push(() => removeDir(dir));
-    // A ctl_mboxlist -d style dump, loaded offline.
-    const lines: string[] = [];
-    for (let i = 0; i < BIG; i++) {
-      const server = `backend${i % 4}`;
-      lines.push(
-        `"user.big${i}": {"name": "user.big${i}", "mtime": "1700000000", "uidvalidity": "0", "createdmodseq": "0", ` +
-          `"foldermodseq": "0", "mbtype": "e", "partition": "default", "server": "${server}", "acl": {"big${i}": "lrswipkxtecdan"}, "name_history": []}`,
-      );
-    }
-    const dumpFile = join(dir, 'dump.json');
-    writeFileSync(dumpFile, `{\n${lines.join(',\n')}\n}\n`);
-    const load = spawnSync(process.execPath, [CLI, 'load', dumpFile, '--data', dataDir], { encoding: 'utf8' });
-    t.is(load.status, 0, load.stderr);
+    const dataDir = loadBigDirectory(BIG);
     addUser(dataDir, { name: 'mupdateadmin', admin: true });
     const big = await startMupdated({ dataDir, config: PLAIN_ONLY });
     cleanups.push(async () => {

@@ -334,6 +334,13 @@ export class ProxyConn {
     return this.lines.filter((l) => l.dir === 'C');
   }
 
+  /** The text of the first `count` lines the client sent. */
+  firstClientTexts(count: number): string[] {
+    return this.clientLines()
+      .slice(0, count)
+      .map((l) => l.text);
+  }
+
   serverLines(): WireLine[] {
     return this.lines.filter((l) => l.dir === 'S');
   }

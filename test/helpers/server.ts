@@ -58,8 +58,17 @@ export interface RunningMupdated {
   waitForLog(match: RegExp, timeoutMs?: number): Promise<string>;
 }
 
+const madeDirs: string[] = [];
+// Every folder made here goes when the test worker exits, whatever the test did:
+// a run must not leave a thousand folders (some holding passwords) in /tmp.
+process.once('exit', () => {
+  for (const dir of madeDirs) rmSync(dir, { recursive: true, force: true, maxRetries: 2 });
+});
+
 export function tempDir(prefix = 'mupdated-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  madeDirs.push(dir);
+  return dir;
 }
 
 export function addUser(dataDir: string, user: UserSpec): void {

@@ -103,7 +103,19 @@ interface Case {
   config?: Record<string, string | number | boolean>;
 }
 
-const CREDENTIALS = '9.1: credential failures get NO "authentication failure" (3.2)';
+/** Cyrus answers a wrong password with NO "undefined error!"; mupdated says "authentication failure" (9.1, 3.2). */
+const credentialFailure = (tag: string): Patch => ({
+  why: '9.1: credential failures get NO "authentication failure" (3.2)',
+  find: [`S: ${tag} NO "undefined error!"`],
+  replace: [`S: ${tag} NO "authentication failure"`],
+});
+
+/** Other SASL failures: NO with one quoted string, in mupdated's own wording (9.1). */
+const otherSaslFailure = (tag: string): Patch => ({
+  why: '9.1: non-credential SASL failures: NO with one quoted string of our wording',
+  find: [`S: ${tag} NO "undefined error!"`],
+  replace: [`S~ ^${tag} NO ${QUOTED}$`],
+});
 
 const CASES: Case[] = [
   { file: '01-greeting-and-capabilities', ids: 'C1 C15', title: 'banner and LOGOUT before login' },
@@ -115,16 +127,13 @@ const CASES: Case[] = [
     file: '06-auth-plain-failures',
     ids: 'C18',
     title: 'wrong password and unknown user, then success',
-    patches: [
-      { why: CREDENTIALS, find: ['S: A01 NO "undefined error!"'], replace: ['S: A01 NO "authentication failure"'] },
-      { why: CREDENTIALS, find: ['S: A02 NO "undefined error!"'], replace: ['S: A02 NO "authentication failure"'] },
-    ],
+    patches: [credentialFailure('A01'), credentialFailure('A02')],
   },
   {
     file: '07-auth-non-admin',
     ids: 'C58',
     title: 'a non-admin cannot log in, later commands need a login',
-    patches: [{ why: CREDENTIALS, find: ['S: A01 NO "undefined error!"'], replace: ['S: A01 NO "authentication failure"'] }],
+    patches: [credentialFailure('A01')],
   },
   {
     file: '08-auth-cancel-and-errors',
@@ -136,28 +145,16 @@ const CASES: Case[] = [
         find: ['S: A01 NO Client canceled authentication'],
         replace: ['S: A01 NO "Client canceled authentication"'],
       },
-      {
-        why: '9.1: non-credential SASL failures: NO with one quoted string of our wording',
-        find: ['S: A02 NO "undefined error!"'],
-        replace: [`S~ ^A02 NO ${QUOTED}$`],
-      },
-      {
-        why: '9.1: non-credential SASL failures: NO with one quoted string of our wording',
-        find: ['S: A03 NO "undefined error!"'],
-        replace: [`S~ ^A03 NO ${QUOTED}$`],
-      },
-      {
-        why: '9.1: non-credential SASL failures: NO with one quoted string of our wording',
-        find: ['S: A06 NO "undefined error!"'],
-        replace: [`S~ ^A06 NO ${QUOTED}$`],
-      },
+      otherSaslFailure('A02'),
+      otherSaslFailure('A03'),
+      otherSaslFailure('A06'),
     ],
   },
   {
     file: '09-auth-authzid',
     ids: 'C59 C18',
     title: 'an admin may take another authzid, a non-admin may not',
-    patches: [{ why: CREDENTIALS, find: ['S: A01 NO "undefined error!"'], replace: ['S: A01 NO "authentication failure"'] }],
+    patches: [credentialFailure('A01')],
   },
   { file: '10-activate-reserve-delete-find', ids: 'C14 C24 C25 C26 C29 C32 C36', title: 'ACTIVATE, RESERVE, FIND, DELETE' },
   { file: '11-deactivate', ids: 'C31', title: 'DEACTIVATE of an active entry, at its own and at another location' },

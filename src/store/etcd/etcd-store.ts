@@ -20,17 +20,12 @@ import {
   ConflictRefusal,
   StorageError,
   type BatchItem,
-  type ChangeListener,
-  type ConflictClaim,
   type ConflictRecord,
-  type ConflictStatus,
-  type Decision,
   type DirectoryOrder,
-  type DirectoryStore,
   type Entry,
-  type Snapshot,
   type TxnTools,
 } from '../types.js';
+import type * as directory from '../types.js';
 import { ClusterMismatch, DirectoryUnavailable, withDeadline, type EtcdSettings } from './connect.js';
 import { connectEtcd } from './tls-check.js';
 import { CLUSTER_FORMAT, EtcdLayout, encodeConflict, encodeEntryValue, encodeJson } from './layout.js';
@@ -51,7 +46,7 @@ interface ClusterIdentity {
   order: DirectoryOrder;
 }
 
-export class EtcdDirectoryStore implements DirectoryStore {
+export class EtcdDirectoryStore implements directory.DirectoryStore {
   private closed = false;
 
   private constructor(
@@ -190,11 +185,11 @@ export class EtcdDirectoryStore implements DirectoryStore {
     return this.view.find(name);
   }
 
-  snapshot(): Snapshot {
+  snapshot(): directory.Snapshot {
     return this.view.snapshot();
   }
 
-  subscribe(listener: ChangeListener): () => void {
+  subscribe(listener: directory.ChangeListener): () => void {
     return this.view.subscribe(listener);
   }
 
@@ -206,7 +201,7 @@ export class EtcdDirectoryStore implements DirectoryStore {
     return this.view.getMeta(key);
   }
 
-  listConflicts(status?: ConflictStatus): ConflictRecord[] {
+  listConflicts(status?: directory.ConflictStatus): ConflictRecord[] {
     return this.view.listConflicts(status);
   }
 
@@ -258,7 +253,7 @@ export class EtcdDirectoryStore implements DirectoryStore {
 
   // ---- writes: etcd transactions ----
 
-  mutate<R>(name: Buffer, decide: (current: Entry | undefined, txn: TxnTools) => Decision<R>): Promise<R> {
+  mutate<R>(name: Buffer, decide: (current: Entry | undefined, txn: TxnTools) => directory.Decision<R>): Promise<R> {
     if (this.closed) return Promise.reject(new StorageError('the directory is closed'));
     if (name.length > MAX_NAME_BYTES) return Promise.reject(new StorageError(`mailbox name longer than ${MAX_NAME_BYTES} bytes`));
     return this.writes.submit(() => {
@@ -277,7 +272,7 @@ export class EtcdDirectoryStore implements DirectoryStore {
   /** recordConflict for a plan: the record and the conflict counter go into the same transaction. */
   private conflictTools(reads: Buffer[], ops: IRequestOp[]): TxnTools {
     return {
-      recordConflict: (claim: ConflictClaim): ConflictRecord => {
+      recordConflict: (claim: directory.ConflictClaim): ConflictRecord => {
         const now = new Date().toISOString();
         // A claim already decided against is counted on its decision (decisions.ts), compared like any read.
         const decision = this.view.findDecision(claim);
