@@ -7,11 +7,13 @@
  * larger than after the last trim, one full collection runs: with the
  * allocation rate low V8 also shrinks the young generation (to 1 MB). It
  * runs only while idle, so it delays no busy server's answers, and once
- * per growth, not every period.
+ * per growth, not every period. The C heap's free pages go back after it
+ * (c-heap-release.ts).
  */
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import type { Logger } from '../log.js';
+import { CHeapReleaser } from './c-heap-release.js';
 
 /** Idle: less CPU than this share of the period (1%). */
 const IDLE_CPU_SHARE = 0.01;
@@ -50,6 +52,7 @@ function youngBytes(): number {
 export class IdleTrim {
   private readonly timer: NodeJS.Timeout;
   private readonly gc = fullCollection();
+  private readonly cHeap = new CHeapReleaser();
   private cpu = process.cpuUsage();
   /** The heap's committed size after the last trim. */
   private floor = 0;
@@ -80,13 +83,25 @@ export class IdleTrim {
     this.lastTrimAt = t0;
     this.gc();
     this.floor = process.memoryUsage().heapTotal;
+    // After the collection: the C memory of the objects it freed is free now too.
+    const cHeap = this.cHeap.release();
     this.trims++;
     // The collection's own CPU must not count against the next period's idleness.
     this.cpu = process.cpuUsage();
-    this.log.debug({ ms: Math.round(performance.now() - t0), heapBefore: total, heapAfter: this.floor }, 'idle server: heap trimmed');
+    this.log.debug(
+      {
+        ms: Math.round(performance.now() - t0),
+        heapBefore: total,
+        heapAfter: this.floor,
+        cHeap,
+        cHeapOff: this.cHeap.unavailable ?? undefined,
+      },
+      'idle server: heap trimmed',
+    );
   }
 
   stop(): void {
     clearInterval(this.timer);
+    this.cHeap.close();
   }
 }
