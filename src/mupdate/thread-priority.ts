@@ -9,7 +9,7 @@ import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 
 /** The calling thread's kernel id, or null where /proc/thread-self does not exist. */
-export function threadId(): number | null {
+function threadId(): number | null {
   try {
     // "<pid>/task/<tid>"
     const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
