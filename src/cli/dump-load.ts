@@ -1,12 +1,10 @@
 /** `mupdated dump` and `mupdated load FILE`: the directory as Cyrus 3.6 `ctl_mboxlist -d` JSON. */
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { connect } from 'node:net';
 import { adminSocketPath } from '../admin/socket-server.js';
-import { replaceDurably } from '../store/durable-replace.js';
 import { LmdbDirectoryStore } from '../store/lmdb-store.js';
 import { writeDump } from '../dump/cyrus-dump.js';
 import { loadInBatches, type LoadCounts } from '../dump/load-batches.js';
+import { loadIntoFolderOnThread } from '../dump/folder-load.js';
 import { isCluster, openClusterDirectory, toolConfig, type ToolFlags } from './cluster-tool.js';
 
 function writeStdout(chunk: string): Promise<void> | void {
@@ -72,23 +70,9 @@ export async function runLoad(file: string | undefined, flags: ToolFlags): Promi
   if (await serverRunning(dataDir)) {
     throw new Error(`a server is running on ${dataDir}; stop it before loading (its clients would not see the loaded entries)`);
   }
-  const store = LmdbDirectoryStore.open(dataDir, {});
-  const compacted = join(dataDir, 'directory.mdb.compact');
-  rmSync(compacted, { force: true });
-  if (store.converted) process.stderr.write(`directory converted to format 2: ${store.converted.entries} entries\n`);
-  let counts: LoadCounts;
-  try {
-    counts = await loadInBatches(file, (batch) => store.loadMany(batch));
-    await store.compactCopy(compacted);
-  } catch (err) {
-    rmSync(compacted, { force: true });
-    throw err;
-  } finally {
-    await store.close();
-  }
-  // The compact copy replaces the loaded file: without the load's freed pages, commits stay fast.
-  replaceDurably(compacted, join(dataDir, 'directory.mdb'));
-  const { loaded, changed, skipped } = counts;
+  const load = await loadIntoFolderOnThread(file, dataDir);
+  if (load.converted !== null) process.stderr.write(`directory converted to format 2: ${load.converted} entries\n`);
+  const { loaded, changed, skipped } = load;
   process.stderr.write(`loaded ${loaded} entries (${changed} new or changed, ${skipped} deleted/intermediate skipped)\n`);
   return 0;
 }
