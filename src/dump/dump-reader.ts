@@ -27,9 +27,7 @@ export class LineSplitter {
   }
 
   end(): void {
-    const rest = Buffer.concat(this.tail);
-    this.tail = [];
-    const left = this.split(rest, true);
+    const left = this.split(Buffer.concat(this.tail), true);
     if (left.length > 0) this.onLine(left.toString('utf8'));
     this.tail = [];
   }

@@ -1,11 +1,12 @@
 /** The thread that runs `mupdated load` into a data folder (folder-load.ts) and answers once. */
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadIntoFolder, type FromFolderLoad } from './folder-load.js';
+import { toThreadError } from './thread-error.js';
 
 const { file, dataDir } = workerData as { file: string; dataDir: string };
 const answer = (msg: FromFolderLoad) => parentPort!.postMessage(msg);
 
 loadIntoFolder(file, dataDir).then(
   (load) => answer({ type: 'done', load }),
-  (err: unknown) => answer({ type: 'failed', message: err instanceof Error ? err.message : String(err) }),
+  (err: unknown) => answer({ type: 'failed', error: toThreadError(err) }),
 );

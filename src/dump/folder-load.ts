@@ -11,6 +11,7 @@ import { Worker } from 'node:worker_threads';
 import { replaceDurably } from '../store/durable-replace.js';
 import { LmdbDirectoryStore } from '../store/lmdb-store.js';
 import { loadInBatches, type LoadCounts } from './load-batches.js';
+import { fromThreadError, type ThreadError } from './thread-error.js';
 
 export interface FolderLoad extends LoadCounts {
   /** Entries of an older-format directory converted when it was opened (null: none). */
@@ -18,7 +19,7 @@ export interface FolderLoad extends LoadCounts {
 }
 
 /** What the load thread answers. */
-export type FromFolderLoad = { type: 'done'; load: FolderLoad } | { type: 'failed'; message: string };
+export type FromFolderLoad = { type: 'done'; load: FolderLoad } | { type: 'failed'; error: ThreadError };
 
 /**
  * The writer's young generation. A batch of 10,000 entries lives for a whole
@@ -47,7 +48,7 @@ export async function loadIntoFolder(file: string, dataDir: string): Promise<Fol
   return { ...counts, converted };
 }
 
-/** loadIntoFolder on a thread of its own; its failure comes back as an Error with the same message. */
+/** loadIntoFolder on a thread of its own; its failure comes back as the error it was (thread-error.ts). */
 export function loadIntoFolderOnThread(file: string, dataDir: string): Promise<FolderLoad> {
   const worker = new Worker(new URL('./folder-load-thread.js', import.meta.url), {
     workerData: { file, dataDir },
@@ -56,7 +57,7 @@ export function loadIntoFolderOnThread(file: string, dataDir: string): Promise<F
   return new Promise<FolderLoad>((resolve, reject) => {
     worker.once('message', (msg: FromFolderLoad) => {
       if (msg.type === 'done') resolve(msg.load);
-      else reject(new Error(msg.message));
+      else reject(fromThreadError(msg.error));
     });
     worker.once('error', reject);
     // After an answer this rejects a settled promise, which does nothing.

@@ -5,9 +5,9 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { BatchItem } from '../store/types.js';
-import { DumpFormatError } from './cyrus-dump.js';
 import { unpackBatch } from './packed-batch.js';
 import type { FromParser, ToParser } from './parse-protocol.js';
+import { fromThreadError } from './thread-error.js';
 
 export interface LoadCounts {
   /** Entries handed to the directory. */
@@ -20,14 +20,6 @@ export interface LoadCounts {
 
 /** How many entries go to the directory at once. */
 export const LOAD_BATCH = 10_000;
-
-/** The parse thread's failure as the error it was: a bad dump stays a DumpFormatError, a missing file keeps its code. */
-function parserError(msg: Extract<FromParser, { type: 'error' }>): Error {
-  if (msg.name === 'DumpFormatError') return new DumpFormatError(msg.message);
-  const err: NodeJS.ErrnoException = new Error(msg.message);
-  if (msg.code !== undefined) err.code = msg.code;
-  return err;
-}
 
 /**
  * Reads the dump at `source` (a path, or `-` for standard input) on a thread
@@ -57,7 +49,7 @@ export async function loadInBatches(source: string, apply: (batch: BatchItem[]) 
           counts.skipped += msg.skipped;
           committing.then(resolve, reject);
         } else {
-          reject(parserError(msg));
+          reject(fromThreadError(msg.error));
         }
       });
       worker.on('error', reject);

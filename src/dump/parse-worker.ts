@@ -9,6 +9,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { DumpRecordReader } from './dump-reader.js';
 import { BatchPacker } from './packed-batch.js';
 import type { FromParser, ToParser } from './parse-protocol.js';
+import { toThreadError } from './thread-error.js';
 
 const MAX_AHEAD = 2;
 const port = parentPort!;
@@ -51,7 +52,4 @@ async function parse(): Promise<void> {
   post({ type: 'end', skipped });
 }
 
-parse().catch((err: unknown) => {
-  const e = err instanceof Error ? err : new Error(String(err));
-  post({ type: 'error', name: e.name, message: e.message, code: (e as NodeJS.ErrnoException).code });
-});
+parse().catch((err: unknown) => post({ type: 'error', error: toThreadError(err) }));

@@ -13,7 +13,7 @@
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import type { Logger } from '../log.js';
-import { CHeapReleaser } from './c-heap-release.js';
+import { CHeapReleaser, type CHeapRelease } from './c-heap-release.js';
 
 /** Idle: less CPU than this share of the period (1%). */
 const IDLE_CPU_SHARE = 0.01;
@@ -60,6 +60,8 @@ export class IdleTrim {
   private lastTrimAt = 0;
   /** Trims done so far. */
   trims = 0;
+  /** What the last trim's C heap release did (null before the first trim). */
+  lastCHeap: CHeapRelease | null = null;
 
   constructor(
     private readonly periodMs: number,
@@ -84,7 +86,7 @@ export class IdleTrim {
     this.gc();
     this.floor = process.memoryUsage().heapTotal;
     // After the collection: the C memory of the objects it freed is free now too.
-    const cHeap = this.cHeap.release();
+    const cHeap = (this.lastCHeap = this.cHeap.release());
     this.trims++;
     // The collection's own CPU must not count against the next period's idleness.
     this.cpu = process.cpuUsage();
