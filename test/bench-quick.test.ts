@@ -4,16 +4,15 @@
  * the answers were correct. No timing is asserted (CI machines vary).
  */
 import test from 'ava';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { runProgram } from './helpers/run.js';
-import { PROJECT_ROOT } from './helpers/server.js';
+import { PROJECT_ROOT, tempDir } from './helpers/server.js';
 
 test('bench --quick runs both servers, checks every answer and writes its results', async (t) => {
   // Bounded, with room for a machine where other test files run at the same time (ava runs two at once).
   t.timeout(250_000);
-  const results = mkdtempSync(join(tmpdir(), 'bench-quick-'));
+  const results = tempDir('bench-quick-');
   t.teardown(() => rmSync(results, { recursive: true, force: true }));
   // (the bench bounds its own loops; SIGKILL after 240 s if it does not end)
   const { code, stdout, stderr } = await runProgram(

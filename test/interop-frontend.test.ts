@@ -13,8 +13,7 @@
  * their ports in it.
  */
 import test, { type ExecutionContext } from 'ava';
-import { chmodSync, chownSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, chownSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { rowKey, rowValueParts } from '../src/frontend/cyrus-row.js';
 import {
@@ -111,7 +110,7 @@ test.before(async () => {
     );
   }
   // The frontend's sqlite database lives in a folder of the Cyrus user's.
-  dbDir = mkdtempSync(join(tmpdir(), 'cyrus-frontend-db-'));
+  dbDir = tempDir('cyrus-frontend-db-');
   chmodSync(dbDir, 0o750);
   chownSync(dbDir, uid, gid);
   dbFile = join(dbDir, 'mailboxes.sqlite');

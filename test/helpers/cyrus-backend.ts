@@ -33,20 +33,19 @@ import {
   constants,
   existsSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CYRUS_BIN, spawnCyrusMaster } from './cyrus-master.js';
 import { parseDataResponses } from './cyrus.js';
 import { freePort } from './ports.js';
 import { RawClient } from './raw-client.js';
 import { runProgram, showRun, type ProgramResult } from './run.js';
+import { tempDir } from './server.js';
 import { findExecutable } from './find-program.js';
 
 export { CYRUS_BIN };
@@ -253,7 +252,7 @@ export class CyrusBackend {
   /** Creates the directory tree and imapd.conf (and initialises its databases). */
   static async create(options: BackendOptions): Promise<CyrusBackend> {
     const servername = options.servername ?? 'backend1';
-    const dir = mkdtempSync(join(tmpdir(), `cyrus-${servername}-`));
+    const dir = tempDir(`cyrus-${servername}-`);
     chmodSync(dir, 0o750);
     const b = new CyrusBackend(dir, servername, options);
     for (const sub of ['db', 'socket', 'proc', 'lock', 'log']) mkdirSync(join(b.confDir, sub), { recursive: true });

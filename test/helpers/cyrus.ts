@@ -32,14 +32,14 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { accessSync, chmodSync, chownSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { accessSync, chmodSync, chownSync, constants, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CYRUS_BIN, spawnCyrusMaster } from './cyrus-master.js';
 import { freePort } from './ports.js';
 import { descendantsOf, waitGone } from './processes.js';
 import { RawClient } from './raw-client.js';
 import { runProgram } from './run.js';
+import { tempDir } from './server.js';
 import { findExecutable } from './find-program.js';
 
 export { CYRUS_BIN };
@@ -582,7 +582,7 @@ function writeOwned(path: string, text: string, mode = 0o640): void {
 /** Creates the directory layout Cyrus needs, owned by cyrus:mail. */
 function makeCyrusDir(prefix: string): string {
   const { uid, gid } = cyrusIds();
-  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const dir = tempDir(prefix);
   for (const sub of ['conf', 'conf/db', 'conf/socket', 'conf/proc', 'conf/lock', 'conf/log', 'spool']) {
     mkdirSync(join(dir, sub), { recursive: true });
   }
