@@ -63,6 +63,22 @@ test('a data folder found 0755 with 0644 files is narrowed to 0700 and 0600 at s
   }
 });
 
+test('under umask 000, load into a new folder leaves it 0700 with directory.mdb and its lock 0600, and so does a load whose dump is missing', async (t) => {
+  // load writes on a thread of its own, where the umask cannot be set for one call
+  const dump = join(scratch, 'one.json');
+  writeFileSync(dump, '{\n"user.a": {"name": "user.a", "mbtype": "e", "server": "b1", "partition": "p", "acl": {"a": "lrs"}}\n}\n');
+  const loaded = join(scratch, 'loaded', 'data');
+  const ok = await runCli(['load', dump, '--data', loaded]);
+  t.is(ok.code, 0, showRun(ok));
+  const failed = join(scratch, 'load-failed', 'data');
+  const missing = await runCli(['load', join(scratch, 'no-such.json'), '--data', failed]);
+  t.not(missing.code, 0, showRun(missing));
+  for (const data of [loaded, failed]) {
+    t.is(mode(data), '0700', data);
+    for (const file of ['directory.mdb', 'directory.mdb-lock']) t.is(mode(join(data, file)), '0600', `${data}/${file}`);
+  }
+});
+
 test('load fsyncs its compacted copy before renaming it over directory.mdb, and the folder after; the copy is 0600', async (t) => {
   if (!straceWorks()) {
     if (process.env.CI) t.fail('strace is missing or cannot trace (CI installs it)');

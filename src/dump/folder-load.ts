@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { replaceDurably } from '../store/durable-replace.js';
 import { LmdbDirectoryStore } from '../store/lmdb-store.js';
+import { whilePrivate } from '../store/private-files.js';
 import { loadInBatches, type LoadCounts } from './load-batches.js';
 import { fromThreadError, type ThreadError } from './thread-error.js';
 
@@ -50,6 +51,11 @@ export async function loadIntoFolder(file: string, dataDir: string): Promise<Fol
 
 /** loadIntoFolder on a thread of its own; its failure comes back as the error it was (thread-error.ts). */
 export function loadIntoFolderOnThread(file: string, dataDir: string): Promise<FolderLoad> {
+  // The thread creates the folder's LMDB files: private like the server's (private-files.ts).
+  return whilePrivate(() => runLoadThread(file, dataDir));
+}
+
+function runLoadThread(file: string, dataDir: string): Promise<FolderLoad> {
   const worker = new Worker(new URL('./folder-load-thread.js', import.meta.url), {
     workerData: { file, dataDir },
     resourceLimits: { maxYoungGenerationSizeMb: WRITER_YOUNG_GENERATION_MB },

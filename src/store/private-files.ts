@@ -29,7 +29,7 @@ export const PRIVATE_SOCKET_UMASK = 0o177;
  * chmod-ed after a moment of being readable.
  */
 export function createPrivately<T>(create: () => T, umask = PRIVATE_UMASK): T {
-  // Worker threads may not set the umask (they only open existing files read-only).
+  // Worker threads may not set the umask: a thread that creates files runs inside whilePrivate.
   if (!isMainThread) return create();
   const previous = process.umask(umask);
   try {
@@ -47,6 +47,21 @@ function narrow(path: string, wanted: number): Narrowed | null {
   const to = mode & ~PRIVATE_UMASK & wanted;
   chmodSync(path, to);
   return { path, from: mode, to };
+}
+
+/**
+ * Runs `work`, which creates files on a worker thread (where createPrivately
+ * cannot set the umask), under the private umask until it settles: the umask
+ * is the process's, so it covers the thread's files too. Nothing else may
+ * create files meanwhile (a one-shot tool, not the server).
+ */
+export async function whilePrivate<T>(work: () => Promise<T>): Promise<T> {
+  const previous = process.umask(PRIVATE_UMASK);
+  try {
+    return await work();
+  } finally {
+    process.umask(previous);
+  }
 }
 
 /** Creates the folder 0700 (with its parents) if missing; narrows it to 0700 when found wider. */
