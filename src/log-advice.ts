@@ -15,6 +15,10 @@ const ADVICE: ReadonlyArray<readonly [string | RegExp, string]> = [
     'install systemd-notify (Debian package systemd) or start mupdated with Type=simple instead of Type=notify; the server itself serves',
   ],
   [
+    'could not reopen the directory file after unmapping it',
+    'the server stops (exit 1) so that systemd starts it again; if it does not come back, check the data folder (disk, permissions, mupdated verify) and report err',
+  ],
+  [
     'session failed',
     'this is a bug in mupdated: the connection was closed and the server goes on; please report this line (with err) to the developers',
   ],

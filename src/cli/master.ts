@@ -4,7 +4,7 @@ import { applySettings, defaultConfig, logFormat, parseHostPort, readConfigFile,
 import { applyImapdConf, type ImapdConfReport } from '../cyrus-conf/settings.js';
 import { createLogger, type Logger } from '../log.js';
 import { startAdminSocket } from '../admin/socket-server.js';
-import { InThreadDumps } from '../mupdate/dump-lines.js';
+import { InThreadDumps, type DumpSource } from '../mupdate/dump-lines.js';
 import { DumpPool } from '../mupdate/dump-pool.js';
 import { MupdateServer } from '../mupdate/server.js';
 import type { Role } from '../mupdate/session.js';
@@ -19,7 +19,7 @@ import { loadTls, sessionSettings } from './server-settings.js';
 import { announceReadiness, startMetrics } from './observability.js';
 import type { FollowedMaster } from './observability.js';
 import type { MetricsListener } from '../metrics/http-server.js';
-import { IdleTrim } from '../mupdate/idle-trim.js';
+import { IdleTrim, type MappingRelease } from '../mupdate/idle-trim.js';
 
 /** How long the server must be idle before its heap is trimmed (idle-trim.ts). */
 const IDLE_TRIM_PERIOD_MS = 10_000;
@@ -136,7 +136,11 @@ export async function startServer(
   const scram = auth.scramAvailability();
   if (scram.offered) log.info('SCRAM-SHA-256 offered beside PLAIN');
   else log.warn(`SCRAM-SHA-256 not offered: ${scram.reason}`);
-  const trim = new IdleTrim(IDLE_TRIM_PERIOD_MS, log);
+  const trim = new IdleTrim(
+    IDLE_TRIM_PERIOD_MS,
+    log,
+    releaseMappingOf(store, dumps, () => void stop().then(() => process.exit(1))),
+  );
   let admin: Server | null = null;
   let metrics: MetricsListener | null = null;
   let stopping: Promise<void> | null = null;
@@ -166,6 +170,25 @@ export async function startServer(
   metrics = await startMetrics(config, log, { server, store, role, slave });
   announceReadiness(log, { server, store, role, slave });
   return { server, store, users, stop };
+}
+
+/**
+ * The idle trim's unmapping of the directory file (LMDB stores only), once no
+ * dump worker has it open. A store that could not reopen its file is closed:
+ * the server stops so that systemd starts it again.
+ */
+function releaseMappingOf(store: DirectoryStore, dumps: DumpSource, fail: () => void): MappingRelease | undefined {
+  if (!store.releaseMapping) return undefined;
+  const release = store.releaseMapping.bind(store);
+  return async () => {
+    if (dumps.threadsOpen) return false;
+    try {
+      return await release();
+    } catch (err) {
+      fail();
+      throw err;
+    }
+  };
 }
 
 /** Says which modes of the data folder were found wider than private and narrowed. */

@@ -46,6 +46,8 @@ export interface DumpSource {
   dump(tag: Buffer, filter: ScanFilter, consumer: DumpConsumer): Promise<void>;
   /** Gets ready for a first dump ahead of time (dump workers start). */
   warm(): void;
+  /** Whether worker threads have the directory file open (it stays mapped while one does). */
+  readonly threadsOpen: boolean;
   close(): Promise<void>;
 }
 
@@ -68,6 +70,8 @@ export class InThreadDumps implements DumpSource {
   }
 
   warm(): void {}
+
+  readonly threadsOpen = false;
 
   async close(): Promise<void> {}
 }

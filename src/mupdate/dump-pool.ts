@@ -138,6 +138,10 @@ export class DumpPool implements DumpSource {
     return this.workers.length;
   }
 
+  get threadsOpen(): boolean {
+    return this.workers.length > 0 || this.leaving.size > 0;
+  }
+
   /** Streams one dump to `consumer`; resolves when the last chunk has been written (or the reader left). */
   dump(tag: Buffer, filter: ScanFilter, consumer: DumpConsumer): Promise<void> {
     if (this.closed) return Promise.reject(new Error('the server is shutting down'));

@@ -8,8 +8,11 @@
  * allocation rate low V8 also shrinks the young generation (to 1 MB). It
  * runs only while idle, so it delays no busy server's answers, and once
  * per growth, not every period. The C heap's free pages go back after it
- * (c-heap-release.ts).
+ * (c-heap-release.ts). Once per idle spell after a busy one, the directory
+ * file is unmapped (`releaseMapping`: the store reopens it), so the pages
+ * LISTs, dumps and writes touched stop counting in the RSS.
  */
+import { readFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import type { Logger } from '../log.js';
@@ -45,9 +48,22 @@ function fullCollection(): (() => void) | null {
   }
 }
 
+/** The process's resident file-backed pages (kB), or null where /proc says nothing. */
+function fileRssKb(): number | null {
+  try {
+    const m = /^RssFile:\s+(\d+)/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
 function youngBytes(): number {
   return v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0;
 }
+
+/** Unmaps the directory file if nothing uses it now; false to be asked again next idle period. */
+export type MappingRelease = () => Promise<boolean>;
 
 export class IdleTrim {
   private readonly timer: NodeJS.Timeout;
@@ -62,10 +78,16 @@ export class IdleTrim {
   trims = 0;
   /** What the last trim's C heap release did (null before the first trim). */
   lastCHeap: CHeapRelease | null = null;
+  /** A busy period came since the directory file was last unmapped. */
+  private mappingUsed = true;
+  private releasing = false;
+  /** Times the directory file was unmapped. */
+  mappingReleases = 0;
 
   constructor(
     private readonly periodMs: number,
     private readonly log: Logger,
+    private readonly releaseMapping?: MappingRelease,
   ) {
     this.timer = setInterval(() => this.check(), periodMs);
     this.timer.unref();
@@ -75,7 +97,12 @@ export class IdleTrim {
     const used = process.cpuUsage(this.cpu);
     this.cpu = process.cpuUsage();
     const busyMs = (used.user + used.system) / 1000;
-    if (!this.gc || busyMs > this.periodMs * IDLE_CPU_SHARE) return;
+    if (busyMs > this.periodMs * IDLE_CPU_SHARE) {
+      this.mappingUsed = true;
+      return;
+    }
+    if (this.mappingUsed && this.releaseMapping && !this.releasing) void this.unmap(this.releaseMapping);
+    if (!this.gc) return;
     const total = process.memoryUsage().heapTotal;
     if (total >= this.floor + REGROWTH_BYTES) this.youngTries = 0;
     else if (youngBytes() <= YOUNG_BYTES || this.youngTries >= YOUNG_TRIES) return;
@@ -100,6 +127,23 @@ export class IdleTrim {
       },
       'idle server: heap trimmed',
     );
+  }
+
+  private async unmap(release: MappingRelease): Promise<void> {
+    this.releasing = true;
+    const before = fileRssKb();
+    try {
+      if (!(await release())) return;
+      this.mappingUsed = false;
+      this.mappingReleases++;
+      this.log.debug({ fileRssKbBefore: before, fileRssKbAfter: fileRssKb() }, 'idle server: directory file unmapped');
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'could not reopen the directory file after unmapping it');
+    } finally {
+      this.releasing = false;
+      // The reopening's own CPU must not make the next period look busy.
+      this.cpu = process.cpuUsage();
+    }
   }
 
   stop(): void {

@@ -74,6 +74,11 @@ export class Commits {
     });
   }
 
+  /** No write waiting for its turn's end and none in a batched commit (synchronous ones end in their call). */
+  get idle(): boolean {
+    return this.turnWrites.length === 0 && this.batchedInFlight === 0;
+  }
+
   /** Runs `body` in its own synchronous transaction, now (at open, before any other write). */
   now<T>(body: () => T): T {
     const interned: Interned = new Map();

@@ -86,33 +86,48 @@ export interface Conversion {
 
 export class LmdbDirectoryStore implements DirectoryStore {
   private closed = false;
-  private readonly root: RootDatabase;
-  private readonly metaDb: Databases['meta'];
+  /** While releaseMapping() closes and reopens the file (never across an I/O event: see there). */
+  private reopening = false;
+  private openSnapshots = 0;
+  // The parts on the open file, set by wire() (again when releaseMapping reopens it).
+  private root!: RootDatabase;
+  private dbs!: Databases;
+  private metaDb!: Databases['meta'];
   /** Commit scheduling; `commits.interned` is set while one of this store's write bodies runs. */
-  private readonly commits: Commits;
-  private readonly log: ChangeLog;
-  private readonly entries: EntryTable;
-  private readonly conflicts: ConflictQueue;
-  private readonly bulk: BulkLoad;
+  private commits!: Commits;
+  private log!: ChangeLog;
+  private entries!: EntryTable;
+  private conflicts!: ConflictQueue;
+  private bulk!: BulkLoad;
   private readonly emitter: OrderedEmitter;
   /** Set when open() converted the folder from an older format (for the caller to log). */
   converted: Conversion | null = null;
 
   private constructor(
-    private readonly dbs: Databases,
+    private readonly dir: string,
+    dbs: Databases,
     readonly order: DirectoryOrder,
-    retention: number,
+    private readonly retention: number,
     private readonly readOnly: boolean,
     listenerFailed: ListenerFailure,
   ) {
+    this.wire(dbs);
+    this.emitter = new OrderedEmitter(this.lastSeq + 1, listenerFailed);
+  }
+
+  private wire(dbs: Databases): void {
+    this.dbs = dbs;
     this.root = dbs.root;
     this.metaDb = dbs.meta;
     this.commits = new Commits(dbs.root, dbs.locations);
-    this.log = new ChangeLog(dbs.log, dbs.meta, retention);
-    this.entries = new EntryTable(dbs, order, this.commits, this.log);
+    this.log = new ChangeLog(dbs.log, dbs.meta, this.retention);
+    this.entries = new EntryTable(dbs, this.order, this.commits, this.log);
     this.conflicts = new ConflictQueue(dbs.conflicts, dbs.openClaims, dbs.meta);
     this.bulk = new BulkLoad(this.entries, this.log);
-    this.emitter = new OrderedEmitter(this.lastSeq + 1, listenerFailed);
+  }
+
+  private static openRoot(dir: string): RootDatabase {
+    return openLmdb<unknown, Key>(`${dir}/directory.mdb`, { overlappingSync: false, maxDbs: 12, compression: false });
   }
 
   static open(dir: string, options: LmdbStoreOptions): LmdbDirectoryStore {
@@ -121,10 +136,11 @@ export class LmdbDirectoryStore implements DirectoryStore {
       throw new StorageError(`no directory in ${dir} (is --data right?)`);
     }
     if (!readOnly) makePrivateFolder(dir);
-    const root = openLmdb<unknown, Key>(`${dir}/directory.mdb`, { overlappingSync: false, maxDbs: 12, compression: false });
+    const root = LmdbDirectoryStore.openRoot(dir);
     try {
       const { dbs, order, format } = openDatabases(root, dir, options.order, readOnly);
       const store = new LmdbDirectoryStore(
+        dir,
         dbs,
         order,
         options.changeLogRetention ?? 1_000_000,
@@ -138,6 +154,39 @@ export class LmdbDirectoryStore implements DirectoryStore {
       void root.close();
       throw err;
     }
+  }
+
+  /**
+   * Closes the directory file and opens it again, which unmaps it: every page
+   * a LIST, dump or write touched stops counting in the process's RSS (the
+   * kernel's page cache keeps them, to take back when it needs the memory).
+   * For an idle server (idle-trim.ts). False, with nothing done, while a
+   * snapshot is open or a write is under way. The file is unmapped only once
+   * no other thread of the process has it open (dump workers).
+   *
+   * Nothing else can run meanwhile: with no write pending, lmdb-js's close
+   * settles within promise jobs, before any socket or timer event, and the
+   * reopening is synchronous.
+   */
+  async releaseMapping(): Promise<boolean> {
+    if (this.closed || this.reopening || this.openSnapshots > 0 || !this.commits.idle) return false;
+    this.reopening = true;
+    try {
+      await this.root.close();
+      const root = LmdbDirectoryStore.openRoot(this.dir);
+      try {
+        this.wire(openDatabases(root, this.dir, this.order, this.readOnly).dbs);
+      } catch (err) {
+        void root.close();
+        throw err;
+      }
+    } catch (err) {
+      this.closed = true;
+      throw new StorageError(`could not reopen the directory file in ${this.dir}: ${(err as Error).message}`);
+    } finally {
+      this.reopening = false;
+    }
+    return true;
   }
 
   private convertFormat1(dir: string): void {
@@ -166,8 +215,14 @@ export class LmdbDirectoryStore implements DirectoryStore {
     return this.entries.find(name);
   }
 
-  private writable(): void {
+  /** Reads and writes fail cleanly, rather than on a closed lmdb-js handle. */
+  private usable(): void {
     if (this.closed) throw new StorageError('the directory is closed');
+    if (this.reopening) throw new StorageError('the directory file is being reopened; try again');
+  }
+
+  private writable(): void {
+    this.usable();
     if (this.readOnly) throw new StorageError('the directory was opened read-only');
   }
 
@@ -268,7 +323,17 @@ export class LmdbDirectoryStore implements DirectoryStore {
   }
 
   snapshot(): Snapshot {
-    return openSnapshot(this.dbs, this.order, this.log);
+    this.usable();
+    const snapshot = openSnapshot(this.dbs, this.order, this.log);
+    this.openSnapshots++;
+    let open = true;
+    const close = snapshot.close.bind(snapshot);
+    snapshot.close = () => {
+      if (open) this.openSnapshots--;
+      open = false;
+      close();
+    };
+    return snapshot;
   }
 
   subscribe(listener: ChangeListener): () => void {

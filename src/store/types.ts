@@ -150,6 +150,12 @@ export interface DirectoryStore {
    * etcd: NOOP's promise across nodes). A single store has nothing to wait for.
    */
   sync?(): Promise<void>;
+  /**
+   * Unmaps the directory file while nothing reads or writes it, so an idle
+   * server's RSS no longer counts the pages it touched; false when it could
+   * not now. Stores without a local file leave it out.
+   */
+  releaseMapping?(): Promise<boolean>;
   readonly lastSeq: number;
   /** A cluster node: whether etcd answers now and how far the local view is behind it (for the metrics). */
   health?(): Promise<{ reachable: boolean; viewLagRevisions: number | null }>;
