@@ -424,6 +424,36 @@ export function storeConformance(label: string, open: StoreFactory): void {
     })();
   });
 
+  test(`${label}: releaseMapping unmaps the local file only while no snapshot is open; reads, writes, snapshots and listeners carry on`, async (t) => {
+    await withStore('cyrus', async ({ store }) => {
+      const release = store.releaseMapping?.bind(store);
+      if (!release) return void t.fail('a store with a local file can release its mapping');
+      for (let i = 0; i < 3; i++) await store.mutate(B(`user.m${i}`), put(active(`user.m${i}`, 'b1!p')));
+      await store.sync?.();
+      const rec = recorder(store);
+      const open = store.snapshot();
+      t.false(await release(), 'refused while a snapshot is open');
+      open.close();
+      t.true(await release());
+      t.deepEqual(plain(store.find(B('user.m1'))), ['user.m1', 'active', 'b1!p', '']);
+      await store.mutate(B('user.after'), put(active('user.after', 'b2!p')));
+      await store.sync?.();
+      t.true(await eventually(() => rec.changes.length === 1), 'a listener from before is told');
+      t.deepEqual(rec.changes.map(plainChange), [['user.after', ['user.after', 'active', 'b2!p', '']]]);
+      t.true(await release(), 'and again');
+      const snapshot = store.snapshot();
+      try {
+        t.deepEqual(
+          [...snapshot.entries()].map((e) => e.name.toString('latin1')),
+          ['user.after', 'user.m0', 'user.m1', 'user.m2'],
+        );
+      } finally {
+        snapshot.close();
+      }
+      rec.stop();
+    })();
+  });
+
   test(`${label}: a closed store refuses writes with a StorageError`, async (t) => {
     const s = await open('cyrus');
     await s.store.close();

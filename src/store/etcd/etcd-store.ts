@@ -197,6 +197,11 @@ export class EtcdDirectoryStore implements directory.DirectoryStore {
     return this.view.lastSeq;
   }
 
+  /** The view's file (LmdbDirectoryStore.releaseMapping); etcd writes in flight reach it afterwards. */
+  releaseMapping(): Promise<boolean> {
+    return this.view.releaseMapping();
+  }
+
   getMeta(key: string): unknown {
     return this.view.getMeta(key);
   }
