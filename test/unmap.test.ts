@@ -8,6 +8,7 @@ import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LmdbDirectoryStore } from '../src/store/lmdb-store.js';
 import type { Entry } from '../src/store/types.js';
+import { httpGet, metricsPort, sample } from './helpers/metrics-tools.js';
 import { runCli } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
 import { showRun } from './helpers/run.js';
@@ -67,7 +68,7 @@ test('an idle master unmaps its directory file once its dump workers are gone: t
   const load = await runCli(['load', dump, '--data', dataDir]);
   t.is(load.code, 0, showRun(load));
   addUser(dataDir, { name: 'mupdateadmin', admin: true });
-  const server = await startMupdated({ dataDir, config: { dump_worker_idle: 1 } });
+  const server = await startMupdated({ dataDir, config: { dump_worker_idle: 1 }, args: ['--metrics-listen', '127.0.0.1:0'] });
   t.teardown(() => server.stop());
   // A stream and a LIST read the whole file (in a dump worker, then the server thread's FINDs).
   const stream = await RawClient.login(server.port);
@@ -81,6 +82,8 @@ test('an idle master unmaps its directory file once its dump workers are gone: t
   const line = logged(await server.waitForLog(/"msg":"idle server: directory file unmapped"/, 60_000));
   const before = line.fileRssKbBefore as number;
   const after = line.fileRssKbAfter as number;
+  const metrics = await httpGet(await metricsPort(server), '/metrics');
+  t.is(sample(metrics.body, 'mupdated_directory_unmaps_total'), 1, 'counted in the metrics');
   const fileKb = statSync(join(dataDir, 'directory.mdb')).size / 1024;
   t.true(before - after > fileKb / 2, `the file's pages (${fileKb} kB) left the RSS: ${before} kB -> ${after} kB`);
 

@@ -19,6 +19,8 @@ export interface MetricsSink {
   failedLogin(): void;
   /** A LIST or UPDATE (XRESUME too) dump ended after `seconds`. */
   dumpFinished(command: string, seconds: number): void;
+  /** An idle server unmapped its directory file (idle-trim.ts). */
+  directoryUnmapped(): void;
 }
 
 /** An UPDATE stream as the metrics see it. */
@@ -57,6 +59,9 @@ export const metricsHooks = {
   },
   failedLogin(): void {
     sink?.failedLogin();
+  },
+  directoryUnmapped(): void {
+    sink?.directoryUnmapped();
   },
   /** `dump` counted as a dump in progress while it runs, and its duration when it ends. */
   timedDump(command: 'LIST' | 'UPDATE', dump: () => Promise<void>): () => Promise<void> {

@@ -58,6 +58,11 @@ export function createServerMetrics(probe: ServerProbe): ServerMetrics {
     help: 'Logins refused on their credentials.',
     registers,
   });
+  const unmaps = new Counter({
+    name: `${PREFIX}directory_unmaps_total`,
+    help: 'Times an idle server unmapped its directory file (the pages it had touched left its RSS).',
+    registers,
+  });
   const dumpSeconds = new Histogram({
     name: `${PREFIX}dump_duration_seconds`,
     help: 'Duration of whole-directory dumps, by command (LIST, UPDATE with XRESUME).',
@@ -129,6 +134,7 @@ export function createServerMetrics(probe: ServerProbe): ServerMetrics {
       streamDropped: () => streamDrops.inc(),
       failedLogin: () => failedLogins.inc(),
       dumpFinished: (command, seconds) => dumpSeconds.observe({ command }, seconds),
+      directoryUnmapped: () => unmaps.inc(),
     },
   };
 }

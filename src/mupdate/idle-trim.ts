@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import type { Logger } from '../log.js';
+import { metricsHooks } from '../metrics/hooks.js';
 import { CHeapReleaser, type CHeapRelease } from './c-heap-release.js';
 
 /** Idle: less CPU than this share of the period (1%). */
@@ -136,6 +137,7 @@ export class IdleTrim {
       if (!(await release())) return;
       this.mappingUsed = false;
       this.mappingReleases++;
+      metricsHooks.directoryUnmapped();
       this.log.debug({ fileRssKbBefore: before, fileRssKbAfter: fileRssKb() }, 'idle server: directory file unmapped');
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'could not reopen the directory file after unmapping it');
