@@ -74,6 +74,7 @@ test('an idle dump worker exits and a later dump starts a new one with the same 
   const pool = new DumpPool(dataDir, 1, createLogger('silent'), 300);
   t.teardown(() => pool.close());
   t.is(pool.running, 0, 'no worker before the first dump');
+  t.false(pool.threadsOpen, 'nothing holds the directory file open yet');
   const first = await dumpBytes(pool);
   t.is(
     first
@@ -83,7 +84,9 @@ test('an idle dump worker exits and a later dump starts a new one with the same 
     ENTRIES,
   );
   t.is(pool.running, 1, 'the dump started a worker');
+  t.true(pool.threadsOpen, 'its thread has the directory file open (the server must not unmap it now)');
   t.true(await until(() => pool.running === 0, 10_000), 'the idle worker exited');
+  t.true(await until(() => !pool.threadsOpen, 10_000), 'and once its thread has ended, nothing holds the file');
   const second = await dumpBytes(pool);
   t.true(second.equals(first), 'a dump after the exit gives the same bytes');
   t.is(pool.running, 1);

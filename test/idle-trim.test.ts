@@ -32,3 +32,32 @@ test('after a burst of allocations an idle process trims its heap, then stops tr
   await new Promise((r) => setTimeout(r, 4500));
   t.is(trim.trims, done, 'nothing more to give back: no more collections');
 });
+
+test.serial(
+  'the directory file is unmapped once per idle spell: asked again while refused, not again while idle, again after a busy period',
+  async (t) => {
+    let calls = 0;
+    let answer = false;
+    const trim = new IdleTrim(500, createLogger('silent'), () => {
+      calls++;
+      return Promise.resolve(answer);
+    });
+    t.teardown(() => trim.stop());
+    const until = async (cond: () => boolean, ms: number) => {
+      const end = Date.now() + ms;
+      while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+      return cond();
+    };
+    t.true(await until(() => calls >= 2, 10_000), `refused: asked again the next idle period (${calls} calls)`);
+    answer = true;
+    const refused = calls;
+    t.true(await until(() => calls > refused, 10_000), 'asked once more, and it unmapped');
+    const done = calls;
+    await new Promise((r) => setTimeout(r, 2500));
+    t.is(calls, done, 'idle since: not asked again');
+    // A busy period (well over 1% of one): the pages may be touched again.
+    const spinUntil = Date.now() + 300;
+    while (Date.now() < spinUntil);
+    t.true(await until(() => calls === done + 1, 10_000), `asked again after the busy period (${calls - done} more calls)`);
+  },
+);

@@ -82,8 +82,6 @@ export class IdleTrim {
   /** A busy period came since the directory file was last unmapped. */
   private mappingUsed = true;
   private releasing = false;
-  /** Times the directory file was unmapped. */
-  mappingReleases = 0;
 
   constructor(
     private readonly periodMs: number,
@@ -136,7 +134,6 @@ export class IdleTrim {
     try {
       if (!(await release())) return;
       this.mappingUsed = false;
-      this.mappingReleases++;
       metricsHooks.directoryUnmapped();
       this.log.debug({ fileRssKbBefore: before, fileRssKbAfter: fileRssKb() }, 'idle server: directory file unmapped');
     } catch (err) {
