@@ -6,6 +6,7 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { planByMaps, planPush, type LocalMailbox, type PushPlan } from '../src/push/push-plan.js';
+import { PackedMailboxes } from '../src/push/packed-mailboxes.js';
 import { compareNames } from '../src/store/order.js';
 import type { Entry } from '../src/store/types.js';
 
@@ -61,10 +62,37 @@ test('planPush gives the map-based plan for lists in byte order, Cyrus order, an
           : listed;
         const a = arrange(local, localOrder);
         const b = arrange(master, listedOrder);
-        t.deepEqual(shown(planPush(a, b)), shown(planByMaps(a, b)));
+        t.deepEqual(shown(planPush(PackedMailboxes.of(a), PackedMailboxes.of(b))), shown(planByMaps(a, b)));
       },
     ),
     { numRuns: RUNS },
   );
   t.pass();
+});
+
+test('packed mailboxes give back every entry as added, past the first buffer and table sizes', (t) => {
+  // Location and ACL are compared as one run of bytes: the same run split elsewhere is not the same entry.
+  const split = PackedMailboxes.of([
+    { name: Buffer.from('a'), location: Buffer.from('b1!p'), acl: Buffer.from('x\tlr\t') },
+    { name: Buffer.from('b'), location: Buffer.from('b1!px'), acl: Buffer.from('\tlr\t') },
+  ]);
+  t.false(split.sameLocationAndAcl(0, split, 1));
+  t.true(split.sameLocationAndAcl(0, split, 0));
+  fc.assert(
+    fc.property(fc.array(entry, { minLength: 1, maxLength: 60 }), fc.integer({ min: 1, max: 200 }), (entries, wide) => {
+      // Wide entries (a long ACL) outgrow the first 64 KiB; many entries outgrow the first table of 1,024.
+      const all = entries.map((e, i) => (i % 7 === 0 ? { ...e, acl: Buffer.alloc(wide * 40, 0x61) } : e));
+      const many = Array.from({ length: 2100 }, (_, i) => all[i % all.length]);
+      const packed = PackedMailboxes.of(many);
+      t.is(packed.count, many.length);
+      const text = (e: Entry) => `${e.state} ${e.name.toString('hex')} ${e.location.toString('hex')} ${e.acl.toString('hex')}`;
+      t.is(packed.entries().map(text).join('\n'), many.map(text).join('\n'));
+      for (let i = 1; i < many.length; i += 211) {
+        t.is(Math.sign(packed.compareName(i - 1, packed, i)), Math.sign(Buffer.compare(many[i - 1].name, many[i].name)));
+        const same = many[i - 1].location.equals(many[i].location) && many[i - 1].acl.equals(many[i].acl);
+        t.is(packed.sameLocationAndAcl(i - 1, packed, i), same);
+      }
+    }),
+    { numRuns: 30 },
+  );
 });

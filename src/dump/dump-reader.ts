@@ -20,10 +20,17 @@ export class LineSplitter {
   constructor(private readonly onLine: (line: string) => void) {}
 
   push(chunk: Buffer | string): void {
-    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
-    if (bytes.length === 0) return;
-    if (this.tail.length > 0 && bytes.indexOf(0x0a) < 0 && bytes.indexOf(0x0d) < 0) return void this.tail.push(bytes);
-    this.split(this.tail.length > 0 ? Buffer.concat([...this.tail, bytes]) : bytes, false);
+    let bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+    // The unfinished line is completed from the new bytes up to their first line break only:
+    // joining it to the whole chunk would copy every chunk (a megabyte each) once more.
+    while (this.tail.length > 0 && bytes.length > 0) {
+      const br = firstBreak(bytes);
+      if (br < 0) return void this.tail.push(bytes);
+      // A `\r` ending the joined bytes waits in the tail for what follows it, as at a chunk's end.
+      this.split(Buffer.concat([...this.tail, bytes.subarray(0, br + 1)]), false);
+      bytes = bytes.subarray(br + 1);
+    }
+    if (bytes.length > 0) this.split(bytes, false);
   }
 
   end(): void {
@@ -57,6 +64,13 @@ export class LineSplitter {
     this.tail = left.length > 0 ? [left] : [];
     return left;
   }
+}
+
+/** Where the first `\n` or `\r` of `bytes` is, or -1. */
+function firstBreak(bytes: Buffer): number {
+  const lf = bytes.indexOf(0x0a);
+  const cr = (lf < 0 ? bytes : bytes.subarray(0, lf)).indexOf(0x0d);
+  return cr >= 0 ? cr : lf;
 }
 
 /** A dump fed a chunk at a time: each record goes to `onRecord` as soon as its line is complete. */

@@ -6,6 +6,7 @@
 import { serverPart } from '../mupdate/location.js';
 import { compareNames } from '../store/order.js';
 import type { Entry } from '../store/types.js';
+import type { PackedMailboxes } from './packed-mailboxes.js';
 
 export interface LocalMailbox {
   name: Buffer;
@@ -25,50 +26,51 @@ export interface PushPlan {
 
 const key = (b: Buffer) => b.toString('latin1');
 
-const byteOrder = (a: Buffer, b: Buffer) => Buffer.compare(a, b);
-const cyrusOrder = (a: Buffer, b: Buffer) => compareNames(a, b, 'cyrus');
+/** How two packed lists' names compare: entry i of `a` against entry j of `b`. */
+type Order = (a: PackedMailboxes, i: number, b: PackedMailboxes, j: number) => number;
+const byteOrder: Order = (a, i, b, j) => a.compareName(i, b, j);
+const cyrusOrder: Order = (a, i, b, j) => compareNames(a.name(i), b.name(j), 'cyrus');
 
 /**
  * The plan. Both lists usually come in one order (a master LISTs in its directory order, which
  * matches the backend's mailboxes.db): then one merge pass, without a map of either side.
+ * Only the entries that need a command come out of the packed lists as objects.
  */
-export function planPush(local: readonly LocalMailbox[], listed: readonly Entry[]): PushPlan {
+export function planPush(local: PackedMailboxes, listed: PackedMailboxes): PushPlan {
   for (const order of [byteOrder, cyrusOrder]) {
     if (ascending(local, order) && ascending(listed, order)) return planByMerge(local, listed, order);
   }
-  return planByMaps(local, listed);
+  return planByMaps(local.entries(), listed.entries());
 }
 
 /** Whether every name sorts strictly after the one before it (so no name repeats). */
-function ascending(items: ReadonlyArray<{ name: Buffer }>, order: (a: Buffer, b: Buffer) => number): boolean {
-  for (let i = 1; i < items.length; i++) if (order(items[i - 1].name, items[i].name) >= 0) return false;
+function ascending(list: PackedMailboxes, order: Order): boolean {
+  for (let i = 1; i < list.count; i++) if (order(list, i - 1, list, i) >= 0) return false;
   return true;
 }
 
 /** The plan of two lists sorted strictly by `order`: the same plan as planByMaps gives them. */
-function planByMerge(local: readonly LocalMailbox[], listed: readonly Entry[], order: (a: Buffer, b: Buffer) => number): PushPlan {
+function planByMerge(local: PackedMailboxes, listed: PackedMailboxes, order: Order): PushPlan {
   const plan: PushPlan = { removeFromMaster: [], reactivate: [], lookUp: [], inSync: 0 };
   let i = 0;
   let j = 0;
-  while (i < local.length && j < listed.length) {
-    const m = local[i];
-    const e = listed[j];
-    const c = order(m.name, e.name);
+  while (i < local.count && j < listed.count) {
+    const c = order(local, i, listed, j);
     if (c < 0) {
-      plan.lookUp.push(m);
+      plan.lookUp.push(local.entry(i));
       i++;
     } else if (c > 0) {
-      plan.removeFromMaster.push(e.name);
+      plan.removeFromMaster.push(listed.name(j));
       j++;
     } else {
-      if (inSync(m, e)) plan.inSync++;
-      else plan.reactivate.push(m);
+      if (listed.state(j) === 'active' && local.sameLocationAndAcl(i, listed, j)) plan.inSync++;
+      else plan.reactivate.push(local.entry(i));
       i++;
       j++;
     }
   }
-  for (; i < local.length; i++) plan.lookUp.push(local[i]);
-  for (; j < listed.length; j++) plan.removeFromMaster.push(listed[j].name);
+  for (; i < local.count; i++) plan.lookUp.push(local.entry(i));
+  for (; j < listed.count; j++) plan.removeFromMaster.push(listed.name(j));
   return plan;
 }
 

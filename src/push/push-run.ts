@@ -9,10 +9,10 @@ import { entryFromData } from '../resync/reconcile.js';
 import type { MupdateConnection } from '../mupdate/client/connection.js';
 import { MupdateClientError } from '../mupdate/client/errors.js';
 import { commandResult, isStatus, type CommandResult, type Response } from '../mupdate/client/responses.js';
-import type { Entry } from '../store/types.js';
 import { showBytes } from '../admin/conflict-view.js';
 import { readDump } from '../dump/dump-reader.js';
 import { judgeLookUp, planPush, type LocalMailbox } from './push-plan.js';
+import { PackedMailboxes } from './packed-mailboxes.js';
 
 interface Command {
   word: string;
@@ -20,9 +20,12 @@ interface Command {
   label: string;
 }
 
-async function readLocal(file: string, backend: string): Promise<LocalMailbox[]> {
-  const input = file === '-' ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 });
-  const out: LocalMailbox[] = [];
+/** Reads the dump in 64 KiB pieces: measured faster to read a 30 MB dump than 1 MiB ones, which outgrow the CPU's cache. */
+const READ_PIECE = 1 << 16;
+
+async function readLocal(file: string, backend: string): Promise<PackedMailboxes> {
+  const input = file === '-' ? process.stdin : createReadStream(file, { highWaterMark: READ_PIECE });
+  const out = new PackedMailboxes();
   const serverPrefix = `${backend}!`;
   // A backend's mailboxes share a handful of partitions: one location buffer each (only ever read).
   const locations = new Map<string, Buffer>();
@@ -36,7 +39,7 @@ async function readLocal(file: string, backend: string): Promise<LocalMailbox[]>
     // A backend's own mailboxes carry no server; entries of other servers are not ours to push.
     if (r.hasServer && !r.entry.location.toString('latin1').startsWith(serverPrefix)) return;
     const location = r.hasServer ? r.entry.location : locationOf(r.partition ?? 'default');
-    out.push({ name: r.name, location, acl: r.entry.acl });
+    out.add(r.name, location, r.entry.acl, 'active');
   });
   return out;
 }
@@ -108,7 +111,7 @@ export class DumpUnreadableError extends Error {
  */
 export async function pushDump(dump: string, options: PushOptions): Promise<number> {
   const { backend, window, out } = options;
-  let local: LocalMailbox[];
+  let local: PackedMailboxes;
   try {
     local = await readLocal(dump, backend);
   } catch (err) {
@@ -125,14 +128,14 @@ export async function pushDump(dump: string, options: PushOptions): Promise<numb
   try {
     // A NOOP first: this is not ctl_mboxlist, so the master need not hide other servers' entries from FIND.
     await conn.command('X00', 'NOOP', [], 30_000);
-    const listed: Entry[] = [];
+    const listed = new PackedMailboxes();
     const list = await conn.commandStreaming(
       'X0',
       'LIST',
       [Buffer.from(`${backend}!`)],
       (word, args) => {
         const e = entryFromData(word, args);
-        if (e) listed.push(e);
+        if (e) listed.add(e.name, e.location, e.acl, e.state);
       },
       120_000,
     );

@@ -87,6 +87,8 @@ export function scanDataLine(buf: Buffer, pos: number, limits: WireLimits): Data
 
 /** A partial line the fast reader keeps waiting for; longer ones go to the general reader. */
 const PENDING_MAX = 1 << 16;
+/** How many new bytes are tried first to complete a waiting line. */
+const JOIN_AHEAD = 4096;
 
 /** Reads the plain data lines at the start of an answer, as its bytes arrive. */
 export class DataLineStream {
@@ -101,9 +103,21 @@ export class DataLineStream {
 
   /** Null while every byte so far was read here; else the bytes the general reader must read from now on. */
   read(d: Buffer): Buffer | null {
-    const buf = this.pending ? Buffer.concat([this.pending, d]) : d;
-    this.pending = null;
+    let buf = d;
     let pos = 0;
+    const pending = this.pending;
+    this.pending = null;
+    if (pending) {
+      // The waiting line is completed from the start of the new bytes: joining it to all of
+      // them would copy every chunk once more. Anything else goes the long way, through the join.
+      const joined = Buffer.concat([pending, d.subarray(0, JOIN_AHEAD)]);
+      const line = scanDataLine(joined, 0, this.limits);
+      if (line !== null && line !== MORE) {
+        this.onData(line.word, line.args);
+        this.lines++;
+        pos = line.end - pending.length;
+      } else buf = Buffer.concat([pending, d]);
+    }
     for (;;) {
       const line = scanDataLine(buf, pos, this.limits);
       if (line === MORE && buf.length - pos <= PENDING_MAX) {
