@@ -79,10 +79,12 @@ test('packed mailboxes give back every entry as added, past the first buffer and
   t.false(split.sameLocationAndAcl(0, split, 1));
   t.true(split.sameLocationAndAcl(0, split, 0));
   fc.assert(
-    fc.property(fc.array(entry, { minLength: 1, maxLength: 60 }), fc.integer({ min: 1, max: 200 }), (entries, wide) => {
-      // Wide entries (a long ACL) outgrow the first 64 KiB; many entries outgrow the first table of 1,024.
-      const all = entries.map((e, i) => (i % 7 === 0 ? { ...e, acl: Buffer.alloc(wide * 40, 0x61) } : e));
-      const many = Array.from({ length: 2100 }, (_, i) => all[i % all.length]);
+    fc.property(fc.array(entry, { minLength: 1, maxLength: 60 }), fc.integer({ min: 1, max: 30_000 }), (entries, wide) => {
+      // Wide entries (a long ACL) fill more than one 1 MiB buffer, some one of their own; many entries outgrow the first table of 1,024.
+      const many = Array.from({ length: 2100 }, (_, i) => {
+        const e = entries[i % entries.length];
+        return i % 500 === 0 ? { ...e, acl: Buffer.alloc(wide * 40, 0x61) } : e;
+      });
       const packed = PackedMailboxes.of(many);
       t.is(packed.count, many.length);
       const text = (e: Entry) => `${e.state} ${e.name.toString('hex')} ${e.location.toString('hex')} ${e.acl.toString('hex')}`;
