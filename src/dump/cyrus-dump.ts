@@ -182,6 +182,16 @@ export class DumpParser {
 
   constructor(private readonly fast = true) {}
 
+  /** Whether the next line may be a one-line record: another reader may then take it (and countLine). */
+  get expectsRecord(): boolean {
+    return this.fast && this.started && !this.ended && this.pending === '';
+  }
+
+  /** A line another reader took as a record: counted, so later errors name the right line. */
+  countLine(): void {
+    this.lineNo++;
+  }
+
   /** Reads one line (without its line break), putting the records it completes in `out`. */
   line(rawLine: string, out: DumpRecord[]): void {
     this.lineNo++;

@@ -17,7 +17,11 @@ import { DumpParser, type DumpRecord } from './cyrus-dump.js';
 export class LineSplitter {
   private tail: Buffer[] = [];
 
-  constructor(private readonly onLine: (line: string) => void) {}
+  /** `takeBytes`: offered each line's bytes first; when it answers true, the line is not decoded for onLine. */
+  constructor(
+    private readonly onLine: (line: string) => void,
+    private readonly takeBytes?: TakeLineBytes,
+  ) {}
 
   push(chunk: Buffer | string): void {
     let bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
@@ -35,7 +39,7 @@ export class LineSplitter {
 
   end(): void {
     const left = this.split(Buffer.concat(this.tail), true);
-    if (left.length > 0) this.onLine(left.toString('utf8'));
+    if (left.length > 0 && !this.takeBytes?.(left, 0, left.length)) this.onLine(left.toString('utf8'));
     this.tail = [];
   }
 
@@ -51,13 +55,13 @@ export class LineSplitter {
       if (cr !== -1 && cr < start) cr = bytes.indexOf(0x0d, start);
       if (lf < 0 && cr < 0) break;
       if (cr < 0 || (lf >= 0 && lf < cr)) {
-        this.onLine(bytes.toString(encoding, start, lf));
+        if (!this.takeBytes?.(bytes, start, lf)) this.onLine(bytes.toString(encoding, start, lf));
         start = lf + 1;
         continue;
       }
       // A `\r` at the very end may be the first half of a `\r\n` still on its way.
       if (cr === bytes.length - 1 && !final) break;
-      this.onLine(bytes.toString(encoding, start, cr));
+      if (!this.takeBytes?.(bytes, start, cr)) this.onLine(bytes.toString(encoding, start, cr));
       start = bytes[cr + 1] === 0x0a ? cr + 2 : cr + 1;
     }
     const left = start === 0 ? bytes : bytes.subarray(start);
@@ -65,6 +69,9 @@ export class LineSplitter {
     return left;
   }
 }
+
+/** A reader of a line's bytes [start, end) that may take the line instead of its text's reader (true). */
+export type TakeLineBytes = (bytes: Buffer, start: number, end: number) => boolean;
 
 /** Where the first `\n` or `\r` of `bytes` is, or -1. */
 function firstBreak(bytes: Buffer): number {
@@ -79,12 +86,24 @@ export class DumpRecordReader {
   private readonly records: DumpRecord[] = [];
   private readonly lines: LineSplitter;
 
-  constructor(onRecord: (r: DumpRecord) => void) {
+  /**
+   * `takePlainRecord`: offered the bytes of each line where a one-line record may stand; a line
+   * it takes (true) is only counted here. It must take only lines the parser would read as a
+   * record, and do with them what `onRecord` would.
+   */
+  constructor(onRecord: (r: DumpRecord) => void, takePlainRecord?: TakeLineBytes) {
+    const takeBytes: TakeLineBytes | undefined =
+      takePlainRecord &&
+      ((bytes, start, end) => {
+        if (!this.parser.expectsRecord || !takePlainRecord(bytes, start, end)) return false;
+        this.parser.countLine();
+        return true;
+      });
     this.lines = new LineSplitter((line) => {
       this.parser.line(line, this.records);
       for (const r of this.records) onRecord(r);
       this.records.length = 0;
-    });
+    }, takeBytes);
   }
 
   push(chunk: Buffer | string): void {
@@ -99,8 +118,12 @@ export class DumpRecordReader {
 }
 
 /** Parses a dump from `input`, calling `onRecord` for each record in order; throws DumpFormatError as parseDump does. */
-export async function readDump(input: AsyncIterable<Buffer | string>, onRecord: (r: DumpRecord) => void): Promise<void> {
-  const reader = new DumpRecordReader(onRecord);
+export async function readDump(
+  input: AsyncIterable<Buffer | string>,
+  onRecord: (r: DumpRecord) => void,
+  takePlainRecord?: TakeLineBytes,
+): Promise<void> {
+  const reader = new DumpRecordReader(onRecord, takePlainRecord);
   for await (const chunk of input) reader.push(chunk);
   reader.end();
 }

@@ -21,9 +21,8 @@ const STRIDE = 5;
  * Copies `bytes` into `to` at `at`; answers where they end. Names and ACLs are
  * a few dozen bytes, for which a loop costs a fraction of Buffer.copy's call (measured).
  */
-function copyInto(to: Buffer, at: number, bytes: Buffer): number {
-  const n = bytes.length;
-  if (n > 64) return at + bytes.copy(to, at);
+function copyInto(to: Buffer, at: number, bytes: Buffer, n = bytes.length): number {
+  if (n > 64) return at + bytes.copy(to, at, 0, n);
   for (let k = 0; k < n; k++) to[at + k] = bytes[k];
   return at + n;
 }
@@ -57,6 +56,20 @@ export class PackedMailboxes {
     this.index[at + 4] = used;
     this.used = used;
     this.reserved[this.count++] = state === 'reserved' ? 1 : 0;
+  }
+
+  /** An active entry laid out in `bytes` as name, location and ACL, ending at the three offsets given. */
+  addLaidOut(bytes: Buffer, nameEnd: number, locationEnd: number, end: number): void {
+    this.makeRoom(end);
+    const at = this.count * STRIDE;
+    const used = this.used;
+    this.index[at] = this.slabs.length - 1;
+    this.index[at + 1] = used;
+    this.index[at + 2] = used + nameEnd;
+    this.index[at + 3] = used + locationEnd;
+    this.index[at + 4] = used + end;
+    this.used = copyInto(this.slab, used, bytes, end);
+    this.reserved[this.count++] = 0;
   }
 
   name(i: number): Buffer {
