@@ -14,6 +14,8 @@ import { scanRecordLine } from '../src/dump/record-line.js';
 import { OrderedObject } from '../src/dump/ordered-json.js';
 import type { Entry } from '../src/store/types.js';
 import { readLocal } from '../src/push/local-dump.js';
+import { PackedMailboxes } from '../src/push/packed-mailboxes.js';
+import { PlainRecordReader } from '../src/push/plain-record.js';
 
 const RUNS = 300;
 fc.configureGlobal({ includeErrorInReport: true });
@@ -320,4 +322,34 @@ test("the push's byte reading of plain lines keeps the mailboxes the text readin
   );
   // Not vacuous: the runs kept mailboxes.
   t.true(plainTaken > RUNS);
+});
+
+test('the byte reader takes the lines ctl_mboxlist writes and declines the unusual ones without adding anything', (t) => {
+  const out = new PackedMailboxes();
+  const reader = new PlainRecordReader('backend1', out);
+  const take = (line: string) => reader.take(Buffer.from(`${line}\n`, 'latin1'), 0, line.length);
+  const cyrusLine =
+    '"user.a^b": {"name": "user.a^b", "mtime": "1", "uidvalidity": "2", "mbtype": "e", "partition": "p2", ' +
+    '"acl": {"a": "lrs", "1000": "lr"}, "uniqueid": "u", "name_history": [{"name": "old", "partition": "x"}]},';
+  t.true(take(cyrusLine));
+  t.true(take('"user.c": {"mbtype": "e", "server": "backend1", "partition": "default"}'));
+  // Taken but not kept: a reservation, and another server's mailbox.
+  t.true(take('"user.r": {"mbtype": "ez", "partition": "default"}'));
+  t.true(take('"user.o": {"mbtype": "e", "server": "backend10", "partition": "default"}'));
+  t.deepEqual(
+    out.entries().map((e) => `${e.name.toString('latin1')}|${e.location.toString('latin1')}|${e.acl.toString('latin1')}`),
+    ['user.a^b|backend1!p2|a\tlrs\t1000\tlr\t', 'user.c|backend1!default|'],
+  );
+  for (const line of [
+    '"a": {"mtime": 1}',
+    '"a\\"b": {}',
+    '"a": {"x_raw": {}}',
+    '"a": {"mbtype": "e"} x',
+    '  "a": {}',
+    '"a": {"acl": {"x": 1}}',
+  ]) {
+    t.false(take(line), line);
+  }
+  t.is(out.count, 2);
+  t.false(new PlainRecordReader('bä', new PackedMailboxes()).take(Buffer.from('"a": {}'), 0, 7));
 });

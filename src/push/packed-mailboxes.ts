@@ -18,13 +18,13 @@ const SLAB = 1 << 20;
 const STRIDE = 5;
 
 /**
- * Copies `bytes` into `to` at `at`; answers where they end. Names and ACLs are
- * a few dozen bytes, for which a loop costs a fraction of Buffer.copy's call (measured).
+ * Copies bytes [start, end) of `from` into `to` at `at`; answers where they end. Names and
+ * ACLs are a few dozen bytes, for which a loop costs a fraction of Buffer.copy's call (measured).
  */
-function copyInto(to: Buffer, at: number, bytes: Buffer, n = bytes.length): number {
-  if (n > 64) return at + bytes.copy(to, at, 0, n);
-  for (let k = 0; k < n; k++) to[at + k] = bytes[k];
-  return at + n;
+export function copyBytes(from: Buffer, start: number, end: number, to: Buffer, at: number): number {
+  if (end - start > 64) return at + from.copy(to, at, start, end);
+  for (let k = start; k < end; k++) to[at++] = from[k];
+  return at;
 }
 
 export class PackedMailboxes {
@@ -43,33 +43,29 @@ export class PackedMailboxes {
 
   add(name: Buffer, location: Buffer, acl: Buffer, state: EntryState): void {
     this.makeRoom(name.length + location.length + acl.length);
-    const at = this.count * STRIDE;
-    const slab = this.slab;
-    let used = this.used;
-    this.index[at] = this.slabs.length - 1;
-    this.index[at + 1] = used;
-    used = copyInto(slab, used, name);
-    this.index[at + 2] = used;
-    used = copyInto(slab, used, location);
-    this.index[at + 3] = used;
-    used = copyInto(slab, used, acl);
-    this.index[at + 4] = used;
-    this.used = used;
-    this.reserved[this.count++] = state === 'reserved' ? 1 : 0;
+    const start = this.used;
+    const nameEnd = copyBytes(name, 0, name.length, this.slab, start);
+    const locationEnd = copyBytes(location, 0, location.length, this.slab, nameEnd);
+    this.record(start, nameEnd, locationEnd, copyBytes(acl, 0, acl.length, this.slab, locationEnd), state);
   }
 
   /** An active entry laid out in `bytes` as name, location and ACL, ending at the three offsets given. */
   addLaidOut(bytes: Buffer, nameEnd: number, locationEnd: number, end: number): void {
     this.makeRoom(end);
+    const start = this.used;
+    this.record(start, start + nameEnd, start + locationEnd, copyBytes(bytes, 0, end, this.slab, start), 'active');
+  }
+
+  /** Indexes the entry just copied into the current slab at [start, aclEnd). */
+  private record(start: number, nameEnd: number, locationEnd: number, aclEnd: number, state: EntryState): void {
     const at = this.count * STRIDE;
-    const used = this.used;
     this.index[at] = this.slabs.length - 1;
-    this.index[at + 1] = used;
-    this.index[at + 2] = used + nameEnd;
-    this.index[at + 3] = used + locationEnd;
-    this.index[at + 4] = used + end;
-    this.used = copyInto(this.slab, used, bytes, end);
-    this.reserved[this.count++] = 0;
+    this.index[at + 1] = start;
+    this.index[at + 2] = nameEnd;
+    this.index[at + 3] = locationEnd;
+    this.index[at + 4] = aclEnd;
+    this.used = aclEnd;
+    this.reserved[this.count++] = state === 'reserved' ? 1 : 0;
   }
 
   name(i: number): Buffer {

@@ -10,7 +10,7 @@
  * it declines, and the line goes the general way, errors included.
  */
 import { BACKSLASH, DQUOTE as QUOTE, LBRACE, RBRACE, SP as SPACE, TAB } from '../mupdate/wire/bytes.js';
-import type { PackedMailboxes } from './packed-mailboxes.js';
+import { copyBytes, type PackedMailboxes } from './packed-mailboxes.js';
 
 const COLON = 0x3a;
 const COMMA = 0x2c;
@@ -135,28 +135,28 @@ export class PlainRecordReader {
       aclLength;
     if (this.scratch.length < size) this.scratch = Buffer.allocUnsafe(size * 2);
     const s = this.scratch;
-    let at = copy(b, f.nameStart, f.nameEnd, s, 0);
+    let at = copyBytes(b, f.nameStart, f.nameEnd, s, 0);
     const nameEnd = at;
     if (hasServer) {
       // A record naming its server: the push keeps it only if that server is this backend.
-      at = copy(b, f.serverStart, f.serverEnd, s, at);
+      at = copyBytes(b, f.serverStart, f.serverEnd, s, at);
       if (hasPartition) {
         s[at++] = BANG;
-        at = copy(b, f.partitionStart, f.partitionEnd, s, at);
+        at = copyBytes(b, f.partitionStart, f.partitionEnd, s, at);
       }
       const backend = this.backend;
       if (at - nameEnd <= backend.length || s[nameEnd + backend.length] !== BANG) return;
       for (let k = 0; k < backend.length; k++) if (s[nameEnd + k] !== backend[k]) return;
     } else {
-      at = copy(this.backend, 0, this.backend.length, s, at);
+      at = copyBytes(this.backend, 0, this.backend.length, s, at);
       s[at++] = BANG;
-      at = hasPartition ? copy(b, f.partitionStart, f.partitionEnd, s, at) : at + s.write('default', at, 'latin1');
+      at = hasPartition ? copyBytes(b, f.partitionStart, f.partitionEnd, s, at) : at + s.write('default', at, 'latin1');
     }
     const locationEnd = at;
     for (let p = 0; p < f.acl.length; p += 4) {
-      at = copy(b, f.acl[p], f.acl[p + 1], s, at);
+      at = copyBytes(b, f.acl[p], f.acl[p + 1], s, at);
       s[at++] = TAB;
-      at = copy(b, f.acl[p + 2], f.acl[p + 3], s, at);
+      at = copyBytes(b, f.acl[p + 2], f.acl[p + 3], s, at);
       s[at++] = TAB;
     }
     this.out.addLaidOut(s, nameEnd, locationEnd, at);
@@ -255,11 +255,6 @@ export class PlainRecordReader {
       throw DECLINE;
     }
   }
-}
-
-function copy(from: Buffer, start: number, end: number, to: Buffer, at: number): number {
-  for (let k = start; k < end; k++) to[at++] = from[k];
-  return at;
 }
 
 const KEPT: Array<[Buffer, number]> = [
