@@ -1,11 +1,13 @@
 /**
- * The tests of test/suites/abuse.ts on a node of a real 3-member etcd
+ * The tests of test/suites/abuse.ts and test/suites/protocol-fuzz.ts on a node of a real 3-member etcd
  * cluster: the same assertions as on a single master. Each server the tests
  * start is a node on a fresh etcd prefix (a directory of its own); a restart
  * on the same data folder keeps its prefix.
  */
 import { useEtcdCluster } from './helpers/cluster-nodes.js';
 import { abuseTests } from './suites/abuse.js';
+import { protocolFuzzTests } from './suites/protocol-fuzz.js';
 
 const shared = useEtcdCluster();
 abuseTests((options) => shared.node(options));
+protocolFuzzTests((options) => shared.node(options));
