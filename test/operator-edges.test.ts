@@ -12,7 +12,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { adminSocketPath } from '../src/admin/socket-server.js';
 import { MupdateConnection } from '../src/mupdate/client/connection.js';
-import { TimeoutError } from '../src/mupdate/client/errors.js';
+import { MalformedResponseError, TimeoutError } from '../src/mupdate/client/errors.js';
 import { literalCommand, runCli, writeAs } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
 import { serversForFile } from './helpers/file-servers.js';
@@ -132,4 +132,40 @@ test('a response that does not come in time is an TimeoutError (the class says i
   } finally {
     silent.close();
   }
+});
+
+test("a server line that is not a MUPDATE response is a MalformedResponseError that says what the line was (not the server's BAD text)", async (t) => {
+  // The n-th connection's first command is answered with the n-th broken line.
+  const answers = ['garbage', 'N1 ', 'N1 RESERVE "a" "b!c" "d" "e"', 'N1 MAILBOX "a"', 'N1 MAILBOX'];
+  let connections = 0;
+  const broken = createServer((s) => {
+    const answer = answers[connections++];
+    s.write('* AUTH "PLAIN"\r\n* OK MUPDATE "broken" "test" "0" "(master)"\r\n');
+    s.once('data', () => s.write(`${answer}\r\n`));
+  });
+  await new Promise<void>((r) => broken.listen(0, '127.0.0.1', r));
+  const port = (broken.address() as { port: number }).port;
+  const seen: string[] = [];
+  try {
+    for (let i = 0; i < answers.length; i++) {
+      const conn = await MupdateConnection.open({ host: '127.0.0.1', port, user: 'u', password: 'p', timeoutMs: 5000, noLogin: true });
+      try {
+        conn.send('N1', 'NOOP');
+        const err = await t.throwsAsync(conn.next(5000));
+        t.true(err instanceof MalformedResponseError, String(err));
+        seen.push(err.message);
+      } finally {
+        conn.close();
+      }
+    }
+  } finally {
+    broken.close();
+  }
+  t.deepEqual(seen, [
+    'malformed response from the server: a line that does not start with a tag and a space',
+    'malformed response from the server: a tag without a response word (tag "N1")',
+    'malformed response from the server: a response with too many strings, or bytes after them (tag "N1")',
+    'malformed response from the server: a response with too few strings (tag "N1")',
+    'malformed response from the server: a response with too few strings (tag "N1")',
+  ]);
 });

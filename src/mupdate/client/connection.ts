@@ -14,6 +14,7 @@ import {
   BannerRefused,
   ConnectFailed,
   ConnectionClosed,
+  MalformedResponseError,
   MupdateClientError,
   StartTlsRefused,
   StartTlsUnavailable,
@@ -281,7 +282,7 @@ export class MupdateConnection implements LoginChannel {
     if (r.kind === 'fatal') throw new MupdateClientError(`unreadable response from the server: ${r.text}`);
     if (r.kind === 'line') throw new MupdateClientError('unexpected SASL line from the server');
     if (r.kind === 'bad') {
-      throw new MupdateClientError(`malformed response from the server: ${r.text}${r.tag ? ` (tag ${r.tag.toString('latin1')})` : ''}`);
+      throw new MalformedResponseError(r.text, r.tag);
     }
     return { tag: r.tag.toString('latin1'), word: r.word, args: r.args };
   }

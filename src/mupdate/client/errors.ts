@@ -2,6 +2,7 @@
  * What can go wrong on the client side of a MUPDATE connection, one class
  * per cause, so callers decide by `instanceof` and never by message text.
  */
+import { TEXT } from '../wire/reader.js';
 
 /** Any failure of the connection, its login or a response (the message says what happened). */
 export class MupdateClientError extends Error {}
@@ -52,5 +53,25 @@ export class LoginRefused extends MupdateClientError {
     readonly reason: string,
   ) {
     super(`login as ${user} refused by the server: ${reason}`);
+  }
+}
+
+/**
+ * The reader's texts are the server's BAD answers ("Need command" is a line
+ * with no tag and space); a client's log says what the server's line was.
+ */
+const MALFORMED: Readonly<Record<string, string>> = {
+  [TEXT.needCommand]: 'a line that does not start with a tag and a space',
+  [TEXT.nullCommand]: 'a tag without a response word',
+  [TEXT.missing]: 'a response with too few strings',
+  [TEXT.extra]: 'a response with too many strings, or bytes after them',
+  [TEXT.badlyFormed]: 'a response with badly formed strings',
+};
+
+/** A line from the server that is not a MUPDATE response; `readerText` is the reader's reason. */
+export class MalformedResponseError extends MupdateClientError {
+  constructor(readerText: string, tag: Buffer | null) {
+    const at = tag ? ` (tag ${JSON.stringify(tag.toString('latin1'))})` : '';
+    super(`malformed response from the server: ${MALFORMED[readerText] ?? readerText}${at}`);
   }
 }
