@@ -327,6 +327,46 @@ test.serial(
   },
 );
 
+/** Lines a broken master (or something between it and the slave) might send on the UPDATE stream. */
+const MANGLED: Array<[what: string, bytes: Buffer, log: RegExp]> = [
+  ['a line without a tag', Buffer.from('garbage\r\n'), /malformed response from the server: a line that does not start with a tag/],
+  ['a MAILBOX with one string', Buffer.from('U01 MAILBOX {9+}\r\nuser.junk\r\n'), /a response with too few strings/],
+  ['a RESERVE with four strings', Buffer.from('U01 RESERVE "user.junk" "b!c" "d" "e"\r\n'), /a response with too many strings/],
+  ['binary junk', Buffer.from([0x00, 0xff, 0x7b, 0x0d, 0x20, 0x80, 0x0d, 0x0a]), /malformed response from the server/],
+  ['a literal over the size cap', Buffer.from('U01 MAILBOX {99999999999+}\r\n'), /unreadable response from the server/],
+];
+
+test.serial(
+  "a master's malformed lines on the UPDATE stream (no tag, wrong string counts, binary junk, a huge literal) make the slave drop that connection and say what it got; it serves its copy meanwhile, applies nothing of them, and ends equal to the master",
+  async (t) => {
+    const { proxy, s } = await proxiedSlave({ slave_resume: false });
+    for (const [i, [what, bytes, log]] of MANGLED.entries()) {
+      const conn = await proxy.waitForConnection(i, 30_000);
+      await conn.waitForLine('S', /^U01 OK "streaming starts"$/, 30_000);
+      await kickThroughSlave(s.port);
+      const before = await listOf(s.port);
+      t.deepEqual(before, await listOf(masterPort), `${what}: in sync before`);
+      const logged = countLogs(s, log);
+      conn.inject(bytes);
+      t.is(await conn.closed(), 'client', `${what}: the slave dropped the connection`);
+      await waitUntil(() => countLogs(s, log) > logged, 10_000, `${what}: logged`);
+      t.deepEqual(await listOf(s.port), before, `${what}: still serving its copy, nothing of the line applied`);
+      await applyChanges(masterPort, [['ACTIVATE', `user.mangled.${i}`, 'backend1!default', acl([`m${i}`, 'lrs'])]]);
+    }
+    const last = await proxy.waitForConnection(MANGLED.length, 30_000);
+    await last.waitForLine('S', /^U01 OK "streaming starts"$/, 30_000);
+    await kickThroughSlave(s.port);
+    const mine = await listOf(s.port);
+    t.deepEqual(mine, await listOf(masterPort));
+    t.false(mine.some((l) => l.includes('user.junk')));
+    t.is(s.child.exitCode, null, 'the slave still runs');
+    t.false(
+      s.logs.some((l) => l.includes('Need command')),
+      "no server-side BAD text in the slave's log",
+    );
+  },
+);
+
 /** The NOOP lines the slave sent on a connection (keep-alives and kicks alike). */
 function noops(conn: ProxyConn) {
   return conn.clientLines().filter((l) => l.word === 'NOOP');
