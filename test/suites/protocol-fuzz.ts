@@ -14,7 +14,7 @@
  */
 import test from 'ava';
 import { RawClient } from '../helpers/raw-client.js';
-import { removeDir } from '../helpers/server.js';
+import { removeDir, type RunningMupdated } from '../helpers/server.js';
 import { prng } from '../helpers/prng.js';
 import { apply, lit, listSorted, q, sorted, type Model } from '../helpers/directory.js';
 import type { ServerFactory } from '../helpers/server-factory.js';
@@ -98,8 +98,8 @@ interface TrackedWrite {
   effect: (model: Model) => void;
 }
 
-function trackedWrite(rand: Rand, tag: string, round: number): TrackedWrite {
-  const name = `user.fzw${round % 2}.${Math.floor(rand() * TRACKED_NAMES)}`;
+function trackedWrite(rand: Rand, tag: string): TrackedWrite {
+  const name = `user.fzw.${Math.floor(rand() * TRACKED_NAMES)}`;
   const location = pick(rand, ['backend1!default', 'backend1!p2']);
   const acl = pick(rand, ['', 'anyone\tlrs\t', `owner${Math.floor(rand() * 9)}\tlrswipkxtecdan\t`]);
   const s = (v: string) => wellFormed(rand, v);
@@ -143,7 +143,7 @@ async function junkConnection(rand: Rand, port: number): Promise<void> {
 /** Sends the round's tracked writes pipelined and applies each answered OK to the model, in order. */
 async function trackedConnection(rand: Rand, port: number, round: number, model: Model, answers: Map<string, number>): Promise<void> {
   const c = await RawClient.login(port);
-  const writes = Array.from({ length: TRACKED_COMMANDS }, (_, i) => trackedWrite(rand, `W${round}x${i}`, round));
+  const writes = Array.from({ length: TRACKED_COMMANDS }, (_, i) => trackedWrite(rand, `W${round}x${i}`));
   await sendInPieces(rand, c, Buffer.from(writes.map((w) => `${w.tag} ${w.text}\r\n`).join(''), 'latin1'));
   for (const w of writes) {
     const lines = (await c.readUntilTagged(w.tag, 30_000)).filter((l) => l !== '+ go ahead');
@@ -157,31 +157,51 @@ async function trackedConnection(rand: Rand, port: number, round: number, model:
   c.close();
 }
 
+/** The directory `port` shows once it equals `expected`, or its last answer after 10 s (another node may lag a moment). */
+async function sameDirectorySoon(port: number, expected: unknown): Promise<Awaited<ReturnType<typeof listSorted>>> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const now = await listSorted(port);
+    if (JSON.stringify(now) === JSON.stringify(expected) || Date.now() > deadline) return now;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 /** Registers the test on servers made by `start` (a single master, or a cluster node). */
-export function protocolFuzzTests(start: ServerFactory): void {
+/**
+ * `peer`, on a cluster: starts a second node on the first's directory. Then
+ * junk and tracked rounds alternate between the two nodes, and both must
+ * show the same directory at the end.
+ */
+export function protocolFuzzTests(start: ServerFactory, peer?: (first: RunningMupdated) => Promise<RunningMupdated>): void {
   test('seeded protocol fuzzing: junk beside tracked writes leaves the server running, without errors, each tracked name as its answers say, and the same directory after a restart', async (t) => {
     const rand = prng(0xf022);
     let server = await start();
     const dataDir = server.dataDir;
+    const other = peer ? await peer(server) : undefined;
     try {
       const model: Model = new Map();
       const answers = new Map<string, number>();
       for (let round = 0; round < ROUNDS; round++) {
         // Each connection gets its own random stream, so their interleaving does not change what they send.
         const seeds = Array.from({ length: JUNK_CONNECTIONS + 1 }, () => Math.floor(rand() * 2 ** 32));
+        const portOf = (i: number) => (other && (round + i) % 2 === 1 ? other.port : server.port);
         await Promise.all([
-          trackedConnection(prng(seeds[0]), server.port, round, model, answers),
-          ...seeds.slice(1).map((seed) => junkConnection(prng(seed), server.port)),
+          trackedConnection(prng(seeds[0]), portOf(0), round, model, answers),
+          ...seeds.slice(1).map((seed, i) => junkConnection(prng(seed), portOf(i + 1))),
         ]);
       }
       t.log(`tracked answers: ${[...answers].map(([k, n]) => `${k} ${n}`).join(', ')}`);
-      t.is(server.child.exitCode, null, 'the server is still running');
-      t.deepEqual(
-        server.logs.filter((l) => /"level":(50|60)/.test(l)),
-        [],
-        'no error logged',
-      );
+      for (const s of other ? [server, other] : [server]) {
+        t.is(s.child.exitCode, null, 'the server is still running');
+        t.deepEqual(
+          s.logs.filter((l) => /"level":(50|60)/.test(l)),
+          [],
+          'no error logged',
+        );
+      }
       const before = await listSorted(server.port);
+      if (other) t.deepEqual(await sameDirectorySoon(other.port, before), before, 'the other node shows the same directory');
       const tracked = before.filter(([name]) => name.startsWith('user.fzw'));
       t.deepEqual(tracked, sorted(model));
       t.log(`${tracked.length} tracked and ${before.length - tracked.length} junk entries`);
@@ -190,6 +210,8 @@ export function protocolFuzzTests(start: ServerFactory): void {
       server = await start({ dataDir });
       t.deepEqual(await listSorted(server.port), before, 'the same directory after a restart');
     } finally {
+      await other?.stop();
+      if (other) removeDir(other.dataDir);
       await server.stop();
       removeDir(dataDir);
     }
