@@ -72,7 +72,7 @@ Follows a master and serves its copy read-only.
   --master HOST:PORT[,...]      the master(s) to follow (mupdate_server)
   --user NAME                   login at the master (mupdate_authname)
   --password-file FILE          its password, first line (mupdate_password)
-  --retry-delay SECONDS         reconnect delay and keep-alive interval (mupdate_retry_delay, default 20)
+  --retry-delay SECONDS         reconnect delay and keep-alive interval, at least 1 (mupdate_retry_delay, default 20)
   --tls-ca FILE                 CA(s) to trust for the master's certificate
   --listen HOST:PORT, --data DIR, --servername NAME, --tls-cert FILE --tls-key FILE, --config FILE
   --imapd-conf FILE             a Cyrus imapd.conf (the frontend's, on a Cyrus frontend)
