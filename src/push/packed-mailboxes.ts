@@ -49,11 +49,25 @@ export class PackedMailboxes {
     this.record(start, nameEnd, locationEnd, copyBytes(acl, 0, acl.length, this.slab, locationEnd), state);
   }
 
-  /** An active entry laid out in `bytes` as name, location and ACL, ending at the three offsets given. */
-  addLaidOut(bytes: Buffer, nameEnd: number, locationEnd: number, end: number): void {
-    this.makeRoom(end);
-    const start = this.used;
-    this.record(start, start + nameEnd, start + locationEnd, copyBytes(bytes, 0, end, this.slab, start), 'active');
+  /**
+   * Room for an entry of up to `size` bytes, for a reader that lays it out in
+   * place: it writes name, location and ACL into the slab answered, from
+   * `free`, then calls `addWritten`. An entry never added costs nothing: the
+   * next one is written over it.
+   */
+  room(size: number): Buffer {
+    this.makeRoom(size);
+    return this.slab;
+  }
+
+  /** Where the entry `room` made space for begins in that slab. */
+  get free(): number {
+    return this.used;
+  }
+
+  /** Adds the active entry written at `free` whose name, location and ACL end at the offsets given. */
+  addWritten(nameEnd: number, locationEnd: number, aclEnd: number): void {
+    this.record(this.used, nameEnd, locationEnd, aclEnd, 'active');
   }
 
   /** Indexes the entry just copied into the current slab at [start, aclEnd). */

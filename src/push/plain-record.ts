@@ -27,6 +27,9 @@ const SKIPPED: ObjectKind = 2;
 /** Deeper nesting than this is left to the general reader (nothing Cyrus writes comes close). */
 const MAX_DEPTH = 32;
 
+/** A record without a partition is on the backend's `default` one. */
+const DEFAULT_PARTITION = Buffer.from('default');
+
 /** Declines the line: the general reader takes it. One instance, thrown without a stack. */
 const DECLINE = new Error('not a plain line');
 
@@ -63,7 +66,6 @@ export class PlainRecordReader {
   private b: Buffer = Buffer.alloc(0);
   private i = 0;
   private end = 0;
-  private scratch = Buffer.allocUnsafe(4096);
   private readonly backend: Buffer;
   /** A backend name in ASCII only: the general path compares others as text, which this one does not. */
   private readonly usable: boolean;
@@ -114,28 +116,20 @@ export class PlainRecordReader {
     return true;
   }
 
-  /** The record as the push keeps it, if it is an active mailbox of this backend. */
+  /** The record as the push keeps it, if it is an active mailbox of this backend: laid out in place in the list. */
   private add(): void {
     const b = this.b;
     const f = this.fields;
     // mbtype: `d` (deleted) and `i` (intermediate) are not directory entries; `z` is a reservation.
     for (let k = f.mbtypeStart; k >= 0 && k < f.mbtypeEnd; k++) if (b[k] === 0x64 || b[k] === 0x69 || b[k] === 0x7a) return;
-    const nameLength = f.nameEnd - f.nameStart;
     const hasServer = f.serverStart >= 0;
     const hasPartition = f.partitionStart >= 0;
+    const partitionLength = hasPartition ? f.partitionEnd - f.partitionStart : DEFAULT_PARTITION.length;
+    const locationLength = (hasServer ? f.serverEnd - f.serverStart : this.backend.length) + 1 + partitionLength;
     let aclLength = 0;
     for (let p = 0; p < f.acl.length; p += 4) aclLength += f.acl[p + 1] - f.acl[p] + f.acl[p + 3] - f.acl[p + 2] + 2;
-    const size =
-      nameLength +
-      this.backend.length +
-      1 +
-      (hasServer ? f.serverEnd - f.serverStart : 0) +
-      8 +
-      (hasPartition ? f.partitionEnd - f.partitionStart : 0) +
-      aclLength;
-    if (this.scratch.length < size) this.scratch = Buffer.allocUnsafe(size * 2);
-    const s = this.scratch;
-    let at = copyBytes(b, f.nameStart, f.nameEnd, s, 0);
+    const s = this.out.room(f.nameEnd - f.nameStart + locationLength + aclLength);
+    let at = copyBytes(b, f.nameStart, f.nameEnd, s, this.out.free);
     const nameEnd = at;
     if (hasServer) {
       // A record naming its server: the push keeps it only if that server is this backend.
@@ -150,7 +144,9 @@ export class PlainRecordReader {
     } else {
       at = copyBytes(this.backend, 0, this.backend.length, s, at);
       s[at++] = BANG;
-      at = hasPartition ? copyBytes(b, f.partitionStart, f.partitionEnd, s, at) : at + s.write('default', at, 'latin1');
+      at = hasPartition
+        ? copyBytes(b, f.partitionStart, f.partitionEnd, s, at)
+        : copyBytes(DEFAULT_PARTITION, 0, DEFAULT_PARTITION.length, s, at);
     }
     const locationEnd = at;
     for (let p = 0; p < f.acl.length; p += 4) {
@@ -159,7 +155,7 @@ export class PlainRecordReader {
       at = copyBytes(b, f.acl[p + 2], f.acl[p + 3], s, at);
       s[at++] = TAB;
     }
-    this.out.addLaidOut(s, nameEnd, locationEnd, at);
+    this.out.addWritten(nameEnd, locationEnd, at);
   }
 
   private spaces(): void {
