@@ -14,7 +14,8 @@
  */
 import test from 'ava';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
 import { join } from 'node:path';
 import { etcdForFile } from './helpers/cluster-nodes.js';
 import { ETCD_BINARY } from './helpers/etcd-cluster.js';
@@ -144,6 +145,28 @@ function signedCert(dir: string, ca: { cert: string; key: string }, name = 'memb
   return { cert, key };
 }
 
+/**
+ * etcd's /health over TLS with a client certificate: 'ok' once the member has
+ * a leader, otherwise what went wrong. Plain node:https (etcdctl is not in the
+ * etcd-server package the tests install).
+ */
+function health(url: string, ca: string, client: { cert: string; key: string }): Promise<string> {
+  return new Promise((resolve) => {
+    const req = https.get(
+      `${url}/health`,
+      { ca: readFileSync(ca), cert: readFileSync(client.cert), key: readFileSync(client.key), timeout: 5_000 },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve(res.statusCode === 200 && /"health":\s*"true"/.test(body) ? 'ok' : `HTTP ${res.statusCode}: ${body}`));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('no answer within 5 s')));
+    req.on('error', (err) => resolve(err.message));
+  });
+}
+
 /** One etcd member serving clients over TLS only, requiring client certificates signed by `ca`; resolves with its https URL once it answers. */
 async function tlsMember(
   dir: string,
@@ -180,20 +203,24 @@ async function tlsMember(
       '--log-level',
       'warn',
     ],
-    { stdio: 'ignore' },
+    { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   children.push(child);
-  const deadline = Date.now() + 20_000;
+  const logs: string[] = [];
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (d: string) => logs.push(d));
+  // Bounded, with room for a machine busy with two other test files (it once took over 20 s there).
+  const deadline = Date.now() + 60_000;
+  let lastProbe = '';
   while (Date.now() < deadline) {
-    const probe = spawnSync(
-      'etcdctl',
-      ['--endpoints', url, '--cacert', ca, '--cert', client.cert, '--key', client.key, 'endpoint', 'health'],
-      { encoding: 'utf8', timeout: 5_000 },
-    );
-    if (probe.status === 0) return url;
+    if (child.exitCode !== null || child.signalCode !== null) break;
+    const probe = await health(url, ca, client);
+    if (probe === 'ok') return url;
+    lastProbe = probe;
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new Error('the TLS etcd member did not come up');
+  const state = child.exitCode !== null || child.signalCode !== null ? `exited (${child.exitCode ?? child.signalCode})` : 'still running';
+  throw new Error(`the TLS etcd member did not come up (${state}); last probe: ${lastProbe}; its log:\n${logs.join('').slice(-3000)}`);
 }
 
 test.serial(
