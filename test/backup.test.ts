@@ -15,7 +15,7 @@
  *   `mupdated dump --etcd` and etcd snapshots.
  */
 import test, { type ExecutionContext } from 'ava';
-import { readdirSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Key } from 'lmdb';
 import { parseDataResponses, type DirEntry } from './helpers/cyrus.js';
@@ -345,6 +345,14 @@ test('backup refuses an existing DEST, a folder without a directory, and a clust
   r = await runCli(['backup', join(empty, 'copy'), '--data', view]);
   t.is(r.code, 1, showRun(r));
   t.regex(r.stderr, /is a cluster node's data folder: in cluster mode/);
+  t.deepEqual(readdirSync(empty), [], 'nothing is left behind');
+
+  // A step the file system refuses (audit.log is a folder) is named, and nothing is left behind.
+  const oddAudit = await damagedCopy(t, folder, () => {});
+  mkdirSync(join(oddAudit, 'audit.log'));
+  r = await runCli(['backup', join(empty, 'copy'), '--data', oddAudit]);
+  t.is(r.code, 1, showRun(r));
+  t.regex(r.stderr, /^mupdated: backup failed while copying \S*audit\.log: .+ \(nothing was written to DEST/, showRun(r));
   t.deepEqual(readdirSync(empty), [], 'nothing is left behind');
 
   r = await runCli(['backup']);

@@ -24,6 +24,7 @@ import {
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { PRIVATE_FILE_MODE, PRIVATE_FOLDER_MODE } from '../store/private-files.js';
+import { StorageError } from '../store/types.js';
 import {
   CLUSTER_VIEW_KEY,
   DIRECTORY_FILE,
@@ -33,6 +34,34 @@ import {
   openUsersDatabase,
 } from './folder-databases.js';
 import { verifyFolder, type FolderReport } from './verify-folder.js';
+
+/**
+ * A backup step that failed for a reason other than the folder itself (LMDB or
+ * the file system said no): names the step and the file, keeps the cause.
+ * Nothing is left behind: the partial copy is removed and DEST never made.
+ */
+export class BackupFailed extends Error {
+  override name = 'BackupFailed';
+  constructor(
+    readonly step: string,
+    override readonly cause: Error,
+  ) {
+    super(
+      `backup failed while ${step}: ${cause.message} (nothing was written to DEST; run it again, and if it fails the same way check the disk and the folder)`,
+    );
+  }
+}
+
+/** Runs one step; any other error becomes a BackupFailed naming `step`. */
+async function step<T>(what: string, run: () => T | Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    // Those two already say what is wrong with the folder and what to do.
+    if (err instanceof FolderRefused || err instanceof StorageError || !(err instanceof Error)) throw err;
+    throw new BackupFailed(what, err);
+  }
+}
 
 /** Plain files of a data folder that belong in a backup besides the LMDB files (the operator audit trail). */
 const PLAIN_FILES = ['audit.log'];
@@ -86,19 +115,19 @@ function fsyncFolder(path: string): void {
 
 /** Copies the LMDB files and plain files of `source` into the empty folder `into`; returns the file names. */
 async function copyFiles(source: string, into: string): Promise<string[]> {
-  const dbs = openDirectoryDatabases(source);
+  const dbs = await step(`opening ${join(source, DIRECTORY_FILE)}`, () => openDirectoryDatabases(source));
   try {
     if (dbs.meta.get(CLUSTER_VIEW_KEY) !== undefined)
       throw new FolderRefused(clusterBackupAdvice(`${source} is a cluster node's data folder`));
-    await dbs.root.backup(join(into, DIRECTORY_FILE), true);
+    await step(`copying ${join(source, DIRECTORY_FILE)}`, () => dbs.root.backup(join(into, DIRECTORY_FILE), true));
   } finally {
     await dbs.root.close();
   }
   const files = [DIRECTORY_FILE];
-  const users = openUsersDatabase(source);
+  const users = await step(`opening ${join(source, USERS_FILE)}`, () => openUsersDatabase(source));
   if (users) {
     try {
-      await users.backup(join(into, USERS_FILE), true);
+      await step(`copying ${join(source, USERS_FILE)}`, () => users.backup(join(into, USERS_FILE), true));
     } finally {
       await users.close();
     }
@@ -106,7 +135,7 @@ async function copyFiles(source: string, into: string): Promise<string[]> {
   }
   for (const name of PLAIN_FILES) {
     if (!existsSync(join(source, name))) continue;
-    copyFileSync(join(source, name), join(into, name), constants.COPYFILE_EXCL);
+    await step(`copying ${join(source, name)}`, () => copyFileSync(join(source, name), join(into, name), constants.COPYFILE_EXCL));
     files.push(name);
   }
   return files;
@@ -127,8 +156,10 @@ export async function backupFolder(source: string, dest: string): Promise<Backup
     let moved = false;
     try {
       const files = await copyFiles(source, partial);
-      for (const name of files) syncPrivately(join(partial, name), false);
-      const report = await verifyFolder(partial);
+      await step('syncing the copy to disk', () => {
+        for (const name of files) syncPrivately(join(partial, name), false);
+      });
+      const report = await step('verifying the copy', () => verifyFolder(partial));
       // verify's read-only opening made lock files; they are not data (a server makes its own).
       for (const name of readdirSync(partial)) if (!files.includes(name)) rmSync(join(partial, name), { force: true });
       syncPrivately(partial, true);

@@ -1,9 +1,12 @@
 /**
  * Opening an LMDB file of the data folder: created private (private-files.ts),
- * and a refusal by the file system said in words an operator can act on
- * (lmdb-js reports it with a numeric `code`, unlike Node's string codes).
+ * a refusal by the file system said in words an operator can act on
+ * (lmdb-js reports it with a numeric `code`, unlike Node's string codes), and
+ * a file that is not an LMDB database refused before lmdb-js sees it:
+ * lmdb-js 3.5 crashes the process (SIGSEGV, no message) when LMDB refuses a
+ * file's header (seen with junk, truncated and empty files).
  */
-import { statSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { constants } from 'node:os';
 import { dirname } from 'node:path';
 import { open, type Key, type RootDatabase, type RootDatabaseOptions } from 'lmdb';
@@ -18,8 +21,48 @@ function permissionDenied(path: string): StorageError {
   );
 }
 
-/** Opens (creating if allowed) the LMDB file at `path`; permission problems become a StorageError. */
+/** LMDB's first meta page as lmdb-js 3 writes it: its page header holds a txnid, so the meta starts at byte 24, not 16. */
+const META_PAGE_FLAGS_AT = 18;
+const P_META = 0x08;
+const MAGIC_AT = 24;
+const LMDB_MAGIC = 0xbeefc0de;
+const VERSION_AT = 28;
+const LMDB_DATA_VERSION = 2;
+const HEADER_BYTES = 32;
+
+/** What is wrong with the header of the LMDB file at `path`, or null when it is one lmdb-js can open (or absent). */
+function headerProblem(path: string, readOnly: boolean): string | null {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return null; // missing (LMDB creates it) or unreadable (lmdb-js reports that itself)
+  }
+  try {
+    const header = Buffer.alloc(HEADER_BYTES);
+    const got = readSync(fd, header, 0, HEADER_BYTES, 0);
+    // An empty file is what LMDB leaves when its very first open was cut short: a writer starts it afresh.
+    if (got === 0) return readOnly ? 'it is empty (0 bytes)' : null;
+    if (got < HEADER_BYTES) return `it holds only ${got} bytes`;
+    if ((header.readUInt16LE(META_PAGE_FLAGS_AT) & P_META) === 0 || header.readUInt32LE(MAGIC_AT) !== LMDB_MAGIC)
+      return 'its first page is not an LMDB meta page';
+    const version = header.readUInt32LE(VERSION_AT) & 0xffff;
+    if (version !== LMDB_DATA_VERSION) return `it has LMDB data format ${version}, this build reads ${LMDB_DATA_VERSION}`;
+    return null;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Opens (creating if allowed) the LMDB file at `path`; permission problems and damaged files become a StorageError. */
 export function openLmdb<V, K extends Key>(path: string, options: RootDatabaseOptions): RootDatabase<V, K> {
+  const problem = headerProblem(path, !!options.readOnly);
+  if (problem) {
+    throw new StorageError(
+      `cannot open ${path}: ${problem}, so it is no database mupdated can read (damaged, or another file); ` +
+        `move it aside and restore it from a backup ('mupdated backup' makes them; a cluster node rebuilds its view from etcd when its folder is empty)`,
+    );
+  }
   try {
     return createPrivately(() => open<V, K>({ ...options, path }));
   } catch (err) {
