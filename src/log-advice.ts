@@ -97,6 +97,10 @@ const ADVICE: ReadonlyArray<readonly [string | RegExp, string]> = [
   // Slave
   ['cannot write status file', 'the slave goes on, but status.json is stale: check that the data folder is writable and not full'],
   [
+    'cannot store the changes from the master',
+    "check the disk of the slave's data folder (space, I/O errors; err says which): the slave serves its copy as it was, drops the connection and resumes where it stopped once it can write",
+  ],
+  [
     'connection to the master lost',
     'the slave serves its copy and reconnects after mupdate_retry_delay; if this repeats, check that the master runs and this host reaches it',
   ],

@@ -17,7 +17,7 @@ import { interopTest, parseDataResponses } from './helpers/cyrus.js';
 import { runCli } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
 import { showRun } from './helpers/run.js';
-import { addUser, CLI, tempDir } from './helpers/server.js';
+import { addUser, CLI, PASSWORD, startMupdated, tempDir } from './helpers/server.js';
 
 function missingReason(): string | null {
   const r = spawnSync('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs -o size=64k tmpfs /mnt'], { encoding: 'utf8' });
@@ -32,23 +32,33 @@ const register = interopTest('serial', missingReason());
 const BIG_ACL = `anyone\tlrs\t${'x'.repeat(880)}\t`;
 const MAX_WRITES = 5_000;
 
-interface SmallDiskMaster {
+interface SmallDiskServer {
   child: ChildProcess;
   port: number;
   logs: string[];
   /** The data folder as this process sees it (through the master's mount namespace). */
   dataDir: string;
   ballast: string;
+  /** Makes the tmpfs this big (it only grows). */
+  resize: (size: string) => void;
 }
 
-/** Starts a master on a fresh 3 MiB tmpfs holding a copy of `prepared` and a 512 KiB ballast file. */
-async function startOnSmallDisk(prepared: string): Promise<SmallDiskMaster> {
+/**
+ * Starts `mupdated MODE ARGS` with `--data` on a fresh 3 MiB tmpfs that holds a copy of `prepared`
+ * and a 512 KiB ballast file.
+ */
+async function startOnSmallDisk(
+  prepared: string,
+  mode: 'master' | 'slave',
+  modeArgs: (dataDir: string) => string[],
+): Promise<SmallDiskServer> {
   const mountPoint = tempDir('mupdated-small-disk-');
   const script =
     'mount -t tmpfs -o size=3m,mode=0700 tmpfs "$1" && cp -a "$2" "$1/data" && ' +
     'head -c 524288 /dev/zero > "$1/ballast" && shift 2 && exec "$@"';
-  const args = ['-m', 'sh', '-c', script, 'sh', mountPoint, prepared, process.execPath, CLI, 'master'];
-  args.push('--data', join(mountPoint, 'data'), '--listen', '127.0.0.1:0', '--config', join(mountPoint, 'data', 'test.conf'));
+  const dataDir = join(mountPoint, 'data');
+  const args = ['-m', 'sh', '-c', script, 'sh', mountPoint, prepared, process.execPath, CLI, mode];
+  args.push('--data', dataDir, '--listen', '127.0.0.1:0', ...modeArgs(dataDir));
   const child = spawn('unshare', args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, MUPDATED_LOG_LEVEL: 'info' } });
   const logs: string[] = [];
   let partial = '';
@@ -66,15 +76,21 @@ async function startOnSmallDisk(prepared: string): Promise<SmallDiskMaster> {
         child,
         port: (JSON.parse(listening) as { port: number }).port,
         logs,
-        dataDir: join(root, mountPoint, 'data'),
+        dataDir: join(root, dataDir),
         ballast: join(root, mountPoint, 'ballast'),
+        resize: (size) => {
+          const r = spawnSync('nsenter', ['-t', String(child.pid), '-m', 'mount', '-o', `remount,size=${size}`, mountPoint], {
+            encoding: 'utf8',
+          });
+          if (r.status !== 0) throw new Error(`cannot grow the tmpfs: ${r.stderr}`);
+        },
       };
     }
     if (child.exitCode !== null) break;
     await new Promise((r) => setTimeout(r, 100));
   }
   child.kill('SIGKILL');
-  throw new Error(`the master on a small disk did not start; its log:\n${logs.join('\n')}`);
+  throw new Error(`the ${mode} on a small disk did not start; its log:\n${logs.join('\n')}`);
 }
 
 async function write(c: RawClient, tag: string, name: string): Promise<string> {
@@ -100,7 +116,7 @@ register(
     const prepared = tempDir('mupdated-small-disk-data-');
     addUser(prepared, { name: 'mupdateadmin', admin: true });
     writeFileSync(join(prepared, 'test.conf'), 'failedloginpause: 0.05\n');
-    const m = await startOnSmallDisk(prepared);
+    const m = await startOnSmallDisk(prepared, 'master', (dataDir) => ['--config', join(dataDir, 'test.conf')]);
     try {
       const c = await RawClient.login(m.port);
       const stream = await RawClient.login(m.port);
@@ -157,3 +173,72 @@ register(
     }
   },
 );
+
+register('disk full on a slave: it stays up and serves its copy, says it cannot store, and catches up once it has space', async (t) => {
+  t.timeout(120_000);
+  const master = await startMupdated();
+  const passwordFile = join(tempDir('mupdated-small-disk-pw-'), 'password');
+  writeFileSync(passwordFile, `${PASSWORD}\n`, { mode: 0o600 });
+  const slaveFolder = tempDir('mupdated-small-disk-slave-');
+  addUser(slaveFolder, { name: 'mupdateadmin', admin: true });
+  const slave = await startOnSmallDisk(slaveFolder, 'slave', () => [
+    '--master',
+    `127.0.0.1:${master.port}`,
+    '--user',
+    'mupdateadmin',
+    '--password-file',
+    passwordFile,
+    '--retry-delay',
+    '1',
+  ]);
+  try {
+    const c = await RawClient.login(master.port);
+    const storeFailed = () => slave.logs.some((l) => /"msg":"cannot store the changes from the master"/.test(l));
+    let written = 0;
+    for (; written < MAX_WRITES && !storeFailed(); written++) {
+      const answer = await write(c, `W${written}`, `user.fill${written}`);
+      if (answer !== `W${written} OK "done"`) throw new Error(`the master refused a write: ${answer}`);
+      // The slave applies changes as they stream: give it a moment now and then to fall over.
+      if (written % 100 === 99) await new Promise((r) => setTimeout(r, 200));
+    }
+    t.true(storeFailed(), `the slave said it could not store the changes (${written} written on the master)`);
+    const failure = slave.logs.find((l) => /"msg":"cannot store the changes from the master"/.test(l))!;
+    t.regex(
+      failure,
+      /"err":"could not store the changes: (No space left on device|Input\/output error)/,
+      'the file system\'s error, not lmdb-js\'s "see commitError"',
+    );
+    t.regex(failure, /check the disk of the slave's data folder/);
+    t.is(slave.child.exitCode, null, 'the slave is still running');
+
+    // It serves a copy that is the master's as of some earlier change: every entry it has is the master's.
+    const s = await RawClient.login(slave.port);
+    const onSlave = await listNames(s, 'L1');
+    const onMaster = await listNames(c, 'L1');
+    t.true(onSlave.length < onMaster.length, `${onSlave.length} on the slave, ${onMaster.length} on the master`);
+    t.deepEqual(
+      onSlave.filter((n) => !onMaster.includes(n)),
+      [],
+    );
+
+    // Space: it resumes and ends equal to the master, without a restart.
+    slave.resize('32m');
+    let last: string[] = [];
+    for (let i = 0; i < 200; i++) {
+      last = await listNames(s, `L${i + 2}`);
+      if (last.length === onMaster.length) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    t.deepEqual(last, onMaster, 'the slave caught up');
+    t.is(slave.child.exitCode, null);
+    t.false(
+      slave.logs.some((l) => /Unhandled|unhandledRejection|Commit failed \(see commitError/.test(l)),
+      'no stray rejection',
+    );
+    c.close();
+    s.close();
+  } finally {
+    slave.child.kill('SIGKILL');
+    await master.stop();
+  }
+});

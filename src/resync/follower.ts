@@ -6,7 +6,7 @@
  * reconnect with jittered backoff, status for operators.
  */
 import { rename, writeFile } from 'node:fs/promises';
-import type { BatchItem, Entry } from '../store/types.js';
+import { StorageError, type BatchItem, type Entry } from '../store/types.js';
 import { entryProblem, shownName } from '../store/validate.js';
 import { entryFromData, reconcile } from './reconcile.js';
 import { connectFirst, masterText } from './masters.js';
@@ -165,7 +165,9 @@ export class Follower {
       } catch (err) {
         const message = (err as Error).message;
         this.status.lastError = message;
-        if (!this.stopped) this.opts.log.warn({ err: message }, 'connection to the master lost');
+        // A change this slave could not store (its disk is full, an I/O error) is not the master's or the network's fault.
+        if (!this.stopped && err instanceof StorageError) this.opts.log.warn({ err: message }, 'cannot store the changes from the master');
+        else if (!this.stopped) this.opts.log.warn({ err: message }, 'connection to the master lost');
       }
       this.conn?.close();
       this.conn = null;

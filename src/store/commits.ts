@@ -21,6 +21,7 @@
 import type { RootDatabase } from 'lmdb';
 import type { Interned, LocationTable } from './locations.js';
 import { metricsHooks } from '../metrics/hooks.js';
+import { absorbCommitError, commitFailureCause } from './lmdb-commit-failures.js';
 
 /** A write after this long without any is committed at once, whoever sends it. */
 const QUIET_MS = 20;
@@ -119,7 +120,8 @@ export class Commits {
         results = [];
         for (const w of writes) results.push(this.inTxn(w.body, interned));
       });
-    } catch {
+    } catch (err) {
+      absorbCommitError(err);
       // Nothing of the group stayed: each write again on its own, where only the failing one fails.
       this.batchedInFlight--;
       for (const w of writes) w.run(false);
@@ -158,6 +160,9 @@ export class Commits {
       });
       this.locations.commit(interned);
       return result;
+    } catch (err) {
+      absorbCommitError(err);
+      throw await commitFailureCause(err);
     } finally {
       this.batchedInFlight--;
     }

@@ -10,6 +10,7 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { constants } from 'node:os';
 import { dirname } from 'node:path';
 import { open, type Key, type RootDatabase, type RootDatabaseOptions } from 'lmdb';
+import { absorbLmdbCommitRejections } from './lmdb-commit-failures.js';
 import { createPrivately } from './private-files.js';
 import { StorageError } from './types.js';
 
@@ -63,6 +64,7 @@ export function openLmdb<V, K extends Key>(path: string, options: RootDatabaseOp
         `move it aside and restore it from a backup ('mupdated backup' makes them; a cluster node rebuilds its view from etcd when its folder is empty)`,
     );
   }
+  absorbLmdbCommitRejections();
   try {
     return createPrivately(() => open<V, K>({ ...options, path }));
   } catch (err) {
