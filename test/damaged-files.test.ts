@@ -6,7 +6,7 @@
  * (src/store/lmdb-open.ts). The damaged file is left exactly as it was.
  */
 import test from 'ava';
-import { cpSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from './helpers/operator-tools.js';
 import { showRun } from './helpers/run.js';
@@ -30,6 +30,8 @@ interface Damage {
   why: RegExp;
   /** An empty file is started afresh by a writer (LMDB's own first open was cut short): only readers refuse it. */
   readersOnly?: boolean;
+  /** The refusal is `cannot open PATH: WHY` alone (no "restore it from a backup"). */
+  bare?: boolean;
 }
 
 const DAMAGES: Damage[] = [
@@ -57,7 +59,31 @@ const DAMAGES: Damage[] = [
     why: /it has LMDB data format 3, this build reads 2/,
   },
   { what: 'empty', file: 'users.mdb', damage: (p) => truncateSync(p, 0), why: /it is empty \(0 bytes\)/, readersOnly: true },
+  {
+    what: 'a folder',
+    file: 'directory.mdb',
+    damage: (p) => {
+      rmSync(p);
+      mkdirSync(p);
+    },
+    why: /it is not a file \(a folder\?\)/,
+  },
+  {
+    what: 'with a folder for its lock file',
+    file: 'directory.mdb',
+    damage: (p) => {
+      rmSync(`${p}-lock`, { force: true });
+      mkdirSync(`${p}-lock`);
+    },
+    why: /its lock file \S+-lock is not a file; move it aside/,
+    bare: true,
+  },
 ];
+
+/** What is at `path`: a file's bytes or a folder's names (compared before and after). */
+function contentOf(path: string): Buffer | string[] {
+  return statSync(path).isDirectory() ? readdirSync(path) : readFileSync(path);
+}
 
 for (const d of DAMAGES) {
   test(`${d.file} ${d.what}: refused in words by every program, never a crash, the file left as it was`, async (t) => {
@@ -65,8 +91,9 @@ for (const d of DAMAGES) {
     cpSync(pristine, dir, { recursive: true });
     const path = join(dir, d.file);
     d.damage(path);
-    const before = readFileSync(path);
-    const refusal = new RegExp(`^mupdated: cannot open \\S*${d.file.replace('.', '\\.')}: ${d.why.source}.*restore it from a backup`, 'm');
+    const before = contentOf(path);
+    const advice = d.bare ? '' : '.*restore it from a backup';
+    const refusal = new RegExp(`^mupdated: cannot open \\S*${d.file.replace('.', '\\.')}: ${d.why.source}${advice}`, 'm');
     const runs: Array<[string, string[]]> = [
       ['verify', ['verify', '--data', dir]],
       ['backup', ['backup', join(tempDir('mupdated-damaged-dest-'), 'copy'), '--data', dir]],
@@ -81,7 +108,7 @@ for (const d of DAMAGES) {
       t.is(r.code, 1, `${label}: ${showRun(r)}`);
       t.regex(r.stderr, refusal, `${label}: ${showRun(r)}`);
     }
-    t.deepEqual(readFileSync(path), before, 'the damaged file is unchanged');
+    t.deepEqual(contentOf(path), before, 'the damaged file is unchanged');
   });
 }
 

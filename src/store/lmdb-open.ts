@@ -6,7 +6,7 @@
  * lmdb-js 3.5 crashes the process (SIGSEGV, no message) when LMDB refuses a
  * file's header (seen with junk, truncated and empty files).
  */
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { constants } from 'node:os';
 import { dirname } from 'node:path';
 import { open, type Key, type RootDatabase, type RootDatabaseOptions } from 'lmdb';
@@ -40,6 +40,7 @@ function headerProblem(path: string, readOnly: boolean): string | null {
     return null; // missing (LMDB creates it) or unreadable (lmdb-js reports that itself)
   }
   try {
+    if (!fstatSync(fd).isFile()) return 'it is not a file (a folder?)';
     const header = Buffer.alloc(HEADER_BYTES);
     const got = readSync(fd, header, 0, HEADER_BYTES, 0);
     // An empty file is what LMDB leaves when its very first open was cut short: a writer starts it afresh.
@@ -55,6 +56,14 @@ function headerProblem(path: string, readOnly: boolean): string | null {
   }
 }
 
+function existsAsNonFile(path: string): boolean {
+  try {
+    return !statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
 /** Opens (creating if allowed) the LMDB file at `path`; permission problems and damaged files become a StorageError. */
 export function openLmdb<V, K extends Key>(path: string, options: RootDatabaseOptions): RootDatabase<V, K> {
   const problem = headerProblem(path, !!options.readOnly);
@@ -62,6 +71,13 @@ export function openLmdb<V, K extends Key>(path: string, options: RootDatabaseOp
     throw new StorageError(
       `cannot open ${path}: ${problem}, so it is no database mupdated can read (damaged, or another file); ` +
         `move it aside and restore it from a backup ('mupdated backup' makes them; a cluster node rebuilds its view from etcd when its folder is empty)`,
+    );
+  }
+  // The lock file holds no data, but LMDB refusing it crashes lmdb-js the same way.
+  const lock = `${path}-lock`;
+  if (existsAsNonFile(lock)) {
+    throw new StorageError(
+      `cannot open ${path}: its lock file ${lock} is not a file; move it aside (it holds no data: LMDB makes a new one)`,
     );
   }
   absorbLmdbCommitRejections();
