@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { interopTest, parseDataResponses } from './helpers/cyrus.js';
 import { runCli } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
-import { showRun } from './helpers/run.js';
+import { runProgram, showRun } from './helpers/run.js';
 import { addUser, CLI, PASSWORD, startMupdated, tempDir } from './helpers/server.js';
 
 function missingReason(): string | null {
@@ -241,4 +241,21 @@ register('disk full on a slave: it stays up and serves its copy, says it cannot 
     slave.child.kill('SIGKILL');
     await master.stop();
   }
+});
+
+register("user add on a full disk: exit 1 with the file system's error, no stack trace, the users stored before still there", async (t) => {
+  const mountPoint = tempDir('mupdated-small-disk-');
+  const passwordFile = join(tempDir('mupdated-small-disk-pw-'), 'password');
+  writeFileSync(passwordFile, `${PASSWORD}\n`, { mode: 0o600 });
+  const add = (user: string) => `"$3" "$4" user add ${user} --admin --data "$1/d" < "$2"; echo "exit $?"`;
+  const script =
+    'mount -t tmpfs -o size=300k,mode=0700 tmpfs "$1" && mkdir -m 700 "$1/d" && head -c 290000 /dev/zero > "$1/ballast" && ' +
+    `${add('first')}; ${add('second')}; "$3" "$4" user list --data "$1/d"`;
+  const r = await runProgram('unshare', ['-m', 'sh', '-c', script, 'sh', mountPoint, passwordFile, process.execPath, CLI], {
+    timeoutMs: 60_000,
+  });
+  t.regex(r.stdout, /^user first saved \(admin\)\nexit 0\nexit 1\n/, `the first user is stored, the second refused: ${showRun(r)}`);
+  t.regex(r.stderr, /^mupdated: (No space left on device|Input\/output error)/m, showRun(r));
+  t.notRegex(r.stderr, /Commit failed|throw reason|Node\.js v/, showRun(r));
+  t.regex(r.stdout, /^first\tadmin$/m, 'the user stored before is listed');
 });

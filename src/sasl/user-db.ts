@@ -4,6 +4,7 @@
  * while the server runs.
  */
 import type { RootDatabase } from 'lmdb';
+import { lmdbWrite } from '../store/lmdb-commit-failures.js';
 import { openLmdb } from '../store/lmdb-open.js';
 import { makePrivateFolder } from '../store/private-files.js';
 import { hashPassword } from './password-hash.js';
@@ -31,13 +32,14 @@ export class UserDb {
 
   async set(name: string, password: Buffer, admin: boolean): Promise<void> {
     if (!/^[^\s\x00]{1,255}$/u.test(name)) throw new Error(`invalid user name '${name}'`);
-    await this.db.put(name, { name, admin, hash: await hashPassword(password), scram: await newScramKeys(password) });
+    const record = { name, admin, hash: await hashPassword(password), scram: await newScramKeys(password) };
+    await lmdbWrite(this.db.put(name, record));
   }
 
   /** Stores a record as another node's database made it (cluster users mirrored from etcd). */
   async putRaw(record: { name: string } & Record<string, unknown>): Promise<void> {
     if (!/^[^\s\x00]{1,255}$/u.test(record.name)) throw new Error(`invalid user name '${record.name}'`);
-    await this.db.put(record.name, record as unknown as UserRecord);
+    await lmdbWrite(this.db.put(record.name, record as unknown as UserRecord));
   }
 
   /**
@@ -46,12 +48,14 @@ export class UserDb {
    */
   async upgradeHash(name: string, password: Buffer, oldHash: string): Promise<boolean> {
     const hash = await hashPassword(password);
-    return this.db.transaction(() => {
-      const current = this.db.get(name);
-      if (!current || current.hash !== oldHash) return false;
-      this.db.putSync(name, { ...current, hash });
-      return true;
-    });
+    return lmdbWrite(
+      this.db.transaction(() => {
+        const current = this.db.get(name);
+        if (!current || current.hash !== oldHash) return false;
+        this.db.putSync(name, { ...current, hash });
+        return true;
+      }),
+    );
   }
 
   /**
@@ -60,16 +64,18 @@ export class UserDb {
    */
   async addScramKeys(name: string, password: Buffer, hash: string): Promise<boolean> {
     const scram = await newScramKeys(password);
-    return this.db.transaction(() => {
-      const current = this.db.get(name);
-      if (!current || current.scram || current.hash !== hash) return false;
-      void this.db.put(name, { ...current, scram });
-      return true;
-    });
+    return lmdbWrite(
+      this.db.transaction(() => {
+        const current = this.db.get(name);
+        if (!current || current.scram || current.hash !== hash) return false;
+        void this.db.put(name, { ...current, scram });
+        return true;
+      }),
+    );
   }
 
   async remove(name: string): Promise<boolean> {
-    return this.db.remove(name);
+    return lmdbWrite(this.db.remove(name));
   }
 
   list(): UserRecord[] {

@@ -21,7 +21,7 @@
 import type { RootDatabase } from 'lmdb';
 import type { Interned, LocationTable } from './locations.js';
 import { metricsHooks } from '../metrics/hooks.js';
-import { absorbCommitError, commitFailureCause } from './lmdb-commit-failures.js';
+import { absorbCommitError, lmdbWrite } from './lmdb-commit-failures.js';
 
 /** A write after this long without any is committed at once, whoever sends it. */
 const QUIET_MS = 20;
@@ -154,15 +154,14 @@ export class Commits {
     this.batchedInFlight++;
     try {
       // A child transaction of the batch's shared one: aborted alone if the body throws.
-      const result = await this.root.childTransaction(() => {
-        interned = new Map();
-        return this.inTxn(body, interned);
-      });
+      const result = await lmdbWrite(
+        this.root.childTransaction(() => {
+          interned = new Map();
+          return this.inTxn(body, interned);
+        }),
+      );
       this.locations.commit(interned);
       return result;
-    } catch (err) {
-      absorbCommitError(err);
-      throw await commitFailureCause(err);
     } finally {
       this.batchedInFlight--;
     }

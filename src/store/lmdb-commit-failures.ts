@@ -50,6 +50,16 @@ export async function commitFailureCause(err: unknown): Promise<unknown> {
   }
 }
 
+/** Awaits an lmdb-js write; a failed commit rejects with the file system's error, its own promises accounted for. */
+export async function lmdbWrite<T>(write: PromiseLike<T>): Promise<T> {
+  try {
+    return await write;
+  } catch (err) {
+    absorbCommitError(err);
+    throw await commitFailureCause(err);
+  }
+}
+
 let installed = false;
 
 /** Absorbs lmdb-js's own rejections of a failed commit in this process (idempotent). */
