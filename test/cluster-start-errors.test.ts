@@ -150,18 +150,14 @@ function signedCert(dir: string, ca: { cert: string; key: string }, name = 'memb
  * a leader, otherwise what went wrong. Plain node:https (etcdctl is not in the
  * etcd-server package the tests install).
  */
-function health(url: string, ca: string, client: { cert: string; key: string }): Promise<string> {
+function health(url: string, tls: { ca: Buffer; cert: Buffer; key: Buffer }): Promise<string> {
   return new Promise((resolve) => {
-    const req = https.get(
-      `${url}/health`,
-      { ca: readFileSync(ca), cert: readFileSync(client.cert), key: readFileSync(client.key), timeout: 5_000 },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (body += d));
-        res.on('end', () => resolve(res.statusCode === 200 && /"health":\s*"true"/.test(body) ? 'ok' : `HTTP ${res.statusCode}: ${body}`));
-      },
-    );
+    const req = https.get(`${url}/health`, { ...tls, timeout: 5_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve(res.statusCode === 200 && /"health":\s*"true"/.test(body) ? 'ok' : `HTTP ${res.statusCode}: ${body}`));
+    });
     req.on('timeout', () => req.destroy(new Error('no answer within 5 s')));
     req.on('error', (err) => resolve(err.message));
   });
@@ -210,11 +206,12 @@ async function tlsMember(
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (d: string) => logs.push(d));
   // Bounded, with room for a machine busy with two other test files (it once took over 20 s there).
+  const tls = { ca: readFileSync(ca), cert: readFileSync(client.cert), key: readFileSync(client.key) };
   const deadline = Date.now() + 60_000;
   let lastProbe = '';
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) break;
-    const probe = await health(url, ca, client);
+    const probe = await health(url, tls);
     if (probe === 'ok') return url;
     lastProbe = probe;
     await new Promise((r) => setTimeout(r, 200));

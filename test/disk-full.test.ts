@@ -14,7 +14,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { interopTest, parseDataResponses } from './helpers/cyrus.js';
-import { runCli } from './helpers/operator-tools.js';
+import { answer, runCli } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
 import { runProgram, showRun } from './helpers/run.js';
 import { addUser, CLI, PASSWORD, startMupdated, tempDir } from './helpers/server.js';
@@ -93,10 +93,9 @@ async function startOnSmallDisk(
   throw new Error(`the ${mode} on a small disk did not start; its log:\n${logs.join('\n')}`);
 }
 
-async function write(c: RawClient, tag: string, name: string): Promise<string> {
-  c.send(`${tag} ACTIVATE "${name}" "b1!p" {${BIG_ACL.length}+}\r\n${BIG_ACL}\r\n`);
-  const lines = await c.readUntilTagged(tag, 20_000);
-  return lines[lines.length - 1];
+/** An ACTIVATE of `name` with the big ACL; its final answer line. */
+function activate(c: RawClient, tag: string, name: string): Promise<string> {
+  return answer(c, tag, 'ACTIVATE', name, 'b1!p', BIG_ACL);
 }
 
 /** The names of data responses tagged `tag` in `lines` (which end with `tag`'s OK). */
@@ -129,10 +128,10 @@ register(
       const refused: string[] = [];
       for (let i = 0; i < MAX_WRITES && refused.length < 5; i++) {
         const name = `user.fill${i}`;
-        const answer = await write(c, `W${i}`, name);
-        if (answer === `W${i} OK "done"`) acknowledged.push(name);
+        const reply = await activate(c, `W${i}`, name);
+        if (reply === `W${i} OK "done"`) acknowledged.push(name);
         else {
-          t.is(answer, `W${i} NO "directory storage failure"`, 'a write the disk cannot take is refused');
+          t.is(reply, `W${i} NO "directory storage failure"`, 'a write the disk cannot take is refused');
           refused.push(name);
         }
       }
@@ -156,7 +155,7 @@ register(
       // Space freed: writes succeed again, in the same session, the stream carries them and only them.
       t.true(existsSync(m.ballast));
       rmSync(m.ballast);
-      for (const [i, name] of refused.entries()) t.is(await write(c, `A${i}`, name), `A${i} OK "done"`, `${name} again`);
+      for (const [i, name] of refused.entries()) t.is(await activate(c, `A${i}`, name), `A${i} OK "done"`, `${name} again`);
       const all = [...acknowledged, ...refused];
       t.deepEqual(await listNames(c, 'L2'), [...all].sort());
       stream.send('N1 NOOP\r\n');
@@ -196,8 +195,8 @@ register('disk full on a slave: it stays up and serves its copy, says it cannot 
     const storeFailed = () => slave.logs.some((l) => /"msg":"cannot store the changes from the master"/.test(l));
     let written = 0;
     for (; written < MAX_WRITES && !storeFailed(); written++) {
-      const answer = await write(c, `W${written}`, `user.fill${written}`);
-      if (answer !== `W${written} OK "done"`) throw new Error(`the master refused a write: ${answer}`);
+      const reply = await activate(c, `W${written}`, `user.fill${written}`);
+      if (reply !== `W${written} OK "done"`) throw new Error(`the master refused a write: ${reply}`);
       // The slave applies changes as they stream: give it a moment now and then to fall over.
       if (written % 100 === 99) await new Promise((r) => setTimeout(r, 200));
     }

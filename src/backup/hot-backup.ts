@@ -42,12 +42,10 @@ import { verifyFolder, type FolderReport } from './verify-folder.js';
  */
 export class BackupFailed extends Error {
   override name = 'BackupFailed';
-  constructor(
-    readonly step: string,
-    override readonly cause: Error,
-  ) {
+  constructor(step: string, cause: Error) {
     super(
       `backup failed while ${step}: ${cause.message} (nothing was written to DEST; run it again, and if it fails the same way check the disk and the folder)`,
+      { cause },
     );
   }
 }

@@ -165,9 +165,11 @@ export class Follower {
       } catch (err) {
         const message = (err as Error).message;
         this.status.lastError = message;
-        // A change this slave could not store (its disk is full, an I/O error) is not the master's or the network's fault.
-        if (!this.stopped && err instanceof StorageError) this.opts.log.warn({ err: message }, 'cannot store the changes from the master');
-        else if (!this.stopped) this.opts.log.warn({ err: message }, 'connection to the master lost');
+        if (!this.stopped) {
+          // This slave could not store a change (its disk is full, an I/O error): not the master's or the network's fault.
+          if (err instanceof StorageError) this.opts.log.warn({ err: message }, 'cannot store the changes from the master');
+          else this.opts.log.warn({ err: message }, 'connection to the master lost');
+        }
       }
       this.conn?.close();
       this.conn = null;

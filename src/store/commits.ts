@@ -21,7 +21,7 @@
 import type { RootDatabase } from 'lmdb';
 import type { Interned, LocationTable } from './locations.js';
 import { metricsHooks } from '../metrics/hooks.js';
-import { absorbCommitError, lmdbWrite } from './lmdb-commit-failures.js';
+import { lmdbWrite } from './lmdb-commit-failures.js';
 
 /** A write after this long without any is committed at once, whoever sends it. */
 const QUIET_MS = 20;
@@ -115,13 +115,14 @@ export class Commits {
     let results: unknown[] = [];
     this.batchedInFlight++;
     try {
-      await this.root.childTransaction(() => {
-        interned = new Map();
-        results = [];
-        for (const w of writes) results.push(this.inTxn(w.body, interned));
-      });
-    } catch (err) {
-      absorbCommitError(err);
+      await lmdbWrite(
+        this.root.childTransaction(() => {
+          interned = new Map();
+          results = [];
+          for (const w of writes) results.push(this.inTxn(w.body, interned));
+        }),
+      );
+    } catch {
       // Nothing of the group stayed: each write again on its own, where only the failing one fails.
       this.batchedInFlight--;
       for (const w of writes) w.run(false);

@@ -12,7 +12,7 @@
 
 /** lmdb-js's error for a failed batched commit: its `commitError` settles with the cause. */
 interface CommitFailed extends Error {
-  commitError: PromiseLike<unknown> & { catch?: (onRejected: () => void) => unknown };
+  commitError: PromiseLike<unknown>;
 }
 
 function isCommitFailed(reason: unknown): reason is CommitFailed {
@@ -29,7 +29,7 @@ function isCommitFailed(reason: unknown): reason is CommitFailed {
 const absorbed = new WeakSet<object>();
 
 /** Marks the `commitError` of lmdb-js's commit failure as handled (the caller handles the failure itself). */
-export function absorbCommitError(err: unknown): void {
+function absorbCommitError(err: unknown): void {
   if (!isCommitFailed(err)) return;
   absorbed.add(err.commitError);
   void Promise.resolve(err.commitError).catch(() => {});
@@ -40,7 +40,7 @@ export function absorbCommitError(err: unknown): void {
  * commitError for details)", the file system's error it stands for (for
  * example "No space left on device ..."); any other error as it is.
  */
-export async function commitFailureCause(err: unknown): Promise<unknown> {
+async function commitFailureCause(err: unknown): Promise<unknown> {
   if (!isCommitFailed(err)) return err;
   try {
     await err.commitError;
