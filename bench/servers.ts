@@ -118,6 +118,10 @@ export async function startMupdatedUnderTest(dumpPath: string, users: string[]):
       else await sleep(50);
     }
     if (!port) throw new Error(`mupdated did not log "listening" within 30 s: ${log()}`);
+    // Workloads start once the server says it is ready (its dump worker is up), as a client
+    // ordered after it by systemd would: else the first LIST also times the worker's start.
+    for (let i = 0; i < 600 && !/"msg":"ready to serve"/.test(log()); i++) await sleep(10);
+    if (!/"msg":"ready to serve"/.test(log())) throw new Error(`mupdated did not log "ready to serve" within 6 s: ${log()}`);
     const exitOf = (c: ChildProcess) =>
       new Promise<void>((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', () => r())));
     let exited = exitOf(proc);

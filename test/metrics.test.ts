@@ -137,15 +137,25 @@ test.serial(
   },
 );
 
-test.serial('metrics: nothing is served unless metrics_listen is set; the config key works like the flag', async (t) => {
-  const plain = await startMaster([]);
-  t.false(plain.logs.some((l) => l.includes('metrics listening')));
-  await plain.stop();
-  const configured = await startMupdated({ config: { metrics_listen: '127.0.0.1:0' } });
-  running.push(configured);
-  const port = await metricsPort(configured);
-  t.is((await httpGet(port, '/readyz')).status, 200, 'a master is ready once it listens');
-});
+test.serial(
+  'metrics: nothing is served unless metrics_listen is set; the config key works like the flag; a master is ready (/readyz, the log) once its dump worker is up',
+  async (t) => {
+    const plain = await startMaster([]);
+    t.false(plain.logs.some((l) => l.includes('metrics listening')));
+    await plain.stop();
+    const configured = await startMupdated({ config: { metrics_listen: '127.0.0.1:0' } });
+    running.push(configured);
+    const port = await metricsPort(configured);
+    await configured.waitForLog(/"msg":"ready to serve"/);
+    t.is((await httpGet(port, '/readyz')).status, 200, 'a master is ready once it listens and its dump worker is up');
+    const at = (msg: string) => configured.logs.findIndex((l) => l.includes(`"msg":"${msg}"`));
+    t.true(at('listening') >= 0 && at('listening') < at('ready to serve'), 'it listens first');
+    t.true(
+      at('dump worker started') >= 0 && at('dump worker started') < at('ready to serve'),
+      'and says it is ready once the dump worker is up',
+    );
+  },
+);
 
 test('slave lag: behind from start until streaming, then by what was received and not yet applied', async (t) => {
   let now = 1_000_000;

@@ -1,8 +1,8 @@
 /**
  * Issue 13 point 3: the systemd units of contrib/systemd pass
  * `systemd-analyze verify` and carry the hardening asked for, and readiness
- * is real: READY=1 reaches $NOTIFY_SOCKET once a master listens, and for a
- * slave only after its first sync.
+ * is real: READY=1 reaches $NOTIFY_SOCKET once a master listens and its
+ * dump worker is up, and for a slave only after its first sync.
  */
 import test from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
@@ -110,7 +110,7 @@ async function notifySocket(): Promise<{ path: string; messages: string[]; stop(
 
 const notifyTest = spawnSync('systemd-notify', ['--help']).status === 0 || process.env.CI ? test.serial : test.serial.skip;
 
-notifyTest('systemd: a master sends READY=1 (with its MAINPID) to $NOTIFY_SOCKET once it listens', async (t) => {
+notifyTest('systemd: a master sends READY=1 (with its MAINPID) to $NOTIFY_SOCKET once it listens and its dump worker is up', async (t) => {
   const sock = await notifySocket();
   running.push(sock);
   const master = await startMupdated({ env: { NOTIFY_SOCKET: sock.path } });
@@ -120,6 +120,9 @@ notifyTest('systemd: a master sends READY=1 (with its MAINPID) to $NOTIFY_SOCKET
     sock.messages.some((m) => m.includes(`MAINPID=${master.child.pid}`)),
     sock.messages.join('|'),
   );
+  await master.waitForLog(/"msg":"told systemd the server is ready"/);
+  const at = (msg: string) => master.logs.findIndex((l) => l.includes(`"msg":"${msg}"`));
+  t.true(at('dump worker started') >= 0 && at('dump worker started') < at('ready to serve'), 'ready only once the dump worker is up');
 });
 
 notifyTest('systemd: a slave sends READY=1 only after its first sync with the master, not while the master is away', async (t) => {

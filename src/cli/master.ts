@@ -165,10 +165,12 @@ export async function startServer(
   }
   await server.listen(config.listen);
   // After listening: the worker's start runs beside the first connections, not before them.
-  dumps.warm();
+  let dumpsWarm = false;
+  const warmed = dumps.warm().then(() => void (dumpsWarm = true));
   admin = await startAdminSocket(config.dataDir, store, log);
-  metrics = await startMetrics(config, log, { server, store, role, slave });
-  announceReadiness(log, { server, store, role, slave });
+  const observed = { server, store, role, slave, dumpsStarting: () => !dumpsWarm };
+  metrics = await startMetrics(config, log, observed);
+  announceReadiness(log, observed, warmed);
   return { server, store, users, stop };
 }
 

@@ -1,8 +1,9 @@
 /**
  * What an operator's tools see of a running server: the metrics listener
  * (`metrics_listen`) and systemd's readiness notice. Both say "ready" only
- * when the server can do its job: a master once it listens, a slave once its
- * first sync is done (and, for /readyz, while it streams from its master).
+ * when the server can do its job: a master once it listens and its dump
+ * worker is up, a slave once its first sync is done too (and, for /readyz,
+ * while it streams from its master).
  */
 import type { ServerConfig } from '../config.js';
 import type { Logger } from '../log.js';
@@ -22,6 +23,8 @@ export interface ObservedServer {
   role: Role;
   /** A slave's link to its master. */
   slave?: FollowedMaster | undefined;
+  /** True while the dump worker is still starting (a LIST or UPDATE would wait for it). */
+  dumpsStarting?: () => boolean;
 }
 
 /** A slave's follower (its state) and how far behind its master it is. */
@@ -33,6 +36,7 @@ export interface FollowedMaster {
 /** Why the server cannot do its job now; null when it can. */
 export function notReadyReason(o: ObservedServer): string | null {
   const follower = o.slave?.follower;
+  if (o.dumpsStarting?.()) return 'the dump worker is starting';
   if (!follower) return null;
   if (!follower.isReady) return 'the first sync with the master is not done';
   if (follower.status.state !== 'streaming') return `not streaming from the master (${follower.status.state})`;
@@ -75,8 +79,15 @@ export async function startMetrics(config: ServerConfig, log: Logger, o: Observe
   return listener;
 }
 
-/** Tells systemd (Type=notify) the server is ready: at once for a master, after the first sync for a slave. */
-export function announceReadiness(log: Logger, o: ObservedServer): void {
-  const ready = o.role.kind === 'slave' ? o.role.ready : Promise.resolve();
-  void ready.then(() => notifySystemdReady(log));
+/**
+ * Says the server is ready (a log line, and systemd's Type=notify) once it
+ * can do its whole job at full speed: its dump worker is up (`dumpsWarm`),
+ * and a slave has finished its first sync.
+ */
+export function announceReadiness(log: Logger, o: ObservedServer, dumpsWarm: Promise<void>): void {
+  const synced = o.role.kind === 'slave' ? o.role.ready : Promise.resolve();
+  void Promise.all([synced, dumpsWarm]).then(() => {
+    log.info({ role: o.role.kind }, 'ready to serve');
+    return notifySystemdReady(log);
+  });
 }

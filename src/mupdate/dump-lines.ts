@@ -44,8 +44,8 @@ export interface DumpConsumer {
 export interface DumpSource {
   /** Streams one dump to `consumer`; resolves when the last chunk has been written (or the reader left). */
   dump(tag: Buffer, filter: ScanFilter, consumer: DumpConsumer): Promise<void>;
-  /** Gets ready for a first dump ahead of time (dump workers start). */
-  warm(): void;
+  /** Gets ready for a first dump ahead of time (dump workers start); settles once a dump would start at once. */
+  warm(): Promise<void>;
   /** Whether worker threads have the directory file open (it stays mapped while one does). */
   readonly threadsOpen: boolean;
   close(): Promise<void>;
@@ -69,7 +69,9 @@ export class InThreadDumps implements DumpSource {
     }
   }
 
-  warm(): void {}
+  warm(): Promise<void> {
+    return Promise.resolve();
+  }
 
   readonly threadsOpen = false;
 

@@ -28,6 +28,9 @@ class DumpWorker {
   private readonly worker: Worker;
   dead = false;
   private idleTimer: NodeJS.Timeout | null = null;
+  /** Settles once the worker can start a dump at once (or has exited). */
+  readonly ready: Promise<void>;
+  private markReady!: () => void;
 
   constructor(
     dataDir: string,
@@ -35,6 +38,11 @@ class DumpWorker {
     onExit: (w: DumpWorker) => void,
     private readonly idle: { ms: number; onIdle: (w: DumpWorker) => void },
   ) {
+    this.ready = new Promise((resolve) => (this.markReady = resolve));
+    const spawnedAt = performance.now();
+    void this.ready.then(() => {
+      if (!this.dead) this.log.debug({ startMs: Math.round(performance.now() - spawnedAt) }, 'dump worker started');
+    });
     // A worker holds a read transaction and a few chunks: small heaps keep its memory small.
     this.worker = new Worker(new URL('./dump-worker.js', import.meta.url), {
       workerData: { dataDir },
@@ -45,6 +53,7 @@ class DumpWorker {
     this.worker.on('error', (err) => this.log.error({ err: err.message }, 'dump worker failed'));
     this.worker.on('exit', (code) => {
       this.dead = true;
+      this.markReady();
       this.busy();
       for (const [, d] of this.dumps) d.reject(new Error(`dump worker exited (${code})`));
       this.dumps.clear();
@@ -83,6 +92,7 @@ class DumpWorker {
   }
 
   private onMessage(msg: FromWorker): void {
+    if (msg.type === 'ready') return this.markReady();
     const d = this.dumps.get(msg.id);
     if (!d) return;
     if (msg.type === 'begin') {
@@ -183,10 +193,14 @@ export class DumpPool implements DumpSource {
    * Starts a worker ahead of the first dump when none runs: a worker's start
    * (a V8 isolate, Node's bootstrap, the store's modules) is then not part of
    * the first LIST's time. It exits again after the idle period if no dump comes.
+   * Settles once a worker can start a dump at once (or there is none to wait for).
    */
-  warm(): void {
-    if (this.closed || this.workers.length > 0 || this.size === 0) return;
-    this.spawn().idleUnlessBusy();
+  warm(): Promise<void> {
+    if (this.closed || this.size === 0) return Promise.resolve();
+    if (this.workers.length > 0) return this.workers[0].ready;
+    const w = this.spawn();
+    // The idle period counts from when the worker is up, not from its spawn.
+    return w.ready.then(() => w.idleUnlessBusy());
   }
 
   private pick(): DumpWorker {

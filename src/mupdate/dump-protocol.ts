@@ -8,6 +8,8 @@ export type ToWorker =
   | { type: 'close' };
 
 export type FromWorker =
+  /** The worker has its modules loaded and the directory open: a dump starts at once. */
+  | { type: 'ready' }
   /** The dump reads the snapshot holding every change up to `seq`. */
   | { type: 'begin'; id: number; seq: number }
   | { type: 'chunk'; id: number; data: ArrayBuffer; length: number }

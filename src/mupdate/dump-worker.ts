@@ -44,6 +44,7 @@ const allocate = (size: number): Buffer => {
 let scheduled = false;
 
 const post = (msg: FromWorker, transfer?: ArrayBuffer[]) => port.postMessage(msg, transfer);
+post({ type: 'ready' });
 
 function finish(id: number): void {
   const job = jobs.get(id);
