@@ -12,6 +12,7 @@
  * with `--quick` only when `--frontend` (or `--only frontend`) asks for it.
  * `--scale 10m` runs the 10-million-entry workloads instead (scale.ts).
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,6 +57,9 @@ async function main(): Promise<number> {
       await writeBackendDump(pushDump, sizes.entries, 0);
       writeFileSync(pushPasswordFile, `${PASSWORD}\n`, { mode: 0o600 });
     }
+    // The dumps just written (hundreds of MB) reach the disk now, not in the kernel's
+    // writeback during a measurement.
+    spawnSync('sync');
     for (const kind of ['mupdated', 'cyrus'] as const) {
       if (kind === 'cyrus' && missing !== null) continue;
       const results: Results = new Map();

@@ -17,7 +17,7 @@ test('bench --quick runs both servers, checks every answer and writes its result
   // (the bench bounds its own loops; SIGKILL after 240 s if it does not end)
   const { code, stdout, stderr } = await runProgram(
     process.execPath,
-    [join(PROJECT_ROOT, 'dist/bench/run.js'), '--quick', '--results', results],
+    ['--expose-gc', join(PROJECT_ROOT, 'dist/bench/run.js'), '--quick', '--results', results],
     {
       timeoutMs: 240_000,
     },
