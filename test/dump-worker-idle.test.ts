@@ -129,12 +129,15 @@ test('warm() starts a worker before the first dump; with no dump it exits after 
   const dataDir = await directory(t);
   const pool = new DumpPool(dataDir, 2, createLogger('silent'), 300);
   t.teardown(() => pool.close());
+  let exits = 0;
+  pool.onWorkerExit = () => exits++;
   const ready = pool.warm();
   void pool.warm();
   t.is(pool.running, 1, 'one worker, however often warmed');
   await ready;
   t.is(pool.running, 1, 'warm() settles once the worker is up; its idle period starts then');
   t.true(await until(() => pool.running === 0, 10_000), 'no dump came: it exited');
+  t.true(await until(() => exits === 1, 10_000), 'and the pool said so once (the idle trim gives its memory back)');
   const lines = (await dumpBytes(pool)).toString('latin1').split('\r\n');
   t.is(lines.filter((l) => l.startsWith('L1 MAILBOX')).length, ENTRIES, 'a dump afterwards still works');
 });

@@ -61,3 +61,25 @@ test.serial(
     t.true(await until(() => calls === done + 1, 10_000), `asked again after the busy period (${calls - done} more calls)`);
   },
 );
+
+test.serial('after a worker thread exits, the next idle period trims once more, though the heap did not grow', async (t) => {
+  const trim = new IdleTrim(300, createLogger('silent'));
+  t.teardown(() => trim.stop());
+  const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  // Whatever this process had to give back first (earlier tests, a young generation still
+  // large: retried twice, 6 s apart), then a steady state: no trim for 7 s (at most 30 s).
+  let settled = trim.trims;
+  let quietSince = Date.now();
+  for (const giveUp = Date.now() + 30_000; Date.now() - quietSince < 7000 && Date.now() < giveUp;) {
+    await wait(100);
+    if (trim.trims !== settled) [settled, quietSince] = [trim.trims, Date.now()];
+  }
+  t.true(Date.now() - quietSince >= 7000, 'idle, nothing new: no trim for 7 s');
+  trim.threadExited();
+  const end = Date.now() + 10_000;
+  while (trim.trims === settled && Date.now() < end) await wait(50);
+  t.is(trim.trims, settled + 1, 'a trim after the thread exited');
+  t.true(trim.lastCHeap === 'released' || trim.lastCHeap === 'nothing to release', `the C heap was trimmed too (${trim.lastCHeap})`);
+  await wait(1200);
+  t.is(trim.trims, settled + 1, 'once only');
+});

@@ -117,8 +117,8 @@ export async function startServer(
     },
     mechanisms: config.saslMechanisms,
   });
-  const dumps =
-    config.dumpWorkers > 0 ? new DumpPool(config.dataDir, config.dumpWorkers, log, config.dumpWorkerIdleMs) : new InThreadDumps(store);
+  const pool = config.dumpWorkers > 0 ? new DumpPool(config.dataDir, config.dumpWorkers, log, config.dumpWorkerIdleMs) : null;
+  const dumps = pool ?? new InThreadDumps(store);
   const server = new MupdateServer({
     settings: sessionSettings(config),
     store,
@@ -141,6 +141,8 @@ export async function startServer(
     log,
     releaseMappingOf(store, dumps, () => void stop().then(() => process.exit(1))),
   );
+  // A dump worker's heap, freed when it exits after its idle period, is given back at the next idle check.
+  if (pool) pool.onWorkerExit = () => trim.threadExited();
   let admin: Server | null = null;
   let metrics: MetricsListener | null = null;
   let stopping: Promise<void> | null = null;

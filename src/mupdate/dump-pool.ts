@@ -134,6 +134,8 @@ export class DumpPool implements DumpSource {
   private closed = false;
   /** Idle workers on their way out: close() waits for them too. */
   private readonly leaving = new Set<Promise<void>>();
+  /** Called when a worker thread has exited (its memory is freed then). */
+  onWorkerExit: (() => void) | null = null;
 
   /** `idleMs`: a worker with no dump for this long exits (0: workers stay). */
   constructor(
@@ -209,16 +211,24 @@ export class DumpPool implements DumpSource {
   }
 
   private spawn(): DumpWorker {
-    const w = new DumpWorker(this.dataDir, this.log, (dead) => this.forget(dead), {
-      ms: this.idleMs,
-      onIdle: (idle) => {
-        // Out of the pool first, so no new dump is given to a worker on its way out.
-        this.forget(idle);
-        const exit = idle.terminate();
-        this.leaving.add(exit);
-        void exit.finally(() => this.leaving.delete(exit));
+    const w = new DumpWorker(
+      this.dataDir,
+      this.log,
+      (dead) => {
+        this.forget(dead);
+        this.onWorkerExit?.();
       },
-    });
+      {
+        ms: this.idleMs,
+        onIdle: (idle) => {
+          // Out of the pool first, so no new dump is given to a worker on its way out.
+          this.forget(idle);
+          const exit = idle.terminate();
+          this.leaving.add(exit);
+          void exit.finally(() => this.leaving.delete(exit));
+        },
+      },
+    );
     this.workers.push(w);
     return w;
   }

@@ -82,6 +82,8 @@ export class IdleTrim {
   /** A busy period came since the directory file was last unmapped. */
   private mappingUsed = true;
   private releasing = false;
+  /** A thread of the process exited since the last trim: its C memory waits to be given back. */
+  private threadGone = false;
 
   constructor(
     private readonly periodMs: number,
@@ -103,7 +105,8 @@ export class IdleTrim {
     if (this.mappingUsed && this.releaseMapping && !this.releasing) void this.unmap(this.releaseMapping);
     if (!this.gc) return;
     const total = process.memoryUsage().heapTotal;
-    if (total >= this.floor + REGROWTH_BYTES) this.youngTries = 0;
+    if (this.threadGone) this.threadGone = false;
+    else if (total >= this.floor + REGROWTH_BYTES) this.youngTries = 0;
     else if (youngBytes() <= YOUNG_BYTES || this.youngTries >= YOUNG_TRIES) return;
     else if (performance.now() - this.lastTrimAt < YOUNG_RETRY_GAP_MS) return;
     else this.youngTries++;
@@ -126,6 +129,15 @@ export class IdleTrim {
       },
       'idle server: heap trimmed',
     );
+  }
+
+  /**
+   * A worker thread exited (a dump worker after its idle period): the memory
+   * it freed stays in the C heap's arenas until trimmed, so the next idle
+   * period trims even though this thread's heap did not grow.
+   */
+  threadExited(): void {
+    this.threadGone = true;
   }
 
   private async unmap(release: MappingRelease): Promise<void> {
