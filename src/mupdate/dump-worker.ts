@@ -11,7 +11,7 @@ import { LmdbDirectoryStore } from '../store/lmdb-store.js';
 import type { Snapshot } from '../store/types.js';
 import { dumpChunks, DUMP_CHUNK_BYTES } from './dump-lines.js';
 import type { ToWorker, FromWorker } from './dump-protocol.js';
-import { idleThisThread, niceThisThread } from './thread-priority.js';
+import { niceThisThread } from './thread-priority.js';
 
 interface Job {
   snapshot: Snapshot;
@@ -21,16 +21,12 @@ interface Job {
 
 /**
  * Dumps yield the CPU to the event loop that answers writes: on two cores a
- * writer's latency otherwise rises with every dump running. The worker runs
- * under SCHED_IDLE, so a waking writer's thread takes the CPU from it at once
- * (measured with 4 dumps of 1M running: a writer's p99 4.5-5.4 ms against
- * 5.5-5.8 ms at nice 10 alone); nice 10 stays where that policy cannot be set.
+ * writer's latency otherwise rises with every dump running.
  */
 const DUMP_WORKER_NICE = 10;
 
 const port = parentPort!;
 niceThisThread(DUMP_WORKER_NICE);
-idleThisThread();
 const { dataDir } = workerData as { dataDir: string };
 const store = LmdbDirectoryStore.open(dataDir, { mustExist: true, readOnly: true });
 const jobs = new Map<number, Job>();
