@@ -18,6 +18,7 @@ import { answer, runCli } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
 import { runProgram, showRun } from './helpers/run.js';
 import { addUser, CLI, PASSWORD, startMupdated, tempDir } from './helpers/server.js';
+import { slaveArgs } from './helpers/slave-tools.js';
 
 function missingReason(): string | null {
   const r = spawnSync('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs -o size=64k tmpfs /mnt'], { encoding: 'utf8' });
@@ -180,16 +181,7 @@ register('disk full on a slave: it stays up and serves its copy, says it cannot 
   writeFileSync(passwordFile, `${PASSWORD}\n`, { mode: 0o600 });
   const slaveFolder = tempDir('mupdated-small-disk-slave-');
   addUser(slaveFolder, { name: 'mupdateadmin', admin: true });
-  const slave = await startOnSmallDisk(slaveFolder, 'slave', () => [
-    '--master',
-    `127.0.0.1:${master.port}`,
-    '--user',
-    'mupdateadmin',
-    '--password-file',
-    passwordFile,
-    '--retry-delay',
-    '1',
-  ]);
+  const slave = await startOnSmallDisk(slaveFolder, 'slave', () => slaveArgs(master.port, passwordFile, 1));
   try {
     const c = await RawClient.login(master.port);
     const storeFailed = () => slave.logs.some((l) => /"msg":"cannot store the changes from the master"/.test(l));

@@ -83,3 +83,18 @@ test.serial('after a worker thread exits, the next idle period trims once more, 
   await wait(1200);
   t.is(trim.trims, settled + 1, 'once only');
 });
+
+test.serial('without a full collection (a runtime that refuses it) an exited thread still gets its C memory given back', async (t) => {
+  const trim = new IdleTrim(300, createLogger('silent'), undefined, null);
+  t.teardown(() => trim.stop());
+  const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  await wait(1000);
+  t.is(trim.trims, 0, 'no collection to run and no thread gone: nothing to trim');
+  trim.threadExited();
+  const end = Date.now() + 10_000;
+  while (trim.trims === 0 && Date.now() < end) await wait(50);
+  t.is(trim.trims, 1, 'a trim after the thread exited');
+  t.true(trim.lastCHeap === 'released' || trim.lastCHeap === 'nothing to release', `the C heap was trimmed (${trim.lastCHeap})`);
+  await wait(1000);
+  t.is(trim.trims, 1, 'once only');
+});

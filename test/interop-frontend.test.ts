@@ -30,7 +30,7 @@ import { interopTest } from './helpers/cyrus.js';
 import { freePort } from './helpers/ports.js';
 import { Imtest, journalMode, readRows, withoutMtime } from './helpers/cyrus-frontend.js';
 import { BACKEND_ADMINS, addUser, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
-import { applyChanges, sleep, waitUntil, type Cmd } from './helpers/slave-tools.js';
+import { applyChanges, sleep, slaveArgs, waitUntil, type Cmd } from './helpers/slave-tools.js';
 
 const avail = cyrusAvailability();
 
@@ -130,18 +130,7 @@ test.before(async () => {
     mode: 'slave',
     dataDir: slaveDir,
     runAs: { uid, gid },
-    args: [
-      '--master',
-      `127.0.0.1:${master.port}`,
-      '--user',
-      'mupdateadmin',
-      '--password-file',
-      passwordFile,
-      '--retry-delay',
-      '2',
-      '--imapd-conf',
-      frontend.configPath,
-    ],
+    args: slaveArgs(master.port, passwordFile, 2, ['--imapd-conf', frontend.configPath]),
   });
   await slave.waitForLog(/"msg":"kick socket listening"/);
   frontendImapd = await frontend.startImapd({

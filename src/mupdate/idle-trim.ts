@@ -68,7 +68,6 @@ export type MappingRelease = () => Promise<boolean>;
 
 export class IdleTrim {
   private readonly timer: NodeJS.Timeout;
-  private readonly gc = fullCollection();
   private readonly cHeap = new CHeapReleaser();
   private cpu = process.cpuUsage();
   /** The heap's committed size after the last trim. */
@@ -89,6 +88,8 @@ export class IdleTrim {
     private readonly periodMs: number,
     private readonly log: Logger,
     private readonly releaseMapping?: MappingRelease,
+    /** V8's full collection; null where the runtime does not allow it (then only the C heap is trimmed). */
+    private readonly gc: (() => void) | null = fullCollection(),
   ) {
     this.timer = setInterval(() => this.check(), periodMs);
     this.timer.unref();
@@ -103,16 +104,28 @@ export class IdleTrim {
       return;
     }
     if (this.mappingUsed && this.releaseMapping && !this.releasing) void this.unmap(this.releaseMapping);
-    if (!this.gc) return;
     const total = process.memoryUsage().heapTotal;
-    if (this.threadGone) this.threadGone = false;
-    else if (total >= this.floor + REGROWTH_BYTES) this.youngTries = 0;
-    else if (youngBytes() <= YOUNG_BYTES || this.youngTries >= YOUNG_TRIES) return;
-    else if (performance.now() - this.lastTrimAt < YOUNG_RETRY_GAP_MS) return;
-    else this.youngTries++;
+    if (!this.gc) {
+      // No full collection on this runtime, but an exited thread's C memory can still go back.
+      if (this.threadGone) this.trim(total, null);
+      return;
+    }
+    // An exited thread's memory is reason enough; otherwise the heap must have grown, or the young generation stayed large.
+    if (!this.threadGone) {
+      if (total >= this.floor + REGROWTH_BYTES) this.youngTries = 0;
+      else if (youngBytes() <= YOUNG_BYTES || this.youngTries >= YOUNG_TRIES) return;
+      else if (performance.now() - this.lastTrimAt < YOUNG_RETRY_GAP_MS) return;
+      else this.youngTries++;
+    }
+    this.trim(total, this.gc);
+  }
+
+  /** One full collection (when the runtime allows it), then the C heap's free pages back to the system. */
+  private trim(total: number, gc: (() => void) | null): void {
+    this.threadGone = false;
     const t0 = performance.now();
     this.lastTrimAt = t0;
-    this.gc();
+    gc?.();
     this.floor = process.memoryUsage().heapTotal;
     // After the collection: the C memory of the objects it freed is free now too.
     const cHeap = (this.lastCHeap = this.cHeap.release());
@@ -124,6 +137,7 @@ export class IdleTrim {
         ms: Math.round(performance.now() - t0),
         heapBefore: total,
         heapAfter: this.floor,
+        fullCollection: gc !== null,
         cHeap,
         cHeapOff: this.cHeap.unavailable ?? undefined,
       },

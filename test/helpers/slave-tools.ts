@@ -39,23 +39,18 @@ export interface SlaveOptions {
 
 /** Starts `mupdated slave` (it logs "listening" before it serves; it sends its banner after its first sync). */
 export function startSlave(options: SlaveOptions): Promise<RunningMupdated> {
-  const master = typeof options.master === 'number' ? `127.0.0.1:${options.master}` : options.master;
   return startMupdated({
     mode: 'slave',
     ...(options.dataDir ? { dataDir: options.dataDir } : {}),
     ...(options.config ? { config: options.config } : {}),
-    args: [
-      '--master',
-      master,
-      '--user',
-      'mupdateadmin',
-      '--password-file',
-      passwordFilePath(),
-      '--retry-delay',
-      String(options.retryDelay ?? 1),
-      ...(options.args ?? []),
-    ],
+    args: slaveArgs(options.master, passwordFilePath(), options.retryDelay ?? 1, options.args),
   });
+}
+
+/** A slave's flags: its master (a number means 127.0.0.1:that port), logged in as mupdateadmin, then `extra`. */
+export function slaveArgs(master: string | number, passwordFile: string, retryDelay: number | string, extra: string[] = []): string[] {
+  const at = typeof master === 'number' ? `127.0.0.1:${master}` : master;
+  return ['--master', at, '--user', 'mupdateadmin', '--password-file', passwordFile, '--retry-delay', String(retryDelay), ...extra];
 }
 
 export function readStatus(dataDir: string): SlaveStatus | null {
