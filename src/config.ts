@@ -40,6 +40,9 @@ import type { HostPort } from './host-port.js';
 
 export type { HostPort };
 
+/** The longest failedloginpause accepted. */
+const MAX_LOGIN_PAUSE_MS = 3600 * 1000;
+
 export interface ServerConfig {
   listen: HostPort;
   dataDir: string;
@@ -372,7 +375,8 @@ export function applySettings(config: ServerConfig, settings: Map<string, string
     }
   }
   if (!(config.etcd.writeTimeoutMs > 0)) throw new ConfigError('etcd_write_timeout: expected seconds > 0');
-  if (Number.isNaN(config.failedLoginPauseMs) || config.failedLoginPauseMs < 0) {
-    throw new ConfigError('failedloginpause: expected seconds >= 0');
+  // A timer longer than 2^31-1 ms would fire at once: an hour is already more than any login needs.
+  if (!(config.failedLoginPauseMs >= 0 && config.failedLoginPauseMs <= MAX_LOGIN_PAUSE_MS)) {
+    throw new ConfigError(`failedloginpause: expected seconds from 0 to ${MAX_LOGIN_PAUSE_MS / 1000}`);
   }
 }

@@ -283,6 +283,20 @@ test("mupdate_KEY overrides KEY as Cyrus's service-specific options do; switches
       instanceOf: ConfigError,
       message: /switch\.conf:1: allowplaintext: expected a switch/,
     });
+    // Past Node's longest timer (2^31-1 ms) a pause would end at once.
+    for (const [pause, message] of [
+      ['-1', /failedloginpause: expected/],
+      ['abc', /failedloginpause: expected/],
+      ['3601', /failedloginpause: expected seconds from 0 to 3600/],
+      ['2h', /failedloginpause: expected seconds from 0 to 3600/],
+    ] as const) {
+      const bad = write(dir, 'pause.conf', `failedloginpause: ${pause}\n`);
+      t.throws(() => resolveServerConfig({ 'imapd-conf': bad }, 'master'), { instanceOf: ConfigError, message }, pause);
+    }
+    t.is(
+      resolveServerConfig({ 'imapd-conf': write(dir, 'hour.conf', 'failedloginpause: 3600\n') }, 'master').config.failedLoginPauseMs,
+      3_600_000,
+    );
   } finally {
     removeDir(dir);
   }
