@@ -14,10 +14,12 @@ import {
   DEFAULT_PORT,
   SASL_MECHANISMS,
   bool,
+  fractionalSecondsMs,
   int,
   logFormat,
   mechanismList,
   parseHostPort,
+  secondsMs,
   tlsVersions,
   type SaslMechanism,
   type TlsVersionRange,
@@ -26,6 +28,7 @@ import {
 export {
   ConfigError,
   DEFAULT_PORT,
+  MAX_TIMER_SECONDS,
   SASL_MECHANISMS,
   TLS_VERSIONS,
   logFormat,
@@ -227,7 +230,7 @@ export function applySettings(config: ServerConfig, settings: Map<string, string
         config.imapdConf = v;
         break;
       case 'client_timeout':
-        config.upstream.connectTimeoutSeconds = int(key, v, 1);
+        config.upstream.connectTimeoutSeconds = secondsMs(key, v, 1) / 1000;
         break;
       case 'admins':
         config.admins = v.split(/[\s,]+/).filter(Boolean);
@@ -249,7 +252,7 @@ export function applySettings(config: ServerConfig, settings: Map<string, string
         config.maxConnections = int(key, v, 1);
         break;
       case 'idle_timeout':
-        config.idleTimeoutMs = int(key, v, 900) * 1000;
+        config.idleTimeoutMs = secondsMs(key, v, 900);
         break;
       case 'max_bad_commands':
         config.maxBadCommands = int(key, v, 1);
@@ -265,7 +268,7 @@ export function applySettings(config: ServerConfig, settings: Map<string, string
         config.maxFailedLoginsPerHost = int(key, v, 1);
         break;
       case 'login_timeout':
-        config.loginTimeoutMs = int(key, v, 1) * 1000;
+        config.loginTimeoutMs = secondsMs(key, v, 1);
         break;
       case 'max_connections_per_host':
         config.maxConnectionsPerHost = int(key, v, 1);
@@ -287,7 +290,7 @@ export function applySettings(config: ServerConfig, settings: Map<string, string
         config.streamQueueLimit = int(key, v, 1);
         break;
       case 'dump_stall_timeout':
-        config.dumpStallTimeoutMs = int(key, v, 1) * 1000;
+        config.dumpStallTimeoutMs = secondsMs(key, v, 1);
         break;
       case 'stream_queue_bytes':
         config.streamQueueBytes = int(key, v, 4096);
@@ -296,7 +299,7 @@ export function applySettings(config: ServerConfig, settings: Map<string, string
         config.dumpWorkers = Math.min(int(key, v, 0), 16);
         break;
       case 'dump_worker_idle':
-        config.dumpWorkerIdleMs = int(key, v, 0) * 1000;
+        config.dumpWorkerIdleMs = secondsMs(key, v, 0);
         break;
       case 'max_string':
         config.limits.maxString = int(key, v, 1024);
@@ -305,7 +308,7 @@ export function applySettings(config: ServerConfig, settings: Map<string, string
         config.limits.maxCommand = int(key, v, 4096);
         break;
       case 'auth_cache_seconds':
-        config.authCacheTtlMs = int(key, v, 0) * 1000;
+        config.authCacheTtlMs = secondsMs(key, v, 0);
         break;
       case 'conflict_policy':
         if (v !== 'queue' && v !== 'cyrus') throw new ConfigError(`${key}: expected queue or cyrus`);
@@ -324,7 +327,7 @@ export function applySettings(config: ServerConfig, settings: Map<string, string
         config.upstream.password = v;
         break;
       case 'mupdate_retry_delay':
-        config.upstream.retryDelaySeconds = int(key, v, 0);
+        config.upstream.retryDelaySeconds = secondsMs(key, v, 0) / 1000;
         break;
       case 'slave_dump_timeout':
         config.upstream.dumpTimeoutSeconds = int(key, v, 1);
@@ -365,7 +368,7 @@ export function applySettings(config: ServerConfig, settings: Map<string, string
         config.etcd.key = v;
         break;
       case 'etcd_write_timeout':
-        config.etcd.writeTimeoutMs = Math.round(Number(v) * 1000);
+        config.etcd.writeTimeoutMs = fractionalSecondsMs(key, v);
         break;
       case 'slave_tls_ca':
         config.upstream.tlsCa = v;

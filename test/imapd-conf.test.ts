@@ -293,6 +293,17 @@ test("mupdate_KEY overrides KEY as Cyrus's service-specific options do; switches
       const bad = write(dir, 'pause.conf', `failedloginpause: ${pause}\n`);
       t.throws(() => resolveServerConfig({ 'imapd-conf': bad }, 'master'), { instanceOf: ConfigError, message }, pause);
     }
+    // Every duration stops short of Node's longest timer (2,147,483 s), past which it would fire at once.
+    for (const key of ['idle_timeout', 'login_timeout', 'dump_stall_timeout', 'dump_worker_idle', 'client_timeout', 'etcd_write_timeout']) {
+      const own = write(dir, 'long.conf', `${key}: 2147484\n`);
+      t.throws(
+        () => resolveServerConfig({ config: own }, 'master'),
+        { instanceOf: ConfigError, message: new RegExp(`^${key}: expected .*2147483`) },
+        key,
+      );
+      const longest = resolveServerConfig({ config: write(dir, 'longest.conf', `${key}: 2147483\n`) }, 'master').config;
+      t.truthy(longest, key);
+    }
     t.is(
       resolveServerConfig({ 'imapd-conf': write(dir, 'hour.conf', 'failedloginpause: 3600\n') }, 'master').config.failedLoginPauseMs,
       3_600_000,

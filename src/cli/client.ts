@@ -7,7 +7,7 @@
  * repl.ts, scripted.ts) on the protocol client of src/mupdate/client/.
  */
 import { userInfo } from 'node:os';
-import { ConfigError, DEFAULT_PORT, parseHostPort, type HostPort } from '../config.js';
+import { ConfigError, DEFAULT_PORT, MAX_TIMER_SECONDS, parseHostPort, type HostPort } from '../config.js';
 import { isLoopbackHost } from '../mupdate/client/tls-policy.js';
 import { ConnectionProblem, Interrupted, UsageError } from '../client/errors.js';
 import { askPassword, readPasswordFile } from '../client/password.js';
@@ -63,7 +63,7 @@ export async function runClient(positionals: string[], flags: ClientFlags): Prom
       throw err;
     }
     const timeout = flags.timeout === undefined ? 30 : Number(flags.timeout);
-    if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError('--timeout: a number of seconds > 0');
+    if (!(timeout > 0 && timeout <= MAX_TIMER_SECONDS)) throw new UsageError(`--timeout: seconds above 0, at most ${MAX_TIMER_SECONDS}`);
     if (flags['tls-insecure'] && !flags.starttls && isLoopbackHost(target.host)) {
       throw new UsageError('--tls-insecure goes with --starttls');
     }

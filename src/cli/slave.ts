@@ -1,7 +1,7 @@
 /** `mupdated slave`: follows a master and serves its copy read-only. */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseMasterList } from '../config.js';
+import { MAX_TIMER_SECONDS, parseMasterList } from '../config.js';
 import { Follower } from '../resync/follower.js';
 import { SlaveLag } from '../metrics/slave-lag.js';
 import { readPasswordFile } from '../client/password.js';
@@ -41,7 +41,7 @@ export function resolveSlaveConfig(flags: SlaveFlags): ResolvedConfig {
   if (flags['password-file']) up.password = readPasswordFile(flags['password-file']);
   if (flags['retry-delay'] !== undefined) {
     const n = Number(flags['retry-delay']);
-    if (!Number.isFinite(n) || n < 0) throw new Error('--retry-delay: expected seconds >= 0');
+    if (!(n >= 0 && n <= MAX_TIMER_SECONDS)) throw new Error(`--retry-delay: expected seconds from 0 to ${MAX_TIMER_SECONDS}`);
     up.retryDelaySeconds = n;
   }
   if (!up.server) throw new Error('slave needs --master HOST:PORT[,HOST:PORT...] (or mupdate_server in the config file)');
