@@ -7,6 +7,7 @@
  * was down is applied at the next start. A name in both places: etcd's
  * record wins.
  */
+import { resumeAfterReceived } from './watch-resume.js';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Etcd3, IWatchResponse, Watcher } from 'etcd3';
@@ -24,6 +25,7 @@ const MIRRORED_FILE = 'cluster-users.json';
 
 export class UserMirror {
   private watcher: Watcher | null = null;
+  private stopWaiting: () => void = () => {};
   private closed = false;
   private applying: Promise<void> = Promise.resolve();
   private readonly mirrored: Set<string>;
@@ -72,12 +74,16 @@ export class UserMirror {
   }
 
   private async watchFrom(revision: number): Promise<void> {
-    const watcher = await this.client.watch().prefix(this.layout.users).startRevision(String(revision)).create();
-    if (this.closed) {
-      await watcher.cancel();
-      return;
-    }
+    // Handlers go on before the watch is sent: etcd may answer its creation and events in one read.
+    const watcher = this.client.watch().prefix(this.layout.users).startRevision(String(revision)).watcher();
+    resumeAfterReceived(watcher, revision);
     this.watcher = watcher;
+    const created = new Promise<void>((resolve) => {
+      watcher.once('connected', () => resolve());
+      watcher.once('error', () => resolve());
+      // A watch cancelled by close() before etcd created it never says so.
+      this.stopWaiting = resolve;
+    });
     watcher.on('data', (res: IWatchResponse) => {
       this.applying = this.applying
         .then(() => this.apply(res))
@@ -88,6 +94,7 @@ export class UserMirror {
     });
     // A cancelled watch (etcd compacted past it): read everything again.
     watcher.on('error', () => void this.restart());
+    await created;
   }
 
   private async apply(res: IWatchResponse): Promise<void> {
@@ -122,6 +129,7 @@ export class UserMirror {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.stopWaiting();
     const w = this.watcher;
     this.watcher = null;
     if (w) await w.cancel().catch(() => {});

@@ -10,6 +10,7 @@ import { sameEntry } from '../codec.js';
 import type { ExternalBatch, LmdbDirectoryStore } from '../lmdb-store.js';
 import type { ConflictRecord, Entry } from '../types.js';
 import { DirectoryUnavailable, withDeadline } from './connect.js';
+import { resumeAfterReceived } from './watch-resume.js';
 import { decodeConflict, decodeEntryValue, decodeJson, prefixEnd, seqOf, type EtcdLayout } from './layout.js';
 
 const PAGE = 2_000;
@@ -79,6 +80,7 @@ export class ViewFeed {
   private watchFrom(revision: number): Promise<void> {
     const watcher = this.client.watch().prefix(this.layout.all).startRevision(String(revision)).watcher();
     this.watcher = watcher;
+    resumeAfterReceived(watcher, revision);
     let created = false;
     return new Promise<void>((resolve) => {
       watcher.on('data', (res: IWatchResponse) => {

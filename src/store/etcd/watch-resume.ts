@@ -1,0 +1,26 @@
+/**
+ * Where an etcd watch resumes after its stream reconnects. The etcd3 client
+ * moves a watcher's start revision to each reply's header revision, which is
+ * etcd's current revision, not that of the last event sent. A watch still
+ * catching up on old revisions that loses its stream would then resume past
+ * the events etcd had not yet sent, and they would never arrive: the view
+ * would hold a directory with changes missing and decide writes on it. This
+ * keeps the resume point just past the last event received and puts it on
+ * the watch request each time the request is sent.
+ */
+import type { IWatchResponse, Watcher } from 'etcd3';
+
+export function resumeAfterReceived(watcher: Watcher, from: number): void {
+  let next = from;
+  watcher.on('data', (res: IWatchResponse) => {
+    const events = res.events;
+    // A reply without events is a progress notification: etcd sends one only once everything up to its revision was sent.
+    const upTo = events.length ? Number(events[events.length - 1].kv.mod_revision) : Number(res.header.revision);
+    if (upTo + 1 > next) next = upTo + 1;
+  });
+  // Emitted just before the create request goes out, on the first connect and every reconnect.
+  // (Its argument is typed as the outer request, but it is `watcher.request` itself.)
+  watcher.on('connecting', () => {
+    watcher.request.start_revision = String(next);
+  });
+}

@@ -1,0 +1,63 @@
+/**
+ * A node whose etcd connection drops while its view is still catching up
+ * (etcd streaming it the changes made while it was away) resumes the watch
+ * just past the last change it received, not at etcd's head: every change
+ * reaches the view, and a write decided on it sees them.
+ */
+import test from 'ava';
+import { createLogger } from '../src/log.js';
+import { EtcdDirectoryStore } from '../src/store/etcd/etcd-store.js';
+import type { Entry } from '../src/store/types.js';
+import { freshPrefix } from './helpers/cluster-nodes.js';
+import { CutProxy } from './helpers/cut-proxy.js';
+import { EtcdCluster } from './helpers/etcd-cluster.js';
+import { removeDir, tempDir } from './helpers/server.js';
+
+const entry = (name: string): Entry => ({
+  name: Buffer.from(name),
+  state: 'active',
+  location: Buffer.from('be1!default'),
+  acl: Buffer.from('anyone\tlrs\t'),
+});
+
+test('an etcd link cut in the middle of a catch-up loses no change: the watch resumes after the last one received', async (t) => {
+  t.timeout(90_000);
+  const etcd = await EtcdCluster.start(1);
+  const proxy = await CutProxy.start(Number(new URL(etcd.endpoints[0]).port));
+  const dirs = [tempDir('watch-resume-a-'), tempDir('watch-resume-b-')];
+  const prefix = freshPrefix();
+  const open = (endpoint: string, dataDir: string) =>
+    EtcdDirectoryStore.open({ endpoints: [endpoint], prefix, writeTimeoutMs: 5_000, dataDir, order: 'cyrus' }, createLogger('silent'));
+  const opened: EtcdDirectoryStore[] = [];
+  t.teardown(async () => {
+    for (const s of opened) await s.close().catch(() => {});
+    await proxy.stop();
+    await etcd.stop();
+    for (const d of dirs) removeDir(d);
+  });
+  const viaProxy = `http://127.0.0.1:${proxy.port}`;
+  // Node A sees the first entry, then is away while node B writes 3,000 more.
+  let a = await open(viaProxy, dirs[0]);
+  await a.applyMany([{ name: entry('user.a0').name, entry: entry('user.a0') }]);
+  await a.close();
+  const b = await open(etcd.endpoints[0], dirs[1]);
+  opened.push(b);
+  const names = Array.from({ length: 3000 }, (_, i) => `user.b${i}`);
+  await b.applyMany(names.map((n) => ({ name: Buffer.from(n), entry: entry(n) })));
+  // A comes back; its link to etcd is cut once etcd has sent it 64 KiB, most of the way into the catch-up.
+  proxy.cutNextAfter(64 * 1024);
+  a = await open(viaProxy, dirs[0]);
+  opened.push(a);
+  await b.applyMany([{ name: Buffer.from('user.later'), entry: entry('user.later') }]);
+  const until = Date.now() + 30_000;
+  while (!a.find(Buffer.from('user.later')) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+  t.is(proxy.cuts, 1, 'the link was cut once');
+  t.truthy(a.find(Buffer.from('user.later')), 'the change made after the cut arrived');
+  const missing = names.filter((n) => !a.find(Buffer.from(n)));
+  t.deepEqual(missing.slice(0, 5), [], `${missing.length} of node B's 3,000 changes never reached node A's view`);
+  // A write decided on A's view sees B's entry.
+  const decided = await a.mutate(Buffer.from('user.b5'), (current) =>
+    current ? { kind: 'keep', result: 'exists' } : { kind: 'put', entry: entry('user.b5'), result: 'created' },
+  );
+  t.is(decided, 'exists');
+});
