@@ -23,6 +23,8 @@ export class ViewFeed {
   private waiters: Array<{ revision: number; resolve: () => void }> = [];
   private closed = false;
   private restarting = false;
+  /** A response could not be applied: the ones after it are dropped until a rebuild has caught the view up. */
+  private applyFailed = false;
   /** Called after each advance of `revision` (the write queue plans what waited for it). */
   onAdvance: () => void = () => {};
 
@@ -87,6 +89,8 @@ export class ViewFeed {
         this.applying = this.applying
           .then(() => this.applyResponse(res))
           .catch((err: unknown) => {
+            // Later responses must not move the view past the changes it failed to take.
+            this.applyFailed = true;
             this.log.error({ err: (err as Error).message }, 'cluster view: could not apply changes from etcd; rebuilding the view');
             void this.restart('apply failed');
           });
@@ -131,7 +135,9 @@ export class ViewFeed {
     if (this.restarting) return;
     this.restarting = true;
     try {
-      await this.restartNow(why);
+      // Again if a response failed to apply meanwhile: its restart found this one under way.
+      do await this.restartNow(why);
+      while (this.applyFailed && !this.closed);
     } finally {
       this.restarting = false;
     }
@@ -145,6 +151,7 @@ export class ViewFeed {
       try {
         await this.applying;
         await this.rebuild(why);
+        this.applyFailed = false;
         await this.watchFrom(this.revision + 1);
         return;
       } catch (err) {
@@ -156,7 +163,7 @@ export class ViewFeed {
 
   /** One watch response: its events, in revision order, in one view transaction. */
   private async applyResponse(res: IWatchResponse): Promise<void> {
-    if (this.closed) return;
+    if (this.closed || this.applyFailed) return;
     const batch: Required<Pick<ExternalBatch, 'changes' | 'conflicts'>> & ExternalBatch = {
       changes: [],
       conflicts: [],
