@@ -134,6 +134,42 @@ test('a response that does not come in time is an TimeoutError (the class says i
   }
 });
 
+test('a server that goes silent in the TLS handshake, or sends a banner without end, is given up on within the timeout', async (t) => {
+  // One answers STARTTLS with OK and then says nothing more; the other sends capability lines forever.
+  let flooding = true;
+  const stalls = createServer((s) => {
+    s.write('* AUTH "PLAIN"\r\n* STARTTLS\r\n* OK MUPDATE "stall" "test" "0" "(master)"\r\n');
+    s.on('data', (d: Buffer) => void (/STARTTLS/.test(d.toString()) && s.write('S01 OK "Begin TLS negotiation now"\r\n')));
+    s.on('error', () => {});
+  });
+  const floods = createServer((s) => {
+    let n = 0;
+    const more = () => {
+      while (flooding && !s.destroyed && s.write(`* X${n++} "${'x'.repeat(100)}"\r\n`));
+      if (flooding && !s.destroyed) s.once('drain', more);
+    };
+    more();
+    s.on('error', () => {});
+  });
+  await Promise.all([stalls, floods].map((srv) => new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))));
+  const portOf = (srv: typeof stalls) => (srv.address() as { port: number }).port;
+  try {
+    const tls = await t.throwsAsync(
+      MupdateConnection.open({ host: '127.0.0.1', port: portOf(stalls), user: 'u', password: 'p', timeoutMs: 1000, starttls: 'required' }),
+    );
+    t.true(tls instanceof TimeoutError, String(tls));
+    t.regex(tls.message, /TLS handshake/);
+    const banner = await t.throwsAsync(
+      MupdateConnection.open({ host: '127.0.0.1', port: portOf(floods), user: 'u', password: 'p', timeoutMs: 1000, noLogin: true }),
+    );
+    t.regex(banner.message, /banner is longer than 65536 bytes/);
+  } finally {
+    flooding = false;
+    stalls.close();
+    floods.close();
+  }
+});
+
 test("a server line that is not a MUPDATE response is a MalformedResponseError that says what the line was (not the server's BAD text)", async (t) => {
   // The n-th connection's first command is answered with the n-th broken line.
   const answers = ['garbage', 'N1 ', 'N1 RESERVE "a" "b!c" "d" "e"', 'N1 MAILBOX "a"', 'N1 MAILBOX'];

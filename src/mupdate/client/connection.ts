@@ -4,8 +4,8 @@
  * commands and read responses. It reads responses leniently (Cyrus masters
  * send a few bare-word texts) but data lines strictly.
  */
-import { connect, isIP, type Socket } from 'node:net';
-import { connect as tlsConnect, TLSSocket } from 'node:tls';
+import { connect, type Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import type { Logger } from '../../log.js';
 import { decodeBase64Strict } from '../../sasl/plain.js';
 import { clientCommand } from '../wire/encoder.js';
@@ -19,12 +19,15 @@ import {
   StartTlsRefused,
   StartTlsUnavailable,
   TimeoutError,
-  TlsFailed,
 } from './errors.js';
 import { logIn, loginMechanism, type Credentials, type LoginChannel, type SaslStep } from './login.js';
 import { commandResult, isStatus, RESPONSE_LIMITS, RESPONSE_SHAPES, statusText, type CommandResult, type Response } from './responses.js';
 import { defaultStartTls, type StartTlsMode } from './tls-policy.js';
 import { DataLineStream } from './data-lines.js';
+import { tlsHandshake } from './tls-handshake.js';
+
+/** A banner (Cyrus's is about 200 bytes) past this size is refused. */
+const MAX_BANNER_BYTES = 64 * 1024;
 
 export interface ClientOptions extends Credentials {
   host: string;
@@ -169,14 +172,18 @@ export class MupdateConnection implements LoginChannel {
 
   private async readBanner(timeoutMs: number): Promise<void> {
     this.capabilities.clear();
-    for (;;) {
-      const r = await this.next(timeoutMs);
+    // One deadline and a size cap for the whole banner: a server that keeps sending capability lines is given up on.
+    const deadline = Date.now() + timeoutMs;
+    for (let bytes = 0; bytes <= MAX_BANNER_BYTES;) {
+      const r = await this.next(Math.max(1, deadline - Date.now()));
       if (!r) throw new ConnectionClosed('the server closed the connection before its banner');
       if (r.tag !== '*') throw new MupdateClientError(`unexpected banner line from the server (${r.tag} ${r.word})`);
       if (r.word === 'OK') return;
       if (r.word === 'BYE') throw new BannerRefused('the server refused the connection (BYE)');
       this.capabilities.set(r.word, r.args);
+      bytes += r.args.reduce((n, a) => n + a.length + 1, r.word.length + 4);
     }
+    throw new MupdateClientError(`the server's banner is longer than ${MAX_BANNER_BYTES} bytes`);
   }
 
   private async startTls(opts: ClientOptions): Promise<void> {
@@ -188,19 +195,7 @@ export class MupdateConnection implements LoginChannel {
     raw.removeAllListeners('end');
     raw.removeAllListeners('close');
     raw.removeAllListeners('error');
-    // SNI takes host names only (an IP address there is deprecated).
-    // `host` is the name the certificate must carry (a DNS name or an IP address in its altnames).
-    const secure = tlsConnect({
-      socket: raw,
-      host: opts.host,
-      rejectUnauthorized: !opts.tlsInsecure,
-      ...(opts.tlsCa ? { ca: opts.tlsCa } : {}),
-      ...(isIP(opts.host) === 0 ? { servername: opts.host } : {}),
-    });
-    await new Promise<void>((resolve, reject) => {
-      secure.once('secureConnect', () => resolve());
-      secure.once('error', (err: Error) => reject(new TlsFailed(err.message)));
-    });
+    const secure = await tlsHandshake(raw, opts, opts.timeoutMs);
     this.socket = secure;
     this.bannerText = '';
     this.bannerDone = false;
