@@ -125,7 +125,7 @@ const ADVICE: ReadonlyArray<readonly [string | RegExp, string]> = [
   ['kick: could not flush with the master', 'the frontend got the copy the slave has, perhaps a moment old: check the link to the master'],
   [
     'kick: could not write the frontend database',
-    'the frontend may not see the newest changes: check the sqlite file (disk space, permissions, root-owned -wal or -shm files)',
+    'the frontend did not get its ok and may not see the newest changes: check the sqlite file (disk space, permissions, root-owned -wal or -shm files, a program holding its write lock)',
   ],
   [
     'cannot write the frontend database; retrying',

@@ -99,6 +99,39 @@ test.serial('changes reach the file; a kick is answered "ok" once they are in it
   t.regex(rows.get(keyOf('user.u1')) ?? '', / A %\(someone lrswipkxtecdan\)\)$/);
 });
 
+test.serial(
+  'a kick while another program holds the write lock waits for it; if the lock outlasts the busy timeout, the kicker gets no ok',
+  async (t) => {
+    t.timeout(60_000);
+    const other = new Database(db);
+    t.teardown(() => other.close());
+    // Held for 1 s: the kick's write waits for the lock, then the row is in the file when the ok comes.
+    other.exec('BEGIN IMMEDIATE');
+    await applyChanges(master!.port, [['ACTIVATE', 'user.locked1', 'backend1!default', acl('locked1')]]);
+    const release = setTimeout(() => other.exec('COMMIT'), 1000);
+    t.is(await kick(sock), 'ok');
+    clearTimeout(release);
+    if (other.inTransaction) other.exec('COMMIT');
+    t.true(rowNames().includes(keyOf('user.locked1')), 'the row is in the file once the kicker got ok');
+    // Held past the busy timeout (5 s): no ok, and the row comes once the lock is gone.
+    other.exec('BEGIN IMMEDIATE');
+    await applyChanges(master!.port, [['ACTIVATE', 'user.locked2', 'backend1!default', acl('locked2')]]);
+    try {
+      t.is(await readUntilClose(sock, { timeoutMs: 40_000, timeoutText: 'no answer to the kick' }), '');
+    } finally {
+      other.exec('COMMIT');
+    }
+    await waitUntil(() => rowNames().includes(keyOf('user.locked2')), 10_000, 'the row written once the lock is gone');
+    // The tests after this one count the rows.
+    await applyChanges(master!.port, [
+      ['DELETE', 'user.locked1'],
+      ['DELETE', 'user.locked2'],
+    ]);
+    t.is(await kick(sock), 'ok');
+    t.false(rowNames().some((k) => k === keyOf('user.locked1') || k === keyOf('user.locked2')));
+  },
+);
+
 test.serial('many kicks at once share one flush, and what a kicker sends is ignored', async (t) => {
   const before = slave!.logs.length;
   const received = () => slave!.logs.slice(before).filter((l) => l.includes('"msg":"kick received"')).length;

@@ -25,14 +25,14 @@ export interface KickOptions {
   path: string;
   /** NOOP the master and apply what it brings to the local copy. */
   syncWithMaster: () => Promise<void>;
-  /** Write what the local copy has applied to the frontend's database. */
-  flushFrontend: () => void;
+  /** Write what the local copy has applied to the frontend's database; false if the file could not be written. */
+  flushFrontend: () => boolean;
   log: Logger;
 }
 
 export class KickSocket {
-  private current: Promise<void> | null = null;
-  private queued: Promise<void> | null = null;
+  private current: Promise<boolean> | null = null;
+  private queued: Promise<boolean> | null = null;
   /** Flushes started (for status and tests). */
   flushes = 0;
   kicks = 0;
@@ -76,14 +76,15 @@ export class KickSocket {
     socket.on('data', () => {});
     socket.on('error', () => {});
     socket.setTimeout(FLUSH_TIMEOUT_MS + SOCKET_IDLE_MS, () => socket.destroy());
-    void this.kick().then(() => {
-      if (!socket.destroyed) socket.end('ok');
-      this.opts.log.debug({ kicks: this.kicks, flushes: this.flushes }, 'kick answered');
+    void this.kick().then((written) => {
+      // Without the rows in the file an `ok` would send the frontend to look for what is not there.
+      if (!socket.destroyed) socket.end(written ? 'ok' : '');
+      this.opts.log.debug({ kicks: this.kicks, flushes: this.flushes, written }, 'kick answered');
     });
   }
 
-  /** One flush with the master for this kick, shared with every kick that joins it. */
-  kick(): Promise<void> {
+  /** One flush with the master for this kick, shared with every kick that joins it; false if the database could not be written. */
+  kick(): Promise<boolean> {
     if (this.queued) return this.queued;
     if (!this.current) return this.start();
     this.queued = this.current.then(() => {
@@ -93,7 +94,7 @@ export class KickSocket {
     return this.queued;
   }
 
-  private start(): Promise<void> {
+  private start(): Promise<boolean> {
     const round = this.flush().finally(() => {
       if (this.current === round) this.current = null;
     });
@@ -101,7 +102,7 @@ export class KickSocket {
     return round;
   }
 
-  private async flush(): Promise<void> {
+  private async flush(): Promise<boolean> {
     this.flushes++;
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -118,10 +119,12 @@ export class KickSocket {
       clearTimeout(timer);
     }
     try {
-      this.opts.flushFrontend();
+      if (this.opts.flushFrontend()) return true;
+      this.opts.log.error({}, 'kick: could not write the frontend database; the kicker gets no ok');
     } catch (err) {
-      this.opts.log.error({ err: (err as Error).message }, 'kick: could not write the frontend database');
+      this.opts.log.error({ err: (err as Error).message }, 'kick: could not write the frontend database; the kicker gets no ok');
     }
+    return false;
   }
 
   async close(): Promise<void> {

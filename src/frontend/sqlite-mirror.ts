@@ -190,9 +190,14 @@ export class SqliteMirror {
       if (batch.length >= ROWS_PER_TRANSACTION) break;
     }
     try {
-      this.db.transaction(() => {
-        for (const [key, entry] of batch) this.writeRow(Buffer.from(key, 'latin1'), entry, mtime);
-      })();
+      // BEGIN IMMEDIATE: the write lock is taken (waiting out the busy timeout) before the first read.
+      // A deferred transaction that reads first fails at once with SQLITE_BUSY when it must upgrade
+      // while another process (a frontend's imapd) writes, without waiting.
+      this.db
+        .transaction(() => {
+          for (const [key, entry] of batch) this.writeRow(Buffer.from(key, 'latin1'), entry, mtime);
+        })
+        .immediate();
     } catch (err) {
       // Back to the front of the queue, before any later change of the same names.
       const later = [...this.pending];
