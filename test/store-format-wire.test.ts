@@ -169,6 +169,13 @@ test.serial('after mupdated load into an empty folder, XRESUME from before its e
     t.is(r.mode, 'FULL', `after ${after}`);
     t.deepEqual(r.records, records(all));
   }
+  // A sequence number in anything but decimal digits is refused, not read as a number.
+  const bad = await RawClient.login(s.port);
+  for (const seq of ['', ' ', '0x10', '1e3', '-1', '12345678901234567']) {
+    bad.send(`X2 XRESUME "${first.id}" "${seq}"\r\n`);
+    t.is(await bad.readLine(20_000), 'X2 BAD "Badly formed arguments"', JSON.stringify(seq));
+  }
+  bad.close();
   const resumed = await xresume(s.port, first.id, first.seq, first.digest);
   t.is(resumed.mode, 'INCREMENTAL');
   t.deepEqual(resumed.lines, []);

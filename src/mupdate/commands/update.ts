@@ -63,8 +63,10 @@ export const xresume: CommandDefinition = {
   args: { min: 2, max: 3 },
   needsLogin: true,
   async run({ tag, args }, ctx) {
-    const after = Number(args[1].toString('latin1'));
-    if (!Number.isSafeInteger(after) || after < 0) return ctx.bad(tag, 'Badly formed arguments');
+    // Decimal digits only: Number() would also take "", " ", "0x10" or "1e3".
+    const text = args[1].toString('latin1');
+    const after = /^[0-9]{1,16}$/.test(text) ? Number(text) : NaN;
+    if (!Number.isSafeInteger(after)) return ctx.bad(tag, 'Badly formed arguments');
     // A cluster node first catches up, so a slave that followed another node resumes here.
     await ctx.store.sync?.();
     return startUpdate(tag, [], ctx, { dbid: args[0].toString('latin1'), after, digest: args[2]?.toString('latin1') });
