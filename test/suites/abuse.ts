@@ -120,6 +120,23 @@ export function abuseTests(start: ServerFactory): void {
     await othersStillWork(t, before);
   });
 
+  test.serial(
+    'a {n} within the string cap but past what is left of the command cap (4 KiB before login) gets a tagged BAD without + go ahead',
+    async (t) => {
+      const c = await RawClient.connect(server.port);
+      await c.readBanner();
+      const cap = new RawCapture(c);
+      c.send('A1 AUTHENTICATE "PLAIN" {6000}\r\n');
+      t.regex(await c.readLine(), /^A1 BAD "(?:[^"\\]|\\.)*"$/);
+      t.true(await c.expectSilence(300), 'no go-ahead');
+      // The connection reads on: the next line is a command of its own.
+      c.send(`A2 AUTHENTICATE "PLAIN" {44+}\r\n${PLAIN_IR}\r\n`);
+      t.deepEqual(await c.readUntilTagged('A2'), ['A2 OK "Authenticated"']);
+      t.false(l1(cap.all()).includes('+ go ahead'));
+      c.close();
+    },
+  );
+
   test.serial('NUL bytes are handled as bytes: echoed in tags, refused in strings, never cut', async (t) => {
     const before = await bystander();
     const c = await RawClient.connect(server.port);

@@ -112,10 +112,13 @@ export class StringToken {
         if (b !== RBRACE) return MALFORMED;
         const fatal = input.consume(1);
         if (fatal) return fatal;
-        if (this.count.value > this.limits.maxString) {
-          if (!this.litSync) return { kind: 'fatal', text: 'Literal too large' };
+        // The body and the CRLF before it must also fit in what is left of the command's cap.
+        const overString = this.count.value > this.limits.maxString;
+        if (overString || input.commandBytes + 2 + this.count.value > this.limits.maxCommand) {
+          const text = overString ? 'Literal too large' : 'Command too long';
+          if (!this.litSync) return { kind: 'fatal', text };
           // No go-ahead was given, so no body follows: refuse and read on normally.
-          return { kind: 'refused', text: 'Literal too large' };
+          return { kind: 'refused', text };
         }
         this.phase = 'litCR';
         return null;
