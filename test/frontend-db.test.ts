@@ -16,7 +16,7 @@ import { dlistString, rowKey } from '../src/frontend/cyrus-row.js';
 import { journalMode, readRows } from './helpers/cyrus-frontend.js';
 import { FaultProxy } from './helpers/fault-proxy.js';
 import { CLI, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
-import { applyChanges, passwordFilePath, startSlave, waitUntil, type Cmd } from './helpers/slave-tools.js';
+import { applyChanges, passwordFilePath, sleep, startSlave, waitUntil, type Cmd } from './helpers/slave-tools.js';
 
 const acl = (id: string) => `${id}\tlrswipkxtecdan\t`;
 
@@ -129,6 +129,31 @@ test.serial(
     ]);
     t.is(await kick(sock), 'ok');
     t.false(rowNames().some((k) => k === keyOf('user.locked1') || k === keyOf('user.locked2')));
+  },
+);
+
+test.serial(
+  'a kick while the slave is cut off from its master waits for the next sync, and its ok comes with the change in the file',
+  async (t) => {
+    const mark = slave!.logs.length;
+    proxy!.refusing = true;
+    proxy!.cutAll();
+    await waitUntil(
+      () => slave!.logs.slice(mark).some((l) => l.includes('"msg":"slave state"') && /"state":"(waiting|connecting)"/.test(l)),
+      10_000,
+      'the slave off its master',
+    );
+    await applyChanges(master!.port, [['ACTIVATE', 'user.kicked-offline', 'backend1!default', acl('offline')]]);
+    let answer: string | null = null;
+    const kicked = kick(sock).then((a) => (answer = a));
+    await sleep(1500);
+    t.is(answer, null, 'no answer while the slave cannot reach its master');
+    proxy!.refusing = false;
+    t.is(await kicked, 'ok');
+    t.true(rowNames().includes(keyOf('user.kicked-offline')), 'the change is in the file when the ok comes');
+    // The tests after this one count the rows.
+    await applyChanges(master!.port, [['DELETE', 'user.kicked-offline']]);
+    t.is(await kick(sock), 'ok');
   },
 );
 

@@ -76,7 +76,7 @@ export interface RunningFrontend {
 export function startFrontend(
   settings: FrontendSettings,
   store: DirectoryStore,
-  follower: { synced: Promise<void>; syncWithMaster(): Promise<void> },
+  follower: { synced: Promise<void>; syncedWithMaster(): Promise<void> },
   log: Logger,
 ): RunningFrontend {
   if (!settings.db) throw new FrontendSettingsError('the frontend database needs a file (--frontend-db or frontend_db)');
@@ -108,7 +108,7 @@ export function startFrontend(
         const listening = await KickSocket.listen({
           path: kickPath,
           log,
-          syncWithMaster: () => follower.syncWithMaster(),
+          syncWithMaster: () => follower.syncedWithMaster(),
           flushFrontend: () => mirror.flushNow(),
         });
         // Closed while it was opening: close it again.

@@ -4,6 +4,9 @@
  * change it proxies, and blocks reading. As Cyrus's slave does, each
  * connection makes the slave flush with its master (NOOP), apply what that
  * brings (here: also to the frontend's database), then write `ok` and close.
+ * While the slave is cut off from its master a kick waits for the next sync
+ * (at most FLUSH_TIMEOUT_MS): its client has just changed the master and
+ * must find the change here. A kick whose rows could not be written gets no `ok`.
  *
  * Many kicks at once share one flush: a kick joins the flush that has not
  * started yet, or else starts one after the flush in flight (which may have
@@ -23,7 +26,7 @@ export class KickSocketError extends Error {}
 
 export interface KickOptions {
   path: string;
-  /** NOOP the master and apply what it brings to the local copy. */
+  /** NOOP the master and apply what it brings to the local copy (after the next sync, while the link is down). */
   syncWithMaster: () => Promise<void>;
   /** Write what the local copy has applied to the frontend's database; false if the file could not be written. */
   flushFrontend: () => boolean;

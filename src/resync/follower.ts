@@ -17,13 +17,14 @@ import { META_DBID, META_DIGEST, META_SEQ, META_SYNCED, isData, itemOf, lineDige
 
 export type { FollowerOptions, FollowerStatus } from './follower-types.js';
 import type { FollowerOptions, FollowerStatus } from './follower-types.js';
+import { SyncWaiters } from './sync-waiters.js';
 
 export class Follower {
   private conn: MupdateConnection | null = null;
   private stopped = false;
   private wakeSleep: (() => void) | null = null;
   private noopCounter = 0;
-  private readonly noopWaiters: Array<{ tag: number; resolve: () => void }> = [];
+  private readonly waiters = new SyncWaiters();
   private readyResolve!: () => void;
   /** Resolves once the local copy is complete (now or from an earlier run). */
   readonly ready: Promise<void>;
@@ -91,7 +92,8 @@ export class Follower {
     this.stopped = true;
     this.conn?.close();
     this.wakeSleep?.();
-    this.releaseNoopWaiters();
+    this.waiters.linkLost();
+    this.waiters.streamingAgain();
     await this.loop;
     this.setState('stopped');
     if (this.statusTimer) clearTimeout(this.statusTimer);
@@ -103,24 +105,35 @@ export class Follower {
    * has been applied here: a NOOP upstream and its OK (spec 3.10, 6.4). When
    * not connected there is nothing better to wait for, so it resolves at once.
    */
-  syncWithMaster(): Promise<void> {
-    const conn = this.conn;
-    if (!conn || this.status.state !== 'streaming') return Promise.resolve();
-    const tag = this.noopCounter++;
-    return new Promise((resolve) => {
-      this.noopWaiters.push({ tag, resolve });
-      conn.send(`N${tag}`, 'NOOP');
-    });
+  async syncWithMaster(): Promise<void> {
+    await this.noopRound();
   }
 
-  private releaseNoopWaiters(upTo = Infinity): void {
-    for (let i = 0; i < this.noopWaiters.length;) {
-      const w = this.noopWaiters[i];
-      if (w.tag <= upTo) {
-        this.noopWaiters.splice(i, 1);
-        w.resolve();
-      } else i++;
+  /**
+   * Like syncWithMaster, but while the link to the master is down it waits
+   * for the next sync and its NOOP instead of answering with the old copy:
+   * for a frontend's kick, whose client has just changed the master and
+   * must then find the change here (its caller bounds the wait).
+   */
+  async syncedWithMaster(): Promise<void> {
+    while (!this.stopped) {
+      if (this.status.state !== 'streaming' || !this.conn) {
+        await this.waiters.untilStreaming();
+        continue;
+      }
+      if (await this.noopRound()) return;
+      // The link was lost before the answer: the next sync, then another NOOP.
     }
+  }
+
+  /** One NOOP upstream: true once its OK came (everything before it applied), false if not streaming or the link was lost first. */
+  private noopRound(): Promise<boolean> {
+    const conn = this.conn;
+    if (!conn || this.status.state !== 'streaming') return Promise.resolve(false);
+    const tag = this.noopCounter++;
+    const answered = this.waiters.noop(tag);
+    conn.send(`N${tag}`, 'NOOP');
+    return answered;
   }
 
   private setState(state: FollowerStatus['state']): void {
@@ -173,7 +186,7 @@ export class Follower {
       }
       this.conn?.close();
       this.conn = null;
-      this.releaseNoopWaiters();
+      this.waiters.linkLost();
       if (this.stopped) break;
       this.setState('waiting');
       // As Cyrus: the retry delay plus up to half of it again, never zero (no spinning).
@@ -206,6 +219,7 @@ export class Follower {
     const seqTagged = canResume && this.opts.resume ? await this.resumeSync(conn) : await this.fullSync(conn);
     this.markReady('first complete sync');
     this.setState('streaming');
+    this.waiters.streamingAgain();
     this.syncedResolve();
     await this.stream(conn, retryMs, seqTagged);
   }
@@ -335,7 +349,7 @@ export class Follower {
       }
       if (r.word === 'OK' && r.tag.startsWith('N')) {
         noopOutstanding = false;
-        this.releaseNoopWaiters(Number(r.tag.slice(1)));
+        this.waiters.answered(Number(r.tag.slice(1)));
         continue;
       }
       throw new MupdateClientError(`the master sent ${r.tag} ${r.word} on the stream`);
