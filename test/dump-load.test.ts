@@ -12,7 +12,8 @@
  *   loads nothing.
  */
 import test, { type ExecutionContext } from 'ava';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { LmdbDirectoryStore } from '../src/store/lmdb-store.js';
 import { join } from 'node:path';
 import { interopTest, listDirectory, startCyrusMaster, type CyrusServer } from './helpers/cyrus.js';
 import { dumpThenLoad, literalCommand, runCli, type CliResult } from './helpers/operator-tools.js';
@@ -225,6 +226,54 @@ test('load refuses while a server runs on the folder, and a broken dump loads no
   t.is(empty.stdout, '{\n\n}\n');
   const { load: loadEmpty } = await loadIntoFresh(t, 'empty.json', empty.stdout);
   t.is(loadEmpty.stderr, 'loaded 0 entries (0 new or changed, 0 deleted/intermediate skipped)\n');
+});
+
+test("load is all or nothing past its first batch too; it creates the order the config names; a cluster node's folder is refused", async (t) => {
+  // A folder with entries, then a dump that breaks off after more than one batch (10,000) of good records.
+  const folder = freshFolder();
+  const first = join(scratch, 'first.json');
+  writeFileSync(
+    first,
+    '{\n"user.kept": {"name": "user.kept", "mbtype": "e", "partition": "default", "server": "backend1", "acl": {"kept": "lrs"}}\n}\n',
+  );
+  t.is((await runCli(['load', first, '--data', folder])).code, 0);
+  const before = await runCli(['dump', '--data', folder]);
+  const record = (i: number) =>
+    `"user.half${i}": {"name": "user.half${i}", "mbtype": "e", "partition": "default", "server": "backend1", "acl": {}}`;
+  const broken = join(scratch, 'broken-late.json');
+  writeFileSync(broken, `{\n${Array.from({ length: 10_500 }, (_, i) => record(i)).join(',\n')},\n"user.cut": {"name": "user.c`);
+  const bad = await runCli(['load', broken, '--data', folder]);
+  t.not(bad.code, 0, showRun(bad));
+  t.regex(bad.stderr, /middle of a record/);
+  const after = await runCli(['dump', '--data', folder]);
+  const withoutTimes = (dump: string) => dump.replace(/"mtime": "\d+"/g, '');
+  t.is(withoutTimes(after.stdout), withoutTimes(before.stdout), 'the folder holds what it held before, nothing of the broken dump');
+  t.deepEqual(
+    readdirSync(folder).filter((f) => /compact|load-in-progress/.test(f)),
+    [],
+    'no scratch left behind',
+  );
+
+  // directory_order from --config: the folder is made in that order, and a master with the same config opens it.
+  const bytesFolder = freshFolder();
+  const conf = join(scratch, 'bytes.conf');
+  writeFileSync(conf, 'directory_order: bytes\n');
+  t.is((await runCli(['load', first, '--data', bytesFolder, '--config', conf])).code, 0);
+  const store = LmdbDirectoryStore.open(bytesFolder, {});
+  t.is(store.order, 'bytes');
+  await store.close();
+
+  // A cluster node's view: refused, and left alone.
+  const view = freshFolder();
+  const viewStore = LmdbDirectoryStore.open(view, {});
+  await viewStore.applyExternal({ changes: [], meta: { viewRevision: 7 } });
+  await viewStore.close();
+  const refused = await runCli(['load', first, '--data', view]);
+  t.is(refused.code, 1, showRun(refused));
+  t.regex(refused.stderr, /cluster node's data folder; mupdated load would fork it from etcd/);
+  const untouched = LmdbDirectoryStore.open(view, {});
+  t.is(untouched.find(Buffer.from('user.kept')), undefined);
+  await untouched.close();
 });
 
 test('a dump of several batches loads the same from a file and from standard input (each read on the parse thread); deleted records are skipped; a missing file is named', async (t) => {

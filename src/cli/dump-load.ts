@@ -70,7 +70,8 @@ export async function runLoad(file: string | undefined, flags: ToolFlags): Promi
   if (await serverRunning(dataDir)) {
     throw new Error(`a server is running on ${dataDir}; stop it before loading (its clients would not see the loaded entries)`);
   }
-  const load = await loadIntoFolderOnThread(file, dataDir);
+  // With a config file, the order the master started from it would require; without one, the folder's own.
+  const load = await loadIntoFolderOnThread(file, dataDir, flags.config ? config.order : undefined);
   if (load.converted !== null) process.stderr.write(`directory converted to format 2: ${load.converted} entries\n`);
   const { loaded, changed, skipped } = load;
   process.stderr.write(`loaded ${loaded} entries (${changed} new or changed, ${skipped} deleted/intermediate skipped)\n`);

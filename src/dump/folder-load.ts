@@ -5,10 +5,14 @@
  * pages. The writing runs on a thread of its own (folder-load-thread.ts)
  * whose young generation is sized for it.
  */
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { CLUSTER_VIEW_KEY } from '../backup/folder-databases.js';
+import { clusterBackupAdvice } from '../backup/hot-backup.js';
 import { replaceDurably } from '../store/durable-replace.js';
+import { lmdbFileExists } from '../store/lmdb-open.js';
+import type { DirectoryOrder } from '../store/types.js';
 import { LmdbDirectoryStore } from '../store/lmdb-store.js';
 import { whilePrivate } from '../store/private-files.js';
 import { loadInBatches, type LoadCounts } from './load-batches.js';
@@ -29,35 +33,63 @@ export type FromFolderLoad = { type: 'done'; load: FolderLoad } | { type: 'faile
  */
 const WRITER_YOUNG_GENERATION_MB = 192;
 
-/** Loads the dump at `file` (`-`: standard input) into `dataDir`, on this thread. */
-export async function loadIntoFolder(file: string, dataDir: string): Promise<FolderLoad> {
-  const store = LmdbDirectoryStore.open(dataDir, {});
+/** A data folder `mupdated load` must not write (a cluster node's view). */
+export class FolderLoadRefused extends Error {
+  override name = 'FolderLoadRefused';
+}
+
+/**
+ * Loads the dump at `file` (`-`: standard input) into `dataDir`, on this
+ * thread. All or nothing: the entries go into a scratch copy of the folder's
+ * directory, which replaces it only once the whole dump has loaded, so a
+ * dump that breaks halfway leaves the folder as it was.
+ */
+export async function loadIntoFolder(file: string, dataDir: string, order?: DirectoryOrder): Promise<FolderLoad> {
+  const scratch = join(dataDir, 'load-in-progress');
   const compacted = join(dataDir, 'directory.mdb.compact');
+  rmSync(scratch, { recursive: true, force: true });
   rmSync(compacted, { force: true });
-  const converted = store.converted ? store.converted.entries : null;
-  let counts: LoadCounts;
-  try {
-    counts = await loadInBatches(file, (batch) => store.loadMany(batch));
-    await store.compactCopy(compacted);
-  } catch (err) {
-    rmSync(compacted, { force: true });
-    throw err;
-  } finally {
-    await store.close();
+  let converted: number | null = null;
+  if (lmdbFileExists(join(dataDir, 'directory.mdb'))) {
+    const existing = LmdbDirectoryStore.open(dataDir, { order });
+    try {
+      // A node's view is rebuilt from etcd: entries loaded into it would be this node's alone.
+      if (existing.getOwnMeta(CLUSTER_VIEW_KEY) !== undefined) {
+        throw new FolderLoadRefused(clusterBackupAdvice(`${dataDir} is a cluster node's data folder; mupdated load would fork it from etcd`));
+      }
+      converted = existing.converted ? existing.converted.entries : null;
+      mkdirSync(scratch, { mode: 0o700 });
+      await existing.compactCopy(join(scratch, 'directory.mdb'));
+    } finally {
+      await existing.close();
+    }
   }
-  replaceDurably(compacted, join(dataDir, 'directory.mdb'));
-  return { ...counts, converted };
+  try {
+    const store = LmdbDirectoryStore.open(scratch, { order });
+    let counts: LoadCounts;
+    try {
+      counts = await loadInBatches(file, (batch) => store.loadMany(batch));
+      await store.compactCopy(compacted);
+    } finally {
+      await store.close();
+    }
+    replaceDurably(compacted, join(dataDir, 'directory.mdb'));
+    return { ...counts, converted };
+  } finally {
+    rmSync(compacted, { force: true });
+    rmSync(scratch, { recursive: true, force: true });
+  }
 }
 
 /** loadIntoFolder on a thread of its own; its failure comes back as the error it was (thread-error.ts). */
-export function loadIntoFolderOnThread(file: string, dataDir: string): Promise<FolderLoad> {
+export function loadIntoFolderOnThread(file: string, dataDir: string, order?: DirectoryOrder): Promise<FolderLoad> {
   // The thread creates the folder's LMDB files: private like the server's (private-files.ts).
-  return whilePrivate(() => runLoadThread(file, dataDir));
+  return whilePrivate(() => runLoadThread(file, dataDir, order));
 }
 
-function runLoadThread(file: string, dataDir: string): Promise<FolderLoad> {
+function runLoadThread(file: string, dataDir: string, order: DirectoryOrder | undefined): Promise<FolderLoad> {
   const worker = new Worker(new URL('./folder-load-thread.js', import.meta.url), {
-    workerData: { file, dataDir },
+    workerData: { file, dataDir, order },
     resourceLimits: { maxYoungGenerationSizeMb: WRITER_YOUNG_GENERATION_MB },
   });
   return new Promise<FolderLoad>((resolve, reject) => {
