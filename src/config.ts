@@ -330,7 +330,7 @@ export function applySettings(config: ServerConfig, settings: Map<string, string
         config.upstream.retryDelaySeconds = secondsMs(key, v, 0) / 1000;
         break;
       case 'slave_dump_timeout':
-        config.upstream.dumpTimeoutSeconds = int(key, v, 1);
+        config.upstream.dumpTimeoutSeconds = secondsMs(key, v, 1) / 1000;
         break;
       case 'slave_resume':
         config.upstream.resume = bool(key, v);

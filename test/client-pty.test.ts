@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { clientArgs, runClient } from './helpers/client-run.js';
 import { freePort } from './helpers/ports.js';
-import { removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
+import { CLI, removeDir, startMupdated, tempDir, type RunningMupdated } from './helpers/server.js';
 import { establishedAt, Tmux, tmuxAvailable } from './helpers/tmux.js';
 
 let server: RunningMupdated;
@@ -253,5 +253,23 @@ test.serial('interactive: a server that went away is one clear line, and the nex
     await again?.stop();
     await own.stop();
     removeDir(own.dataDir);
+  }
+});
+
+test.serial('user add on a terminal asks for the password without echoing it', async (t) => {
+  if (!tmuxAvailable()) t.fail('tmux is required for this test (apt-get install tmux)');
+  const data = tempDir('mupdated-pty-user-');
+  const tm = new Tmux();
+  terminals.push(tm);
+  try {
+    tm.start([process.execPath, CLI, 'user', 'add', 'carol', '--data', data], { NO_COLOR: null, TERM: 'xterm-256color' });
+    await tm.waitFor(/Password:/);
+    tm.type('Hidden-Pw-42');
+    tm.press('Enter');
+    await tm.waitFor(/user carol saved/);
+    t.false(tm.screen().includes('Hidden-Pw-42'), tm.screen());
+  } finally {
+    tm.kill();
+    removeDir(data);
   }
 });

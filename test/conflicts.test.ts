@@ -638,6 +638,8 @@ test('conflicts CLI errors: unknown id, missing or bad --keep, bad id, unknown a
     [['resolve', String(id), '--keep', 'both'], /--keep current or --keep claimant/],
     [['show', 'abc'], /expected a conflict id, got 'abc'/],
     [['dismiss', '0'], /expected a conflict id, got '0'/],
+    [['show', '0x1'], /expected a conflict id, got '0x1'/],
+    [['dismiss', '1e0'], /expected a conflict id, got '1e0'/],
     [['show'], /expected a conflict id/],
     [['frobnicate', String(id)], /usage: mupdated conflicts/],
     [['list', '--status', 'weird'], /usage: mupdated conflicts/],

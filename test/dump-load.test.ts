@@ -12,14 +12,15 @@
  *   loads nothing.
  */
 import test, { type ExecutionContext } from 'ava';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { LmdbDirectoryStore } from '../src/store/lmdb-store.js';
 import { join } from 'node:path';
 import { interopTest, listDirectory, startCyrusMaster, type CyrusServer } from './helpers/cyrus.js';
 import { dumpThenLoad, literalCommand, runCli, type CliResult } from './helpers/operator-tools.js';
 import { RawClient } from './helpers/raw-client.js';
 import { serversForFile } from './helpers/file-servers.js';
-import { addUser, type RunningMupdated } from './helpers/server.js';
+import { addUser, CLI, type RunningMupdated } from './helpers/server.js';
 import { showRun } from './helpers/run.js';
 
 const interop = interopTest('serial');
@@ -109,6 +110,8 @@ const SEED: Write[] = [
   ['ACTIVATE', 'user.sur\xed\xa0\x80', 'backend2!default', 'x\tlr\t'],
   ['ACTIVATE', 'user.smile\xf0\x9f\x98\x80', 'backend2!default', 'smile\tlrs\t'],
   ['ACTIVATE', 'user.ctl\x01\x7f', 'backend2!default', ''],
+  // a leading byte-order mark (U+FEFF) in a name, a server and an ACL id: a text decoder would drop it
+  ['ACTIVATE', '\xef\xbb\xbfuser.bom', '\xef\xbb\xbfbackend1!default', '\xef\xbb\xbfbom\tlrs\t'],
   ['ACTIVATE', 'user.tab\there', 'backend2!default', 'tab\tlr\t'],
   ['ACTIVATE', 'user.nl\nhere', 'backend2!default', ''],
   ['ACTIVATE', 'user.q"uote\\back', 'backend1!default', 'q"uote\tlrs\t'],
@@ -253,6 +256,16 @@ test("load is all or nothing past its first batch too; it creates the order the 
     [],
     'no scratch left behind',
   );
+  // A record that is not an object is no mailbox: refused, not loaded as an entry on server "".
+  const notRecords = join(scratch, 'not-records.json');
+  writeFileSync(
+    notRecords,
+    '{"user.x": 5, "user.y": {"name": "user.y", "mbtype": "e", "partition": "default", "server": "backend1", "acl": {}}}\n',
+  );
+  const refusedRecord = await runCli(['load', notRecords, '--data', folder]);
+  t.is(refusedRecord.code, 1, showRun(refusedRecord));
+  t.regex(refusedRecord.stderr, /the record of "user\.x" is not an object/);
+  t.is(withoutTimes((await runCli(['dump', '--data', folder])).stdout), withoutTimes(before.stdout));
 
   // directory_order from --config: the folder is made in that order, and a master with the same config opens it.
   const bytesFolder = freshFolder();
@@ -274,6 +287,27 @@ test("load is all or nothing past its first batch too; it creates the order the 
   const untouched = LmdbDirectoryStore.open(view, {});
   t.is(untouched.find(Buffer.from('user.kept')), undefined);
   await untouched.close();
+});
+
+test('a dump to a full disk or a closed pipe says so in one line and exits 1 (no stack trace)', async (t) => {
+  const folder = freshFolder();
+  const file = join(scratch, 'to-full.json');
+  const record = (i: number) =>
+    `"user.full${i}": {"name": "user.full${i}", "mbtype": "e", "partition": "default", "server": "backend1", "acl": {}}`;
+  writeFileSync(file, `{\n${Array.from({ length: 20_000 }, (_, i) => record(i)).join(',\n')}\n}\n`);
+  t.is((await runCli(['load', file, '--data', folder])).code, 0);
+  const full = openSync('/dev/full', 'w');
+  try {
+    const r = spawnSync(process.execPath, [CLI, 'dump', '--data', folder], { stdio: ['ignore', full, 'pipe'], encoding: 'utf8' });
+    t.is(r.status, 1);
+    t.is(r.stderr, 'mupdated: the dump is not complete: writing it failed (ENOSPC: no space left on device, write)\n');
+  } finally {
+    closeSync(full);
+  }
+  const piped = spawnSync('sh', ['-c', `"${process.execPath}" "${CLI}" dump --data "${folder}" | head -c 100 > /dev/null`], {
+    encoding: 'utf8',
+  });
+  t.regex(piped.stderr, /^mupdated: the dump is not complete: writing it failed \(write EPIPE\)\n$/);
 });
 
 test('a dump of several batches loads the same from a file and from standard input (each read on the parse thread); deleted records are skipped; a missing file is named', async (t) => {

@@ -63,7 +63,9 @@ async function run(dataDir: string, req: AdminRequest): Promise<AdminResponse> {
 }
 
 function parseId(raw: string | undefined): number {
-  const id = Number(raw?.replace(/^#/, ''));
+  // Digits only: Number() would also read '0x10' or '1e1' as some other conflict's id.
+  const digits = raw?.replace(/^#/, '') ?? '';
+  const id = /^[0-9]{1,15}$/.test(digits) ? Number(digits) : NaN;
   if (!Number.isSafeInteger(id) || id <= 0) throw new Error(`${USAGE}\n(expected a conflict id, got '${raw ?? ''}')`);
   return id;
 }

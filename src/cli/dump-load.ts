@@ -7,9 +7,38 @@ import { loadInBatches, type LoadCounts } from '../dump/load-batches.js';
 import { loadIntoFolderOnThread } from '../dump/folder-load.js';
 import { isCluster, openClusterDirectory, toolConfig, type ToolFlags } from './cluster-tool.js';
 
+/** Standard output failed (a full disk, a reader gone): the dump is not complete. */
+class DumpOutputError extends Error {
+  override name = 'DumpOutputError';
+}
+
+/** The first error standard output reported; set by a listener, so a failed write is an error, not a crash. */
+let stdoutFailure: Error | null = null;
+
+function outputFailed(err: Error): DumpOutputError {
+  return new DumpOutputError(`the dump is not complete: writing it failed (${err.message})`);
+}
+
 function writeStdout(chunk: string): Promise<void> | void {
+  if (stdoutFailure) throw outputFailed(stdoutFailure);
   if (process.stdout.write(chunk)) return;
-  return new Promise((resolve) => process.stdout.once('drain', () => resolve()));
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => {
+      process.stdout.off('drain', onDrain);
+      reject(outputFailed(err));
+    };
+    const onDrain = () => {
+      process.stdout.off('error', onError);
+      resolve();
+    };
+    process.stdout.once('drain', onDrain);
+    process.stdout.once('error', onError);
+  });
+}
+
+/** Resolves once everything written so far has left (or rejects with why it could not). */
+function stdoutFlushed(): Promise<void> {
+  return new Promise((resolve, reject) => process.stdout.write('', (err) => (err ? reject(outputFailed(err)) : resolve())));
 }
 
 export async function runDump(flags: ToolFlags): Promise<number> {
@@ -21,9 +50,11 @@ export async function runDump(flags: ToolFlags): Promise<number> {
         const store = LmdbDirectoryStore.open(config.dataDir, { mustExist: true });
         return { store, close: () => store.close() };
       })();
+  process.stdout.on('error', (err) => (stdoutFailure ??= err));
   const snapshot = dir.store.snapshot();
   try {
     const n = await writeDump(snapshot.entries(), writeStdout);
+    await stdoutFlushed();
     process.stderr.write(`dumped ${n} entries\n`);
   } finally {
     snapshot.close();

@@ -2,13 +2,19 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { askPassword } from '../client/password.js';
 import { UserDb } from '../sasl/user-db.js';
 import { isCluster, toolConfig, type ToolFlags } from './cluster-tool.js';
 
 const USAGE = 'usage: mupdated user add NAME [--admin] | remove NAME | list   [--data DIR | --etcd URL[,URL...]]';
 
 async function readPassword(): Promise<Buffer> {
-  if (process.stdin.isTTY) process.stderr.write('Password: ');
+  // On a terminal: asked without echo (it would stay on the screen and in the scrollback).
+  if (process.stdin.isTTY) {
+    const typed = await askPassword('Password: ');
+    if (typed === '') throw new Error('empty password');
+    return Buffer.from(typed, 'utf8');
+  }
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) {
     chunks.push(chunk as Buffer);

@@ -9,7 +9,8 @@ import type { Entry } from '../store/types.js';
 import { JsonSyntaxError, OrderedObject, parseOrderedJson, type OrderedJson } from './ordered-json.js';
 import { scanRecordLine } from './record-line.js';
 
-const decoder = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a name, server or ACL id may start with U+FEFF, which must come back as it was.
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function utf8(b: Buffer): string | null {
   try {
@@ -116,7 +117,9 @@ export interface DumpRecord {
 
 /** One mailbox of a dump as a directory entry (spec 7.4 mapping). */
 export function recordFromDump(key: string, record: OrderedJson): DumpRecord {
-  const obj = record instanceof OrderedObject ? record : new OrderedObject([]);
+  // Not a mailbox record at all: loading it would make an active entry on server "".
+  if (!(record instanceof OrderedObject)) throw new DumpFormatError(`the record of ${JSON.stringify(key)} is not an object`);
+  const obj = record;
   const text = (k: string): string | undefined => {
     const v = obj.get(k);
     return typeof v === 'string' ? v : undefined;
