@@ -50,7 +50,9 @@ export async function runDump(flags: ToolFlags): Promise<number> {
         const store = LmdbDirectoryStore.open(config.dataDir, { mustExist: true });
         return { store, close: () => store.close() };
       })();
-  process.stdout.on('error', (err) => (stdoutFailure ??= err));
+  process.stdout.on('error', (err: Error) => {
+    stdoutFailure ??= err;
+  });
   const snapshot = dir.store.snapshot();
   try {
     const n = await writeDump(snapshot.entries(), writeStdout);
