@@ -51,3 +51,35 @@ test.serial(
     );
   },
 );
+
+test.serial('an XRESUME whose client leaves while the node catches up with etcd leaves no stream behind', async (t) => {
+  const etcd = await EtcdCluster.start(1);
+  const n = await startMupdated({
+    args: ['--etcd', etcd.etcdFlag, '--etcd-prefix', `/t-${randomUUID()}/`, '--metrics-listen', '127.0.0.1:0'],
+    config: { etcd_write_timeout: 2 },
+  });
+  t.teardown(async () => {
+    await n.stop();
+    await etcd.stop();
+  });
+  const port = await metricsPort(n);
+  const listeners = async () => sample((await httpGet(port, '/metrics')).body, 'mupdated_stream_listeners');
+  t.is(await listeners(), 0);
+  const clients = await Promise.all([login(n.port), login(n.port), login(n.port)]);
+  // etcd stopped (not gone): the node's catch-up before the resume waits on it.
+  process.kill(etcd.pid(0), 'SIGSTOP');
+  try {
+    for (const c of clients) c.send('X1 XRESUME "" "0"\r\n');
+    await new Promise((r) => setTimeout(r, 300));
+    // A reset, not a FIN: the server sees the connection gone at once, while the command still waits.
+    for (const c of clients) c.socket.resetAndDestroy();
+  } finally {
+    process.kill(etcd.pid(0), 'SIGCONT');
+  }
+  // Past the node's catch-up deadline (etcd_write_timeout), with etcd answering again.
+  await new Promise((r) => setTimeout(r, 3000));
+  const c = await login(n.port);
+  t.regex((await command(c, 'A1', `ACTIVATE ${q('user.after')} "b1!p" ""`)).status, /OK/);
+  c.close();
+  t.is(await listeners(), 0, 'no stream of a client that left');
+});

@@ -290,7 +290,8 @@ export class Session {
       failedGuess: () => this.gate.failedLogin(),
       loggedIn: (identity) => this.loggedIn(identity),
       startTls: () => this.startTls(),
-      startStreaming: (stream) => void Object.assign(this.conn, { stream, state: 'streaming' }),
+      // A connection already gone would never stop a stream it is handed: stopped here.
+      startStreaming: (stream) => (this.conn.closed ? stream.stop() : void Object.assign(this.conn, { stream, state: 'streaming' })),
       watchDump: (watch) => void (this.dumpWatch = watch),
       end: () => this.end(),
       bye: (text) => this.bye(text),

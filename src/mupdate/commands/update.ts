@@ -24,6 +24,8 @@ function streamOverflow(ctx: CommandContext, pending: { names: number; bytes: nu
 }
 
 async function startUpdate(tag: Buffer, hostArgs: Buffer[], ctx: CommandContext, resume?: ResumeRequest): Promise<void> {
+  // Gone while the command waited (XRESUME's catch-up on a cluster node): a stream now would never be stopped.
+  if (ctx.connection.closed) return;
   const hosts = hostArgs.length ? new Set(hostArgs.map((h) => h.toString('latin1'))) : null;
   const stream = new UpdateStream(
     tag,
