@@ -9,6 +9,9 @@ import type { Database, Transaction } from 'lmdb';
 import { changeDigest, decodeRecord, encodeLogRecord } from './codec.js';
 import type { Change, Entry } from './types.js';
 
+/** Old records removed with each change at most (enough to catch up after the retention was lowered). */
+const PRUNE_PER_CHANGE = 64;
+
 export class ChangeLog {
   constructor(
     private readonly logDb: Database<Buffer, number>,
@@ -25,9 +28,18 @@ export class ChangeLog {
   appendInTxn(name: Buffer, next: Entry | null): number {
     const seq = this.lastSeq + 1;
     this.logDb.putSync(seq, encodeLogRecord(name, next));
-    if (seq > this.retention) this.logDb.removeSync(seq - this.retention);
+    if (seq > this.retention) this.pruneBelowInTxn(seq - this.retention + 1);
     this.metaDb.putSync('seq', seq);
     return seq;
+  }
+
+  /**
+   * Removes records older than `keepFrom`, oldest first and a bounded number
+   * per change, so the log stays one unbroken run: after the retention was
+   * lowered the surplus goes over the next changes, never from the middle.
+   */
+  private pruneBelowInTxn(keepFrom: number): void {
+    for (const k of this.logDb.getKeys({ end: keepFrom, limit: PRUNE_PER_CHANGE })) this.logDb.removeSync(k);
   }
 
   /** Logs a change numbered by a cluster (gaps allowed); does not move `seq` (setSeqInTxn). */
@@ -87,7 +99,11 @@ export class ChangeLog {
     return raw ? changeDigest(raw) : null;
   }
 
-  /** Changes in (after, seq] as a read transaction sees them; null when the log no longer holds them all. */
+  /**
+   * Changes in (after, seq] as a read transaction sees them; null when the
+   * log no longer holds them all (also when a hole was left by an older
+   * version's pruning after the retention was lowered: every record is counted).
+   */
   changesIn(txn: Transaction, after: number, seq: number): IterableIterator<Change> | null {
     if (after >= seq) return [][Symbol.iterator]();
     let first: number | undefined;
@@ -97,6 +113,7 @@ export class ChangeLog {
     const logFrom = this.metaDb.get('logFrom', { transaction: txn }) as number | undefined;
     if (logFrom !== undefined ? after < logFrom : first === undefined || first > after + 1) return null;
     const logDb = this.logDb;
+    if (logFrom === undefined && logDb.getCount({ start: after + 1, end: seq + 1, transaction: txn }) !== seq - after) return null;
     return (function* () {
       for (const { key, value } of logDb.getRange({ start: after + 1, end: seq + 1, transaction: txn })) {
         const { name, entry } = decodeRecord(value);
