@@ -233,3 +233,42 @@ test.serial(
     });
   },
 );
+
+test.serial('an XRESUME replay of large changes to a client that does not read holds a bounded amount in the server', async (t) => {
+  const ENTRIES = 500;
+  const ACL_BYTES = 120 * 1024;
+  // The replay's lines (500 x 120 KiB, about 60 MiB) must not all be built at once: the socket's
+  // high-water mark (4 MiB), one 256 KiB batch and the allocator's slack.
+  const BOUND = 24 * MIB;
+  await withServer({ env: { NODE_OPTIONS: '--max-semi-space-size=1' } }, async (s) => {
+    const pid = s.child.pid!;
+    const writer = await login(s.port);
+    for (let i = 0; i < ENTRIES; i += 10) {
+      writer.send(
+        Array.from(
+          { length: 10 },
+          (_, k) => `A${i + k} ACTIVATE "user.big${i + k}" "backend1!default" ${lit(aclOf(ACL_BYTES, i + k))}\r\n`,
+        ).join(''),
+      );
+      for (let k = 0; k < 10; k++) t.is(await writer.readLine(60_000), `A${i + k} OK "done"`);
+    }
+    // The directory's id, from the XSYNC line of a resume that knows none (then closed unread).
+    const probe = await login(s.port);
+    probe.send('P1 XRESUME "" "0"\r\n');
+    t.regex(await probe.readLine(30_000), /^P1 XSYNC \{\d+\+\}$/);
+    t.is(await probe.readLine(30_000), 'FULL {36+}');
+    const dbid = (await probe.readLine(30_000)).replace(/ \{\d+\+\}$/, '');
+    probe.close();
+    await sleep(500);
+    const peak = sampler(pid);
+    const before = memoryOf(pid);
+    const stalled = await login(s.port);
+    stallReading(stalled).write(`R1 XRESUME "${dbid}" "0"\r\n`);
+    await sleep(4000);
+    const after = peak.stop();
+    t.log(`XRESUME replay of ${ENTRIES} changes of ~120 KiB, not read: RssAnon ${mib(before.anon)} -> peak ${mib(after.anon)} MiB`);
+    t.true(after.anon - before.anon < BOUND, `the server held ${mib(after.anon - before.anon)} MiB more, bound ${mib(BOUND)} MiB`);
+    stalled.close();
+    writer.close();
+  });
+});

@@ -71,6 +71,9 @@ export interface ResumeRequest {
   digest?: string | undefined;
 }
 
+/** A replay batch is written once it holds this many bytes (the dump's chunks are as large). */
+const SEND_BATCH_BYTES = 256 * 1024;
+
 export class UpdateStream {
   /** Changes not yet taken for writing, coalesced per name, in commit order. */
   private queue = new Map<string, Pending>();
@@ -193,16 +196,23 @@ export class UpdateStream {
     }
   }
 
-  /** Writes lines in batches, yielding to other clients between batches and waiting for slow readers. */
+  /**
+   * Writes lines in batches (a count or SEND_BATCH_BYTES, whichever comes
+   * first: a line can carry a 128 KiB ACL), yielding to other clients between
+   * batches and waiting for slow readers.
+   */
   private async send(lines: Iterable<Buffer>): Promise<void> {
     const batch = this.options.dumpBatch ?? 2000;
     const parts: Buffer[] = [];
+    let bytes = 0;
     for (const line of lines) {
       if (this.sink.closed || this.overflowed) return;
       parts.push(line);
-      if (parts.length === batch) {
+      bytes += line.length;
+      if (parts.length === batch || bytes >= SEND_BATCH_BYTES) {
         this.sink.write(Buffer.concat(parts));
         parts.length = 0;
+        bytes = 0;
         if (this.sink.backlog > this.options.highWater) await this.sink.drained();
         else await new Promise((r) => setImmediate(r));
       }
