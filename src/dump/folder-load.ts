@@ -50,19 +50,19 @@ export async function loadIntoFolder(file: string, dataDir: string, order?: Dire
   rmSync(scratch, { recursive: true, force: true });
   rmSync(compacted, { force: true });
   let converted: number | null = null;
-  if (lmdbFileExists(join(dataDir, 'directory.mdb'))) {
-    const existing = LmdbDirectoryStore.open(dataDir, { order });
-    try {
-      // A node's view is rebuilt from etcd: entries loaded into it would be this node's alone.
-      if (existing.getOwnMeta(CLUSTER_VIEW_KEY) !== undefined) {
-        throw new FolderLoadRefused(clusterBackupAdvice(`${dataDir} is a cluster node's data folder; mupdated load would fork it from etcd`));
-      }
-      converted = existing.converted ? existing.converted.entries : null;
-      mkdirSync(scratch, { mode: 0o700 });
-      await existing.compactCopy(join(scratch, 'directory.mdb'));
-    } finally {
-      await existing.close();
+  // A new folder gets its (empty) directory first, as a server would make it: a load that fails leaves that.
+  if (!lmdbFileExists(join(dataDir, 'directory.mdb'))) await LmdbDirectoryStore.open(dataDir, { order }).close();
+  const existing = LmdbDirectoryStore.open(dataDir, { order });
+  try {
+    // A node's view is rebuilt from etcd: entries loaded into it would be this node's alone.
+    if (existing.getOwnMeta(CLUSTER_VIEW_KEY) !== undefined) {
+      throw new FolderLoadRefused(clusterBackupAdvice(`${dataDir} is a cluster node's data folder; mupdated load would fork it from etcd`));
     }
+    converted = existing.converted ? existing.converted.entries : null;
+    mkdirSync(scratch, { mode: 0o700 });
+    await existing.compactCopy(join(scratch, 'directory.mdb'));
+  } finally {
+    await existing.close();
   }
   try {
     const store = LmdbDirectoryStore.open(scratch, { order });
