@@ -61,3 +61,44 @@ test('an etcd link cut in the middle of a catch-up loses no change: the watch re
   );
   t.is(decided, 'exists');
 });
+
+test('a node that rebuilds its view numbers the differences past every change of that revision: a slave holding one of them is never sent an INCREMENTAL that skips the rest', async (t) => {
+  t.timeout(60_000);
+  const etcd = await EtcdCluster.start(1);
+  const dirs = [tempDir('rebuild-seq-a-'), tempDir('rebuild-seq-b-')];
+  const prefix = freshPrefix();
+  const open = (dataDir: string) =>
+    EtcdDirectoryStore.open({ endpoints: etcd.endpoints, prefix, writeTimeoutMs: 5_000, dataDir, order: 'cyrus' }, createLogger('silent'));
+  const opened: EtcdDirectoryStore[] = [];
+  t.teardown(async () => {
+    for (const s of opened) await s.close().catch(() => {});
+    await etcd.stop();
+    for (const d of dirs) removeDir(d);
+  });
+  // One transaction, one revision: user.z is its change 0, user.a its change 1.
+  const a = await open(dirs[0]);
+  opened.push(a);
+  await a.applyMany([
+    { name: Buffer.from('user.z'), entry: entry('user.z') },
+    { name: Buffer.from('user.a'), entry: entry('user.a') },
+  ]);
+  const atA = a.snapshot();
+  // The revision's changes are numbered revision x 1000 + their index (layout.ts).
+  const revisionStart = Math.floor(atA.seq / 1000) * 1000;
+  const held = [...(atA.changesSince(revisionStart - 1) ?? [])].find((c) => c.name.toString() === 'user.z')!;
+  t.is(held.seq, revisionStart, "user.z is the revision's first change");
+  const digest = atA.changeDigest(held.seq);
+  atA.close();
+  // Node B starts on an empty folder: its view is built by a rebuild at that revision.
+  const b = await open(dirs[1]);
+  opened.push(b);
+  const atB = b.snapshot();
+  try {
+    // What a slave that applied only user.z on A gets on B: a full dump, or a replay that has user.a.
+    const sameHistory = atB.changeDigest(held.seq) === digest;
+    const replay = sameHistory ? atB.changesSince(held.seq) : null;
+    t.true(replay === null || [...replay].some((c) => c.name.toString() === 'user.a'), 'B would replay nothing and user.a would be lost');
+  } finally {
+    atB.close();
+  }
+});

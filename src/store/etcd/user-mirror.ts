@@ -7,7 +7,7 @@
  * was down is applied at the next start. A name in both places: etcd's
  * record wins.
  */
-import { resumeAfterReceived } from './watch-resume.js';
+import { cancelWithin, resumeAfterReceived } from './watch-resume.js';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Etcd3, IWatchResponse, Watcher } from 'etcd3';
@@ -26,6 +26,7 @@ const MIRRORED_FILE = 'cluster-users.json';
 export class UserMirror {
   private watcher: Watcher | null = null;
   private stopWaiting: () => void = () => {};
+  private restarting = false;
   private closed = false;
   private applying: Promise<void> = Promise.resolve();
   private readonly mirrored: Set<string>;
@@ -93,7 +94,8 @@ export class UserMirror {
         });
     });
     // A cancelled watch (etcd compacted past it): read everything again.
-    watcher.on('error', () => void this.restart());
+    // etcd has dropped this watch already: cancelling it would wait for an answer that never comes.
+    watcher.on('error', () => void this.restart(false));
     await created;
   }
 
@@ -114,11 +116,18 @@ export class UserMirror {
     if (res.events.length) this.saveMirrored();
   }
 
-  private async restart(): Promise<void> {
-    const old = this.watcher;
-    this.watcher = null;
-    if (old) await old.cancel().catch(() => {});
-    if (!this.closed) await this.follow();
+  /** Reads every user again and watches anew; `cancelOld` false when etcd itself ended the old watch. */
+  private async restart(cancelOld = true): Promise<void> {
+    if (this.restarting) return;
+    this.restarting = true;
+    try {
+      const old = this.watcher;
+      this.watcher = null;
+      if (old && cancelOld) await cancelWithin(old, this.timeoutMs);
+      if (!this.closed) await this.follow();
+    } finally {
+      this.restarting = false;
+    }
   }
 
   private saveMirrored(): void {
@@ -132,7 +141,7 @@ export class UserMirror {
     this.stopWaiting();
     const w = this.watcher;
     this.watcher = null;
-    if (w) await w.cancel().catch(() => {});
+    if (w) await cancelWithin(w, this.timeoutMs);
     await this.applying.catch(() => {});
     await this.ready;
     this.onClose();

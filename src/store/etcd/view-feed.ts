@@ -10,8 +10,8 @@ import { sameEntry } from '../codec.js';
 import type { ExternalBatch, LmdbDirectoryStore } from '../lmdb-store.js';
 import type { ConflictRecord, Entry } from '../types.js';
 import { DirectoryUnavailable, withDeadline } from './connect.js';
-import { resumeAfterReceived } from './watch-resume.js';
-import { decodeConflict, decodeEntryValue, decodeJson, prefixEnd, seqOf, type EtcdLayout } from './layout.js';
+import { cancelWithin, resumeAfterReceived } from './watch-resume.js';
+import { decodeConflict, decodeEntryValue, decodeJson, prefixEnd, SEQ_PER_REVISION, seqOf, type EtcdLayout } from './layout.js';
 
 const PAGE = 2_000;
 
@@ -229,6 +229,7 @@ export class ViewFeed {
     const started = Date.now();
     const rangeEnd = prefixEnd(this.layout.all);
     let revision = 0;
+    let rebuiltSeq = 0;
     let key = this.layout.all;
     const seen = new Set<string>();
     const batch: ExternalBatch & { changes: ExternalBatch['changes']; conflicts: ConflictRecord[] } = {
@@ -249,14 +250,19 @@ export class ViewFeed {
         this.timeoutMs,
         'a read of the directory',
       );
-      if (!revision) revision = Number(res.header.revision);
+      if (!revision) {
+        revision = Number(res.header.revision);
+        // Past every number a watched change of this revision has (its index in the revision):
+        // a slave holding one of those never finds it here under another change.
+        rebuiltSeq = seqOf(revision, SEQ_PER_REVISION - 1);
+      }
       for (const kv of res.kvs) {
         read++;
         const what = this.layout.classify(kv.key);
         if (what.kind === 'entry') {
           const entry = withName(decodeEntryValue(kv.value), what.name);
           seen.add(what.name.toString('latin1'));
-          if (!sameEntry(this.view.find(what.name), entry)) batch.changes.push({ seq: seqOf(revision, 0), name: what.name, entry });
+          if (!sameEntry(this.view.find(what.name), entry)) batch.changes.push({ seq: rebuiltSeq, name: what.name, entry });
         } else {
           this.collect(batch, kv, false, revision, 0);
         }
@@ -267,12 +273,12 @@ export class ViewFeed {
     const snapshot = this.view.snapshot();
     try {
       for (const entry of snapshot.entries()) {
-        if (!seen.has(entry.name.toString('latin1'))) batch.changes.push({ seq: seqOf(revision, 0), name: entry.name, entry: null });
+        if (!seen.has(entry.name.toString('latin1'))) batch.changes.push({ seq: rebuiltSeq, name: entry.name, entry: null });
       }
     } finally {
       snapshot.close();
     }
-    batch.rebuiltAt = seqOf(revision, 0);
+    batch.rebuiltAt = rebuiltSeq;
     batch.meta = { ...batch.meta, dbid: this.dbid, viewRevision: revision };
     await this.view.applyExternal(batch);
     this.log.info({ why, revision, keys: read, changed: batch.changes.length, ms: Date.now() - started }, 'cluster view rebuilt from etcd');
@@ -288,17 +294,6 @@ export class ViewFeed {
     for (const w of this.waiters) w.resolve();
     this.waiters = [];
   }
-}
-
-/** Cancels a watch, waiting at most `ms` for etcd to confirm (a lost stream never does). */
-async function cancelWithin(watcher: Watcher, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    watcher.cancel().catch(() => {}),
-    new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }
 
 /** Entries are stored with their names; the key's name is the one that counts. */

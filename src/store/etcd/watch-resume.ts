@@ -1,5 +1,8 @@
 /**
- * Where an etcd watch resumes after its stream reconnects. The etcd3 client
+ * Keeping an etcd watch whole: where it resumes after its stream reconnects,
+ * and cancelling it without waiting for good on a stream that is gone.
+ *
+ * Where it resumes: The etcd3 client
  * moves a watcher's start revision to each reply's header revision, which is
  * etcd's current revision, not that of the last event sent. A watch still
  * catching up on old revisions that loses its stream would then resume past
@@ -23,4 +26,15 @@ export function resumeAfterReceived(watcher: Watcher, from: number): void {
   watcher.on('connecting', () => {
     watcher.request.start_revision = String(next);
   });
+}
+
+/** Cancels a watch, waiting at most `ms` for etcd to confirm (a lost stream never does). */
+export async function cancelWithin(watcher: Watcher, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    watcher.cancel().catch(() => {}),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }
