@@ -6,6 +6,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { command, login, q, readResponse } from './helpers/directory.js';
 import { httpGet, metricsPort, prometheusInstalled, promtoolCheck, sample, startPrometheus } from './helpers/metrics-tools.js';
@@ -205,4 +206,33 @@ withPrometheus("metrics: the README's alert rules pass promtool check rules and 
   for (const name of names) {
     t.true(exported.includes(`# TYPE ${name.replace(/_bucket$/, '')} `), `${name} is exported`);
   }
+});
+
+test('while a master shuts down (a client still connected, ignoring its BYE) /readyz answers 503 "shutting down"', async (t) => {
+  const s = await startMupdated({ args: ['--metrics-listen', '127.0.0.1:0'] });
+  running.push(s);
+  const port = await metricsPort(s);
+  await waitUntil(async () => (await readyzOf(port)) === 200, 10_000, 'ready');
+  // Half-open allowed and never ended from this side: the server waits for it (up to its 10 s grace).
+  const lingering = connect({ host: '127.0.0.1', port: s.port, allowHalfOpen: true });
+  await new Promise<void>((resolve) => lingering.once('data', () => resolve()));
+  lingering.on('error', () => {});
+  s.child.kill('SIGTERM');
+  let answer = { status: 0, body: '' };
+  await waitUntil(
+    async () => {
+      answer = await httpGet(port, '/readyz').catch(() => ({ status: -1, body: 'no answer' }));
+      return answer.status !== 200;
+    },
+    8_000,
+    '/readyz to stop saying ready',
+  );
+  t.is(answer.status, 503);
+  t.regex(answer.body, /shutting down/);
+  lingering.destroy();
+  // Its own end (another SIGTERM would stop it at once).
+  const code = await new Promise<number | null>((resolve) =>
+    s.child.exitCode !== null ? resolve(s.child.exitCode) : s.child.once('exit', (c) => resolve(c)),
+  );
+  t.is(code, 0);
 });

@@ -8,7 +8,7 @@
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { adminSocketPath } from '../src/admin/socket-server.js';
 import { MupdateConnection } from '../src/mupdate/client/connection.js';
@@ -204,4 +204,21 @@ test("a server line that is not a MUPDATE response is a MalformedResponseError t
     'malformed response from the server: a response with too few strings (tag "N1")',
     'malformed response from the server: a response with too few strings (tag "N1")',
   ]);
+});
+
+test('SIGTERM with an admin-socket connection open and silent still shuts down cleanly', async (t) => {
+  const s = await files.start();
+  await s.waitForLog(/"msg":"ready to serve"/);
+  const silent = connect(adminSocketPath(s.dataDir));
+  await new Promise<void>((resolve, reject) => {
+    silent.once('connect', resolve);
+    silent.once('error', reject);
+  });
+  silent.on('error', () => {});
+  t.is(await s.stop('SIGTERM'), 0);
+  t.true(
+    s.logs.some((l) => l.includes('"msg":"stopped"')),
+    s.logs.slice(-5).join('\n'),
+  );
+  silent.destroy();
 });

@@ -4,6 +4,7 @@
  * keeps the old ones and says why. Real TLS clients over loopback see which
  * certificate the server presents.
  */
+import { generateKeyPairSync } from 'node:crypto';
 import test from 'ava';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import type { TLSSocket } from 'node:tls';
@@ -88,6 +89,17 @@ test('SIGHUP: new connections get the new certificate, an open TLS connection go
     still.c.close();
     open.c.send('N2 NOOP\r\n');
     t.regex(await open.c.readLine(), /^N2 OK/);
+
+    // A key of another type (an EC key beside an RSA certificate: OpenSSL would take the pair).
+    writeFileSync(key, generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    const mismatched = await reload(/"msg":"reload failed; the old settings and certificate stay in use"/);
+    t.true(
+      mismatched.some((l) => l.includes('does not belong to the certificate')),
+      mismatched.join('\n'),
+    );
+    const kept = await tlsClient(server.port);
+    t.is(kept.fingerprint, fingerprintOf(second.cert), 'TLS still works with the old pair');
+    kept.c.close();
 
     // Limits and log_level, live; a setting read only at start is named, not applied.
     copyFileSync(second.key, key);

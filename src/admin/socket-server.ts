@@ -5,7 +5,7 @@
  * access control.
  */
 import { rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import { createPrivately, PRIVATE_SOCKET_UMASK } from '../store/private-files.js';
@@ -14,22 +14,37 @@ import { handleAdminRequest, type AdminRequest } from './operations.js';
 import { AdminRequestInvalid, parseAdminRequest } from './request.js';
 
 const MAX_REQUEST = 64 * 1024;
+/** A connection gets this long to send its request. */
+const REQUEST_TIMEOUT_MS = 30_000;
 
 export function adminSocketPath(dataDir: string): string {
   return join(dataDir, 'admin.sock');
 }
 
-export async function startAdminSocket(dataDir: string, store: DirectoryStore, log: Logger): Promise<Server> {
+/** The running admin socket. */
+export interface AdminSocket {
+  /** Stops listening, drops connections that have sent no request, and resolves once the others are answered. */
+  close(): Promise<void>;
+}
+
+export async function startAdminSocket(dataDir: string, store: DirectoryStore, log: Logger): Promise<AdminSocket> {
   const path = adminSocketPath(dataDir);
   rmSync(path, { force: true });
+  /** Connections that have not sent their request yet: a shutdown does not wait for them. */
+  const idle = new Set<Socket>();
   // allowHalfOpen: a client that sends its request and shuts its side (`printf ... | nc -U`) still gets the answer.
   const server = createServer({ allowHalfOpen: true }, (sock) => {
     let buf = '';
     /** The connection's one request has been read (its answer may still be on its way). */
     let taken = false;
+    idle.add(sock);
+    sock.on('close', () => idle.delete(sock));
+    // A connection that sends nothing would hold a shutdown forever.
+    sock.setTimeout(REQUEST_TIMEOUT_MS, () => void (taken || sock.destroy()));
     const answer = (line: string) => void sock.end(`${line}\n`);
     const handle = (text: string) => {
       taken = true;
+      idle.delete(sock);
       let req: AdminRequest;
       try {
         req = parseAdminRequest(JSON.parse(text));
@@ -66,5 +81,11 @@ export async function startAdminSocket(dataDir: string, store: DirectoryStore, l
     // The socket file is created by listen() itself: born 0600, never briefly open to others.
     createPrivately(() => server.listen(path, () => resolve()), PRIVATE_SOCKET_UMASK);
   });
-  return server;
+  return {
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const sock of idle) sock.destroy();
+      }),
+  };
 }

@@ -1,9 +1,8 @@
 /** `mupdated master`: the authoritative directory. */
-import type { Server } from 'node:net';
 import { applySettings, defaultConfig, logFormat, parseHostPort, readConfigFile, type ServerConfig } from '../config.js';
 import { applyImapdConf, type ImapdConfReport } from '../cyrus-conf/settings.js';
 import { createLogger, type Logger } from '../log.js';
-import { startAdminSocket } from '../admin/socket-server.js';
+import { startAdminSocket, type AdminSocket } from '../admin/socket-server.js';
 import { InThreadDumps, type DumpSource } from '../mupdate/dump-lines.js';
 import { DumpPool } from '../mupdate/dump-pool.js';
 import { MupdateServer } from '../mupdate/server.js';
@@ -143,7 +142,7 @@ export async function startServer(
   );
   // A dump worker's heap, freed when it exits after its idle period, is given back at the next idle check.
   if (pool) pool.onWorkerExit = () => trim.threadExited();
-  let admin: Server | null = null;
+  let admin: AdminSocket | null = null;
   let metrics: MetricsListener | null = null;
   let stopping: Promise<void> | null = null;
   const stop = () => {
@@ -154,7 +153,7 @@ export async function startServer(
       await metrics?.close();
       await dumps.close();
       trim.stop();
-      if (admin) await new Promise((resolve) => admin!.close(resolve));
+      await admin?.close();
       await store.close();
       await users.close();
       log.info('stopped');
@@ -170,7 +169,7 @@ export async function startServer(
   let dumpsWarm = false;
   const warmed = dumps.warm().then(() => void (dumpsWarm = true));
   admin = await startAdminSocket(config.dataDir, store, log);
-  const observed = { server, store, role, slave, dumpsStarting: () => !dumpsWarm };
+  const observed = { server, store, role, slave, dumpsStarting: () => !dumpsWarm, stopping: () => stopping !== null };
   metrics = await startMetrics(config, log, observed);
   announceReadiness(log, observed, warmed);
   return { server, store, users, stop };

@@ -25,6 +25,8 @@ export interface ObservedServer {
   slave?: FollowedMaster | undefined;
   /** True while the dump worker is still starting (a LIST or UPDATE would wait for it). */
   dumpsStarting?: () => boolean;
+  /** True once the server is shutting down (it takes no new connections). */
+  stopping?: () => boolean;
 }
 
 /** A slave's follower (its state) and how far behind its master it is. */
@@ -36,6 +38,7 @@ export interface FollowedMaster {
 /** Why the server cannot do its job now; null when it can. */
 export function notReadyReason(o: ObservedServer): string | null {
   const follower = o.slave?.follower;
+  if (o.stopping?.()) return 'shutting down';
   if (o.dumpsStarting?.()) return 'the dump worker is starting';
   if (!follower) return null;
   if (!follower.isReady) return 'the first sync with the master is not done';
