@@ -52,7 +52,7 @@ function probeOf(o: ObservedServer): ServerProbe {
   return {
     role: o.role.kind,
     connectionsByState: () => o.server.connectionsByState(),
-    openConflicts: () => o.store.listConflicts('open').length,
+    openConflicts: () => o.store.openConflictCount(),
     slave:
       slave &&
       (() => {

@@ -34,6 +34,9 @@ function decisionKey(name: Buffer, location: Buffer): Buffer {
   return Buffer.concat([name, Buffer.of(0, 1), createHash('sha256').update(location).digest()]);
 }
 
+/** Meta key of the open-conflict count. */
+const OPEN_COUNT = 'openConflicts';
+
 export class ConflictQueue {
   constructor(
     private readonly conflictsDb: Database<ConflictRecord, number>,
@@ -61,6 +64,7 @@ export class ConflictQueue {
       this.metaDb.putSync('conflictSeq', id);
       record = firstClaim(claim, id, now);
       this.openClaimsDb.putSync(key, id);
+      this.countOpenInTxn(1);
     }
     this.conflictsDb.putSync(record.id, record);
     return record;
@@ -70,6 +74,21 @@ export class ConflictQueue {
     const out: ConflictRecord[] = [];
     for (const { value } of this.conflictsDb.getRange()) if (!status || value.status === status) out.push(value);
     return out;
+  }
+
+  /**
+   * Open conflicts, without reading the records (a metrics scrape asks on
+   * every scrape, and records carry ACLs of up to 128 KiB): kept in meta in
+   * the same transactions as the records. A folder from before the count is
+   * counted once, at its next conflict write.
+   */
+  get openCount(): number {
+    return (this.metaDb.get(OPEN_COUNT) as number | undefined) ?? this.list('open').length;
+  }
+
+  /** Before the records change: moves the open count by `delta`. */
+  private countOpenInTxn(delta: number): void {
+    if (delta !== 0) this.metaDb.putSync(OPEN_COUNT, this.openCount + delta);
   }
 
   get(id: number): ConflictRecord | undefined {
@@ -96,6 +115,7 @@ export class ConflictQueue {
       status: keep === 'none' ? 'dismissed' : 'resolved',
       resolution: { keep, at: new Date().toISOString(), by },
     };
+    this.countOpenInTxn(-1);
     this.conflictsDb.putSync(id, closed);
     this.openClaimsDb.removeSync(claimKey(record.name, record.claimed.location));
     this.indexDecisionInTxn(closed);
@@ -104,6 +124,8 @@ export class ConflictQueue {
 
   /** A record as a cluster holds it (a cluster view's write). */
   putInTxn(record: ConflictRecord): void {
+    const wasOpen = this.conflictsDb.get(record.id)?.status === 'open';
+    this.countOpenInTxn(Number(record.status === 'open') - Number(wasOpen));
     this.conflictsDb.putSync(record.id, record);
     this.indexDecisionInTxn(record);
   }

@@ -1,15 +1,13 @@
 /**
  * The directory on LMDB: the DirectoryStore of a single master or slave, and
  * the local view of a cluster node (store/etcd). Writes are group-committed
- * (commits.ts) and, with `overlappingSync: false`, a commit resolves only
- * once it is on disk. Every change also appends to the change log
- * (change-log.ts), in the same transaction.
- *
- * This class wires the parts, each in its own module: opening and the
- * storage format (lmdb-databases.ts, format-migration.ts), entries and the
- * by-server index (entry-table.ts), the conflict queue (conflict-queue.ts),
- * bulk load (bulk-load.ts), snapshots (lmdb-snapshot.ts) and listeners told
- * in order (listeners.ts).
+ * (commits.ts); with `overlappingSync: false` a commit resolves only once it
+ * is on disk. Every change also appends to the change log (change-log.ts), in
+ * the same transaction. This class wires the parts, each in its own module:
+ * opening and the storage format (lmdb-databases.ts, format-migration.ts),
+ * entries and the by-server index (entry-table.ts), the conflict queue
+ * (conflict-queue.ts), bulk load (bulk-load.ts), snapshots (lmdb-snapshot.ts)
+ * and listeners told in order (listeners.ts).
  */
 import type { Key, RootDatabase } from 'lmdb';
 import { BulkLoad, type LoadedBatch } from './bulk-load.js';
@@ -52,10 +50,9 @@ export interface LmdbStoreOptions {
   /** Refuse to create a new directory (tools that should only read or change an existing one). */
   mustExist?: boolean;
   /**
-   * Never write, not even at open: no new directory (implies mustExist), no
-   * conversion of an older format (refused with a StorageError instead), and
-   * every write method rejects. For readers of a folder a server already has
-   * open (dump worker threads).
+   * Never write, not even at open: no new directory (implies mustExist), no format
+   * conversion (a StorageError instead), every write method rejects. For readers of
+   * a folder a server already has open (dump worker threads).
    */
   readOnly?: boolean;
   /** How many change-log records to keep (older ones are pruned as new ones arrive). */
@@ -261,6 +258,10 @@ export class LmdbDirectoryStore implements DirectoryStore {
 
   listConflicts(status?: ConflictStatus): ConflictRecord[] {
     return this.conflicts.list(status);
+  }
+
+  openConflictCount(): number {
+    return this.conflicts.openCount;
   }
 
   getConflict(id: number): ConflictRecord | undefined {

@@ -127,6 +127,8 @@ export interface DirectoryStore {
    */
   mutate<R>(name: Buffer, decide: (current: Entry | undefined, txn: TxnTools) => Decision<R>, writer?: object): Promise<R>;
   listConflicts(status?: ConflictStatus): ConflictRecord[];
+  /** How many conflicts are open, without reading them. */
+  openConflictCount(): number;
   getConflict(id: number): ConflictRecord | undefined;
   /**
    * Closes an open conflict in one transaction with its directory change:

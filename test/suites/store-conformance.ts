@@ -226,6 +226,7 @@ export function storeConformance(label: string, open: StoreFactory): void {
           ['user.k3', 'b2!p', 1],
         ],
       );
+      t.is(store.openConflictCount(), 4, 'the open count, kept without reading the records');
       const rec1 = store.getConflict(first)!;
       t.is(rec1.status, 'open');
       t.is(rec1.command, 'ACTIVATE');
@@ -254,10 +255,12 @@ export function storeConformance(label: string, open: StoreFactory): void {
         [other],
       );
       t.is(store.listConflicts().length, 4);
+      t.is(store.openConflictCount(), 1, 'a refused close moves no count');
       // A claim after its record was dismissed opens a new record (a decided one is counted on its decision: below).
       const again = await claim('user.k3', 'b2!p');
       t.false([first, second, third, other].includes(again));
       t.is(store.getConflict(again)!.count, 1);
+      t.is(store.openConflictCount(), 2);
     })();
   });
 

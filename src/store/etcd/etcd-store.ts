@@ -210,6 +210,10 @@ export class EtcdDirectoryStore implements directory.DirectoryStore {
     return this.view.listConflicts(status);
   }
 
+  openConflictCount(): number {
+    return this.view.openConflictCount();
+  }
+
   getConflict(id: number): ConflictRecord | undefined {
     return this.view.getConflict(id);
   }
