@@ -69,6 +69,15 @@ async function apply(port: number, writes: Write[]): Promise<void> {
   }
 }
 
+/** Writes `text` to scratch/`name` and loads it into `folder`: the load must fail, saying `why`. */
+async function loadFails(t: ExecutionContext, name: string, text: string, folder: string, why: RegExp): Promise<void> {
+  const file = join(scratch, name);
+  writeFileSync(file, text);
+  const r = await runCli(['load', file, '--data', folder]);
+  t.not(r.code, 0, showRun(r));
+  t.regex(r.stderr, why);
+}
+
 /** LIST exactly as the server sends it (every line, in order). */
 async function rawList(port: number): Promise<string[]> {
   const c = await RawClient.login(port);
@@ -213,14 +222,13 @@ test('load refuses while a server runs on the folder, and a broken dump loads no
 
   // a dump that breaks off after a good record loads nothing at all
   const folder = freshFolder();
-  const broken = join(scratch, 'broken.json');
-  writeFileSync(
-    broken,
+  await loadFails(
+    t,
+    'broken.json',
     '{\n"user.a": {"name": "user.a", "mbtype": "er", "partition": "default", "server": "backend1", "acl": {}},\n"user.b": {"name": "user.b", "mbt',
+    folder,
+    /middle of a record/,
   );
-  const bad = await runCli(['load', broken, '--data', folder]);
-  t.not(bad.code, 0, showRun(bad));
-  t.regex(bad.stderr, /middle of a record/);
   const after = await start(folder);
   t.deepEqual(await rawList(after.port), ['L1 OK "list complete"']);
   // an empty directory dumps as Cyrus prints an empty mailboxes.db, and that loads
@@ -243,11 +251,8 @@ test("load is all or nothing past its first batch too; it creates the order the 
   const before = await runCli(['dump', '--data', folder]);
   const record = (i: number) =>
     `"user.half${i}": {"name": "user.half${i}", "mbtype": "e", "partition": "default", "server": "backend1", "acl": {}}`;
-  const broken = join(scratch, 'broken-late.json');
-  writeFileSync(broken, `{\n${Array.from({ length: 10_500 }, (_, i) => record(i)).join(',\n')},\n"user.cut": {"name": "user.c`);
-  const bad = await runCli(['load', broken, '--data', folder]);
-  t.not(bad.code, 0, showRun(bad));
-  t.regex(bad.stderr, /middle of a record/);
+  const brokenLate = `{\n${Array.from({ length: 10_500 }, (_, i) => record(i)).join(',\n')},\n"user.cut": {"name": "user.c`;
+  await loadFails(t, 'broken-late.json', brokenLate, folder, /middle of a record/);
   const after = await runCli(['dump', '--data', folder]);
   const withoutTimes = (dump: string) => dump.replace(/"mtime": "\d+"/g, '');
   t.is(withoutTimes(after.stdout), withoutTimes(before.stdout), 'the folder holds what it held before, nothing of the broken dump');
@@ -257,14 +262,9 @@ test("load is all or nothing past its first batch too; it creates the order the 
     'no scratch left behind',
   );
   // A record that is not an object is no mailbox: refused, not loaded as an entry on server "".
-  const notRecords = join(scratch, 'not-records.json');
-  writeFileSync(
-    notRecords,
-    '{"user.x": 5, "user.y": {"name": "user.y", "mbtype": "e", "partition": "default", "server": "backend1", "acl": {}}}\n',
-  );
-  const refusedRecord = await runCli(['load', notRecords, '--data', folder]);
-  t.is(refusedRecord.code, 1, showRun(refusedRecord));
-  t.regex(refusedRecord.stderr, /the record of "user\.x" is not an object/);
+  const notRecords =
+    '{"user.x": 5, "user.y": {"name": "user.y", "mbtype": "e", "partition": "default", "server": "backend1", "acl": {}}}\n';
+  await loadFails(t, 'not-records.json', notRecords, folder, /the record of "user\.x" is not an object/);
   t.is(withoutTimes((await runCli(['dump', '--data', folder])).stdout), withoutTimes(before.stdout));
 
   // directory_order from --config: the folder is made in that order, and a master with the same config opens it.
