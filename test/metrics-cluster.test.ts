@@ -42,6 +42,10 @@ test.serial(
     );
     body = (await httpGet(port, '/metrics')).body;
     t.true(Number.isNaN(sample(body, 'mupdated_etcd_view_lag_revisions')), 'unknown (NaN) while etcd does not answer');
+    // Writes are refused meanwhile: not ready.
+    let ready = await httpGet(port, '/readyz');
+    await waitUntil(async () => (ready = await httpGet(port, '/readyz')).status === 503, 10_000, '/readyz 503 while etcd does not answer');
+    t.regex(ready.body, /etcd does not answer/);
 
     cluster.restart(0);
     await waitUntil(
@@ -49,6 +53,7 @@ test.serial(
       30_000,
       'etcd_reachable 1 again',
     );
+    await waitUntil(async () => (await httpGet(port, '/readyz')).status === 200, 10_000, '/readyz 200 again');
   },
 );
 

@@ -69,6 +69,32 @@ function probeOf(o: ObservedServer): ServerProbe {
   };
 }
 
+/**
+ * A cluster node's readiness also needs etcd: without it every write is
+ * refused. Asked at most once a second, so a probe loop does not become
+ * load on etcd; a store without etcd is always ready here.
+ */
+function etcdReadiness(store: DirectoryStore): () => Promise<string | null> {
+  let last: { at: number; reason: string | null } = { at: -Infinity, reason: null };
+  let asking: Promise<string | null> | null = null;
+  return () => {
+    if (!store.health) return Promise.resolve(null);
+    if (performance.now() - last.at < 1000) return Promise.resolve(last.reason);
+    asking ??= store
+      .health()
+      .then(
+        (h) => (h.reachable ? null : 'etcd does not answer (writes are refused)'),
+        () => 'etcd does not answer (writes are refused)',
+      )
+      .then((reason) => {
+        last = { at: performance.now(), reason };
+        asking = null;
+        return reason;
+      });
+    return asking;
+  };
+}
+
 /** Starts the metrics listener when configured (null when not). */
 export async function startMetrics(config: ServerConfig, log: Logger, o: ObservedServer): Promise<MetricsListener | null> {
   if (!config.metricsListen) return null;
@@ -77,7 +103,10 @@ export async function startMetrics(config: ServerConfig, log: Logger, o: Observe
   const { startMetricsListener } = await import('../metrics/http-server.js');
   const metrics = createServerMetrics(probeOf(o));
   installMetricsSink(metrics.sink);
-  const listener = await startMetricsListener(config.metricsListen, metrics.registry, { notReadyReason: () => notReadyReason(o) });
+  const etcdReason = etcdReadiness(o.store);
+  const listener = await startMetricsListener(config.metricsListen, metrics.registry, {
+    notReadyReason: async () => notReadyReason(o) ?? (await etcdReason()),
+  });
   log.info({ host: listener.address.host, port: listener.address.port }, 'metrics listening (/metrics, /healthz, /readyz)');
   return listener;
 }

@@ -10,7 +10,7 @@ import type { Registry } from 'prom-client';
 
 export interface Readiness {
   /** null when ready, else why not (sent as the 503's body). */
-  notReadyReason(): string | null;
+  notReadyReason(): string | null | Promise<string | null>;
 }
 
 export interface MetricsListener {
@@ -57,7 +57,7 @@ async function answer(req: IncomingMessage, res: ServerResponse, registry: Regis
   }
   if (path === '/healthz') return send(res, 200, 'ok\n');
   if (path === '/readyz') {
-    const reason = readiness.notReadyReason();
+    const reason = await readiness.notReadyReason();
     return reason === null ? send(res, 200, 'ready\n') : send(res, 503, `not ready: ${reason}\n`);
   }
   return send(res, 404, 'not found: try /metrics, /healthz or /readyz\n');
