@@ -6,7 +6,12 @@
  */
 import test from 'ava';
 import { createLogger } from '../src/log.js';
+import { UserDb } from '../src/sasl/user-db.js';
+import { putClusterUser, removeClusterUser } from '../src/store/etcd/cluster-users.js';
+import { etcdClient } from '../src/store/etcd/connect.js';
 import { EtcdDirectoryStore } from '../src/store/etcd/etcd-store.js';
+import { EtcdLayout } from '../src/store/etcd/layout.js';
+import { UserMirror } from '../src/store/etcd/user-mirror.js';
 import type { Entry } from '../src/store/types.js';
 import { freshPrefix } from './helpers/cluster-nodes.js';
 import { CutProxy } from './helpers/cut-proxy.js';
@@ -101,4 +106,47 @@ test('a node that rebuilds its view numbers the differences past every change of
   } finally {
     atB.close();
   }
+});
+
+test('the users mirror still follows user changes after etcd compacted past it and restarted (its watch cancelled by etcd)', async (t) => {
+  t.timeout(90_000);
+  const etcd = await EtcdCluster.start(1);
+  const settings = { endpoints: etcd.endpoints, prefix: freshPrefix(), writeTimeoutMs: 3_000 };
+  const layout = new EtcdLayout(settings.prefix);
+  const dirs = [tempDir('mirror-source-'), tempDir('mirror-local-'), tempDir('mirror-state-')];
+  const source = UserDb.open(dirs[0]);
+  const local = UserDb.open(dirs[1]);
+  const tool = etcdClient(settings);
+  const mirrorClient = etcdClient(settings);
+  const mirror = new UserMirror(mirrorClient, layout, local, dirs[2], createLogger('silent'), 3_000, () => mirrorClient.close());
+  t.teardown(async () => {
+    await mirror.close();
+    tool.close();
+    await source.close();
+    await local.close();
+    await etcd.stop();
+    for (const d of dirs) removeDir(d);
+  });
+  const until = async (cond: () => boolean, ms: number) => {
+    for (const end = Date.now() + ms; !cond() && Date.now() < end;) await new Promise((r) => setTimeout(r, 100));
+    return cond();
+  };
+  await mirror.ready;
+  await source.set('alice', Buffer.from('pw-alice'), false);
+  await putClusterUser(tool, layout, { ...source.get('alice')! }, 3_000);
+  t.true(await until(() => local.get('alice') !== undefined, 10_000), 'alice mirrored');
+  // History moves on and is compacted past the mirror's watch; then etcd restarts.
+  for (let i = 0; i < 20; i++) await tool.put(`${settings.prefix}other/${i}`).value('v');
+  const head = Number((await tool.kv.range({ key: Buffer.from(`${settings.prefix}other/0`) })).header.revision);
+  await tool.kv.compact({ revision: String(head), physical: true });
+  await etcd.kill(0);
+  etcd.restart(0);
+  await etcd.waitHealthy();
+  let removed = false;
+  for (const end = Date.now() + 20_000; !removed && Date.now() < end;) {
+    removed = await removeClusterUser(tool, layout, 'alice', 3_000).catch(() => false);
+    if (!removed) await new Promise((r) => setTimeout(r, 200));
+  }
+  t.true(removed, 'alice removed in etcd');
+  t.true(await until(() => local.get('alice') === undefined, 20_000), 'the removal reached the mirror');
 });
