@@ -80,13 +80,18 @@ export function bool(key: string, v: string): boolean {
 /** The longest timer Node keeps (2^31-1 ms): a longer one fires at once. */
 export const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
 
-/** A duration in whole seconds, `min` or more, as milliseconds; no longer than a timer can wait (about 24 days). */
-export function secondsMs(key: string, v: string, min = 0): number {
+/** A duration in whole seconds, `min` or more, no longer than a timer can wait (about 24 days). */
+export function wholeSeconds(key: string, v: string, min = 0): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < min || n > MAX_TIMER_SECONDS) {
     throw new ConfigError(`${key}: expected whole seconds from ${min} to ${MAX_TIMER_SECONDS}, got '${v}'`);
   }
-  return n * 1000;
+  return n;
+}
+
+/** wholeSeconds, as milliseconds. */
+export function secondsMs(key: string, v: string, min = 0): number {
+  return wholeSeconds(key, v, min) * 1000;
 }
 
 /** A duration in seconds, fractions allowed, above 0 and no longer than a timer can wait, as milliseconds. */

@@ -21,6 +21,7 @@ import {
   parseHostPort,
   secondsMs,
   tlsVersions,
+  wholeSeconds,
   type SaslMechanism,
   type TlsVersionRange,
 } from './config-values.js';
@@ -230,7 +231,7 @@ export function applySettings(config: ServerConfig, settings: Map<string, string
         config.imapdConf = v;
         break;
       case 'client_timeout':
-        config.upstream.connectTimeoutSeconds = secondsMs(key, v, 1) / 1000;
+        config.upstream.connectTimeoutSeconds = wholeSeconds(key, v, 1);
         break;
       case 'admins':
         config.admins = v.split(/[\s,]+/).filter(Boolean);
@@ -327,10 +328,10 @@ export function applySettings(config: ServerConfig, settings: Map<string, string
         config.upstream.password = v;
         break;
       case 'mupdate_retry_delay':
-        config.upstream.retryDelaySeconds = secondsMs(key, v, 0) / 1000;
+        config.upstream.retryDelaySeconds = wholeSeconds(key, v, 0);
         break;
       case 'slave_dump_timeout':
-        config.upstream.dumpTimeoutSeconds = secondsMs(key, v, 1) / 1000;
+        config.upstream.dumpTimeoutSeconds = wholeSeconds(key, v, 1);
         break;
       case 'slave_resume':
         config.upstream.resume = bool(key, v);

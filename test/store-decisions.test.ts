@@ -62,3 +62,35 @@ test('decisions made before the decision index existed are indexed at open: the 
     removeDir(dir);
   }
 });
+
+test('a folder from before the open-conflict count is counted once when opened for writing', async (t) => {
+  const dir = tempDir('store-open-count-');
+  try {
+    let store = LmdbDirectoryStore.open(dir, { order: 'cyrus' });
+    for (const name of ['user.c1', 'user.c2', 'user.c3']) {
+      await store.mutate(B(name), () => ({ kind: 'put', entry: active(name, 'b1!p', ''), result: null }));
+    }
+    const ids = [];
+    for (const name of ['user.c1', 'user.c2', 'user.c3']) ids.push((await claim(store, name, 'b2!p')).id);
+    await store.closeConflict(ids[0], 'none', 'admin');
+    t.is(store.openConflictCount(), 2);
+    await store.close();
+    // As an older version left it: no count in meta.
+    const root = open({ path: `${dir}/directory.mdb`, maxDbs: 12, compression: false });
+    const meta = root.openDB<unknown, string>({ name: 'meta' });
+    await root.transaction(() => meta.removeSync('openConflicts'));
+    await root.close();
+
+    store = LmdbDirectoryStore.open(dir, {});
+    try {
+      t.is(store.getOwnMeta('openConflicts'), 2, 'counted at open and kept in meta');
+      t.is(store.openConflictCount(), 2);
+      await store.closeConflict(ids[1], 'none', 'admin');
+      t.is(store.openConflictCount(), 1);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    removeDir(dir);
+  }
+});

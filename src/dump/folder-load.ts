@@ -11,7 +11,6 @@ import { Worker } from 'node:worker_threads';
 import { CLUSTER_VIEW_KEY } from '../backup/folder-databases.js';
 import { clusterBackupAdvice } from '../backup/hot-backup.js';
 import { replaceDurably } from '../store/durable-replace.js';
-import { lmdbFileExists } from '../store/lmdb-open.js';
 import type { DirectoryOrder } from '../store/types.js';
 import { LmdbDirectoryStore } from '../store/lmdb-store.js';
 import { whilePrivate } from '../store/private-files.js';
@@ -50,8 +49,7 @@ export async function loadIntoFolder(file: string, dataDir: string, order?: Dire
   rmSync(scratch, { recursive: true, force: true });
   rmSync(compacted, { force: true });
   let converted: number | null = null;
-  // A new folder gets its (empty) directory first, as a server would make it: a load that fails leaves that.
-  if (!lmdbFileExists(join(dataDir, 'directory.mdb'))) await LmdbDirectoryStore.open(dataDir, { order }).close();
+  // Opening makes a new folder's (empty) directory, as a server would: a load that fails leaves that.
   const existing = LmdbDirectoryStore.open(dataDir, { order });
   try {
     // A node's view is rebuilt from etcd: entries loaded into it would be this node's alone.

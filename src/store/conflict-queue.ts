@@ -79,8 +79,9 @@ export class ConflictQueue {
   /**
    * Open conflicts, without reading the records (a metrics scrape asks on
    * every scrape, and records carry ACLs of up to 128 KiB): kept in meta in
-   * the same transactions as the records. A folder from before the count is
-   * counted once, at its next conflict write.
+   * the same transactions as the records (a folder from before the count is
+   * counted once when opened: catchUpInTxn). A read-only store of an older
+   * folder counts the records.
    */
   get openCount(): number {
     return (this.metaDb.get(OPEN_COUNT) as number | undefined) ?? this.list('open').length;
@@ -150,14 +151,19 @@ export class ConflictQueue {
     this.openClaimsDb.removeSync(decisionKey(record.name, kept));
   }
 
-  /** Whether decisions made before the decision index existed still need indexing (indexOldDecisionsInTxn). */
-  get oldDecisionsUnindexed(): boolean {
-    return this.metaDb.get('decisionsIndexed') === undefined;
+  /** Whether a folder from before the decision index or the open count still needs them (catchUpInTxn). */
+  get behind(): boolean {
+    return this.metaDb.get('decisionsIndexed') === undefined || this.metaDb.get(OPEN_COUNT) === undefined;
   }
 
-  /** Indexes every decision, in the order they were numbered; once per folder, inside a write transaction. */
-  indexOldDecisionsInTxn(): void {
-    for (const { value } of this.conflictsDb.getRange()) this.indexDecisionInTxn(value);
+  /** Indexes every decision in the order they were numbered, and counts the open ones; once per folder, inside a write transaction. */
+  catchUpInTxn(): void {
+    let open = 0;
+    for (const { value } of this.conflictsDb.getRange()) {
+      if (value.status === 'open') open++;
+      this.indexDecisionInTxn(value);
+    }
     this.metaDb.putSync('decisionsIndexed', true);
+    this.metaDb.putSync(OPEN_COUNT, open);
   }
 }

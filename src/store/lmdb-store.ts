@@ -145,7 +145,7 @@ export class LmdbDirectoryStore implements DirectoryStore {
         options.onListenerError ?? warnListenerFailure,
       );
       if (format === 1) store.convertFormat1(dir);
-      if (!readOnly && store.conflicts.oldDecisionsUnindexed) store.commits.now(() => store.conflicts.indexOldDecisionsInTxn());
+      if (!readOnly && store.conflicts.behind) store.commits.now(() => store.conflicts.catchUpInTxn());
       return store;
     } catch (err) {
       void root.close();

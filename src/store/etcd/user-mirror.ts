@@ -7,7 +7,7 @@
  * was down is applied at the next start. A name in both places: etcd's
  * record wins.
  */
-import { cancelWithin, resumeAfterReceived } from './watch-resume.js';
+import { cancelWithin, watchPrefixFrom } from './watch-resume.js';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Etcd3, IWatchResponse, Watcher } from 'etcd3';
@@ -75,9 +75,7 @@ export class UserMirror {
   }
 
   private async watchFrom(revision: number): Promise<void> {
-    // Handlers go on before the watch is sent: etcd may answer its creation and events in one read.
-    const watcher = this.client.watch().prefix(this.layout.users).startRevision(String(revision)).watcher();
-    resumeAfterReceived(watcher, revision);
+    const watcher = watchPrefixFrom(this.client, this.layout.users, revision);
     this.watcher = watcher;
     const created = new Promise<void>((resolve) => {
       watcher.once('connected', () => resolve());

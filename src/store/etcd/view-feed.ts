@@ -10,7 +10,7 @@ import { sameEntry } from '../codec.js';
 import type { ExternalBatch, LmdbDirectoryStore } from '../lmdb-store.js';
 import type { ConflictRecord, Entry } from '../types.js';
 import { DirectoryUnavailable, withDeadline } from './connect.js';
-import { cancelWithin, resumeAfterReceived } from './watch-resume.js';
+import { cancelWithin, watchPrefixFrom } from './watch-resume.js';
 import { decodeConflict, decodeEntryValue, decodeJson, prefixEnd, SEQ_PER_REVISION, seqOf, type EtcdLayout } from './layout.js';
 
 const PAGE = 2_000;
@@ -80,9 +80,8 @@ export class ViewFeed {
    * follow or a cancel (history compacted), and those must not pass unheard.
    */
   private watchFrom(revision: number): Promise<void> {
-    const watcher = this.client.watch().prefix(this.layout.all).startRevision(String(revision)).watcher();
+    const watcher = watchPrefixFrom(this.client, this.layout.all, revision);
     this.watcher = watcher;
-    resumeAfterReceived(watcher, revision);
     let created = false;
     return new Promise<void>((resolve) => {
       watcher.on('data', (res: IWatchResponse) => {

@@ -11,9 +11,20 @@
  * keeps the resume point just past the last event received and puts it on
  * the watch request each time the request is sent.
  */
-import type { IWatchResponse, Watcher } from 'etcd3';
+import type { Etcd3, IWatchResponse, Watcher } from 'etcd3';
 
-export function resumeAfterReceived(watcher: Watcher, from: number): void {
+/**
+ * A watch of `prefix` from `revision`, created but not yet sent: the caller
+ * puts its handlers on first (etcd may answer the creation and the events
+ * after it in one read). It resumes after the last event received.
+ */
+export function watchPrefixFrom(client: Etcd3, prefix: Buffer, revision: number): Watcher {
+  const watcher = client.watch().prefix(prefix).startRevision(String(revision)).watcher();
+  resumeAfterReceived(watcher, revision);
+  return watcher;
+}
+
+function resumeAfterReceived(watcher: Watcher, from: number): void {
   let next = from;
   watcher.on('data', (res: IWatchResponse) => {
     const events = res.events;
